@@ -1,0 +1,371 @@
+package blobstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"cloud.google.com/go/storage"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/gcsblob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// SignatureSuffix is appended to a package's key for its minisign signature.
+const SignatureSuffix = ".minisig"
+
+// PackageInfo describes a stored package.
+type PackageInfo struct {
+	Name manifest.PackageName
+	Meta manifest.PackageMeta
+	Size int64
+}
+
+// PackageWriter streams one package into the bucket. Bytes written to it
+// are hashed as they pass and uploaded to a staging object under uploads/;
+// Close seals the package: the object appears under its name, with its
+// metadata and sha256, only if no package of that name exists. Until Close
+// returns nil nothing is visible under the package's name.
+//
+// This two-step shape exists because object stores take metadata when an
+// upload starts, and the sha256 is known only at its end; sealing is a
+// server-side copy on GCS and S3.
+//
+// A PackageWriter is not safe for concurrent use. Exactly one of Close or
+// Abort must be called.
+type PackageWriter struct {
+	s       *Store
+	ctx     context.Context
+	cancel  context.CancelFunc
+	name    manifest.PackageName
+	meta    manifest.PackageMeta
+	staging string
+	w       *blob.Writer
+	hash    hash.Hash
+	n       int64
+	sum     string
+	done    bool
+}
+
+// NewPackageWriter starts writing package name with metadata meta (its
+// SHA256 field is ignored and filled in by Close). It fails early with
+// ErrConflict when a package of that name already exists.
+func (s *Store) NewPackageWriter(ctx context.Context, name manifest.PackageName, meta manifest.PackageMeta) (*PackageWriter, error) {
+	if err := manifest.CheckName("app", name.App); err != nil {
+		return nil, fmt.Errorf("blobstore: package: %w", err)
+	}
+	key := PackageKey(name)
+	if v, err := s.version(ctx, key); err != nil {
+		return nil, err
+	} else if v != "" {
+		return nil, fmt.Errorf("blobstore: package %s: %w (packages are never overwritten)", name, ErrConflict)
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	staging := uploadsPrefix + name.String() + "." + hex.EncodeToString(rnd[:])
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := s.bucket.NewWriter(wctx, staging, &blob.WriterOptions{
+		ContentType: "application/octet-stream",
+		BufferSize:  16 << 20, // S3 part size / GCS chunk: fewer round trips for large packages
+	})
+	if err != nil {
+		cancel()
+		return nil, classify("upload", staging, err)
+	}
+	meta.Format = name.Format
+	return &PackageWriter{s: s, ctx: ctx, cancel: cancel, name: name, meta: meta, staging: staging, w: w, hash: sha256.New()}, nil
+}
+
+// Write uploads p.
+func (pw *PackageWriter) Write(p []byte) (int, error) {
+	pw.hash.Write(p)
+	n, err := pw.w.Write(p)
+	pw.n += int64(n)
+	if err != nil {
+		return n, classify("upload", pw.staging, err)
+	}
+	return n, nil
+}
+
+// Size returns the number of bytes written so far.
+func (pw *PackageWriter) Size() int64 { return pw.n }
+
+// SHA256 returns the hex sha256 of the package, once Close succeeded.
+func (pw *PackageWriter) SHA256() string { return pw.sum }
+
+// Meta returns the metadata stored on the package, once Close succeeded.
+func (pw *PackageWriter) Meta() manifest.PackageMeta { return pw.meta }
+
+// Abort cancels the upload; nothing is left under the package's name. It is
+// safe to call after Close (it then does nothing).
+func (pw *PackageWriter) Abort() {
+	if pw.done {
+		return
+	}
+	pw.done = true
+	pw.cancel()
+	_ = pw.w.Close()
+	_ = pw.s.bucket.Delete(context.WithoutCancel(pw.ctx), pw.staging)
+}
+
+// Close finishes the upload and seals the package. On error nothing is
+// visible under the package's name; the error wraps ErrConflict when a
+// package of that name appeared meanwhile.
+func (pw *PackageWriter) Close() error {
+	if pw.done {
+		return errors.New("blobstore: package writer already closed")
+	}
+	pw.done = true
+	defer pw.cancel()
+	defer func() { _ = pw.s.bucket.Delete(context.WithoutCancel(pw.ctx), pw.staging) }()
+	if err := pw.w.Close(); err != nil {
+		return classify("upload", pw.staging, err)
+	}
+	pw.sum = hex.EncodeToString(pw.hash.Sum(nil))
+	pw.meta.SHA256 = pw.sum
+	if err := pw.s.seal(pw.ctx, pw.staging, PackageKey(pw.name), pw.meta.Map()); err != nil {
+		pw.sum = ""
+		return err
+	}
+	return nil
+}
+
+// seal copies the staging object to key with metadata md, only if key does
+// not exist.
+func (s *Store) seal(ctx context.Context, staging, key string, md map[string]string) error {
+	var err error
+	switch s.backend {
+	case backendGCS:
+		err = s.bucket.Copy(ctx, key, staging, &blob.CopyOptions{BeforeCopy: func(as func(any) bool) error {
+			var h *gcsblob.CopyObjectHandles
+			if !as(&h) {
+				return errors.New("gcs: no copy handles")
+			}
+			h.Dst = h.Dst.If(storage.Conditions{DoesNotExist: true})
+			var c *storage.Copier
+			if !as(&c) {
+				return errors.New("gcs: no copier")
+			}
+			c.ContentType = "application/octet-stream"
+			c.Metadata = md
+			return nil
+		}})
+	case backendS3:
+		err = s.bucket.Copy(ctx, key, staging, &blob.CopyOptions{BeforeCopy: func(as func(any) bool) error {
+			var in *s3.CopyObjectInput
+			if !as(&in) {
+				return errors.New("s3: no copy input")
+			}
+			in.MetadataDirective = s3types.MetadataDirectiveReplace
+			in.Metadata = make(map[string]string, len(md))
+			for k, v := range md {
+				in.Metadata[k] = url.PathEscape(v) // as s3blob stores (and unescapes) metadata
+			}
+			ct := "application/octet-stream"
+			in.ContentType = &ct
+			any := "*"
+			in.IfNoneMatch = &any
+			return nil
+		}})
+		if err != nil && isS3Conflict(err) {
+			return fmt.Errorf("blobstore: seal %s: %w", key, ErrConflict)
+		}
+	default:
+		err = s.copyIfAbsent(ctx, staging, key, md)
+	}
+	return classify("seal", key, err)
+}
+
+// copyIfAbsent seals on backends without server-side conditional copies,
+// under the Store's lock.
+func (s *Store) copyIfAbsent(ctx context.Context, staging, key string, md map[string]string) error {
+	unlock, err := s.lock(true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if v, err := s.version(ctx, key); err != nil {
+		return err
+	} else if v != "" {
+		return fmt.Errorf("blobstore: seal %s: %w", key, ErrConflict)
+	}
+	r, err := s.bucket.NewReader(ctx, staging, nil)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", Metadata: md, IfNotExist: true})
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		cancel()
+		_ = w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// OpenPackage opens package name for streaming and returns its description.
+// The caller must close the reader, and must verify the bytes against
+// info.Meta.SHA256 before trusting them.
+func (s *Store) OpenPackage(ctx context.Context, name manifest.PackageName) (io.ReadCloser, PackageInfo, error) {
+	info, err := s.StatPackage(ctx, name)
+	if err != nil {
+		return nil, PackageInfo{}, err
+	}
+	r, err := s.bucket.NewReader(ctx, PackageKey(name), nil)
+	if err != nil {
+		return nil, PackageInfo{}, classify("read", PackageKey(name), err)
+	}
+	return r, info, nil
+}
+
+// StatPackage returns the description of package name, from its metadata.
+// A package without a valid sha256 in its metadata is an error.
+func (s *Store) StatPackage(ctx context.Context, name manifest.PackageName) (PackageInfo, error) {
+	key := PackageKey(name)
+	unlock, err := s.lock(false)
+	if err != nil {
+		return PackageInfo{}, fmt.Errorf("blobstore: stat %s: %w", key, err)
+	}
+	a, err := s.bucket.Attributes(ctx, key)
+	unlock()
+	if err != nil {
+		return PackageInfo{}, classify("stat", key, err)
+	}
+	meta, err := manifest.ParsePackageMeta(a.Metadata)
+	if err != nil {
+		return PackageInfo{}, fmt.Errorf("blobstore: %s: %w", key, err)
+	}
+	return PackageInfo{Name: name, Meta: meta, Size: a.Size}, nil
+}
+
+// ListPackageNames returns the names of app's packages, newest first, from
+// one listing (no per-package requests). Objects whose names do not parse
+// are ignored.
+func (s *Store) ListPackageNames(ctx context.Context, app string) ([]manifest.PackageName, error) {
+	if err := manifest.CheckName("app", app); err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	prefix := PackagesPrefix + app + "/"
+	var names []manifest.PackageName
+	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, classify("list", prefix, err)
+		}
+		if strings.HasSuffix(o.Key, SignatureSuffix) {
+			continue
+		}
+		p, err := manifest.ParsePackageName(strings.TrimPrefix(o.Key, PackagesPrefix))
+		if err != nil || p.App != app {
+			continue
+		}
+		names = append(names, p)
+	}
+	slices.SortFunc(names, func(a, b manifest.PackageName) int { return b.Compare(a) })
+	return names, nil
+}
+
+// listConcurrency bounds the metadata requests ListPackages has in flight.
+const listConcurrency = 16
+
+// ListPackages returns app's packages with their metadata, newest first.
+// Metadata is fetched with up to 16 requests in flight.
+func (s *Store) ListPackages(ctx context.Context, app string) ([]PackageInfo, error) {
+	names, err := s.ListPackageNames(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	return s.StatPackages(ctx, names)
+}
+
+// StatPackages returns the descriptions of names, in the same order,
+// fetched concurrently.
+func (s *Store) StatPackages(ctx context.Context, names []manifest.PackageName) ([]PackageInfo, error) {
+	infos := make([]PackageInfo, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, listConcurrency)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			infos[i], errs[i] = s.StatPackage(ctx, n)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return infos, nil
+}
+
+// ListApps returns the apps that have a packages/ folder, sorted.
+func (s *Store) ListApps(ctx context.Context) ([]string, error) {
+	var apps []string
+	it := s.bucket.List(&blob.ListOptions{Prefix: PackagesPrefix, Delimiter: "/"})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, classify("list", PackagesPrefix, err)
+		}
+		app := strings.TrimSuffix(strings.TrimPrefix(o.Key, PackagesPrefix), "/")
+		if o.IsDir && manifest.CheckName("app", app) == nil {
+			apps = append(apps, app)
+		}
+	}
+	slices.Sort(apps)
+	return apps, nil
+}
+
+// WriteSignature stores sig beside package name. Signatures, like packages,
+// are never overwritten: a second one is ErrConflict.
+func (s *Store) WriteSignature(ctx context.Context, name manifest.PackageName, sig []byte) error {
+	_, err := s.Write(ctx, PackageKey(name)+SignatureSuffix, sig, "")
+	return err
+}
+
+// ReadSignature returns the signature stored beside package name; the error
+// wraps ErrNotFound when the package is unsigned.
+func (s *Store) ReadSignature(ctx context.Context, name manifest.PackageName) ([]byte, error) {
+	data, _, err := s.Read(ctx, PackageKey(name)+SignatureSuffix)
+	return data, err
+}
+
+// IsTransient reports whether err is a bucket error worth retrying: not a
+// missing object, a conflict, a refusal or a bad argument.
+func IsTransient(err error) bool {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound, gcerrors.FailedPrecondition, gcerrors.PermissionDenied, gcerrors.InvalidArgument, gcerrors.Unimplemented, gcerrors.Canceled:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,67 @@
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// AuditRecord is one change to one server's manifest, stored under audit/.
+type AuditRecord struct {
+	Time   time.Time `json:"time"`
+	User   string    `json:"user"`
+	Server string    `json:"server"`
+	Action string    `json:"action"` // e.g. "set hello", "remove api", "put manifest"
+	// Before and After are the manifests' package lists as the change found
+	// and left them (nil when the manifest did not exist).
+	Before *Manifest `json:"-"`
+	After  *Manifest `json:"-"`
+}
+
+type auditJSON struct {
+	Time   time.Time       `json:"time"`
+	User   string          `json:"user"`
+	Server string          `json:"server"`
+	Action string          `json:"action"`
+	Before json.RawMessage `json:"before"`
+	After  json.RawMessage `json:"after"`
+}
+
+// Marshal encodes the record as one line of JSON, manifests in canonical form.
+func (r *AuditRecord) Marshal() []byte {
+	a := auditJSON{Time: r.Time.UTC(), User: r.User, Server: r.Server, Action: r.Action, Before: []byte("null"), After: []byte("null")}
+	if r.Before != nil {
+		a.Before = r.Before.Marshal()
+	}
+	if r.After != nil {
+		a.After = r.After.Marshal()
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}
+
+// ParseAuditRecord decodes a record written by Marshal.
+func ParseAuditRecord(data []byte) (*AuditRecord, error) {
+	var a auditJSON
+	if err := decodeStrict(data, &a); err != nil {
+		return nil, fmt.Errorf("invalid audit record: %w", err)
+	}
+	r := &AuditRecord{Time: a.Time, User: a.User, Server: a.Server, Action: a.Action}
+	for _, x := range []struct {
+		raw json.RawMessage
+		dst **Manifest
+	}{{a.Before, &r.Before}, {a.After, &r.After}} {
+		if len(x.raw) == 0 || string(x.raw) == "null" {
+			continue
+		}
+		m, err := Parse(x.raw)
+		if err != nil {
+			return nil, fmt.Errorf("invalid audit record: %w", err)
+		}
+		*x.dst = m
+	}
+	return r, nil
+}

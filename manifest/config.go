@@ -1,0 +1,69 @@
+package manifest
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// PushConfig says which apps may go on which servers, and names groups of
+// servers (Skia's skiapush.conf, as JSON):
+//
+//	{"servers": {"web-1": ["hello", "api"]}, "groups": {"web": ["web-1"]}}
+type PushConfig struct {
+	Servers map[string][]string `json:"servers"`
+	Groups  map[string][]string `json:"groups,omitempty"`
+}
+
+// ParsePushConfig decodes and validates a push config: names are valid,
+// unknown fields are refused and every group member is a configured server.
+func ParsePushConfig(data []byte) (*PushConfig, error) {
+	var c PushConfig
+	if err := decodeStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("push config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks names and group membership.
+func (c *PushConfig) Validate() error {
+	for s, apps := range c.Servers {
+		if err := CheckName("server", s); err != nil {
+			return fmt.Errorf("push config: servers: %w", err)
+		}
+		for _, a := range apps {
+			if err := CheckName("app", a); err != nil {
+				return fmt.Errorf("push config: servers[%q]: %w", s, err)
+			}
+		}
+	}
+	for g, members := range c.Groups {
+		if err := CheckName("group", g); err != nil {
+			return fmt.Errorf("push config: groups: %w", err)
+		}
+		for _, s := range members {
+			if _, ok := c.Servers[s]; !ok {
+				return fmt.Errorf("push config: groups[%q]: server %q is not in servers", g, s)
+			}
+		}
+	}
+	return nil
+}
+
+// ServerNames returns the configured servers, sorted.
+func (c *PushConfig) ServerNames() []string {
+	names := make([]string, 0, len(c.Servers))
+	for s := range c.Servers {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Allowed reports whether app may be deployed to server.
+func (c *PushConfig) Allowed(server, app string) bool {
+	return slices.Contains(c.Servers[server], app)
+}
