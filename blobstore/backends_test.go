@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/testserver"
 )
 
 func openURL(t *testing.T, url string) *blobstore.Store {
@@ -16,9 +17,18 @@ func openURL(t *testing.T, url string) *blobstore.Store {
 	return s
 }
 
+// backends returns the four backends of the contract suite. The GCS and S3
+// servers are real protocol servers, started once for the suite; each case
+// gets a fresh bucket.
 func backends(t *testing.T) []backend {
+	gcs := testserver.StartGCS(t)
+	gcs.Setenv(t)
+	s3 := testserver.StartS3(t)
+	s3.Setenv(t)
 	return []backend{
 		{name: "mem", open: func(t *testing.T) *blobstore.Store { return openURL(t, "mem://") }},
 		{name: "file", open: func(t *testing.T) *blobstore.Store { return openURL(t, "file://"+t.TempDir()) }},
+		{name: "gcs", open: func(t *testing.T) *blobstore.Store { return openURL(t, gcs.Bucket(t, "")) }, count: gcs.BytesSent},
+		{name: "s3", open: func(t *testing.T) *blobstore.Store { return openURL(t, s3.Bucket(t, "")) }, count: s3.BytesSent},
 	}
 }

@@ -89,12 +89,8 @@ func testNotFound(t *testing.T, b backend) {
 	if changed, v, err := s.Changed(ctx, "missing.json", ""); err != nil || changed || v != "" {
 		t.Fatalf("Changed missing = %v, %q, %v; want false, \"\", nil", changed, v, err)
 	}
-	if _, err := s.Write(ctx, "missing.json", []byte("x"), "g123"); !errors.Is(err, blobstore.ErrConflict) && b.name != "s3" {
-		// A version-matching write of a missing object must fail; S3 answers
-		// If-Match on a missing key with 404, checked below.
-		t.Fatalf("conditional write of a missing object: %v, want ErrConflict", err)
-	} else if err == nil {
-		t.Fatal("conditional write of a missing object succeeded")
+	if _, err := s.Write(ctx, "missing.json", []byte("x"), "g123"); !errors.Is(err, blobstore.ErrConflict) {
+		t.Fatalf("version-matching write of a missing object: %v, want ErrConflict", err)
 	}
 	p := mustName(t, "hello/hello-20261122T101500Z-0123456789ab.tar.zst")
 	if _, err := s.ReadSignature(ctx, p); !errors.Is(err, blobstore.ErrNotFound) {
@@ -331,45 +327,59 @@ func testPackages(t *testing.T, b backend) {
 	}
 }
 
-// testPackageSealRace: two releases of the same name stream at once; one wins.
+// testPackageSealRace: several releases of the same name stream at once;
+// exactly one wins, the others get ErrConflict, and the stored package is
+// the winner's, bytes and metadata.
 func testPackageSealRace(t *testing.T, b backend) {
 	s, ctx := b.open(t), t.Context()
 	name := mustName(t, "api/api-20261122T101500Z-0123456789ab.tar.gz")
-	var ws []*blobstore.PackageWriter
-	for i := range 2 {
-		pw, err := s.NewPackageWriter(ctx, name, manifest.PackageMeta{App: "api", Note: fmt.Sprint(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pw.Write(bytes.Repeat([]byte{byte(i)}, 1000))
-		ws = append(ws, pw)
-	}
-	errs := make([]error, 2)
+	const n = 4
+	errs := make([]error, n)
+	sums := make([]string, n)
 	var wg sync.WaitGroup
-	for i, pw := range ws {
-		wg.Go(func() { errs[i] = pw.Close() })
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			pw, err := s.NewPackageWriter(ctx, name, manifest.PackageMeta{App: "api", Note: fmt.Sprint(i)})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			pw.Write(bytes.Repeat([]byte{byte(i)}, 100_000))
+			errs[i] = pw.Close()
+			sums[i] = pw.SHA256()
+		})
 	}
+	close(start)
 	wg.Wait()
-	if (errs[0] == nil) == (errs[1] == nil) {
-		t.Fatalf("seal race: errors %v and %v; want exactly one ErrConflict", errs[0], errs[1])
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("releases %d and %d of one name both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, blobstore.ErrConflict):
+			t.Fatalf("release %d: %v, want ErrConflict", i, err)
+		}
 	}
-	loser := errs[0]
-	if loser == nil {
-		loser = errs[1]
+	if winner < 0 {
+		t.Fatal("no release succeeded")
 	}
-	if !errors.Is(loser, blobstore.ErrConflict) {
-		t.Fatalf("loser: %v, want ErrConflict", loser)
-	}
-	info, err := s.StatPackage(ctx, name)
+	r, info, err := s.OpenPackage(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	winner := 0
-	if errs[0] != nil {
-		winner = 1
-	}
-	if info.Meta.Note != fmt.Sprint(winner) || info.Meta.SHA256 != ws[winner].SHA256() {
+	body, _ := io.ReadAll(r)
+	r.Close()
+	sum := sha256.Sum256(body)
+	if info.Meta.Note != fmt.Sprint(winner) || info.Meta.SHA256 != sums[winner] || hex.EncodeToString(sum[:]) != sums[winner] {
 		t.Fatalf("stored package is not the winner's: %+v", info.Meta)
+	}
+	// Once sealed, the name stays taken.
+	if _, err := s.NewPackageWriter(ctx, name, manifest.PackageMeta{}); !errors.Is(err, blobstore.ErrConflict) {
+		t.Fatalf("release after the race: %v, want ErrConflict", err)
 	}
 	assertNoUploads(t, s)
 }

@@ -18,8 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/gcsblob"
-	"gocloud.dev/gcerrors"
+		"gocloud.dev/gcerrors"
 
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -37,12 +36,19 @@ type PackageInfo struct {
 // PackageWriter streams one package into the bucket. Bytes written to it
 // are hashed as they pass and uploaded to a staging object under uploads/;
 // Close seals the package: the object appears under its name, with its
-// metadata and sha256, only if no package of that name exists. Until Close
-// returns nil nothing is visible under the package's name.
+// metadata and sha256. Until Close returns nil nothing is visible under the
+// package's name.
 //
 // This two-step shape exists because object stores take metadata when an
 // upload starts, and the sha256 is known only at its end; sealing is a
-// server-side copy on GCS and S3.
+// server-side copy on GCS and S3. Because servers do not all honour
+// preconditions on copies, the name is made exclusive differently: the
+// writer first creates a claim object (uploads/{name}.claim) with a
+// write-if-absent, which every backend enforces, then checks that no package
+// of that name exists, and holds the claim until it has sealed or aborted.
+// Two releases of one name can therefore never both succeed. A release that
+// crashes leaves its claim behind; the name, which carries the build time to
+// the second, is then simply not reusable.
 //
 // A PackageWriter is not safe for concurrent use. Exactly one of Close or
 // Abort must be called.
@@ -53,6 +59,7 @@ type PackageWriter struct {
 	name    manifest.PackageName
 	meta    manifest.PackageMeta
 	staging string
+	claim   string
 	w       *blob.Writer
 	hash    hash.Hash
 	n       int64
@@ -68,9 +75,19 @@ func (s *Store) NewPackageWriter(ctx context.Context, name manifest.PackageName,
 		return nil, fmt.Errorf("blobstore: package: %w", err)
 	}
 	key := PackageKey(name)
-	if v, err := s.version(ctx, key); err != nil {
+	claim := uploadsPrefix + name.String() + ".claim"
+	if _, err := s.Write(ctx, claim, []byte(name.String()), ""); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("blobstore: package %s: another release of this name is under way: %w", name, ErrConflict)
+		}
 		return nil, err
-	} else if v != "" {
+	}
+	release := func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), claim) }
+	if exists, err := s.exists(ctx, key); err != nil || exists {
+		release()
+		if err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("blobstore: package %s: %w (packages are never overwritten)", name, ErrConflict)
 	}
 	var rnd [8]byte
@@ -83,10 +100,11 @@ func (s *Store) NewPackageWriter(ctx context.Context, name manifest.PackageName,
 	})
 	if err != nil {
 		cancel()
+		release()
 		return nil, classify("upload", staging, err)
 	}
 	meta.Format = name.Format
-	return &PackageWriter{s: s, ctx: ctx, cancel: cancel, name: name, meta: meta, staging: staging, w: w, hash: sha256.New()}, nil
+	return &PackageWriter{s: s, ctx: ctx, cancel: cancel, name: name, meta: meta, staging: staging, claim: claim, w: w, hash: sha256.New()}, nil
 }
 
 // Write uploads p.
@@ -118,7 +136,14 @@ func (pw *PackageWriter) Abort() {
 	pw.done = true
 	pw.cancel()
 	_ = pw.w.Close()
-	_ = pw.s.bucket.Delete(context.WithoutCancel(pw.ctx), pw.staging)
+	pw.cleanup()
+}
+
+// cleanup removes the staging object and then releases the claim.
+func (pw *PackageWriter) cleanup() {
+	ctx := context.WithoutCancel(pw.ctx)
+	_ = pw.s.bucket.Delete(ctx, pw.staging)
+	_ = pw.s.bucket.Delete(ctx, pw.claim)
 }
 
 // Close finishes the upload and seals the package. On error nothing is
@@ -130,7 +155,7 @@ func (pw *PackageWriter) Close() error {
 	}
 	pw.done = true
 	defer pw.cancel()
-	defer func() { _ = pw.s.bucket.Delete(context.WithoutCancel(pw.ctx), pw.staging) }()
+	defer pw.cleanup()
 	if err := pw.w.Close(); err != nil {
 		return classify("upload", pw.staging, err)
 	}
@@ -143,18 +168,13 @@ func (pw *PackageWriter) Close() error {
 	return nil
 }
 
-// seal copies the staging object to key with metadata md, only if key does
-// not exist.
+// seal copies the staging object to key with metadata md. The caller holds
+// the name's claim.
 func (s *Store) seal(ctx context.Context, staging, key string, md map[string]string) error {
 	var err error
 	switch s.backend {
 	case backendGCS:
 		err = s.bucket.Copy(ctx, key, staging, &blob.CopyOptions{BeforeCopy: func(as func(any) bool) error {
-			var h *gcsblob.CopyObjectHandles
-			if !as(&h) {
-				return errors.New("gcs: no copy handles")
-			}
-			h.Dst = h.Dst.If(storage.Conditions{DoesNotExist: true})
 			var c *storage.Copier
 			if !as(&c) {
 				return errors.New("gcs: no copier")
@@ -176,32 +196,22 @@ func (s *Store) seal(ctx context.Context, staging, key string, md map[string]str
 			}
 			ct := "application/octet-stream"
 			in.ContentType = &ct
-			any := "*"
-			in.IfNoneMatch = &any
 			return nil
 		}})
-		if err != nil && isS3Conflict(err) {
-			return fmt.Errorf("blobstore: seal %s: %w", key, ErrConflict)
-		}
 	default:
-		err = s.copyIfAbsent(ctx, staging, key, md)
+		err = s.copyWithMetadata(ctx, staging, key, md)
 	}
 	return classify("seal", key, err)
 }
 
-// copyIfAbsent seals on backends without server-side conditional copies,
-// under the Store's lock.
-func (s *Store) copyIfAbsent(ctx context.Context, staging, key string, md map[string]string) error {
+// copyWithMetadata seals on backends whose Copy cannot replace metadata.
+// It holds the Store's lock so readers never see a half-written sidecar.
+func (s *Store) copyWithMetadata(ctx context.Context, staging, key string, md map[string]string) error {
 	unlock, err := s.lock(true)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if v, err := s.version(ctx, key); err != nil {
-		return err
-	} else if v != "" {
-		return fmt.Errorf("blobstore: seal %s: %w", key, ErrConflict)
-	}
 	r, err := s.bucket.NewReader(ctx, staging, nil)
 	if err != nil {
 		return err
@@ -209,7 +219,7 @@ func (s *Store) copyIfAbsent(ctx context.Context, staging, key string, md map[st
 	defer r.Close()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := s.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", Metadata: md, IfNotExist: true})
+	w, err := s.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", Metadata: md})
 	if err != nil {
 		return err
 	}

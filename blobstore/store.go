@@ -257,6 +257,12 @@ func (s *Store) version(ctx context.Context, key string) (Version, error) {
 	return "", fmt.Errorf("blobstore: stat %s: backend gave no version", key)
 }
 
+// exists reports whether key exists.
+func (s *Store) exists(ctx context.Context, key string) (bool, error) {
+	ok, err := s.bucket.Exists(ctx, key)
+	return ok, classify("stat", key, err)
+}
+
 // Changed reports whether key's Version differs from since, and returns the
 // current one ("" when the object does not exist). It reads only the
 // object's attributes, never its body: one small request per call.
@@ -331,7 +337,9 @@ func (s *Store) Write(ctx context.Context, key string, data []byte, ifVersion Ve
 		}
 	}
 	if err := s.bucket.WriteAll(ctx, key, data, opts); err != nil {
-		if s.backend == backendS3 && isS3Conflict(err) {
+		// The condition failed: S3 races answer 409, and a version-matching
+		// write of a missing object is refused with 404 rather than 412.
+		if isS3Conflict(err) || (ifVersion != "" && gcerrors.Code(err) == gcerrors.NotFound) {
 			return "", fmt.Errorf("blobstore: write %s: %w", key, ErrConflict)
 		}
 		return "", classify("write", key, err)
