@@ -1,0 +1,100 @@
+# pushpull — see README.md. `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO ?= go
+BIN := $(CURDIR)/bin
+
+# Test servers and linters, installed into ./bin by `make tools` from the Go
+# module proxy. internal/testserver finds the servers there.
+FAKE_GCS_SERVER_VERSION := v1.56.1
+VERSITYGW_VERSION       := v1.8.0
+STATICCHECK_VERSION     := v0.8.2
+
+# The programs `make build` puts in ./bin (those whose cmd/ directory exists).
+CMDS := release pushui pulld
+
+TEST_TIMEOUT ?= 10m
+TESTFLAGS ?=
+# Short fuzz runs in `make test`: one package:FuzzName pair per entry.
+FUZZTIME ?= 5s
+FUZZ_TARGETS ?= \
+	./manifest:FuzzParsePackageName \
+	./manifest:FuzzParse \
+	./manifest:FuzzCheckName
+
+.PHONY: help tools build test fuzz demo bench lint clean distclean
+
+help:
+	@echo "make build   go build ./... and the programs into ./bin"
+	@echo "make test    install test servers (make tools), go test ./..., then make fuzz"
+	@echo "make fuzz    short fuzz runs of FUZZ_TARGETS (FUZZTIME each)"
+	@echo "make demo    run the demo"
+	@echo "make bench   run the benchmarks"
+	@echo "make lint    go vet and staticcheck"
+	@echo "make tools   install pinned fake-gcs-server, versitygw and staticcheck into ./bin"
+	@echo "make clean   remove built programs and test artifacts (keeps the tools)"
+	@echo "make distclean   also remove ./bin and the tools in it"
+
+# install-tool NAME PACKAGE VERSION: go install PACKAGE@VERSION into ./bin
+# unless bin/NAME was already built from exactly that package and version
+# (read from the binary's build information, so re-runs cost nothing).
+define install-tool
+	@if [ "$$($(GO) version -m $(BIN)/$(1) 2>/dev/null | awk '$$1=="path"{p=$$2} $$1=="mod"{v=$$3} END{print p, v}')" = "$(2) $(3)" ]; then \
+		echo "bin/$(1) $(3): installed"; \
+	else \
+		echo "GOBIN=$(BIN) $(GO) install $(2)@$(3)"; \
+		GOBIN=$(BIN) $(GO) install $(2)@$(3); \
+	fi
+endef
+
+tools:
+	$(call install-tool,fake-gcs-server,github.com/fsouza/fake-gcs-server,$(FAKE_GCS_SERVER_VERSION))
+	$(call install-tool,versitygw,github.com/versity/versitygw/cmd/versitygw,$(VERSITYGW_VERSION))
+	$(call install-tool,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
+
+build:
+	$(GO) build ./...
+	@for c in $(CMDS); do \
+		if [ -d cmd/$$c ]; then \
+			echo "$(GO) build -o bin/$$c ./cmd/$$c"; \
+			$(GO) build -o bin/$$c ./cmd/$$c; \
+		fi; \
+	done
+
+test: tools
+	$(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Each target must exist: a renamed or deleted fuzz test fails here instead
+# of silently fuzzing nothing.
+fuzz:
+	@for ft in $(FUZZ_TARGETS); do \
+		pkg=$${ft%%:*}; name=$${ft##*:}; \
+		if ! $(GO) test -list "^$$name\$$" $$pkg | grep -x "$$name" >/dev/null; then \
+			echo "fuzz target $$name not found in $$pkg (FUZZ_TARGETS in Makefile)" >&2; exit 1; \
+		fi; \
+		echo "$(GO) test -run='^\$$' -fuzz='^$$name\$$' -fuzztime=$(FUZZTIME) $$pkg"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+demo:
+	@echo "make demo: not yet — see issue 7"
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+lint:
+	$(call install-tool,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+clean:
+	rm -f $(addprefix bin/,$(CMDS))
+	rm -f *.test *.out *.prof
+
+# Also removes the installed tools; the next `make test` reinstalls them.
+distclean: clean
+	rm -rf bin

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/pulld"
+)
+
+func TestParseFlags(t *testing.T) {
+	var out, errs bytes.Buffer
+	cfg, level, err := parseFlags([]string{
+		"-bucket", "file:///b", "-server", "web-1", "-root", "/r", "-once", "-poll", "1m",
+		"-heartbeat", "10m", "-listen", ":1", "-nudge", "gce", "-nudge", "mem://t", "-keep", "3",
+		"-step-timeout", "5m", "-grace", "7s", "-verify-key", "/k.pub", "-host-info", "/hi",
+		"-self", "me", "-log-level", "debug",
+	}, &out, &errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pulld.Config{
+		Bucket: "file:///b", Server: "web-1", Root: "/r", Once: true, Poll: time.Minute,
+		Heartbeat: 10 * time.Minute, Listen: ":1", Nudge: []string{"gce", "mem://t"}, Keep: 3,
+		StepTimeout: 5 * time.Minute, Grace: 7 * time.Second, VerifyKey: "/k.pub", HostInfo: "/hi", Self: "me",
+	}
+	if cfg.Bucket != want.Bucket || cfg.Server != want.Server || cfg.Root != want.Root || cfg.Once != want.Once ||
+		cfg.Poll != want.Poll || cfg.Heartbeat != want.Heartbeat || cfg.Listen != want.Listen ||
+		!slices.Equal(cfg.Nudge, want.Nudge) || cfg.Keep != want.Keep || cfg.StepTimeout != want.StepTimeout ||
+		cfg.Grace != want.Grace || cfg.VerifyKey != want.VerifyKey || cfg.HostInfo != want.HostInfo || cfg.Self != want.Self {
+		t.Errorf("config = %+v\nwant %+v", cfg, want)
+	}
+	if level.String() != "DEBUG" {
+		t.Errorf("level = %v", level)
+	}
+}
+
+func TestFlagDefaults(t *testing.T) {
+	var out, errs bytes.Buffer
+	cfg, _, err := parseFlags([]string{"-bucket", "mem://", "-host-info", "/nonexistent"}, &out, &errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Root != pulld.DefaultRoot || cfg.Poll != pulld.DefaultPoll || cfg.Listen != pulld.DefaultListen ||
+		cfg.Keep != pulld.DefaultKeep || cfg.StepTimeout != pulld.DefaultStepTimeout || cfg.Self != "pulld" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+	if cfg.Server == "" || strings.Contains(cfg.Server, ".") {
+		t.Errorf("default server %q, want the short hostname", cfg.Server)
+	}
+}
+
+func TestBadFlagsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"unknown flag", []string{"-nope"}, "flag provided but not defined"},
+		{"no bucket", []string{"-server", "web-1", "-once"}, "-bucket is required"},
+		{"bad server", []string{"-bucket", "mem://", "-server", "Web_1", "-once"}, "-server"},
+		{"bad duration", []string{"-bucket", "mem://", "-poll", "soon"}, "invalid value"},
+		{"bad nudge", []string{"-bucket", "mem://", "-server", "web-1", "-nudge", "smoke-signal"}, "-nudge"},
+		{"extra argument", []string{"-bucket", "mem://", "-server", "web-1", "now"}, "unexpected arguments"},
+		{"dry-run and terminate", []string{"-bucket", "mem://", "-server", "web-1", "-dry-run", "-terminate"}, "exclude"},
+		{"bad bucket URL", []string{"-bucket", "nope://x", "-server", "web-1", "-once", "-root", "ROOT"}, "nope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := slices.Clone(tc.args)
+			for i, a := range args {
+				if a == "ROOT" {
+					args[i] = t.TempDir()
+				}
+			}
+			var out, errs bytes.Buffer
+			if code := run(args, &out, &errs); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr:\n%s", code, errs.String())
+			}
+			if !strings.Contains(errs.String(), tc.msg) {
+				t.Errorf("stderr lacks %q:\n%s", tc.msg, errs.String())
+			}
+		})
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := run([]string{"-version"}, &out, &errs); code != 0 || !strings.HasPrefix(out.String(), "pulld ") {
+		t.Errorf("-version: exit %d, stdout %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"-h"}, &out, &errs); code != 0 || !strings.Contains(errs.String(), "-nudge source") {
+		t.Errorf("-h: exit %d, stderr %q", code, errs.String())
+	}
+}

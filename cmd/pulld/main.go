@@ -1,0 +1,116 @@
+// Command pulld is the fleet daemon: it keeps this host serving what its
+// manifest servers/{server}.json says, installing packages through their
+// Teletraan deploy scripts, and reports back to status/{server}.json.
+//
+//	pulld -bucket URL [-server NAME] [-root DIR] [-once | -dry-run | -terminate]
+//	      [-poll D] [-heartbeat D] [-listen ADDR] [-nudge SRC]… [-keep N]
+//	      [-step-timeout D] [-grace D] [-verify-key FILE] [-host-info FILE]
+//	      [-self APP] [-log-level LEVEL]
+//
+// Exit status: 0 on a clean shutdown, a self-update, or (-once) when every
+// env serves its manifest entry; 1 when an env failed or pulld could not
+// start (such as another pulld holding the root); 2 on bad flags or an
+// unusable manifest. See internal/pulld for the behaviour.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/pushpull/pushpull/internal/pulld"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args, runs pulld until SIGTERM or SIGINT (or once), and
+// returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, level, err := parseFlags(args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	cfg.Out = stdout
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = pulld.Run(ctx, cfg)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, pulld.ErrUsage), errors.Is(err, pulld.ErrManifest):
+		fmt.Fprintln(stderr, err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+}
+
+// parseFlags turns the command line into a Config and a log level.
+func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Level, error) {
+	fs := flag.NewFlagSet("pulld", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg      pulld.Config
+		nudges   multiFlag
+		level    slog.Level
+		showVers bool
+	)
+	fs.StringVar(&cfg.Bucket, "bucket", "", "bucket `URL`: file:///dir, gs://bucket, s3://bucket?…, mem:// (required)")
+	fs.StringVar(&cfg.Server, "server", "", "this host's server `name` (default: host= of -host-info, else the short hostname)")
+	fs.StringVar(&cfg.Root, "root", pulld.DefaultRoot, "root `directory` of installed builds and state.json")
+	fs.BoolVar(&cfg.Once, "once", false, "reconcile once and exit: 0 all serving, 1 some env failed, 2 bad flags or unusable manifest")
+	fs.BoolVar(&cfg.DryRun, "dry-run", false, "print what a reconcile would do and change nothing")
+	fs.BoolVar(&cfg.Terminate, "terminate", false, "run STOPPING for every env (host going away) and exit")
+	fs.DurationVar(&cfg.Poll, "poll", pulld.DefaultPoll, "poll `period` of the manifest (±20% jitter)")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", pulld.DefaultHeartbeat, "longest `period` between status writes when nothing changes")
+	fs.StringVar(&cfg.Listen, "listen", pulld.DefaultListen, "`address` of /status, /healthz, /metrics and POST /nudge; empty for none")
+	fs.Var(&nudges, "nudge", "nudge `source`, repeatable: gce, gce:ATTR, or a pub/sub subscription URL (mem://…, nats://subject?natsv2=true)")
+	fs.IntVar(&cfg.Keep, "keep", pulld.DefaultKeep, "builds kept per env, for rollbacks")
+	fs.DurationVar(&cfg.StepTimeout, "step-timeout", pulld.DefaultStepTimeout, "timeout of one deploy script attempt")
+	fs.DurationVar(&cfg.Grace, "grace", pulld.DefaultGrace, "on SIGTERM, how long a running script may go on")
+	fs.StringVar(&cfg.VerifyKey, "verify-key", "", "minisign public key `file`: install only packages it signed")
+	fs.StringVar(&cfg.HostInfo, "host-info", pulld.DefaultHostInfo, "Teletraan host_info `file` (host, id, groups); missing is fine")
+	fs.StringVar(&cfg.Self, "self", pulld.DefaultSelf, "`app` name of pulld's own package: pulld exits after updating it")
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
+	fs.BoolVar(&showVers, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return cfg, level, err
+	}
+	if showVers {
+		fmt.Fprintln(stdout, "pulld", pulld.VersionString())
+		return cfg, level, flag.ErrHelp
+	}
+	if fs.NArg() > 0 {
+		return cfg, level, fmt.Errorf("pulld: unexpected arguments %q", fs.Args())
+	}
+	cfg.Nudge = nudges
+	if cfg.Server == "" {
+		cfg.Server = pulld.DefaultServer(cfg.HostInfo)
+	}
+	return cfg, level, nil
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+
+func (m *multiFlag) Set(s string) error {
+	*m = append(*m, s)
+	return nil
+}

@@ -1,0 +1,79 @@
+// Command pushui is pushpull's web UI and JSON API: pick which version of
+// each app every server runs, and see what the servers actually run.
+//
+//	pushui -bucket URL -config FILE [-addr 127.0.0.1:8000]
+//	       [-auth-header H | -htpasswd FILE] [-admins a,b]
+//	       [-nudge-topic URL] [-nudge-url TEMPLATE] [-refresh D]
+//
+// It listens on loopback unless authentication is configured. See package
+// github.com/pushpull/pushpull/internal/pushui for the routes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/internal/pushui"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run parses args, serves until SIGINT or SIGTERM, and returns the exit
+// code: 0 after a clean shutdown, 1 when serving failed, 2 for bad usage.
+func run(args []string, stdout, stderr io.Writer) int {
+	env := nudge.FromEnv()
+	fs := flag.NewFlagSet("pushui", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg pushui.Config
+	var admins string
+	fs.StringVar(&cfg.Bucket, "bucket", "", "bucket `URL` (file:///dir, gs://b, s3://b?…)")
+	fs.StringVar(&cfg.ConfigFile, "config", "", "push config `FILE`: which apps may go on which servers, and groups")
+	fs.StringVar(&cfg.Addr, "addr", pushui.DefaultAddr, "listen `address`; anything but loopback needs -auth-header or -htpasswd")
+	fs.StringVar(&cfg.AuthHeader, "auth-header", "", "trust this request `header` for the user's identity (e.g. X-Forwarded-Email behind oauth2-proxy or IAP)")
+	fs.StringVar(&cfg.HtpasswdFile, "htpasswd", "", "require HTTP Basic auth against this htpasswd `FILE` (bcrypt hashes: htpasswd -B)")
+	fs.StringVar(&admins, "admins", "", "comma-separated `users` who may change manifests; others may only look")
+	fs.StringVar(&cfg.NudgeTopic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge servers on (default $"+nudge.EnvTopic+")")
+	fs.StringVar(&cfg.NudgeURL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
+	fs.DurationVar(&cfg.Refresh, "refresh", time.Minute, "list the bucket again in the background this often (0: only on the refresh button)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pushui: unexpected arguments: %q\n", fs.Args())
+		return 2
+	}
+	for _, a := range strings.Split(admins, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.Admins = append(cfg.Admins, a)
+		}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintf(stderr, "pushui: %v\n", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := pushui.Run(ctx, cfg); err != nil {
+		cfg.Logger.Error("pushui failed", "err", err)
+		if errors.Is(err, pushui.ErrUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}

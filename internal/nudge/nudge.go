@@ -1,0 +1,260 @@
+// Package nudge tells pulld hosts to look at their manifest now, instead of
+// at their next poll (DESIGN.md section 6). release -deploy and pushui both
+// nudge the servers whose manifests they changed.
+//
+// Two forms are implemented, and a Nudger uses every one it is configured
+// with:
+//
+//   - pub/sub: one message per server on a gocloud.dev/pubsub topic, whose
+//     body is the server name. The mem:// (in-process) and nats:// drivers
+//     are linked in; nats:// reads the server address from NATS_SERVER_URL.
+//     Other drivers (gcppubsub, awssnssqs) need their blank import and module.
+//   - HTTP: a POST to a URL template such as http://{server}:8080/nudge,
+//     with the server name as a text/plain body. {server} is the only
+//     placeholder; it may appear anywhere, or not at all (a relay that reads
+//     the body).
+//
+// The third form of DESIGN.md section 6, GCE instance metadata (pushrev), is
+// not set from here: the Compute API is not reachable from where release and
+// pushui run. pulld can also watch GCE metadata set by your own tooling.
+//
+// Nudging is best-effort by design: pulld's conditional poll is the failsafe
+// that makes every host converge anyway. Nudge therefore never stops at the
+// first failure; it tries every server and every form, logs each failure,
+// and returns them joined so the caller can show them — release only logs
+// them and still succeeds.
+package nudge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/pubsub"
+	_ "gocloud.dev/pubsub/mempubsub"  // mem:// topics
+	_ "gocloud.dev/pubsub/natspubsub" // nats:// topics
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Environment variables programs read as defaults for Config.Topic and
+// Config.URL, so that release and pushui are configured the same way.
+const (
+	EnvTopic = "PUSHPULL_NUDGE_TOPIC"
+	EnvURL   = "PUSHPULL_NUDGE_URL"
+)
+
+// DefaultTimeout bounds one nudge of one server when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// maxInFlight bounds the nudges in flight at once.
+const maxInFlight = 16
+
+// Config says how to nudge. The zero Config nudges nothing.
+type Config struct {
+	// Topic is a gocloud.dev/pubsub topic URL (mem://name, nats://subject).
+	// Empty means no pub/sub nudges.
+	Topic string
+	// URL is an http:// or https:// URL template; {server} is replaced by
+	// the server name. Empty means no HTTP nudges.
+	URL string
+	// Client makes the HTTP nudges; nil means http.DefaultClient.
+	Client *http.Client
+	// Timeout bounds each nudge of each server; zero means DefaultTimeout.
+	Timeout time.Duration
+	// Logger receives one record per nudge; nil means discard.
+	Logger *slog.Logger
+}
+
+// FromEnv returns a Config whose Topic and URL come from the environment
+// variables EnvTopic and EnvURL.
+func FromEnv() Config {
+	return Config{Topic: os.Getenv(EnvTopic), URL: os.Getenv(EnvURL)}
+}
+
+// Nudger sends nudges. It is safe for concurrent use; Close it when done.
+type Nudger struct {
+	topic   *pubsub.Topic // nil: no pub/sub
+	tmpl    template      // zero: no HTTP
+	client  *http.Client
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// New checks cfg and opens its topic. It fails on a malformed URL template
+// or a topic that cannot be opened, so a misconfiguration is seen before
+// anything is changed; once New succeeded, failures are only per nudge.
+func New(ctx context.Context, cfg Config) (*Nudger, error) {
+	n := &Nudger{client: cfg.Client, timeout: cfg.Timeout, log: cfg.Logger}
+	if n.client == nil {
+		n.client = http.DefaultClient
+	}
+	if n.timeout <= 0 {
+		n.timeout = DefaultTimeout
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.URL != "" {
+		t, err := parseTemplate(cfg.URL)
+		if err != nil {
+			return nil, err
+		}
+		n.tmpl = t
+	}
+	if cfg.Topic != "" {
+		t, err := pubsub.OpenTopic(ctx, cfg.Topic)
+		if err != nil {
+			return nil, fmt.Errorf("nudge: open topic %s: %w", cfg.Topic, err)
+		}
+		n.topic = t
+	}
+	return n, nil
+}
+
+// Enabled reports whether n nudges anything at all.
+func (n *Nudger) Enabled() bool { return n.topic != nil || n.tmpl.raw != "" }
+
+// Nudge nudges each server by every configured form, concurrently. It
+// returns once every nudge has succeeded, failed, or timed out. Each
+// failure is logged at Warn and the failures are returned joined, one per
+// server and form; a nil error means every nudge was delivered (to the
+// topic, or answered 2xx). An invalid server name is a failure for that
+// server only. Nudging the same server twice is harmless.
+func (n *Nudger) Nudge(ctx context.Context, servers ...string) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, maxInFlight)
+	)
+	fail := func(server, via string, err error) {
+		n.log.Warn("nudge failed", "server", server, "via", via, "err", err)
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	for _, server := range servers {
+		if err := manifest.CheckName("server", server); err != nil {
+			fail(server, "-", fmt.Errorf("nudge: %w", err))
+			continue
+		}
+		for _, form := range n.forms() {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				ctx, cancel := context.WithTimeout(ctx, n.timeout)
+				defer cancel()
+				if err := form.send(ctx, server); err != nil {
+					fail(server, form.via, err)
+					return
+				}
+				n.log.Info("nudged", "server", server, "via", form.via)
+			}()
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+type form struct {
+	via  string
+	send func(ctx context.Context, server string) error
+}
+
+func (n *Nudger) forms() []form {
+	var fs []form
+	if n.topic != nil {
+		fs = append(fs, form{"pubsub", n.publish})
+	}
+	if n.tmpl.raw != "" {
+		fs = append(fs, form{"http", n.post})
+	}
+	return fs
+}
+
+func (n *Nudger) publish(ctx context.Context, server string) error {
+	if err := n.topic.Send(ctx, &pubsub.Message{Body: []byte(server)}); err != nil {
+		return fmt.Errorf("nudge %s: publish: %w", server, err)
+	}
+	return nil
+}
+
+func (n *Nudger) post(ctx context.Context, server string) error {
+	u := n.tmpl.expand(server)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(server))
+	if err != nil {
+		return fmt.Errorf("nudge %s: %w", server, err)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("nudge %s: %w", server, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("nudge %s: POST %s: %s", server, u, resp.Status)
+	}
+	return nil
+}
+
+// Close shuts the topic down, flushing messages not yet sent. It is safe to
+// call on a Nudger with no topic, and more than once.
+func (n *Nudger) Close(ctx context.Context) error {
+	if n.topic == nil {
+		return nil
+	}
+	t := n.topic
+	n.topic = nil
+	if err := t.Shutdown(ctx); err != nil {
+		return fmt.Errorf("nudge: close topic: %w", err)
+	}
+	return nil
+}
+
+// placeholder is the one placeholder a URL template may hold.
+const placeholder = "{server}"
+
+// template is a parsed HTTP nudge URL template.
+type template struct{ raw string }
+
+// parseTemplate checks an HTTP nudge URL template: the only brace
+// expression it may hold is {server}, and with a server name in its place
+// it must be an absolute http or https URL with a host.
+func parseTemplate(s string) (template, error) {
+	bad := func(why string) (template, error) {
+		return template{}, fmt.Errorf("nudge: URL template %q: %s", s, why)
+	}
+	rest := strings.ReplaceAll(s, placeholder, "")
+	if i := strings.IndexAny(rest, "{}"); i >= 0 {
+		return bad("the only placeholder is " + placeholder)
+	}
+	t := template{raw: s}
+	u, err := url.Parse(t.expand("server-0"))
+	if err != nil {
+		return bad(err.Error())
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return bad("want an http:// or https:// URL")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return bad("no host")
+	}
+	return t, nil
+}
+
+// expand returns the URL for server, a name checked with manifest.CheckName
+// (its characters need no escaping in any part of a URL).
+func (t template) expand(server string) string {
+	return strings.ReplaceAll(t.raw, placeholder, server)
+}

@@ -1,0 +1,181 @@
+package pulld
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/watch"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Defaults of Config's fields.
+const (
+	DefaultRoot        = "/var/lib/pulld"
+	DefaultPoll        = 5 * time.Minute
+	DefaultHeartbeat   = 30 * time.Minute
+	DefaultListen      = "127.0.0.1:10114" // Skia's pulld port
+	DefaultKeep        = 5
+	DefaultStepTimeout = 30 * time.Minute // Teletraan's
+	DefaultGrace       = 2 * time.Minute
+	DefaultSelf        = "pulld"
+	DefaultRetryMin    = time.Minute
+	DefaultRetryMax    = time.Hour
+)
+
+// NudgeGCE is the -nudge value that waits on the GCE instance metadata
+// attribute pushrev; "gce:ATTR" waits on ATTR instead.
+const NudgeGCE = "gce"
+
+// Errors Run returns (wrapped), which the command maps to exit codes.
+var (
+	// ErrUsage: the configuration is unusable (exit 2).
+	ErrUsage = errors.New("invalid configuration")
+	// ErrManifest: the manifest could not be read or is invalid (exit 2).
+	ErrManifest = errors.New("unusable manifest")
+	// ErrFailed: some env is not serving what the manifest says (exit 1).
+	ErrFailed = errors.New("not every env is serving its manifest entry")
+)
+
+// Config is everything pulld is told by its flags. Zero durations, Keep,
+// Root and Self mean their defaults (see Validate); an empty Listen or
+// HostInfo means none.
+type Config struct {
+	Bucket string // bucket URL (required)
+	Server string // this host's server name (required)
+	Root   string // pkginstall's root directory
+
+	Once      bool // reconcile once and return
+	DryRun    bool // print the plan and change nothing (implies Once)
+	Terminate bool // run STOPPING for every env and return
+
+	Poll      time.Duration // poll period, ±20% jitter
+	Heartbeat time.Duration // longest interval between status writes
+	Listen    string        // address of the HTTP endpoints; "" for none (the flag defaults to DefaultListen)
+	Nudge     []string      // nudge sources: "gce", "gce:ATTR", or pub/sub subscription URLs
+	HostInfo  string        // Teletraan host_info file; "" for none (the flag defaults to DefaultHostInfo)
+
+	Keep        int           // builds kept per env
+	StepTimeout time.Duration // timeout of one script attempt
+	VerifyKey   string        // minisign public key file; "" installs unsigned packages
+	Grace       time.Duration // how long a running script may go on after SIGTERM
+	Self        string        // app name of pulld's own package
+
+	// RetryMin and RetryMax bound the backoff between attempts at an env
+	// whose last attempt failed.
+	RetryMin, RetryMax time.Duration
+
+	// Out receives the plan printed by DryRun; nil means os.Stdout.
+	Out io.Writer
+	// Logger receives pulld's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// Validate fills in defaults and checks the configuration. Its errors wrap
+// ErrUsage and name the setting at fault.
+func (c *Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("pulld: %w: %s", ErrUsage, fmt.Sprintf(format, a...))
+	}
+	if c.Bucket == "" {
+		return bad("-bucket is required")
+	}
+	if err := manifest.CheckName("server", c.Server); err != nil {
+		return bad("-server: %v", err)
+	}
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	if c.DryRun && c.Terminate {
+		return bad("-dry-run and -terminate exclude each other")
+	}
+	setDuration(&c.Poll, DefaultPoll)
+	setDuration(&c.Heartbeat, DefaultHeartbeat)
+	setDuration(&c.StepTimeout, DefaultStepTimeout)
+	setDuration(&c.Grace, DefaultGrace)
+	setDuration(&c.RetryMin, DefaultRetryMin)
+	setDuration(&c.RetryMax, DefaultRetryMax)
+	for name, d := range map[string]time.Duration{"-poll": c.Poll, "-heartbeat": c.Heartbeat, "-step-timeout": c.StepTimeout, "-grace": c.Grace} {
+		if d < 0 {
+			return bad("%s %v is negative", name, d)
+		}
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = c.RetryMin
+	}
+	if c.Keep == 0 {
+		c.Keep = DefaultKeep
+	}
+	if c.Keep < 1 {
+		return bad("-keep %d: at least 1 build must be kept", c.Keep)
+	}
+	if c.Self == "" {
+		c.Self = DefaultSelf
+	}
+	if err := manifest.CheckName("app", c.Self); err != nil {
+		return bad("-self: %v", err)
+	}
+	for _, n := range c.Nudge {
+		if _, err := parseNudge(n); err != nil {
+			return bad("-nudge %q: %v", n, err)
+		}
+	}
+	if c.VerifyKey != "" {
+		if _, err := os.Stat(c.VerifyKey); err != nil {
+			return bad("-verify-key: %v", err)
+		}
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+// nudgeSource is one parsed -nudge value.
+type nudgeSource struct {
+	kind string // "gce" or "pubsub"
+	arg  string // the attribute, or the subscription URL
+}
+
+// name is the source's label in logs, metrics and /healthz.
+func (n nudgeSource) name() string {
+	if n.kind == NudgeGCE {
+		return "gce"
+	}
+	if scheme, _, ok := strings.Cut(n.arg, "://"); ok {
+		return "pubsub-" + scheme
+	}
+	return "pubsub"
+}
+
+// parseNudge parses a -nudge value: "gce", "gce:ATTR", or a pub/sub
+// subscription URL.
+func parseNudge(s string) (nudgeSource, error) {
+	switch {
+	case s == NudgeGCE:
+		return nudgeSource{kind: NudgeGCE, arg: watch.DefaultGCEAttribute}, nil
+	case strings.HasPrefix(s, NudgeGCE+":") && !strings.Contains(s, "://"):
+		attr := strings.TrimPrefix(s, NudgeGCE+":")
+		if attr == "" || strings.ContainsAny(attr, "/?&#") {
+			return nudgeSource{}, fmt.Errorf("GCE attribute %q is not a plain name", attr)
+		}
+		return nudgeSource{kind: NudgeGCE, arg: attr}, nil
+	}
+	if err := watch.CheckPubSubURL(s); err != nil {
+		return nudgeSource{}, fmt.Errorf("want gce, gce:ATTR or a pub/sub subscription URL: %w", err)
+	}
+	return nudgeSource{kind: "pubsub", arg: s}, nil
+}

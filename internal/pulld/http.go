@@ -1,0 +1,63 @@
+package pulld
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxNudgeBody bounds the body of POST /nudge.
+const maxNudgeBody = 1 << 10
+
+// Health is the body of GET /healthz.
+type Health struct {
+	// OK is false when the reconcile loop is stalled (the answer is then 503).
+	OK bool `json:"ok"`
+	// Sources says, per nudge source, whether it is established.
+	Sources map[string]bool `json:"sources"`
+}
+
+// handler serves pulld's HTTP endpoints:
+//
+//	GET  /status   the status document, as written to the bucket (JSON)
+//	GET  /healthz  Health: 200 while the loop is alive, 503 when stalled
+//	GET  /metrics  Prometheus metrics
+//	POST /nudge    reconcile now; the body, if any, must be this server's name
+func (d *daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		st := *d.current.Load()
+		st.Time = time.Now().UTC()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(st.Marshal())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		h := Health{OK: !d.live.stalled(time.Now()), Sources: d.sourceStates()}
+		w.Header().Set("Content-Type", "application/json")
+		if !h.OK {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(h)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{Registry: d.met.reg}))
+	mux.HandleFunc("POST /nudge", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNudgeBody))
+		if err != nil {
+			http.Error(w, "nudge: body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if name := bytes.TrimSpace(body); len(name) > 0 && string(name) != d.cfg.Server {
+			http.Error(w, fmt.Sprintf("nudge: this is %s, not %.64q", d.cfg.Server, name), http.StatusMisdirectedRequest)
+			return
+		}
+		d.nudge(sourceHTTP)
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintln(w, "nudged", d.cfg.Server)
+	})
+	return mux
+}

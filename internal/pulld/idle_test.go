@@ -1,0 +1,104 @@
+package pulld_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/pulld"
+	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
+	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// idleRig is a pulld serving one app from an S3 bucket behind a counting
+// proxy, with its poll and heartbeat periods scaled down by scale from the
+// defaults, so that an hour of idling passes in time.Hour/scale.
+type idleRig struct {
+	h     *harness
+	px    *pulldtest.Proxy
+	scale int
+}
+
+func startIdle(t testing.TB, scale int) *idleRig {
+	t.Helper()
+	s3 := testserver.StartS3(t)
+	s3.Setenv(t)
+	direct := s3.Bucket(t, "")
+	px := pulldtest.StartProxy(t, s3.Endpoint)
+	h := newHarness(t, strings.Replace(direct, s3.Endpoint, px.URL, 1))
+	h.cfg.Poll = pulld.DefaultPoll / time.Duration(scale)
+	h.cfg.Heartbeat = pulld.DefaultHeartbeat / time.Duration(scale)
+	app := pulldtest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
+	pulldtest.SetManifest(t, h.store, "web-1", h.entry(app))
+	h.start("http")
+	h.waitEnv("hello", manifest.StateServing, app.String())
+	// Let the deploy's own status writes pass before measuring.
+	time.Sleep(2 * h.cfg.Poll)
+	return &idleRig{h: h, px: px, scale: scale}
+}
+
+// measure idles for d and returns the proxy's counts over that time and
+// the requests forwarded.
+func (r *idleRig) measure(d time.Duration) (pulldtest.Counts, []string) {
+	before, logBefore := r.px.Counts(), len(r.px.Log())
+	time.Sleep(d)
+	after := r.px.Counts()
+	return pulldtest.Counts{
+		Requests: after.Requests - before.Requests,
+		Failed:   after.Failed - before.Failed,
+		BytesIn:  after.BytesIn - before.BytesIn,
+		BytesOut: after.BytesOut - before.BytesOut,
+	}, r.px.Log()[logBefore:]
+}
+
+// TestIdleRequests checks what an idle pulld asks of the bucket: nothing but
+// the manifest's attributes on each poll (never its body, never a package)
+// and a status write per heartbeat.
+func TestIdleRequests(t *testing.T) {
+	r := startIdle(t, 3000) // poll 100 ms, heartbeat 600 ms
+	_, log := r.measure(3 * time.Second)
+	var heads, puts int
+	for _, req := range log {
+		switch {
+		case strings.HasPrefix(req, "HEAD ") && strings.HasSuffix(req, "/servers/web-1.json"):
+			heads++
+		case strings.HasPrefix(req, "PUT ") && strings.HasSuffix(req, "/status/web-1.json"):
+			puts++
+		default:
+			t.Errorf("unexpected request while idle: %s", req)
+		}
+	}
+	// 3 s is 30 polls (±20%) and 5 heartbeats.
+	if heads < 20 || heads > 40 {
+		t.Errorf("%d manifest polls in 3s at a 100ms poll", heads)
+	}
+	if puts < 3 || puts > 7 {
+		t.Errorf("%d status writes in 3s at a 600ms heartbeat", puts)
+	}
+}
+
+// BenchmarkIdleCost extrapolates the bucket requests and bytes of one idle
+// host per hour at the default poll (5 min) and heartbeat (30 min) from a
+// run with both periods scaled down 3000 times. Budget: ≤ 14 requests and
+// ≤ 20 KB an hour.
+func BenchmarkIdleCost(b *testing.B) {
+	const scale = 3000
+	r := startIdle(b, scale)
+	var total pulldtest.Counts
+	var elapsed time.Duration
+	for b.Loop() {
+		start := time.Now()
+		c, _ := r.measure(3 * time.Second)
+		elapsed += time.Since(start)
+		total.Requests += c.Requests
+		total.BytesIn += c.BytesIn
+		total.BytesOut += c.BytesOut
+	}
+	hours := elapsed.Hours() * scale // simulated hours
+	b.ReportMetric(float64(total.Requests)/hours, "requests/h")
+	b.ReportMetric(float64(total.BytesOut)/hours, "bytes-down/h")
+	b.ReportMetric(float64(total.BytesIn)/hours, "bytes-up/h")
+	b.ReportMetric(float64(total.BytesIn+total.BytesOut)/hours, "bytes/h")
+	b.ReportMetric(0, "ns/op")
+}

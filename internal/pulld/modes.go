@@ -1,0 +1,161 @@
+package pulld
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// withGrace returns a context for work in progress: it ends cfg.Grace after
+// ctx ends (or when the returned cancel is called), so a script running at
+// SIGTERM may finish.
+func withGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(work, func() { t.Stop() })
+	})
+	return work, func() {
+		stop()
+		cancel()
+	}
+}
+
+// once reconciles once and reports the result: nil when every env serves
+// its manifest entry.
+func (d *daemon) once(ctx context.Context) error {
+	work, cancel := withGrace(ctx, d.cfg.Grace)
+	defer cancel()
+	c := d.reconcile(ctx, work)
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(work), finalTimeout)
+	defer fcancel()
+	d.writeStatus(fctx, true)
+	return c.err()
+}
+
+// terminate runs STOPPING for every installed env, the most recently listed
+// first, for a host going away. It needs no manifest, so it works with the
+// bucket unreachable; the status write is best-effort. It fails with
+// ErrFailed when some env could not be stopped.
+func (d *daemon) terminate(ctx context.Context) error {
+	work, cancel := withGrace(ctx, d.cfg.Grace)
+	defer cancel()
+	d.statusTimeout = finalTimeout // the network may be going away too
+	installed, err := d.eng.Installed()
+	if err != nil {
+		return fmt.Errorf("pulld: terminate: %w", err)
+	}
+	var failed []string
+	for _, ie := range slices.Backward(installed) {
+		rec := d.record(ie.Env, "")
+		rec.status.Serving = ie.Serving
+		if ctx.Err() != nil {
+			failed = append(failed, ie.Env)
+			continue
+		}
+		if o := d.act(work, rec, actStop, "stop", func(ctx context.Context) outcome { return d.eng.Stop(ctx, ie.Env) }); o.failed() {
+			failed = append(failed, ie.Env)
+		}
+	}
+	d.publish()
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(work), finalTimeout)
+	defer fcancel()
+	d.writeStatus(fctx, true)
+	if len(failed) > 0 {
+		return fmt.Errorf("pulld: terminate: %w: %v", ErrFailed, failed)
+	}
+	return nil
+}
+
+// planStep is one line of a dry-run plan.
+type planStep struct {
+	Action  action
+	Env     string
+	Package string // desired, "" for a stop
+	Serving string // serving now, "" for none
+	Note    string
+}
+
+// dryRun prints what a reconcile would do now, changing nothing on the host
+// and writing nothing to the bucket.
+func dryRun(ctx context.Context, cfg Config, store *blobstore.Store) error {
+	bctx, cancel := context.WithTimeout(ctx, bucketTimeout)
+	defer cancel()
+	m, v, err := store.ReadManifest(bctx, cfg.Server)
+	if err != nil {
+		return fmt.Errorf("pulld: %w: %w", ErrManifest, err)
+	}
+	eng, err := openEngineReadOnly(cfg, store)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	steps, err := plan(eng, m)
+	if err != nil {
+		return err
+	}
+	return printPlan(cfg.Out, cfg.Server, m, v, steps)
+}
+
+// plan returns the actions a reconcile would take for m, in its order: the
+// manifest's envs, then stops of installed envs that left it.
+func plan(eng engine, m *manifest.Manifest) ([]planStep, error) {
+	installed, err := eng.Installed()
+	if err != nil {
+		return nil, fmt.Errorf("pulld: plan: %w", err)
+	}
+	serving := map[string]string{}
+	for _, ie := range installed {
+		serving[ie.Env] = ie.Serving
+	}
+	var steps []planStep
+	for _, e := range m.Packages {
+		act, err := eng.Plan(e)
+		s := planStep{Action: act, Env: e.EnvName(), Package: e.Package.String(), Serving: serving[e.EnvName()]}
+		if err != nil {
+			s.Action, s.Note = "error", err.Error()
+		}
+		steps = append(steps, s)
+	}
+	for _, ie := range installed {
+		if _, ok := m.Lookup(ie.Env); !ok {
+			steps = append(steps, planStep{Action: actStop, Env: ie.Env, Serving: ie.Serving})
+		}
+	}
+	return steps, nil
+}
+
+// printPlan writes the plan as a table.
+func printPlan(w io.Writer, server string, m *manifest.Manifest, v blobstore.Version, steps []planStep) error {
+	if v == "" {
+		fmt.Fprintf(w, "manifest servers/%s.json: absent (nothing is changed without one)\n", server)
+	} else {
+		fmt.Fprintf(w, "manifest servers/%s.json: revision %d\n", server, m.Revision)
+	}
+	notes := slices.ContainsFunc(steps, func(s planStep) bool { return s.Note != "" })
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(cells ...string) {
+		if !notes {
+			cells = cells[:len(cells)-1]
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	row("ACTION", "ENV", "PACKAGE", "SERVING", "NOTE")
+	for _, s := range steps {
+		row(string(s.Action), s.Env, dash(s.Package), dash(s.Serving), s.Note)
+	}
+	return tw.Flush()
+}

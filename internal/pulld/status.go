@@ -1,0 +1,71 @@
+package pulld
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// snapshot builds the status document from the loop's state.
+func (d *daemon) snapshot() *manifest.Status {
+	st := &manifest.Status{
+		Server:       d.cfg.Server,
+		PulldVersion: version(),
+		Host:         d.host,
+		Time:         time.Now().UTC(),
+		// Status.Stale reads this as the heartbeat period: the longest a
+		// healthy pulld goes without writing its status.
+		PollSeconds:   int64(max(d.cfg.Poll, d.cfg.Heartbeat) / time.Second),
+		ManifestError: d.manifestErr,
+		Envs:          []manifest.EnvStatus{},
+	}
+	if d.desired != nil {
+		st.ManifestRevision = d.desired.Revision
+		st.ManifestVersion = string(d.desiredVersion)
+	}
+	for _, env := range d.envOrder() {
+		rec := d.envs[env]
+		if rec == nil {
+			continue
+		}
+		es := rec.status
+		if r := rec.retry; r != nil && es.Error != "" {
+			es.Error += "; next attempt at " + r.next.UTC().Format(time.RFC3339)
+		}
+		st.Envs = append(st.Envs, es)
+	}
+	return st
+}
+
+// publish makes the loop's current state what /status, /metrics and the
+// next status write show.
+func (d *daemon) publish() {
+	st := d.snapshot()
+	d.current.Store(st)
+	d.met.setEnvStates(st.Envs)
+}
+
+// writeStatus writes the published status to status/{server}.json when it
+// changed since the last write, when the heartbeat period has passed, or
+// when force is set. A failed write is logged and counted; the next poll
+// writes again.
+func (d *daemon) writeStatus(ctx context.Context, force bool) {
+	st := *d.current.Load()
+	doc := st
+	doc.Time = time.Time{}
+	body := doc.Marshal()
+	if !force && bytes.Equal(body, d.lastDoc) && time.Since(d.lastWrite) < d.cfg.Heartbeat {
+		return
+	}
+	st.Time = time.Now().UTC()
+	wctx, cancel := context.WithTimeout(ctx, d.statusTimeout)
+	defer cancel()
+	if err := d.store.WriteStatus(wctx, &st); err != nil {
+		d.met.statusErrors.Inc()
+		d.log.Warn("write status failed", "err", err)
+		return
+	}
+	d.lastDoc, d.lastWrite = body, time.Now()
+}

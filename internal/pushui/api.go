@@ -1,0 +1,529 @@
+package pushui
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// maxManifestBody bounds a PUT manifest's size.
+const maxManifestBody = 1 << 20
+
+// apiEnv is one env of a server in GET /api/servers: desired against
+// actual.
+type apiEnv struct {
+	Env            string `json:"env"`
+	App            string `json:"app"`
+	Desired        string `json:"desired,omitempty"` // package the manifest names
+	Serving        string `json:"serving,omitempty"` // package pulld reports serving
+	State          string `json:"state,omitempty"`
+	Step           string `json:"step,omitempty"`
+	Error          string `json:"error,omitempty"`
+	Drift          bool   `json:"drift"`           // serving ≠ desired
+	Failed         bool   `json:"failed"`          // FAILED or ROLLED_BACK
+	NewerAvailable bool   `json:"newer_available"` // a newer package of the app exists
+	Allowed        bool   `json:"allowed"`         // the config allows the app here
+}
+
+// apiServer is one server in GET /api/servers.
+type apiServer struct {
+	Name          string           `json:"name"`
+	InConfig      bool             `json:"in_config"`
+	Groups        []string         `json:"groups"`
+	Allowed       []string         `json:"allowed"`
+	Version       string           `json:"version,omitempty"`  // the manifest's ETag value
+	Manifest      json.RawMessage  `json:"manifest,omitempty"` // desired state, canonical form
+	ManifestError string           `json:"manifest_error,omitempty"`
+	Status        *manifest.Status `json:"status"` // actual state as pulld reported it; null before its first report
+	StatusError   string           `json:"status_error,omitempty"`
+	Stale         bool             `json:"stale"`   // no heartbeat for three poll periods
+	Pending       bool             `json:"pending"` // pulld has not acted on this revision yet
+	Envs          []apiEnv         `json:"envs"`
+}
+
+// apiServers answers GET /api/servers[?server=&app=&group=]: every server
+// with its desired and actual state, from the cache (as_of says when it
+// was last listed in full). Script output is left out.
+func (s *Server) apiServers(w http.ResponseWriter, r *http.Request) {
+	st := s.cache.load()
+	now := s.now()
+	f := filterFrom(r.URL.Query())
+	lb := newLabels()
+	out := struct {
+		AsOf    time.Time   `json:"as_of"`
+		Servers []apiServer `json:"servers"`
+	}{AsOf: st.asOf, Servers: []apiServer{}}
+	for _, name := range st.order {
+		if f.Server != "" && !strings.Contains(name, f.Server) {
+			continue
+		}
+		if f.Group != "" && !slices.Contains(s.conf.Groups[f.Group], name) {
+			continue
+		}
+		ss := st.servers[name]
+		v := buildServer(ss, s.conf, s.groups, st.apps, now, false, lb)
+		if f.App != "" {
+			if v.keepRows(matching(f.App)); len(v.Rows) == 0 {
+				continue
+			}
+		}
+		a := apiServer{
+			Name: name, InConfig: v.InConfig, Groups: nonNil(v.Groups), Allowed: nonNil(v.Allowed),
+			Version: strings.Trim(string(ss.Version), `"`), ManifestError: ss.ManifestErr,
+			Status: withoutOutput(ss.Status), StatusError: ss.StatusErr, Stale: v.Stale, Pending: v.Pending, Envs: []apiEnv{},
+		}
+		if ss.Manifest != nil {
+			a.Manifest = ss.Manifest.Marshal()
+		}
+		for _, row := range v.Rows {
+			if !row.InManifest && !row.Reported {
+				continue
+			}
+			e := apiEnv{Env: row.Env, App: row.App, State: string(row.State), Step: row.Step, Error: row.Error,
+				Drift: row.Drift, Failed: row.Failed, NewerAvailable: row.Old, Allowed: row.Allowed}
+			if row.Desired != nil {
+				e.Desired = row.Desired.Name
+			}
+			if row.Serving != nil {
+				e.Serving = row.Serving.Name
+			}
+			a.Envs = append(a.Envs, e)
+		}
+		out.Servers = append(out.Servers, a)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// withoutOutput returns st without the envs' script output, which can be
+// 10 KB per failing env: GET /api/servers/{server}/status has it.
+func withoutOutput(st *manifest.Status) *manifest.Status {
+	if st == nil {
+		return nil
+	}
+	c := *st
+	c.Envs = slices.Clone(st.Envs)
+	for i := range c.Envs {
+		c.Envs[i].Output = ""
+	}
+	return &c
+}
+
+// apiStatus answers GET /api/servers/{server}/status: the server's status
+// as pulld last wrote it, read fresh, script output included; 404 before
+// its first report.
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
+	server := r.PathValue("server")
+	if err := s.knownServer(server); err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	ss := s.cache.refreshServer(r.Context(), server)
+	switch {
+	case ss.StatusErr != "":
+		s.apiError(w, http.StatusBadGateway, ss.StatusErr)
+	case ss.Status == nil:
+		s.apiError(w, http.StatusNotFound, server+" has not reported a status yet")
+	default:
+		writeJSON(w, http.StatusOK, ss.Status)
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// etag quotes a Version as an HTTP entity tag. S3 versions are ETags that
+// already carry their quotes.
+func etag(v blobstore.Version) string {
+	return `"` + strings.Trim(string(v), `"`) + `"`
+}
+
+// apiGetManifest answers GET /api/servers/{server}: the manifest in
+// canonical form, read fresh, with its version as ETag. A configured
+// server without a manifest gets an empty one and no ETag (create it with
+// PUT and If-None-Match: *). A manifest that does not parse is 409 with
+// its ETag, so a PUT can replace it.
+func (s *Server) apiGetManifest(w http.ResponseWriter, r *http.Request) {
+	server := r.PathValue("server")
+	if err := s.knownServer(server); err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	m, v, err := s.b.ReadManifest(r.Context(), server)
+	if err != nil {
+		if errors.Is(err, manifest.ErrInvalidManifest) {
+			w.Header().Set("ETag", etag(v))
+			s.apiError(w, http.StatusConflict, err.Error())
+			return
+		}
+		s.apiFail(w, err)
+		return
+	}
+	if v != "" {
+		w.Header().Set("ETag", etag(v))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeRaw(w, http.StatusOK, m.Marshal())
+}
+
+func writeRaw(w http.ResponseWriter, code int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
+
+// apiPutManifest answers PUT /api/servers/{server}: replace the whole
+// manifest, conditionally. It needs If-Match with the ETag a GET returned
+// (or *), or If-None-Match: * to create a manifest that does not exist:
+// 428 without either, 412 when the manifest changed (with the current one
+// in the body), 400 naming the problem when the document does not parse,
+// lists an app the config does not allow or a package that does not
+// exist. Nothing is written in any of those cases. The revision written is
+// one more than the higher of the body's and the current one, so it only
+// ever grows. A body equal to the current manifest writes nothing.
+func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
+	server := r.PathValue("server")
+	if err := s.knownServer(server); err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	ifMatch, ifNone := strings.TrimSpace(r.Header.Get("If-Match")), strings.TrimSpace(r.Header.Get("If-None-Match"))
+	if ifMatch == "" && ifNone != "*" {
+		s.apiError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET /api/servers/"+server+" (or If-None-Match: * to create a manifest)")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxManifestBody))
+	if err != nil {
+		s.apiError(w, http.StatusBadRequest, "read manifest: "+err.Error())
+		return
+	}
+	m, err := manifest.Parse(body)
+	if err != nil {
+		s.apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx := r.Context()
+	cur, v, err := s.b.ReadManifest(ctx, server)
+	broken := errors.Is(err, manifest.ErrInvalidManifest)
+	if err != nil && !broken {
+		s.apiFail(w, err)
+		return
+	}
+	if !preconditionHolds(ifMatch, ifNone, v) {
+		s.apiConflict(w, r, server)
+		return
+	}
+	if cur == nil {
+		cur = &manifest.Manifest{}
+	}
+	for i, e := range m.Packages {
+		if old, ok := cur.Lookup(e.EnvName()); ok && old.Package == e.Package {
+			continue // unchanged entries stay, even if the config changed since
+		}
+		if err := s.checkDeploy(ctx, server, e.Package); err != nil {
+			var in *inputError
+			if errors.As(err, &in) {
+				s.apiError(w, http.StatusBadRequest, fmt.Sprintf("packages[%d] (%s): %v", i, e.Package, err))
+			} else {
+				s.apiFail(w, err)
+			}
+			return
+		}
+	}
+	m.Revision = max(m.Revision, cur.Revision)
+	if !broken && v != "" {
+		same := cur.Clone()
+		same.Revision = m.Revision
+		if string(same.Marshal()) == string(m.Marshal()) {
+			w.Header().Set("ETag", etag(v))
+			writeRaw(w, http.StatusOK, cur.Marshal())
+			return
+		}
+	}
+	nv, err := s.b.WriteManifest(ctx, server, m, v)
+	if errors.Is(err, blobstore.ErrConflict) {
+		s.apiConflict(w, r, server)
+		return
+	}
+	if err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	var before *manifest.Manifest
+	if v != "" && !broken {
+		before = cur
+	}
+	c := s.written(ctx, userOf(ctx), server, "put manifest", before, m, nv)
+	w.Header().Set("ETag", etag(nv))
+	if c.NudgeErr != nil {
+		w.Header().Set("X-Pushui-Nudge-Error", oneLine(c.NudgeErr.Error()))
+	}
+	writeRaw(w, http.StatusOK, m.Marshal())
+}
+
+func oneLine(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
+
+// preconditionHolds evaluates If-Match / If-None-Match against the current
+// version ("" when the manifest does not exist).
+func preconditionHolds(ifMatch, ifNone string, v blobstore.Version) bool {
+	if ifNone == "*" && ifMatch == "" {
+		return v == ""
+	}
+	if v == "" {
+		return false
+	}
+	cur := strings.Trim(string(v), `"`)
+	for _, t := range strings.Split(ifMatch, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		if strings.HasPrefix(t, "W/") {
+			continue // strong comparison: weak tags never match
+		}
+		if strings.Trim(t, `"`) == cur && len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' {
+			return true
+		}
+	}
+	return false
+}
+
+// apiConflict answers 412 with the current manifest and its ETag.
+func (s *Server) apiConflict(w http.ResponseWriter, r *http.Request, server string) {
+	m, v, err := s.b.ReadManifest(r.Context(), server)
+	s.cache.refreshServer(r.Context(), server)
+	out := map[string]any{"error": "manifest of " + server + " changed since it was read: nothing written; GET it again"}
+	if err == nil {
+		out["current"] = json.RawMessage(m.Marshal())
+	}
+	if v != "" {
+		w.Header().Set("ETag", etag(v))
+	}
+	writeJSON(w, http.StatusPreconditionFailed, out)
+}
+
+// apiFail answers an error with the status its kind calls for.
+func (s *Server) apiFail(w http.ResponseWriter, err error) {
+	var in *inputError
+	switch {
+	case errors.As(err, &in):
+		s.apiError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errUnknownServer):
+		s.apiError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, blobstore.ErrConflict):
+		s.apiError(w, http.StatusPreconditionFailed, err.Error())
+	case errors.Is(err, errBrokenManifest):
+		s.apiError(w, http.StatusConflict, err.Error())
+	default:
+		s.log.Error("api request failed", "err", err)
+		s.apiError(w, http.StatusBadGateway, err.Error())
+	}
+}
+
+// apiRecord is one audit record in GET /api/servers/{server}/history.
+type apiRecord struct {
+	Time    time.Time       `json:"time"`
+	User    string          `json:"user"`
+	Action  string          `json:"action"`
+	Changes []string        `json:"changes"`
+	Before  json.RawMessage `json:"before"`
+	After   json.RawMessage `json:"after"`
+}
+
+// apiHistory answers GET /api/servers/{server}/history[?limit=N]: the
+// server's audit records, newest first.
+func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
+	server := r.PathValue("server")
+	if err := s.knownServer(server); err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	limit := historyLimit
+	if q := r.URL.Query().Get("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > 1000 {
+			s.apiError(w, http.StatusBadRequest, "limit must be a number from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	recs, err := s.b.ListAudit(r.Context(), server, limit)
+	if err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	out := struct {
+		Server  string      `json:"server"`
+		Records []apiRecord `json:"records"`
+	}{Server: server, Records: []apiRecord{}}
+	for _, rec := range recs {
+		a := apiRecord{Time: rec.Time, User: rec.User, Action: rec.Action, Changes: nonNil(describeChange(rec.Before, rec.After)), Before: json.RawMessage("null"), After: json.RawMessage("null")}
+		if rec.Before != nil {
+			a.Before = rec.Before.Marshal()
+		}
+		if rec.After != nil {
+			a.After = rec.After.Marshal()
+		}
+		out.Records = append(out.Records, a)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// apiPackage is one package in GET /api/apps/{app}/packages.
+type apiPackage struct {
+	Name   string    `json:"name"`
+	Built  time.Time `json:"built"`
+	Commit string    `json:"commit"`
+	Branch string    `json:"branch,omitempty"`
+	Repo   string    `json:"repo,omitempty"`
+	User   string    `json:"user,omitempty"`
+	Host   string    `json:"host,omitempty"`
+	Dirty  bool      `json:"dirty"`
+	Note   string    `json:"note,omitempty"`
+	SHA256 string    `json:"sha256,omitempty"`
+	Format string    `json:"format"`
+	Size   int64     `json:"size"`
+	Error  string    `json:"error,omitempty"` // the metadata could not be read
+}
+
+// apiPackages answers GET /api/apps/{app}/packages: the app's packages,
+// newest first, with their metadata (listed afresh; metadata from memory
+// when already known).
+func (s *Server) apiPackages(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if err := manifest.CheckName("app", app); err != nil {
+		s.apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	pkgs, err := s.cache.packages(r.Context(), app)
+	if err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	out := struct {
+		App      string       `json:"app"`
+		Packages []apiPackage `json:"packages"`
+	}{App: app, Packages: make([]apiPackage, 0, len(pkgs))}
+	for _, p := range pkgs {
+		a := apiPackage{Name: p.Name.String(), Built: p.Name.Built, Commit: p.Name.Commit, Dirty: p.Name.Dirty, Format: string(p.Name.Format), Size: p.Size}
+		if p.Err != nil {
+			a.Error = p.Err.Error()
+		} else {
+			m := p.Meta
+			if m.Commit != "" {
+				a.Commit = m.Commit
+			}
+			if !m.Built.IsZero() {
+				a.Built = m.Built
+			}
+			a.Branch, a.Repo, a.User, a.Host, a.Note, a.SHA256 = m.Branch, m.Repo, m.User, m.Host, m.Note, m.SHA256
+			a.Dirty = a.Dirty || m.Dirty
+		}
+		out.Packages = append(out.Packages, a)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// deployRequest is the body of POST /api/deploy: a package and either a
+// list of servers or a group.
+type deployRequest struct {
+	Package string   `json:"package"`
+	Servers []string `json:"servers,omitempty"`
+	Group   string   `json:"group,omitempty"`
+}
+
+// deployResult is one server's outcome in POST /api/deploy.
+type deployResult struct {
+	Server     string `json:"server"`
+	Changed    bool   `json:"changed"`
+	Revision   int64  `json:"revision,omitempty"`
+	Version    string `json:"version,omitempty"`
+	Skipped    string `json:"skipped,omitempty"`
+	Error      string `json:"error,omitempty"`
+	NudgeError string `json:"nudge_error,omitempty"`
+	AuditError string `json:"audit_error,omitempty"`
+}
+
+// apiDeploy answers POST /api/deploy: set one app's version on the given
+// servers, or on every server of a group that allows the app. Each server
+// is updated with a read-modify-write retried on conflict, touching only
+// that app's entries. Bad input (unknown server, app not allowed on a
+// listed server, missing package) is 400 with nothing written; 502 when a
+// write failed on some server (see each result).
+func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
+	var req deployRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.apiError(w, http.StatusBadRequest, "deploy request: "+err.Error())
+		return
+	}
+	p, err := manifest.ParsePackageName(req.Package)
+	if err != nil {
+		s.apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	servers := req.Servers
+	switch {
+	case req.Group != "" && len(req.Servers) > 0:
+		s.apiError(w, http.StatusBadRequest, "give servers or group, not both")
+		return
+	case req.Group != "":
+		members, ok := s.conf.Groups[req.Group]
+		if !ok {
+			s.apiError(w, http.StatusBadRequest, fmt.Sprintf("no group %q in the push config", req.Group))
+			return
+		}
+		servers = members
+	}
+	action := "set " + p.App + " to " + p.String()
+	if req.Group != "" {
+		action = "promote " + p.App + " to " + p.String() + " (group " + req.Group + ")"
+	}
+	ctx := r.Context()
+	changes, err := s.deployMany(ctx, userOf(ctx), servers, p, action, req.Group != "")
+	if err != nil {
+		if errors.Is(err, errUnknownServer) {
+			s.apiError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.apiFail(w, err)
+		return
+	}
+	out := struct {
+		Package string         `json:"package"`
+		Results []deployResult `json:"results"`
+	}{Package: p.String()}
+	code := http.StatusOK
+	for _, c := range changes {
+		d := deployResult{Server: c.Server, Changed: c.Changed, Skipped: c.Skipped, Version: strings.Trim(string(c.Version), `"`)}
+		if c.After != nil {
+			d.Revision = c.After.Revision
+		}
+		if c.Err != nil {
+			d.Error = c.Err.Error()
+			code = http.StatusBadGateway
+		}
+		if c.NudgeErr != nil {
+			d.NudgeError = c.NudgeErr.Error()
+		}
+		if c.AuditErr != nil {
+			d.AuditError = c.AuditErr.Error()
+		}
+		out.Results = append(out.Results, d)
+	}
+	writeJSON(w, code, out)
+}

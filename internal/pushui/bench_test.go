@@ -1,0 +1,156 @@
+package pushui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// bigFleet returns a Server whose cache holds servers × apps, each app with
+// pkgs packages, every server running every app, with a status: one env in
+// seven drifting, one in eleven failed (with script output), one server in
+// thirteen stale. Nothing is read from a bucket: this measures rendering.
+func bigFleet(b testing.TB, servers, apps, pkgs int) *Server {
+	b.Helper()
+	ctx := context.Background()
+	store, err := blobstore.Open(ctx, "mem://")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	conf := &manifest.PushConfig{Servers: map[string][]string{}, Groups: map[string][]string{}}
+	appNames := make([]string, apps)
+	for a := range apps {
+		appNames[a] = fmt.Sprintf("app%02d", a)
+	}
+	serverNames := make([]string, servers)
+	for i := range servers {
+		serverNames[i] = fmt.Sprintf("srv-%04d", i)
+		conf.Servers[serverNames[i]] = appNames
+		g := fmt.Sprintf("group-%02d", i%20)
+		conf.Groups[g] = append(conf.Groups[g], serverNames[i])
+	}
+	s, err := newServer(ctx, store, Options{Store: store, Config: conf, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	st := &state{servers: map[string]*serverState{}, order: serverNames, apps: map[string]*appState{}, asOf: fixtureNow}
+	for a, app := range appNames {
+		names := make([]manifest.PackageName, pkgs)
+		for p := range pkgs {
+			commit := fmt.Sprintf("%02x%010x", a, pkgs-p)
+			names[p], err = manifest.NewPackageName(app, fixtureNow.Add(-time.Duration(p)*time.Hour), commit, p%17 == 3, manifest.FormatZstd)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		st.apps[app] = &appState{Names: names}
+	}
+	output := "step output line\n"
+	for len(output) < 10<<10 {
+		output += output
+	}
+	for i, name := range serverNames {
+		m := &manifest.Manifest{Revision: 7}
+		status := &manifest.Status{Server: name, PulldVersion: "v1.2.3", Host: manifest.HostInfo{Hostname: name + ".example.internal"},
+			Time: fixtureNow.Add(-time.Minute), PollSeconds: 300, ManifestRevision: 7}
+		if i%13 == 0 {
+			status.Time = fixtureNow.Add(-time.Hour)
+		}
+		for a, app := range appNames {
+			desired := st.apps[app].Names[(i+a)%5]
+			m.Packages = append(m.Packages, manifest.Entry{Package: desired})
+			es := manifest.EnvStatus{Env: app, App: app, Desired: desired.String(), Serving: desired.String(), State: manifest.StateServing, Step: "SERVING_BUILD", Updated: fixtureNow.Add(-3 * time.Hour)}
+			switch k := i*apps + a; {
+			case k%11 == 0:
+				es.State, es.Step, es.Error, es.Output = manifest.StateFailed, "POST_RESTART", "POST_RESTART exited with status 1", output
+			case k%7 == 0:
+				es.Serving = st.apps[app].Names[(i+a)%5+1].String()
+				es.State, es.Step = manifest.StateDeploying, "DOWNLOADING"
+			}
+			status.Envs = append(status.Envs, es)
+		}
+		st.servers[name] = &serverState{Name: name, Manifest: m, Version: blobstore.Version(fmt.Sprintf("%032x", i)), Status: status}
+	}
+	s.cache.cur.Store(st)
+	return s
+}
+
+// discard is a ResponseWriter that keeps only the status and the size.
+type discard struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (d *discard) Header() http.Header  { return d.h }
+func (d *discard) WriteHeader(code int) { d.code = code }
+func (d *discard) Write(p []byte) (int, error) {
+	d.n += len(p)
+	return len(p), nil
+}
+
+// BenchmarkMainPage renders the main page, unfiltered, for 1,000 servers ×
+// 10 apps × 200 packages from a prepared cache. The target is ≤ 150 ms.
+func BenchmarkMainPage(b *testing.B) {
+	s := bigFleet(b, 1000, 10, 200)
+	for _, q := range []string{"", "?app=app03", "?server=srv-00"} {
+		b.Run("query="+q, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/"+q, nil)
+			var size int
+			for b.Loop() {
+				w := &discard{h: http.Header{}}
+				s.ServeHTTP(w, req)
+				if w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+				size = w.n
+			}
+			b.ReportMetric(float64(size)/(1<<20), "MiB/page")
+		})
+	}
+}
+
+// BenchmarkAPIServers is GET /api/servers over the same fleet.
+func BenchmarkAPIServers(b *testing.B) {
+	s := bigFleet(b, 1000, 10, 200)
+	req := httptest.NewRequest(http.MethodGet, "/api/servers", nil)
+	for b.Loop() {
+		w := &discard{h: http.Header{}}
+		s.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// TestBigFleetPage checks that the benchmark's page is the page it claims
+// to be: every server rendered, with the drift, failures and staleness the
+// fleet was built with.
+func TestBigFleetPage(t *testing.T) {
+	s := bigFleet(t, 100, 10, 20)
+	w := do(t, s, http.MethodGet, "/", nil)
+	wantCode(t, w, http.StatusOK)
+	doc := parseHTML(t, w.Body.Bytes())
+	for _, c := range []struct {
+		sel  string
+		want int
+	}{
+		{"section.server", 100},
+		{"section.server tbody tr", 1000},
+		{"section.server.stale", 8},                     // i%13 == 0 for i < 100
+		{"tr.failed details.err a.output", 1000/11 + 1}, // k%11 == 0 for k < 1000; output loaded on demand
+	} {
+		if n := len(queryAll(t, doc, c.sel)); n != c.want {
+			t.Errorf("%s: %d, want %d", c.sel, n, c.want)
+		}
+	}
+}

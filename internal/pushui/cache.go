@@ -1,0 +1,362 @@
+package pushui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// bucket is what pushui needs from the bucket; *blobstore.Store is the
+// implementation. Tests wrap a real Store to count requests.
+type bucket interface {
+	ReadManifest(ctx context.Context, server string) (*manifest.Manifest, blobstore.Version, error)
+	WriteManifest(ctx context.Context, server string, m *manifest.Manifest, ifVersion blobstore.Version) (blobstore.Version, error)
+	UpdateManifest(ctx context.Context, server string, fn func(*manifest.Manifest) error) (before, after *manifest.Manifest, v blobstore.Version, err error)
+	ReadStatus(ctx context.Context, server string) (*manifest.Status, error)
+	ListServers(ctx context.Context) ([]string, error)
+	ListPackageNames(ctx context.Context, app string) ([]manifest.PackageName, error)
+	StatPackage(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error)
+	StatPackages(ctx context.Context, names []manifest.PackageName) ([]blobstore.PackageInfo, error)
+	AppendAudit(ctx context.Context, r *manifest.AuditRecord) error
+	ListAudit(ctx context.Context, server string, limit int) ([]*manifest.AuditRecord, error)
+}
+
+var _ bucket = (*blobstore.Store)(nil)
+
+// readConcurrency bounds the bucket requests a refresh has in flight.
+const readConcurrency = 16
+
+// serverState is what the cache knows about one server. It is immutable
+// once stored: updates store a new value.
+type serverState struct {
+	Name        string
+	Manifest    *manifest.Manifest // nil when it could not be read
+	Version     blobstore.Version  // "" when the manifest does not exist
+	ManifestErr string             // why Manifest is nil (invalid, or a bucket error)
+	Status      *manifest.Status   // nil when pulld has not reported (or StatusErr)
+	StatusErr   string
+	gen         uint64 // cache generation of the update that stored it
+}
+
+// appState is the listing of one app's packages, newest first. Immutable
+// once stored.
+type appState struct {
+	Names []manifest.PackageName
+	Err   string
+	gen   uint64
+}
+
+// state is one published view of the bucket. Readers load it without
+// locks; writers copy it, change the copy and publish that.
+type state struct {
+	servers map[string]*serverState
+	order   []string // sorted server names: configured ∪ listed in the bucket
+	apps    map[string]*appState
+	asOf    time.Time // when the last full refresh finished
+}
+
+// cache holds the bucket as pushui last saw it: every server's manifest and
+// status and every app's package names (refreshed as a whole by refresh,
+// per server and per app by the pages that need fresh data), and package
+// metadata, which is kept forever because packages are immutable. It is
+// safe for concurrent use.
+type cache struct {
+	b    bucket
+	conf *manifest.PushConfig
+	log  *slog.Logger
+	now  func() time.Time
+
+	refreshing sync.Mutex // one full refresh at a time
+
+	mu  sync.Mutex // serialises writers of cur
+	gen uint64     // bumped by every writer, under mu
+	cur atomic.Pointer[state]
+
+	metaMu sync.Mutex
+	meta   map[string]blobstore.PackageInfo // by package name
+}
+
+func newCache(b bucket, conf *manifest.PushConfig, log *slog.Logger, now func() time.Time) *cache {
+	c := &cache{b: b, conf: conf, log: log, now: now, meta: make(map[string]blobstore.PackageInfo)}
+	c.cur.Store(&state{servers: map[string]*serverState{}, apps: map[string]*appState{}})
+	return c
+}
+
+// load returns the current state. Callers must not modify it.
+func (c *cache) load() *state { return c.cur.Load() }
+
+// forEach calls fn(i) for i in [0,n) with at most limit calls in flight.
+func forEach(n, limit int, fn func(i int)) {
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(i)
+		})
+	}
+	wg.Wait()
+}
+
+// refresh lists the bucket again: servers, every server's manifest and
+// status, and every app's package names (metadata already known is not
+// fetched again). Per-server read errors are kept in the state and shown;
+// only a failed listing fails the refresh, leaving the previous state.
+// Entries updated while the refresh ran are kept, so a refresh never puts
+// back a manifest older than one pushui just wrote.
+func (c *cache) refresh(ctx context.Context) error {
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
+	c.mu.Lock()
+	startGen := c.gen
+	c.mu.Unlock()
+
+	listed, err := c.b.ListServers(ctx)
+	if err != nil {
+		return fmt.Errorf("pushui: list servers: %w", err)
+	}
+	names := slices.Clone(listed)
+	names = append(names, c.conf.ServerNames()...)
+	slices.Sort(names)
+	names = slices.Compact(names)
+
+	servers := make([]*serverState, len(names))
+	forEach(len(names), readConcurrency, func(i int) {
+		servers[i] = c.readServer(ctx, names[i])
+	})
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("pushui: refresh: %w", err)
+	}
+
+	appSet := map[string]bool{}
+	for _, apps := range c.conf.Servers {
+		for _, a := range apps {
+			appSet[a] = true
+		}
+	}
+	for _, s := range servers {
+		if s.Manifest != nil {
+			for _, a := range s.Manifest.Apps() {
+				appSet[a] = true
+			}
+		}
+	}
+	appNames := make([]string, 0, len(appSet))
+	for a := range appSet {
+		appNames = append(appNames, a)
+	}
+	apps := make([]*appState, len(appNames))
+	forEach(len(appNames), readConcurrency, func(i int) {
+		apps[i] = c.listApp(ctx, appNames[i])
+	})
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.load()
+	st := &state{servers: make(map[string]*serverState, len(names)), order: names, apps: make(map[string]*appState, len(appNames)), asOf: c.now()}
+	for _, s := range servers {
+		st.servers[s.Name] = s
+	}
+	for i, a := range apps {
+		st.apps[appNames[i]] = a
+	}
+	// Keep what was updated while this refresh read the bucket.
+	for name, s := range old.servers {
+		if s.gen > startGen {
+			if _, known := st.servers[name]; !known {
+				st.order = insertSorted(st.order, name)
+			}
+			st.servers[name] = s
+		}
+	}
+	for name, a := range old.apps {
+		if a.gen > startGen {
+			st.apps[name] = a
+		}
+	}
+	c.cur.Store(st)
+	return nil
+}
+
+// readServer reads one server's manifest and status. Errors are recorded
+// in the result, not returned: one broken server must not hide the others.
+func (c *cache) readServer(ctx context.Context, name string) *serverState {
+	s := &serverState{Name: name}
+	m, v, err := c.b.ReadManifest(ctx, name)
+	s.Version = v
+	if err != nil {
+		s.ManifestErr = err.Error()
+		c.log.Warn("manifest unreadable", "server", name, "err", err)
+	} else {
+		s.Manifest = m
+	}
+	st, err := c.b.ReadStatus(ctx, name)
+	switch {
+	case errors.Is(err, blobstore.ErrNotFound):
+	case err != nil:
+		s.StatusErr = err.Error()
+	default:
+		s.Status = st
+	}
+	return s
+}
+
+// listApp lists one app's package names.
+func (c *cache) listApp(ctx context.Context, app string) *appState {
+	names, err := c.b.ListPackageNames(ctx, app)
+	if err != nil {
+		c.log.Warn("package listing failed", "app", app, "err", err)
+		return &appState{Err: err.Error()}
+	}
+	return &appState{Names: names}
+}
+
+// refreshServer reads one server again and stores the result.
+func (c *cache) refreshServer(ctx context.Context, name string) *serverState {
+	s := c.readServer(ctx, name)
+	c.storeServer(s)
+	return s
+}
+
+// storeServer publishes s as the server's state.
+func (c *cache) storeServer(s *serverState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	s.gen = c.gen
+	old := c.load()
+	st := *old
+	st.servers = make(map[string]*serverState, len(old.servers)+1)
+	for k, v := range old.servers {
+		st.servers[k] = v
+	}
+	if _, known := old.servers[s.Name]; !known {
+		st.order = insertSorted(slices.Clone(old.order), s.Name)
+	}
+	st.servers[s.Name] = s
+	c.cur.Store(&st)
+}
+
+// storeManifest records a manifest pushui has just written, keeping the
+// server's last status.
+func (c *cache) storeManifest(server string, m *manifest.Manifest, v blobstore.Version) {
+	s := &serverState{Name: server, Manifest: m, Version: v}
+	if old := c.load().servers[server]; old != nil {
+		s.Status, s.StatusErr = old.Status, old.StatusErr
+	}
+	c.storeServer(s)
+}
+
+// storeApp publishes an app's listing.
+func (c *cache) storeApp(app string, a *appState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	a.gen = c.gen
+	old := c.load()
+	st := *old
+	st.apps = make(map[string]*appState, len(old.apps)+1)
+	for k, v := range old.apps {
+		st.apps[k] = v
+	}
+	st.apps[app] = a
+	c.cur.Store(&st)
+}
+
+func insertSorted(s []string, v string) []string {
+	i, found := slices.BinarySearch(s, v)
+	if found {
+		return s
+	}
+	return slices.Insert(s, i, v)
+}
+
+// pkg is one package of a listing with its metadata, or why the metadata
+// could not be read.
+type pkg struct {
+	blobstore.PackageInfo
+	Err error
+}
+
+// packages lists app's packages again (one listing request) and returns
+// them newest first with their metadata. Metadata already known comes from
+// memory; the rest is fetched concurrently in one blobstore.StatPackages
+// call and kept forever. When that batch fails (one package with broken
+// metadata fails it whole), the missing ones are fetched one by one,
+// concurrently, so one bad package does not hide the others.
+func (c *cache) packages(ctx context.Context, app string) ([]pkg, error) {
+	names, err := c.b.ListPackageNames(ctx, app)
+	if err != nil {
+		return nil, fmt.Errorf("pushui: list packages of %s: %w", app, err)
+	}
+	c.storeApp(app, &appState{Names: names})
+	return c.describe(ctx, names), nil
+}
+
+// describe returns the metadata of names, in order, fetching what is not
+// cached.
+func (c *cache) describe(ctx context.Context, names []manifest.PackageName) []pkg {
+	out := make([]pkg, len(names))
+	var missing []manifest.PackageName
+	var missingAt []int
+	c.metaMu.Lock()
+	for i, n := range names {
+		if info, ok := c.meta[n.String()]; ok {
+			out[i].PackageInfo = info
+		} else {
+			missing = append(missing, n)
+			missingAt = append(missingAt, i)
+		}
+	}
+	c.metaMu.Unlock()
+	if len(missing) == 0 {
+		return out
+	}
+	infos, err := c.b.StatPackages(ctx, missing)
+	errs := make([]error, len(missing))
+	if err != nil {
+		infos = make([]blobstore.PackageInfo, len(missing))
+		forEach(len(missing), readConcurrency, func(i int) {
+			infos[i], errs[i] = c.b.StatPackage(ctx, missing[i])
+		})
+	}
+	c.metaMu.Lock()
+	defer c.metaMu.Unlock()
+	for j, i := range missingAt {
+		if errs[j] != nil {
+			out[i] = pkg{PackageInfo: blobstore.PackageInfo{Name: missing[j]}, Err: errs[j]}
+			continue
+		}
+		c.meta[missing[j].String()] = infos[j]
+		out[i].PackageInfo = infos[j]
+	}
+	return out
+}
+
+// stat returns one package's description, from memory when known. The
+// error wraps blobstore.ErrNotFound when the package does not exist.
+func (c *cache) stat(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error) {
+	c.metaMu.Lock()
+	info, ok := c.meta[name.String()]
+	c.metaMu.Unlock()
+	if ok {
+		return info, nil
+	}
+	info, err := c.b.StatPackage(ctx, name)
+	if err != nil {
+		return blobstore.PackageInfo{}, err
+	}
+	c.metaMu.Lock()
+	c.meta[name.String()] = info
+	c.metaMu.Unlock()
+	return info, nil
+}

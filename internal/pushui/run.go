@@ -1,0 +1,188 @@
+package pushui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// DefaultAddr is where pushui listens unless told otherwise: loopback only.
+const DefaultAddr = "127.0.0.1:8000"
+
+// Config is pushui's command line.
+type Config struct {
+	Bucket       string        // bucket URL (required)
+	ConfigFile   string        // push config JSON (required)
+	Addr         string        // listen address; DefaultAddr when empty
+	AuthHeader   string        // trusted identity header set by an auth proxy
+	HtpasswdFile string        // htpasswd file of bcrypt hashes, for Basic auth
+	Admins       []string      // users who may change manifests
+	NudgeTopic   string        // gocloud.dev/pubsub topic URL for nudges
+	NudgeURL     string        // HTTP nudge URL template ({server})
+	Refresh      time.Duration // background re-listing interval; 0 = only on demand
+	Logger       *slog.Logger  // required
+}
+
+// ErrUsage is wrapped by Run's errors about the configuration itself (as
+// opposed to failures while running), so main can exit 2 for them.
+var ErrUsage = errors.New("usage")
+
+// Check validates cfg without touching anything: required fields, one
+// authentication mode at most, admins only with authentication, and no
+// listening beyond loopback without authentication.
+func (cfg *Config) Check() error {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	switch {
+	case cfg.Bucket == "":
+		return fmt.Errorf("%w: -bucket is required", ErrUsage)
+	case cfg.ConfigFile == "":
+		return fmt.Errorf("%w: -config is required", ErrUsage)
+	case cfg.AuthHeader != "" && cfg.HtpasswdFile != "":
+		return fmt.Errorf("%w: give -auth-header or -htpasswd, not both", ErrUsage)
+	case len(cfg.Admins) > 0 && cfg.AuthHeader == "" && cfg.HtpasswdFile == "":
+		return fmt.Errorf("%w: -admins needs -auth-header or -htpasswd to know who is who", ErrUsage)
+	case cfg.Refresh < 0:
+		return fmt.Errorf("%w: -refresh must not be negative", ErrUsage)
+	}
+	loop, err := isLoopback(cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: -addr %s: %v", ErrUsage, cfg.Addr, err)
+	}
+	if !loop && cfg.AuthHeader == "" && cfg.HtpasswdFile == "" {
+		return fmt.Errorf("%w: refusing to listen on %s without authentication: give -auth-header (behind an auth proxy) or -htpasswd, or listen on 127.0.0.1", ErrUsage, cfg.Addr)
+	}
+	return nil
+}
+
+// isLoopback reports whether addr's host is certainly a loopback address:
+// a loopback IP or "localhost". An empty host (every interface) and other
+// names are not.
+func isLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// Run serves pushui until ctx is done, then shuts down gracefully. It logs
+// "listening" with the bound address once it accepts connections.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		return fmt.Errorf("%w: no logger", ErrUsage)
+	}
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	data, err := os.ReadFile(cfg.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("pushui: read push config: %w", err)
+	}
+	conf, err := manifest.ParsePushConfig(data)
+	if err != nil {
+		return fmt.Errorf("pushui: %s: %w", cfg.ConfigFile, err)
+	}
+	opts := Options{Config: conf, AuthHeader: cfg.AuthHeader, Admins: cfg.Admins, Logger: log}
+	if cfg.HtpasswdFile != "" {
+		data, err := os.ReadFile(cfg.HtpasswdFile)
+		if err != nil {
+			return fmt.Errorf("pushui: read htpasswd: %w", err)
+		}
+		if opts.Htpasswd, err = ParseHtpasswd(data); err != nil {
+			return fmt.Errorf("pushui: %s: %w", cfg.HtpasswdFile, err)
+		}
+	}
+	if (cfg.AuthHeader != "" || cfg.HtpasswdFile != "") && len(cfg.Admins) == 0 {
+		log.Warn("no -admins: everyone can look, nobody can change anything")
+	}
+
+	store, err := blobstore.Open(ctx, cfg.Bucket)
+	if err != nil {
+		return fmt.Errorf("pushui: %w", err)
+	}
+	defer store.Close()
+	opts.Store = store
+
+	nudger, err := nudge.New(ctx, nudge.Config{Topic: cfg.NudgeTopic, URL: cfg.NudgeURL, Logger: log})
+	if err != nil {
+		return fmt.Errorf("pushui: %w", err)
+	}
+	defer func() { _ = nudger.Close(context.WithoutCancel(ctx)) }()
+	if nudger.Enabled() {
+		opts.Nudger = nudger
+	}
+
+	srv, err := New(ctx, opts)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("pushui: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.Refresh > 0 {
+		go func() {
+			t := time.NewTicker(cfg.Refresh)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := srv.Refresh(ctx); err != nil && ctx.Err() == nil {
+						log.Warn("background refresh failed", "err", err)
+					}
+				}
+			}
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "bucket", cfg.Bucket, "servers", len(srv.cache.load().order), "auth", authMode(cfg), "nudge", nudger.Enabled())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("pushui: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("pushui: shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func authMode(cfg Config) string {
+	switch {
+	case cfg.AuthHeader != "":
+		return "header " + cfg.AuthHeader
+	case cfg.HtpasswdFile != "":
+		return "htpasswd"
+	}
+	return "none (loopback)"
+}

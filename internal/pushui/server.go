@@ -1,0 +1,336 @@
+package pushui
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Options configures a Server.
+type Options struct {
+	// Store is the bucket. Required. The Server does not close it.
+	Store *blobstore.Store
+	// Config says which apps may go on which servers. Required.
+	Config *manifest.PushConfig
+	// AuthHeader names a request header carrying the user's identity, set
+	// by an authenticating proxy (IAP, oauth2-proxy). pushui trusts it
+	// blindly: it must only be reachable through that proxy.
+	AuthHeader string
+	// Htpasswd, when set, requires HTTP Basic authentication against it.
+	// At most one of AuthHeader and Htpasswd may be set; with neither,
+	// every request is served as LocalUser, who may write.
+	Htpasswd *Htpasswd
+	// Admins may change manifests; other authenticated users may only look.
+	Admins []string
+	// Nudger is told about every server whose manifest changed; nil sends
+	// no nudges (hosts then act at their next poll).
+	Nudger Nudger
+	// Logger receives the server's logs. Required.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is pushui's HTTP handler: the web UI and the JSON API over one
+// bucket. It keeps the bucket's state in memory (see Refresh). It is safe
+// for concurrent use.
+type Server struct {
+	b      bucket
+	conf   *manifest.PushConfig
+	groups map[string][]string // server → groups
+	auth   *auth
+	nudger Nudger
+	log    *slog.Logger
+	now    func() time.Time
+	cache  *cache
+
+	pages         map[string]*template.Template
+	sections      []*template.Template // one per rendering goroutine (see renderSections)
+	staticVersion string
+	handler       http.Handler
+	bufs          sync.Pool
+}
+
+// New returns a Server for opts, after listing the bucket once (the error
+// is that listing's).
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("pushui: no bucket")
+	}
+	return newServer(ctx, opts.Store, opts)
+}
+
+// newServer is New over any bucket; tests use it to count requests.
+func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
+	if opts.Config == nil {
+		return nil, errors.New("pushui: no push config")
+	}
+	if opts.Logger == nil {
+		return nil, errors.New("pushui: no logger")
+	}
+	if opts.AuthHeader != "" && opts.Htpasswd != nil {
+		return nil, errors.New("pushui: choose one authentication: an identity header or an htpasswd file")
+	}
+	if err := opts.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("pushui: %w", err)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Server{
+		b:      b,
+		conf:   opts.Config,
+		groups: groupsByServer(opts.Config),
+		auth:   &auth{header: opts.AuthHeader, htpasswd: opts.Htpasswd, admins: map[string]bool{}},
+		nudger: opts.Nudger,
+		log:    opts.Logger,
+		now:    now,
+		bufs:   sync.Pool{New: func() any { return new(bytes.Buffer) }},
+	}
+	for _, a := range opts.Admins {
+		if a = strings.TrimSpace(a); a != "" {
+			s.auth.admins[a] = true
+		}
+	}
+	s.cache = newCache(b, opts.Config, opts.Logger, now)
+	if err := s.parseTemplates(); err != nil {
+		return nil, err
+	}
+	s.staticVersion = staticHash()
+	s.handler = s.routes()
+	if err := s.cache.refresh(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Refresh lists the bucket again: servers, manifests, statuses and package
+// names. Package metadata already fetched is kept (packages never change).
+// The pages keep showing the previous state until it completes; on error
+// they keep it.
+func (s *Server) Refresh(ctx context.Context) error { return s.cache.refresh(ctx) }
+
+// ServeHTTP serves the UI and the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.handleIndex)
+	mux.HandleFunc("POST /refresh", s.handleRefresh)
+	mux.HandleFunc("GET /servers/{server}", s.handleServer)
+	mux.HandleFunc("GET /servers/{server}/apps/{app}", s.handleApp)
+	mux.HandleFunc("POST /servers/{server}/apps/{app}/deploy", s.handleDeploy)
+	mux.HandleFunc("POST /servers/{server}/apps/{app}/remove", s.handleRemove)
+	mux.HandleFunc("GET /servers/{server}/envs/{env}/output", s.handleOutput)
+	mux.HandleFunc("POST /servers/{server}/envs/{env}/restart", s.handleRestart)
+	mux.HandleFunc("POST /servers/{server}/envs/{env}/config", s.handleConfig)
+	mux.HandleFunc("POST /promote", s.handlePromote)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", s.staticHandler()))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+
+	mux.HandleFunc("GET /api/servers", s.apiServers)
+	mux.HandleFunc("GET /api/servers/{server}", s.apiGetManifest)
+	mux.HandleFunc("PUT /api/servers/{server}", s.apiPutManifest)
+	mux.HandleFunc("GET /api/servers/{server}/history", s.apiHistory)
+	mux.HandleFunc("GET /api/servers/{server}/status", s.apiStatus)
+	mux.HandleFunc("GET /api/apps/{app}/packages", s.apiPackages)
+	mux.HandleFunc("POST /api/deploy", s.apiDeploy)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.apiError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		s.fail(w, r, http.StatusForbidden, "cross-origin request refused: changes can only be made from pushui's own pages")
+	}))
+	return securityHeaders(cop.Handler(s.authenticate(mux)))
+}
+
+// securityHeaders sets headers that keep the pages from being framed,
+// sniffed or made to run scripts other than pushui's own static file.
+func securityHeaders(h http.Handler) http.Handler {
+	const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", csp)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// authenticate identifies the user and refuses what they may not do:
+// anyone unidentified gets 401, and a non-admin gets 403 for every
+// state-changing request except a refresh of the cached view.
+func (s *Server) authenticate(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		user := s.auth.identify(r)
+		if user == "" {
+			if s.auth.htpasswd != nil {
+				w.Header().Set("WWW-Authenticate", `Basic realm="pushui", charset="UTF-8"`)
+				s.fail(w, r, http.StatusUnauthorized, "sign in to use pushui")
+			} else {
+				s.fail(w, r, http.StatusUnauthorized, "no identity in header "+s.auth.header+": pushui must be reached through its authenticating proxy")
+			}
+			return
+		}
+		safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+		if !safe && r.URL.Path != "/refresh" && !s.auth.isAdmin(user) {
+			s.log.Warn("write refused", "user", user, "method", r.Method, "path", r.URL.Path)
+			s.fail(w, r, http.StatusForbidden, user+" may look but not change anything (not in -admins)")
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey, user)))
+	})
+}
+
+// fail answers an error: JSON under /api/, a page elsewhere.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		s.apiError(w, code, msg)
+		return
+	}
+	s.render(w, r, code, "error", &errorPage{page: s.page(r, http.StatusText(code)), Code: code, Message: msg})
+}
+
+func (s *Server) apiError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// writeJSON sends v as compact JSON (pipe it through jq to read it).
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// parseTemplates parses every page once: the layout and partials shared,
+// one clone per page so each can define its own "content".
+func (s *Server) parseTemplates() error {
+	funcs := template.FuncMap{
+		"ago":      ago,
+		"datetime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"size":     humanSize,
+		"join":     strings.Join,
+		"static":   func(name string) string { return "/static/" + name + "?v=" + s.staticVersion },
+	}
+	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
+	if err != nil {
+		return fmt.Errorf("pushui: parse templates: %w", err)
+	}
+	// The main page's sections are rendered on every CPU; text/template
+	// takes a shared lock per function lookup, so each goroutine gets its
+	// own copy rather than contending on one.
+	s.sections = make([]*template.Template, max(1, min(runtime.NumCPU(), 16)))
+	for i := range s.sections {
+		if s.sections[i], err = template.New("partials").Funcs(funcs).ParseFS(templateFS, "templates/partials.html"); err != nil {
+			return fmt.Errorf("pushui: parse templates: %w", err)
+		}
+	}
+	s.pages = map[string]*template.Template{}
+	for _, name := range []string{"index", "server", "app", "promote", "error"} {
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
+		if err != nil {
+			return fmt.Errorf("pushui: parse template %s: %w", name, err)
+		}
+		s.pages[name] = t
+	}
+	return nil
+}
+
+// render executes page into a buffer and, only when that succeeded, sends
+// it with status code: a template error never leaves half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, data any) {
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 64<<20 {
+			s.bufs.Put(buf)
+		}
+	}()
+	if err := s.pages[page].ExecuteTemplate(buf, "layout", data); err != nil {
+		s.log.Error("render failed", "page", page, "path", r.URL.Path, "err", err)
+		http.Error(w, "pushui: rendering the page failed; see the log", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// staticHash is a digest of the embedded static files; page links carry it
+// so browsers may cache them for as long as the binary runs.
+func staticHash() string {
+	h := sha256.New()
+	_ = fs.WalkDir(staticFS, "static", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := staticFS.ReadFile(path)
+		h.Write([]byte(path))
+		h.Write(b)
+		return err
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func (s *Server) staticHandler() http.Handler {
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		panic(err) // the directory is embedded above
+	}
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("v") == s.staticVersion {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "no-cache")
+		}
+		files.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,121 @@
+// pushui: small progressive enhancements. Every page works without this
+// file; it adds live filtering, confirmations and ticking relative times.
+"use strict";
+
+(function () {
+  // Live filter on the main page: hide sections and rows as you type and
+  // keep the filter in the URL. Narrowing what the server rendered happens
+  // here; anything wider asks the server again.
+  var form = document.getElementById("filter");
+  if (form) {
+    var initial = {
+      server: form.elements.server.value.toLowerCase(),
+      app: form.elements.app.value.toLowerCase(),
+    };
+    var sections = Array.prototype.slice.call(document.querySelectorAll("section.server"));
+    var count = document.getElementById("count");
+    var none = document.getElementById("none");
+    var timer = null;
+
+    var apply = function () {
+      var server = form.elements.server.value.trim().toLowerCase();
+      var app = form.elements.app.value.trim().toLowerCase();
+      if (server.indexOf(initial.server) < 0 || app.indexOf(initial.app) < 0) {
+        form.submit(); // wider than what is on the page
+        return;
+      }
+      var shown = 0;
+      sections.forEach(function (sec) {
+        var ok = sec.dataset.server.indexOf(server) >= 0;
+        var rows = 0;
+        sec.querySelectorAll("tbody tr[data-app]").forEach(function (tr) {
+          var hit = !app || tr.dataset.app.indexOf(app) >= 0 || (tr.dataset.env || "").indexOf(app) >= 0;
+          tr.hidden = !hit;
+          if (hit) rows++;
+        });
+        if (app && rows === 0) ok = false;
+        sec.hidden = !ok;
+        if (ok) shown++;
+      });
+      if (count) count.textContent = String(shown);
+      if (none) none.hidden = shown > 0;
+      var q = new URLSearchParams(new FormData(form));
+      ["server", "app", "group"].forEach(function (k) {
+        if (!q.get(k)) q.delete(k);
+      });
+      var qs = q.toString();
+      history.replaceState(null, "", qs ? "?" + qs : location.pathname);
+      var refreshNext = document.querySelector("form.refresh input[name=next]");
+      if (refreshNext) refreshNext.value = location.pathname + location.search;
+    };
+
+    ["server", "app"].forEach(function (name) {
+      form.elements[name].addEventListener("input", function () {
+        clearTimeout(timer);
+        timer = setTimeout(apply, 120);
+      });
+    });
+    if (form.elements.group) {
+      form.elements.group.addEventListener("change", function () { form.submit(); });
+    }
+  }
+
+  // Buttons with data-confirm ask before their form is sent.
+  document.addEventListener("submit", function (ev) {
+    var btn = ev.submitter;
+    if (btn && btn.dataset.confirm && !window.confirm(btn.dataset.confirm)) {
+      ev.preventDefault();
+    }
+  });
+
+  // Script output is loaded when its error is opened, so the main page
+  // stays small; without this script the link opens it as text.
+  document.addEventListener("toggle", function (ev) {
+    var det = ev.target;
+    if (!(det instanceof HTMLDetailsElement) || !det.open) return;
+    var link = det.querySelector("a.output");
+    if (!link) return;
+    fetch(link.href, { credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok) throw new Error(r.status + " " + r.statusText);
+        return r.text();
+      })
+      .then(function (text) {
+        var pre = document.createElement("pre");
+        pre.textContent = text || "(no output)";
+        link.replaceWith(pre);
+      })
+      .catch(function (err) {
+        link.textContent = "Script output (loading failed: " + err.message + ")";
+      });
+  }, true);
+
+  // Keep relative times current while the page stays open.
+  var rel = function (t) {
+    var secs = Math.round((Date.now() - t.getTime()) / 1000);
+    var abs = Math.abs(secs);
+    var s;
+    if (abs < 10) return "just now";
+    if (abs < 60) s = abs + "s";
+    else if (abs < 3600) s = Math.floor(abs / 60) + "m";
+    else if (abs < 48 * 3600) s = Math.floor(abs / 3600) + "h";
+    else if (abs < 31 * 86400) s = Math.floor(abs / 86400) + "d";
+    else return t.toISOString().slice(0, 10);
+    return secs < 0 ? "in " + s : s + " ago";
+  };
+  var tick = function () {
+    document.querySelectorAll("time[datetime]").forEach(function (el) {
+      var t = new Date(el.getAttribute("datetime"));
+      if (!isNaN(t)) el.textContent = rel(t);
+    });
+  };
+  // Exact times on hover, set when first hovered (cheap on big pages).
+  document.addEventListener("mouseover", function (ev) {
+    var el = ev.target;
+    if (el instanceof HTMLTimeElement && !el.title) {
+      var t = new Date(el.getAttribute("datetime"));
+      if (!isNaN(t)) el.title = t.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    }
+  });
+  setInterval(tick, 30000);
+})();

@@ -1,0 +1,705 @@
+package pushui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// page is what every page shows around its content.
+type page struct {
+	Title    string
+	User     string
+	AuthOn   bool
+	CanWrite bool
+	Now      time.Time
+	// Here is the request's path and query, where a refresh returns to.
+	Here string
+}
+
+func (s *Server) page(r *http.Request, title string) page {
+	user := userOf(r.Context())
+	return page{
+		Title:    title,
+		User:     user,
+		AuthOn:   s.auth.enabled(),
+		CanWrite: user != "" && s.auth.isAdmin(user),
+		Now:      s.now(),
+		Here:     r.URL.RequestURI(),
+	}
+}
+
+type errorPage struct {
+	page
+	Code    int
+	Message string
+}
+
+type indexPage struct {
+	page
+	Filter filter
+	Groups []string
+	// Sections holds the rendered server sections (see renderSections).
+	Sections template.HTML
+	Shown    int
+	Total    int
+	AsOf     moment
+}
+
+// handleIndex renders the main page from the cache: one section per server
+// passing the filter.
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	st := s.cache.load()
+	f := filterFrom(r.URL.Query())
+	p := &indexPage{page: s.page(r, "Servers"), Filter: f, Total: len(st.order), AsOf: at(st.asOf, s.now())}
+	for g := range s.conf.Groups {
+		p.Groups = append(p.Groups, g)
+	}
+	slices.Sort(p.Groups)
+	var members []string
+	if f.Group != "" {
+		members = s.conf.Groups[f.Group]
+	}
+	names := make([]string, 0, len(st.order))
+	for _, name := range st.order {
+		if f.Server != "" && !strings.Contains(name, f.Server) {
+			continue
+		}
+		if f.Group != "" && !slices.Contains(members, name) {
+			continue
+		}
+		names = append(names, name)
+	}
+	var err error
+	p.Sections, p.Shown, err = s.renderSections(st, names, f.App, p.Now)
+	if err != nil {
+		s.log.Error("render failed", "page", "index", "err", err)
+		http.Error(w, "pushui: rendering the page failed; see the log", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, r, http.StatusOK, "index", p)
+}
+
+// sectionChunk is how many servers one rendering goroutine takes at a time.
+const sectionChunk = 32
+
+// renderSections builds and renders the sections of the named servers,
+// keeping those with a row matching app (all when app is ""). It works in
+// chunks on every CPU, since the main page of a large fleet is thousands of
+// rows, and returns the sections in order with how many were kept. The
+// result is html/template output, escaped like the rest of the page.
+func (s *Server) renderSections(st *state, names []string, app string, now time.Time) (template.HTML, int, error) {
+	type chunk struct {
+		buf   *bytes.Buffer
+		shown int
+		err   error
+	}
+	chunks := make([]chunk, (len(names)+sectionChunk-1)/sectionChunk)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range min(runtime.GOMAXPROCS(0), len(chunks), len(s.sections)) {
+		tmpl := s.sections[w]
+		wg.Go(func() {
+			lb := newLabels()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(chunks) {
+					return
+				}
+				c := &chunks[i]
+				c.buf = s.bufs.Get().(*bytes.Buffer)
+				c.buf.Reset()
+				for _, name := range names[i*sectionChunk : min((i+1)*sectionChunk, len(names))] {
+					v := buildServer(st.servers[name], s.conf, s.groups, st.apps, now, false, lb)
+					if app != "" {
+						if v.keepRows(matching(app)); len(v.Rows) == 0 {
+							continue
+						}
+					}
+					if c.err = tmpl.ExecuteTemplate(c.buf, "server", v); c.err != nil {
+						return
+					}
+					c.shown++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	size, shown := 0, 0
+	for _, c := range chunks {
+		if c.err != nil {
+			return "", 0, c.err
+		}
+		if c.buf == nil { // left by a goroutine that failed on an earlier chunk
+			return "", 0, errors.New("pushui: a section was not rendered")
+		}
+		size += c.buf.Len()
+		shown += c.shown
+	}
+	var out strings.Builder
+	out.Grow(size)
+	for _, c := range chunks {
+		out.Write(c.buf.Bytes())
+		s.bufs.Put(c.buf)
+	}
+	return template.HTML(out.String()), shown, nil
+}
+
+// handleRefresh lists the bucket again and returns to the page it came
+// from.
+func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
+	if err := s.cache.refresh(r.Context()); err != nil {
+		s.log.Error("refresh failed", "err", err)
+		s.fail(w, r, http.StatusBadGateway, err.Error())
+		return
+	}
+	http.Redirect(w, r, localPath(r.FormValue("next")), http.StatusSeeOther)
+}
+
+// localPath returns next when it is a path on this site, "/" otherwise, so
+// a crafted form cannot redirect elsewhere.
+func localPath(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+// handleOutput answers the last output of env's failing script, as pulld
+// reported it, read fresh: the main page loads it on demand.
+func (s *Server) handleOutput(w http.ResponseWriter, r *http.Request) {
+	server, env := r.PathValue("server"), r.PathValue("env")
+	if err := s.knownServer(server); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	if err := manifest.CheckName("env", env); err != nil {
+		s.failErr(w, r, badInput("%v", err))
+		return
+	}
+	ss := s.cache.refreshServer(r.Context(), server)
+	if ss.Status == nil {
+		s.fail(w, r, http.StatusNotFound, server+" has not reported a status")
+		return
+	}
+	es, ok := ss.Status.Lookup(env)
+	if !ok {
+		s.fail(w, r, http.StatusNotFound, server+" reports no env "+env)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(es.Output))
+}
+
+type historyEntry struct {
+	Time    moment
+	User    string
+	Action  string
+	Changes []string
+}
+
+type serverPage struct {
+	page
+	Server   serverView
+	Manifest string // canonical JSON, for reading
+	History  []historyEntry
+	HistErr  string
+	Flash    []string
+}
+
+// historyLimit is how many audit records the server page shows.
+const historyLimit = 50
+
+// handleServer renders one server, read fresh from the bucket, with its
+// history.
+func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("server")
+	if err := s.knownServer(name); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	ss := s.cache.refreshServer(r.Context(), name)
+	p := &serverPage{page: s.page(r, name), Flash: flashes(r.URL.Query(), name, "")}
+	p.Server = buildServer(ss, s.conf, s.groups, s.cache.load().apps, p.Now, true, newLabels())
+	if ss.Manifest != nil {
+		p.Manifest = string(ss.Manifest.Marshal())
+	}
+	recs, err := s.b.ListAudit(r.Context(), name, historyLimit)
+	if err != nil {
+		p.HistErr = err.Error()
+	}
+	for _, rec := range recs {
+		p.History = append(p.History, historyEntry{Time: at(rec.Time, p.Now), User: rec.User, Action: rec.Action, Changes: describeChange(rec.Before, rec.After)})
+	}
+	s.render(w, r, http.StatusOK, "server", p)
+}
+
+// pkgRow is one package in the picker.
+type pkgRow struct {
+	Name                   string
+	Built                  moment
+	Commit, CommitURL      string
+	Branch, User, Host     string
+	Note                   string
+	Dirty                  bool
+	Size                   int64
+	Desired, Serving, Last bool // Last: the newest package
+	MetaErr                string
+}
+
+// envForm is one env of the app on the server, with what its forms need.
+type envForm struct {
+	Env        string
+	Package    string
+	Policy     manifest.Policy
+	Restart    string
+	Config     map[string]string
+	ConfigText string
+	Editable   bool // the config survives the text area
+}
+
+type groupOption struct {
+	Name    string
+	Servers int // members that allow the app
+}
+
+type appPage struct {
+	page
+	Server   serverView
+	App      string
+	Allowed  bool
+	Version  string // the manifest Version every form carries back
+	Envs     []envForm
+	Packages []pkgRow
+	ListErr  string
+	Groups   []groupOption
+	Flash    []string
+	Error    string
+	Conflict bool
+	LastEdit *historyEntry // on conflict: who changed the manifest last
+}
+
+// appData reads the server and the app's packages fresh and builds the
+// picker page.
+func (s *Server) appData(ctx context.Context, r *http.Request, server, app string) *appPage {
+	ss := s.cache.refreshServer(ctx, server)
+	p := &appPage{page: s.page(r, app+" on "+server), App: app, Allowed: s.conf.Allowed(server, app), Version: string(ss.Version)}
+	pkgs, err := s.cache.packages(ctx, app)
+	if err != nil {
+		p.ListErr = err.Error()
+	}
+	v := buildServer(ss, s.conf, s.groups, s.cache.load().apps, p.Now, true, newLabels())
+	v.keepRows(func(r rowView) bool { return r.App == app })
+	p.Server = v
+
+	desired := map[string]bool{}
+	if ss.Manifest != nil {
+		for _, e := range ss.Manifest.Packages {
+			if e.Package.App != app {
+				continue
+			}
+			desired[e.Package.String()] = true
+			p.Envs = append(p.Envs, envForm{
+				Env: e.EnvName(), Package: e.Package.String(), Policy: e.Policy(), Restart: e.Restart,
+				Config: e.Config, ConfigText: formatConfigText(e.Config), Editable: configEditable(e.Config),
+			})
+		}
+	}
+	serving := map[string]bool{}
+	for _, row := range v.Rows {
+		if row.Serving != nil {
+			serving[row.Serving.Name] = true
+		}
+	}
+	for i, pk := range pkgs {
+		built := pk.Name.Built
+		if pk.Err == nil && !pk.Meta.Built.IsZero() {
+			built = pk.Meta.Built
+		}
+		row := pkgRow{Name: pk.Name.String(), Built: at(built, p.Now), Commit: pk.Name.Commit, Dirty: pk.Name.Dirty, Size: pk.Size, Last: i == 0}
+		if pk.Err != nil {
+			row.MetaErr = pk.Err.Error()
+		} else {
+			m := pk.Meta
+			row.Branch, row.User, row.Host, row.Note = m.Branch, m.User, m.Host, m.Note
+			row.Dirty = row.Dirty || m.Dirty
+			row.CommitURL = commitURL(m.Repo, m.Commit)
+			if row.CommitURL == "" {
+				row.CommitURL = commitURL(m.Repo, pk.Name.Commit)
+			}
+		}
+		row.Desired = desired[row.Name]
+		row.Serving = serving[row.Name]
+		p.Packages = append(p.Packages, row)
+	}
+	for g, members := range s.conf.Groups {
+		n := 0
+		for _, m := range members {
+			if s.conf.Allowed(m, app) {
+				n++
+			}
+		}
+		if n > 0 {
+			p.Groups = append(p.Groups, groupOption{Name: g, Servers: n})
+		}
+	}
+	slices.SortFunc(p.Groups, func(a, b groupOption) int { return strings.Compare(a.Name, b.Name) })
+	return p
+}
+
+// handleApp renders the version picker and env settings of one app on one
+// server.
+func (s *Server) handleApp(w http.ResponseWriter, r *http.Request) {
+	server, app := r.PathValue("server"), r.PathValue("app")
+	if err := s.checkServerApp(server, app); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	p := s.appData(r.Context(), r, server, app)
+	p.Flash = flashes(r.URL.Query(), server, app)
+	s.render(w, r, http.StatusOK, "app", p)
+}
+
+func (s *Server) checkServerApp(server, app string) error {
+	if err := s.knownServer(server); err != nil {
+		return err
+	}
+	if err := manifest.CheckName("app", app); err != nil {
+		return badInput("%v", err)
+	}
+	return nil
+}
+
+// flashes turns the query a write redirects with into messages.
+func flashes(q url.Values, server, app string) []string {
+	var out []string
+	env := q.Get("env")
+	if manifest.CheckName("env", env) != nil {
+		env = app
+	}
+	switch q.Get("done") {
+	case "deploy":
+		out = append(out, "Saved: "+server+" will deploy the chosen version of "+app+".")
+	case "remove":
+		removed := q.Get("app")
+		if manifest.CheckName("app", removed) != nil {
+			removed = "the app"
+		}
+		out = append(out, "Removed "+removed+" from "+server+": its host will stop it.")
+	case "restart":
+		out = append(out, "Saved: "+server+" will restart "+env+".")
+	case "config":
+		out = append(out, "Saved: "+server+" will restart "+env+" with the new config.")
+	case "same":
+		out = append(out, "Nothing to save: the manifest already says that.")
+	default:
+		return nil
+	}
+	for _, w := range q["warn"] {
+		switch w {
+		case "nudge":
+			out = append(out, "The host could not be nudged (see pushui's log): it will act at its next poll.")
+		case "audit":
+			out = append(out, "The change is not in the history: writing the audit record failed (see pushui's log).")
+		}
+	}
+	return out
+}
+
+// afterWrite redirects to where a successful form write lands, carrying
+// the outcome in the query.
+func afterWrite(w http.ResponseWriter, r *http.Request, target, done string, c *change, extra url.Values) {
+	q := url.Values{}
+	for k, v := range extra {
+		q[k] = v
+	}
+	q.Set("done", done)
+	if !c.Changed {
+		q.Set("done", "same")
+	}
+	if c.NudgeErr != nil {
+		q.Add("warn", "nudge")
+	}
+	if c.AuditErr != nil {
+		q.Add("warn", "audit")
+	}
+	http.Redirect(w, r, target+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+// formFail answers a failed form write on the app page: 412 with the new
+// state on a conflict, 400 with the reason for bad input, 409 for a
+// manifest that does not parse; other failures get the error page.
+func (s *Server) formFail(w http.ResponseWriter, r *http.Request, server, app string, err error) {
+	var in *inputError
+	code := 0
+	switch {
+	case errors.Is(err, blobstore.ErrConflict):
+		code = http.StatusPreconditionFailed
+	case errors.As(err, &in):
+		code = http.StatusBadRequest
+	case errors.Is(err, errBrokenManifest):
+		code = http.StatusConflict
+	}
+	if code == 0 || manifest.CheckName("app", app) != nil || s.knownServer(server) != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	p := s.appData(ctx, r, server, app)
+	if code == http.StatusPreconditionFailed {
+		p.Conflict = true
+		if recs, err := s.b.ListAudit(ctx, server, 1); err == nil && len(recs) > 0 {
+			p.LastEdit = &historyEntry{Time: at(recs[0].Time, p.Now), User: recs[0].User, Action: recs[0].Action}
+		}
+	} else {
+		p.Error = err.Error()
+	}
+	s.render(w, r, code, "app", p)
+}
+
+// failErr answers an error with the status its kind calls for.
+func (s *Server) failErr(w http.ResponseWriter, r *http.Request, err error) {
+	var in *inputError
+	switch {
+	case errors.As(err, &in):
+		s.fail(w, r, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errUnknownServer):
+		s.fail(w, r, http.StatusNotFound, err.Error())
+	case errors.Is(err, blobstore.ErrConflict):
+		s.fail(w, r, http.StatusPreconditionFailed, err.Error())
+	case errors.Is(err, errBrokenManifest):
+		s.fail(w, r, http.StatusConflict, err.Error())
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.fail(w, r, http.StatusBadGateway, err.Error())
+	}
+}
+
+// handleDeploy points the app at the chosen package, if the manifest is
+// still the one the page showed.
+func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
+	server, app := r.PathValue("server"), r.PathValue("app")
+	if err := s.checkServerApp(server, app); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	p, err := manifest.ParsePackageName(r.PostFormValue("package"))
+	if err == nil && p.App != app {
+		err = badInput("package %s is not a package of %s", p, app)
+	} else if err != nil {
+		err = badInput("%v", err)
+	}
+	if err == nil {
+		err = s.checkDeploy(r.Context(), server, p)
+	}
+	if err != nil {
+		s.formFail(w, r, server, app, err)
+		return
+	}
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), server, blobstore.Version(r.PostFormValue("version")), "set "+app+" to "+p.String(), setPackage(p))
+	if err != nil {
+		s.formFail(w, r, server, app, err)
+		return
+	}
+	afterWrite(w, r, "/servers/"+server+"/apps/"+app, "deploy", c, nil)
+}
+
+// handleRemove removes every env of the app from the server; the form must
+// carry confirm=yes.
+func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
+	server, app := r.PathValue("server"), r.PathValue("app")
+	if err := s.checkServerApp(server, app); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		s.formFail(w, r, server, app, badInput("tick the box to confirm removing %s from %s", app, server))
+		return
+	}
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), server, blobstore.Version(r.PostFormValue("version")), "remove "+app, removeApp(server, app))
+	if err != nil {
+		s.formFail(w, r, server, app, err)
+		return
+	}
+	afterWrite(w, r, "/servers/"+server, "remove", c, url.Values{"app": {app}})
+}
+
+// envApp returns the app of env on server, from the cached manifest, or
+// the form's app field when the env is not known.
+func (s *Server) envApp(r *http.Request, server, env string) string {
+	if ss := s.cache.load().servers[server]; ss != nil && ss.Manifest != nil {
+		if e, ok := ss.Manifest.Lookup(env); ok {
+			return e.Package.App
+		}
+	}
+	return r.PostFormValue("app")
+}
+
+// checkEnv checks the path of an env action and returns the env's app.
+func (s *Server) checkEnv(r *http.Request, server, env string) (string, error) {
+	if err := s.knownServer(server); err != nil {
+		return "", err
+	}
+	if err := manifest.CheckName("env", env); err != nil {
+		return "", badInput("%v", err)
+	}
+	app := s.envApp(r, server, env)
+	if app == "" {
+		return "", badInput("env %s is not on server %s", env, server)
+	}
+	if err := manifest.CheckName("app", app); err != nil {
+		return "", badInput("%v", err)
+	}
+	return app, nil
+}
+
+// handleRestart gives the env a new restart token.
+func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
+	server, env := r.PathValue("server"), r.PathValue("env")
+	app, err := s.checkEnv(r, server, env)
+	if err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), server, blobstore.Version(r.PostFormValue("version")), "restart "+env, restartEnv(server, env, s.now()))
+	if err != nil {
+		s.formFail(w, r, server, app, err)
+		return
+	}
+	afterWrite(w, r, "/servers/"+server+"/apps/"+app, "restart", c, url.Values{"env": {env}})
+}
+
+// handleConfig replaces the env's config values with the form's.
+func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
+	server, env := r.PathValue("server"), r.PathValue("env")
+	app, err := s.checkEnv(r, server, env)
+	if err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	cfg, err := parseConfigText(r.PostFormValue("config"))
+	if err != nil {
+		s.formFail(w, r, server, app, badInput("%v", err))
+		return
+	}
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), server, blobstore.Version(r.PostFormValue("version")), "config "+env, setConfig(server, env, cfg))
+	if err != nil {
+		s.formFail(w, r, server, app, err)
+		return
+	}
+	afterWrite(w, r, "/servers/"+server+"/apps/"+app, "config", c, url.Values{"env": {env}})
+}
+
+type promotePage struct {
+	page
+	Package string
+	App     string
+	Group   string
+	From    string // the server whose page the promote came from
+	Results []*change
+	Failed  int
+}
+
+// handlePromote sets one package on every server of a group that allows
+// its app.
+func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
+	p, err := manifest.ParsePackageName(r.PostFormValue("package"))
+	if err != nil {
+		s.failErr(w, r, badInput("%v", err))
+		return
+	}
+	group := r.PostFormValue("group")
+	members, ok := s.conf.Groups[group]
+	if !ok {
+		s.failErr(w, r, badInput("no group %q in the push config", group))
+		return
+	}
+	from := r.PostFormValue("from")
+	if manifest.CheckName("server", from) != nil {
+		from = ""
+	}
+	results, err := s.deployMany(r.Context(), userOf(r.Context()), members, p, "promote "+p.App+" to "+p.String()+" (group "+group+")", true)
+	if err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	pp := &promotePage{page: s.page(r, "Promote "+p.App), Package: p.String(), App: p.App, Group: group, From: from, Results: results}
+	code := http.StatusOK
+	for _, c := range results {
+		if c.Err != nil {
+			pp.Failed++
+			code = http.StatusBadGateway
+		}
+	}
+	s.render(w, r, code, "promote", pp)
+}
+
+// describeChange lists, per env, how after differs from before, for the
+// history.
+func describeChange(before, after *manifest.Manifest) []string {
+	if before == nil {
+		before = &manifest.Manifest{}
+	}
+	if after == nil {
+		after = &manifest.Manifest{}
+	}
+	var out []string
+	for _, e := range after.Packages {
+		env := e.EnvName()
+		b, ok := before.Lookup(env)
+		if !ok {
+			out = append(out, "+ "+env+": "+e.Package.ID())
+			continue
+		}
+		if b.Package != e.Package {
+			out = append(out, env+": "+b.Package.ID()+" → "+e.Package.ID())
+		}
+		if !mapsEqual(b.Config, e.Config) {
+			out = append(out, env+": config "+formatConfigInline(b.Config)+" → "+formatConfigInline(e.Config))
+		}
+		if b.Restart != e.Restart {
+			out = append(out, env+": restart requested")
+		}
+		if b.Policy() != e.Policy() {
+			out = append(out, env+": on_failure "+string(b.Policy())+" → "+string(e.Policy()))
+		}
+	}
+	for _, b := range before.Packages {
+		if _, ok := after.Lookup(b.EnvName()); !ok {
+			out = append(out, "− "+b.EnvName()+": "+b.Package.ID())
+		}
+	}
+	return out
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func formatConfigInline(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	return "{" + strings.ReplaceAll(strings.TrimSuffix(formatConfigText(m), "\n"), "\n", ", ") + "}"
+}

@@ -1,0 +1,452 @@
+package pushui
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// filter is the main page's filter, kept in the URL query: server and app
+// name substrings and an exact group name. Empty fields match everything.
+type filter struct {
+	Server, App, Group string
+}
+
+func filterFrom(q url.Values) filter {
+	return filter{
+		Server: strings.ToLower(strings.TrimSpace(q.Get("server"))),
+		App:    strings.ToLower(strings.TrimSpace(q.Get("app"))),
+		Group:  strings.TrimSpace(q.Get("group")),
+	}
+}
+
+// Active reports whether the filter hides anything.
+func (f filter) Active() bool { return f.Server != "" || f.App != "" || f.Group != "" }
+
+// pkgLabel is a package as the pages show it: what a person needs to tell
+// builds apart (build time and commit) with the full name at hand.
+type pkgLabel struct {
+	Name   string // full package name
+	Commit string
+	Short  string // build time, minutes in UTC; "" when unknown
+	Dirty  bool
+}
+
+func labelOf(p manifest.PackageName) *pkgLabel {
+	if p.IsZero() {
+		return nil
+	}
+	return &pkgLabel{Name: p.String(), Commit: p.Commit, Short: p.Built.UTC().Format(shortTime), Dirty: p.Dirty}
+}
+
+// shortTime is how build times are shown in tables.
+const shortTime = "2006-01-02 15:04"
+
+// labels memoizes package labels while one page is built: a fleet runs a
+// few packages on many servers. It is not safe for concurrent use; each
+// rendering goroutine has its own.
+type labels struct {
+	byName   map[manifest.PackageName]*pkgLabel
+	byString map[string]*pkgLabel
+}
+
+func newLabels() *labels {
+	return &labels{byName: map[manifest.PackageName]*pkgLabel{}, byString: map[string]*pkgLabel{}}
+}
+
+// of labels p; nil for the zero name.
+func (l *labels) of(p manifest.PackageName) *pkgLabel {
+	if p.IsZero() {
+		return nil
+	}
+	lb, ok := l.byName[p]
+	if !ok {
+		lb = labelOf(p)
+		l.byName[p] = lb
+	}
+	return lb
+}
+
+// ofString labels a package name as pulld reports it; a name that does
+// not parse is shown as it is.
+func (l *labels) ofString(s string) *pkgLabel {
+	if s == "" {
+		return nil
+	}
+	lb, ok := l.byString[s]
+	if !ok {
+		if p, err := manifest.ParsePackageName(s); err == nil {
+			lb = l.of(p)
+		} else {
+			lb = &pkgLabel{Name: s, Commit: s}
+		}
+		l.byString[s] = lb
+	}
+	return lb
+}
+
+// rowView is one env (or one allowed app without an env) of a server.
+// Everything the row template prints is computed here, so the template
+// calls no functions: the main page renders thousands of rows.
+type rowView struct {
+	Server, App, Env string
+	ShowEnv          bool // the env is not named after the app
+	Allowed          bool // the config allows the app on the server
+	InManifest       bool
+	Reported         bool // pulld reports the env
+	Desired, Serving *pkgLabel
+	Same             bool // serving what is desired
+	State            manifest.State
+	StateClass       string
+	Step             string // the step reached, when it says more than State
+	Error            string
+	Output           string // the failing script's output, when shown inline
+	HasOutput        bool   // there is output, loaded on demand
+	Updated          moment
+	Drift            bool // serving something other than the manifest says
+	Failed           bool // failed or rolled back
+	Dirty            bool // the desired build has uncommitted changes
+	Old              bool // a newer package of the app exists
+	Class            string
+}
+
+// serverView is one server's section: its manifest against its status.
+type serverView struct {
+	Name         string
+	InConfig     bool
+	Groups       []string
+	Allowed      []string
+	Version      string
+	Revision     int64
+	ManifestErr  string // the manifest in the bucket could not be read
+	HasStatus    bool
+	StatusErr    string
+	Heartbeat    moment
+	Stale        bool
+	Host         string
+	PulldVersion string
+	HostRevision int64  // manifest revision pulld last acted on
+	HostErr      string // pulld could not use the newest manifest
+	Pending      bool   // pulld has not acted on the current revision yet
+	Rows         []rowView
+	Problems     int // rows with drift or failures
+	Class        string
+}
+
+// buildServer joins a server's manifest, status and config into its view.
+// apps gives each app's package listing (for "not the newest" marks); now
+// decides staleness.
+//
+// Script output is copied into the rows only when inline is set (pages
+// about one server); the main page links to it instead.
+func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string][]string, apps map[string]*appState, now time.Time, inline bool, lb *labels) serverView {
+	v := serverView{
+		Name:        s.Name,
+		Groups:      groups[s.Name],
+		Allowed:     conf.Servers[s.Name],
+		Version:     string(s.Version),
+		ManifestErr: s.ManifestErr,
+		StatusErr:   s.StatusErr,
+	}
+	_, v.InConfig = conf.Servers[s.Name]
+	if s.Manifest != nil {
+		v.Revision = s.Manifest.Revision
+	}
+	st := s.Status
+	if st != nil {
+		v.HasStatus = true
+		v.Heartbeat = at(st.Time, now)
+		v.Stale = st.Stale(now)
+		v.Host = st.Host.Hostname
+		v.PulldVersion = st.PulldVersion
+		v.HostRevision = st.ManifestRevision
+		v.HostErr = st.ManifestError
+		v.Pending = s.Manifest != nil && st.ManifestRevision < s.Manifest.Revision
+	}
+
+	newest := func(app string) manifest.PackageName {
+		if a := apps[app]; a != nil && len(a.Names) > 0 {
+			return a.Names[0]
+		}
+		return manifest.PackageName{}
+	}
+	nrows := len(v.Allowed)
+	if s.Manifest != nil {
+		nrows += len(s.Manifest.Packages)
+	}
+	v.Rows = make([]rowView, 0, nrows)
+	seen := make(map[string]bool, nrows)
+	addEntry := func(e manifest.Entry) {
+		env := e.EnvName()
+		seen[env] = true
+		n := newest(e.Package.App)
+		r := rowView{App: e.Package.App, Env: env, Allowed: slices.Contains(v.Allowed, e.Package.App), InManifest: true, Desired: lb.of(e.Package)}
+		r.Dirty = e.Package.Dirty
+		r.Old = !n.IsZero() && e.Package.Compare(n) < 0
+		if st != nil {
+			if es, ok := st.Lookup(env); ok {
+				fillStatus(&r, es, now, inline, lb)
+				r.Drift = es.Serving != r.Desired.Name
+				r.Same = !r.Drift
+			} else {
+				r.Drift = true
+			}
+		}
+		v.Rows = append(v.Rows, r)
+	}
+	if s.Manifest != nil {
+		// Allowed apps first, in config order, then entries the config
+		// does not allow.
+		for _, app := range v.Allowed {
+			found := false
+			for _, e := range s.Manifest.Packages {
+				if e.Package.App == app {
+					addEntry(e)
+					found = true
+				}
+			}
+			if !found {
+				v.Rows = append(v.Rows, rowView{App: app, Env: app, Allowed: true})
+			}
+		}
+		for _, e := range s.Manifest.Packages {
+			if !slices.Contains(v.Allowed, e.Package.App) {
+				addEntry(e)
+			}
+		}
+	}
+	// Envs pulld reports that the manifest does not list: on the row of an
+	// allowed app that is not deployed, or on a row of their own. Still
+	// serving something there is drift (the host has yet to stop it).
+	if st != nil {
+		for _, es := range st.Envs {
+			if seen[es.Env] {
+				continue
+			}
+			i := slices.IndexFunc(v.Rows, func(r rowView) bool { return !r.InManifest && r.Env == es.Env })
+			if i < 0 {
+				v.Rows = append(v.Rows, rowView{App: es.App, Env: es.Env, Allowed: slices.Contains(v.Allowed, es.App)})
+				i = len(v.Rows) - 1
+			}
+			r := &v.Rows[i]
+			fillStatus(r, es, now, inline, lb)
+			r.Drift = es.Serving != "" && es.State != manifest.StateStopped
+		}
+	}
+	for i := range v.Rows {
+		r := &v.Rows[i]
+		r.Server = s.Name
+		r.ShowEnv = r.Env != r.App
+		switch {
+		case r.Drift && r.Failed:
+			r.Class = "drift failed"
+		case r.Drift:
+			r.Class = "drift"
+		case r.Failed:
+			r.Class = "failed"
+		}
+	}
+	v.tally()
+	return v
+}
+
+func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, lb *labels) {
+	r.Reported = true
+	r.Serving = lb.ofString(es.Serving)
+	r.State = es.State
+	if r.State == "" {
+		r.State = manifest.StateUnknown
+	}
+	r.StateClass = "s-" + strings.ToLower(string(r.State))
+	if es.Step != string(r.State) {
+		r.Step = es.Step
+	}
+	r.Error = es.Error
+	if inline {
+		r.Output = es.Output
+	} else {
+		r.HasOutput = es.Output != ""
+	}
+	r.Updated = at(es.Updated, now)
+	r.Failed = es.State == manifest.StateFailed || es.State == manifest.StateRolledBack || es.Error != ""
+}
+
+// tally counts the rows that need attention and sets the section's class.
+func (v *serverView) tally() {
+	v.Problems = 0
+	for _, r := range v.Rows {
+		if r.Drift || r.Failed {
+			v.Problems++
+		}
+	}
+	var cls []string
+	if v.Stale {
+		cls = append(cls, "stale")
+	}
+	if v.Problems > 0 || v.ManifestErr != "" || v.HostErr != "" {
+		cls = append(cls, "trouble")
+	}
+	v.Class = strings.Join(cls, " ")
+}
+
+// keepRows keeps the rows for which keep is true, and tallies again.
+func (v *serverView) keepRows(keep func(rowView) bool) {
+	v.Rows = slices.DeleteFunc(v.Rows, func(r rowView) bool { return !keep(r) })
+	v.tally()
+}
+
+// matching returns a keepRows predicate for rows whose app or env contains
+// sub.
+func matching(sub string) func(rowView) bool {
+	return func(r rowView) bool { return strings.Contains(r.App, sub) || strings.Contains(r.Env, sub) }
+}
+
+// groupsByServer inverts the config's groups: server → sorted group names.
+func groupsByServer(conf *manifest.PushConfig) map[string][]string {
+	m := map[string][]string{}
+	for g, members := range conf.Groups {
+		for _, s := range members {
+			m[s] = append(m[s], g)
+		}
+	}
+	for _, gs := range m {
+		slices.Sort(gs)
+	}
+	return m
+}
+
+// moment is a time as the pages show it: relative to the page's time,
+// with the exact time in RFC 3339 for the script (which keeps it current
+// and shows it on hover). ISO is "" for the zero time.
+type moment struct {
+	T   time.Time
+	ISO string
+	Ago string
+}
+
+func at(t, now time.Time) moment {
+	if t.IsZero() {
+		return moment{Ago: "never"}
+	}
+	return moment{T: t, ISO: t.UTC().Format(time.RFC3339), Ago: ago(t, now)}
+}
+
+// ago describes t relative to now, coarsely: "just now", "5m ago", "3h
+// ago", "2d ago", or the date when older than a month. Zero is "never".
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	future := d < 0
+	if future {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < 10*time.Second:
+		return "just now"
+	case d < time.Minute:
+		s = strconv.Itoa(int(d/time.Second)) + "s"
+	case d < time.Hour:
+		s = strconv.Itoa(int(d/time.Minute)) + "m"
+	case d < 48*time.Hour:
+		s = strconv.Itoa(int(d/time.Hour)) + "h"
+	case d < 31*24*time.Hour:
+		s = strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	default:
+		return t.UTC().Format("2006-01-02")
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+// commitURL returns a web page for commit in repo when repo is a known
+// forge's URL (https://, or git@host:path for GitHub, GitLab, Bitbucket
+// and googlesource.com), and "" otherwise. The result is always an https
+// URL whose path is built from the repo's owner/name path segments.
+func commitURL(repo, commit string) string {
+	if commit == "" || !isHexString(commit) {
+		return ""
+	}
+	var host, path string
+	switch {
+	case strings.HasPrefix(repo, "git@"):
+		h, p, ok := strings.Cut(strings.TrimPrefix(repo, "git@"), ":")
+		if !ok {
+			return ""
+		}
+		host, path = h, p
+	case strings.HasPrefix(repo, "https://"), strings.HasPrefix(repo, "http://"):
+		u, err := url.Parse(repo)
+		if err != nil || u.User != nil || u.Port() != "" || u.RawQuery != "" || u.Fragment != "" {
+			return ""
+		}
+		host, path = u.Hostname(), u.Path
+	default:
+		return ""
+	}
+	path = strings.TrimSuffix(strings.Trim(path, "/"), ".git")
+	parts := strings.Split(path, "/")
+	if len(parts) < 1 || path == "" {
+		return ""
+	}
+	for _, p := range parts {
+		if !isRepoSegment(p) {
+			return ""
+		}
+	}
+	host = strings.ToLower(host)
+	switch {
+	case host == "github.com" && len(parts) == 2:
+		return "https://github.com/" + path + "/commit/" + commit
+	case host == "gitlab.com" && len(parts) >= 2:
+		return "https://gitlab.com/" + path + "/-/commit/" + commit
+	case host == "bitbucket.org" && len(parts) == 2:
+		return "https://bitbucket.org/" + path + "/commits/" + commit
+	case strings.HasSuffix(host, ".googlesource.com") && isRepoSegment(strings.TrimSuffix(host, ".googlesource.com")):
+		return "https://" + host + "/" + path + "/+/" + commit
+	}
+	return ""
+}
+
+func isRepoSegment(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func isHexString(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// humanSize formats a byte count for people.
+func humanSize(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+}

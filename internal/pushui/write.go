@@ -1,0 +1,263 @@
+package pushui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Nudger tells servers' pulld that their manifest changed, so they act
+// within a second instead of at their next poll. *nudge.Nudger implements
+// it. Nudge must be safe for concurrent use; a failed nudge is reported but
+// never undoes a write (the host still picks the change up when it polls).
+type Nudger interface {
+	Nudge(ctx context.Context, servers ...string) error
+}
+
+// nudgeTimeout bounds one nudge, so a dead nudge channel cannot hold a
+// page.
+const nudgeTimeout = 10 * time.Second
+
+// inputError is a request the user can fix: handlers answer 400 with its
+// message.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func badInput(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errBrokenManifest is wrapped when the manifest in the bucket does not
+// parse: pushui edits nothing on top of it (a PUT of a whole manifest
+// replaces it).
+var errBrokenManifest = errors.New("the manifest in the bucket is invalid")
+
+// errUnknownServer is wrapped when a server is neither configured nor in
+// the bucket.
+var errUnknownServer = errors.New("unknown server")
+
+// change is the outcome of one manifest edit.
+type change struct {
+	Server        string
+	Before, After *manifest.Manifest
+	Version       blobstore.Version // of After
+	Changed       bool              // false when the edit left the manifest as it was (nothing written)
+	Skipped       string            // why a promote left this server alone
+	Err           error             // a promote's per-server failure
+	NudgeErr      error             // the write stands; the host will poll
+	AuditErr      error             // the write stands; the audit record is missing
+}
+
+// knownServer reports an error wrapping errUnknownServer unless server is
+// configured or has a manifest pushui has seen.
+func (s *Server) knownServer(server string) error {
+	if err := manifest.CheckName("server", server); err != nil {
+		return badInput("%v", err)
+	}
+	if _, ok := s.conf.Servers[server]; ok {
+		return nil
+	}
+	if _, ok := s.cache.load().servers[server]; ok {
+		return nil
+	}
+	return fmt.Errorf("server %s: %w (not in the push config, no manifest in the bucket)", server, errUnknownServer)
+}
+
+// checkDeploy reports whether p may go on server: the config allows its
+// app there and the package exists in the bucket.
+func (s *Server) checkDeploy(ctx context.Context, server string, p manifest.PackageName) error {
+	if !s.conf.Allowed(server, p.App) {
+		return badInput("app %s is not allowed on server %s by the push config", p.App, server)
+	}
+	if _, err := s.cache.stat(ctx, p); err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return badInput("package %s does not exist in the bucket", p)
+		}
+		return fmt.Errorf("check package %s: %w", p, err)
+	}
+	return nil
+}
+
+// editIfVersion applies fn to server's manifest and writes the result only
+// if the manifest is still at ifVersion, the Version the user's page was
+// rendered from ("" = the manifest did not exist). When it is not, nothing
+// is written, the cache learns the new state and the error wraps
+// blobstore.ErrConflict. Errors from fn are returned as they are. A
+// successful write is recorded in the audit log and the server is nudged.
+func (s *Server) editIfVersion(ctx context.Context, user, server string, ifVersion blobstore.Version, action string, fn func(*manifest.Manifest) error) (*change, error) {
+	cur, v, err := s.b.ReadManifest(ctx, server)
+	if err != nil {
+		if errors.Is(err, manifest.ErrInvalidManifest) {
+			s.cache.refreshServer(ctx, server)
+			return nil, fmt.Errorf("%w: %v", errBrokenManifest, err)
+		}
+		return nil, err
+	}
+	if v != ifVersion {
+		s.cache.refreshServer(ctx, server)
+		return nil, fmt.Errorf("manifest of %s changed since the page was loaded: %w", server, blobstore.ErrConflict)
+	}
+	next := cur.Clone()
+	if err := fn(next); err != nil {
+		return nil, err
+	}
+	if string(next.Marshal()) == string(cur.Marshal()) {
+		return &change{Server: server, Before: cur, After: cur, Version: v}, nil
+	}
+	nv, err := s.b.WriteManifest(ctx, server, next, v)
+	if err != nil {
+		if errors.Is(err, blobstore.ErrConflict) {
+			s.cache.refreshServer(ctx, server)
+		}
+		return nil, err
+	}
+	if v == "" {
+		cur = nil
+	}
+	return s.written(ctx, user, server, action, cur, next, nv), nil
+}
+
+// editLatest applies fn to server's current manifest, re-reading and
+// re-applying it when another writer gets in between
+// (blobstore.UpdateManifest). It is for edits that are right whatever the
+// rest of the manifest says: setting one app's version, as promote and the
+// API's deploy do.
+func (s *Server) editLatest(ctx context.Context, user, server, action string, fn func(*manifest.Manifest) error) (*change, error) {
+	var existed bool
+	before, after, v, err := s.b.UpdateManifest(ctx, server, func(m *manifest.Manifest) error {
+		existed = m.Revision > 0 || len(m.Packages) > 0
+		return fn(m)
+	})
+	if err != nil {
+		if errors.Is(err, manifest.ErrInvalidManifest) {
+			return nil, fmt.Errorf("%w: %v", errBrokenManifest, err)
+		}
+		return nil, err
+	}
+	if before == after {
+		return &change{Server: server, Before: before, After: after, Version: v}, nil
+	}
+	if !existed {
+		before = nil
+	}
+	return s.written(ctx, user, server, action, before, after, v), nil
+}
+
+// written does what follows every successful manifest write: the cache
+// learns it, the audit log records it, the server is nudged. Audit and
+// nudge failures are logged and reported in the change; the write stands.
+func (s *Server) written(ctx context.Context, user, server, action string, before, after *manifest.Manifest, v blobstore.Version) *change {
+	c := &change{Server: server, Before: before, After: after, Version: v, Changed: true}
+	s.cache.storeManifest(server, after, v)
+	s.log.Info("manifest written", "server", server, "user", user, "action", action, "revision", after.Revision)
+	rec := &manifest.AuditRecord{Time: s.now().UTC(), User: user, Server: server, Action: action, Before: before, After: after}
+	if err := s.b.AppendAudit(context.WithoutCancel(ctx), rec); err != nil {
+		c.AuditErr = err
+		s.log.Error("audit record not written", "server", server, "action", action, "err", err)
+	}
+	if s.nudger != nil {
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nudgeTimeout)
+		defer cancel()
+		if err := s.nudger.Nudge(nctx, server); err != nil {
+			c.NudgeErr = err
+			s.log.Warn("nudge failed", "server", server, "err", err)
+		}
+	}
+	return c
+}
+
+// setPackage returns the edit that points app p.App at p.
+func setPackage(p manifest.PackageName) func(*manifest.Manifest) error {
+	return func(m *manifest.Manifest) error {
+		m.SetPackage(p)
+		return nil
+	}
+}
+
+// removeApp returns the edit that removes every env of app.
+func removeApp(server, app string) func(*manifest.Manifest) error {
+	return func(m *manifest.Manifest) error {
+		if !m.RemoveApp(app) {
+			return badInput("app %s is not on server %s", app, server)
+		}
+		return nil
+	}
+}
+
+// restartEnv returns the edit that gives env a new restart token: the
+// current time to the nanosecond, made different from the old token if the
+// clock has not moved.
+func restartEnv(server, env string, now time.Time) func(*manifest.Manifest) error {
+	return func(m *manifest.Manifest) error {
+		i := slices.IndexFunc(m.Packages, func(e manifest.Entry) bool { return e.EnvName() == env })
+		if i < 0 {
+			return badInput("env %s is not on server %s", env, server)
+		}
+		tok := now.UTC().Format(time.RFC3339Nano)
+		for n := 1; tok == m.Packages[i].Restart; n++ {
+			tok = fmt.Sprintf("%s#%d", now.UTC().Format(time.RFC3339Nano), n)
+		}
+		m.Packages[i].Restart = tok
+		return nil
+	}
+}
+
+// setConfig returns the edit that replaces env's config values.
+func setConfig(server, env string, cfg map[string]string) func(*manifest.Manifest) error {
+	return func(m *manifest.Manifest) error {
+		i := slices.IndexFunc(m.Packages, func(e manifest.Entry) bool { return e.EnvName() == env })
+		if i < 0 {
+			return badInput("env %s is not on server %s", env, server)
+		}
+		m.Packages[i].Config = cfg
+		return nil
+	}
+}
+
+// deployMany sets p on every server in servers, concurrently, each with
+// editLatest. It validates every server before writing to any: an unknown
+// server, one whose config does not allow the app, or a missing package
+// fails the whole request with nothing written, unless skipDisallowed is
+// set (promote to a group), which then skips those servers and says so.
+// Per-server write failures are reported in each change's Err.
+func (s *Server) deployMany(ctx context.Context, user string, servers []string, p manifest.PackageName, action string, skipDisallowed bool) ([]*change, error) {
+	if len(servers) == 0 {
+		return nil, badInput("no servers given")
+	}
+	out := make([]*change, len(servers))
+	var todo []int
+	for i, srv := range servers {
+		if err := s.knownServer(srv); err != nil {
+			return nil, err
+		}
+		if !s.conf.Allowed(srv, p.App) {
+			if !skipDisallowed {
+				return nil, badInput("app %s is not allowed on server %s by the push config", p.App, srv)
+			}
+			out[i] = &change{Server: srv, Skipped: "the push config does not allow " + p.App + " here"}
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return nil, badInput("no server allows app %s", p.App)
+	}
+	if err := s.checkDeploy(ctx, servers[todo[0]], p); err != nil {
+		return nil, err
+	}
+	forEach(len(todo), 8, func(j int) {
+		i := todo[j]
+		c, err := s.editLatest(ctx, user, servers[i], action, setPackage(p))
+		if err != nil {
+			c = &change{Server: servers[i], Err: err}
+		}
+		out[i] = c
+	})
+	return out, nil
+}

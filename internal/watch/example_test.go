@@ -1,0 +1,52 @@
+package watch_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gocloud.dev/pubsub"
+
+	"github.com/pushpull/pushpull/internal/watch"
+)
+
+// File nudges when the manifest file of a file:// bucket changes.
+func ExampleFile() {
+	dir, _ := os.MkdirTemp("", "bucket")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "servers", "web-1.json")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready, nudged := make(chan struct{}, 1), make(chan struct{}, 10)
+	go watch.File(ctx, path, watch.Hooks{
+		Nudge: func() { nudged <- struct{}{} },
+		Ready: func() { ready <- struct{}{} },
+	})
+	<-ready
+	os.WriteFile(path, []byte(`{"revision": 1, "packages": []}`), 0o644)
+	<-nudged
+	fmt.Println("nudged")
+	// Output: nudged
+}
+
+// PubSub nudges for messages whose body is the server's name.
+func ExamplePubSub() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	topic, _ := pubsub.OpenTopic(ctx, "mem://example-nudges")
+	defer topic.Shutdown(context.Background())
+
+	ready, nudged := make(chan struct{}, 1), make(chan struct{}, 10)
+	go watch.PubSub(ctx, "mem://example-nudges", "web-1", watch.Hooks{
+		Nudge: func() { nudged <- struct{}{} },
+		Ready: func() { ready <- struct{}{} },
+	})
+	<-ready
+	topic.Send(ctx, &pubsub.Message{Body: []byte("web-2")}) // another host's: ignored
+	topic.Send(ctx, &pubsub.Message{Body: []byte("web-1")})
+	<-nudged
+	fmt.Println("nudged web-1")
+	// Output: nudged web-1
+}

@@ -1,0 +1,113 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"cloud.google.com/go/compute/metadata"
+)
+
+// DefaultGCEAttribute is the instance metadata attribute pushui sets to a
+// new value on every push (DESIGN.md section 6).
+const DefaultGCEAttribute = "pushrev"
+
+// errAppeared ends a wait on the attribute directory.
+var errAppeared = errors.New("attribute appeared")
+
+// GCE nudges whenever the instance metadata attribute attr changes value.
+// It holds one hanging GET open on
+// instance/attributes/{attr}?wait_for_change=true&last_etag=… through
+// cloud.google.com/go/compute/metadata, which talks to GCE_METADATA_HOST
+// when that is set and to the metadata server of the VM otherwise.
+//
+// The attribute's value at start is not a nudge (pulld reconciles on start
+// anyway), but a value that differs from the last one seen when a broken
+// wait is re-established is. While the attribute does not exist, GCE waits
+// on the attribute directory instead and nudges when it appears; deleting
+// the attribute is not a nudge. Errors are logged and retried with backoff. GCE returns
+// ctx.Err() when ctx ends, and an error at once for an invalid attr.
+func GCE(ctx context.Context, attr string, h Hooks) error {
+	if attr == "" || strings.ContainsAny(attr, "/?&#") {
+		return fmt.Errorf("watch: gce: invalid attribute name %q", attr)
+	}
+	log := h.logger().With("source", "gce", "attribute", attr)
+	c := metadata.NewWithOptions(&metadata.Options{Logger: log})
+	suffix := "instance/attributes/" + attr
+	// last is the value last seen and known says whether there is one. A
+	// re-established subscription whose first value differs from it nudges:
+	// the change happened while nobody was waiting.
+	var last string
+	known, appeared := false, false
+	for fails := 0; ; {
+		first := true
+		err := c.SubscribeWithContext(ctx, suffix, func(_ context.Context, v string, ok bool) error {
+			fails = 0
+			if !ok {
+				return nil // deleted: Subscribe returns nil, and we wait for it to reappear
+			}
+			if first {
+				first = false
+				h.ready()
+				if !appeared && (!known || v == last) {
+					last, known = v, true
+					return nil
+				}
+				appeared = false
+			}
+			last, known = v, true
+			h.Nudge()
+			return nil
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var absent metadata.NotDefinedError
+		if err == nil || errors.As(err, &absent) {
+			// Absent or just deleted: wait for it to (re)appear. The
+			// subscription that follows reads its first value after it
+			// appeared and nudges for it.
+			var werr error
+			appeared, werr = waitAppear(ctx, c, attr, h)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if appeared {
+				fails = 0
+				continue
+			}
+			err = werr
+			if err == nil {
+				err = errors.New("wait on the attribute directory ended")
+			}
+		}
+		log.Warn("metadata watch failed", "err", err, "retry", fails+1)
+		if !sleep(ctx, backoff(fails)) {
+			return ctx.Err()
+		}
+		fails++
+	}
+}
+
+// waitAppear waits on the instance attribute directory until attr is listed.
+// It reports whether attr appeared after the wait started (true, nil), was
+// there at once (true, nil), or the wait failed.
+func waitAppear(ctx context.Context, c *metadata.Client, attr string, h Hooks) (bool, error) {
+	first := true
+	err := c.SubscribeWithContext(ctx, "instance/attributes/", func(_ context.Context, v string, ok bool) error {
+		if first {
+			first = false
+			h.ready()
+		}
+		if ok && slices.Contains(strings.Fields(v), attr) {
+			return errAppeared
+		}
+		return nil
+	})
+	if errors.Is(err, errAppeared) {
+		return true, nil
+	}
+	return false, err
+}

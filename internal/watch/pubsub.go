@@ -1,0 +1,153 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"gocloud.dev/pubsub"
+	_ "gocloud.dev/pubsub/mempubsub" // mem:// subscriptions (tests, single process)
+	"gocloud.dev/pubsub/natspubsub"
+)
+
+// shutdownTimeout bounds how long closing a subscription may take.
+const shutdownTimeout = 5 * time.Second
+
+// PubSub nudges for every message on the gocloud.dev/pubsub subscription at
+// subURL whose body is exactly server (DESIGN.md section 6: the message body
+// is the server name). Other messages are acknowledged and ignored, so one
+// topic can serve a whole fleet.
+//
+// The drivers linked in are mem:// (one process) and nats:// (gocloud's
+// natspubsub: the subject is the URL's host and path, natsv2=true selects
+// NATS 2 message encoding, which the sender must match, and queue=Q is
+// refused because every host must see every message). For nats:// the
+// server is NATS_SERVER_URL, as for gocloud's default opener, but PubSub
+// makes its own connection per subscription, reconnecting forever, and
+// closes it when done, instead of sharing one process-wide connection. Every
+// message is acknowledged as soon as it is read: a nudge is a hint, and the
+// poll catches up with anything lost.
+//
+// A subscription that cannot be opened or that fails is logged and reopened
+// with backoff. PubSub returns ctx.Err() when ctx ends, and an error at once
+// when server is empty or CheckPubSubURL refuses subURL.
+func PubSub(ctx context.Context, subURL, server string, h Hooks) error {
+	if server == "" {
+		return errors.New("watch: pubsub: empty server name")
+	}
+	if err := CheckPubSubURL(subURL); err != nil {
+		return err
+	}
+	u, _ := url.Parse(subURL)
+	log := h.logger().With("source", "pubsub", "scheme", u.Scheme)
+	want := []byte(server)
+	for fails := 0; ; {
+		err := receive(ctx, subURL, want, h, func() { fails = 0 })
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("pubsub subscription failed", "err", err, "retry", fails+1)
+		if !sleep(ctx, backoff(fails)) {
+			return ctx.Err()
+		}
+		fails++
+	}
+}
+
+// receive opens the subscription and reads from it until it fails or ctx
+// ends. It calls opened once the subscription is open.
+func receive(ctx context.Context, subURL string, want []byte, h Hooks, opened func()) (err error) {
+	sub, closeConn, err := openSubscription(ctx, subURL)
+	if err != nil {
+		return fmt.Errorf("open subscription: %w", err)
+	}
+	defer closeConn()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		if serr := sub.Shutdown(sctx); err == nil && ctx.Err() == nil {
+			err = serr
+		}
+	}()
+	opened()
+	h.ready()
+	for {
+		msg, err := sub.Receive(ctx)
+		if err != nil {
+			return fmt.Errorf("receive: %w", err)
+		}
+		msg.Ack()
+		if bytes.Equal(bytes.TrimSpace(msg.Body), want) {
+			h.Nudge()
+		}
+	}
+}
+
+// openSubscription opens subURL, with a connection of its own for nats://
+// URLs. The returned function releases that connection; call it after
+// shutting the subscription down.
+func openSubscription(ctx context.Context, subURL string) (*pubsub.Subscription, func(), error) {
+	u, err := url.Parse(subURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.Scheme != natspubsub.Scheme {
+		sub, err := pubsub.OpenSubscription(ctx, subURL)
+		return sub, func() {}, err
+	}
+	v2, err := natsV2(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	server := os.Getenv("NATS_SERVER_URL")
+	if server == "" {
+		return nil, nil, errors.New("NATS_SERVER_URL is not set")
+	}
+	nc, err := nats.Connect(server, nats.Name("pulld"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS_SERVER_URL %s: %w", server, err)
+	}
+	o := &natspubsub.URLOpener{Connection: nc, UseV2: v2}
+	sub, err := o.OpenSubscriptionURL(ctx, u)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return sub, nc.Close, nil
+}
+
+// CheckPubSubURL reports whether subURL is a subscription URL PubSub can
+// open: it parses, its scheme has a driver linked in, and for nats:// its
+// only parameter is natsv2. It does not connect.
+func CheckPubSubURL(subURL string) error {
+	u, err := url.Parse(subURL)
+	if err != nil || u.Scheme == "" {
+		return fmt.Errorf("watch: pubsub: subscription URL %q is not scheme://…", subURL)
+	}
+	if u.Scheme == natspubsub.Scheme {
+		_, err := natsV2(u)
+		return err
+	}
+	if !pubsub.DefaultURLMux().ValidSubscriptionScheme(u.Scheme) {
+		return fmt.Errorf("watch: pubsub: subscription URL %q: no driver for scheme %q (have mem, nats)", subURL, u.Scheme)
+	}
+	return nil
+}
+
+// natsV2 reads the natsv2 parameter of a nats:// URL and refuses any other.
+func natsV2(u *url.URL) (bool, error) {
+	v2 := false
+	for k, vs := range u.Query() {
+		if !strings.EqualFold(k, "natsv2") {
+			return false, fmt.Errorf("watch: pubsub: nats URL %q: unsupported parameter %q (only natsv2)", u.Redacted(), k)
+		}
+		v2 = len(vs) == 0 || vs[0] == "" || strings.EqualFold(vs[0], "true")
+	}
+	return v2, nil
+}
