@@ -1,0 +1,18 @@
+// Package e2e holds the end-to-end test of pushpull's whole loop with real
+// processes: the release, pushui and pulld programs and the sample app of
+// examples/hello, built by TestMain with `go build`, on a file:// bucket
+// and on the S3 test server (internal/testserver, installed by `make
+// tools`).
+//
+// The test walks one server through what an operator does: release hello
+// three times (v1, v2, and a v3 whose server crashes on start), set v1
+// through pushui's JSON API and let `pulld -once` install it (the sample
+// server answers with v1 and the message from the manifest's config),
+// move to v2, go back to v1 by rollback after deleting v1's package from
+// the bucket (so the rollback provably downloads nothing), push v3 and see
+// its failing POST_RESTART rolled back automatically and reported as
+// failed, with the script's output, by pushui's API, and finally remove
+// the app (STOPPING runs and the sample server is gone).
+//
+// The package has no code outside its test; this file only documents it.
+package e2e

@@ -1,0 +1,617 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// server is the one server the test deploys to.
+const server = "web-1"
+
+// bin holds the programs TestMain built: release, pushui and pulld, and one
+// build directory of the sample app per version (the hello binary and its
+// teletraan/ scripts), ready for `release -dir`.
+var bin struct {
+	release, pushui, pulld string
+	hello                  map[string]string // version → build directory
+}
+
+// helloVersions are the sample app's builds: the ldflags of each. v3's
+// server exits as soon as it starts, so its POST_RESTART fails.
+var helloVersions = map[string]string{
+	"v1": "-X main.version=v1",
+	"v2": "-X main.version=v2",
+	"v3": "-X main.version=v3 -X main.crash=yes",
+}
+
+// commits gives each release its own commit, so that releases within one
+// second still get distinct package names.
+var commits = map[string]string{
+	"v1": "1111111111111111111111111111111111111111",
+	"v2": "2222222222222222222222222222222222222222",
+	"v3": "3333333333333333333333333333333333333333",
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pushpull-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := 1
+	if err := build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building the programs:", err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// build builds the three programs and the sample app's versions into dir
+// with the go command (which `go test` puts first on PATH).
+func build(dir string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	gobuild := func(args ...string) error {
+		cmd := exec.Command("go", append([]string{"build"}, args...)...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := gobuild("-o", dir+string(filepath.Separator), "./cmd/release", "./cmd/pushui", "./cmd/pulld"); err != nil {
+		return err
+	}
+	bin.release, bin.pushui, bin.pulld = filepath.Join(dir, "release"), filepath.Join(dir, "pushui"), filepath.Join(dir, "pulld")
+	bin.hello = map[string]string{}
+	for v, ldflags := range helloVersions {
+		d := filepath.Join(dir, "hello-"+v)
+		if err := gobuild("-ldflags", ldflags, "-o", filepath.Join(d, "hello"), "./examples/hello"); err != nil {
+			return err
+		}
+		if err := copyDir(filepath.Join(root, "examples", "hello", "teletraan"), filepath.Join(d, "teletraan")); err != nil {
+			return err
+		}
+		bin.hello[v] = d
+	}
+	return nil
+}
+
+// moduleRoot walks up from the working directory to the directory holding
+// go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// copyDir copies the regular files under src to dst, keeping their modes
+// (the deploy scripts must stay executable).
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, data, info.Mode().Perm())
+	})
+}
+
+// TestWholeLoop runs the loop of the package comment on each bucket
+// backend. The backends run one after the other: the S3 one sets its
+// credentials in the environment, which the child processes inherit.
+func TestWholeLoop(t *testing.T) {
+	tests := []struct {
+		name   string
+		bucket func(t *testing.T) string // the bucket URL, with the environment set to reach it
+	}{
+		{"file", func(t *testing.T) string { return "file://" + t.TempDir() }},
+		{"s3", func(t *testing.T) string {
+			s3 := testserver.StartS3(t)
+			s3.Setenv(t)
+			return s3.Bucket(t, "fleet")
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wholeLoop(t, tc.bucket(t))
+		})
+	}
+}
+
+// wholeLoop is the loop of the package comment on the bucket at url.
+func wholeLoop(t *testing.T, url string) {
+	start := time.Now()
+	w := newWorld(t, url)
+
+	pkgs := map[string]string{}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		pkgs[v] = w.release(v)
+	}
+	w.startPushui()
+
+	// v1 through pushui's API: pulld installs it, hello answers with v1
+	// and with the message from the manifest's config.
+	w.setPackage(pkgs["v1"])
+	w.pulldOnce(0)
+	w.wantHello("v1")
+
+	// v2.
+	w.setPackage(pkgs["v2"])
+	w.pulldOnce(0)
+	w.wantHello("v2")
+
+	// Back to v1 by rollback: v1's build is still on the host, so pulld
+	// needs nothing from the bucket. Its package is deleted to prove it.
+	w.setPackage(pkgs["v1"])
+	w.deletePackage(pkgs["v1"])
+	if plan := w.pulld("-dry-run"); !strings.Contains(strings.ToLower(plan.stdout), "rollback") {
+		t.Errorf("pulld -dry-run before going back to v1: want a rollback in the plan, got:\n%s", plan.stdout)
+	}
+	w.pulldOnce(0)
+	w.wantHello("v1")
+
+	// v3 crashes on start: its POST_RESTART fails, pulld rolls back to v1
+	// on its own, exits 1, and pushui shows the env failed with the
+	// script's output.
+	w.setPackage(pkgs["v3"])
+	w.pulldOnce(1)
+	w.wantHello("v1")
+	w.wantFailed(pkgs["v3"], "crashing on purpose")
+
+	// Remove the app: STOPPING runs and the sample server is gone.
+	pid := w.helloPID()
+	w.putManifest(`{"packages": []}`)
+	w.pulldOnce(0)
+	w.wantHelloGone(pid)
+
+	t.Logf("whole loop on %s took %s", url, time.Since(start).Round(time.Millisecond))
+}
+
+// world is one run of the loop: a bucket, a pushui, a pulld root, and the
+// port the sample server is configured to listen on.
+type world struct {
+	t         *testing.T
+	bucket    string
+	dir       string // for the push config and logs
+	root      string // pulld's root
+	helloPort int
+	ui        string // pushui's base URL
+	client    *http.Client
+}
+
+func newWorld(t *testing.T, bucket string) *world {
+	w := &world{
+		t:         t,
+		bucket:    bucket,
+		dir:       t.TempDir(),
+		root:      t.TempDir(),
+		helloPort: freePort(t),
+		client:    &http.Client{Timeout: 10 * time.Second},
+	}
+	// Whatever happens, no sample server outlives the test: pulld
+	// -terminate runs STOPPING, and a server still running after that is
+	// killed through its pid file.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin.pulld, "-bucket", w.bucket, "-server", server, "-root", w.root, "-terminate", "-listen", "", "-host-info", "")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Logf("cleanup: pulld -terminate: %v\n%s", err, out)
+		}
+		if pid, err := readPID(w.pidFile()); err == nil && alive(pid) {
+			t.Errorf("cleanup: hello (pid %d) still ran after pulld -terminate; killing it", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	return w
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// result is how a program run ended.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs a program to completion, within a minute.
+func (w *world) run(name string, args ...string) result {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit) && exit.ExitCode() >= 0:
+		r.code = exit.ExitCode()
+	default:
+		w.t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, r.stderr)
+	}
+	return r
+}
+
+// release uploads the sample app's build of version v and returns the
+// package name it printed last.
+func (w *world) release(v string) string {
+	w.t.Helper()
+	r := w.run(bin.release, "-bucket", w.bucket, "-app", "hello", "-dir", bin.hello[v],
+		"-note", "hello "+v, "-commit", commits[v], "-branch", "main", "-repo", "https://example.com/pushpull.git")
+	if r.code != 0 {
+		w.t.Fatalf("release %s: exit %d\n%s%s", v, r.code, r.stdout, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	name := strings.TrimSpace(lines[len(lines)-1])
+	if _, err := manifest.ParsePackageName(name); err != nil {
+		w.t.Fatalf("release %s: last line of output is not a package name: %v\n%s", v, err, r.stdout)
+	}
+	w.t.Logf("released %s as %s", v, name)
+	return name
+}
+
+// startPushui starts pushui on a free port with a push config allowing
+// hello on the server, and waits until it answers. It is stopped (SIGTERM)
+// when the test ends.
+func (w *world) startPushui() {
+	w.t.Helper()
+	conf := filepath.Join(w.dir, "push.json")
+	if err := os.WriteFile(conf, []byte(`{"servers": {"`+server+`": ["hello"]}}`), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(w.t)))
+	logFile, err := os.Create(filepath.Join(w.dir, "pushui.log"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cmd := exec.Command(bin.pushui, "-bucket", w.bucket, "-config", conf, "-addr", addr, "-refresh", "0")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	w.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logFile.Close()
+		if w.t.Failed() {
+			out, _ := os.ReadFile(logFile.Name())
+			w.t.Logf("pushui's log:\n%s", out)
+		}
+	})
+	w.ui = "http://" + addr
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := w.client.Get(w.ui + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-done:
+			out, _ := os.ReadFile(logFile.Name())
+			w.t.Fatalf("pushui exited: %v\n%s", err, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("pushui did not answer on %s within 15 s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// api makes a request to pushui's API and returns the status code, the
+// body and the ETag.
+func (w *world) api(method, path string, body string, header map[string]string) (int, []byte, string) {
+	w.t.Helper()
+	req, err := http.NewRequestWithContext(w.t.Context(), method, w.ui+path, strings.NewReader(body))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		w.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		w.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp.StatusCode, data, resp.Header.Get("ETag")
+}
+
+// putManifest replaces the server's manifest through pushui's API, as a
+// client should: GET it for its ETag, PUT with If-Match (If-None-Match: *
+// when there is none yet).
+func (w *world) putManifest(doc string) {
+	w.t.Helper()
+	code, body, etag := w.api("GET", "/api/servers/"+server, "", nil)
+	if code != http.StatusOK {
+		w.t.Fatalf("GET /api/servers/%s: %d %s", server, code, body)
+	}
+	h := map[string]string{"If-Match": etag}
+	if etag == "" {
+		h = map[string]string{"If-None-Match": "*"}
+	}
+	code, body, _ = w.api("PUT", "/api/servers/"+server, doc, h)
+	if code != http.StatusOK {
+		w.t.Fatalf("PUT /api/servers/%s: %d %s", server, code, body)
+	}
+	// A PUT without a precondition is refused: the API never lets a
+	// client overwrite a manifest it has not read.
+	if code, body, _ := w.api("PUT", "/api/servers/"+server, doc, nil); code != http.StatusPreconditionRequired {
+		w.t.Errorf("PUT /api/servers/%s without If-Match: got %d %s, want 428", server, code, body)
+	}
+}
+
+// setPackage points the server's manifest at pkg, with the sample app's
+// config: its port, its message, and a short health check.
+func (w *world) setPackage(pkg string) {
+	w.t.Helper()
+	doc, err := json.Marshal(map[string]any{"packages": []any{map[string]any{
+		"package": pkg,
+		"config": map[string]string{
+			"PORT":          strconv.Itoa(w.helloPort),
+			"MESSAGE":       "configured by the e2e test",
+			"CHECK_TIMEOUT": "2",
+		},
+	}}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.putManifest(string(doc))
+}
+
+// pulld runs pulld for the server with extra arguments.
+func (w *world) pulld(args ...string) result {
+	w.t.Helper()
+	args = append([]string{"-bucket", w.bucket, "-server", server, "-root", w.root,
+		"-listen", "", "-host-info", "", "-step-timeout", "30s"}, args...)
+	return w.run(bin.pulld, args...)
+}
+
+// pulldOnce runs `pulld -once` and checks its exit status.
+func (w *world) pulldOnce(want int) {
+	w.t.Helper()
+	start := time.Now()
+	r := w.pulld("-once")
+	w.t.Logf("pulld -once: exit %d in %s\n%s%s", r.code, time.Since(start).Round(time.Millisecond), r.stdout, r.stderr)
+	if r.code != want {
+		w.t.Fatalf("pulld -once: exit %d, want %d", r.code, want)
+	}
+}
+
+// wantHello checks that the sample server answers GET / with version v and
+// the message from the manifest's config.
+func (w *world) wantHello(v string) {
+	w.t.Helper()
+	resp, err := w.client.Get(fmt.Sprintf("http://127.0.0.1:%d/", w.helloPort))
+	if err != nil {
+		w.t.Fatalf("hello should answer with %s: %v", v, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	want := fmt.Sprintf("hello %s on %s: configured by the e2e test\n", v, server)
+	if resp.StatusCode != http.StatusOK || string(body) != want {
+		w.t.Fatalf("GET / on hello: %s %q, want 200 %q", resp.Status, body, want)
+	}
+}
+
+// wantFailed checks that pushui's API shows hello failed at pkg, and that
+// the status it serves carries the failing script's output with the words
+// want.
+func (w *world) wantFailed(pkg, want string) {
+	w.t.Helper()
+	code, body, _ := w.api("GET", "/api/servers/"+server+"/status", "", nil)
+	if code != http.StatusOK {
+		w.t.Fatalf("GET /api/servers/%s/status: %d %s", server, code, body)
+	}
+	var st manifest.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		w.t.Fatalf("status: %v\n%s", err, body)
+	}
+	e, ok := st.Lookup("hello")
+	switch {
+	case !ok:
+		w.t.Errorf("status has no env hello: %s", body)
+	case e.State != manifest.StateFailed && e.State != manifest.StateRolledBack:
+		w.t.Errorf("status of hello: state %s, want FAILED or ROLLED_BACK", e.State)
+	case e.Error == "" || !strings.Contains(e.Output, want):
+		w.t.Errorf("status of hello: error %q, output %q: want an error and output with %q", e.Error, e.Output, want)
+	}
+
+	// The main listing (after a refresh, as the UI's button does) shows
+	// the env failed, with v3 desired.
+	if code, body, _ := w.api("POST", "/refresh", "", nil); code != http.StatusOK {
+		w.t.Fatalf("POST /refresh: %d %s", code, body)
+	}
+	code, body, _ = w.api("GET", "/api/servers?server="+server, "", nil)
+	if code != http.StatusOK {
+		w.t.Fatalf("GET /api/servers: %d %s", code, body)
+	}
+	var list struct {
+		Servers []struct {
+			Name string `json:"name"`
+			Envs []struct {
+				Env     string `json:"env"`
+				Desired string `json:"desired"`
+				State   string `json:"state"`
+				Error   string `json:"error"`
+				Failed  bool   `json:"failed"`
+				Drift   bool   `json:"drift"`
+			} `json:"envs"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		w.t.Fatalf("GET /api/servers: %v\n%s", err, body)
+	}
+	for _, s := range list.Servers {
+		for _, e := range s.Envs {
+			if s.Name == server && e.Env == "hello" {
+				if !e.Failed || !e.Drift || e.Desired != pkg || e.Error == "" {
+					w.t.Errorf("GET /api/servers: hello on %s is %+v, want failed, drifting, desired %s, with an error", server, e, pkg)
+				}
+				return
+			}
+		}
+	}
+	w.t.Errorf("GET /api/servers: no env hello on %s:\n%s", server, body)
+}
+
+// deletePackage deletes pkg's object from the bucket.
+func (w *world) deletePackage(pkg string) {
+	w.t.Helper()
+	name, err := manifest.ParsePackageName(pkg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	store, err := blobstore.Open(w.t.Context(), w.bucket)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Bucket().Delete(w.t.Context(), blobstore.PackageKey(name)); err != nil {
+		w.t.Fatalf("delete %s: %v", pkg, err)
+	}
+	if _, err := store.StatPackage(w.t.Context(), name); !errors.Is(err, blobstore.ErrNotFound) {
+		w.t.Fatalf("package %s after deleting it: %v, want not found", pkg, err)
+	}
+}
+
+// pidFile is where the sample app's scripts keep the server's pid: beside
+// the env's builds directory under pulld's root.
+func (w *world) pidFile() string {
+	return filepath.Join(w.root, "envs", "hello", "run", "hello.pid")
+}
+
+// helloPID returns the running sample server's pid.
+func (w *world) helloPID() int {
+	w.t.Helper()
+	pid, err := readPID(w.pidFile())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if !alive(pid) {
+		w.t.Fatalf("hello's pid file names %d, which does not run", pid)
+	}
+	return pid
+}
+
+// wantHelloGone checks that the server with pid has stopped, its pid file
+// is gone and nothing answers on its port.
+func (w *world) wantHelloGone(pid int) {
+	w.t.Helper()
+	if alive(pid) {
+		w.t.Errorf("hello (pid %d) still runs after it left the manifest", pid)
+	}
+	if _, err := os.Stat(w.pidFile()); !errors.Is(err, fs.ErrNotExist) {
+		w.t.Errorf("hello's pid file after STOPPING: %v, want it gone", err)
+	}
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", w.helloPort), time.Second)
+	if err == nil {
+		conn.Close()
+		w.t.Errorf("something still listens on hello's port %d", w.helloPort)
+	}
+}
+
+func readPID(file string) (int, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(data)))
+}
+
+// alive reports whether a process with pid runs. A zombie does not: the
+// stopped sample server may wait a moment for whatever adopted it to reap
+// it.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	// The state follows the command name in parentheses: "pid (comm) S …".
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+		return false
+	}
+	return true
+}
