@@ -1,0 +1,198 @@
+// Package render expands Teletraan's deploy templates.
+//
+// Any file under a build's teletraan/ directory whose name ends in ".tmpl"
+// is a template. In it, `{$TELETRAAN_NAME:default}` and
+// `${TELETRAAN_NAME:default}` (and both without ":default") are replaced by
+// the env's config value NAME, or else by default. A reference with neither
+// a value nor a default is an error, never a silent blank.
+//
+// Grammar. A reference starts at the two-character opener `{$` or `${`
+// immediately followed by `TELETRAAN_`. It continues with NAME, which must
+// match the config-key grammar ^[A-Z_][A-Z0-9_]*$, then optionally `:` and a
+// default (any bytes other than `}` and newline, possibly none), and ends
+// at `}`. Once an opener and `TELETRAAN_` have been seen, anything that does
+// not complete this grammar on the same line is an error naming the line,
+// so a typo cannot pass through unrendered. Everything else, including a
+// lone `$` or `{` and shell forms such as `${HOME}`, is copied byte for
+// byte. Values and defaults are inserted verbatim and never expanded again.
+//
+// The lookup key is NAME, without the TELETRAAN_ prefix: the config key
+// LOG_LEVEL in a manifest fills `{$TELETRAAN_LOG_LEVEL:info}`.
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/renameio/v2"
+)
+
+// Prefix starts the variable name of every template reference.
+const Prefix = "TELETRAAN_"
+
+// Suffix marks a template file.
+const Suffix = ".tmpl"
+
+// ErrTemplate is wrapped by every error about a template's contents: a
+// reference with no value and no default, or a malformed reference.
+var ErrTemplate = errors.New("template error")
+
+// Render expands Teletraan's template forms in src: `{$TELETRAAN_NAME:default}`
+// and `${TELETRAAN_NAME:default}` (and both without `:default`) become
+// lookup("NAME") or else default; no value and no default is an error naming
+// the variable and the line number (counted from 1). Everything else is
+// copied byte for byte (a lone `$` or `{` is literal). Render does not
+// modify src. Errors wrap ErrTemplate.
+func Render(src []byte, lookup func(name string) (string, bool)) ([]byte, error) {
+	out, err := render(src, lookup)
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	return out, nil
+}
+
+// render is Render with errors that do not start with "render: ".
+func render(src []byte, lookup func(name string) (string, bool)) ([]byte, error) {
+	var out []byte
+	done := 0 // src[:done] has been handled
+	line := 1
+	lineStart := 0 // bytes before lineStart have had their newlines counted
+	for i := 0; i+1 < len(src); i++ {
+		if !(src[i] == '{' && src[i+1] == '$' || src[i] == '$' && src[i+1] == '{') {
+			continue
+		}
+		if !bytes.HasPrefix(src[i+2:], []byte(Prefix)) {
+			continue
+		}
+		line += bytes.Count(src[lineStart:i], []byte{'\n'})
+		lineStart = i
+		ref, name, def, hasDef, n, err := parseRef(src[i:])
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w: %s", line, ErrTemplate, err)
+		}
+		val, ok := lookup(name)
+		if !ok {
+			if !hasDef {
+				return nil, fmt.Errorf("line %d: %w: %s has no value and no default", line, ErrTemplate, ref)
+			}
+			val = def
+		}
+		if out == nil {
+			out = make([]byte, 0, len(src)+64)
+		}
+		out = append(out, src[done:i]...)
+		out = append(out, val...)
+		done = i + n
+		i = done - 1
+	}
+	if out == nil {
+		return bytes.Clone(src), nil
+	}
+	return append(out, src[done:]...), nil
+}
+
+// parseRef parses the reference at the start of s, which begins with an
+// opener and Prefix. It returns the reference as written (for errors), NAME,
+// the default and whether there is one, and the reference's length.
+func parseRef(s []byte) (ref, name, def string, hasDef bool, n int, err error) {
+	i := 2 + len(Prefix)
+	start := i
+	for i < len(s) && isNameByte(s[i], i == start) {
+		i++
+	}
+	name = string(s[start:i])
+	shown := func(end int) string {
+		if end > 60 {
+			return string(s[:60]) + "…"
+		}
+		return string(s[:end])
+	}
+	if name == "" {
+		return "", "", "", false, 0, fmt.Errorf("%q: %s must be followed by a name matching [A-Z_][A-Z0-9_]*", shown(i), Prefix)
+	}
+	if i < len(s) && s[i] == ':' {
+		hasDef = true
+		j := i + 1
+		for j < len(s) && s[j] != '}' && s[j] != '\n' {
+			j++
+		}
+		def = string(s[i+1 : j])
+		i = j
+	}
+	if i >= len(s) || s[i] != '}' {
+		return "", "", "", false, 0, fmt.Errorf("%q: unterminated reference to %s%s (want %s%s[:default]})", shown(i), Prefix, name, Prefix, name)
+	}
+	i++
+	return string(s[:i]), name, def, hasDef, i, nil
+}
+
+func isNameByte(c byte, first bool) bool {
+	return c == '_' || 'A' <= c && c <= 'Z' || !first && '0' <= c && c <= '9'
+}
+
+// Tree renders every regular file ending in ".tmpl" under dir/teletraan/
+// (recursively), writing the result beside it without the suffix, with the
+// template's permission bits, atomically (a reader sees the old or the new
+// file, never a partial one), and leaves the .tmpl in place so that a later
+// RESTART can render it again with new values. config supplies the values,
+// keyed by NAME. A missing teletraan/ directory is not an error. A template
+// that is not a regular file (e.g. a symlink) is an error; symlinked
+// directories are not followed. Errors name the file; rendering stops at the
+// first one, and files already rendered stay rendered.
+func Tree(dir string, config map[string]string) error {
+	base := filepath.Join(dir, "teletraan")
+	if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	lookup := func(name string) (string, bool) {
+		v, ok := config[name]
+		return v, ok
+	}
+	return filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("render: %w", err)
+		}
+		if d.IsDir() || !strings.HasSuffix(d.Name(), Suffix) || d.Name() == Suffix {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("render: %s: template is not a regular file", p)
+		}
+		return renderFile(p, lookup)
+	})
+}
+
+func renderFile(p string, lookup func(string) (string, bool)) error {
+	src, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	out, err := render(src, lookup)
+	if err != nil {
+		return fmt.Errorf("render: %s: %w", p, err)
+	}
+	dst := strings.TrimSuffix(p, Suffix)
+	pf, err := renameio.NewPendingFile(dst,
+		renameio.WithTempDir(filepath.Dir(dst)),
+		renameio.WithStaticPermissions(fi.Mode().Perm()))
+	if err != nil {
+		return fmt.Errorf("render: %s: %w", p, err)
+	}
+	defer pf.Cleanup()
+	if _, err := pf.Write(out); err != nil {
+		return fmt.Errorf("render: %s: %w", p, err)
+	}
+	if err := pf.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("render: %s: %w", p, err)
+	}
+	return nil
+}

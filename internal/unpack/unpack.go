@@ -1,0 +1,567 @@
+// Package unpack extracts package archives safely.
+//
+// A package is a tar stream compressed with zstd or gzip (see
+// manifest.Format). Extract streams it into an empty directory in constant
+// memory (apart from a small record per directory, symlink and regular file,
+// which the safety checks need) and refuses anything that could write, link
+// or point outside that directory: absolute or escaping names, symlinks whose
+// target resolves outside it (also through other symlinks of the archive),
+// hard links to anything but a regular file the archive already extracted,
+// paths that pass through a symlink the archive created, device nodes, FIFOs
+// and unknown entry types. It also bounds the bytes and entries one archive
+// may unpack to, so a compression bomb fails fast instead of filling the disk.
+//
+// Every refusal wraps ErrUnsafe, every size overrun wraps ErrTooLarge, and a
+// truncated or corrupt stream wraps ErrCorrupt, so callers can tell them
+// apart with errors.Is.
+package unpack
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Errors wrapped by Extract and CheckEntry.
+var (
+	// ErrUnsafe is wrapped by every refusal of an entry that could escape
+	// the destination or that has a type pushpull does not install.
+	ErrUnsafe = errors.New("unsafe archive entry")
+	// ErrTooLarge is wrapped when an archive exceeds Limits.
+	ErrTooLarge = errors.New("archive exceeds the unpack limits")
+	// ErrCorrupt is wrapped when the compressed or tar stream is truncated or
+	// malformed.
+	ErrCorrupt = errors.New("archive is truncated or corrupt")
+)
+
+// Default limits, used for the zero fields of Limits.
+const (
+	DefaultMaxBytes   int64 = 64 << 30  // 64 GiB of file contents
+	DefaultMaxEntries       = 1_000_000 // tar headers, of any type
+)
+
+// MaxWindow is the largest zstd window Extract accepts (128 MiB, what
+// `zstd --long` uses); a stream that asks for more is refused as corrupt
+// rather than allowed to allocate without bound.
+const MaxWindow = 128 << 20
+
+// Limits bound what one archive may unpack to. Zero fields mean the defaults:
+// DefaultMaxBytes (64 GiB) of file contents and DefaultMaxEntries (1,000,000)
+// entries. Negative fields are treated as zero.
+type Limits struct {
+	// MaxBytes caps the bytes of regular-file contents written, counted as
+	// they are copied (a header that lies about its size is still caught).
+	MaxBytes int64
+	// MaxEntries caps the number of tar entries, of any type.
+	MaxEntries int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultMaxEntries
+	}
+	return l
+}
+
+// Stats describes what Extract wrote.
+type Stats struct {
+	Files, Dirs, Symlinks int   // entries created; hard links count as Files
+	Bytes                 int64 // bytes of regular-file contents written
+}
+
+// copyBufSize is the size of the pooled buffers Extract copies file contents
+// through.
+const copyBufSize = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// Extract decompresses r according to format (manifest.FormatZstd or
+// manifest.FormatGzip) and extracts the tar stream into dir, which must
+// exist and be empty. It never writes outside dir and never follows a
+// symlink it created. It does not close r.
+//
+// Regular files get the entry's permission bits with setuid, setgid and
+// sticky removed; directories get theirs once their contents are written;
+// modification times are applied; ownership, xattrs and ACLs are not. Data
+// after the tar end-of-archive marker is not read.
+//
+// On error, dir may hold part of the archive; the caller is expected to
+// remove it (pulld unpacks into a temporary directory for that reason). The
+// error names the entry concerned and wraps ErrUnsafe, ErrTooLarge or
+// ErrCorrupt where those apply.
+func Extract(r io.Reader, format manifest.Format, dir string, lim Limits) (Stats, error) {
+	lim = lim.withDefaults()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return Stats{}, fmt.Errorf("unpack: %w", err)
+	}
+	defer root.Close()
+	if err := checkEmpty(root, dir); err != nil {
+		return Stats{}, err
+	}
+
+	var dec io.Reader
+	switch format {
+	case manifest.FormatZstd:
+		zr, err := zstd.NewReader(r,
+			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(MaxWindow),
+		)
+		if err != nil {
+			return Stats{}, fmt.Errorf("unpack: %s archive: %w", format, err)
+		}
+		defer zr.Close()
+		dec = zr
+	case manifest.FormatGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return Stats{}, fmt.Errorf("unpack: %s archive: %w: %v", format, ErrCorrupt, err)
+		}
+		defer zr.Close()
+		dec = zr
+	default:
+		return Stats{}, fmt.Errorf("unpack: unknown archive format %q", format)
+	}
+
+	x := &extractor{
+		root:     root,
+		lim:      lim,
+		format:   format,
+		symlinks: map[string]string{},
+		files:    map[string]bool{},
+		dirs:     map[string]dirMeta{},
+	}
+	if err := x.run(tar.NewReader(dec)); err != nil {
+		return x.stats, err
+	}
+	return x.stats, nil
+}
+
+func checkEmpty(root *os.Root, dir string) error {
+	f, err := root.Open(".")
+	if err != nil {
+		return fmt.Errorf("unpack: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("unpack: %w", err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("unpack: destination %s is not empty", dir)
+	}
+	return nil
+}
+
+type dirMeta struct {
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+type extractor struct {
+	root   *os.Root
+	lim    Limits
+	format manifest.Format
+	stats  Stats
+
+	entries  int
+	symlinks map[string]string  // cleaned name -> link target, as created
+	files    map[string]bool    // cleaned names of regular files created
+	dirs     map[string]dirMeta // cleaned names of directories created
+}
+
+func (x *extractor) corrupt(name string, err error) error {
+	if name == "" {
+		return fmt.Errorf("unpack: %s archive: %w: %v", x.format, ErrCorrupt, err)
+	}
+	return fmt.Errorf("unpack: %s archive, entry %q: %w: %v", x.format, name, ErrCorrupt, err)
+}
+
+func (x *extractor) run(tr *tar.Reader) error {
+	last := ""
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && h != nil) {
+			return x.corrupt(last, fmt.Errorf("after entry %q: %w", last, err))
+		}
+		x.entries++
+		if x.entries > x.lim.MaxEntries {
+			return fmt.Errorf("unpack: entry %q: %w: more than %d entries", h.Name, ErrTooLarge, x.lim.MaxEntries)
+		}
+		if err := CheckEntry(h); err != nil {
+			return err
+		}
+		last = h.Name
+		if err := x.entry(tr, h); err != nil {
+			return err
+		}
+	}
+	if x.entries == 0 {
+		return x.corrupt("", errors.New("no entries"))
+	}
+	if err := x.checkSymlinkChains(); err != nil {
+		return err
+	}
+	return x.finishDirs()
+}
+
+func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
+	name := cleanName(h.Name)
+	if h.Typeflag == tar.TypeXGlobalHeader {
+		return nil
+	}
+	if name == "." {
+		// "./" names the destination itself: nothing to create, and its
+		// mode stays the caller's.
+		if h.Typeflag == tar.TypeDir {
+			return nil
+		}
+		return unsafe(h.Name, "names the destination directory itself")
+	}
+	if err := x.checkParents(h.Name, name); err != nil {
+		return err
+	}
+	if _, ok := x.symlinks[name]; ok {
+		return unsafe(h.Name, "replaces a symlink created earlier in the archive")
+	}
+	if dir := path.Dir(name); dir != "." {
+		if _, ok := x.dirs[dir]; !ok {
+			if err := x.mkdirAll(h.Name, dir); err != nil {
+				return err
+			}
+		}
+	}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return x.dir(h, name)
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		return x.file(tr, h, name)
+	case tar.TypeSymlink:
+		if err := x.root.Symlink(h.Linkname, name); err != nil {
+			return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
+		}
+		x.symlinks[name] = h.Linkname
+		x.stats.Symlinks++
+		return nil
+	case tar.TypeLink:
+		target := cleanName(h.Linkname)
+		if !x.files[target] {
+			return unsafe(h.Name, fmt.Sprintf("hard link target %q is not a regular file extracted earlier", h.Linkname))
+		}
+		if err := x.root.Link(target, name); err != nil {
+			return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
+		}
+		x.files[name] = true
+		x.stats.Files++
+		return nil
+	}
+	return unsafe(h.Name, fmt.Sprintf("unsupported entry type %q", h.Typeflag))
+}
+
+// checkParents refuses a name any of whose parent directories is a symlink
+// created by this archive: writing through it would follow the link.
+func (x *extractor) checkParents(raw, name string) error {
+	for i := 0; i < len(name); i++ {
+		if name[i] != '/' {
+			continue
+		}
+		if _, ok := x.symlinks[name[:i]]; ok {
+			return unsafe(raw, fmt.Sprintf("parent %q is a symlink", name[:i]))
+		}
+		if x.files[name[:i]] {
+			return unsafe(raw, fmt.Sprintf("parent %q is a regular file", name[:i]))
+		}
+	}
+	return nil
+}
+
+// mkdirAll creates dir and its missing parents with mode 0755 (the
+// archive may set their modes later).
+func (x *extractor) mkdirAll(raw, dir string) error {
+	var missing []string
+	for d := dir; d != "."; d = path.Dir(d) {
+		if _, ok := x.dirs[d]; ok {
+			break
+		}
+		missing = append(missing, d)
+	}
+	for _, d := range slices.Backward(missing) {
+		if err := x.root.Mkdir(d, 0o700); err != nil {
+			return fmt.Errorf("unpack: entry %q: %w", raw, err)
+		}
+		x.dirs[d] = dirMeta{mode: 0o755}
+		x.stats.Dirs++
+	}
+	return nil
+}
+
+func (x *extractor) dir(h *tar.Header, name string) error {
+	meta := dirMeta{mode: h.FileInfo().Mode().Perm(), mtime: h.ModTime}
+	if _, ok := x.dirs[name]; ok {
+		x.dirs[name] = meta // a repeated directory entry: the last one wins
+		return nil
+	}
+	if x.files[name] {
+		return unsafe(h.Name, "directory replaces a file extracted earlier")
+	}
+	if err := x.root.Mkdir(name, 0o700); err != nil {
+		return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
+	}
+	x.dirs[name] = meta
+	x.stats.Dirs++
+	return nil
+}
+
+func (x *extractor) file(tr *tar.Reader, h *tar.Header, name string) error {
+	remaining := x.lim.MaxBytes - x.stats.Bytes
+	if h.Size > remaining {
+		return fmt.Errorf("unpack: entry %q: %w: %d bytes would pass the limit of %d", h.Name, ErrTooLarge, h.Size, x.lim.MaxBytes)
+	}
+	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
+	}
+	x.files[name] = true
+	x.stats.Files++
+	n, err := x.copy(f, tr, remaining)
+	x.stats.Bytes += n
+	if err != nil {
+		f.Close()
+		switch {
+		case errors.Is(err, ErrTooLarge):
+			return fmt.Errorf("unpack: entry %q: %w: more than %d bytes", h.Name, ErrTooLarge, x.lim.MaxBytes)
+		case errors.Is(err, errRead):
+			return x.corrupt(h.Name, errors.Unwrap(err))
+		}
+		return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
+	}
+	if err := f.Chmod(h.FileInfo().Mode().Perm()); err != nil {
+		f.Close()
+		return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
+	}
+	if !h.ModTime.IsZero() {
+		if err := x.root.Chtimes(name, h.ModTime, h.ModTime); err != nil {
+			return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
+		}
+	}
+	return nil
+}
+
+var errRead = errors.New("read")
+
+// copy copies r to w through a pooled buffer and fails with ErrTooLarge as
+// soon as more than max bytes have come out of r, having written at most max.
+func (x *extractor) copy(w io.Writer, r io.Reader, max int64) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			if int64(m) > max-n {
+				return n, ErrTooLarge
+			}
+			k, werr := w.Write(buf[:m])
+			n += int64(k)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("%w: %w", errRead, rerr)
+		}
+	}
+}
+
+// checkSymlinkChains resolves every symlink the archive created, following
+// the archive's other symlinks the way the kernel would, and refuses one
+// that ends up outside the destination (e.g. `d -> .` and `e -> d/..`,
+// each harmless on its own).
+func (x *extractor) checkSymlinkChains() error {
+	for name, target := range x.symlinks {
+		if !x.resolvesInside(name, target) {
+			return unsafe(name, fmt.Sprintf("symlink target %q resolves outside the destination through other symlinks", target))
+		}
+	}
+	return nil
+}
+
+func (x *extractor) resolvesInside(name, target string) bool {
+	var stack []string // resolved components so far
+	if d := path.Dir(name); d != "." {
+		stack = strings.Split(d, "/")
+	}
+	todo := splitPath(target)
+	hops := 0
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) == 0 {
+				return false
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		stack = append(stack, c)
+		t, ok := x.symlinks[strings.Join(stack, "/")]
+		if !ok {
+			continue
+		}
+		if hops++; hops > 255 {
+			return true // a loop: the kernel gives ELOOP, nothing escapes
+		}
+		if path.IsAbs(t) {
+			return false
+		}
+		stack = stack[:len(stack)-1]
+		todo = append(splitPath(t), todo...)
+	}
+	return true
+}
+
+func splitPath(p string) []string { return strings.Split(p, "/") }
+
+// finishDirs applies directory modes and times, deepest first, so that a
+// read-only directory could be filled first.
+func (x *extractor) finishDirs() error {
+	names := make([]string, 0, len(x.dirs))
+	for d := range x.dirs {
+		names = append(names, d)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return strings.Count(b, "/") - strings.Count(a, "/")
+	})
+	for _, d := range names {
+		m := x.dirs[d]
+		if err := x.root.Chmod(d, m.mode); err != nil {
+			return fmt.Errorf("unpack: entry %q: %w", d, err)
+		}
+		if !m.mtime.IsZero() {
+			if err := x.root.Chtimes(d, m.mtime, m.mtime); err != nil {
+				return fmt.Errorf("unpack: entry %q: %w", d, err)
+			}
+		}
+	}
+	return nil
+}
+
+// cleanName returns the slash-separated name an entry is extracted to,
+// relative to the destination ("." for the destination itself).
+func cleanName(name string) string {
+	return path.Clean(strings.TrimLeft(name, "/"))
+}
+
+func unsafe(name, why string) error {
+	return fmt.Errorf("unpack: entry %q: %w: %s", name, ErrUnsafe, why)
+}
+
+// CheckEntry validates one tar header against pushpull's rules without
+// touching the disk; Extract calls it for every entry. It refuses, with an
+// error wrapping ErrUnsafe that names the entry and the reason:
+//   - empty names, names containing NUL, absolute names, and names that
+//     escape the destination once cleaned (`../x`, `a/../../x`);
+//   - symlinks with an empty or absolute target, or a relative target that,
+//     resolved against the link's directory, leaves the destination;
+//   - hard links whose target is empty, absolute or escaping;
+//   - character and block devices, FIFOs, and any type other than regular
+//     files, directories, symlinks, hard links and pax global headers.
+//
+// Checks that need the rest of the archive (a parent that is a symlink, a
+// hard link to a file not extracted, symlink chains) are Extract's.
+func CheckEntry(h *tar.Header) error {
+	name := h.Name
+	if name == "" {
+		return unsafe(name, "empty name")
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return unsafe(name, "name contains NUL")
+	}
+	switch h.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return nil // metadata only, nothing is extracted
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
+	case tar.TypeChar, tar.TypeBlock:
+		return unsafe(name, "device node")
+	case tar.TypeFifo:
+		return unsafe(name, "FIFO")
+	default:
+		return unsafe(name, fmt.Sprintf("unsupported entry type %q", h.Typeflag))
+	}
+	if path.IsAbs(name) {
+		return unsafe(name, "absolute path")
+	}
+	if escapes(name) {
+		return unsafe(name, "path escapes the build")
+	}
+	if h.Size < 0 {
+		return unsafe(name, "negative size")
+	}
+	switch h.Typeflag {
+	case tar.TypeSymlink:
+		t := h.Linkname
+		switch {
+		case t == "":
+			return unsafe(name, "symlink with an empty target")
+		case strings.IndexByte(t, 0) >= 0:
+			return unsafe(name, "symlink target contains NUL")
+		case path.IsAbs(t):
+			return unsafe(name, fmt.Sprintf("symlink to absolute path %q", t))
+		case cleanName(name) == ".":
+			return unsafe(name, "symlink replaces the destination")
+		case escapes(path.Join(path.Dir(cleanName(name)), t)):
+			return unsafe(name, fmt.Sprintf("symlink target %q is outside the build", t))
+		}
+	case tar.TypeLink:
+		t := h.Linkname
+		switch {
+		case t == "":
+			return unsafe(name, "hard link with an empty target")
+		case strings.IndexByte(t, 0) >= 0:
+			return unsafe(name, "hard link target contains NUL")
+		case path.IsAbs(t):
+			return unsafe(name, fmt.Sprintf("hard link to absolute path %q", t))
+		case escapes(t) || cleanName(t) == ".":
+			return unsafe(name, fmt.Sprintf("hard link target %q is outside the build", t))
+		}
+	}
+	return nil
+}
+
+// escapes reports whether the relative slash-separated path p, cleaned,
+// leaves its base directory.
+func escapes(p string) bool {
+	c := path.Clean(p)
+	return c == ".." || strings.HasPrefix(c, "../")
+}
