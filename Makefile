@@ -83,8 +83,14 @@ fuzz:
 demo:
 	@echo "make demo: not yet — see issue 7"
 
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+# Every benchmark once (BENCHTIME), at full size (PUSHPULL_BENCH_BYTES: the
+# package and tree sizes of the install and release benchmarks), tabulated
+# into BENCHMARKS.md by internal/benchtable with the machine it ran on.
+BENCHTIME ?= 1x
+PUSHPULL_BENCH_BYTES ?= 1073741824
+bench: tools
+	PUSHPULL_BENCH_BYTES=$(PUSHPULL_BENCH_BYTES) $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -timeout 60m ./... \
+		| $(GO) run ./internal/benchtable -o BENCHMARKS.md
 
 lint:
 	$(call install-tool,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
