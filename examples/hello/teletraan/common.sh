@@ -24,13 +24,23 @@ say() {
 	echo "hello ${DEPLOY_STEP:-$(basename "$0")}: $*"
 }
 
+# gone succeeds when process $1 has exited. A zombie counts as exited: the
+# server is not our child, and whatever adopted it may reap it late.
+gone() {
+	kill -0 "$1" 2>/dev/null || return 0
+	if [ -r "/proc/$1/stat" ]; then
+		case $(cut -d')' -f2 "/proc/$1/stat") in " Z"*) return 0 ;; esac
+	fi
+	return 1
+}
+
 # running_pid prints the pid of the running hello, if the pid file names a
 # live hello process.
 running_pid() {
 	[ -f "$PIDFILE" ] || return 1
 	pid=$(cat "$PIDFILE")
 	case $pid in '' | *[!0-9]*) return 1 ;; esac
-	kill -0 "$pid" 2>/dev/null || return 1
+	if gone "$pid"; then return 1; fi
 	# A pid file left by a reboot may name another process now.
 	if [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" != hello ]; then
 		return 1
@@ -49,7 +59,7 @@ stop_hello() {
 	say "stopping hello (pid $pid)"
 	kill -TERM "$pid" 2>/dev/null || true
 	i=0
-	while kill -0 "$pid" 2>/dev/null; do
+	while ! gone "$pid"; do
 		i=$((i + 1))
 		if [ "$i" -ge 100 ]; then
 			say "pid $pid still runs after 10 s: SIGKILL"

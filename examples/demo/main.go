@@ -1,0 +1,569 @@
+// Command demo runs a small pushpull fleet on this machine: `make demo`
+// builds the programs into ./bin and runs it.
+//
+//	go run ./examples/demo [-bin DIR] [-dir DIR] [-ui ADDR]
+//
+// It creates a file:// bucket in a fresh directory (printed; -dir to pick
+// one), builds three versions of the sample app examples/hello (v1, v2 and
+// a v3 that crashes on start) and releases them with bin/release, the first
+// with -deploy demo-1,demo-2. It starts pushui on 127.0.0.1:8000 with a push
+// config of two servers in a group "demo", gives each server's hello its
+// own port and message through pushui's JSON API (GET the manifest, PUT it
+// back with If-Match), and starts one pulld per server, each with its own
+// root, whose logs it shows with the server's name in front. Once both
+// servers answer with v1 it prints what to try next.
+//
+// pulld notices manifest changes within a second without any nudge
+// configuration, because it watches the manifest file of a file:// bucket.
+// (pushui's HTTP nudge template maps a server name to a URL,
+// http://{server}:PORT/nudge, which two servers on one machine cannot
+// share; on a real fleet that is the form to use.)
+//
+// Ctrl-C stops everything: the pullds (which leave services running, as on
+// a real host), then `pulld -terminate` for each root, which runs the
+// sample app's STOPPING script, then pushui. The demo directory is kept
+// for inspection.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// demoServer is one simulated host: its server name, the pulld listen
+// address and the sample app's port there.
+type demoServer struct {
+	name      string
+	pulldAddr string
+	helloPort int
+}
+
+var servers = []demoServer{
+	{"demo-1", "127.0.0.1:10115", 8081},
+	{"demo-2", "127.0.0.1:10116", 8082},
+}
+
+// version is one build of the sample app.
+type version struct {
+	name    string // v1, v2, v3
+	ldflags string
+	note    string
+}
+
+var versions = []version{
+	{"v1", "-X main.version=v1", "v1: the first release"},
+	{"v2", "-X main.version=v2", "v2: the second release"},
+	{"v3", "-X main.version=v3 -X main.crash=yes", "v3: BROKEN on purpose (crashes on start): pulld rolls it back"},
+}
+
+// pushConfig is pushui's configuration: which apps may go where.
+const pushConfig = `{
+  "servers": {"demo-1": ["hello"], "demo-2": ["hello"]},
+  "groups": {"demo": ["demo-1", "demo-2"]}
+}
+`
+
+func main() {
+	binDir := flag.String("bin", "bin", "`directory` holding release, pushui and pulld")
+	dir := flag.String("dir", "", "demo `directory` (default: a new one under the system's temporary directory)")
+	uiAddr := flag.String("ui", "127.0.0.1:8000", "pushui's listen `address`")
+	flag.Parse()
+	d := &demo{bin: *binDir, dir: *dir, ui: *uiAddr}
+	if err := d.run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// demo is one run of the demo and the processes it started.
+type demo struct {
+	bin, dir, ui string
+	bucket       string
+	out          sync.Mutex // serialises lines written to stdout
+	procs        []*proc    // started processes, stopped in reverse order
+}
+
+// proc is a program the demo started and stops on exit.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func (d *demo) say(format string, args ...any) {
+	d.out.Lock()
+	defer d.out.Unlock()
+	fmt.Printf(format+"\n", args...)
+}
+
+func (d *demo) run() (err error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := d.setup(); err != nil {
+		return err
+	}
+	defer d.stopAll()
+	if err := d.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			d.say("\ninterrupted while starting")
+			return nil
+		}
+		return err
+	}
+	d.printNext()
+	<-ctx.Done()
+	stop() // a second Ctrl-C kills the demo right away
+	d.say("\nstopping the demo…")
+	return nil
+}
+
+// setup checks the programs and ports, and creates the demo directory.
+func (d *demo) setup() error {
+	for _, p := range []string{"release", "pushui", "pulld"} {
+		if _, err := os.Stat(filepath.Join(d.bin, p)); err != nil {
+			return fmt.Errorf("%v (run `make build` first, or give -bin)", err)
+		}
+	}
+	abs, err := filepath.Abs(d.bin)
+	if err != nil {
+		return err
+	}
+	d.bin = abs
+	addrs := []string{d.ui}
+	for _, s := range servers {
+		addrs = append(addrs, s.pulldAddr, net.JoinHostPort("127.0.0.1", strconv.Itoa(s.helloPort)))
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("the demo needs %s, which is in use: %v", a, err)
+		}
+		ln.Close()
+	}
+	if d.dir == "" {
+		if d.dir, err = os.MkdirTemp("", "pushpull-demo-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return err
+	}
+	if d.dir, err = filepath.Abs(d.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(d.dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	d.bucket = "file://" + filepath.Join(d.dir, "bucket")
+	d.say("demo directory: %s\nbucket:         %s", d.dir, d.bucket)
+	return nil
+}
+
+// start builds and releases the sample app, then starts pushui and the
+// pullds and waits until both servers serve v1.
+func (d *demo) start(ctx context.Context) error {
+	var names []string
+	for i, v := range versions {
+		build, err := d.buildHello(ctx, v)
+		if err != nil {
+			return err
+		}
+		var extra []string
+		if i == 0 {
+			extra = []string{"-deploy", serverNames()}
+		}
+		name, err := d.release(ctx, v, build, extra...)
+		if err != nil {
+			return err
+		}
+		names = append(names, name)
+	}
+	conf := filepath.Join(d.dir, "push.json")
+	if err := os.WriteFile(conf, []byte(pushConfig), 0o644); err != nil {
+		return err
+	}
+	d.say("\nstarting pushui on http://%s/ (log: %s)", d.ui, filepath.Join(d.dir, "logs", "pushui.log"))
+	if err := d.startPushui(ctx, conf); err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if err := d.configure(ctx, s); err != nil {
+			return err
+		}
+	}
+	for _, s := range servers {
+		if err := d.startPulld(s); err != nil {
+			return err
+		}
+	}
+	for _, s := range servers {
+		if err := d.waitHello(ctx, s, "v1", time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exited returns an error naming a started process that has exited, if
+// any.
+func (d *demo) exited() error {
+	for _, p := range d.procs {
+		select {
+		case err, ok := <-p.done:
+			if ok {
+				return fmt.Errorf("%s exited: %v", p.name, err)
+			}
+			return fmt.Errorf("%s exited", p.name)
+		default:
+		}
+	}
+	return nil
+}
+
+func serverNames() string {
+	var n []string
+	for _, s := range servers {
+		n = append(n, s.name)
+	}
+	return strings.Join(n, ",")
+}
+
+// buildHello builds version v of the sample app into a directory of its
+// own under the demo directory, with its teletraan/ scripts, as a build
+// pipeline would, and returns the directory.
+func (d *demo) buildHello(ctx context.Context, v version) (string, error) {
+	dir := filepath.Join(d.dir, "builds", "hello-"+v.name)
+	d.say("building hello %s into %s", v.name, dir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", v.ldflags, "-o", filepath.Join(dir, "hello"), "./examples/hello")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build hello %s: %v\n%s", v.name, err, out)
+	}
+	return dir, copyDir(filepath.Join("examples", "hello", "teletraan"), filepath.Join(dir, "teletraan"))
+}
+
+// copyDir copies the regular files under src to dst, keeping their modes.
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, info.Mode().Perm())
+	})
+}
+
+// release runs bin/release on a build and returns the package name, the
+// last line it printed. The builds are outside any git repository, so
+// the commit is given: this checkout's HEAD, when there is one. Package
+// names carry the build time to the second, so releases of one commit
+// are a second apart.
+func (d *demo) release(ctx context.Context, v version, dir string, extra ...string) (string, error) {
+	commit := "0000000000000000000000000000000000000000"
+	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output(); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	args := append([]string{"-bucket", d.bucket, "-app", "hello", "-dir", dir, "-note", v.note,
+		"-commit", commit, "-branch", "demo", "-repo", "https://github.com/pushpull/pushpull"}, extra...)
+	d.say("$ bin/release %s", strings.Join(quoteAll(args), " "))
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "release"), args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("release %s: %v", v.name, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	name := strings.TrimSpace(lines[len(lines)-1])
+	d.say("  → %s", name)
+	return name, nil
+}
+
+func quoteAll(args []string) []string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " :()&?") {
+			a = strconv.Quote(a)
+		}
+		q[i] = a
+	}
+	return q
+}
+
+// startPushui starts pushui and waits until it answers.
+func (d *demo) startPushui(ctx context.Context, conf string) error {
+	logFile, err := os.Create(filepath.Join(d.dir, "logs", "pushui.log"))
+	if err != nil {
+		return err
+	}
+	p, err := d.spawn("pushui", logFile, "-bucket", d.bucket, "-config", conf, "-addr", d.ui, "-refresh", "2s")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + d.ui + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-p.done:
+			return fmt.Errorf("pushui exited: %v (see %s)", err, logFile.Name())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pushui did not answer on %s (see %s)", d.ui, logFile.Name())
+		}
+	}
+}
+
+// configure gives the server's hello its port and message through
+// pushui's API: GET the manifest that release -deploy wrote, set the
+// config of its hello entry, and PUT it back with If-Match, so that a
+// concurrent change would be refused (412) rather than overwritten.
+func (d *demo) configure(ctx context.Context, s demoServer) error {
+	url := "http://" + d.ui + "/api/servers/" + s.name
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, etag, err := do(req)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(body)
+	if err != nil {
+		return fmt.Errorf("manifest of %s: %v", s.name, err)
+	}
+	for i := range m.Packages {
+		m.Packages[i].Config = map[string]string{
+			"PORT":          strconv.Itoa(s.helloPort),
+			"MESSAGE":       "Hello from " + s.name,
+			"CHECK_TIMEOUT": "5",
+		}
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(string(m.Marshal())))
+	req.Header.Set("If-Match", etag)
+	req.Header.Set("Content-Type", "application/json")
+	if _, _, err := do(req); err != nil {
+		return err
+	}
+	d.say("PUT /api/servers/%s: hello on port %d", s.name, s.helloPort)
+	return nil
+}
+
+// do makes a request and returns the body and ETag of a 200 answer.
+func do(req *http.Request) ([]byte, string, error) {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, resp.Header.Get("ETag"), nil
+}
+
+// startPulld starts the server's pulld, its log shown with the server's
+// name in front.
+func (d *demo) startPulld(s demoServer) error {
+	r, w := io.Pipe()
+	go d.prefixLines(s.name, r)
+	_, err := d.spawn(s.name, w, "-bucket", d.bucket, "-server", s.name, "-root", d.root(s),
+		"-listen", s.pulldAddr, "-host-info", "", "-poll", "30s", "-step-timeout", "2m")
+	return err
+}
+
+func (d *demo) root(s demoServer) string { return filepath.Join(d.dir, s.name) }
+
+// prefixLines copies r to stdout line by line, each line led by name and
+// with slog's time=… field shortened to the time of day.
+func (d *demo) prefixLines(name string, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "time="); ok {
+			ts, after, _ := strings.Cut(rest, " ")
+			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+				line = t.Local().Format("15:04:05") + " " + after
+			}
+		}
+		d.say("%-6s │ %s", name, line)
+	}
+}
+
+// spawn starts bin/name with its output to out. The process gets its own
+// process group, so that Ctrl-C reaches only the demo, which stops the
+// processes in order.
+func (d *demo) spawn(name string, out io.Writer, args ...string) (*proc, error) {
+	prog := name
+	if strings.HasPrefix(name, "demo-") {
+		prog = "pulld"
+	}
+	cmd := exec.Command(filepath.Join(d.bin, prog), args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		err := cmd.Wait()
+		if c, ok := out.(io.Closer); ok {
+			c.Close()
+		}
+		p.done <- err
+		close(p.done)
+	}()
+	d.procs = append(d.procs, p)
+	return p, nil
+}
+
+// waitHello waits until the server's hello answers with version v. It
+// gives up when a process the demo started exits.
+func (d *demo) waitHello(ctx context.Context, s demoServer, v string, timeout time.Duration) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/", s.helloPort)
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.HasPrefix(string(body), "hello "+v+" ") {
+				return nil
+			}
+			last = strings.TrimSpace(string(body))
+		} else {
+			last = err.Error()
+		}
+		if err := d.exited(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("hello on %s did not answer with %s within %s (last: %s)", s.name, v, timeout, last)
+}
+
+// stopAll stops the pullds (SIGTERM: services keep running, as on a real
+// host), runs `pulld -terminate` for each root (STOPPING stops the sample
+// servers), and stops pushui.
+func (d *demo) stopAll() {
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		p := d.procs[i]
+		if p.name == "pushui" {
+			continue
+		}
+		stopProc(p)
+	}
+	for _, s := range servers {
+		if _, err := os.Stat(d.root(s)); err != nil {
+			continue
+		}
+		d.say("$ bin/pulld -terminate -root %s", d.root(s))
+		cmd := exec.Command(filepath.Join(d.bin, "pulld"), "-bucket", d.bucket, "-server", s.name,
+			"-root", d.root(s), "-terminate", "-listen", "", "-host-info", "")
+		r, w := io.Pipe()
+		go d.prefixLines(s.name, r)
+		cmd.Stdout, cmd.Stderr = w, w
+		if err := cmd.Run(); err != nil {
+			d.say("pulld -terminate for %s: %v", s.name, err)
+		}
+		w.Close()
+	}
+	for _, p := range d.procs {
+		if p.name == "pushui" {
+			stopProc(p)
+		}
+	}
+	d.procs = nil
+	d.say("demo stopped. Its files are in %s (rm -rf it when done).", d.dir)
+}
+
+// stopProc sends SIGTERM and waits up to 30 s before killing.
+func stopProc(p *proc) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// printNext tells the newcomer what to try.
+func (d *demo) printNext() {
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+────────────────────────────────────────────────────────────────────────
+pushpull demo: two servers (demo-1, demo-2) serve hello v1.
+
+  pushui   http://%s/
+`, d.ui)
+	for _, s := range servers {
+		fmt.Fprintf(&b, "  %s   hello: curl http://127.0.0.1:%d/    pulld: curl http://%s/status\n", s.name, s.helloPort, s.pulldAddr)
+	}
+	fmt.Fprintf(&b, `
+Try this:
+  1. Open http://%[1]s/, follow hello on demo-1 and deploy v2 ("v2: the
+     second release"). pulld sees the change within a second and runs the
+     deploy scripts (their output is below); curl http://127.0.0.1:8081/
+     answers "hello v2 on demo-1".
+  2. Promote v2 to the group "demo": demo-2 follows.
+  3. Deploy v3 ("BROKEN on purpose"): its server crashes, POST_RESTART
+     fails three times, and pulld rolls back to v2 by itself. pushui shows
+     hello FAILED on that server, with the script's output.
+  4. Pick v1 again: a rollback to a build still on the host, so nothing is
+     downloaded.
+  5. Release a build of your own:
+       go build -o /tmp/hello-mine/hello ./examples/hello
+       cp -r examples/hello/teletraan /tmp/hello-mine/
+       bin/release -bucket %[2]s -app hello -dir /tmp/hello-mine -commit $(git rev-parse HEAD) -note mine
+
+The bucket is plain files: ls -R %[3]s
+Ctrl-C stops everything, including the hello servers.
+────────────────────────────────────────────────────────────────────────
+`, d.ui, d.bucket, filepath.Join(d.dir, "bucket"))
+	d.say("%s", b.String())
+}
