@@ -1,12 +1,16 @@
 package pulld
 
 import (
-	"errors"
-
 	"context"
-	"github.com/pushpull/pushpull/blobstore"
+	"errors"
+	"fmt"
 
+	"aead.dev/minisign"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkginstall"
 )
 
 // action is what a reconcile does to one env.
@@ -58,13 +62,94 @@ type engine interface {
 	Close() error
 }
 
-// openEngine opens pkginstall on cfg.Root, taking its lock.
+// openEngine opens pkginstall on cfg.Root, taking its lock. A root held by
+// another pulld is an error naming the root.
 func openEngine(cfg Config, store *blobstore.Store) (engine, error) {
-	return nil, errors.New("pulld: pkginstall is not available yet")
+	pc, err := engineConfig(cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := pkginstall.Open(cfg.Root, pc)
+	if errors.Is(err, pkginstall.ErrLocked) {
+		return nil, fmt.Errorf("pulld: root %s is in use by another pulld: %w", cfg.Root, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pulld: %w", err)
+	}
+	return pkgEngine{eng}, nil
 }
 
 // openEngineReadOnly opens pkginstall on cfg.Root for Plan and Installed
 // only, without taking the lock, so -dry-run works beside a running pulld.
 func openEngineReadOnly(cfg Config, store *blobstore.Store) (engine, error) {
-	return nil, errors.New("pulld: pkginstall is not available yet")
+	pc, err := engineConfig(cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := pkginstall.OpenReadOnly(cfg.Root, pc)
+	if err != nil {
+		return nil, fmt.Errorf("pulld: %w", err)
+	}
+	return pkgEngine{eng}, nil
+}
+
+// engineConfig maps pulld's configuration to pkginstall's.
+func engineConfig(cfg Config, store *blobstore.Store) (pkginstall.Config, error) {
+	pc := pkginstall.Config{
+		Store:       store,
+		Server:      cfg.Server,
+		Keep:        cfg.Keep,
+		StepTimeout: cfg.StepTimeout,
+		Logger:      cfg.Logger,
+	}
+	if cfg.VerifyKey != "" {
+		key, err := signing.LoadPublicKey(cfg.VerifyKey)
+		if err != nil {
+			return pc, fmt.Errorf("pulld: %w: -verify-key: %w", ErrUsage, err)
+		}
+		pc.VerifyKey = new(minisign.PublicKey)
+		*pc.VerifyKey = key
+	}
+	return pc, nil
+}
+
+// pkgEngine adapts *pkginstall.Engine to engine.
+type pkgEngine struct{ e *pkginstall.Engine }
+
+func (p pkgEngine) Plan(e manifest.Entry) (action, error) {
+	a, err := p.e.Plan(e)
+	return action(a), err
+}
+
+func (p pkgEngine) Apply(ctx context.Context, e manifest.Entry) outcome {
+	return toOutcome(p.e.Apply(ctx, e))
+}
+
+func (p pkgEngine) Stop(ctx context.Context, env string) outcome {
+	return toOutcome(p.e.Stop(ctx, env))
+}
+
+func (p pkgEngine) Installed() ([]installedEnv, error) {
+	list, err := p.e.Installed()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]installedEnv, 0, len(list))
+	for _, ie := range list {
+		out = append(out, installedEnv{Env: ie.Env, Serving: ie.Package, State: ie.State, Step: ie.Step})
+	}
+	return out, nil
+}
+
+func (p pkgEngine) Close() error { return p.e.Close() }
+
+func toOutcome(r pkginstall.Result) outcome {
+	o := outcome{
+		State: r.State, Step: r.Step, Serving: r.Serving, Output: r.Output,
+		DeployID: r.DeployID, Downloaded: r.Downloaded,
+	}
+	if r.Err != nil {
+		o.Error = r.Err.Error()
+	}
+	return o
 }

@@ -1,0 +1,553 @@
+package pkginstall
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/pushpull/pushpull/internal/render"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Action is what Apply does to one env, as Plan predicts it.
+type Action string
+
+// The actions.
+const (
+	ActNone     Action = "none"     // the env already serves the entry
+	ActDeploy   Action = "deploy"   // install (or finish installing) the entry's package
+	ActRollback Action = "rollback" // switch back to an older build kept on disk
+	ActRestart  Action = "restart"  // same build, new config or restart token
+	ActStop     Action = "stop"     // STOPPING, then no build serves
+)
+
+// What says how an action ended.
+type What string
+
+// The outcomes a Result reports.
+const (
+	Unchanged        What = "unchanged"          // nothing to do
+	Deployed         What = "deployed"           // the entry's build serves (deploy)
+	RolledBack       What = "rolled back"        // the entry's older build serves (rollback action)
+	Restarted        What = "restarted"          // the serving build was restarted
+	Stopped          What = "stopped"            // STOPPING ran, current removed
+	Failed           What = "failed"             // failed; the env is left as it is
+	FailedRolledBack What = "failed, rolled back" // failed; the previous build serves again
+	FailedStopped    What = "failed, stopped"    // failed; STOPPING ran, current removed
+)
+
+// Steps of the cycle, as DEPLOY_STEP and Result.Step name them.
+const (
+	StepPreDownload  = "PRE_DOWNLOAD"
+	StepDownloading  = "DOWNLOADING"
+	StepPostDownload = "POST_DOWNLOAD"
+	StepStaging      = "STAGING"
+	StepPreRestart   = "PRE_RESTART"
+	StepRestarting   = "RESTARTING"
+	StepPostRestart  = "POST_RESTART"
+	StepServing      = "SERVING_BUILD"
+	StepStopping     = "STOPPING"
+)
+
+// Result is the outcome of Apply or Stop for one env.
+type Result struct {
+	Env    string
+	Action Action
+	What   What
+	// State is the env's state afterwards: SERVING_BUILD, ROLLED_BACK,
+	// FAILED or STOPPED.
+	State manifest.State
+	// Step is the step reached: SERVING_BUILD on success, else the step
+	// that failed (or, after a policy, the step the policy reached).
+	Step string
+	// Serving is the package current points at afterwards, "" for none.
+	Serving string
+	// Err is why the action failed; nil on success.
+	Err error
+	// Output is the last OutputTail bytes of the failing script's output.
+	Output string
+	// DeployID identifies this attempt; scripts see it as DEPLOY_ID.
+	DeployID string
+	// Downloaded counts the package bytes read from the bucket.
+	Downloaded int64
+}
+
+// Failed reports whether the action did not reach its goal.
+func (r Result) Failed() bool { return r.Err != nil }
+
+// Plan says what Apply would do for entry now, without doing anything.
+func (e *Engine) Plan(entry manifest.Entry) (Action, error) {
+	if err := entry.Validate(); err != nil {
+		return "", fmt.Errorf("pkginstall: plan: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.plan(entry), nil
+}
+
+func (e *Engine) plan(entry manifest.Entry) Action {
+	env := entry.EnvName()
+	id := entry.Package.ID()
+	cur := e.currentID(env)
+	es := e.state.Envs[env]
+	switch {
+	case cur == "" || es == nil:
+		return ActDeploy
+	case cur == id:
+		if es.Healthy && es.Serving == entry.Package.String() {
+			if maps.Equal(es.Config, entry.Config) && es.Restart == entry.Restart {
+				return ActNone
+			}
+			return ActRestart
+		}
+		return ActDeploy // finish an interrupted or failed deploy
+	case e.kept(env, id):
+		if curPkg, err := manifest.ParsePackageName(es.Serving); err == nil &&
+			curPkg.App == entry.Package.App && entry.Package.Compare(curPkg) < 0 {
+			return ActRollback
+		}
+	}
+	return ActDeploy
+}
+
+// attempt is one Apply or Stop under way.
+type attempt struct {
+	e        *Engine
+	env      string
+	es       *envState
+	res      *Result
+	log      *slog.Logger
+	opcode   string // DEPLOY, ROLLBACK, RESTART, STOP
+	dtype    string // REGULAR, ROLLBACK, RESTART, STOP
+	first    bool
+	build    buildRecord // the build being deployed: BUILD_*
+	config   map[string]string
+	deployID string
+}
+
+func newDeployID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b)
+}
+
+// step records that the attempt reached step, in state.json.
+func (a *attempt) step(step string) {
+	a.res.Step = step
+	a.es.Step = step
+	a.es.Updated = time.Now().UTC()
+	if err := a.e.save(); err != nil {
+		a.log.Error("write state failed", "err", err)
+	}
+}
+
+// Apply brings entry's env to entry: deploy, roll back or restart, as Plan
+// says, applying the entry's failure policy when a step fails. It never
+// panics on a bad entry: every problem is in the Result.
+func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
+	env := entry.EnvName()
+	res := Result{Env: env, DeployID: newDeployID()}
+	if e.readOnly {
+		res.State, res.Err, res.What = manifest.StateFailed, fmt.Errorf("pkginstall: apply %s: %w", env, ErrReadOnly), Failed
+		return res
+	}
+	if err := entry.Validate(); err != nil {
+		res.State, res.Err, res.What = manifest.StateFailed, fmt.Errorf("pkginstall: apply: %w", err), Failed
+		return res
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	es := e.env(env)
+	res.Action = e.plan(entry)
+	res.Serving = es.Serving
+	if res.Action == ActNone {
+		res.State, res.Step, res.What = manifest.StateServing, StepServing, Unchanged
+		res.DeployID = es.DeployID
+		return res
+	}
+	a := &attempt{
+		e: e, env: env, es: es, res: &res, deployID: res.DeployID, config: entry.Config,
+		log: e.log.With("env", env, "deploy_id", res.DeployID, "package", entry.Package.String()),
+	}
+	a.log.Info("deploy started", "action", string(res.Action), "serving", es.Serving)
+	if es.Since.IsZero() {
+		es.Since = time.Now().UTC()
+	}
+	es.State, es.Target, es.DeployID, es.Error, es.Step = manifest.StateDeploying, entry.Package.String(), res.DeployID, "", ""
+	a.step("")
+	switch res.Action {
+	case ActRestart:
+		a.opcode, a.dtype = "RESTART", "RESTART"
+		a.restart(ctx, entry)
+	default:
+		a.opcode, a.dtype = "DEPLOY", "REGULAR"
+		if res.Action == ActRollback {
+			a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
+		}
+		a.deploy(ctx, entry)
+	}
+	es.State, es.Step = res.State, res.Step
+	if res.Err != nil {
+		es.Error = res.Err.Error()
+	}
+	res.Serving = es.Serving
+	e.prune(env)
+	if err := e.save(); err != nil && res.Err == nil {
+		res.Err = err
+	}
+	if res.Err != nil {
+		a.log.Error("deploy failed", "what", string(res.What), "state", res.State, "step", res.Step, "serving", res.Serving, "err", res.Err)
+	} else {
+		a.log.Info("deploy done", "what", string(res.What), "serving", res.Serving)
+	}
+	return res
+}
+
+// deploy is the deploy and rollback cycle.
+func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
+	e, es, res := a.e, a.es, a.res
+	id := entry.Package.ID()
+	servingID := e.currentID(a.env)
+	resume := servingID == id // current already switched: only the restart scripts remain
+	if resume {
+		servingID = packageID(es.Previous)
+		if !e.kept(a.env, servingID) {
+			servingID = ""
+		}
+	}
+	a.first = servingID == ""
+	if rec, ok := es.Builds[id]; ok {
+		a.build = rec
+	} else {
+		a.build = buildRecord{Package: entry.Package.String()}
+	}
+	a.build.Package = entry.Package.String()
+
+	if !resume {
+		if servingID != "" {
+			if err := a.script(ctx, StepPreDownload, servingID); err != nil {
+				a.failEarly(err)
+				return
+			}
+		}
+		tmp := ""
+		if !e.kept(a.env, id) {
+			a.step(StepDownloading)
+			dir, rec, err := a.download(ctx, entry.Package)
+			if err != nil {
+				a.failEarly(err)
+				return
+			}
+			tmp, a.build = dir, rec
+		}
+		if servingID != "" {
+			if err := a.script(ctx, StepPostDownload, servingID); err != nil {
+				if tmp != "" {
+					os.RemoveAll(tmp)
+				}
+				a.failEarly(err)
+				return
+			}
+		}
+		a.step(StepStaging)
+		if err := a.stage(tmp, id); err != nil {
+			if tmp != "" {
+				os.RemoveAll(tmp)
+			}
+			a.failEarly(err)
+			return
+		}
+		// Record the switch, then make it: a crash in between is
+		// reconciled by load, which trusts current.
+		if servingID != "" {
+			es.Previous, es.PreviousConfig, es.PreviousRestart = es.Serving, es.Config, es.Restart
+		} else {
+			es.Previous, es.PreviousConfig, es.PreviousRestart = "", nil, ""
+		}
+		es.Serving, es.Healthy, es.Config, es.Restart = entry.Package.String(), false, entry.Config, entry.Restart
+		es.touch(id)
+		a.step(StepStaging)
+		if err := renameio.Symlink(filepath.Join("builds", id), e.currentLink(a.env)); err != nil {
+			a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: switch current to %s: %w", id, err))
+			return
+		}
+	} else {
+		// Finish: templates may need the entry's config.
+		a.step(StepStaging)
+		if err := render.Tree(e.buildDir(a.env, id), entry.Config); err != nil {
+			a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: render %s: %w", id, err))
+			return
+		}
+		es.Config, es.Restart = entry.Config, entry.Restart
+	}
+	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
+		if err := a.script(ctx, s, id); err != nil {
+			a.failAfterSwitch(ctx, entry, err)
+			return
+		}
+	}
+	es.Healthy = true
+	res.State, res.Step, res.What, res.Output = manifest.StateServing, StepServing, Deployed, ""
+	if res.Action == ActRollback {
+		res.What = RolledBack
+	}
+	a.step(StepServing)
+}
+
+// restart is the RESTART cycle: re-render, then the serving build's restart
+// scripts.
+func (a *attempt) restart(ctx context.Context, entry manifest.Entry) {
+	e, es, res := a.e, a.es, a.res
+	id := entry.Package.ID()
+	a.build = es.Builds[id]
+	a.build.Package = entry.Package.String()
+	a.step(StepStaging)
+	if err := render.Tree(e.buildDir(a.env, id), entry.Config); err != nil {
+		a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: render %s: %w", id, err))
+		return
+	}
+	es.Healthy = false
+	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
+		if err := a.script(ctx, s, id); err != nil {
+			a.failAfterSwitch(ctx, entry, err)
+			return
+		}
+	}
+	es.Healthy, es.Config, es.Restart = true, entry.Config, entry.Restart
+	res.State, res.Step, res.What, res.Output = manifest.StateServing, StepServing, Restarted, ""
+	a.step(StepServing)
+}
+
+// stage renders the templates of the new build (in tmp, or in the kept
+// build when tmp is "") and renames tmp to builds/{id} after recording it.
+// The caller switches current.
+func (a *attempt) stage(tmp, id string) error {
+	e, es := a.e, a.es
+	dir := tmp
+	if dir == "" {
+		dir = e.buildDir(a.env, id)
+	}
+	if err := render.Tree(dir, a.config); err != nil {
+		return fmt.Errorf("pkginstall: render %s: %w", id, err)
+	}
+	if tmp != "" {
+		a.build.Installed = time.Now().UTC()
+		es.Builds[id] = a.build
+		if err := e.save(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, e.buildDir(a.env, id)); err != nil {
+			return fmt.Errorf("pkginstall: stage %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// failEarly ends an attempt that failed before current was switched: the
+// serving build is untouched.
+func (a *attempt) failEarly(err error) {
+	a.res.Err = err
+	a.res.State, a.res.What = manifest.StateFailed, Failed
+	if a.es.Serving == "" {
+		a.es.Healthy = false
+	}
+}
+
+// failAfterSwitch applies the entry's failure policy to a failure after
+// current was switched to the new build.
+func (a *attempt) failAfterSwitch(ctx context.Context, entry manifest.Entry, err error) {
+	e, es, res := a.e, a.es, a.res
+	res.Err = err
+	res.State, res.What = manifest.StateFailed, Failed
+	es.Healthy = false
+	failedStep, failedOutput := res.Step, res.Output
+	switch entry.Policy() {
+	case manifest.PolicyContinue:
+		return
+	case manifest.PolicyStop:
+		a.opcode, a.dtype = "STOP", "STOP"
+		if id := e.currentID(a.env); id != "" {
+			if serr := a.script(ctx, StepStopping, id); serr != nil {
+				res.Err = fmt.Errorf("%w; then %w", err, serr)
+			}
+		}
+		if rerr := os.Remove(e.currentLink(a.env)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			res.Err = fmt.Errorf("%w; then remove current: %w", err, rerr)
+		} else {
+			es.Serving = ""
+		}
+		res.State, res.What = manifest.StateStopped, FailedStopped
+		res.Step, res.Output = failedStep, failedOutput
+		return
+	}
+	// Rollback.
+	prevID := packageID(es.Previous)
+	if es.Previous == "" || prevID == entry.Package.ID() || !e.kept(a.env, prevID) || a.res.Action == ActRestart {
+		return
+	}
+	a.log.Warn("rolling back to the previous build", "previous", es.Previous, "failed_step", failedStep)
+	a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
+	a.first = false
+	a.build = es.Builds[prevID]
+	a.build.Package = es.Previous
+	a.config = es.PreviousConfig
+	prevPkg, curPkg := es.Previous, es.Serving
+	es.Serving, es.Previous = es.Previous, es.Serving
+	es.Config, es.PreviousConfig = es.PreviousConfig, es.Config
+	es.Restart, es.PreviousRestart = es.PreviousRestart, es.Restart
+	es.touch(prevID)
+	a.step(failedStep)
+	if rerr := renameio.Symlink(filepath.Join("builds", prevID), e.currentLink(a.env)); rerr != nil {
+		es.Serving, es.Previous = curPkg, prevPkg
+		res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, prevPkg, rerr)
+		return
+	}
+	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
+		if rerr := a.script(ctx, s, prevID); rerr != nil {
+			res.Err = fmt.Errorf("%w; then rollback to %s: %w", err, es.Serving, rerr)
+			return
+		}
+	}
+	es.Healthy = true
+	res.Step, res.Output = failedStep, failedOutput
+	res.State, res.What = manifest.StateRolledBack, FailedRolledBack
+}
+
+// Stop runs the serving build's STOPPING script for env and removes
+// current. When STOPPING fails on every try, current stays, so that Stop
+// can be tried again; the Result is FAILED.
+func (e *Engine) Stop(ctx context.Context, env string) Result {
+	res := Result{Env: env, Action: ActStop, DeployID: newDeployID()}
+	if e.readOnly {
+		res.State, res.Err, res.What = manifest.StateFailed, fmt.Errorf("pkginstall: stop %s: %w", env, ErrReadOnly), Failed
+		return res
+	}
+	if err := manifest.CheckName("env", env); err != nil {
+		res.State, res.Err, res.What = manifest.StateFailed, fmt.Errorf("pkginstall: stop: %w", err), Failed
+		return res
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	es := e.env(env)
+	id := e.currentID(env)
+	if id == "" {
+		res.State, res.Step, res.What = manifest.StateStopped, StepStopping, Stopped
+		if es.State != manifest.StateStopped {
+			es.State, es.Step = manifest.StateStopped, StepStopping
+			e.save()
+		}
+		return res
+	}
+	a := &attempt{
+		e: e, env: env, es: es, res: &res, deployID: res.DeployID, opcode: "STOP", dtype: "STOP",
+		config: es.Config, log: e.log.With("env", env, "deploy_id", res.DeployID, "package", es.Serving),
+	}
+	a.build = es.Builds[id]
+	a.build.Package = es.Serving
+	a.log.Info("stop started")
+	es.State, es.DeployID, es.Error = manifest.StateDeploying, res.DeployID, ""
+	a.step(StepStopping)
+	if err := a.script(ctx, StepStopping, id); err != nil {
+		res.Err, res.State, res.What, res.Serving = err, manifest.StateFailed, Failed, es.Serving
+		es.State, es.Error = manifest.StateFailed, err.Error()
+		a.step(StepStopping)
+		a.log.Error("stop failed", "err", err)
+		return res
+	}
+	if err := os.Remove(e.currentLink(env)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		res.Err, res.State, res.What, res.Serving = fmt.Errorf("pkginstall: stop %s: %w", env, err), manifest.StateFailed, Failed, es.Serving
+		es.State, es.Error = manifest.StateFailed, res.Err.Error()
+		a.step(StepStopping)
+		return res
+	}
+	es.Serving, es.Healthy = "", false
+	es.State = manifest.StateStopped
+	res.State, res.What, res.Output = manifest.StateStopped, Stopped, ""
+	a.step(StepStopping)
+	a.log.Info("stop done")
+	return res
+}
+
+// prune deletes env's least recently used builds beyond Keep, never the
+// serving, the previous or the targeted build, and old attempt logs. A build is first
+// renamed to a .tmp- name, so a crash never leaves a partial build under
+// its own name.
+func (e *Engine) prune(env string) {
+	es := e.state.Envs[env]
+	if es == nil {
+		return
+	}
+	protect := map[string]bool{e.currentID(env): true, packageID(es.Serving): true, packageID(es.Previous): true, packageID(es.Target): true}
+	ents, err := os.ReadDir(e.buildsDir(env))
+	if err != nil {
+		return
+	}
+	var ids []string
+	for _, de := range ents {
+		if de.IsDir() && !strings.HasPrefix(de.Name(), ".") {
+			ids = append(ids, de.Name())
+		}
+	}
+	// Most recently used first, then most recently installed.
+	slices.SortFunc(ids, func(x, y string) int {
+		rx, ry := es.Builds[x], es.Builds[y]
+		if c := ry.Used.Compare(rx.Used); c != 0 {
+			return c
+		}
+		if c := ry.Installed.Compare(rx.Installed); c != 0 {
+			return c
+		}
+		return strings.Compare(y, x)
+	})
+	kept := 0
+	changed := false
+	for _, id := range ids {
+		if protect[id] || kept < e.cfg.Keep {
+			kept++
+			continue
+		}
+		tmp := filepath.Join(e.buildsDir(env), tmpPrefix+"del-"+id)
+		if err := os.Rename(e.buildDir(env, id), tmp); err != nil {
+			e.log.Error("remove old build failed", "env", env, "build", id, "err", err)
+			continue
+		}
+		delete(es.Builds, id)
+		changed = true
+		if err := os.RemoveAll(tmp); err != nil {
+			e.log.Error("remove old build failed", "env", env, "build", id, "err", err)
+		}
+		e.log.Info("old build removed", "env", env, "build", id)
+	}
+	if changed {
+		e.save()
+	}
+	e.pruneLogs(env)
+}
+
+// pruneLogs keeps the newest DefaultKeepLogs attempt logs of env.
+func (e *Engine) pruneLogs(env string) {
+	ents, err := os.ReadDir(e.logsDir(env))
+	if err != nil || len(ents) <= DefaultKeepLogs {
+		return
+	}
+	// Names start with the deploy id, which starts with the UTC time.
+	names := make([]string, 0, len(ents))
+	for _, de := range ents {
+		names = append(names, de.Name())
+	}
+	slices.Sort(names)
+	for _, n := range names[:len(names)-DefaultKeepLogs] {
+		os.Remove(filepath.Join(e.logsDir(env), n))
+	}
+}

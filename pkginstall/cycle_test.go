@@ -1,0 +1,545 @@
+package pkginstall_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkginstall"
+)
+
+// TestCycle checks every path of the cycle: the exact steps, in order, the
+// OPCODE and BUILD_ID each script saw, and which build each came from.
+func TestCycle(t *testing.T) {
+	type want struct {
+		action  pkginstall.Action
+		what    pkginstall.What
+		steps   func(v1, v2 manifest.PackageName) []string
+		current func(v1, v2 manifest.PackageName) string
+	}
+	cases := []struct {
+		name string
+		// prep runs before the action; its steps are not checked.
+		prep func(f *fixture, v1, v2 manifest.PackageName)
+		do   func(f *fixture, v1, v2 manifest.PackageName) pkginstall.Result
+		want want
+		// check runs last, for what is particular to the case.
+		check func(t *testing.T, f *fixture, r pkginstall.Result, v1, v2 manifest.PackageName)
+	}{
+		{
+			name: "first deploy",
+			do:   func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result { return f.apply(f.entry(v1)) },
+			want: want{pkginstall.ActDeploy, pkginstall.Deployed,
+				func(v1, _ manifest.PackageName) []string { return expect("DEPLOY", v1, v1, preR, rest, posR) },
+				func(v1, _ manifest.PackageName) string { return v1.ID() }},
+			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, _ manifest.PackageName) {
+				if r.Downloaded == 0 || r.DeployID == "" {
+					t.Errorf("downloaded %d, deploy id %q", r.Downloaded, r.DeployID)
+				}
+				if got := f.file("hello", "version.txt"); got != "v1\n" {
+					t.Errorf("version.txt = %q", got)
+				}
+				if got := f.file("hello", "teletraan/app.conf"); got != "version=v1 level=info tag=none\n" {
+					t.Errorf("rendered template = %q", got)
+				}
+			},
+		},
+		{
+			name: "regular deploy",
+			prep: func(f *fixture, v1, _ manifest.PackageName) { f.mustApply(f.entry(v1)) },
+			do:   func(f *fixture, _, v2 manifest.PackageName) pkginstall.Result { return f.apply(f.entry(v2)) },
+			want: want{pkginstall.ActDeploy, pkginstall.Deployed,
+				func(v1, v2 manifest.PackageName) []string {
+					return cat(expect("DEPLOY", v2, v1, pre, post), expect("DEPLOY", v2, v2, preR, rest, posR))
+				},
+				func(_, v2 manifest.PackageName) string { return v2.ID() }},
+			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, v2 manifest.PackageName) {
+				if got := f.builds("hello"); !slices.Equal(got, []string{v1.ID(), v2.ID()}) {
+					t.Errorf("builds = %q", got)
+				}
+			},
+		},
+		{
+			name: "rollback to a kept build reads nothing from the bucket",
+			prep: func(f *fixture, v1, v2 manifest.PackageName) {
+				f.mustApply(f.entry(v1))
+				f.mustApply(f.entry(v2))
+				if err := f.store.Bucket().Delete(f.t.Context(), blobstore.PackageKey(v1)); err != nil {
+					f.t.Fatal(err)
+				}
+			},
+			do: func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result {
+				if a, err := f.eng.Plan(f.entry(v1)); err != nil || a != pkginstall.ActRollback {
+					f.t.Errorf("Plan = %v, %v; want rollback", a, err)
+				}
+				return f.apply(f.entry(v1, "LOG_LEVEL", "warn"))
+			},
+			want: want{pkginstall.ActRollback, pkginstall.RolledBack,
+				func(v1, v2 manifest.PackageName) []string {
+					return cat(expect("ROLLBACK", v1, v2, pre, post), expect("ROLLBACK", v1, v1, preR, rest, posR))
+				},
+				func(v1, _ manifest.PackageName) string { return v1.ID() }},
+			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, _ manifest.PackageName) {
+				if r.Downloaded != 0 {
+					t.Errorf("rollback downloaded %d bytes", r.Downloaded)
+				}
+				if got := f.file("hello", "teletraan/app.conf"); got != "version=v1 level=warn tag=none\n" {
+					t.Errorf("template not re-rendered with the entry's config: %q", got)
+				}
+			},
+		},
+		{
+			name: "forward to a kept build is a deploy without download",
+			prep: func(f *fixture, v1, v2 manifest.PackageName) {
+				f.mustApply(f.entry(v1))
+				f.mustApply(f.entry(v2))
+				f.mustApply(f.entry(v1))
+			},
+			do: func(f *fixture, _, v2 manifest.PackageName) pkginstall.Result { return f.apply(f.entry(v2)) },
+			want: want{pkginstall.ActDeploy, pkginstall.Deployed,
+				func(v1, v2 manifest.PackageName) []string {
+					return cat(expect("DEPLOY", v2, v1, pre, post), expect("DEPLOY", v2, v2, preR, rest, posR))
+				},
+				func(_, v2 manifest.PackageName) string { return v2.ID() }},
+			check: func(t *testing.T, f *fixture, r pkginstall.Result, _, _ manifest.PackageName) {
+				if r.Downloaded != 0 {
+					t.Errorf("downloaded %d bytes of a kept build", r.Downloaded)
+				}
+			},
+		},
+		{
+			name: "config change restarts and re-renders",
+			prep: func(f *fixture, v1, _ manifest.PackageName) { f.mustApply(f.entry(v1)) },
+			do: func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result {
+				return f.apply(f.entry(v1, "LOG_LEVEL", "debug", "TAG", "x y"))
+			},
+			want: want{pkginstall.ActRestart, pkginstall.Restarted,
+				func(v1, _ manifest.PackageName) []string { return expect("RESTART", v1, v1, preR, rest, posR) },
+				func(v1, _ manifest.PackageName) string { return v1.ID() }},
+			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, _ manifest.PackageName) {
+				if got := f.file("hello", "teletraan/app.conf"); got != "version=v1 level=debug tag=x y\n" {
+					t.Errorf("rendered template = %q", got)
+				}
+				if r.Downloaded != 0 {
+					t.Errorf("restart downloaded %d bytes", r.Downloaded)
+				}
+			},
+		},
+		{
+			name: "restart token change restarts",
+			prep: func(f *fixture, v1, _ manifest.PackageName) { f.mustApply(f.entry(v1, "restart", "a")) },
+			do: func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result {
+				return f.apply(f.entry(v1, "restart", "b"))
+			},
+			want: want{pkginstall.ActRestart, pkginstall.Restarted,
+				func(v1, _ manifest.PackageName) []string { return expect("RESTART", v1, v1, preR, rest, posR) },
+				func(v1, _ manifest.PackageName) string { return v1.ID() }},
+		},
+		{
+			name: "unchanged entry does nothing",
+			prep: func(f *fixture, v1, _ manifest.PackageName) { f.mustApply(f.entry(v1, "restart", "a")) },
+			do: func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result {
+				return f.apply(f.entry(v1, "restart", "a"))
+			},
+			want: want{pkginstall.ActNone, pkginstall.Unchanged,
+				func(_, _ manifest.PackageName) []string { return nil },
+				func(v1, _ manifest.PackageName) string { return v1.ID() }},
+		},
+		{
+			name: "stop",
+			prep: func(f *fixture, v1, v2 manifest.PackageName) {
+				f.mustApply(f.entry(v1))
+				f.mustApply(f.entry(v2))
+			},
+			do: func(f *fixture, _, _ manifest.PackageName) pkginstall.Result { return f.eng.Stop(f.t.Context(), "hello") },
+			want: want{pkginstall.ActStop, pkginstall.Stopped,
+				func(_, v2 manifest.PackageName) []string { return expect("STOP", v2, v2, stop) },
+				func(_, _ manifest.PackageName) string { return "" }},
+			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, v2 manifest.PackageName) {
+				if r.State != manifest.StateStopped || r.Serving != "" {
+					t.Errorf("result %+v", r)
+				}
+				if got := f.builds("hello"); !slices.Equal(got, []string{v1.ID(), v2.ID()}) {
+					t.Errorf("builds after stop = %q; they are kept", got)
+				}
+				if inst, err := f.eng.Installed(); err != nil || len(inst) != 0 {
+					t.Errorf("Installed after stop = %v, %v", inst, err)
+				}
+				// A deploy after a stop is a first deploy again.
+				f.mustApply(f.entry(v2))
+				if got, want := f.steps(), expect("DEPLOY", v2, v2, preR, rest, posR); !slices.Equal(got, want) {
+					t.Errorf("deploy after stop: steps\n got %q\nwant %q", got, want)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			v1 := f.release("hello", 1, app("v1"))
+			v2 := f.release("hello", 2, app("v2"))
+			if tc.prep != nil {
+				tc.prep(f, v1, v2)
+			}
+			f.steps()
+			r := tc.do(f, v1, v2)
+			if r.Err != nil {
+				t.Fatalf("result: %+v", r)
+			}
+			if r.Action != tc.want.action || r.What != tc.want.what {
+				t.Errorf("action %q what %q, want %q %q", r.Action, r.What, tc.want.action, tc.want.what)
+			}
+			if r.Action != pkginstall.ActStop && (r.State != manifest.StateServing || r.Step != pkginstall.StepServing) {
+				t.Errorf("state %s step %s", r.State, r.Step)
+			}
+			if got, want := f.steps(), tc.want.steps(v1, v2); !slices.Equal(got, want) {
+				t.Errorf("steps\n got %q\nwant %q", got, want)
+			}
+			if got, want := f.current("hello"), tc.want.current(v1, v2); got != want {
+				t.Errorf("current = %q, want %q", got, want)
+			}
+			if want := tc.want.current(v1, v2); want != "" && r.Serving != strings.Replace(want, "hello-", "hello/hello-", 1)+".tar.zst" {
+				t.Errorf("Serving = %q", r.Serving)
+			}
+			if tc.check != nil {
+				tc.check(t, f, r, v1, v2)
+			}
+			// Whatever happened survives a restart of the engine.
+			before := f.current("hello")
+			f.reopen()
+			if f.current("hello") != before {
+				t.Errorf("current changed by reopen: %q → %q", before, f.current("hello"))
+			}
+		})
+	}
+}
+
+// TestEnvSpecificScripts checks that teletraan/{ENV_NAME}/ wins, as a
+// whole, over teletraan/, and that a missing script is skipped.
+func TestEnvSpecificScripts(t *testing.T) {
+	f := newFixture(t)
+	files := app("v1")
+	files["teletraan/api/RESTARTING"] = recScript
+	files["teletraan/api/POST_RESTART"] = recScript
+	delete(files, "teletraan/POST_RESTART")
+	v1 := f.release("svc", 1, files)
+
+	f.mustApply(f.entry(v1, "env", "api"))
+	want := []string{
+		"RESTARTING DEPLOY " + v1.File() + " @" + v1.ID() + "/api",
+		"POST_RESTART DEPLOY " + v1.File() + " @" + v1.ID() + "/api",
+	}
+	if got := f.steps(); !slices.Equal(got, want) {
+		t.Errorf("env api: steps\n got %q\nwant %q", got, want)
+	}
+	f.mustApply(f.entry(v1, "env", "web"))
+	if got, want := f.steps(), expect("DEPLOY", v1, v1, preR, rest); !slices.Equal(got, want) {
+		t.Errorf("env web: steps\n got %q\nwant %q", got, want)
+	}
+	if f.current("api") != v1.ID() || f.current("web") != v1.ID() {
+		t.Errorf("current: api %q web %q", f.current("api"), f.current("web"))
+	}
+}
+
+// TestScriptEnvironment checks every variable a script sees, its working
+// directory, and that DEPLOY_ID is shared by the steps of one attempt and
+// differs between attempts.
+func TestScriptEnvironment(t *testing.T) {
+	f := newFixture(t)
+	dump := t.TempDir()
+	script := `#!/bin/sh
+env > "` + dump + `/$DEPLOY_STEP.$OPCODE"
+echo "PWD_ACTUAL=$(pwd)" >> "` + dump + `/$DEPLOY_STEP.$OPCODE"
+`
+	files := app("v1")
+	for _, s := range allSteps {
+		files["teletraan/"+s] = script
+	}
+	v1 := f.release("hello", 1, files)
+	files = app("v2")
+	for _, s := range allSteps {
+		files["teletraan/"+s] = script
+	}
+	v2 := f.release("hello", 2, files)
+
+	read := func(name string) map[string]string {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(dump, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, l := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	r1 := f.mustApply(f.entry(v1, "LOG_LEVEL", "debug"))
+	r2 := f.mustApply(f.entry(v2, "LOG_LEVEL", "info", "ENV_NAME", "not-this"))
+	envDir := filepath.Join(f.root, "envs", "hello")
+	for _, c := range []struct {
+		file string
+		want map[string]string
+	}{
+		{"RESTARTING.DEPLOY", map[string]string{
+			"ENV_NAME": "hello", "STAGE_NAME": "web-1", "DEPLOY_ID": r1.DeployID, "DEPLOY_STEP": "RESTARTING",
+			"OPCODE": "DEPLOY", "DEPLOY_TYPE": "REGULAR", "FIRST_DEPLOY": "false",
+			"BUILD_COMMIT": v2.Commit + "0000", "BUILD_NAME": "hello", "BUILD_REPO": "https://example.com/hello",
+			"BUILD_BRANCH": "main", "BUILD_ID": v2.File(), "BUILD_URL": "mem://packages/" + v2.String(),
+			"TARGET": filepath.Join(envDir, "current"), "BUILDS_DIR": filepath.Join(envDir, "builds"),
+			"LOG_LEVEL": "info", "REC": f.rec,
+			"PWD_ACTUAL": filepath.Join(envDir, "builds", v2.ID(), "teletraan"),
+		}},
+		{"PRE_DOWNLOAD.DEPLOY", map[string]string{
+			"DEPLOY_ID": r2.DeployID, "DEPLOY_STEP": "PRE_DOWNLOAD", "BUILD_ID": v2.File(), "FIRST_DEPLOY": "false",
+			"PWD_ACTUAL": filepath.Join(envDir, "builds", v1.ID(), "teletraan"), "ENV_NAME": "hello",
+		}},
+	} {
+		got := read(c.file)
+		for k, v := range c.want {
+			if k == "DEPLOY_ID" && c.file == "RESTARTING.DEPLOY" {
+				v = r2.DeployID
+			}
+			if got[k] != v {
+				t.Errorf("%s: %s = %q, want %q", c.file, k, got[k], v)
+			}
+		}
+	}
+	if r1.DeployID == r2.DeployID || r1.DeployID == "" {
+		t.Errorf("deploy ids %q %q", r1.DeployID, r2.DeployID)
+	}
+	// The first deploy saw FIRST_DEPLOY=true: v1's dump was overwritten by
+	// v2's, so deploy a third env and look again.
+	f.mustApply(f.entry(v1, "env", "other"))
+	if got := read("POST_RESTART.DEPLOY"); got["FIRST_DEPLOY"] != "true" || got["ENV_NAME"] != "other" || got["BUILD_ID"] != v1.File() {
+		t.Errorf("first deploy: FIRST_DEPLOY=%q ENV_NAME=%q BUILD_ID=%q", got["FIRST_DEPLOY"], got["ENV_NAME"], got["BUILD_ID"])
+	}
+	f.mustApply(f.entry(v1, "LOG_LEVEL", "info"))
+	if got := read("RESTARTING.ROLLBACK"); got["DEPLOY_TYPE"] != "ROLLBACK" || got["BUILD_ID"] != v1.File() {
+		t.Errorf("rollback: DEPLOY_TYPE=%q BUILD_ID=%q", got["DEPLOY_TYPE"], got["BUILD_ID"])
+	}
+	f.mustApply(f.entry(v1, "LOG_LEVEL", "warn"))
+	if got := read("RESTARTING.RESTART"); got["DEPLOY_TYPE"] != "RESTART" || got["LOG_LEVEL"] != "warn" {
+		t.Errorf("restart: DEPLOY_TYPE=%q LOG_LEVEL=%q", got["DEPLOY_TYPE"], got["LOG_LEVEL"])
+	}
+	if r := f.eng.Stop(t.Context(), "hello"); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if got := read("STOPPING.STOP"); got["DEPLOY_TYPE"] != "STOP" || got["BUILD_ID"] != v1.File() {
+		t.Errorf("stop: DEPLOY_TYPE=%q BUILD_ID=%q", got["DEPLOY_TYPE"], got["BUILD_ID"])
+	}
+}
+
+// TestFailurePolicies checks what each policy does when the new build's
+// RESTARTING fails on every try.
+func TestFailurePolicies(t *testing.T) {
+	cases := []struct {
+		policy    string
+		first     bool // no build serving before
+		state     manifest.State
+		what      pkginstall.What
+		after     func(v1, v2 manifest.PackageName) []string
+		current   func(v1, v2 manifest.PackageName) string
+		wantSteps string
+	}{
+		{policy: "rollback", state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
+			after:   func(v1, v2 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
+			current: func(v1, _ manifest.PackageName) string { return v1.ID() }},
+		{policy: "", state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
+			after:   func(v1, v2 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
+			current: func(v1, _ manifest.PackageName) string { return v1.ID() }},
+		{policy: "rollback", first: true, state: manifest.StateFailed, what: pkginstall.Failed,
+			after:   func(v1, v2 manifest.PackageName) []string { return nil },
+			current: func(_, v2 manifest.PackageName) string { return v2.ID() }},
+		{policy: "continue", state: manifest.StateFailed, what: pkginstall.Failed,
+			after:   func(v1, v2 manifest.PackageName) []string { return nil },
+			current: func(_, v2 manifest.PackageName) string { return v2.ID() }},
+		{policy: "stop", state: manifest.StateStopped, what: pkginstall.FailedStopped,
+			after:   func(v1, v2 manifest.PackageName) []string { return expect("STOP", v2, v2, stop) },
+			current: func(_, _ manifest.PackageName) string { return "" }},
+	}
+	for _, tc := range cases {
+		name := tc.policy
+		if name == "" {
+			name = "default"
+		}
+		if tc.first {
+			name += " first deploy"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			v1 := f.release("hello", 1, app("v1"))
+			v2 := f.release("hello", 2, app("v2", "teletraan/FAIL_RESTARTING", ""))
+			if !tc.first {
+				f.mustApply(f.entry(v1))
+				f.steps()
+			}
+			r := f.apply(f.entry(v2, "on_failure", tc.policy))
+			if r.Err == nil || !errors.Is(r.Err, pkginstall.ErrScript) {
+				t.Fatalf("err = %v", r.Err)
+			}
+			if r.State != tc.state || r.What != tc.what || r.Step != "RESTARTING" {
+				t.Errorf("state %s what %q step %s", r.State, r.What, r.Step)
+			}
+			if !strings.Contains(r.Output, "RESTARTING fails on purpose") || !strings.Contains(r.Output, "output of the failing RESTARTING") {
+				t.Errorf("output = %q", r.Output)
+			}
+			var want []string
+			if !tc.first {
+				want = expect("DEPLOY", v2, v1, pre, post)
+			}
+			want = cat(want, expect("DEPLOY", v2, v2, preR, rest, rest, rest), tc.after(v1, v2))
+			if got := f.steps(); !slices.Equal(got, want) {
+				t.Errorf("steps\n got %q\nwant %q", got, want)
+			}
+			if got, want := f.current("hello"), tc.current(v1, v2); got != want {
+				t.Errorf("current = %q, want %q", got, want)
+			}
+			if want := tc.current(v1, v2); (want == "") != (r.Serving == "") || want != "" && !strings.Contains(r.Serving, want) {
+				t.Errorf("Serving = %q", r.Serving)
+			}
+			// Three attempt logs of RESTARTING.
+			logs, _ := filepath.Glob(filepath.Join(f.root, "envs", "hello", "logs", r.DeployID+".RESTARTING.*.log"))
+			if len(logs) != 3 {
+				t.Errorf("attempt logs %q", logs)
+			}
+			// The failed entry is tried again on the next Apply, from disk.
+			if a, err := f.eng.Plan(f.entry(v2, "on_failure", tc.policy)); err != nil || a != pkginstall.ActDeploy {
+				t.Errorf("Plan after failure = %v, %v", a, err)
+			}
+		})
+	}
+}
+
+// TestFailureBeforeSwitch checks that a failing download script leaves the
+// serving build alone and runs nothing else, whatever the policy.
+func TestFailureBeforeSwitch(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.release("hello", 1, app("v1", "teletraan/FAIL_POST_DOWNLOAD", ""))
+	v2 := f.release("hello", 2, app("v2"))
+	f.mustApply(f.entry(v1))
+	f.steps()
+	r := f.apply(f.entry(v2, "on_failure", "stop"))
+	if r.Err == nil || r.State != manifest.StateFailed || r.What != pkginstall.Failed || r.Step != "POST_DOWNLOAD" || r.Serving != v1.String() {
+		t.Fatalf("result %+v", r)
+	}
+	if got, want := f.steps(), expect("DEPLOY", v2, v1, pre, post, post, post); !slices.Equal(got, want) {
+		t.Errorf("steps\n got %q\nwant %q", got, want)
+	}
+	if f.current("hello") != v1.ID() {
+		t.Errorf("current = %q", f.current("hello"))
+	}
+	if got := f.builds("hello"); !slices.Equal(got, []string{v1.ID()}) {
+		t.Errorf("builds = %q", got)
+	}
+}
+
+// TestRetries checks that a script failing twice then succeeding counts as
+// success, with a log file per attempt.
+func TestRetries(t *testing.T) {
+	f := newFixture(t)
+	count := filepath.Join(t.TempDir(), "count")
+	v1 := f.release("hello", 1, app("v1", "teletraan/RESTARTING", `#!/bin/sh
+n=$(cat "$COUNT" 2>/dev/null || echo 0)
+n=$((n+1))
+echo $n > "$COUNT"
+echo "try $n"
+[ $n -ge 3 ]
+`))
+	r := f.mustApply(f.entry(v1, "COUNT", count))
+	logs, _ := filepath.Glob(filepath.Join(f.root, "envs", "hello", "logs", r.DeployID+".RESTARTING.*.log"))
+	if len(logs) != 3 {
+		t.Fatalf("attempt logs %q", logs)
+	}
+	data, _ := os.ReadFile(logs[2])
+	if string(data) != "try 3\n" {
+		t.Errorf("third log = %q", data)
+	}
+	if r.Output != "" {
+		t.Errorf("Output after success = %q", r.Output)
+	}
+}
+
+// TestOpenLocked checks that a second Open of a root in use fails with
+// ErrLocked, and succeeds after Close.
+func TestOpenLocked(t *testing.T) {
+	f := newFixture(t)
+	_, err := pkginstall.Open(f.root, f.cfg)
+	if !errors.Is(err, pkginstall.ErrLocked) || !strings.Contains(err.Error(), f.root) {
+		t.Fatalf("second Open: %v", err)
+	}
+	ro, err := pkginstall.OpenReadOnly(f.root, f.cfg)
+	if err != nil {
+		t.Fatalf("OpenReadOnly beside a running engine: %v", err)
+	}
+	v1 := f.release("hello", 1, app("v1"))
+	if r := ro.Apply(t.Context(), f.entry(v1)); !errors.Is(r.Err, pkginstall.ErrReadOnly) {
+		t.Errorf("read-only Apply: %+v", r)
+	}
+	if a, err := ro.Plan(f.entry(v1)); err != nil || a != pkginstall.ActDeploy {
+		t.Errorf("read-only Plan = %v, %v", a, err)
+	}
+	ro.Close()
+	f.reopen()
+}
+
+// TestRetention checks that the Keep most recently serving builds are
+// kept, and the serving and the previous build even beyond Keep.
+func TestRetention(t *testing.T) {
+	f := newFixture(t, func(c *pkginstall.Config) { c.Keep = 2 })
+	var vs []manifest.PackageName
+	for i := 1; i <= 5; i++ {
+		vs = append(vs, f.release("hello", i, app("v")))
+	}
+	for _, v := range vs {
+		f.mustApply(f.entry(v))
+	}
+	if got := f.builds("hello"); !slices.Equal(got, []string{vs[3].ID(), vs[4].ID()}) {
+		t.Fatalf("builds = %q", got)
+	}
+	// Roll back to v4, then deploy v1 again (downloaded): v1 serves, v4 is
+	// previous, v5 goes.
+	f.mustApply(f.entry(vs[3]))
+	f.mustApply(f.entry(vs[0]))
+	if got := f.builds("hello"); !slices.Equal(got, []string{vs[0].ID(), vs[3].ID()}) {
+		t.Fatalf("builds = %q", got)
+	}
+	// Keep 1 still keeps the previous build, for the rollback policy.
+	f.eng.Close()
+	f.cfg.Keep = 1
+	f.open()
+	f.mustApply(f.entry(vs[1]))
+	if got := f.builds("hello"); !slices.Equal(got, []string{vs[0].ID(), vs[1].ID()}) {
+		t.Fatalf("builds = %q", got)
+	}
+}
+
+// TestRunner checks that the command runner is the one configured.
+func TestRunner(t *testing.T) {
+	var ran []string
+	f := newFixture(t)
+	f.reopen() // with the runner below
+	f.eng.Close()
+	f.cfg.Run = func(_ context.Context, cmd *exec.Cmd) error {
+		ran = append(ran, filepath.Base(cmd.Path))
+		return nil
+	}
+	f.open()
+	v1 := f.release("hello", 1, app("v1"))
+	f.mustApply(f.entry(v1))
+	if want := []string{preR, rest, posR}; !slices.Equal(ran, want) {
+		t.Fatalf("runner saw %q, want %q", ran, want)
+	}
+	if got := f.steps(); len(got) != 0 {
+		t.Fatalf("real scripts ran: %q", got)
+	}
+}

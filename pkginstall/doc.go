@@ -1,0 +1,95 @@
+// Package pkginstall is pushpull's host install engine: it brings one env of
+// a host to one manifest entry (package, env, config, failure policy, restart
+// token) with Teletraan's deploy cycle, and it is the library pulld calls.
+// It has no loop, no polling and no flags of its own.
+//
+// # Layout
+//
+// An Engine owns a root directory (DESIGN.md section 5):
+//
+//	root/state.json                        what is installed per env (written atomically)
+//	root/lock                              flock: one Engine per root
+//	root/envs/{env}/builds/{package-id}/   unpacked, verified builds; newest Keep kept
+//	root/envs/{env}/builds/.tmp-*          downloads and deletions under way (removed by Open)
+//	root/envs/{env}/current -> builds/{id} the serving build, switched atomically
+//	root/envs/{env}/logs/                  one file per script attempt
+//
+// # The cycle
+//
+// A deploy walks Teletraan's steps. The script of each step comes from a
+// definite build: the download scripts from the build serving when the
+// deploy starts, the restart scripts from the build being deployed.
+//
+//	            serving build (S)            pkginstall            new build (N)
+//	          ┌──────────────────┐     ┌──────────────────┐   ┌──────────────────┐
+//	deploy:   │ PRE_DOWNLOAD     │ ──▶ │ DOWNLOADING      │   │                  │
+//	          │                  │     │  stream, sha256, │   │                  │
+//	          │                  │     │  signature,      │   │                  │
+//	          │                  │     │  unpack to .tmp  │   │                  │
+//	          │ POST_DOWNLOAD    │ ◀── │                  │   │                  │
+//	          │                  │ ──▶ │ STAGING          │   │                  │
+//	          │                  │     │  render *.tmpl,  │   │                  │
+//	          │                  │     │  rename to       │   │                  │
+//	          │                  │     │  builds/N,       │   │                  │
+//	          │                  │     │  current -> N    │ ─▶│ PRE_RESTART      │
+//	          │                  │     │                  │   │ RESTARTING       │
+//	          │                  │     │                  │   │ POST_RESTART     │
+//	          └──────────────────┘     └──────────────────┘   └────────┬─────────┘
+//	                                                                   ▼
+//	                                                             SERVING_BUILD
+//
+// The variants:
+//
+//   - First deploy (no serving build): no PRE_DOWNLOAD or POST_DOWNLOAD;
+//     FIRST_DEPLOY=true.
+//   - Regular deploy (OPCODE=DEPLOY, DEPLOY_TYPE=REGULAR): as drawn.
+//     A build already kept on disk is never downloaded again.
+//   - Rollback (the entry names a build older than the serving one and still
+//     kept under builds/; OPCODE=ROLLBACK): no DOWNLOADING at all; S's
+//     PRE_DOWNLOAD and POST_DOWNLOAD, STAGING re-renders the kept build's
+//     templates and switches current, then the kept build's restart scripts.
+//   - Restart (same package, new config or restart token; OPCODE=RESTART):
+//     STAGING re-renders the serving build's templates, then its PRE_RESTART,
+//     RESTARTING and POST_RESTART.
+//   - Stop (Stop, for an env leaving the manifest or a host going away;
+//     OPCODE=STOP): the serving build's STOPPING, then current is removed.
+//     Builds stay on disk.
+//
+// Scripts live in teletraan/ of a build, or in teletraan/{ENV_NAME}/ when that
+// directory exists (it then wins as a whole). A missing script is skipped.
+// Each script runs with its directory as working directory, in its own
+// process group, with the variables of DESIGN.md section 5 and the env's
+// config values in its environment, a per-attempt timeout that kills the
+// whole group, and up to Config.Tries attempts with doubling backoff. Its
+// output goes to a log file per attempt (children inherit the file, so a
+// service started in the background never blocks the deploy), line by line
+// to the logger, and its last 10 KB to the Result.
+//
+// # Failures
+//
+// A failure before current is switched (a download script, the download,
+// verification, unpacking, rendering) leaves the serving build untouched and
+// serving: the Result is FAILED and nothing more runs. A failure after the
+// switch applies the entry's policy:
+//
+//   - rollback (default): current goes back to the build serving before, whose
+//     PRE_RESTART, RESTARTING and POST_RESTART run (OPCODE=ROLLBACK); the
+//     Result is ROLLED_BACK, or FAILED when there is no previous build or its
+//     scripts fail too;
+//   - continue: the env is left as it is, FAILED;
+//   - stop: STOPPING runs from the failing build and current is removed;
+//     the env is STOPPED.
+//
+// The Result's What field says which of these happened.
+//
+// # Crash safety
+//
+// A build is unpacked into builds/.tmp-{id}-*, verified against the object's
+// sha256 (and signature) while streaming, rendered, and only then renamed to
+// builds/{id}; current is switched with an atomic symlink rename; builds are
+// deleted by renaming them to a .tmp- name first. So after a crash at any
+// point current names a complete, verified build, state.json (replaced
+// atomically after every step) parses, and Open removes whatever .tmp- is
+// left. The next Apply of the same entry finishes or redoes the work:
+// Plan looks at current on disk, not only at state.json.
+package pkginstall

@@ -1,0 +1,182 @@
+package pkginstall
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/signing"
+	"github.com/pushpull/pushpull/internal/unpack"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// bucketError marks an error of the bucket itself (as opposed to the
+// package's content), the only kind a download retries.
+type bucketError struct{ err error }
+
+func (b bucketError) Error() string { return b.err.Error() }
+func (b bucketError) Unwrap() error { return b.err }
+
+// transient reports whether a download error is worth another try.
+func transient(err error) bool {
+	var be bucketError
+	return errors.As(err, &be) && blobstore.IsTransient(be.err)
+}
+
+// bucketReader tags the errors of the object's body as bucket errors.
+type bucketReader struct{ r io.Reader }
+
+func (b bucketReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = bucketError{err}
+	}
+	return n, err
+}
+
+// counter counts bytes.
+type counter struct{ n *int64 }
+
+func (c counter) Write(p []byte) (int, error) { *c.n += int64(len(p)); return len(p), nil }
+
+// download streams pkg from the bucket into a new temporary directory under
+// the env's builds/, verifying it, and returns that directory and the
+// build's record. Transient bucket errors are retried with backoff; on any
+// error the temporary directory is gone.
+func (a *attempt) download(ctx context.Context, pkg manifest.PackageName) (string, buildRecord, error) {
+	e := a.e
+	if e.cfg.Store == nil {
+		return "", buildRecord{}, fmt.Errorf("pkginstall: download %s: no bucket configured", pkg)
+	}
+	if err := os.MkdirAll(e.buildsDir(a.env), 0o755); err != nil {
+		return "", buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
+	}
+	var err error
+	for try := 1; ; try++ {
+		var dir string
+		var rec buildRecord
+		dir, rec, err = a.fetch(ctx, pkg)
+		if err == nil {
+			return dir, rec, nil
+		}
+		if !transient(err) || try >= e.cfg.DownloadTries || ctx.Err() != nil {
+			break
+		}
+		wait := e.cfg.Backoff << (try - 1)
+		a.log.Warn("download failed; trying again", "try", try, "wait", wait, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	return "", buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
+}
+
+// fetch is one try of download.
+func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (dir string, rec buildRecord, err error) {
+	e := a.e
+	info, err := e.cfg.Store.StatPackage(ctx, pkg)
+	if err != nil {
+		return "", rec, bucketError{err}
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(e.buildsDir(a.env), &st); err == nil {
+		if free := int64(st.Bavail) * int64(st.Bsize); free < info.Size {
+			return "", rec, fmt.Errorf("%w: %d bytes free, package is %d bytes", ErrNoSpace, free, info.Size)
+		}
+	}
+	var sig []byte
+	if e.cfg.VerifyKey != nil {
+		sig, err = e.cfg.Store.ReadSignature(ctx, pkg)
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return "", rec, fmt.Errorf("%w: no %s beside it", ErrUnsigned, blobstore.SignatureSuffix)
+		}
+		if err != nil {
+			return "", rec, bucketError{err}
+		}
+	}
+	body, info, err := e.cfg.Store.OpenPackage(ctx, pkg)
+	if err != nil {
+		return "", rec, bucketError{err}
+	}
+	defer body.Close()
+
+	dir, err = os.MkdirTemp(e.buildsDir(a.env), tmpPrefix+pkg.ID()+"-")
+	if err != nil {
+		return "", rec, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+			dir = ""
+		}
+	}()
+	h := sha256.New()
+	var sh *signing.Hasher
+	var n int64
+	sinks := []io.Writer{h, counter{&n}}
+	if e.cfg.VerifyKey != nil {
+		sh = signing.NewHasher()
+		sinks = append(sinks, sh)
+	}
+	r := io.TeeReader(bucketReader{body}, io.MultiWriter(sinks...))
+	format := pkg.Format
+	if info.Meta.Format != "" {
+		format = info.Meta.Format
+	}
+	stats, xerr := unpack.Extract(r, format, dir, e.cfg.MaxUnpack)
+	var be bucketError
+	if xerr != nil && errors.As(xerr, &be) {
+		a.res.Downloaded += n
+		return "", rec, xerr
+	}
+	// Hash what the archive did not need (padding, trailing data): the
+	// checksum covers the whole object.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		a.res.Downloaded += n
+		return "", rec, err
+	}
+	a.res.Downloaded += n
+	sum := hex.EncodeToString(h.Sum(nil))
+	if sum != info.Meta.SHA256 {
+		return "", rec, fmt.Errorf("%w: object hashes to %s, its metadata says %s", ErrChecksum, sum, info.Meta.SHA256)
+	}
+	if sh != nil {
+		if err := sh.Verify(*e.cfg.VerifyKey, sig, pkg.String(), sum); err != nil {
+			return "", rec, err
+		}
+	}
+	if xerr != nil {
+		return "", rec, xerr
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", rec, err
+	}
+	a.log.Info("package downloaded", "bytes", n, "files", stats.Files, "unpacked_bytes", stats.Bytes)
+	return dir, buildRecord{
+		Package: pkg.String(),
+		Commit:  info.Meta.Commit,
+		Branch:  info.Meta.Branch,
+		Repo:    info.Meta.Repo,
+		URL:     packageURL(e.cfg.Store.URL(), pkg),
+	}, nil
+}
+
+// packageURL returns the URL of pkg's object in the bucket at bucketURL,
+// BUILD_URL in scripts.
+func packageURL(bucketURL string, pkg manifest.PackageName) string {
+	base, query, _ := strings.Cut(bucketURL, "?")
+	u := strings.TrimSuffix(base, "/") + "/" + blobstore.PackageKey(pkg)
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}

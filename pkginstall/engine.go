@@ -1,0 +1,500 @@
+package pkginstall
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/google/renameio/v2"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/unpack"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultKeep          = 5
+	DefaultStepTimeout   = 30 * time.Minute // Teletraan's
+	DefaultTries         = 3
+	DefaultBackoff       = 2 * time.Second // then 4 s, 8 s, …
+	DefaultDownloadTries = 4
+	// DefaultKeepLogs is how many attempt log files are kept per env.
+	DefaultKeepLogs = 200
+)
+
+// OutputTail is how much of a script's output a Result keeps.
+const OutputTail = 10 << 10
+
+// Errors, wrapped by the errors the Engine returns and reports.
+var (
+	// ErrLocked: another Engine (another pulld) holds the root.
+	ErrLocked = errors.New("root is locked by another process")
+	// ErrReadOnly: Apply or Stop on an Engine from OpenReadOnly.
+	ErrReadOnly = errors.New("engine is read-only")
+	// ErrChecksum: the package's bytes do not hash to its sha256 metadata.
+	ErrChecksum = errors.New("sha256 mismatch")
+	// ErrUnsigned: a verify key is configured and the package has no signature.
+	ErrUnsigned = errors.New("package is not signed")
+	// ErrNoSpace: the file system holding the root has less free space than
+	// the package's size.
+	ErrNoSpace = errors.New("not enough free disk space")
+	// ErrScript: a deploy script failed on every try.
+	ErrScript = errors.New("script failed")
+	// ErrTimeout: a script attempt ran past Config.StepTimeout and its
+	// process group was killed.
+	ErrTimeout = errors.New("script timed out")
+	// ErrNotInstalled: Stop of an env that has no serving build.
+	ErrNotInstalled = errors.New("env is not installed")
+)
+
+// Config configures an Engine. Zero fields mean their defaults.
+type Config struct {
+	// Store is the bucket packages are read from. It may be nil for an
+	// Engine that only rolls back, restarts, stops and plans.
+	Store *blobstore.Store
+	// Server is this host's server name, STAGE_NAME in scripts.
+	Server string
+	// Keep is the number of builds kept per env (default 5), the most
+	// recently serving first. The serving and the previously serving build
+	// are never deleted.
+	Keep int
+	// StepTimeout bounds one attempt of one script (default 30 min).
+	StepTimeout time.Duration
+	// Tries is how often a failing script is run (default 3), waiting
+	// Backoff, then twice that, and so on, between tries.
+	Tries int
+	// Backoff is the first wait between tries of a script or of a download
+	// that failed on a transient bucket error (default 2 s).
+	Backoff time.Duration
+	// DownloadTries is how often a download is tried when the bucket fails
+	// transiently (default 4).
+	DownloadTries int
+	// VerifyKey, when set, makes every package need a valid signature by it.
+	VerifyKey *minisign.PublicKey
+	// Logger receives the engine's log and every line of script output;
+	// nil discards it.
+	Logger *slog.Logger
+	// MaxUnpack bounds what one package may unpack to (zero: unpack's defaults).
+	MaxUnpack unpack.Limits
+	// Run runs a prepared script command and waits for it; nil means
+	// cmd.Run(). cmd was made with exec.CommandContext(ctx, …) and kills
+	// its process group when ctx ends. Tests replace it to run no real
+	// service.
+	Run func(ctx context.Context, cmd *exec.Cmd) error
+}
+
+func (c *Config) setDefaults() {
+	if c.Keep <= 0 {
+		c.Keep = DefaultKeep
+	}
+	if c.StepTimeout <= 0 {
+		c.StepTimeout = DefaultStepTimeout
+	}
+	if c.Tries <= 0 {
+		c.Tries = DefaultTries
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = DefaultBackoff
+	}
+	if c.DownloadTries <= 0 {
+		c.DownloadTries = DefaultDownloadTries
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Run == nil {
+		c.Run = func(_ context.Context, cmd *exec.Cmd) error { return cmd.Run() }
+	}
+}
+
+// Engine installs packages into one root directory. Its methods are safe
+// for concurrent use but run one at a time.
+type Engine struct {
+	root     string
+	cfg      Config
+	log      *slog.Logger
+	readOnly bool
+	lock     *os.File // nil when read-only
+
+	mu    sync.Mutex
+	state *stateFile
+}
+
+// Open opens the engine on root, creating the directory when missing, and
+// takes root/lock; a second Open of the same root, in this process or
+// another, fails with an error wrapping ErrLocked until Close. It removes
+// the temporary directories a crash left under envs/*/builds/ and reconciles
+// state.json with the current symlinks on disk.
+func Open(root string, cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("pkginstall: open %s: %w", root, err)
+	}
+	if err := os.MkdirAll(filepath.Join(abs, "envs"), 0o755); err != nil {
+		return nil, fmt.Errorf("pkginstall: open %s: %w", root, err)
+	}
+	lf, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("pkginstall: open %s: %w", root, err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("pkginstall: open %s: %w", abs, ErrLocked)
+		}
+		return nil, fmt.Errorf("pkginstall: lock %s: %w", abs, err)
+	}
+	e := &Engine{root: abs, cfg: cfg, log: cfg.Logger, lock: lf}
+	if err := e.cleanTemp(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := e.load(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := e.save(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// OpenReadOnly opens the engine on root for Plan and Installed only,
+// without taking the lock or changing anything on disk, so it works beside
+// a running Engine. Apply and Stop fail with ErrReadOnly. A missing root is
+// an empty one.
+func OpenReadOnly(root string, cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("pkginstall: open %s: %w", root, err)
+	}
+	e := &Engine{root: abs, cfg: cfg, log: cfg.Logger, readOnly: true}
+	if err := e.load(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Root returns the engine's root directory, made absolute.
+func (e *Engine) Root() string { return e.root }
+
+// Close releases the lock. The engine must not be used afterwards.
+func (e *Engine) Close() error {
+	if e.lock == nil {
+		return nil
+	}
+	err := e.lock.Close() // closing the descriptor releases the flock
+	e.lock = nil
+	return err
+}
+
+// Paths.
+
+func (e *Engine) envDir(env string) string    { return filepath.Join(e.root, "envs", env) }
+func (e *Engine) buildsDir(env string) string { return filepath.Join(e.envDir(env), "builds") }
+func (e *Engine) currentLink(env string) string {
+	return filepath.Join(e.envDir(env), "current")
+}
+func (e *Engine) buildDir(env, id string) string { return filepath.Join(e.buildsDir(env), id) }
+func (e *Engine) logsDir(env string) string      { return filepath.Join(e.envDir(env), "logs") }
+
+// tmpPrefix starts the name of every temporary directory under builds/.
+const tmpPrefix = ".tmp-"
+
+// currentID returns the build id env's current symlink names, "" for none.
+func (e *Engine) currentID(env string) string {
+	target, err := os.Readlink(e.currentLink(env))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(target)
+}
+
+// kept reports whether builds/{id} of env exists as a directory.
+func (e *Engine) kept(env, id string) bool {
+	fi, err := os.Lstat(e.buildDir(env, id))
+	return err == nil && fi.IsDir()
+}
+
+// envNames lists the env directories under root/envs.
+func (e *Engine) envNames() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(e.root, "envs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pkginstall: list envs: %w", err)
+	}
+	var out []string
+	for _, de := range ents {
+		if de.IsDir() && manifest.CheckName("env", de.Name()) == nil {
+			out = append(out, de.Name())
+		}
+	}
+	return out, nil
+}
+
+// cleanTemp removes the .tmp- directories under every env's builds/.
+func (e *Engine) cleanTemp() error {
+	envs, err := e.envNames()
+	if err != nil {
+		return err
+	}
+	for _, env := range envs {
+		ents, err := os.ReadDir(e.buildsDir(env))
+		if err != nil {
+			continue
+		}
+		for _, de := range ents {
+			if strings.HasPrefix(de.Name(), tmpPrefix) {
+				p := filepath.Join(e.buildsDir(env), de.Name())
+				e.log.Info("removing leftover temporary directory", "env", env, "path", p)
+				if err := os.RemoveAll(p); err != nil {
+					return fmt.Errorf("pkginstall: clean %s: %w", p, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// The state file.
+
+// stateFile is root/state.json.
+type stateFile struct {
+	Version int                  `json:"version"`
+	Envs    map[string]*envState `json:"envs"`
+}
+
+// envState is what the engine records about one env. current on disk is the
+// truth about what serves; Serving mirrors it.
+type envState struct {
+	// Serving is the package current points at, "" for none.
+	Serving string `json:"serving,omitempty"`
+	// Healthy is true when Serving's restart scripts last completed with
+	// Config and Restart.
+	Healthy bool              `json:"healthy"`
+	Config  map[string]string `json:"config,omitempty"`
+	Restart string            `json:"restart,omitempty"`
+	// Previous is the package that served before Serving, the target of
+	// the rollback policy, with the config it served with.
+	Previous        string            `json:"previous,omitempty"`
+	PreviousConfig  map[string]string `json:"previous_config,omitempty"`
+	PreviousRestart string            `json:"previous_restart,omitempty"`
+
+	// The last or current attempt.
+	Target   string         `json:"target,omitempty"`
+	State    manifest.State `json:"state"`
+	Step     string         `json:"step,omitempty"`
+	DeployID string         `json:"deploy_id,omitempty"`
+	Error    string         `json:"error,omitempty"`
+
+	Since   time.Time `json:"since"` // first install, orders Installed
+	Updated time.Time `json:"updated"`
+
+	// Builds describes the builds under builds/, by id.
+	Builds map[string]buildRecord `json:"builds,omitempty"`
+}
+
+// buildRecord describes one build on disk, for BUILD_* without the bucket.
+type buildRecord struct {
+	Package   string    `json:"package"`
+	Commit    string    `json:"commit,omitempty"`
+	Branch    string    `json:"branch,omitempty"`
+	Repo      string    `json:"repo,omitempty"`
+	URL       string    `json:"url,omitempty"`
+	Installed time.Time `json:"installed"`
+	// Used is when the build last became current.
+	Used time.Time `json:"used"`
+}
+
+// touch records that build id becomes current now.
+func (es *envState) touch(id string) {
+	rec := es.Builds[id]
+	rec.Used = time.Now().UTC()
+	es.Builds[id] = rec
+}
+
+const stateVersion = 1
+
+func (e *Engine) statePath() string { return filepath.Join(e.root, "state.json") }
+
+// load reads state.json and reconciles it with the disk: Serving follows
+// current, build records follow builds/. An unreadable state file is set
+// aside (on a writable engine) and rebuilt from the disk.
+func (e *Engine) load() error {
+	st := &stateFile{Version: stateVersion, Envs: map[string]*envState{}}
+	data, err := os.ReadFile(e.statePath())
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("pkginstall: read state: %w", err)
+	default:
+		if jerr := json.Unmarshal(data, st); jerr != nil || st.Version != stateVersion {
+			e.log.Error("state file unusable; rebuilding it from the disk", "path", e.statePath(), "err", jerr, "version", st.Version)
+			if !e.readOnly {
+				os.Rename(e.statePath(), e.statePath()+".bad")
+			}
+			st = &stateFile{Version: stateVersion, Envs: map[string]*envState{}}
+		}
+		if st.Envs == nil {
+			st.Envs = map[string]*envState{}
+		}
+	}
+	envs, err := e.envNames()
+	if err != nil {
+		return err
+	}
+	for _, env := range envs {
+		if st.Envs[env] == nil {
+			st.Envs[env] = &envState{State: manifest.StateUnknown}
+		}
+	}
+	for env, es := range st.Envs {
+		if manifest.CheckName("env", env) != nil {
+			delete(st.Envs, env)
+			continue
+		}
+		if es.Builds == nil {
+			es.Builds = map[string]buildRecord{}
+		}
+		for id := range es.Builds {
+			if !e.kept(env, id) {
+				delete(es.Builds, id)
+			}
+		}
+		if ents, err := os.ReadDir(e.buildsDir(env)); err == nil {
+			for _, de := range ents {
+				id := de.Name()
+				if _, ok := es.Builds[id]; ok || strings.HasPrefix(id, ".") || !de.IsDir() {
+					continue
+				}
+				// A build renamed in before its record was written: its
+				// name is recoverable from the id when it parses.
+				es.Builds[id] = buildRecord{Package: guessPackage(env, id, es)}
+			}
+		}
+		cur := e.currentID(env)
+		switch {
+		case cur == "":
+			if es.Serving != "" {
+				es.Serving, es.Healthy = "", false
+			}
+		case !e.kept(env, cur):
+			// Cannot happen with the engine's own writes; never leave a
+			// dangling current.
+			e.log.Error("current names a missing build; removing it", "env", env, "build", cur)
+			if !e.readOnly {
+				os.Remove(e.currentLink(env))
+			}
+			es.Serving, es.Healthy = "", false
+		case es.Serving == "" || packageID(es.Serving) != cur:
+			es.Serving, es.Healthy = es.Builds[cur].Package, false
+		}
+		if es.State == manifest.StateDeploying {
+			// A crash mid-attempt: the next Apply redoes it.
+			es.State, es.Error = manifest.StateFailed, "interrupted (pulld stopped or crashed during "+es.Step+")"
+		}
+	}
+	e.state = st
+	return nil
+}
+
+// guessPackage returns the package name of build id from what is known.
+func guessPackage(env, id string, es *envState) string {
+	for _, p := range []string{es.Target, es.Serving, es.Previous} {
+		if p != "" && packageID(p) == id {
+			return p
+		}
+	}
+	app, _, _ := strings.Cut(id, "-")
+	for _, f := range []manifest.Format{manifest.FormatZstd, manifest.FormatGzip} {
+		if p, err := manifest.ParsePackageName(app + "/" + id + "." + string(f)); err == nil {
+			return p.String()
+		}
+	}
+	return ""
+}
+
+// packageID returns the build id of a package name string, "" when it does
+// not parse.
+func packageID(pkg string) string {
+	p, err := manifest.ParsePackageName(pkg)
+	if err != nil {
+		return ""
+	}
+	return p.ID()
+}
+
+// save writes state.json atomically.
+func (e *Engine) save() error {
+	if e.readOnly {
+		return nil
+	}
+	data, err := json.MarshalIndent(e.state, "", "  ")
+	if err != nil {
+		return fmt.Errorf("pkginstall: encode state: %w", err)
+	}
+	if err := renameio.WriteFile(e.statePath(), append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("pkginstall: write state: %w", err)
+	}
+	return nil
+}
+
+// env returns the state of env, creating it.
+func (e *Engine) env(env string) *envState {
+	es := e.state.Envs[env]
+	if es == nil {
+		es = &envState{State: manifest.StateUnknown, Builds: map[string]buildRecord{}}
+		e.state.Envs[env] = es
+	}
+	return es
+}
+
+// Installed is one env with a build in service.
+type Installed struct {
+	Env string
+	// Package is the package current points at.
+	Package string
+	// State and Step are as last recorded.
+	State manifest.State
+	Step  string
+	// Since is when the env was first installed.
+	Since time.Time
+}
+
+// Installed lists the envs whose current names a build, oldest install
+// first (then by name).
+func (e *Engine) Installed() ([]Installed, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Installed
+	for env, es := range e.state.Envs {
+		if e.currentID(env) == "" {
+			continue
+		}
+		out = append(out, Installed{Env: env, Package: es.Serving, State: es.State, Step: es.Step, Since: es.Since})
+	}
+	slices.SortFunc(out, func(a, b Installed) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Env, b.Env)
+	})
+	return out, nil
+}

@@ -1,0 +1,278 @@
+package pkginstall
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// waitDelay bounds how long a script's Wait may still block once the script
+// has exited or been killed.
+const waitDelay = 500 * time.Millisecond
+
+// scriptsDir returns the directory env's scripts come from in build dir:
+// teletraan/{env} when it is a directory, else teletraan.
+func scriptsDir(dir, env string) string {
+	specific := filepath.Join(dir, "teletraan", env)
+	if fi, err := os.Stat(specific); err == nil && fi.IsDir() {
+		return specific
+	}
+	return filepath.Join(dir, "teletraan")
+}
+
+// script runs step's script from build id, with up to Tries attempts. A
+// missing script is skipped. The error wraps ErrScript (and ErrTimeout when
+// the last attempt timed out), or the context's error.
+func (a *attempt) script(ctx context.Context, step, id string) error {
+	e := a.e
+	a.step(step)
+	dir := scriptsDir(e.buildDir(a.env, id), a.env)
+	path := filepath.Join(dir, step)
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		a.log.Debug("script missing; skipped", "step", step, "build", id)
+		return nil
+	}
+	var err error
+	for try := 1; try <= e.cfg.Tries; try++ {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		err = a.runOnce(ctx, step, path, dir, id, try)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || try == e.cfg.Tries {
+			break
+		}
+		wait := e.cfg.Backoff << (try - 1)
+		a.log.Warn("script failed; trying again", "step", step, "try", try, "wait", wait, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w (%w)", err, cerr)
+	}
+	return fmt.Errorf("pkginstall: %s of %s: %w: %w", step, id, ErrScript, err)
+}
+
+// runOnce runs one attempt of a script.
+func (a *attempt) runOnce(ctx context.Context, step, path, dir, id string, try int) error {
+	e := a.e
+	if err := os.MkdirAll(e.logsDir(a.env), 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(e.logsDir(a.env), fmt.Sprintf("%s.%s.%d.log", a.deployID, step, try))
+	out, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.StepTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(sctx, path)
+	cmd.Dir = dir
+	cmd.Env = a.environ(step, dir)
+	cmd.Stdin = nil
+	// The script's output goes straight to the file: its children (a
+	// service started in the background) inherit it and can never block
+	// the deploy the way a held pipe would.
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// The whole group: children that kept running die too.
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = waitDelay
+
+	log := a.log.With("step", step, "try", try)
+	log.Info("script started", "path", path, "build", id, "log", logPath)
+	f := newFollower(logPath, log)
+	stopFollow := f.start()
+	start := time.Now()
+	err = e.cfg.Run(sctx, cmd)
+	stopFollow()
+	a.res.Output = f.tail()
+	took := time.Since(start).Round(time.Millisecond)
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		err = nil
+	}
+	if err != nil && errors.Is(sctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("%w after %v (process group killed): %w", ErrTimeout, e.cfg.StepTimeout, err)
+	}
+	if err != nil {
+		log.Warn("script failed", "err", err, "took", took)
+		return err
+	}
+	log.Info("script done", "took", took)
+	return nil
+}
+
+// environ returns a script's environment: pulld's own, the env's config
+// values, then Teletraan's variables (which win over config keys of the
+// same name).
+func (a *attempt) environ(step, dir string) []string {
+	e := a.e
+	vars := map[string]string{
+		"ENV_NAME":     a.env,
+		"STAGE_NAME":   e.cfg.Server,
+		"DEPLOY_ID":    a.deployID,
+		"DEPLOY_STEP":  step,
+		"OPCODE":       a.opcode,
+		"DEPLOY_TYPE":  a.dtype,
+		"FIRST_DEPLOY": strconv.FormatBool(a.first),
+		"BUILD_COMMIT": a.build.Commit,
+		"BUILD_NAME":   "",
+		"BUILD_REPO":   a.build.Repo,
+		"BUILD_BRANCH": a.build.Branch,
+		"BUILD_ID":     "",
+		"BUILD_URL":    a.build.URL,
+		"TARGET":       e.currentLink(a.env),
+		"BUILDS_DIR":   e.buildsDir(a.env),
+		"PWD":          dir,
+	}
+	if app, file, ok := strings.Cut(a.build.Package, "/"); ok {
+		vars["BUILD_NAME"], vars["BUILD_ID"] = app, file
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ours := vars[k]; ours {
+			continue
+		}
+		if _, cfg := a.config[k]; cfg {
+			continue
+		}
+		env = append(env, kv)
+	}
+	keys := make([]string, 0, len(a.config))
+	for k := range a.config {
+		if _, ours := vars[k]; !ours {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+a.config[k])
+	}
+	ours := make([]string, 0, len(vars))
+	for k := range vars {
+		ours = append(ours, k)
+	}
+	slices.Sort(ours)
+	for _, k := range ours {
+		env = append(env, k+"="+vars[k])
+	}
+	return env
+}
+
+// follower reads a growing log file and logs it line by line.
+type follower struct {
+	path string
+	log  *slog.Logger
+	f    *os.File
+	part []byte // incomplete last line
+	ring []byte // the last OutputTail bytes
+}
+
+func newFollower(path string, log *slog.Logger) *follower {
+	return &follower{path: path, log: log}
+}
+
+// start follows the file until the returned function is called, which reads
+// what is left and returns when done.
+func (f *follower) start() (stop func()) {
+	f.f, _ = os.Open(f.path)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				f.read()
+				if len(f.part) > 0 {
+					f.line(f.part)
+					f.part = nil
+				}
+				return
+			case <-t.C:
+				f.read()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		if f.f != nil {
+			f.f.Close()
+		}
+	}
+}
+
+func (f *follower) read() {
+	if f.f == nil {
+		return
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := f.f.Read(buf)
+		if n > 0 {
+			f.add(buf[:n])
+		}
+		if err != nil || n == 0 {
+			if err != nil && err != io.EOF {
+				f.log.Warn("read script output failed", "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (f *follower) add(p []byte) {
+	f.ring = append(f.ring, p...)
+	if len(f.ring) > 2*OutputTail {
+		f.ring = append(f.ring[:0:0], f.ring[len(f.ring)-OutputTail:]...)
+	}
+	f.part = append(f.part, p...)
+	for {
+		i := bytes.IndexByte(f.part, '\n')
+		if i < 0 {
+			break
+		}
+		f.line(f.part[:i])
+		f.part = f.part[i+1:]
+	}
+	if len(f.part) > 64<<10 { // a very long line is logged in pieces
+		f.line(f.part)
+		f.part = nil
+	}
+	f.part = append([]byte(nil), f.part...)
+}
+
+func (f *follower) line(b []byte) {
+	f.log.Info("script output", "line", string(bytes.TrimRight(b, "\r")))
+}
+
+// tail returns the last OutputTail bytes read.
+func (f *follower) tail() string {
+	if len(f.ring) > OutputTail {
+		return string(f.ring[len(f.ring)-OutputTail:])
+	}
+	return string(f.ring)
+}
