@@ -37,14 +37,14 @@ type What string
 
 // The outcomes a Result reports.
 const (
-	Unchanged        What = "unchanged"          // nothing to do
-	Deployed         What = "deployed"           // the entry's build serves (deploy)
-	RolledBack       What = "rolled back"        // the entry's older build serves (rollback action)
-	Restarted        What = "restarted"          // the serving build was restarted
-	Stopped          What = "stopped"            // STOPPING ran, current removed
-	Failed           What = "failed"             // failed; the env is left as it is
+	Unchanged        What = "unchanged"           // nothing to do
+	Deployed         What = "deployed"            // the entry's build serves (deploy)
+	RolledBack       What = "rolled back"         // the entry's older build serves (rollback action)
+	Restarted        What = "restarted"           // the serving build was restarted
+	Stopped          What = "stopped"             // STOPPING ran, current removed
+	Failed           What = "failed"              // failed; the env is left as it is
 	FailedRolledBack What = "failed, rolled back" // failed; the previous build serves again
-	FailedStopped    What = "failed, stopped"    // failed; STOPPING ran, current removed
+	FailedStopped    What = "failed, stopped"     // failed; STOPPING ran, current removed
 )
 
 // Steps of the cycle, as DEPLOY_STEP and Result.Step name them.

@@ -158,7 +158,9 @@ func TestCycle(t *testing.T) {
 				f.mustApply(f.entry(v1))
 				f.mustApply(f.entry(v2))
 			},
-			do: func(f *fixture, _, _ manifest.PackageName) pkginstall.Result { return f.eng.Stop(f.t.Context(), "hello") },
+			do: func(f *fixture, _, _ manifest.PackageName) pkginstall.Result {
+				return f.eng.Stop(f.t.Context(), "hello")
+			},
 			want: want{pkginstall.ActStop, pkginstall.Stopped,
 				func(_, v2 manifest.PackageName) []string { return expect("STOP", v2, v2, stop) },
 				func(_, _ manifest.PackageName) string { return "" }},
