@@ -109,16 +109,17 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (dir stri
 	}
 	defer body.Close()
 
-	dir, err = os.MkdirTemp(e.buildsDir(a.env), tmpPrefix+pkg.ID()+"-")
+	tmp, err := os.MkdirTemp(e.buildsDir(a.env), tmpPrefix+pkg.ID()+"-")
 	if err != nil {
 		return "", rec, err
 	}
 	defer func() {
+		// Nothing ever ran from tmp: a refused package leaves no trace.
 		if err != nil {
-			os.RemoveAll(dir)
-			dir = ""
+			os.RemoveAll(tmp)
 		}
 	}()
+	dir = tmp
 	h := sha256.New()
 	var sh *signing.Hasher
 	var n int64

@@ -1,0 +1,230 @@
+package pkginstall_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"aead.dev/minisign"
+
+	"github.com/pushpull/pushpull/internal/signing"
+	"github.com/pushpull/pushpull/internal/unpack"
+	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkginstall"
+)
+
+// refused checks that applying bad to a host serving good failed with
+// want, ran none of bad's scripts (the serving build's PRE_DOWNLOAD may
+// have run), left current on good and left nothing of bad under builds/.
+func refused(t *testing.T, f *fixture, good, bad manifest.PackageName, want error) {
+	t.Helper()
+	f.steps()
+	r := f.apply(f.entry(bad))
+	if r.Err == nil || !errors.Is(r.Err, want) {
+		t.Fatalf("apply %s: err = %v, want %v", bad, r.Err, want)
+	}
+	if r.State != manifest.StateFailed || r.Step != pkginstall.StepDownloading || r.Serving != good.String() {
+		t.Errorf("result %+v", r)
+	}
+	if f.current("hello") != good.ID() {
+		t.Errorf("current = %q, want %s", f.current("hello"), good.ID())
+	}
+	if got := f.builds("hello"); !slices.Equal(got, []string{good.ID()}) {
+		t.Errorf("builds = %q", got)
+	}
+	if got, want := f.steps(), expect("DEPLOY", bad, good, pre); !slices.Equal(got, want) {
+		t.Errorf("steps\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestTampered checks that a package whose bytes do not match its sha256
+// is refused.
+func TestTampered(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.release("hello", 1, app("v1"))
+	f.mustApply(f.entry(v1))
+
+	data := pack(t, manifest.FormatZstd, archive(app("v2")))
+	sum := sha(data)
+	for i, tamper := range []func([]byte) []byte{
+		func(b []byte) []byte { b[len(b)/2] ^= 0x55; return b },                                // a flipped byte
+		func(b []byte) []byte { return append(b, "trailing"...) },                              // bytes appended after the archive
+		func(b []byte) []byte { return b[:len(b)-3] },                                          // truncated
+		func(b []byte) []byte { return pack(t, manifest.FormatZstd, archive(app("v2-evil"))) }, // another archive
+	} {
+		bad := pkgName(t, "hello", 10+i, manifest.FormatZstd)
+		putRaw(t, f.store, bad, tamper(bytes.Clone(data)), sum)
+		refused(t, f, v1, bad, pkginstall.ErrChecksum)
+	}
+}
+
+// TestSignatures checks that with a verify key, only packages signed by it,
+// for their own name and sha256, are installed.
+func TestSignatures(t *testing.T) {
+	pub, priv, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *pkginstall.Config) { c.VerifyKey = &pub })
+	sign := func(key minisign.PrivateKey, data []byte, name manifest.PackageName) []byte {
+		h := signing.NewHasher()
+		h.Write(data)
+		return h.Sign(key, name.String(), sha(data))
+	}
+	put := func(seq int, version string) (manifest.PackageName, []byte) {
+		name := pkgName(t, "hello", seq, manifest.FormatZstd)
+		data := pack(t, manifest.FormatZstd, archive(app(version)))
+		release(t, f.store, name, data)
+		return name, data
+	}
+	v1, d1 := put(1, "v1")
+	if err := f.store.WriteSignature(t.Context(), v1, sign(priv, d1, v1)); err != nil {
+		t.Fatal(err)
+	}
+	f.mustApply(f.entry(v1))
+
+	unsigned, _ := put(2, "unsigned")
+	refused(t, f, v1, unsigned, pkginstall.ErrUnsigned)
+
+	wrongKey, d3 := put(3, "wrong key")
+	if err := f.store.WriteSignature(t.Context(), wrongKey, sign(other, d3, wrongKey)); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, f, v1, wrongKey, signing.ErrBadSignature)
+
+	// v1's genuine signature, moved beside another package: the bytes and
+	// the trusted comment both name v1.
+	moved, _ := put(4, "moved")
+	if err := f.store.WriteSignature(t.Context(), moved, sign(priv, d1, v1)); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, f, v1, moved, signing.ErrBadSignature)
+
+	// The same bytes as v1 under another name, with v1's signature: the
+	// trusted comment names v1.
+	renamed := pkgName(t, "hello", 5, manifest.FormatZstd)
+	release(t, f.store, renamed, d1)
+	if err := f.store.WriteSignature(t.Context(), renamed, sign(priv, d1, v1)); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, f, v1, renamed, signing.ErrBadSignature)
+
+	good, d6 := put(6, "v6")
+	if err := f.store.WriteSignature(t.Context(), good, sign(priv, d6, good)); err != nil {
+		t.Fatal(err)
+	}
+	f.mustApply(f.entry(good))
+}
+
+// TestHostileArchives checks that archives trying to write outside the
+// build, devices and bombs are refused, with nothing written outside the
+// temporary directory and current unchanged.
+func TestHostileArchives(t *testing.T) {
+	base := archive(app("evil"))
+	reg := func(name, body string) entryT {
+		return entryT{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body))}, body: []byte(body)}
+	}
+	cases := []struct {
+		name    string
+		entries []entryT
+		want    error
+	}{
+		{"dot-dot", []entryT{reg("../evil", "x")}, unpack.ErrUnsafe},
+		{"deep dot-dot", []entryT{reg("teletraan/../../../../evil", "x")}, unpack.ErrUnsafe},
+		{"absolute", []entryT{reg("/tmp/pkginstall-evil-abs", "x")}, unpack.ErrUnsafe},
+		{"symlink to / then through it", []entryT{
+			{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "root", Linkname: "/"}},
+			reg("root/tmp/pkginstall-evil-link", "x"),
+		}, unpack.ErrUnsafe},
+		{"relative symlink out", []entryT{
+			{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "up", Linkname: "../../.."}},
+			reg("up/evil", "x"),
+		}, unpack.ErrUnsafe},
+		{"hard link to /etc/passwd", []entryT{
+			{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "passwd", Linkname: "/etc/passwd"}},
+		}, unpack.ErrUnsafe},
+		{"device", []entryT{
+			{hdr: tar.Header{Typeflag: tar.TypeChar, Name: "null", Mode: 0o666, Devmajor: 1, Devminor: 3}},
+		}, unpack.ErrUnsafe},
+		{"fifo", []entryT{{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "fifo", Mode: 0o666}}}, unpack.ErrUnsafe},
+		{"bomb", []entryT{
+			{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "zeros", Mode: 0o644, Size: 64 << 20}, body: make([]byte, 64<<20)},
+		}, unpack.ErrTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(c *pkginstall.Config) { c.MaxUnpack = unpack.Limits{MaxBytes: 1 << 20} })
+			v1 := f.release("hello", 1, app("v1"))
+			f.mustApply(f.entry(v1))
+			outside := filepath.Join(f.root, "envs", "hello")
+			before := tree(t, f.root)
+			bad := pkgName(t, "hello", 2, manifest.FormatZstd)
+			release(t, f.store, bad, pack(t, manifest.FormatZstd, append(slices.Clone(base), tc.entries...)))
+			refused(t, f, v1, bad, tc.want)
+			after := tree(t, f.root)
+			for p := range after {
+				if !before[p] && !strings.HasPrefix(p, "envs/hello/logs/") && p != "state.json" {
+					t.Errorf("new path after a refused archive: %s", p)
+				}
+			}
+			for _, p := range []string{"/tmp/pkginstall-evil-abs", "/tmp/pkginstall-evil-link", filepath.Join(outside, "evil"), filepath.Join(f.root, "evil")} {
+				if _, err := os.Lstat(p); err == nil {
+					os.Remove(p)
+					t.Errorf("%s was written", p)
+				}
+			}
+		})
+	}
+}
+
+// tree lists every path under root, relative, with / separators.
+func tree(t *testing.T, root string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[filepath.ToSlash(rel)] = true
+		return nil
+	})
+	return out
+}
+
+// TestGzip checks that tar.gz packages install like tar.zst ones.
+func TestGzip(t *testing.T) {
+	f := newFixture(t)
+	name := pkgName(t, "hello", 1, manifest.FormatGzip)
+	release(t, f.store, name, pack(t, manifest.FormatGzip, archive(app("gz"))))
+	f.mustApply(f.entry(name))
+	if got := f.file("hello", "version.txt"); got != "gz\n" {
+		t.Fatalf("version.txt = %q", got)
+	}
+}
+
+// TestMissingPackage checks that a package absent from the bucket fails
+// the download without retries and leaves the host as it was.
+func TestMissingPackage(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.release("hello", 1, app("v1"))
+	f.mustApply(f.entry(v1))
+	missing := pkgName(t, "hello", 2, manifest.FormatZstd)
+	r := f.apply(f.entry(missing))
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "not found") || r.Serving != v1.String() || f.current("hello") != v1.ID() {
+		t.Fatalf("result %+v", r)
+	}
+	if strings.Contains(f.logs.String(), "download failed; trying again") {
+		t.Error("a missing package was retried")
+	}
+}
