@@ -23,7 +23,7 @@ func ExampleRender() {
 	fmt.Println(err)
 	// Output:
 	// level=debug port=8080 cost=$5
-	// render: line 2: template error: ${TELETRAAN_DB_URL} has no value and no default
+	// render: line 2: template error: ${TELETRAAN_DB_URL}: config value DB_URL is not set and there is no default
 }
 
 func ExampleTree() {

@@ -78,7 +78,7 @@ func render(src []byte, lookup func(name string) (string, bool)) ([]byte, error)
 		val, ok := lookup(name)
 		if !ok {
 			if !hasDef {
-				return nil, fmt.Errorf("line %d: %w: %s has no value and no default", line, ErrTemplate, ref)
+				return nil, fmt.Errorf("line %d: %w: %s: config value %s is not set and there is no default", line, ErrTemplate, ref, name)
 			}
 			val = def
 		}

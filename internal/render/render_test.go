@@ -55,9 +55,9 @@ func TestRender(t *testing.T) {
 
 func TestRenderErrors(t *testing.T) {
 	tests := []struct{ name, in, msg string }{
-		{"missing value", "a\nb\nport={$TELETRAAN_PORT}\n", `render: line 3: template error: {$TELETRAAN_PORT} has no value and no default`},
-		{"missing value, dollar form", "${TELETRAAN_HOST}", `line 1: template error: ${TELETRAAN_HOST} has no value`},
-		{"second on the line", "{$TELETRAAN_A:1} ${TELETRAAN_B}", `line 1: template error: ${TELETRAAN_B} has no value`},
+		{"missing value", "a\nb\nport={$TELETRAAN_PORT}\n", `render: line 3: template error: {$TELETRAAN_PORT}: config value PORT is not set and there is no default`},
+		{"missing value, dollar form", "${TELETRAAN_HOST}", `line 1: template error: ${TELETRAAN_HOST}: config value HOST is not set`},
+		{"second on the line", "{$TELETRAAN_A:1} ${TELETRAAN_B}", `line 1: template error: ${TELETRAAN_B}: config value B is not set`},
 		{"unterminated", "x\n{$TELETRAAN_PORT\n", `line 2: template error: "{$TELETRAAN_PORT": unterminated reference to TELETRAAN_PORT`},
 		{"default across a newline", "{$TELETRAAN_A:x\ny}", `line 1: template error: "{$TELETRAAN_A:x": unterminated`},
 		{"lowercase name", "{$TELETRAAN_port}", `line 1: template error: "{$TELETRAAN_": TELETRAAN_ must be followed by a name`},
@@ -175,7 +175,7 @@ func TestTreeErrors(t *testing.T) {
 		if !errors.Is(err, ErrTemplate) {
 			t.Fatalf("err = %v", err)
 		}
-		want := "render: " + p + ": line 2: template error: {$TELETRAAN_DB_URL} has no value and no default"
+		want := "render: " + p + ": line 2: template error: {$TELETRAAN_DB_URL}: config value DB_URL is not set and there is no default"
 		if err.Error() != want {
 			t.Errorf("err = %q, want %q", err, want)
 		}

@@ -2,7 +2,10 @@ package unpack
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,5 +72,72 @@ func FuzzCheckEntry(f *testing.F) {
 		default:
 			t.Fatalf("accepted type %q", typ)
 		}
+	})
+}
+
+// FuzzExtract extracts arbitrary tar streams (uncompressed, to spend the
+// time on tar rather than on the compressor) into a directory inside an
+// otherwise empty parent, and checks that nothing appears beside it, that
+// every symlink left behind that resolves at all resolves inside it, and
+// that no device, FIFO or setuid file was created.
+func FuzzExtract(f *testing.F) {
+	for _, ents := range [][]ent{
+		{file("a/b", 0o644, "x"), dir("a/", 0o555), symlink("a/l", "b"), hardlink("h", "a/b")},
+		{symlink("link", "/"), file("link/etc/x", 0o644, "x")},
+		{symlink("sub", ".."), file("sub/x", 0o644, "x")},
+		{symlink("d", "."), symlink("e", "d/..")},
+		{dir("x/", 0o755), symlink("e", "x/d/../.."), symlink("x/d", "..")},
+		{hardlink("pw", "/etc/passwd")},
+		{file("../evil", 0o644, "x")},
+		{file("s", 0o4755, "x")},
+	} {
+		f.Add(tarball(f, ents...))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		parent := t.TempDir()
+		dst := filepath.Join(parent, "build")
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		root, err := os.OpenRoot(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		x := newExtractor(root, "tar", Limits{MaxBytes: 1 << 20, MaxEntries: 100})
+		x.run(tar.NewReader(bytes.NewReader(raw)))
+
+		// Let the temp dir be removed whatever modes the archive set.
+		defer filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+		if names, _ := os.ReadDir(parent); len(names) != 1 {
+			t.Fatalf("parent holds %d entries, want only build", len(names))
+		}
+		realDst, _ := filepath.EvalSymlinks(dst)
+		filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			switch m := fi.Mode(); {
+			case m&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeNamedPipe|fs.ModeSocket) != 0:
+				t.Fatalf("%s: special file %v", p, m)
+			case m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0:
+				t.Fatalf("%s: mode %v", p, m)
+			case m&fs.ModeSymlink != 0:
+				r, err := filepath.EvalSymlinks(p)
+				if err == nil && !inside(realDst, r) {
+					t.Fatalf("%s resolves to %s, outside %s", p, r, realDst)
+				}
+			}
+			return nil
+		})
 	})
 }

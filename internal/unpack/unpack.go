@@ -133,7 +133,7 @@ func Extract(r io.Reader, format manifest.Format, dir string, lim Limits) (Stats
 	case manifest.FormatGzip:
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return Stats{}, fmt.Errorf("unpack: %s archive: %w: %v", format, ErrCorrupt, err)
+			return Stats{}, fmt.Errorf("unpack: %s %w at its start: %v", format, ErrCorrupt, err)
 		}
 		defer zr.Close()
 		dec = zr
@@ -141,14 +141,7 @@ func Extract(r io.Reader, format manifest.Format, dir string, lim Limits) (Stats
 		return Stats{}, fmt.Errorf("unpack: unknown archive format %q", format)
 	}
 
-	x := &extractor{
-		root:     root,
-		lim:      lim,
-		format:   format,
-		symlinks: map[string]string{},
-		files:    map[string]bool{},
-		dirs:     map[string]dirMeta{},
-	}
+	x := newExtractor(root, format, lim)
 	if err := x.run(tar.NewReader(dec)); err != nil {
 		return x.stats, err
 	}
@@ -188,11 +181,21 @@ type extractor struct {
 	dirs     map[string]dirMeta // cleaned names of directories created
 }
 
-func (x *extractor) corrupt(name string, err error) error {
-	if name == "" {
-		return fmt.Errorf("unpack: %s archive: %w: %v", x.format, ErrCorrupt, err)
+func newExtractor(root *os.Root, format manifest.Format, lim Limits) *extractor {
+	return &extractor{
+		root:     root,
+		lim:      lim.withDefaults(),
+		format:   format,
+		symlinks: map[string]string{},
+		files:    map[string]bool{},
+		dirs:     map[string]dirMeta{},
 	}
-	return fmt.Errorf("unpack: %s archive, entry %q: %w: %v", x.format, name, ErrCorrupt, err)
+}
+
+// corrupt returns an ErrCorrupt error; where says where in the archive the
+// stream broke.
+func (x *extractor) corrupt(where string, err error) error {
+	return fmt.Errorf("unpack: %s %w %s: %v", x.format, ErrCorrupt, where, err)
 }
 
 func (x *extractor) run(tr *tar.Reader) error {
@@ -203,7 +206,11 @@ func (x *extractor) run(tr *tar.Reader) error {
 			break
 		}
 		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && h != nil) {
-			return x.corrupt(last, fmt.Errorf("after entry %q: %w", last, err))
+			where := "at its start"
+			if last != "" {
+				where = fmt.Sprintf("after entry %q", last)
+			}
+			return x.corrupt(where, err)
 		}
 		x.entries++
 		if x.entries > x.lim.MaxEntries {
@@ -218,7 +225,7 @@ func (x *extractor) run(tr *tar.Reader) error {
 		}
 	}
 	if x.entries == 0 {
-		return x.corrupt("", errors.New("no entries"))
+		return x.corrupt("at its start", errors.New("no entries"))
 	}
 	if err := x.checkSymlinkChains(); err != nil {
 		return err
@@ -348,11 +355,11 @@ func (x *extractor) file(tr *tar.Reader, h *tar.Header, name string) error {
 	x.stats.Bytes += n
 	if err != nil {
 		f.Close()
-		switch {
-		case errors.Is(err, ErrTooLarge):
+		if re, ok := err.(readError); ok {
+			return x.corrupt(fmt.Sprintf("in entry %q", h.Name), re.err)
+		}
+		if err == ErrTooLarge {
 			return fmt.Errorf("unpack: entry %q: %w: more than %d bytes", h.Name, ErrTooLarge, x.lim.MaxBytes)
-		case errors.Is(err, errRead):
-			return x.corrupt(h.Name, errors.Unwrap(err))
 		}
 		return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
 	}
@@ -371,7 +378,11 @@ func (x *extractor) file(tr *tar.Reader, h *tar.Header, name string) error {
 	return nil
 }
 
-var errRead = errors.New("read")
+// readError marks an error reading the archive, as opposed to writing the
+// destination.
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
 
 // copy copies r to w through a pooled buffer and fails with ErrTooLarge as
 // soon as more than max bytes have come out of r, having written at most max.
@@ -396,7 +407,7 @@ func (x *extractor) copy(w io.Writer, r io.Reader, max int64) (int64, error) {
 			return n, nil
 		}
 		if rerr != nil {
-			return n, fmt.Errorf("%w: %w", errRead, rerr)
+			return n, readError{rerr}
 		}
 	}
 }

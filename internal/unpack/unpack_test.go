@@ -361,11 +361,18 @@ func TestExtractCorrupt(t *testing.T) {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Errorf("err = %v, want ErrCorrupt", err)
 				}
-				if !strings.Contains(err.Error(), string(format)) {
-					t.Errorf("error %q does not name the format", err)
+				if !strings.HasPrefix(err.Error(), "unpack: "+string(format)+" archive is truncated or corrupt ") {
+					t.Errorf("error %q does not say which archive format is corrupt", err)
 				}
 			})
 		}
+		t.Run(string(format)+"/truncated in an entry", func(t *testing.T) {
+			raw := tarball(t, file("a", 0o644, "x"), file("big", 0o644, big))
+			_, err := Extract(bytes.NewReader(compress(t, format, raw[:512*3+100<<10])), format, t.TempDir(), Limits{})
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `in entry "big": unexpected EOF`) {
+				t.Fatalf("err = %v, want ErrCorrupt in entry big", err)
+			}
+		})
 		t.Run(string(format)+"/trailing garbage", func(t *testing.T) {
 			data := append(append([]byte{}, full...), []byte("garbage after the end")...)
 			if _, err := Extract(bytes.NewReader(data), format, t.TempDir(), Limits{}); err != nil {
