@@ -1,0 +1,161 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// PasswordEnv is the environment variable holding the password of an
+// encrypted signing key.
+const PasswordEnv = "PUSHPULL_SIGN_PASSWORD"
+
+// Errors Run returns (wrapped); check them with errors.Is.
+var (
+	// ErrUsage: the configuration is unusable (the command exits 2).
+	ErrUsage = errors.New("invalid configuration")
+	// ErrInvalidTree: the tree failed validation; nothing was uploaded.
+	ErrInvalidTree = errors.New("invalid build tree")
+	// ErrExists: a package of that name already exists (same app, commit
+	// and second); nothing was overwritten.
+	ErrExists = errors.New("package already exists")
+	// ErrNotGit: DIR is not in a git repository and no commit was given.
+	ErrNotGit = errors.New("not a git repository")
+	// ErrDeploy: the package was stored but some server's manifest could
+	// not be updated.
+	ErrDeploy = errors.New("deploy failed")
+)
+
+// Config is everything release is told by its flags.
+type Config struct {
+	Bucket string // bucket URL (required)
+	App    string // app name (required)
+	Dir    string // build directory; "" means "."
+
+	// List prints App's packages instead of releasing.
+	List bool
+
+	Note   string          // free text stored as metadata
+	Commit string          // commit; "" reads git's HEAD
+	Branch string          // branch; "" reads git's current branch
+	Repo   string          // repository URL; "" reads git's origin
+	Format manifest.Format // "" means manifest.FormatZstd
+
+	// SignKey is a minisign secret key file; "" stores no signature.
+	// SignPassword decrypts it when it is encrypted.
+	SignKey      string
+	SignPassword string
+
+	// Deploy lists servers whose manifests are pointed at the package.
+	Deploy []string
+	// Nudge says how the deployed servers are nudged.
+	Nudge nudge.Config
+
+	// User and Host are recorded in the metadata; "" means the current
+	// user and the host name.
+	User, Host string
+	// Now returns the current time; nil means time.Now. Tests fix it.
+	Now func() time.Time
+
+	// Out receives the package name (or the listing); nil means os.Stdout.
+	Out io.Writer
+	// Progress, when non-nil, receives a progress line (ending in "\r")
+	// several times a second while the package uploads, as for a terminal.
+	Progress io.Writer
+	// Summary, when non-nil, receives one line describing the stored
+	// package (sizes, rate).
+	Summary io.Writer
+	// OnProgress, when non-nil, is called from the archiving goroutine as
+	// bytes pass, with the uncompressed bytes read and the compressed bytes
+	// written so far. It must be fast. Tests use it to fail uploads
+	// mid-stream.
+	OnProgress func(read, written int64)
+	// Logger receives warnings and the deploy log; nil discards them.
+	Logger *slog.Logger
+}
+
+// validate fills in defaults and checks the configuration before anything
+// is opened. Its errors wrap ErrUsage and name the setting at fault.
+func (c *Config) validate() error {
+	if c.Bucket == "" {
+		return fmt.Errorf("%w: -bucket is required", ErrUsage)
+	}
+	if c.App == "" {
+		return fmt.Errorf("%w: -app is required", ErrUsage)
+	}
+	if err := manifest.CheckName("app", c.App); err != nil {
+		return fmt.Errorf("%w: -app: %v", ErrUsage, err)
+	}
+	if c.Dir == "" {
+		c.Dir = "."
+	}
+	if c.Format == "" {
+		c.Format = manifest.FormatZstd
+	}
+	if _, err := manifest.ParseFormat(string(c.Format)); err != nil {
+		return fmt.Errorf("%w: -format: %v", ErrUsage, err)
+	}
+	if c.Commit != "" {
+		c.Commit = strings.ToLower(c.Commit)
+		if !isHex(c.Commit) || len(c.Commit) < manifest.CommitLen || len(c.Commit) > 64 {
+			return fmt.Errorf("%w: -commit %q: want %d to 64 hex digits", ErrUsage, c.Commit, manifest.CommitLen)
+		}
+	}
+	for _, s := range c.Deploy {
+		if err := manifest.CheckName("server", s); err != nil {
+			return fmt.Errorf("%w: -deploy: %v", ErrUsage, err)
+		}
+	}
+	if c.List && (len(c.Deploy) > 0 || c.SignKey != "" || c.Commit != "" || c.Note != "") {
+		return fmt.Errorf("%w: -list takes only -bucket and -app", ErrUsage)
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// ParseServers splits a -deploy value, "s1,s2", into server names:
+// whitespace around names is ignored, empty items are skipped, duplicates
+// are dropped (first occurrence kept) and every name must be a valid server
+// name. Its errors wrap manifest.ErrInvalidName.
+func ParseServers(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if err := manifest.CheckName("server", item); err != nil {
+			return nil, err
+		}
+		if !seen[item] {
+			seen[item] = true
+			out = append(out, item)
+		}
+	}
+	return out, nil
+}
+
+func isHex(s string) bool {
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}

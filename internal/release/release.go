@@ -1,0 +1,314 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"sync/atomic"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/internal/signing"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Result describes a stored package.
+type Result struct {
+	Name   manifest.PackageName
+	Meta   manifest.PackageMeta // as stored, sha256 included
+	Size   int64                // compressed bytes stored
+	Raw    int64                // uncompressed bytes of the files archived
+	Files  int                  // regular files archived
+	Signed bool
+	// Deployed lists the servers whose manifests now name the package.
+	Deployed []string
+	Elapsed  time.Duration
+}
+
+// Run does what cfg says: with cfg.List it prints cfg.App's packages to
+// cfg.Out; otherwise it releases cfg.Dir as a package of cfg.App, prints the
+// package's name to cfg.Out as the last line and, with cfg.Deploy, points
+// those servers at it and nudges them.
+//
+// Everything that can be checked before the upload is: flags, the tree
+// (ErrInvalidTree), git facts (ErrNotGit), the signing key and the nudge
+// configuration. When a server's manifest cannot be updated, the package is
+// stored anyway: Run prints its name and returns the Result with an error
+// wrapping ErrDeploy.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.validate(); err != nil {
+		return Result{}, err
+	}
+	if cfg.List {
+		store, err := blobstore.Open(ctx, cfg.Bucket)
+		if err != nil {
+			return Result{}, err
+		}
+		defer store.Close()
+		return Result{}, List(ctx, store, cfg.App, cfg.Out)
+	}
+	p, err := prepare(ctx, &cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer p.close()
+	store, err := blobstore.Open(ctx, cfg.Bucket)
+	if err != nil {
+		return Result{}, err
+	}
+	defer store.Close()
+	res, err := upload(ctx, store, &cfg, p)
+	if err != nil {
+		return Result{}, err
+	}
+	if cfg.Summary != nil {
+		fmt.Fprintln(cfg.Summary, summary(res))
+	}
+	var derr error
+	if len(cfg.Deploy) > 0 {
+		res.Deployed, derr = deploy(ctx, store, &cfg, p, res.Name)
+	}
+	fmt.Fprintln(cfg.Out, res.Name)
+	return res, derr
+}
+
+// prepared is what is known before the upload starts.
+type prepared struct {
+	tree   *tree
+	name   manifest.PackageName
+	meta   manifest.PackageMeta
+	key    *minisign.PrivateKey
+	nudger *nudge.Nudger
+}
+
+func (p *prepared) close() {
+	if p.nudger != nil {
+		_ = p.nudger.Close(context.Background())
+	}
+}
+
+// prepare validates the tree, reads git facts, loads the signing key and
+// sets up nudging: everything that must hold before anything is uploaded.
+func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
+	t, err := walkTree(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if !t.scripts {
+		cfg.Logger.Warn("no teletraan/ directory: releasing a package without deploy scripts", "dir", cfg.Dir)
+	}
+	meta := manifest.PackageMeta{
+		App: cfg.App, Commit: cfg.Commit, Branch: cfg.Branch, Repo: cfg.Repo,
+		User: cfg.User, Host: cfg.Host, Note: cfg.Note, Format: cfg.Format,
+		Built: cfg.Now().UTC().Truncate(time.Second),
+	}
+	g, err := readGit(ctx, cfg.Dir)
+	switch {
+	case errors.Is(err, ErrNotGit) && cfg.Commit != "":
+		// Not a repository: the flags are all there is.
+	case err != nil:
+		if errors.Is(err, ErrNotGit) {
+			return nil, fmt.Errorf("%w (give -commit SHA to release a tree that is not in a git repository)", err)
+		}
+		return nil, err
+	default:
+		meta.Dirty = g.Dirty
+		if meta.Commit == "" {
+			meta.Commit = g.Commit
+		}
+		if meta.Branch == "" {
+			meta.Branch = g.Branch
+		}
+		if meta.Repo == "" {
+			meta.Repo = g.Repo
+		}
+	}
+	if meta.User == "" {
+		meta.User = currentUser()
+	}
+	if meta.Host == "" {
+		meta.Host, _ = os.Hostname()
+	}
+	name, err := manifest.NewPackageName(cfg.App, meta.Built, meta.Commit, meta.Dirty, cfg.Format)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	p := &prepared{tree: t, name: name, meta: meta}
+	if cfg.SignKey != "" {
+		if cfg.SignPassword == "" {
+			// Fail fast: a decryption attempt costs seconds of scrypt.
+			if b, err := os.ReadFile(cfg.SignKey); err == nil && minisign.IsEncrypted(b) {
+				return nil, fmt.Errorf("%w: -sign-key %s is encrypted and %s is not set", ErrUsage, cfg.SignKey, PasswordEnv)
+			}
+		}
+		key, err := signing.LoadPrivateKey(cfg.SignKey, cfg.SignPassword)
+		if err != nil {
+			return nil, fmt.Errorf("%w: -sign-key: %w", ErrUsage, err)
+		}
+		p.key = &key
+	}
+	if len(cfg.Deploy) > 0 {
+		n, err := newNudger(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: nudge: %w", ErrUsage, err)
+		}
+		p.nudger = n
+	}
+	return p, nil
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+// upload streams the package into the store and, with a key, stores its
+// signature; on any failure nothing is left under the package's name.
+func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepared) (Result, error) {
+	start := time.Now()
+	pw, err := store.NewPackageWriter(ctx, p.name, p.meta)
+	if errors.Is(err, blobstore.ErrConflict) {
+		return Result{}, fmt.Errorf("%w: %s (released twice from the same commit within one second? wait a second and retry): %w", ErrExists, p.name, err)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("release: %w", err)
+	}
+	sealed := false
+	defer func() {
+		if !sealed {
+			pw.Abort()
+		}
+	}()
+
+	var read, written atomic.Int64
+	sum := sha256.New()
+	sig := signing.NewHasher()
+	out := countingWriter{w: io.MultiWriter(pw, sum, sig), n: &written}
+	onRead := func(n int) {
+		r := read.Add(int64(n))
+		if cfg.OnProgress != nil {
+			cfg.OnProgress(r, written.Load())
+		}
+	}
+	stopProgress := startProgress(cfg.Progress, p.tree.size, &read, &written, start)
+	err = writeArchive(ctx, out, p.tree, p.meta.Format, p.meta.Built, onRead)
+	stopProgress()
+	if err != nil {
+		return Result{}, fmt.Errorf("release: upload %s: %w", p.name, err)
+	}
+	hexsum := hex.EncodeToString(sum.Sum(nil))
+	sigKey := blobstore.PackageKey(p.name) + blobstore.SignatureSuffix
+	if p.key != nil {
+		// The signature goes first, so a verifying pulld never sees the
+		// package without it.
+		if err := store.WriteSignature(ctx, p.name, sig.Sign(*p.key, p.name.String(), hexsum)); err != nil {
+			return Result{}, fmt.Errorf("release: signature of %s: %w", p.name, err)
+		}
+	}
+	if err := pw.Close(); err != nil {
+		sealed = true // Close has cleaned up; Abort would do nothing
+		if p.key != nil {
+			_ = store.Bucket().Delete(context.WithoutCancel(ctx), sigKey)
+		}
+		if errors.Is(err, blobstore.ErrConflict) {
+			return Result{}, fmt.Errorf("%w: %s: %w", ErrExists, p.name, err)
+		}
+		return Result{}, fmt.Errorf("release: store %s: %w", p.name, err)
+	}
+	sealed = true
+	if pw.SHA256() != hexsum {
+		return Result{}, fmt.Errorf("release: %s: sha256 mismatch between release (%s) and bucket writer (%s)", p.name, hexsum, pw.SHA256())
+	}
+	return Result{
+		Name: p.name, Meta: pw.Meta(), Size: pw.Size(), Raw: read.Load(), Files: p.tree.files,
+		Signed: p.key != nil, Elapsed: time.Since(start),
+	}, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// summary is the one line describing a stored package.
+func summary(r Result) string {
+	signed := ""
+	if r.Signed {
+		signed = ", signed"
+	}
+	return fmt.Sprintf("release: stored %s: %d files, %s → %s (%s) in %s, %s%s, sha256 %s",
+		r.Name, r.Files, mib(r.Raw), mib(r.Size), ratio(r.Raw, r.Size), r.Elapsed.Round(time.Millisecond),
+		rate(r.Raw, r.Elapsed), signed, r.Meta.SHA256)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func rate(n int64, d time.Duration) string {
+	if d <= 0 {
+		return "- MiB/s"
+	}
+	return fmt.Sprintf("%.1f MiB/s", float64(n)/(1<<20)/d.Seconds())
+}
+
+func ratio(raw, packed int64) string {
+	if packed == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", float64(raw)/float64(packed))
+}
+
+// startProgress prints a progress line to w every 200 ms until the
+// returned function is called, which prints a last one and ends the line.
+// A nil w prints nothing.
+func startProgress(w io.Writer, total int64, read, written *atomic.Int64, start time.Time) func() {
+	if w == nil {
+		return func() {}
+	}
+	line := func() {
+		r := read.Load()
+		pct := 100.0
+		if total > 0 {
+			pct = 100 * float64(r) / float64(total)
+		}
+		fmt.Fprintf(w, "\rrelease: %5.1f%%  %s of %s read, %s uploaded, %s   ",
+			pct, mib(r), mib(total), mib(written.Load()), rate(r, time.Since(start)))
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				line()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		line()
+		fmt.Fprintln(w)
+	}
+}

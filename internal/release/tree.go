@@ -1,0 +1,251 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Scripts are the deploy step scripts a package may carry, in the order
+// Teletraan runs them.
+var Scripts = []string{"PRE_DOWNLOAD", "POST_DOWNLOAD", "PRE_RESTART", "RESTARTING", "POST_RESTART", "STOPPING"}
+
+// ScriptDir is the top-level directory of a package holding its scripts.
+const ScriptDir = "teletraan"
+
+// entry is one file, directory or link of the tree, in archive order.
+type entry struct {
+	rel  string      // slash-separated path relative to the root; directories without a trailing slash
+	info fs.FileInfo // from Lstat
+	link string      // symlink target
+}
+
+// tree is a walked build directory.
+type tree struct {
+	root    string
+	entries []entry
+	size    int64 // total bytes of regular files
+	files   int   // number of regular files
+	scripts bool  // whether teletraan/ exists
+}
+
+// walkTree lists the tree under root in archive order (depth first, the
+// entries of each directory in byte order of their names), reading only
+// metadata, and validates it. Every problem found is reported, joined, in
+// an error wrapping ErrInvalidTree.
+func walkTree(root string) (*tree, error) {
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%w: -dir %s is not a directory", ErrUsage, root)
+	}
+	t := &tree{root: real}
+	var problems []error
+	bad := func(rel, format string, args ...any) {
+		problems = append(problems, fmt.Errorf("%s: %s", rel, fmt.Sprintf(format, args...)))
+	}
+	err = filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == real {
+			return nil
+		}
+		rel, err := filepath.Rel(real, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if d.Name() == ".git" {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e := entry{rel: rel, info: info}
+		switch m := info.Mode(); {
+		case m.IsRegular():
+			t.size += info.Size()
+			t.files++
+		case m.IsDir():
+		case m&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			e.link = target
+			if escapes(rel, target) {
+				bad(rel, "symbolic link to %q leaves the tree (links must be relative and stay inside DIR)", target)
+			}
+		default:
+			bad(rel, "unsupported file type %v (only files, directories and symbolic links are packaged)", m.Type())
+			return nil
+		}
+		t.entries = append(t.entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release: walk %s: %w", root, err)
+	}
+	t.scripts, problems = checkScripts(t.entries, problems)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidTree, errors.Join(problems...))
+	}
+	return t, nil
+}
+
+// escapes reports whether a symlink at rel with target leaves the tree.
+func escapes(rel, target string) bool {
+	if target == "" || path.IsAbs(target) || filepath.IsAbs(target) {
+		return true
+	}
+	j := path.Join(path.Dir(rel), filepath.ToSlash(target))
+	return j == ".." || strings.HasPrefix(j, "../")
+}
+
+// checkScripts validates the entries under teletraan/ (see the package
+// documentation) and reports whether teletraan/ exists.
+func checkScripts(entries []entry, problems []error) (bool, []error) {
+	found := false
+	bad := func(rel, format string, args ...any) {
+		problems = append(problems, fmt.Errorf("%s: %s", rel, fmt.Sprintf(format, args...)))
+	}
+	for _, e := range entries {
+		if e.rel == ScriptDir {
+			found = true
+			if !e.info.IsDir() {
+				bad(e.rel, "must be a directory of deploy scripts")
+			}
+			continue
+		}
+		rest, ok := strings.CutPrefix(e.rel, ScriptDir+"/")
+		if !ok {
+			continue
+		}
+		parts := strings.Split(rest, "/")
+		if len(parts) == 1 && e.info.IsDir() {
+			if err := manifest.CheckName("env", parts[0]); err != nil {
+				bad(e.rel, "a directory under %s/ must be named after an env: %v", ScriptDir, err)
+			}
+			continue
+		}
+		if len(parts) > 2 || e.info.IsDir() {
+			continue // helpers below teletraan/{env}/ are not checked
+		}
+		if err := CheckScript(parts[len(parts)-1], e.info.Mode()); err != nil {
+			bad(e.rel, "%v", err)
+		}
+	}
+	return found, problems
+}
+
+// CheckScript checks one file directly in teletraan/ or teletraan/{env}/,
+// given its name and mode: a script must be a regular file with the owner's
+// execute bit; a name that looks like a script but is not one of Scripts is
+// refused, naming the script it was probably meant to be; NAME.tmpl is held
+// to the rules of NAME. Other files are allowed.
+func CheckScript(name string, mode fs.FileMode) error {
+	base := strings.TrimSuffix(name, ".tmpl")
+	if base == "" {
+		return nil
+	}
+	if isScript(base) {
+		switch {
+		case !mode.IsRegular():
+			return fmt.Errorf("deploy script must be a regular file, not %v", mode.Type())
+		case mode.Perm()&0o100 == 0:
+			return fmt.Errorf("deploy script is not executable (mode %v; chmod +x it)", mode.Perm())
+		}
+		return nil
+	}
+	if !looksLikeScript(base) {
+		return nil
+	}
+	msg := fmt.Sprintf("%q is not a deploy script name (want one of %s)", name, strings.Join(Scripts, ", "))
+	if s := closest(base); s != "" {
+		msg += fmt.Sprintf("; did you mean %s?", s)
+	}
+	return errors.New(msg)
+}
+
+func isScript(name string) bool {
+	for _, s := range Scripts {
+		if name == s {
+			return true
+		}
+	}
+	return false
+}
+
+// looksLikeScript reports whether name is all upper case (letters, digits,
+// underscores, starting with a letter) or is a script name in another case
+// or with an extension.
+func looksLikeScript(name string) bool {
+	upper := name != "" && 'A' <= name[0] && name[0] <= 'Z'
+	for _, r := range name {
+		if !('A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_') {
+			upper = false
+			break
+		}
+	}
+	if upper {
+		return true
+	}
+	stem, _, _ := strings.Cut(name, ".")
+	for _, s := range Scripts {
+		if strings.EqualFold(stem, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// closest returns the script name nearest to name (ignoring case and any
+// extension) within an edit distance of 3, or "".
+func closest(name string) string {
+	stem, _, _ := strings.Cut(strings.ToUpper(name), ".")
+	best, bestD := "", 4
+	for _, s := range Scripts {
+		if d := distance(stem, s); d < bestD {
+			best, bestD = s, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance between a and b, in bytes.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
