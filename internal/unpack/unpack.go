@@ -117,31 +117,31 @@ func Extract(r io.Reader, format manifest.Format, dir string, lim Limits) (Stats
 		return Stats{}, err
 	}
 
+	x := newExtractor(root, format, lim)
+	x.src = &srcReader{r: r}
 	var dec io.Reader
 	switch format {
 	case manifest.FormatZstd:
-		zr, err := zstd.NewReader(r,
+		zr, err := zstd.NewReader(x.src,
 			zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxWindow(MaxWindow),
 		)
 		if err != nil {
-			return Stats{}, fmt.Errorf("unpack: %s archive: %w", format, err)
+			return Stats{}, x.corrupt("at its start", err)
 		}
 		defer zr.Close()
 		dec = zr
 	case manifest.FormatGzip:
-		zr, err := gzip.NewReader(r)
+		zr, err := gzip.NewReader(x.src)
 		if err != nil {
-			return Stats{}, fmt.Errorf("unpack: %s %w at its start: %v", format, ErrCorrupt, err)
+			return Stats{}, x.corrupt("at its start", err)
 		}
 		defer zr.Close()
 		dec = zr
 	default:
 		return Stats{}, fmt.Errorf("unpack: unknown archive format %q", format)
 	}
-
-	x := newExtractor(root, format, lim)
 	if err := x.run(tar.NewReader(dec)); err != nil {
 		return x.stats, err
 	}
@@ -171,6 +171,7 @@ type dirMeta struct {
 
 type extractor struct {
 	root   *os.Root
+	src    *srcReader // nil when reading an uncompressed stream in tests
 	lim    Limits
 	format manifest.Format
 	stats  Stats
@@ -192,10 +193,31 @@ func newExtractor(root *os.Root, format manifest.Format, lim Limits) *extractor 
 	}
 }
 
-// corrupt returns an ErrCorrupt error; where says where in the archive the
-// stream broke.
+// corrupt returns the error for a failure to read the archive; where says
+// where in the archive the stream broke. An error that came from the
+// caller's reader is wrapped as it is (so errors.Is and errors.As see the
+// caller's own errors); anything else is the archive's fault and wraps
+// ErrCorrupt.
 func (x *extractor) corrupt(where string, err error) error {
-	return fmt.Errorf("unpack: %s %w %s: %v", x.format, ErrCorrupt, where, err)
+	if x.src != nil && x.src.err != nil {
+		return fmt.Errorf("unpack: reading %s archive %s: %w", x.format, where, x.src.err)
+	}
+	return fmt.Errorf("unpack: %s %w %s: %w", x.format, ErrCorrupt, where, err)
+}
+
+// srcReader remembers the first error other than io.EOF that the caller's
+// reader returned, to tell a failing source from a corrupt archive.
+type srcReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *srcReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
 func (x *extractor) run(tr *tar.Reader) error {

@@ -577,3 +577,45 @@ func TestCheckEntry(t *testing.T) {
 		}
 	}
 }
+
+// failAfter returns the first n bytes of data and then err.
+type failAfter struct {
+	data []byte
+	n    int
+	err  error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, f.err
+	}
+	k := copy(p, f.data[:min(f.n, len(f.data))])
+	f.data, f.n = f.data[k:], f.n-k
+	return k, nil
+}
+
+type sourceError struct{}
+
+func (sourceError) Error() string { return "connection reset by bucket" }
+
+func TestExtractSourceError(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<14)
+	for _, format := range formats {
+		data := archive(t, format, file("a", 0o644, "x"), file("big", 0o644, big))
+		for _, n := range []int{0, 5, len(data) / 2} {
+			t.Run(fmt.Sprint(format, "/", n), func(t *testing.T) {
+				_, err := Extract(&failAfter{data: data, n: n, err: sourceError{}}, format, t.TempDir(), Limits{})
+				var se sourceError
+				if !errors.As(err, &se) {
+					t.Fatalf("err = %v, want the source's error", err)
+				}
+				if errors.Is(err, ErrCorrupt) {
+					t.Errorf("a failing source reported as a corrupt archive: %v", err)
+				}
+				if !strings.HasPrefix(err.Error(), "unpack: reading "+string(format)+" archive") {
+					t.Errorf("err = %q", err)
+				}
+			})
+		}
+	}
+}
