@@ -31,7 +31,7 @@ help:
 	@echo "make build   go build ./... and the programs into ./bin"
 	@echo "make test    install test servers (make tools), go test ./..., then make fuzz"
 	@echo "make fuzz    short fuzz runs of FUZZ_TARGETS (FUZZTIME each)"
-	@echo "make demo    run the demo"
+	@echo "make demo    a two-server fleet on this machine, pushui on 127.0.0.1:8000 (Ctrl-C stops it)"
 	@echo "make bench   run the benchmarks"
 	@echo "make lint    go vet and staticcheck"
 	@echo "make tools   install pinned fake-gcs-server, versitygw and staticcheck into ./bin"
@@ -80,8 +80,16 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-demo:
-	@echo "make demo: not yet — see issue 7"
+# The demo (examples/demo): releases the sample app examples/hello into a
+# file:// bucket in a new temporary directory, runs pushui on 127.0.0.1:8000
+# and a pulld for each of two servers, and stops it all on Ctrl-C.
+# DEMOFLAGS passes flags to it, e.g. DEMOFLAGS='-dir /tmp/pushpull-demo'.
+DEMOFLAGS ?=
+# It is built rather than run with `go run`, which exits 1 after a Ctrl-C
+# even when the demo stopped cleanly.
+demo: build
+	$(GO) build -o $(BIN)/pushpull-demo ./examples/demo
+	$(BIN)/pushpull-demo -bin $(BIN) $(DEMOFLAGS)
 
 # Every benchmark once (BENCHTIME), at full size (PUSHPULL_BENCH_BYTES: the
 # package and tree sizes of the install and release benchmarks), tabulated

@@ -38,6 +38,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -283,18 +284,13 @@ func copyDir(src, dst string) error {
 }
 
 // release runs bin/release on a build and returns the package name, the
-// last line it printed. The builds are outside any git repository, so
-// the commit is given: this checkout's HEAD, when there is one. Package
-// names carry the build time to the second, so releases of one commit
-// are a second apart.
+// last line it printed. The builds are outside any git repository, so the
+// commit is given: a made-up one per version (1111…, 2222…, 3333…), so
+// that the versions are easy to tell apart in pushui.
 func (d *demo) release(ctx context.Context, v version, dir string, extra ...string) (string, error) {
-	commit := "0000000000000000000000000000000000000000"
-	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output(); err == nil {
-		commit = strings.TrimSpace(string(out))
-	}
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	commit := strings.Repeat(strings.TrimPrefix(v.name, "v"), 40)
 	args := append([]string{"-bucket", d.bucket, "-app", "hello", "-dir", dir, "-note", v.note,
-		"-commit", commit, "-branch", "demo", "-repo", "https://github.com/pushpull/pushpull"}, extra...)
+		"-commit", commit, "-branch", "demo"}, extra...)
 	d.say("$ bin/release %s", strings.Join(quoteAll(args), " "))
 	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "release"), args...)
 	cmd.Stderr = os.Stderr
@@ -412,8 +408,12 @@ func (d *demo) startPulld(s demoServer) error {
 
 func (d *demo) root(s demoServer) string { return filepath.Join(d.dir, s.name) }
 
-// prefixLines copies r to stdout line by line, each line led by name and
-// with slog's time=… field shortened to the time of day.
+// noise matches the log fields the demo leaves out to keep lines short:
+// they are in the per-attempt log files under each root.
+var noise = regexp.MustCompile(` (deploy_id|path|log|build|version)=("[^"]*"|\S+)`)
+
+// prefixLines copies r to stdout line by line, each line led by name, with
+// slog's time=… field shortened to the time of day and the noise left out.
 func (d *demo) prefixLines(name string, r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -425,6 +425,7 @@ func (d *demo) prefixLines(name string, r io.Reader) {
 				line = t.Local().Format("15:04:05") + " " + after
 			}
 		}
+		line = noise.ReplaceAllString(line, "")
 		d.say("%-6s │ %s", name, line)
 	}
 }
@@ -545,21 +546,24 @@ pushpull demo: two servers (demo-1, demo-2) serve hello v1.
 		fmt.Fprintf(&b, "  %s   hello: curl http://127.0.0.1:%d/    pulld: curl http://%s/status\n", s.name, s.helloPort, s.pulldAddr)
 	}
 	fmt.Fprintf(&b, `
-Try this:
-  1. Open http://%[1]s/, follow hello on demo-1 and deploy v2 ("v2: the
-     second release"). pulld sees the change within a second and runs the
-     deploy scripts (their output is below); curl http://127.0.0.1:8081/
-     answers "hello v2 on demo-1".
+Try this (the versions' commits are made up: v1 is 111111111111, v2 is
+222222222222, v3 is 333333333333):
+  1. Open http://%[1]s/, follow hello on demo-1 and deploy v2. pulld sees
+     the change within a second and runs the deploy scripts (their output
+     is below); curl http://127.0.0.1:8081/ answers "hello v2 on demo-1".
   2. Promote v2 to the group "demo": demo-2 follows.
-  3. Deploy v3 ("BROKEN on purpose"): its server crashes, POST_RESTART
-     fails three times, and pulld rolls back to v2 by itself. pushui shows
-     hello FAILED on that server, with the script's output.
-  4. Pick v1 again: a rollback to a build still on the host, so nothing is
-     downloaded.
-  5. Release a build of your own:
-       go build -o /tmp/hello-mine/hello ./examples/hello
+  3. Deploy v3, broken on purpose: its server crashes, POST_RESTART fails
+     three times, and pulld rolls back to the build before by itself.
+     pushui shows hello ROLLED_BACK, failed, with the script's output.
+     (pulld tries v3 again after a minute, then two, … until you pick
+     another version.)
+  4. Pick v1 again: a rollback to a build still on the host, so nothing
+     is downloaded.
+  5. Release a build of your own, and deploy it from pushui:
+       go build -ldflags "-X main.version=mine" -o /tmp/hello-mine/hello ./examples/hello
        cp -r examples/hello/teletraan /tmp/hello-mine/
-       bin/release -bucket %[2]s -app hello -dir /tmp/hello-mine -commit $(git rev-parse HEAD) -note mine
+       bin/release -bucket %[2]s -app hello -dir /tmp/hello-mine \
+         -commit 4444444444444444444444444444444444444444 -note "my build"
 
 The bucket is plain files: ls -R %[3]s
 Ctrl-C stops everything, including the hello servers.
