@@ -18,6 +18,16 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
+// freeSpace returns the bytes available to unprivileged users on the file
+// system holding dir. Tests replace it.
+var freeSpace = func(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
 // bucketError marks an error of the bucket itself (as opposed to the
 // package's content), the only kind a download retries.
 type bucketError struct{ err error }
@@ -87,11 +97,8 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (dir stri
 	if err != nil {
 		return "", rec, bucketError{err}
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(e.buildsDir(a.env), &st); err == nil {
-		if free := int64(st.Bavail) * int64(st.Bsize); free < info.Size {
-			return "", rec, fmt.Errorf("%w: %d bytes free, package is %d bytes", ErrNoSpace, free, info.Size)
-		}
+	if free, err := freeSpace(e.buildsDir(a.env)); err == nil && free < info.Size {
+		return "", rec, fmt.Errorf("%w: %d bytes free, package is %d bytes", ErrNoSpace, free, info.Size)
 	}
 	var sig []byte
 	if e.cfg.VerifyKey != nil {

@@ -10,10 +10,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"aead.dev/minisign"
 
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
 	"github.com/pushpull/pushpull/internal/signing"
+	"github.com/pushpull/pushpull/internal/testserver"
 	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
@@ -226,5 +230,50 @@ func TestMissingPackage(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), "download failed; trying again") {
 		t.Error("a missing package was retried")
+	}
+}
+
+// TestTransientBucketErrors checks that a download failing with 500s from
+// a real S3 server is tried again by the engine and succeeds once the
+// server recovers, and that the failures are reported.
+func TestTransientBucketErrors(t *testing.T) {
+	s3 := testserver.StartS3(t)
+	s3.Setenv(t)
+	direct := s3.Bucket(t, "")
+	px := pulldtest.StartProxy(t, s3.Endpoint)
+	ctx := t.Context()
+	viaProxy, err := blobstore.Open(ctx, strings.Replace(direct, s3.Endpoint, px.URL, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	f := newFixture(t, func(c *pkginstall.Config) {
+		c.Store = viaProxy
+		c.Backoff = 300 * time.Millisecond
+	})
+	v1 := pkgName(t, "hello", 1, manifest.FormatZstd)
+	release(t, viaProxy, v1, pack(t, manifest.FormatZstd, archive(app("v1"))))
+
+	// 500s until the engine says it will try again, then a healthy server.
+	px.Fail(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !strings.Contains(f.logs.String(), "download failed; trying again") {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		px.Fail(false)
+	}()
+	r := f.apply(f.entry(v1))
+	<-done
+	if r.Err != nil || f.current("hello") != v1.ID() {
+		t.Fatalf("result %+v", r)
+	}
+	if px.Counts().Failed == 0 {
+		t.Error("no request failed")
 	}
 }
