@@ -147,15 +147,19 @@ func copyDir(src, dst string) error {
 }
 
 // TestWholeLoop runs the loop of the package comment on each bucket
-// backend. The backends run one after the other: the S3 one sets its
+// backend, with pulld run two ways: `pulld -once` after each change (its
+// exit status checked), and pulld as a daemon that pushui nudges over HTTP
+// (its poll period is an hour, so only the nudge explains a prompt
+// install). The cases run one after the other: the S3 one sets its
 // credentials in the environment, which the child processes inherit.
 func TestWholeLoop(t *testing.T) {
 	tests := []struct {
 		name   string
+		daemon bool
 		bucket func(t *testing.T) string // the bucket URL, with the environment set to reach it
 	}{
-		{"file", func(t *testing.T) string { return "file://" + t.TempDir() }},
-		{"s3", func(t *testing.T) string {
+		{"file/once", false, func(t *testing.T) string { return "file://" + t.TempDir() }},
+		{"s3/daemon", true, func(t *testing.T) string {
 			s3 := testserver.StartS3(t)
 			s3.Setenv(t)
 			return s3.Bucket(t, "fleet")
@@ -163,59 +167,99 @@ func TestWholeLoop(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			wholeLoop(t, tc.bucket(t))
+			wholeLoop(t, tc.bucket(t), tc.daemon)
 		})
 	}
 }
 
 // wholeLoop is the loop of the package comment on the bucket at url.
-func wholeLoop(t *testing.T, url string) {
+func wholeLoop(t *testing.T, url string, daemon bool) {
 	start := time.Now()
-	w := newWorld(t, url)
+	w := newWorld(t, url, daemon)
 
 	pkgs := map[string]string{}
 	for _, v := range []string{"v1", "v2", "v3"} {
 		pkgs[v] = w.release(v)
 	}
+	if daemon {
+		w.startPulld()
+	}
 	w.startPushui()
 
 	// v1 through pushui's API: pulld installs it, hello answers with v1
 	// and with the message from the manifest's config.
-	w.setPackage(pkgs["v1"])
-	w.pulldOnce(0)
+	rev := w.setPackage(pkgs["v1"])
+	w.converge(rev, serving(pkgs["v1"]), 0)
 	w.wantHello("v1")
 
 	// v2.
-	w.setPackage(pkgs["v2"])
-	w.pulldOnce(0)
+	rev = w.setPackage(pkgs["v2"])
+	w.converge(rev, serving(pkgs["v2"]), 0)
 	w.wantHello("v2")
 
 	// Back to v1 by rollback: v1's build is still on the host, so pulld
-	// needs nothing from the bucket. Its package is deleted to prove it.
-	w.setPackage(pkgs["v1"])
-	w.deletePackage(pkgs["v1"])
-	if plan := w.pulld("-dry-run"); !strings.Contains(strings.ToLower(plan.stdout), "rollback") {
-		t.Errorf("pulld -dry-run before going back to v1: want a rollback in the plan, got:\n%s", plan.stdout)
+	// needs nothing from the bucket. Its package is deleted to prove it,
+	// after pushui accepted the change (it refuses a missing package) and
+	// before pulld sees it: a daemon is stopped meanwhile, which leaves
+	// hello serving.
+	if daemon {
+		w.stopPulld()
 	}
-	w.pulldOnce(0)
+	rev = w.setPackage(pkgs["v1"])
+	w.deletePackage(pkgs["v1"])
+	w.wantHello("v2")
+	if plan := w.pulld("-dry-run"); !strings.Contains(strings.ToLower(plan.stdout), "rollback") {
+		t.Errorf("pulld -dry-run before going back to v1: want a rollback in the plan, got:\n%s%s", plan.stdout, plan.stderr)
+	}
+	if daemon {
+		w.startPulld()
+		w.nudgePulld()
+	}
+	w.converge(rev, serving(pkgs["v1"]), 0)
 	w.wantHello("v1")
 
 	// v3 crashes on start: its POST_RESTART fails, pulld rolls back to v1
-	// on its own, exits 1, and pushui shows the env failed with the
-	// script's output.
-	w.setPackage(pkgs["v3"])
-	w.pulldOnce(1)
+	// on its own (pulld -once exits 1), and pushui shows the env failed
+	// with the script's output.
+	rev = w.setPackage(pkgs["v3"])
+	w.converge(rev, rolledBack(pkgs["v3"], pkgs["v1"]), 1)
 	w.wantHello("v1")
 	w.wantFailed(pkgs["v3"], "crashing on purpose")
 
 	// Remove the app: STOPPING runs and the sample server is gone.
 	pid := w.helloPID()
-	w.putManifest(`{"packages": []}`)
-	w.pulldOnce(0)
+	rev = w.putManifest(`{"packages": []}`)
+	w.converge(rev, stopped, 0)
 	w.wantHelloGone(pid)
 
 	t.Logf("whole loop on %s took %s", url, time.Since(start).Round(time.Millisecond))
 }
+
+// envCheck tells whether the status of env hello (ok: reported at all) is
+// what a step waits for.
+type envCheck struct {
+	what string
+	ok   func(e manifest.EnvStatus, reported bool) bool
+}
+
+// serving waits for hello to serve pkg.
+func serving(pkg string) envCheck {
+	return envCheck{"serving " + pkg, func(e manifest.EnvStatus, ok bool) bool {
+		return ok && e.State == manifest.StateServing && e.Serving == pkg
+	}}
+}
+
+// rolledBack waits for hello to report pkg failed and old serving again.
+func rolledBack(pkg, old string) envCheck {
+	return envCheck{pkg + " rolled back to " + old, func(e manifest.EnvStatus, ok bool) bool {
+		return ok && (e.State == manifest.StateRolledBack || e.State == manifest.StateFailed) && e.Desired == pkg && e.Serving == old
+	}}
+}
+
+// stopped waits for hello to be stopped or no longer reported.
+var stopped = envCheck{"stopped", func(e manifest.EnvStatus, ok bool) bool {
+	return !ok || e.State == manifest.StateStopped
+}}
 
 // world is one run of the loop: a bucket, a pushui, a pulld root, and the
 // port the sample server is configured to listen on.
@@ -227,9 +271,17 @@ type world struct {
 	helloPort int
 	ui        string // pushui's base URL
 	client    *http.Client
+
+	// daemon: pulld runs as a daemon listening on pulldAddr, and pushui
+	// nudges it there; otherwise each step runs `pulld -once`.
+	daemon    bool
+	pulldAddr string
+	daemonCmd *exec.Cmd
+	daemonLog *os.File
+	daemonEnd chan error
 }
 
-func newWorld(t *testing.T, bucket string) *world {
+func newWorld(t *testing.T, bucket string, daemon bool) *world {
 	w := &world{
 		t:         t,
 		bucket:    bucket,
@@ -237,9 +289,14 @@ func newWorld(t *testing.T, bucket string) *world {
 		root:      t.TempDir(),
 		helloPort: freePort(t),
 		client:    &http.Client{Timeout: 10 * time.Second},
+		daemon:    daemon,
+	}
+	if daemon {
+		w.pulldAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	}
 	// Whatever happens, no sample server outlives the test: pulld
-	// -terminate runs STOPPING, and a server still running after that is
+	// -terminate runs STOPPING (after the daemon, if any, has stopped:
+	// cleanups run last first), and a server still running after that is
 	// killed through its pid file.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -326,7 +383,12 @@ func (w *world) startPushui() {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	cmd := exec.Command(bin.pushui, "-bucket", w.bucket, "-config", conf, "-addr", addr, "-refresh", "0")
+	args := []string{"-bucket", w.bucket, "-config", conf, "-addr", addr, "-refresh", "0"}
+	if w.daemon {
+		// One server, so the template needs no {server}.
+		args = append(args, "-nudge-url", "http://"+w.pulldAddr+"/nudge")
+	}
+	cmd := exec.Command(bin.pushui, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
@@ -374,6 +436,13 @@ func (w *world) startPushui() {
 // body and the ETag.
 func (w *world) api(method, path string, body string, header map[string]string) (int, []byte, string) {
 	w.t.Helper()
+	code, data, h := w.apiHeader(method, path, body, header)
+	return code, data, h.Get("ETag")
+}
+
+// apiHeader is api, returning every header of the answer.
+func (w *world) apiHeader(method, path string, body string, header map[string]string) (int, []byte, http.Header) {
+	w.t.Helper()
 	req, err := http.NewRequestWithContext(w.t.Context(), method, w.ui+path, strings.NewReader(body))
 	if err != nil {
 		w.t.Fatal(err)
@@ -393,13 +462,13 @@ func (w *world) api(method, path string, body string, header map[string]string) 
 	if err != nil {
 		w.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	return resp.StatusCode, data, resp.Header.Get("ETag")
+	return resp.StatusCode, data, resp.Header
 }
 
 // putManifest replaces the server's manifest through pushui's API, as a
 // client should: GET it for its ETag, PUT with If-Match (If-None-Match: *
-// when there is none yet).
-func (w *world) putManifest(doc string) {
+// when there is none yet). It returns the revision written.
+func (w *world) putManifest(doc string) int64 {
 	w.t.Helper()
 	code, body, etag := w.api("GET", "/api/servers/"+server, "", nil)
 	if code != http.StatusOK {
@@ -409,20 +478,29 @@ func (w *world) putManifest(doc string) {
 	if etag == "" {
 		h = map[string]string{"If-None-Match": "*"}
 	}
-	code, body, _ = w.api("PUT", "/api/servers/"+server, doc, h)
+	code, body, hdr := w.apiHeader("PUT", "/api/servers/"+server, doc, h)
 	if code != http.StatusOK {
 		w.t.Fatalf("PUT /api/servers/%s: %d %s", server, code, body)
+	}
+	if e := hdr.Get("X-Pushui-Nudge-Error"); e != "" && w.daemonCmd != nil {
+		w.t.Errorf("PUT /api/servers/%s: pushui could not nudge pulld: %s", server, e)
+	}
+	m, err := manifest.Parse(body)
+	if err != nil {
+		w.t.Fatalf("PUT /api/servers/%s answered %s: %v", server, body, err)
 	}
 	// A PUT without a precondition is refused: the API never lets a
 	// client overwrite a manifest it has not read.
 	if code, body, _ := w.api("PUT", "/api/servers/"+server, doc, nil); code != http.StatusPreconditionRequired {
 		w.t.Errorf("PUT /api/servers/%s without If-Match: got %d %s, want 428", server, code, body)
 	}
+	return m.Revision
 }
 
 // setPackage points the server's manifest at pkg, with the sample app's
-// config: its port, its message, and a short health check.
-func (w *world) setPackage(pkg string) {
+// config: its port, its message, and a short health check. It returns
+// the revision written.
+func (w *world) setPackage(pkg string) int64 {
 	w.t.Helper()
 	doc, err := json.Marshal(map[string]any{"packages": []any{map[string]any{
 		"package": pkg,
@@ -435,7 +513,144 @@ func (w *world) setPackage(pkg string) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.putManifest(string(doc))
+	return w.putManifest(string(doc))
+}
+
+// converge has pulld act on manifest revision rev and checks the outcome.
+// With -once, pulld runs once and must exit with wantExit. A daemon has
+// been nudged by pushui already: converge waits until the server's status
+// reports revision rev (or later) with hello as check wants.
+func (w *world) converge(rev int64, check envCheck, wantExit int) {
+	w.t.Helper()
+	if !w.daemon {
+		w.pulldOnce(wantExit)
+		if st := w.status(); st == nil || st.ManifestRevision < rev {
+			w.t.Fatalf("after pulld -once, status %+v: want manifest revision %d", st, rev)
+		} else if e, ok := st.Lookup("hello"); !check.ok(e, ok) {
+			w.t.Fatalf("after pulld -once, hello is %+v: want %s", e, check.what)
+		}
+		return
+	}
+	start := time.Now()
+	deadline := start.Add(45 * time.Second)
+	for {
+		st := w.status()
+		if st != nil && st.ManifestRevision >= rev {
+			if e, ok := st.Lookup("hello"); check.ok(e, ok) {
+				w.t.Logf("pulld: revision %d, %s after %s", rev, check.what, time.Since(start).Round(time.Millisecond))
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("pulld did not reach revision %d with hello %s within 45 s; status: %+v", rev, check.what, st)
+		}
+		select {
+		case err := <-w.daemonEnd:
+			w.t.Fatalf("pulld exited: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// status returns the server's status from the bucket, or nil before its
+// first report.
+func (w *world) status() *manifest.Status {
+	w.t.Helper()
+	store, err := blobstore.Open(w.t.Context(), w.bucket)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer store.Close()
+	st, err := store.ReadStatus(w.t.Context(), server)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		w.t.Fatalf("read status: %v", err)
+	}
+	return st
+}
+
+// startPulld starts pulld as a daemon polling once an hour, and waits
+// until it answers on its listen address. It is stopped when the test
+// ends, if stopPulld has not stopped it before.
+func (w *world) startPulld() {
+	w.t.Helper()
+	logFile, err := os.OpenFile(filepath.Join(w.dir, "pulld.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cmd := exec.Command(bin.pulld, "-bucket", w.bucket, "-server", server, "-root", w.root,
+		"-listen", w.pulldAddr, "-host-info", "", "-step-timeout", "30s", "-poll", "1h")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	w.daemonCmd, w.daemonLog, w.daemonEnd = cmd, logFile, done
+	w.t.Cleanup(func() {
+		w.stopPulld()
+		if w.t.Failed() {
+			out, _ := os.ReadFile(logFile.Name())
+			w.t.Logf("pulld's log:\n%s", out)
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := w.client.Get("http://" + w.pulldAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case err := <-done:
+			out, _ := os.ReadFile(logFile.Name())
+			w.t.Fatalf("pulld exited: %v\n%s", err, out)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("pulld did not answer on %s within 15 s", w.pulldAddr)
+		}
+	}
+}
+
+// stopPulld stops the daemon as systemd would (SIGTERM) and checks that
+// it exited cleanly. Stopping twice is harmless.
+func (w *world) stopPulld() {
+	w.t.Helper()
+	if w.daemonCmd == nil {
+		return
+	}
+	cmd, done := w.daemonCmd, w.daemonEnd
+	w.daemonCmd = nil
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			w.t.Errorf("pulld after SIGTERM: %v, want a clean exit", err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		w.t.Errorf("pulld did not stop within 30 s of SIGTERM")
+	}
+	w.daemonLog.Close()
+}
+
+// nudgePulld asks the daemon to reconcile now, as pushui does.
+func (w *world) nudgePulld() {
+	w.t.Helper()
+	resp, err := w.client.Post("http://"+w.pulldAddr+"/nudge", "text/plain", strings.NewReader(server))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		w.t.Fatalf("POST /nudge: %s", resp.Status)
+	}
 }
 
 // pulld runs pulld for the server with extra arguments.
