@@ -176,6 +176,13 @@ func checkInvariants(t *testing.T, root string, contents map[string]map[string]s
 		t.Fatal(err)
 	}
 	envDir := filepath.Join(root, "envs", "hello")
+	if !temps {
+		for _, pat := range []string{filepath.Join(root, ".state.json*"), filepath.Join(envDir, ".current*")} {
+			if m, _ := filepath.Glob(pat); len(m) > 0 {
+				t.Fatalf("temporary files left: %q", m)
+			}
+		}
+	}
 	if target, err := os.Readlink(filepath.Join(envDir, "current")); err == nil {
 		if _, ok := contents[filepath.Base(target)]; !ok || filepath.Dir(target) != "builds" {
 			t.Fatalf("current -> %q", target)

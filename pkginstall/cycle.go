@@ -111,6 +111,9 @@ func (e *Engine) plan(entry manifest.Entry) Action {
 			}
 			return ActRestart
 		}
+		if es.Action == ActRestart && es.Serving == entry.Package.String() {
+			return ActRestart // a failed or interrupted restart, again
+		}
 		return ActDeploy // finish an interrupted or failed deploy
 	case e.kept(env, id):
 		if curPkg, err := manifest.ParsePackageName(es.Serving); err == nil &&
@@ -184,7 +187,7 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 	if es.Since.IsZero() {
 		es.Since = time.Now().UTC()
 	}
-	es.State, es.Target, es.DeployID, es.Error, es.Step = manifest.StateDeploying, entry.Package.String(), res.DeployID, "", ""
+	es.State, es.Action, es.Target, es.DeployID, es.Error, es.Step = manifest.StateDeploying, res.Action, entry.Package.String(), res.DeployID, "", ""
 	a.step("")
 	switch res.Action {
 	case ActRestart:
@@ -456,7 +459,7 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 	a.build = es.Builds[id]
 	a.build.Package = es.Serving
 	a.log.Info("stop started")
-	es.State, es.DeployID, es.Error = manifest.StateDeploying, res.DeployID, ""
+	es.State, es.Action, es.DeployID, es.Error = manifest.StateDeploying, ActStop, res.DeployID, ""
 	a.step(StepStopping)
 	if err := a.script(ctx, StepStopping, id); err != nil {
 		res.Err, res.State, res.What, res.Serving = err, manifest.StateFailed, Failed, es.Serving

@@ -545,3 +545,30 @@ func TestRunner(t *testing.T) {
 		t.Fatalf("real scripts ran: %q", got)
 	}
 }
+
+// TestRestartFailure checks that a failed restart leaves the build in
+// place, FAILED, is planned as a restart again, and succeeds as one.
+func TestRestartFailure(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.release("hello", 1, app("v1"))
+	f.mustApply(f.entry(v1))
+	f.steps()
+	r := f.apply(f.entry(v1, "FAIL_STEP", "RESTARTING"))
+	if r.Err == nil || r.State != manifest.StateFailed || r.What != pkginstall.Failed || r.Serving != v1.String() || f.current("hello") != v1.ID() {
+		t.Fatalf("result %+v", r)
+	}
+	if got, want := f.steps(), expect("RESTART", v1, v1, preR, rest, rest, rest); !slices.Equal(got, want) {
+		t.Errorf("steps\n got %q\nwant %q", got, want)
+	}
+	f.reopen()
+	if a, err := f.eng.Plan(f.entry(v1, "FAIL_STEP", "RESTARTING")); err != nil || a != pkginstall.ActRestart {
+		t.Errorf("Plan after a failed restart = %v, %v", a, err)
+	}
+	r = f.mustApply(f.entry(v1, "FAIL_STEP", "none"))
+	if r.Action != pkginstall.ActRestart {
+		t.Errorf("action %s", r.Action)
+	}
+	if got, want := f.steps(), expect("RESTART", v1, v1, preR, rest, posR); !slices.Equal(got, want) {
+		t.Errorf("steps\n got %q\nwant %q", got, want)
+	}
+}

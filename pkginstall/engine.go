@@ -249,11 +249,21 @@ func (e *Engine) envNames() ([]string, error) {
 	return out, nil
 }
 
-// cleanTemp removes the .tmp- directories under every env's builds/.
+// cleanTemp removes what a crash can leave behind: the .tmp- directories
+// under every env's builds/, and the temporary files renameio makes beside
+// state.json and current.
 func (e *Engine) cleanTemp() error {
 	envs, err := e.envNames()
 	if err != nil {
 		return err
+	}
+	strays, _ := filepath.Glob(filepath.Join(e.root, ".state.json*"))
+	for _, env := range envs {
+		s, _ := filepath.Glob(filepath.Join(e.envDir(env), ".current*"))
+		strays = append(strays, s...)
+	}
+	for _, p := range strays {
+		os.RemoveAll(p)
 	}
 	for _, env := range envs {
 		ents, err := os.ReadDir(e.buildsDir(env))
@@ -298,6 +308,7 @@ type envState struct {
 	PreviousRestart string            `json:"previous_restart,omitempty"`
 
 	// The last or current attempt.
+	Action   Action         `json:"action,omitempty"`
 	Target   string         `json:"target,omitempty"`
 	State    manifest.State `json:"state"`
 	Step     string         `json:"step,omitempty"`

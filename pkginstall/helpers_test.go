@@ -28,10 +28,11 @@ import (
 
 // recScript records one line per run: "STEP OPCODE BUILD_ID PWD", to the
 // file named by the config value REC, and fails when a file FAIL_{STEP}
-// lies beside it (so a package decides which of its steps fail).
+// lies beside it (so a package decides which of its steps fail) or when the
+// config value FAIL_STEP names the step.
 const recScript = `#!/bin/sh
 echo "$DEPLOY_STEP $OPCODE $BUILD_ID $(pwd)" >> "$REC"
-if [ -e "FAIL_$DEPLOY_STEP" ]; then
+if [ -e "FAIL_$DEPLOY_STEP" ] || [ "$FAIL_STEP" = "$DEPLOY_STEP" ]; then
 	echo "output of the failing $DEPLOY_STEP"
 	echo "$DEPLOY_STEP fails on purpose" >&2
 	exit 3
