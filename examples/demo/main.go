@@ -179,7 +179,6 @@ func (d *demo) setup() error {
 // start builds and releases the sample app, then starts pushui and the
 // pullds and waits until both servers serve v1.
 func (d *demo) start(ctx context.Context) error {
-	var names []string
 	for i, v := range versions {
 		build, err := d.buildHello(ctx, v)
 		if err != nil {
@@ -189,11 +188,9 @@ func (d *demo) start(ctx context.Context) error {
 		if i == 0 {
 			extra = []string{"-deploy", serverNames()}
 		}
-		name, err := d.release(ctx, v, build, extra...)
-		if err != nil {
+		if err := d.release(ctx, v, build, extra...); err != nil {
 			return err
 		}
-		names = append(names, name)
 	}
 	conf := filepath.Join(d.dir, "push.json")
 	if err := os.WriteFile(conf, []byte(pushConfig), 0o644); err != nil {
@@ -283,11 +280,11 @@ func copyDir(src, dst string) error {
 	})
 }
 
-// release runs bin/release on a build and returns the package name, the
-// last line it printed. The builds are outside any git repository, so the
+// release runs bin/release on a build and shows the package name, the last
+// line it printed. The builds are outside any git repository, so the
 // commit is given: a made-up one per version (1111…, 2222…, 3333…), so
 // that the versions are easy to tell apart in pushui.
-func (d *demo) release(ctx context.Context, v version, dir string, extra ...string) (string, error) {
+func (d *demo) release(ctx context.Context, v version, dir string, extra ...string) error {
 	commit := strings.Repeat(strings.TrimPrefix(v.name, "v"), 40)
 	args := append([]string{"-bucket", d.bucket, "-app", "hello", "-dir", dir, "-note", v.note,
 		"-commit", commit, "-branch", "demo"}, extra...)
@@ -296,12 +293,11 @@ func (d *demo) release(ctx context.Context, v version, dir string, extra ...stri
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("release %s: %v", v.name, err)
+		return fmt.Errorf("release %s: %v", v.name, err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	name := strings.TrimSpace(lines[len(lines)-1])
-	d.say("  → %s", name)
-	return name, nil
+	d.say("  → %s", strings.TrimSpace(lines[len(lines)-1]))
+	return nil
 }
 
 func quoteAll(args []string) []string {
