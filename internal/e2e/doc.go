@@ -6,13 +6,19 @@
 //
 // The test walks one server through what an operator does: release hello
 // three times (v1, v2, and a v3 whose server crashes on start), set v1
-// through pushui's JSON API and let `pulld -once` install it (the sample
-// server answers with v1 and the message from the manifest's config),
-// move to v2, go back to v1 by rollback after deleting v1's package from
-// the bucket (so the rollback provably downloads nothing), push v3 and see
-// its failing POST_RESTART rolled back automatically and reported as
-// failed, with the script's output, by pushui's API, and finally remove
-// the app (STOPPING runs and the sample server is gone).
+// through pushui's JSON API (GET for the ETag, PUT with If-Match) and let
+// pulld install it (the sample server answers with v1 and the message
+// from the manifest's config), move to v2, go back to v1 by rollback
+// after deleting v1's package from the bucket (so the rollback provably
+// downloads nothing), push v3 and see its failing POST_RESTART rolled back
+// automatically and reported as failed, with the script's output, by
+// pushui's API, and finally remove the app (STOPPING runs and the sample
+// server is gone).
+//
+// On file://, each step runs `pulld -once` and checks its exit status; on
+// S3, pulld runs as a daemon polling once an hour, and pushui's HTTP nudge
+// is what makes it act. Cleanup runs `pulld -terminate` and kills any
+// sample server still running through its pid file.
 //
 // The package has no code outside its test; this file only documents it.
 package e2e
