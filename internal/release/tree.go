@@ -90,7 +90,7 @@ func walkTree(root string) (*tree, error) {
 				return err
 			}
 			e.link = target
-			if escapes(rel, target) {
+			if escapes(rel, target) || escapesResolved(real, p) {
 				bad(rel, "symbolic link to %q leaves the tree (links must be relative and stay inside DIR)", target)
 			}
 		default:
@@ -117,6 +117,19 @@ func escapes(rel, target string) bool {
 	}
 	j := path.Join(path.Dir(rel), filepath.ToSlash(target))
 	return j == ".." || strings.HasPrefix(j, "../")
+}
+
+// escapesResolved reports whether the link at p, resolved on disk through
+// every link on the way, ends outside root (a lexically tame target such as
+// "self/.." with self -> "." can). Links that do not resolve are judged by
+// escapes alone.
+func escapesResolved(root, p string) bool {
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(root, r)
+	return err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // checkScripts validates the entries under teletraan/ (see the package

@@ -50,6 +50,8 @@ func TestValidationErrors(t *testing.T) {
 			[]string{"etc", "leaves the tree"}},
 		{"link climbing out", map[string]file{"a/up": {link: "../../x"}},
 			[]string{"a/up", "leaves the tree"}},
+		{"link climbing out through a link", map[string]file{"self": {link: "."}, "up": {link: "self/.."}},
+			[]string{"up", "leaves the tree"}},
 		{"several problems", map[string]file{"teletraan/RESTARTNG": script, "teletraan/STOPPING": {data: "x"}},
 			[]string{"teletraan/RESTARTNG", "teletraan/STOPPING"}},
 	}
