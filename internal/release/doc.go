@@ -14,8 +14,9 @@
 //
 // The archive is deterministic in everything but the build time:
 //
-//   - entries are in lexical order of their slash-separated paths, each
-//     directory before its contents; paths are relative, without "./";
+//   - entries are in a fixed order: depth first, the entries of each
+//     directory sorted by name (bytewise), each directory before its
+//     contents; paths are relative and slash-separated, without "./";
 //   - permission bits (including setuid, setgid and sticky) are kept;
 //   - ownership is normalised: uid and gid 0, no user or group names;
 //   - modification times are normalised to the build time (the package's

@@ -192,8 +192,13 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 
 	var read, written atomic.Int64
 	sum := sha256.New()
-	sig := signing.NewHasher()
-	out := countingWriter{w: io.MultiWriter(pw, sum, sig), n: &written}
+	dst := []io.Writer{pw, sum}
+	var sig *signing.Hasher
+	if p.key != nil {
+		sig = signing.NewHasher()
+		dst = append(dst, sig)
+	}
+	out := countingWriter{w: io.MultiWriter(dst...), n: &written}
 	onRead := func(n int) {
 		r := read.Add(int64(n))
 		if cfg.OnProgress != nil {

@@ -366,8 +366,8 @@ func randomTree(t testing.TB, size int) string {
 	return dir
 }
 
-// TestFailedUpload checks that an upload that fails mid-stream (the S3
-// server killed, or the context cancelled) leaves nothing under the
+// TestFailedUpload checks that an upload that fails mid-stream (the S3 or
+// GCS server killed, or the context cancelled) leaves nothing under the
 // package's name.
 func TestFailedUpload(t *testing.T) {
 	const size = 40 << 20
@@ -385,16 +385,34 @@ func TestFailedUpload(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		start := time.Now()
 		_, err := Run(ctx, cfg)
-		t.Logf("Run took %v", time.Since(start))
 		if err == nil {
 			t.Fatal("Run succeeded with the server killed mid-stream")
 		}
 		t.Logf("Run: %v", err)
-		start = time.Now()
 		s3.Restart(t)
-		t.Logf("Restart took %v", time.Since(start))
+		assertNoPackage(t, bucket, "hello")
+	})
+	t.Run("gcs killed", func(t *testing.T) {
+		gcs := testserver.StartGCS(t)
+		gcs.Setenv(t)
+		bucket := gcs.Bucket(t, "")
+		cfg := testConfig(bucket, "hello", tree)
+		var once sync.Once
+		cfg.OnProgress = func(read, written int64) {
+			if read > 24<<20 {
+				once.Do(gcs.Stop)
+			}
+		}
+		// The GCS client retries a dead server until the context ends, so
+		// here the deadline is what fails the upload.
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		_, err := Run(ctx, cfg)
+		if err == nil {
+			t.Fatal("Run succeeded with the server killed mid-stream")
+		}
+		gcs.Restart(t)
 		assertNoPackage(t, bucket, "hello")
 	})
 	t.Run("cancelled", func(t *testing.T) {
@@ -456,5 +474,25 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("Run = %v, want ErrUsage saying %q", err, tt.say)
 			}
 		})
+	}
+}
+
+// TestProgress checks the progress lines (as for a terminal) and the
+// summary line.
+func TestProgress(t *testing.T) {
+	cfg := testConfig("file://"+t.TempDir(), "hello", randomTree(t, 4<<20))
+	var progress, summary strings.Builder
+	cfg.Progress, cfg.Summary = &progress, &summary
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := progress.String()
+	if !strings.HasPrefix(p, "\rrelease: ") || !strings.HasSuffix(p, "\n") || !strings.Contains(p, "100.0%  4.0 MiB of 4.0 MiB read") {
+		t.Errorf("progress %q", p)
+	}
+	s := summary.String()
+	if strings.Count(s, "\n") != 1 || !strings.Contains(s, "stored "+res.Name.String()+": 1 files, 4.0 MiB → ") || !strings.Contains(s, res.Meta.SHA256) {
+		t.Errorf("summary %q", s)
 	}
 }
