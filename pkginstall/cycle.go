@@ -86,7 +86,14 @@ type Result struct {
 // Failed reports whether the action did not reach its goal.
 func (r Result) Failed() bool { return r.Err != nil }
 
-// Plan says what Apply would do for entry now, without doing anything.
+// Plan says what Apply would do for entry now, without doing anything:
+// ActNone when current names the entry's build, whose restart scripts last
+// completed with the entry's config and restart token; ActRestart when only
+// those differ (or a restart of that build failed); ActRollback when the
+// entry names a build of the same app older than the serving one and still
+// kept on disk; ActDeploy otherwise, including finishing a deploy that
+// failed or was interrupted after current was switched. It errs only on an
+// invalid entry.
 func (e *Engine) Plan(entry manifest.Entry) (Action, error) {
 	if err := entry.Validate(); err != nil {
 		return "", fmt.Errorf("pkginstall: plan: %w", err)
@@ -368,13 +375,19 @@ func (a *attempt) failEarly(err error) {
 }
 
 // failAfterSwitch applies the entry's failure policy to a failure after
-// current was switched to the new build.
+// current was switched to the new build, unless ctx ended: an interrupted
+// deploy is left as it is, for the next run to finish.
 func (a *attempt) failAfterSwitch(ctx context.Context, entry manifest.Entry, err error) {
 	e, es, res := a.e, a.es, a.res
 	res.Err = err
 	res.State, res.What = manifest.StateFailed, Failed
 	es.Healthy = false
 	failedStep, failedOutput := res.Step, res.Output
+	if ctx.Err() != nil {
+		// Cancelled (pulld is shutting down): no policy, least of all
+		// stop. The next run finishes the deploy.
+		return
+	}
 	switch entry.Policy() {
 	case manifest.PolicyContinue:
 		return

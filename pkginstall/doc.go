@@ -9,7 +9,7 @@
 //
 //	root/state.json                        what is installed per env (written atomically)
 //	root/lock                              flock: one Engine per root
-//	root/envs/{env}/builds/{package-id}/   unpacked, verified builds; newest Keep kept
+//	root/envs/{env}/builds/{package-id}/   unpacked, verified builds; the Keep most recently serving kept
 //	root/envs/{env}/builds/.tmp-*          downloads and deletions under way (removed by Open)
 //	root/envs/{env}/current -> builds/{id} the serving build, switched atomically
 //	root/envs/{env}/logs/                  one file per script attempt
@@ -55,22 +55,43 @@
 //     OPCODE=STOP): the serving build's STOPPING, then current is removed.
 //     Builds stay on disk.
 //
+// # Scripts
+//
 // Scripts live in teletraan/ of a build, or in teletraan/{ENV_NAME}/ when that
 // directory exists (it then wins as a whole). A missing script is skipped.
 // Each script runs with its directory as working directory, in its own
-// process group, with the variables of DESIGN.md section 5 and the env's
-// config values in its environment, a per-attempt timeout that kills the
+// process group, a per-attempt timeout (Config.StepTimeout) that kills the
 // whole group, and up to Config.Tries attempts with doubling backoff. Its
-// output goes to a log file per attempt (children inherit the file, so a
-// service started in the background never blocks the deploy), line by line
-// to the logger, and its last 10 KB to the Result.
+// output goes to a log file per attempt under logs/ (children inherit the
+// file, so a service started in the background never blocks the deploy),
+// line by line to the logger (message "script output", attributes env, step
+// and line), and its last 10 KB to the Result.
+//
+// Its environment is pulld's own, then the env's config values, then
+// Teletraan's variables, which win over config keys of the same name:
+//
+//	ENV_NAME      the env
+//	STAGE_NAME    the server name (Config.Server)
+//	DEPLOY_ID     unique per Apply or Stop; shared by its steps and tries
+//	DEPLOY_STEP   PRE_DOWNLOAD, POST_DOWNLOAD, PRE_RESTART, RESTARTING, POST_RESTART or STOPPING
+//	OPCODE        DEPLOY, ROLLBACK, RESTART or STOP
+//	DEPLOY_TYPE   REGULAR, ROLLBACK, RESTART or STOP
+//	FIRST_DEPLOY  true when no build of the env was serving when the deploy began
+//	              (the first deploy, or the first after a stop)
+//	BUILD_*       the build being deployed, even in scripts of the serving build:
+//	              BUILD_ID is the package file name, BUILD_NAME the app,
+//	              BUILD_COMMIT, BUILD_BRANCH and BUILD_REPO come from the
+//	              package's metadata, BUILD_URL is the object's bucket URL
+//	TARGET        root/envs/{env}/current
+//	BUILDS_DIR    root/envs/{env}/builds
 //
 // # Failures
 //
 // A failure before current is switched (a download script, the download,
 // verification, unpacking, rendering) leaves the serving build untouched and
-// serving: the Result is FAILED and nothing more runs. A failure after the
-// switch applies the entry's policy:
+// serving: the Result is FAILED and nothing more runs (a PRE_DOWNLOAD that
+// stopped the service is not undone). A failure after the switch applies
+// the entry's policy:
 //
 //   - rollback (default): current goes back to the build serving before, whose
 //     PRE_RESTART, RESTARTING and POST_RESTART run (OPCODE=ROLLBACK); the
@@ -80,7 +101,11 @@
 //   - stop: STOPPING runs from the failing build and current is removed;
 //     the env is STOPPED.
 //
-// The Result's What field says which of these happened.
+// The Result's What field says which of these happened; its Step and
+// Output are those of the step that failed. A deploy whose context ends
+// (pulld shutting down) applies no policy: it stops where it is, FAILED, and
+// the next Apply finishes it. A failed restart keeps the build and is
+// planned as a restart again.
 //
 // # Crash safety
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,5 +166,32 @@ func TestContextCancel(t *testing.T) {
 	logs, _ := filepath.Glob(filepath.Join(f.root, "envs", "hello", "logs", r.DeployID+".RESTARTING.*.log"))
 	if len(logs) != 1 {
 		t.Errorf("attempts after cancel: %q", logs)
+	}
+}
+
+// TestCancelNoPolicy checks that a deploy cancelled after the switch (pulld
+// shutting down) applies no failure policy: with on_failure stop, STOPPING
+// does not run and current stays; the next Apply finishes the deploy.
+func TestCancelNoPolicy(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.release("hello", 1, app("v1"))
+	v2 := f.release("hello", 2, app("v2", "teletraan/RESTARTING", "#!/bin/sh\n[ -n \"$DONE\" ] || sleep 1000\n"))
+	f.mustApply(f.entry(v1))
+	f.steps()
+	ctx, cancel := contextWithTimeout(t, 300*time.Millisecond)
+	defer cancel()
+	r := f.eng.Apply(ctx, f.entry(v2, "on_failure", "stop"))
+	if r.Err == nil || r.State != manifest.StateFailed || r.What != pkginstall.Failed || f.current("hello") != v2.ID() {
+		t.Fatalf("result %+v", r)
+	}
+	if got, want := f.steps(), cat(expect("DEPLOY", v2, v1, pre, post), expect("DEPLOY", v2, v2, preR)); !slices.Equal(got, want) {
+		t.Errorf("steps\n got %q\nwant %q", got, want)
+	}
+	r = f.mustApply(f.entry(v2, "on_failure", "stop", "DONE", "1"))
+	if r.Downloaded != 0 {
+		t.Errorf("downloaded again: %d", r.Downloaded)
+	}
+	if got, want := f.steps(), expect("DEPLOY", v2, v2, preR, posR); !slices.Equal(got, want) {
+		t.Errorf("finishing steps\n got %q\nwant %q", got, want)
 	}
 }
