@@ -63,10 +63,10 @@ func writeArchive(ctx context.Context, w io.Writer, t *tree, format manifest.For
 	}
 	if err := tw.Close(); err != nil {
 		_ = zw.Close()
-		return fmt.Errorf("release: archive: %w", err)
+		return fmt.Errorf("archive: %w", err)
 	}
 	if err := zw.Close(); err != nil {
-		return fmt.Errorf("release: compress: %w", err)
+		return fmt.Errorf("compress: %w", err)
 	}
 	return nil
 }
@@ -91,20 +91,20 @@ func writeEntry(tw *tar.Writer, root string, e entry, mtime time.Time, buf []byt
 		var err error
 		f, err = os.Open(filepath.Join(root, filepath.FromSlash(e.rel)))
 		if err != nil {
-			return fmt.Errorf("release: %w", err)
+			return err
 		}
 		defer f.Close()
 		st, err := f.Stat()
 		if err != nil {
-			return fmt.Errorf("release: %w", err)
+			return err
 		}
 		if !st.Mode().IsRegular() || st.Size() != e.info.Size() {
-			return fmt.Errorf("release: %s changed while being packaged", e.rel)
+			return fmt.Errorf("%s changed while being packaged", e.rel)
 		}
 		h.Size = st.Size()
 	}
 	if err := tw.WriteHeader(h); err != nil {
-		return fmt.Errorf("release: archive %s: %w", e.rel, err)
+		return fmt.Errorf("archive %s: %w", e.rel, err)
 	}
 	if f == nil {
 		return nil
@@ -114,16 +114,16 @@ func writeEntry(tw *tar.Writer, root string, e entry, mtime time.Time, buf []byt
 		k, err := f.Read(buf[:min(int64(len(buf)), h.Size-n)])
 		if k > 0 {
 			if _, werr := tw.Write(buf[:k]); werr != nil {
-				return fmt.Errorf("release: archive %s: %w", e.rel, werr)
+				return fmt.Errorf("archive %s: %w", e.rel, werr)
 			}
 			n += int64(k)
 			read(k)
 		}
 		if err == io.EOF {
-			return fmt.Errorf("release: %s shrank while being packaged", e.rel)
+			return fmt.Errorf("%s shrank while being packaged", e.rel)
 		}
 		if err != nil {
-			return fmt.Errorf("release: read %s: %w", e.rel, err)
+			return fmt.Errorf("read %s: %w", e.rel, err)
 		}
 	}
 	return nil

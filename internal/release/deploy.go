@@ -61,7 +61,11 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 			cfg.Logger.Error("audit record not written", "server", server, "err", err)
 		}
 	}
-	if len(changed) > 0 && p.nudger != nil && p.nudger.Enabled() {
+	switch {
+	case len(changed) == 0:
+	case p.nudger == nil || !p.nudger.Enabled():
+		cfg.Logger.Info("no nudge configured: the servers pick the package up at their next poll", "servers", changed)
+	default:
 		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nudgeTimeout)
 		defer cancel()
 		// Failures are logged by the nudger; pulld's poll is the failsafe.

@@ -25,7 +25,7 @@ func readGit(ctx context.Context, dir string) (gitFacts, error) {
 	}
 	var err error
 	if g.Commit, err = git(ctx, dir, "rev-parse", "--verify", "HEAD^{commit}"); err != nil {
-		return g, fmt.Errorf("release: git commit of %s: %w", dir, err)
+		return g, fmt.Errorf("git commit of %s: %w", dir, err)
 	}
 	// No branch on a detached HEAD: symbolic-ref then fails, quietly.
 	g.Branch, _ = git(ctx, dir, "symbolic-ref", "--short", "-q", "HEAD")
@@ -34,7 +34,7 @@ func readGit(ctx context.Context, dir string) (gitFacts, error) {
 	}
 	status, err := git(ctx, dir, "status", "--porcelain")
 	if err != nil {
-		return g, fmt.Errorf("release: git status of %s: %w", dir, err)
+		return g, fmt.Errorf("git status of %s: %w", dir, err)
 	}
 	g.Dirty = status != ""
 	return g, nil

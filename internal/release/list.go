@@ -17,7 +17,7 @@ import (
 func List(ctx context.Context, store *blobstore.Store, app string, w io.Writer) error {
 	infos, err := store.ListPackages(ctx, app)
 	if err != nil {
-		return fmt.Errorf("release: list %s: %w", app, err)
+		return fmt.Errorf("list %s: %w", app, err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "PACKAGE\tBUILT\tCOMMIT\tUSER\tDIRTY\tNOTE")
@@ -34,7 +34,7 @@ func List(ctx context.Context, store *blobstore.Store, app string, w io.Writer) 
 			orDash(oneLine(i.Meta.User)), orDash(dirty), oneLine(i.Meta.Note))
 	}
 	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("release: list %s: %w", app, err)
+		return fmt.Errorf("list %s: %w", app, err)
 	}
 	return nil
 }

@@ -181,7 +181,7 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 		return Result{}, fmt.Errorf("%w: %s (released twice from the same commit within one second? wait a second and retry): %w", ErrExists, p.name, err)
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("release: %w", err)
+		return Result{}, err
 	}
 	sealed := false
 	defer func() {
@@ -209,7 +209,7 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	err = writeArchive(ctx, out, p.tree, p.meta.Format, p.meta.Built, onRead)
 	stopProgress()
 	if err != nil {
-		return Result{}, fmt.Errorf("release: upload %s: %w", p.name, err)
+		return Result{}, fmt.Errorf("upload %s: %w", p.name, err)
 	}
 	hexsum := hex.EncodeToString(sum.Sum(nil))
 	sigKey := blobstore.PackageKey(p.name) + blobstore.SignatureSuffix
@@ -217,7 +217,7 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 		// The signature goes first, so a verifying pulld never sees the
 		// package without it.
 		if err := store.WriteSignature(ctx, p.name, sig.Sign(*p.key, p.name.String(), hexsum)); err != nil {
-			return Result{}, fmt.Errorf("release: signature of %s: %w", p.name, err)
+			return Result{}, fmt.Errorf("signature of %s: %w", p.name, err)
 		}
 	}
 	if err := pw.Close(); err != nil {
@@ -228,11 +228,11 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 		if errors.Is(err, blobstore.ErrConflict) {
 			return Result{}, fmt.Errorf("%w: %s: %w", ErrExists, p.name, err)
 		}
-		return Result{}, fmt.Errorf("release: store %s: %w", p.name, err)
+		return Result{}, fmt.Errorf("store %s: %w", p.name, err)
 	}
 	sealed = true
 	if pw.SHA256() != hexsum {
-		return Result{}, fmt.Errorf("release: %s: sha256 mismatch between release (%s) and bucket writer (%s)", p.name, hexsum, pw.SHA256())
+		return Result{}, fmt.Errorf("%s: sha256 mismatch between release (%s) and bucket writer (%s)", p.name, hexsum, pw.SHA256())
 	}
 	return Result{
 		Name: p.name, Meta: pw.Meta(), Size: pw.Size(), Raw: read.Load(), Files: p.tree.files,

@@ -101,7 +101,7 @@ func walkTree(root string) (*tree, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("release: walk %s: %w", root, err)
+		return nil, fmt.Errorf("walk %s: %w", root, err)
 	}
 	t.scripts, problems = checkScripts(t.entries, problems)
 	if len(problems) > 0 {
@@ -181,7 +181,7 @@ func CheckScript(name string, mode fs.FileMode) error {
 	if isScript(base) {
 		switch {
 		case !mode.IsRegular():
-			return fmt.Errorf("deploy script must be a regular file, not %v", mode.Type())
+			return fmt.Errorf("deploy script must be a regular file, not %s", describeType(mode))
 		case mode.Perm()&0o100 == 0:
 			return fmt.Errorf("deploy script is not executable (mode %v; chmod +x it)", mode.Perm())
 		}
@@ -261,4 +261,15 @@ func distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// describeType names the type of a file that is not regular.
+func describeType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "a special file"
 }
