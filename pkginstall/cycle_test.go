@@ -572,3 +572,32 @@ func TestRestartFailure(t *testing.T) {
 		t.Errorf("steps\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestCorruptState checks that an unreadable state.json is set aside and
+// rebuilt from the disk: current still tells what serves, and the next
+// Apply finishes with the restart scripts, without a download.
+func TestCorruptState(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.release("hello", 1, app("v1"))
+	f.mustApply(f.entry(v1))
+	f.eng.Close()
+	if err := os.WriteFile(filepath.Join(f.root, "state.json"), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.open()
+	f.steps()
+	inst, err := f.eng.Installed()
+	if err != nil || len(inst) != 1 || inst[0].Env != "hello" || inst[0].Package != v1.String() {
+		t.Fatalf("Installed = %+v, %v", inst, err)
+	}
+	r := f.mustApply(f.entry(v1))
+	if r.Downloaded != 0 {
+		t.Errorf("downloaded %d", r.Downloaded)
+	}
+	if got, want := f.steps(), expect("DEPLOY", v1, v1, preR, rest, posR); !slices.Equal(got, want) {
+		t.Errorf("steps\n got %q\nwant %q", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(f.root, "state.json.bad")); err != nil {
+		t.Errorf("corrupt state not kept aside: %v", err)
+	}
+}
