@@ -258,8 +258,8 @@ func summary(r Result) string {
 	if r.Signed {
 		signed = ", signed"
 	}
-	return fmt.Sprintf("release: stored %s: %d files, %s → %s (%s) in %s, %s%s, sha256 %s",
-		r.Name, r.Files, mib(r.Raw), mib(r.Size), ratio(r.Raw, r.Size), r.Elapsed.Round(time.Millisecond),
+	return fmt.Sprintf("release: stored %s: %s, %s → %s (%s) in %s, %s%s, sha256 %s",
+		r.Name, plural(r.Files, "file"), mib(r.Raw), mib(r.Size), ratio(r.Raw, r.Size), r.Elapsed.Round(time.Millisecond),
 		rate(r.Raw, r.Elapsed), signed, r.Meta.SHA256)
 }
 
@@ -316,4 +316,11 @@ func startProgress(w io.Writer, total int64, read, written *atomic.Int64, start 
 		line()
 		fmt.Fprintln(w)
 	}
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

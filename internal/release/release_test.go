@@ -492,7 +492,7 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress %q", p)
 	}
 	s := summary.String()
-	if strings.Count(s, "\n") != 1 || !strings.Contains(s, "stored "+res.Name.String()+": 1 files, 4.0 MiB → ") || !strings.Contains(s, res.Meta.SHA256) {
+	if strings.Count(s, "\n") != 1 || !strings.Contains(s, "stored "+res.Name.String()+": 1 file, 4.0 MiB → ") || !strings.Contains(s, res.Meta.SHA256) {
 		t.Errorf("summary %q", s)
 	}
 }
