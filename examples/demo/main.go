@@ -1,7 +1,9 @@
-// Command demo runs a small pushpull fleet on this machine: `make demo`
-// builds the programs into ./bin and runs it.
+// Command demo runs a small pushpull fleet on this machine. `make demo`
+// builds the programs and this command into ./bin, as pushpull-demo, and
+// runs it from the module's root directory (it builds examples/hello):
 //
-//	go run ./examples/demo [-bin DIR] [-dir DIR] [-ui ADDR]
+//	make demo [DEMOFLAGS='-dir DIR -ui ADDR']
+//	bin/pushpull-demo [-bin DIR] [-dir DIR] [-ui ADDR]
 //
 // It creates a file:// bucket in a fresh directory (printed; -dir to pick
 // one), builds three versions of the sample app examples/hello (v1, v2 and
