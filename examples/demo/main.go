@@ -139,6 +139,9 @@ func (d *demo) run() (err error) {
 
 // setup checks the programs and ports, and creates the demo directory.
 func (d *demo) setup() error {
+	if _, err := os.Stat(filepath.Join("examples", "hello", "teletraan")); err != nil {
+		return fmt.Errorf("run the demo from pushpull's root directory (make demo): %v", err)
+	}
 	for _, p := range []string{"release", "pushui", "pulld"} {
 		if _, err := os.Stat(filepath.Join(d.bin, p)); err != nil {
 			return fmt.Errorf("%v (run `make build` first, or give -bin)", err)
