@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/user"
@@ -191,12 +192,16 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	}()
 
 	var read, written atomic.Int64
-	sum := sha256.New()
-	dst := []io.Writer{pw, sum}
-	var sig *signing.Hasher
+	// The bucket writer hashes too, but its sum is known only once the
+	// package is sealed; the signature must be stored before that.
+	dst := []io.Writer{pw}
+	var (
+		sum hash.Hash
+		sig *signing.Hasher
+	)
 	if p.key != nil {
-		sig = signing.NewHasher()
-		dst = append(dst, sig)
+		sum, sig = sha256.New(), signing.NewHasher()
+		dst = append(dst, sum, sig)
 	}
 	out := countingWriter{w: io.MultiWriter(dst...), n: &written}
 	onRead := func(n int) {
@@ -211,9 +216,10 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	if err != nil {
 		return Result{}, fmt.Errorf("upload %s: %w", p.name, err)
 	}
-	hexsum := hex.EncodeToString(sum.Sum(nil))
+	var hexsum string
 	sigKey := blobstore.PackageKey(p.name) + blobstore.SignatureSuffix
 	if p.key != nil {
+		hexsum = hex.EncodeToString(sum.Sum(nil))
 		// The signature goes first, so a verifying pulld never sees the
 		// package without it.
 		if err := store.WriteSignature(ctx, p.name, sig.Sign(*p.key, p.name.String(), hexsum)); err != nil {
@@ -223,7 +229,12 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	if err := pw.Close(); err != nil {
 		sealed = true // Close has cleaned up; Abort would do nothing
 		if p.key != nil {
-			_ = store.Bucket().Delete(context.WithoutCancel(ctx), sigKey)
+			// Remove the signature unless the package did appear (a seal
+			// whose answer was lost): it must not end up unsigned.
+			dctx := context.WithoutCancel(ctx)
+			if _, serr := store.StatPackage(dctx, p.name); errors.Is(serr, blobstore.ErrNotFound) {
+				_ = store.Bucket().Delete(dctx, sigKey)
+			}
 		}
 		if errors.Is(err, blobstore.ErrConflict) {
 			return Result{}, fmt.Errorf("%w: %s: %w", ErrExists, p.name, err)
@@ -231,7 +242,7 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 		return Result{}, fmt.Errorf("store %s: %w", p.name, err)
 	}
 	sealed = true
-	if pw.SHA256() != hexsum {
+	if p.key != nil && pw.SHA256() != hexsum {
 		return Result{}, fmt.Errorf("%s: sha256 mismatch between release (%s) and bucket writer (%s)", p.name, hexsum, pw.SHA256())
 	}
 	return Result{
