@@ -72,6 +72,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 func parseFlags(args []string, stderr io.Writer) (release.Config, error) {
 	fs := flag.NewFlagSet("release", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: release -bucket URL -app NAME [-dir DIR] [-note T] [-commit SHA] [-branch B] [-repo R]
+               [-format tar.zst|tar.gz] [-sign-key FILE] [-deploy SERVER,…]
+       release -list -bucket URL -app NAME
+
+Packages DIR into the bucket and prints the package name as the last line.
+`)
+		fs.PrintDefaults()
+	}
 	var (
 		cfg    release.Config
 		format string
