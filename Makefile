@@ -18,19 +18,34 @@ CMDS := release pushui pulld
 
 TEST_TIMEOUT ?= 10m
 TESTFLAGS ?=
-# Short fuzz runs in `make test`: one package:FuzzName pair per entry.
-FUZZTIME ?= 5s
+# Short fuzz runs in `make test`: one package:FuzzName pair per entry, every
+# parser of the project. FUZZTIME is a count of inputs, not a duration: a
+# count is the same work on any machine, and Go 1.26's fuzz coordinator can
+# end a timed run with "context deadline exceeded" (golang/go#75804).
+FUZZTIME ?= 5000x
 FUZZ_TARGETS ?= \
 	./manifest:FuzzParsePackageName \
 	./manifest:FuzzParse \
-	./manifest:FuzzCheckName
+	./manifest:FuzzCheckName \
+	./internal/unpack:FuzzCheckEntry \
+	./internal/unpack:FuzzExtract \
+	./internal/render:FuzzRender \
+	./internal/release:FuzzParseServers \
+	./internal/release:FuzzCheckScript \
+	./internal/release:FuzzRedactURL \
+	./internal/nudge:FuzzParseTemplate \
+	./internal/pulld:FuzzParseHostInfo \
+	./internal/pushui:FuzzParseHtpasswd \
+	./internal/pushui:FuzzParseConfigText \
+	./internal/pushui:FuzzCommitURL \
+	./internal/pushui:FuzzPrecondition
 
 .PHONY: help tools build test fuzz demo bench lint clean distclean
 
 help:
 	@echo "make build   go build ./... and the programs into ./bin"
 	@echo "make test    install test servers (make tools), go test ./..., then make fuzz"
-	@echo "make fuzz    short fuzz runs of FUZZ_TARGETS (FUZZTIME each)"
+	@echo "make fuzz    short fuzz runs of FUZZ_TARGETS (FUZZTIME inputs each)"
 	@echo "make demo    a two-server fleet on this machine, pushui on 127.0.0.1:8000 (Ctrl-C stops it)"
 	@echo "make bench   run the benchmarks"
 	@echo "make lint    go vet and staticcheck"

@@ -3,8 +3,8 @@ package blobstore
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob"
-		"gocloud.dev/gcerrors"
+	"gocloud.dev/gcerrors"
 
 	"github.com/pushpull/pushpull/manifest"
 )

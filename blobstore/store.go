@@ -46,8 +46,8 @@ import (
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// URLs
 	_ "gocloud.dev/blob/gcsblob"  // gs:// URLs
-	_ "gocloud.dev/blob/memblob" // mem:// URLs
-	_ "gocloud.dev/blob/s3blob"  // s3:// URLs
+	_ "gocloud.dev/blob/memblob"  // mem:// URLs
+	_ "gocloud.dev/blob/s3blob"   // s3:// URLs
 	"gocloud.dev/gcerrors"
 )
 

@@ -3,8 +3,8 @@ package watch_test
 import (
 	"context"
 	"errors"
-	"os"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -308,7 +308,6 @@ func TestPubSubRetriesOpen(t *testing.T) {
 	}
 	r.wantNudge(t, "message after a late topic")
 }
-
 
 func TestFile(t *testing.T) {
 	dir := t.TempDir()
