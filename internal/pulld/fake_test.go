@@ -2,7 +2,6 @@ package pulld
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -196,5 +195,3 @@ func entries(ps ...manifest.PackageName) []manifest.Entry {
 	}
 	return out
 }
-
-func fmtCalls(format string, a ...any) string { return fmt.Sprintf(format, a...) }

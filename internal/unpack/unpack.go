@@ -284,7 +284,7 @@ func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
 	switch h.Typeflag {
 	case tar.TypeDir:
 		return x.dir(h, name)
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse:
 		return x.file(tr, h, name)
 	case tar.TypeSymlink:
 		if err := x.root.Symlink(h.Linkname, name); err != nil {
@@ -544,7 +544,7 @@ func CheckEntry(h *tar.Header) error {
 	switch h.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil // metadata only, nothing is extracted
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
+	case tar.TypeReg, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
 	case tar.TypeChar, tar.TypeBlock:
 		return unsafe(name, "device node")
 	case tar.TypeFifo:

@@ -26,7 +26,6 @@ type ent struct {
 	mode int64
 	body string // contents of a regular file
 	link string // target of a symlink or hard link
-	size int64  // header size when it should differ from len(body) (0: len(body))
 }
 
 func file(name string, mode int64, body string) ent {
