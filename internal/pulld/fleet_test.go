@@ -143,6 +143,16 @@ func (f *fleet) release() manifest.PackageName {
 // start runs every host's pulld; they are stopped (as by SIGTERM) and
 // waited for when the test ends.
 func (f *fleet) start() {
+	// pkginstall saves state.json with renameio.WriteFile, which first
+	// probes os.TempDir() (create a file there, rename it beside the
+	// destination) and then stages the file in os.TempDir() when the probe
+	// succeeds. A real host has one pulld; here a thousand would all create,
+	// rename and remove files in /tmp at once, and the kernel's lock on that
+	// one directory took more CPU than everything else of a push. With
+	// TMPDIR pointing nowhere the probe fails at once and each host stages
+	// its state in its own root, as on a host whose /tmp is a tmpfs. The
+	// roots exist already, so t.TempDir is not needed after this.
+	f.t.Setenv("TMPDIR", filepath.Join(f.hosts[0].root, "no-such-dir"))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, h := range f.hosts {
@@ -410,6 +420,32 @@ type fleetPush struct {
 	push     time.Duration   // writing the manifests (and publishing)
 	lat      []time.Duration // per host: push start → serving
 	requests int64           // bucket requests of the hosts from the push until all served
+	busy     float64         // fraction of the machine's CPU time busy from the push until all served, -1 unknown
+}
+
+// cpuTimes returns the machine's busy and total CPU time so far, in
+// clock ticks, from /proc/stat; ok is false where there is none.
+func cpuTimes() (busy, total int64, ok bool) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 5 || fields[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, s := range fields[1:] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total, true
 }
 
 // push points every manifest at p (and, with pub/sub, publishes one nudge
@@ -420,6 +456,7 @@ type fleetPush struct {
 func (f *fleet) push(p manifest.PackageName, timeout time.Duration) fleetPush {
 	f.t.Helper()
 	before := f.px.Counts().Requests
+	busy0, total0, cpuOK := cpuTimes()
 	start := time.Now()
 	f.setManifests(p)
 	if f.topic != nil {
@@ -433,6 +470,10 @@ func (f *fleet) push(p manifest.PackageName, timeout time.Duration) fleetPush {
 			len(pending), len(f.hosts), p, timeout, f.describe(pending))
 	}
 	r.requests = f.px.Counts().Requests - before
+	r.busy = -1
+	if busy1, total1, ok := cpuTimes(); cpuOK && ok && total1 > total0 {
+		r.busy = float64(busy1-busy0) / float64(total1-total0)
+	}
 	f.verifyStatuses(p)
 	return r
 }
@@ -494,7 +535,11 @@ func seconds(sorted []time.Duration, p float64) float64 {
 // (push start → each host serving), push-s (writing the manifests and
 // publishing), requests/host/push (the hosts' bucket requests from the
 // push until all serve); for poll also periods-to-all (s-to-all in poll
-// periods) and requests/host/idle-h. "Serving" is when pkginstall recorded
+// periods) and requests/host/idle-h. cpu-busy is the fraction of the
+// machine's CPU time (all cores, every process: the hosts, their scripts,
+// the S3 server, and anything else running) that was busy from the push
+// until all served: near 1, the push was bound by this machine's CPU,
+// which a real fleet's hosts do not share. "Serving" is when pkginstall recorded
 // it, as pulld logged it; the status write follows, and every host's status
 // in the bucket is checked after each push.
 func BenchmarkFleet(b *testing.B) {
@@ -505,12 +550,13 @@ func BenchmarkFleet(b *testing.B) {
 
 	report := func(b *testing.B, pushes []fleetPush) {
 		var lat []time.Duration
-		var toAll, push, reqs float64
+		var toAll, push, reqs, busy float64
 		for _, p := range pushes {
 			lat = append(lat, p.lat...)
 			toAll += slices.Max(p.lat).Seconds()
 			push += p.push.Seconds()
 			reqs += float64(p.requests)
+			busy += p.busy
 		}
 		slices.Sort(lat)
 		k := float64(len(pushes))
@@ -519,6 +565,9 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(seconds(lat, 0.99), "p99-s")
 		b.ReportMetric(push/k, "push-s")
 		b.ReportMetric(reqs/k/float64(n), "requests/host/push")
+		if busy >= 0 {
+			b.ReportMetric(busy/k, "cpu-busy")
+		}
 		b.ReportMetric(0, "ns/op")
 	}
 
