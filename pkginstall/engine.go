@@ -461,7 +461,10 @@ func (e *Engine) save() error {
 	if err != nil {
 		return fmt.Errorf("pkginstall: encode state: %w", err)
 	}
-	if err := renameio.WriteFile(e.statePath(), append(data, '\n'), 0o644); err != nil {
+	// The temporary file goes beside state.json: renameio would otherwise
+	// probe os.TempDir on every save to see whether it shares the root's
+	// file system, several times per deploy.
+	if err := renameio.WriteFile(e.statePath(), append(data, '\n'), 0o644, renameio.WithTempDir(e.root)); err != nil {
 		return fmt.Errorf("pkginstall: write state: %w", err)
 	}
 	return nil
