@@ -108,11 +108,12 @@ demo: build
 
 # Every benchmark once (BENCHTIME), at full size (PUSHPULL_BENCH_BYTES: the
 # package and tree sizes of the install and release benchmarks), tabulated
-# into BENCHMARKS.md by internal/benchtable with the machine it ran on.
+# into BENCHMARKS.md by internal/benchtable with the machine it ran on. One
+# package at a time (-p 1), so no benchmark shares the machine with another.
 BENCHTIME ?= 1x
 PUSHPULL_BENCH_BYTES ?= 1073741824
 bench: tools
-	PUSHPULL_BENCH_BYTES=$(PUSHPULL_BENCH_BYTES) $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -timeout 60m ./... \
+	PUSHPULL_BENCH_BYTES=$(PUSHPULL_BENCH_BYTES) $(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -p 1 -timeout 60m ./... \
 		| $(GO) run ./internal/benchtable -o BENCHMARKS.md
 
 lint:
