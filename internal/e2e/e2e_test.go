@@ -249,10 +249,11 @@ func serving(pkg string) envCheck {
 	}}
 }
 
-// rolledBack waits for hello to report pkg failed and old serving again.
+// rolledBack waits for hello to report pkg failed and rolled back by the
+// default policy, with old serving again.
 func rolledBack(pkg, old string) envCheck {
 	return envCheck{pkg + " rolled back to " + old, func(e manifest.EnvStatus, ok bool) bool {
-		return ok && (e.State == manifest.StateRolledBack || e.State == manifest.StateFailed) && e.Desired == pkg && e.Serving == old
+		return ok && e.State == manifest.StateRolledBack && e.Desired == pkg && e.Serving == old
 	}}
 }
 
@@ -705,8 +706,8 @@ func (w *world) wantFailed(pkg, want string) {
 	switch {
 	case !ok:
 		w.t.Errorf("status has no env hello: %s", body)
-	case e.State != manifest.StateFailed && e.State != manifest.StateRolledBack:
-		w.t.Errorf("status of hello: state %s, want FAILED or ROLLED_BACK", e.State)
+	case e.State != manifest.StateRolledBack:
+		w.t.Errorf("status of hello: state %s, want ROLLED_BACK", e.State)
 	case e.Error == "" || !strings.Contains(e.Output, want):
 		w.t.Errorf("status of hello: error %q, output %q: want an error and output with %q", e.Error, e.Output, want)
 	}
