@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -257,32 +256,7 @@ func (d *demo) buildHello(ctx context.Context, v version) (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build hello %s: %v\n%s", v.name, err, out)
 	}
-	return dir, copyDir(filepath.Join("examples", "hello", "teletraan"), filepath.Join(dir, "teletraan"))
-}
-
-// copyDir copies the regular files under src to dst, keeping their modes.
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		if e.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, info.Mode().Perm())
-	})
+	return dir, os.CopyFS(filepath.Join(dir, "teletraan"), os.DirFS(filepath.Join("examples", "hello", "teletraan")))
 }
 
 // release runs bin/release on a build and shows the package name, the last

@@ -92,7 +92,7 @@ func build(dir string) error {
 		if err := gobuild("-ldflags", ldflags, "-o", filepath.Join(d, "hello"), "./examples/hello"); err != nil {
 			return err
 		}
-		if err := copyDir(filepath.Join(root, "examples", "hello", "teletraan"), filepath.Join(d, "teletraan")); err != nil {
+		if err := os.CopyFS(filepath.Join(d, "teletraan"), os.DirFS(filepath.Join(root, "examples", "hello", "teletraan"))); err != nil {
 			return err
 		}
 		bin.hello[v] = d
@@ -117,33 +117,6 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// copyDir copies the regular files under src to dst, keeping their modes
-// (the deploy scripts must stay executable).
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(to, 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, data, info.Mode().Perm())
-	})
 }
 
 // TestWholeLoop runs the loop of the package comment on each bucket
