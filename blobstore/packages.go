@@ -41,7 +41,8 @@ type PackageInfo struct {
 //
 // This two-step shape exists because object stores take metadata when an
 // upload starts, and the sha256 is known only at its end; sealing is a
-// server-side copy on GCS and S3. Because servers do not all honour
+// server-side copy on GCS and S3, and a hard link plus fileblob's attributes
+// sidecar on file:// (no second copy of the bytes; see local.go). Because servers do not all honour
 // preconditions on copies, the name is made exclusive differently: the
 // writer first creates a claim object (uploads/{name}.claim) with a
 // write-if-absent, which every backend enforces, then checks that no package
@@ -60,7 +61,7 @@ type PackageWriter struct {
 	meta    manifest.PackageMeta
 	staging string
 	claim   string
-	w       *blob.Writer
+	w       io.WriteCloser // a *blob.Writer, or on file:// the staging file
 	hash    hash.Hash
 	n       int64
 	sum     string
@@ -94,10 +95,18 @@ func (s *Store) NewPackageWriter(ctx context.Context, name manifest.PackageName,
 	_, _ = rand.Read(rnd[:])
 	staging := uploadsPrefix + name.String() + "." + hex.EncodeToString(rnd[:])
 	wctx, cancel := context.WithCancel(ctx)
-	w, err := s.bucket.NewWriter(wctx, staging, &blob.WriterOptions{
-		ContentType: "application/octet-stream",
-		BufferSize:  16 << 20, // S3 part size / GCS chunk: fewer round trips for large packages
-	})
+	var (
+		w   io.WriteCloser
+		err error
+	)
+	if path, ok := s.localPath(staging); ok {
+		w, err = createLocal(path)
+	} else {
+		w, err = s.bucket.NewWriter(wctx, staging, &blob.WriterOptions{
+			ContentType: "application/octet-stream",
+			BufferSize:  16 << 20, // S3 part size / GCS chunk: fewer round trips for large packages
+		})
+	}
 	if err != nil {
 		cancel()
 		release()
@@ -159,6 +168,9 @@ func (pw *PackageWriter) Close() error {
 	if err := pw.w.Close(); err != nil {
 		return classify("upload", pw.staging, err)
 	}
+	if err := pw.ctx.Err(); err != nil {
+		return classify("upload", pw.staging, err)
+	}
 	pw.sum = hex.EncodeToString(pw.hash.Sum(nil))
 	pw.meta.SHA256 = pw.sum
 	if err := pw.s.seal(pw.ctx, pw.staging, PackageKey(pw.name), pw.meta.Map()); err != nil {
@@ -199,7 +211,13 @@ func (s *Store) seal(ctx context.Context, staging, key string, md map[string]str
 			return nil
 		}})
 	default:
-		err = s.copyWithMetadata(ctx, staging, key, md)
+		src, ok1 := s.localPath(staging)
+		dst, ok2 := s.localPath(key)
+		if ok1 && ok2 {
+			err = s.sealLocal(src, dst, md)
+		} else {
+			err = s.copyWithMetadata(ctx, staging, key, md)
+		}
 	}
 	return classify("seal", key, err)
 }

@@ -79,6 +79,7 @@ type Store struct {
 	url     string
 	backend backend
 	dir     string     // file://: the bucket's directory
+	prefix  string     // the URL's prefix= parameter, which keys are under
 	mu      sync.Mutex // serialises conditional writes on file:// and mem:// within the process
 }
 
@@ -99,6 +100,7 @@ func Open(ctx context.Context, urlstr string) (*Store, error) {
 			return nil, fmt.Errorf("blobstore: bucket URL %q: file URLs take an absolute path (file:///dir)", urlstr)
 		}
 		q := u.Query()
+		s.prefix = q.Get("prefix")
 		if q.Get("create_dir") == "" {
 			q.Set("create_dir", "true")
 		}

@@ -1,0 +1,98 @@
+package blobstore
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// TestLocalPath checks which keys take the file:// package path: exactly
+// those whose file name fileblob does not escape, so that both agree on
+// where an object lives.
+func TestLocalPath(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, key string
+		want        string // "" when the portable path must be used
+	}{
+		{"", "packages/hello/hello-20261122T101500Z-0123456789ab.tar.zst", "packages/hello/hello-20261122T101500Z-0123456789ab.tar.zst"},
+		{"team-a/", "uploads/x.claim", "team-a/uploads/x.claim"},
+		{"team a/", "uploads/x", ""},
+		{"", "a//b", ""},
+		{"", "a/../b", ""},
+		{"", "a../b", ""},
+		{"", "a/./b", ""},
+		{"", "a/", ""},
+		{"/abs/", "a", ""},
+		{"", "a.attrs", ""},
+		{"", "tab\tkey", ""},
+		{"", "ünicode", ""},
+		{"", "", ""},
+	} {
+		t.Run(tc.prefix+tc.key, func(t *testing.T) {
+			s := &Store{backend: backendFile, dir: "/bucket", prefix: tc.prefix}
+			got, ok := s.localPath(tc.key)
+			if tc.want == "" {
+				if ok {
+					t.Fatalf("localPath(%q) = %q, want the portable path", tc.prefix+tc.key, got)
+				}
+				return
+			}
+			if want := filepath.Join("/bucket", tc.want); !ok || got != want {
+				t.Fatalf("localPath(%q) = %q, %v; want %q", tc.prefix+tc.key, got, ok, want)
+			}
+		})
+	}
+	if _, ok := (&Store{backend: backendMem}).localPath("a"); ok {
+		t.Fatal("localPath on mem:// claims a file")
+	}
+}
+
+// TestSealLocalKeepsExisting: when a file appears under the package's key
+// after the writer's check (a writer outside pushpull's lock), sealing fails
+// with ErrConflict and leaves that file and its sidecar as they were.
+func TestSealLocalKeepsExisting(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(t.Context(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	name, err := manifest.ParsePackageName("hello/hello-20261122T101500Z-0123456789ab.tar.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := s.NewPackageWriter(t.Context(), name, manifest.PackageMeta{App: "hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pw.Write([]byte("ours")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, filepath.FromSlash(PackageKey(name)))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + attrsSuffix} {
+		if err := os.WriteFile(f, []byte("theirs"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pw.Close(); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Close over an existing file: %v, want ErrConflict", err)
+	}
+	for _, f := range []string{path, path + attrsSuffix} {
+		if got, _ := os.ReadFile(f); !bytes.Equal(got, []byte("theirs")) {
+			t.Errorf("%s = %q after the failed seal, want it untouched", filepath.Base(f), got)
+		}
+	}
+	_ = filepath.WalkDir(filepath.Join(dir, "uploads"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("staging file left behind: %s", p)
+		}
+		return nil
+	})
+}
