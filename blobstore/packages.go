@@ -116,10 +116,22 @@ func (s *Store) NewPackageWriter(ctx context.Context, name manifest.PackageName,
 	return &PackageWriter{s: s, ctx: ctx, cancel: cancel, name: name, meta: meta, staging: staging, claim: claim, w: w, hash: sha256.New()}, nil
 }
 
+// parallelHashMin is the write size from which Write hashes in a second
+// goroutine while the bytes go out: the compressor hands over one block at a
+// time, and hashing then writing each in turn would make this the slowest
+// stage of a release.
+const parallelHashMin = 32 << 10
+
 // Write uploads p.
 func (pw *PackageWriter) Write(p []byte) (int, error) {
-	pw.hash.Write(p)
+	var wg sync.WaitGroup
+	if len(p) >= parallelHashMin {
+		wg.Go(func() { pw.hash.Write(p) })
+	} else {
+		pw.hash.Write(p)
+	}
 	n, err := pw.w.Write(p)
+	wg.Wait()
 	pw.n += int64(n)
 	if err != nil {
 		return n, classify("upload", pw.staging, err)
@@ -130,8 +142,14 @@ func (pw *PackageWriter) Write(p []byte) (int, error) {
 // Size returns the number of bytes written so far.
 func (pw *PackageWriter) Size() int64 { return pw.n }
 
-// SHA256 returns the hex sha256 of the package, once Close succeeded.
-func (pw *PackageWriter) SHA256() string { return pw.sum }
+// SHA256 returns the hex sha256 of the bytes written so far: once Close
+// succeeded, that of the stored package. A release signs it before sealing.
+func (pw *PackageWriter) SHA256() string {
+	if pw.sum != "" {
+		return pw.sum
+	}
+	return hex.EncodeToString(pw.hash.Sum(nil))
+}
 
 // Meta returns the metadata stored on the package, once Close succeeded.
 func (pw *PackageWriter) Meta() manifest.PackageMeta { return pw.meta }
@@ -174,7 +192,6 @@ func (pw *PackageWriter) Close() error {
 	pw.sum = hex.EncodeToString(pw.hash.Sum(nil))
 	pw.meta.SHA256 = pw.sum
 	if err := pw.s.seal(pw.ctx, pw.staging, PackageKey(pw.name), pw.meta.Map()); err != nil {
-		pw.sum = ""
 		return err
 	}
 	return nil

@@ -2,11 +2,8 @@ package release
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"os/user"
@@ -192,16 +189,11 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	}()
 
 	var read, written atomic.Int64
-	// The bucket writer hashes too, but its sum is known only once the
-	// package is sealed; the signature must be stored before that.
 	dst := []io.Writer{pw}
-	var (
-		sum hash.Hash
-		sig *signing.Hasher
-	)
+	var sig *signing.Hasher
 	if p.key != nil {
-		sum, sig = sha256.New(), signing.NewHasher()
-		dst = append(dst, sum, sig)
+		sig = signing.NewHasher()
+		dst = append(dst, sig)
 	}
 	out := countingWriter{w: io.MultiWriter(dst...), n: &written}
 	onRead := func(n int) {
@@ -219,7 +211,7 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	var hexsum string
 	sigKey := blobstore.PackageKey(p.name) + blobstore.SignatureSuffix
 	if p.key != nil {
-		hexsum = hex.EncodeToString(sum.Sum(nil))
+		hexsum = pw.SHA256()
 		// The signature goes first, so a verifying pulld never sees the
 		// package without it.
 		if err := store.WriteSignature(ctx, p.name, sig.Sign(*p.key, p.name.String(), hexsum)); err != nil {
