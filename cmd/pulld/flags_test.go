@@ -16,7 +16,7 @@ func TestParseFlags(t *testing.T) {
 		"-bucket", "file:///b", "-server", "web-1", "-root", "/r", "-once", "-poll", "1m",
 		"-heartbeat", "10m", "-listen", ":1", "-nudge", "gce", "-nudge", "mem://t", "-keep", "3",
 		"-step-timeout", "5m", "-grace", "7s", "-verify-key", "/k.pub", "-host-info", "/hi",
-		"-self", "me", "-log-level", "debug",
+		"-self", "me", "-log-level", "debug", "-retry-min", "30s", "-retry-max", "2h",
 	}, &out, &errs)
 	if err != nil {
 		t.Fatal(err)
@@ -25,11 +25,13 @@ func TestParseFlags(t *testing.T) {
 		Bucket: "file:///b", Server: "web-1", Root: "/r", Once: true, Poll: time.Minute,
 		Heartbeat: 10 * time.Minute, Listen: ":1", Nudge: []string{"gce", "mem://t"}, Keep: 3,
 		StepTimeout: 5 * time.Minute, Grace: 7 * time.Second, VerifyKey: "/k.pub", HostInfo: "/hi", Self: "me",
+		RetryMin: 30 * time.Second, RetryMax: 2 * time.Hour,
 	}
 	if cfg.Bucket != want.Bucket || cfg.Server != want.Server || cfg.Root != want.Root || cfg.Once != want.Once ||
 		cfg.Poll != want.Poll || cfg.Heartbeat != want.Heartbeat || cfg.Listen != want.Listen ||
 		!slices.Equal(cfg.Nudge, want.Nudge) || cfg.Keep != want.Keep || cfg.StepTimeout != want.StepTimeout ||
-		cfg.Grace != want.Grace || cfg.VerifyKey != want.VerifyKey || cfg.HostInfo != want.HostInfo || cfg.Self != want.Self {
+		cfg.Grace != want.Grace || cfg.VerifyKey != want.VerifyKey || cfg.HostInfo != want.HostInfo || cfg.Self != want.Self ||
+		cfg.RetryMin != want.RetryMin || cfg.RetryMax != want.RetryMax {
 		t.Errorf("config = %+v\nwant %+v", cfg, want)
 	}
 	if level.String() != "DEBUG" {
@@ -44,7 +46,8 @@ func TestFlagDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Root != pulld.DefaultRoot || cfg.Poll != pulld.DefaultPoll || cfg.Listen != pulld.DefaultListen ||
-		cfg.Keep != pulld.DefaultKeep || cfg.StepTimeout != pulld.DefaultStepTimeout || cfg.Self != "pulld" {
+		cfg.Keep != pulld.DefaultKeep || cfg.StepTimeout != pulld.DefaultStepTimeout || cfg.Self != "pulld" ||
+		cfg.RetryMin != pulld.DefaultRetryMin || cfg.RetryMax != pulld.DefaultRetryMax {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	if cfg.Server == "" || strings.Contains(cfg.Server, ".") {
@@ -62,6 +65,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		{"no bucket", []string{"-server", "web-1", "-once"}, "-bucket is required"},
 		{"bad server", []string{"-bucket", "mem://", "-server", "Web_1", "-once"}, "-server"},
 		{"bad duration", []string{"-bucket", "mem://", "-poll", "soon"}, "invalid value"},
+		{"negative retry", []string{"-bucket", "mem://", "-server", "web-1", "-retry-min", "-1s"}, "-retry-min"},
 		{"bad nudge", []string{"-bucket", "mem://", "-server", "web-1", "-nudge", "smoke-signal"}, "-nudge"},
 		{"extra argument", []string{"-bucket", "mem://", "-server", "web-1", "now"}, "unexpected arguments"},
 		{"dry-run and terminate", []string{"-bucket", "mem://", "-server", "web-1", "-dry-run", "-terminate"}, "exclude"},

@@ -4,7 +4,8 @@
 //
 //	pulld -bucket URL [-server NAME] [-root DIR] [-once | -dry-run | -terminate]
 //	      [-poll D] [-heartbeat D] [-listen ADDR] [-nudge SRC]… [-keep N]
-//	      [-step-timeout D] [-grace D] [-verify-key FILE] [-host-info FILE]
+//	      [-step-timeout D] [-grace D] [-retry-min D] [-retry-max D]
+//	      [-verify-key FILE] [-host-info FILE]
 //	      [-self APP] [-log-level LEVEL]
 //
 // Exit status: 0 on a clean shutdown, a self-update, or (-once) when every
@@ -83,6 +84,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 	fs.IntVar(&cfg.Keep, "keep", pulld.DefaultKeep, "builds kept per env, for rollbacks")
 	fs.DurationVar(&cfg.StepTimeout, "step-timeout", pulld.DefaultStepTimeout, "timeout of one deploy script attempt")
 	fs.DurationVar(&cfg.Grace, "grace", pulld.DefaultGrace, "on SIGTERM, how long a running script may go on")
+	fs.DurationVar(&cfg.RetryMin, "retry-min", pulld.DefaultRetryMin, "first `delay` before retrying a failed env (doubling on each failure)")
+	fs.DurationVar(&cfg.RetryMax, "retry-max", pulld.DefaultRetryMax, "longest `delay` between retries of a failed env")
 	fs.StringVar(&cfg.VerifyKey, "verify-key", "", "minisign public key `file`: install only packages it signed")
 	fs.StringVar(&cfg.HostInfo, "host-info", pulld.DefaultHostInfo, "Teletraan host_info `file` (host, id, groups); missing is fine")
 	fs.StringVar(&cfg.Self, "self", pulld.DefaultSelf, "`app` name of pulld's own package: pulld exits after updating it")

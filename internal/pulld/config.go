@@ -99,7 +99,7 @@ func (c *Config) Validate() error {
 	setDuration(&c.Grace, DefaultGrace)
 	setDuration(&c.RetryMin, DefaultRetryMin)
 	setDuration(&c.RetryMax, DefaultRetryMax)
-	for name, d := range map[string]time.Duration{"-poll": c.Poll, "-heartbeat": c.Heartbeat, "-step-timeout": c.StepTimeout, "-grace": c.Grace} {
+	for name, d := range map[string]time.Duration{"-poll": c.Poll, "-heartbeat": c.Heartbeat, "-step-timeout": c.StepTimeout, "-grace": c.Grace, "-retry-min": c.RetryMin, "-retry-max": c.RetryMax} {
 		if d < 0 {
 			return bad("%s %v is negative", name, d)
 		}

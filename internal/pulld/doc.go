@@ -24,7 +24,7 @@
 //     installed envs and no manifest leaves them as they are and reports
 //     it. An explicit empty manifest stops every env.
 //   - A failed env is retried with exponential backoff (1 min doubling to
-//     1 h, ±20%) for as long as its manifest entry stays the same; any change
+//     1 h, ±20%; Config.RetryMin and RetryMax) for as long as its manifest entry stays the same; any change
 //     of that entry (package, config, policy, restart) is tried at once. To
 //     retry a failed push right away, change its restart value. Changes to
 //     other envs do not reset its backoff.
