@@ -42,3 +42,36 @@ func FuzzParseTemplate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseGCE checks that parseGCE never panics, that its errors are one
+// line naming the value, and that what it accepts is exactly PROJECT/ZONE
+// with nothing in either part that would change the meaning of a Compute
+// API path or query.
+func FuzzParseGCE(f *testing.F) {
+	for _, s := range []string{
+		"my-project/us-central1-a",
+		"example.com:my-project/europe-west4-b",
+		"my-project",
+		"a/b/c",
+		"my-project/us-central1-a?x",
+		"my-project/../x",
+		"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		g, err := parseGCE(s)
+		if err != nil {
+			if msg := err.Error(); !strings.HasPrefix(msg, "nudge: GCE ") || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q is not one line about the GCE value", msg)
+			}
+			return
+		}
+		if g.project+"/"+g.zone != s {
+			t.Fatalf("parseGCE(%q) = %+v, which does not make up the input", s, g)
+		}
+		if g.project == "" || g.zone == "" || strings.ContainsAny(g.project+g.zone, "/?#%{} \\") || strings.Contains(g.zone, ".") {
+			t.Fatalf("parseGCE(%q) accepted %+v", s, g)
+		}
+	})
+}

@@ -2,7 +2,7 @@
 // at their next poll (DESIGN.md section 6). release -deploy and pushui both
 // nudge the servers whose manifests they changed.
 //
-// Two forms are implemented, and a Nudger uses every one it is configured
+// Three forms are implemented, and a Nudger uses every one it is configured
 // with:
 //
 //   - pub/sub: one message per server on a gocloud.dev/pubsub topic, whose
@@ -13,10 +13,21 @@
 //     with the server name as a text/plain body. {server} is the only
 //     placeholder; it may appear anywhere, or not at all (a relay that reads
 //     the body).
-//
-// The third form of DESIGN.md section 6, GCE instance metadata (pushrev), is
-// not set from here: the Compute API is not reachable from where release and
-// pushui run. pulld can also watch GCE metadata set by your own tooling.
+//   - GCE: the instance metadata item pushrev of the GCE instance whose
+//     name is the server name, in the project and zone Config.GCE names
+//     (PROJECT/ZONE), is set to a fresh unique value through the Compute
+//     API (instances.get, then instances.setMetadata); pulld -nudge gce
+//     waits on it through the instance's metadata server. Every other
+//     metadata item is kept: the change is conditional on the metadata
+//     fingerprint just read, and is read and tried again when GCE answers
+//     412 because someone else changed the metadata meanwhile. The
+//     credentials are Application Default Credentials; their principal
+//     needs the IAM permissions compute.instances.get and
+//     compute.instances.setMetadata on the instances (both are in
+//     roles/compute.instanceAdmin.v1, or grant a custom role), and, for
+//     instances that run as a service account, iam.serviceAccounts.actAs on
+//     that account (roles/iam.serviceAccountUser). A server name that is
+//     not a valid instance name fails for that server only.
 //
 // Nudging is best-effort by design: pulld's conditional poll is the failsafe
 // that makes every host converge anyway. Nudge therefore never stops at the
@@ -41,15 +52,18 @@ import (
 	"gocloud.dev/pubsub"
 	_ "gocloud.dev/pubsub/mempubsub"  // mem:// topics
 	_ "gocloud.dev/pubsub/natspubsub" // nats:// topics
+	compute "google.golang.org/api/compute/v1"
 
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// Environment variables programs read as defaults for Config.Topic and
-// Config.URL, so that release and pushui are configured the same way.
+// Environment variables programs read as defaults for Config.Topic,
+// Config.URL and Config.GCE, so that release and pushui are configured the
+// same way.
 const (
 	EnvTopic = "PUSHPULL_NUDGE_TOPIC"
 	EnvURL   = "PUSHPULL_NUDGE_URL"
+	EnvGCE   = "PUSHPULL_NUDGE_GCE"
 )
 
 // DefaultTimeout bounds one nudge of one server when Config.Timeout is zero.
@@ -66,6 +80,15 @@ type Config struct {
 	// URL is an http:// or https:// URL template; {server} is replaced by
 	// the server name. Empty means no HTTP nudges.
 	URL string
+	// GCE is PROJECT/ZONE (such as my-project/us-central1-a): each server
+	// is the GCE instance of that name there, and is nudged by setting its
+	// instance metadata item pushrev. Empty means no GCE nudges.
+	GCE string
+	// GCEEndpoint is the base URL of the Compute API for the GCE form, such
+	// as a test server's. When it is set, requests go there without any
+	// credentials; empty means compute.googleapis.com with Application
+	// Default Credentials. It is meant for tests.
+	GCEEndpoint string
 	// Client makes the HTTP nudges; nil means http.DefaultClient.
 	Client *http.Client
 	// Timeout bounds each nudge of each server; zero means DefaultTimeout.
@@ -74,24 +97,28 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// FromEnv returns a Config whose Topic and URL come from the environment
-// variables EnvTopic and EnvURL.
+// FromEnv returns a Config whose Topic, URL and GCE come from the
+// environment variables EnvTopic, EnvURL and EnvGCE.
 func FromEnv() Config {
-	return Config{Topic: os.Getenv(EnvTopic), URL: os.Getenv(EnvURL)}
+	return Config{Topic: os.Getenv(EnvTopic), URL: os.Getenv(EnvURL), GCE: os.Getenv(EnvGCE)}
 }
 
 // Nudger sends nudges. It is safe for concurrent use; Close it when done.
 type Nudger struct {
-	topic   *pubsub.Topic // nil: no pub/sub
-	tmpl    template      // zero: no HTTP
+	topic   *pubsub.Topic    // nil: no pub/sub
+	tmpl    template         // zero: no HTTP
+	compute *compute.Service // nil: no GCE
+	gce     gceTarget
 	client  *http.Client
 	timeout time.Duration
 	log     *slog.Logger
 }
 
-// New checks cfg and opens its topic. It fails on a malformed URL template
-// or a topic that cannot be opened, so a misconfiguration is seen before
-// anything is changed; once New succeeded, failures are only per nudge.
+// New checks cfg, opens its topic and makes its Compute API client. It
+// fails on a malformed URL template, GCE value or GCE endpoint, a topic that
+// cannot be opened, or (for the GCE form) no Application Default
+// Credentials, so a misconfiguration is seen before anything is changed;
+// once New succeeded, failures are only per nudge.
 func New(ctx context.Context, cfg Config) (*Nudger, error) {
 	n := &Nudger{client: cfg.Client, timeout: cfg.Timeout, log: cfg.Logger}
 	if n.client == nil {
@@ -110,6 +137,17 @@ func New(ctx context.Context, cfg Config) (*Nudger, error) {
 		}
 		n.tmpl = t
 	}
+	if cfg.GCE != "" {
+		g, err := parseGCE(cfg.GCE)
+		if err != nil {
+			return nil, err
+		}
+		svc, err := newComputeService(ctx, cfg.GCEEndpoint)
+		if err != nil {
+			return nil, err
+		}
+		n.gce, n.compute = g, svc
+	}
 	if cfg.Topic != "" {
 		t, err := pubsub.OpenTopic(ctx, cfg.Topic)
 		if err != nil {
@@ -121,14 +159,15 @@ func New(ctx context.Context, cfg Config) (*Nudger, error) {
 }
 
 // Enabled reports whether n nudges anything at all.
-func (n *Nudger) Enabled() bool { return n.topic != nil || n.tmpl.raw != "" }
+func (n *Nudger) Enabled() bool { return n.topic != nil || n.tmpl.raw != "" || n.compute != nil }
 
 // Nudge nudges each server by every configured form, concurrently. It
 // returns once every nudge has succeeded, failed, or timed out. Each
 // failure is logged at Warn and the failures are returned joined, one per
 // server and form; a nil error means every nudge was delivered (to the
-// topic, or answered 2xx). An invalid server name is a failure for that
-// server only. Nudging the same server twice is harmless.
+// topic, answered 2xx, or the metadata change accepted by GCE). An invalid
+// server name is a failure for that server only. Nudging the same server
+// twice is harmless.
 func (n *Nudger) Nudge(ctx context.Context, servers ...string) error {
 	var (
 		mu   sync.Mutex
@@ -178,6 +217,9 @@ func (n *Nudger) forms() []form {
 	}
 	if n.tmpl.raw != "" {
 		fs = append(fs, form{"http", n.post})
+	}
+	if n.compute != nil {
+		fs = append(fs, form{"gce", n.setPushrev})
 	}
 	return fs
 }

@@ -283,7 +283,8 @@ func TestNewErrors(t *testing.T) {
 func TestFromEnv(t *testing.T) {
 	t.Setenv(EnvTopic, "mem://x")
 	t.Setenv(EnvURL, "http://{server}:8080/nudge")
-	if got := FromEnv(); got.Topic != "mem://x" || got.URL != "http://{server}:8080/nudge" {
+	t.Setenv(EnvGCE, "my-project/us-central1-a")
+	if got := FromEnv(); got.Topic != "mem://x" || got.URL != "http://{server}:8080/nudge" || got.GCE != "my-project/us-central1-a" {
 		t.Fatalf("FromEnv() = %+v", got)
 	}
 }

@@ -1,0 +1,179 @@
+package nudge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mathrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	compute "google.golang.org/api/compute/v1"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/option"
+)
+
+// PushrevKey is the instance metadata key the GCE form sets; pulld's
+// -nudge gce waits on instance/attributes/pushrev (internal/watch).
+const PushrevKey = "pushrev"
+
+// gceAttempts bounds the get + setMetadata rounds of one GCE nudge: each
+// round after the first follows a 412, someone else having changed the
+// instance's metadata between our get and our set.
+const gceAttempts = 5
+
+// gceTarget is a parsed Config.GCE: the project and zone of the instances.
+type gceTarget struct{ project, zone string }
+
+// project is a project ID (6 to 30 lowercase letters, digits and hyphens,
+// starting with a letter and not ending with a hyphen), optionally prefixed
+// by the domain of a legacy domain-scoped project ("example.com:my-proj").
+// zone is a zone name such as us-central1-a.
+var (
+	projectRE  = regexp.MustCompile(`^(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
+	zoneRE     = regexp.MustCompile(`^[a-z][a-z0-9-]{0,61}[a-z0-9]$`)
+	instanceRE = regexp.MustCompile(`^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// parseGCE parses a Config.GCE value, PROJECT/ZONE. The errors name the
+// value and say what is wrong with it, on one line.
+func parseGCE(s string) (gceTarget, error) {
+	bad := func(why string) (gceTarget, error) {
+		return gceTarget{}, fmt.Errorf("nudge: GCE %q: %s", s, why)
+	}
+	project, zone, ok := strings.Cut(s, "/")
+	switch {
+	case !ok || strings.Contains(zone, "/"):
+		return bad("want PROJECT/ZONE, such as my-project/us-central1-a")
+	case !projectRE.MatchString(project):
+		return bad(fmt.Sprintf("project %q is not a project ID (6-30 lowercase letters, digits and hyphens, starting with a letter)", project))
+	case !zoneRE.MatchString(zone):
+		return bad(fmt.Sprintf("zone %q is not a zone name such as us-central1-a", zone))
+	}
+	return gceTarget{project: project, zone: zone}, nil
+}
+
+// newComputeService opens the Compute API client for the GCE form: at
+// endpoint without authentication when endpoint is set (a test server),
+// else at compute.googleapis.com with Application Default Credentials.
+func newComputeService(ctx context.Context, endpoint string) (*compute.Service, error) {
+	if endpoint == "" {
+		s, err := compute.NewService(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("nudge: gce: %w", err)
+		}
+		return s, nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("nudge: GCE endpoint %q: want an http:// or https:// URL", endpoint)
+	}
+	if !strings.HasSuffix(endpoint, "/") {
+		// The client resolves paths relative to it: without the slash, its
+		// last element would be dropped.
+		endpoint += "/"
+	}
+	s, err := compute.NewService(ctx, option.WithEndpoint(endpoint), option.WithoutAuthentication())
+	if err != nil {
+		return nil, fmt.Errorf("nudge: gce: %w", err)
+	}
+	return s, nil
+}
+
+// newPushrev returns a fresh pushrev value: the time in nanoseconds and 16
+// random hex digits, so two nudges never set the same value, even from two
+// machines in the same nanosecond.
+func newPushrev(now time.Time) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return strconv.FormatInt(now.UnixNano(), 10) + "-" + hex.EncodeToString(b[:])
+}
+
+// setPushrev nudges server, a GCE instance in n.gce's project and zone, by
+// setting its metadata item pushrev to a fresh value and keeping every
+// other item. The change is conditional on the metadata fingerprint read
+// just before; when GCE answers 412 (someone changed the metadata
+// meanwhile) it reads and tries again, gceAttempts times in all. It
+// returns once GCE accepted the change, without waiting for the operation
+// to finish: the instance sees the value within seconds.
+func (n *Nudger) setPushrev(ctx context.Context, server string) error {
+	if !instanceRE.MatchString(server) {
+		return fmt.Errorf("nudge %s: gce: not a GCE instance name (1-63 lowercase letters, digits and hyphens, starting with a letter)", server)
+	}
+	value := newPushrev(time.Now())
+	var err error
+	for attempt := 1; attempt <= gceAttempts; attempt++ {
+		if attempt > 1 {
+			n.log.Debug("instance metadata changed meanwhile, trying again", "server", server, "attempt", attempt)
+			// A little jitter, so that two nudgers racing on one instance
+			// do not keep colliding.
+			d := time.Duration(attempt-1) * (20*time.Millisecond + mathrand.N(30*time.Millisecond))
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("nudge %s: gce: %w (after: %w)", server, ctx.Err(), err)
+			case <-time.After(d):
+			}
+		}
+		err = n.trySetPushrev(ctx, server, value)
+		if err == nil || !isStale(err) {
+			break
+		}
+	}
+	if err != nil {
+		if isStale(err) {
+			return fmt.Errorf("nudge %s: gce: metadata changed under us %d times: %w", server, gceAttempts, err)
+		}
+		return fmt.Errorf("nudge %s: gce: %w", server, err)
+	}
+	return nil
+}
+
+// trySetPushrev reads the instance's metadata and sets pushrev to value
+// under the fingerprint read.
+func (n *Nudger) trySetPushrev(ctx context.Context, server, value string) error {
+	inst, err := n.compute.Instances.Get(n.gce.project, n.gce.zone, server).Fields("metadata").Context(ctx).Do()
+	if err != nil {
+		return fmt.Errorf("get instance %s/%s/%s: %w", n.gce.project, n.gce.zone, server, err)
+	}
+	md := &compute.Metadata{}
+	if inst.Metadata != nil {
+		md.Fingerprint = inst.Metadata.Fingerprint
+		md.Items = inst.Metadata.Items
+	}
+	v := value
+	replaced := false
+	for i, it := range md.Items {
+		if it != nil && it.Key == PushrevKey {
+			md.Items[i] = &compute.MetadataItems{Key: PushrevKey, Value: &v}
+			replaced = true
+		}
+	}
+	if !replaced {
+		md.Items = append(md.Items, &compute.MetadataItems{Key: PushrevKey, Value: &v})
+	}
+	op, err := n.compute.Instances.SetMetadata(n.gce.project, n.gce.zone, server, md).Context(ctx).Do()
+	if err != nil {
+		return fmt.Errorf("set metadata: %w", err)
+	}
+	if op.Error != nil && len(op.Error.Errors) > 0 {
+		var msgs []string
+		for _, e := range op.Error.Errors {
+			msgs = append(msgs, e.Code+": "+e.Message)
+		}
+		return fmt.Errorf("set metadata: operation %s failed: %s", op.Name, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// isStale reports whether err is GCE's 412: the fingerprint sent is not
+// the current one.
+func isStale(err error) bool {
+	var gerr *googleapi.Error
+	return errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed
+}
