@@ -3,7 +3,8 @@
 //
 //	pushui -bucket URL -config FILE [-addr 127.0.0.1:8000]
 //	       [-auth-header H | -htpasswd FILE] [-admins a,b]
-//	       [-nudge-topic URL] [-nudge-url TEMPLATE] [-refresh D]
+//	       [-nudge-topic URL] [-nudge-url TEMPLATE] [-nudge-gce PROJECT/ZONE]
+//	       [-refresh D]
 //
 // It listens on loopback unless authentication is configured. See package
 // github.com/pushpull/pushpull/internal/pushui for the routes.
@@ -44,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&admins, "admins", "", "comma-separated `users` who may change manifests; others may only look")
 	fs.StringVar(&cfg.NudgeTopic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge servers on (default $"+nudge.EnvTopic+")")
 	fs.StringVar(&cfg.NudgeURL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
+	fs.StringVar(&cfg.NudgeGCE, "nudge-gce", env.GCE, "nudge servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
 	fs.DurationVar(&cfg.Refresh, "refresh", time.Minute, "list the bucket again in the background this often (0: only on the refresh button)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -5,6 +5,7 @@
 //	release -bucket URL -app NAME [-dir DIR] [-note T] [-commit SHA]
 //	        [-branch B] [-repo R] [-format tar.zst|tar.gz] [-sign-key FILE]
 //	        [-deploy SERVER,…] [-nudge-topic URL] [-nudge-url TEMPLATE]
+//	        [-nudge-gce PROJECT/ZONE]
 //	release -list -bucket URL -app NAME
 //
 // The package name is the last line on stdout. Progress goes to stderr when
@@ -99,6 +100,7 @@ Packages DIR into the bucket and prints the package name as the last line.
 	fs.StringVar(&deploy, "deploy", "", "comma-separated `servers` to point at the new package")
 	fs.StringVar(&cfg.Nudge.Topic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge deployed servers on (default $"+nudge.EnvTopic+")")
 	fs.StringVar(&cfg.Nudge.URL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
+	fs.StringVar(&cfg.Nudge.GCE, "nudge-gce", env.GCE, "nudge deployed servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
 	fs.BoolVar(&cfg.List, "list", false, "list the app's packages, newest first, instead of releasing")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

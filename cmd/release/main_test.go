@@ -175,6 +175,7 @@ func runTranscript(t *testing.T, file string) {
 	t.Setenv("PUSHPULL_SIGN_PASSWORD", "")
 	t.Setenv("PUSHPULL_NUDGE_TOPIC", "")
 	t.Setenv("PUSHPULL_NUDGE_URL", "")
+	t.Setenv("PUSHPULL_NUDGE_GCE", "")
 	userName := ""
 	if u, err := user.Current(); err == nil {
 		userName = u.Username

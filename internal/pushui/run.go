@@ -28,6 +28,7 @@ type Config struct {
 	Admins       []string      // users who may change manifests
 	NudgeTopic   string        // gocloud.dev/pubsub topic URL for nudges
 	NudgeURL     string        // HTTP nudge URL template ({server})
+	NudgeGCE     string        // PROJECT/ZONE of the GCE instances nudged by metadata (instance name = server name)
 	Refresh      time.Duration // background re-listing interval; 0 = only on demand
 	Logger       *slog.Logger  // required
 }
@@ -119,7 +120,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer store.Close()
 	opts.Store = store
 
-	nudger, err := nudge.New(ctx, nudge.Config{Topic: cfg.NudgeTopic, URL: cfg.NudgeURL, Logger: log})
+	nudger, err := nudge.New(ctx, nudge.Config{Topic: cfg.NudgeTopic, URL: cfg.NudgeURL, GCE: cfg.NudgeGCE, Logger: log})
 	if err != nil {
 		return fmt.Errorf("pushui: %w", err)
 	}

@@ -55,7 +55,9 @@ type Config struct {
 
 	// Deploy lists servers whose manifests are pointed at the package.
 	Deploy []string
-	// Nudge says how the deployed servers are nudged.
+	// Nudge says how the deployed servers are nudged: by pub/sub, HTTP or
+	// GCE instance metadata, every form it configures (see package nudge).
+	// It is only opened, and checked, when Deploy names servers.
 	Nudge nudge.Config
 
 	// User and Host are recorded in the metadata; "" means the current

@@ -3,6 +3,7 @@ package release
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pushpull/pushpull/internal/computetest"
+	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -120,4 +123,69 @@ func TestDeploy(t *testing.T) {
 	if len(nudged) != before {
 		t.Errorf("unchanged deploy nudged %v", nudged[before:])
 	}
+}
+
+// TestDeployNudgeGCE checks -deploy with the GCE form of nudges: the
+// instance of every server whose manifest changed gets a new pushrev, its
+// other metadata items kept; a server whose manifest did not change, and an
+// instance of a server not deployed to, are left alone. A server with no
+// instance fails its nudge, which release only logs.
+func TestDeployNudgeGCE(t *testing.T) {
+	cs := computetest.Start(t)
+	inst := func(name string) computetest.Instance {
+		return computetest.Instance{Project: "my-project", Zone: "us-central1-a", Name: name}
+	}
+	for _, s := range []string{"web-1", "web-2", "web-3"} {
+		cs.Add(inst(s), map[string]string{"startup-script": "true", nudge.PushrevKey: "before"})
+	}
+	bucket := "file://" + t.TempDir()
+	var logs strings.Builder
+	cfg := testConfig(bucket, "hello", appTree(t))
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.Deploy = []string{"web-1", "web-2", "web-9"}
+	cfg.Nudge = nudge.Config{GCE: "my-project/us-central1-a", GCEEndpoint: cs.Endpoint}
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v (a failed nudge must not fail the release)", err)
+	}
+	if !slices.Equal(res.Deployed, []string{"web-1", "web-2", "web-9"}) {
+		t.Fatalf("Deployed = %v", res.Deployed)
+	}
+	revs := map[string]string{}
+	for _, s := range []string{"web-1", "web-2", "web-3"} {
+		items, _ := cs.Items(inst(s))
+		revs[s] = items[nudge.PushrevKey]
+		if items["startup-script"] != "true" {
+			t.Errorf("%s: items %q, startup-script not kept", s, items)
+		}
+	}
+	if revs["web-1"] == "before" || revs["web-2"] == "before" || revs["web-1"] == revs["web-2"] {
+		t.Errorf("pushrev of the deployed servers %q, want a new value each", revs)
+	}
+	if revs["web-3"] != "before" {
+		t.Errorf("web-3 was not deployed to but its pushrev is %q", revs["web-3"])
+	}
+	if !strings.Contains(logs.String(), "nudge failed") || !strings.Contains(logs.String(), "server=web-9") {
+		t.Errorf("the failed nudge of web-9 is not logged:\n%s", logs.String())
+	}
+
+	// The same package again changes no manifest and nudges no one.
+	cfg.Deploy = []string{"web-1"}
+	if _, err := deploy(t.Context(), openStore(t, bucket), &cfg, &prepared{meta: res.Meta, nudger: mustNudger(t, &cfg)}, res.Name); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := cs.Items(inst("web-1")); items[nudge.PushrevKey] != revs["web-1"] {
+		t.Errorf("an unchanged manifest was nudged: pushrev %q, was %q", items[nudge.PushrevKey], revs["web-1"])
+	}
+}
+
+// mustNudger opens the nudger cfg describes.
+func mustNudger(t *testing.T, cfg *Config) *nudge.Nudger {
+	t.Helper()
+	n, err := newNudger(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close(t.Context()) })
+	return n
 }

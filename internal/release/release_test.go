@@ -462,6 +462,7 @@ func TestUsageErrors(t *testing.T) {
 		{"dir is a file", func(c *Config) { c.Dir = filepath.Join(dir, "etc/hello.conf") }, "not a directory"},
 		{"missing key", func(c *Config) { c.SignKey = filepath.Join(dir, "nope.key") }, "-sign-key"},
 		{"bad nudge", func(c *Config) { c.Deploy = []string{"web-1"}; c.Nudge.URL = "ftp://{server}/" }, "nudge"},
+		{"bad nudge gce", func(c *Config) { c.Deploy = []string{"web-1"}; c.Nudge.GCE = "us-central1-a" }, `nudge: GCE "us-central1-a"`},
 		{"list with deploy", func(c *Config) { c.List = true; c.Deploy = []string{"web-1"} }, "-list takes only"},
 	}
 	for _, tt := range tests {
