@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
 )
@@ -127,8 +128,8 @@ func BenchmarkInstall(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	name := pkgName(b, "big", 1, manifest.FormatZstd)
-	pw, err := store.NewPackageWriter(ctx, name, meta(name))
+	name := deploytest.Name(b, "big", 1, manifest.FormatZstd)
+	pw, err := store.NewPackageWriter(ctx, name, deploytest.Meta(name))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -236,10 +237,8 @@ func BenchmarkRollback(b *testing.B) {
 		}
 		return m
 	}
-	v1 := pkgName(b, "hello", 1, manifest.FormatZstd)
-	v2 := pkgName(b, "hello", 2, manifest.FormatZstd)
-	release(b, store, v1, pack(b, manifest.FormatZstd, archive(files("v1"))))
-	release(b, store, v2, pack(b, manifest.FormatZstd, archive(files("v2"))))
+	v1 := deploytest.Build(b, store, "hello", 1, files("v1"))
+	v2 := deploytest.Build(b, store, "hello", 2, files("v2"))
 	eng, err := pkginstall.Open(b.TempDir(), pkginstall.Config{Store: store, Server: "bench"})
 	if err != nil {
 		b.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
 )
@@ -105,8 +106,7 @@ func TestChaos(t *testing.T) {
 		if seq == 3 {
 			files["teletraan/FAIL_POST_RESTART"] = ""
 		}
-		name := pkgName(t, "hello", seq, manifest.FormatZstd)
-		release(t, store, name, pack(t, manifest.FormatZstd, archive(files)))
+		name := deploytest.Build(t, store, "hello", seq, files)
 		contents[name.ID()] = files
 		names = append(names, name.String())
 	}

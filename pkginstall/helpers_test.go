@@ -1,27 +1,20 @@
 package pkginstall_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"gocloud.dev/blob"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
 )
@@ -57,132 +50,15 @@ func app(version string, extra ...string) map[string]string {
 	return files
 }
 
-// entryT is one tar entry of a test archive.
-type entryT struct {
-	hdr  tar.Header
-	body []byte
-}
-
-// archive returns files as tar entries, directories first, sorted. Files
-// under teletraan/ that are not templates or FAIL_ markers, and files
-// starting with #!, are executable.
-func archive(files map[string]string) []entryT {
-	paths := slices.Sorted(func(yield func(string) bool) {
-		for p := range files {
-			if !yield(p) {
-				return
-			}
-		}
-	})
-	dirs := map[string]bool{}
-	for _, p := range paths {
-		for d := filepath.Dir(p); d != "."; d = filepath.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	var out []entryT
-	mtime := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
-	for _, d := range slices.Sorted(func(yield func(string) bool) {
-		for d := range dirs {
-			if !yield(d) {
-				return
-			}
-		}
-	}) {
-		out = append(out, entryT{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime}})
-	}
-	for _, p := range paths {
-		mode := int64(0o644)
-		base := filepath.Base(p)
-		if strings.HasPrefix(p, "teletraan/") && !strings.HasSuffix(p, ".tmpl") && !strings.HasPrefix(base, "FAIL_") || strings.HasPrefix(files[p], "#!") {
-			mode = 0o755
-		}
-		out = append(out, entryT{hdr: tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: mode, Size: int64(len(files[p])), ModTime: mtime}, body: []byte(files[p])})
-	}
-	return out
-}
-
-// pack writes entries as a compressed tar.
-func pack(t testing.TB, format manifest.Format, entries []entryT) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	var zw io.WriteCloser
-	var err error
-	if format == manifest.FormatGzip {
-		zw = gzip.NewWriter(&buf)
-	} else if zw, err = zstd.NewWriter(&buf); err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		h := e.hdr
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		if len(e.body) > 0 {
-			if _, err := tw.Write(e.body); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// pkgName returns the name of app's package number seq.
-func pkgName(t testing.TB, app string, seq int, format manifest.Format) manifest.PackageName {
-	t.Helper()
-	built := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).Add(time.Duration(seq) * time.Minute)
-	name, err := manifest.NewPackageName(app, built, fmt.Sprintf("%012x", 0xabc000000000+seq), false, format)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
-
-func meta(name manifest.PackageName) manifest.PackageMeta {
-	return manifest.PackageMeta{
-		App: name.App, Commit: name.Commit + "0000", Branch: "main", Repo: "https://example.com/" + name.App,
-		Built: name.Built, User: "test", Host: "test", Format: name.Format,
-	}
-}
-
-// release writes data as package name through a PackageWriter (which
-// computes and seals the sha256).
-func release(t testing.TB, store *blobstore.Store, name manifest.PackageName, data []byte) {
-	t.Helper()
-	pw, err := store.NewPackageWriter(t.Context(), name, meta(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pw.Write(data); err != nil {
-		pw.Abort()
-		t.Fatal(err)
-	}
-	if err := pw.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // putRaw writes data as package name with metadata whose sha256 is sum,
 // bypassing the PackageWriter, to store a package that lies.
 func putRaw(t testing.TB, store *blobstore.Store, name manifest.PackageName, data []byte, sum string) {
 	t.Helper()
-	m := meta(name)
+	m := deploytest.Meta(name)
 	m.SHA256 = sum
 	if err := store.Bucket().WriteAll(t.Context(), blobstore.PackageKey(name), data, &blob.WriterOptions{Metadata: m.Map()}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func sha(data []byte) string {
-	s := sha256.Sum256(data)
-	return hex.EncodeToString(s[:])
 }
 
 // fixture is one engine on a fresh root and mem:// bucket, with a record
@@ -244,12 +120,10 @@ func (f *fixture) reopen() {
 	f.open()
 }
 
-// release packs files and releases them as app's package seq.
+// release builds files as app's package seq (see deploytest.Build).
 func (f *fixture) release(appName string, seq int, files map[string]string) manifest.PackageName {
 	f.t.Helper()
-	name := pkgName(f.t, appName, seq, manifest.FormatZstd)
-	release(f.t, f.store, name, pack(f.t, manifest.FormatZstd, archive(files)))
-	return name
+	return deploytest.Build(f.t, f.store, appName, seq, files)
 }
 
 // entry returns an entry for p whose scripts record to f.rec.

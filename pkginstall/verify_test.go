@@ -15,7 +15,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/internal/testserver"
 	"github.com/pushpull/pushpull/internal/unpack"
@@ -54,15 +54,16 @@ func TestTampered(t *testing.T) {
 	v1 := f.release("hello", 1, app("v1"))
 	f.mustApply(f.entry(v1))
 
-	data := pack(t, manifest.FormatZstd, archive(app("v2")))
-	sum := sha(data)
+	data := deploytest.Pack(t, manifest.FormatZstd, deploytest.Entries(app("v2")))
+	sum := deploytest.SHA256(data)
+	other := deploytest.Pack(t, manifest.FormatZstd, deploytest.Entries(app("v2-evil")))
 	for i, tamper := range []func([]byte) []byte{
-		func(b []byte) []byte { b[len(b)/2] ^= 0x55; return b },                                // a flipped byte
-		func(b []byte) []byte { return append(b, "trailing"...) },                              // bytes appended after the archive
-		func(b []byte) []byte { return b[:len(b)-3] },                                          // truncated
-		func(b []byte) []byte { return pack(t, manifest.FormatZstd, archive(app("v2-evil"))) }, // another archive
+		func(b []byte) []byte { b[len(b)/2] ^= 0x55; return b },   // a flipped byte
+		func(b []byte) []byte { return append(b, "trailing"...) }, // bytes appended after the archive
+		func(b []byte) []byte { return b[:len(b)-3] },             // truncated
+		func([]byte) []byte { return other },                      // another archive
 	} {
-		bad := pkgName(t, "hello", 10+i, manifest.FormatZstd)
+		bad := deploytest.Name(t, "hello", 10+i, manifest.FormatZstd)
 		putRaw(t, f.store, bad, tamper(bytes.Clone(data)), sum)
 		refused(t, f, v1, bad, pkginstall.ErrChecksum)
 	}
@@ -83,12 +84,12 @@ func TestSignatures(t *testing.T) {
 	sign := func(key minisign.PrivateKey, data []byte, name manifest.PackageName) []byte {
 		h := signing.NewHasher()
 		h.Write(data)
-		return h.Sign(key, name.String(), sha(data))
+		return h.Sign(key, name.String(), deploytest.SHA256(data))
 	}
 	put := func(seq int, version string) (manifest.PackageName, []byte) {
-		name := pkgName(t, "hello", seq, manifest.FormatZstd)
-		data := pack(t, manifest.FormatZstd, archive(app(version)))
-		release(t, f.store, name, data)
+		name := deploytest.Name(t, "hello", seq, manifest.FormatZstd)
+		data := deploytest.Pack(t, manifest.FormatZstd, deploytest.Entries(app(version)))
+		deploytest.Release(t, f.store, name, data)
 		return name, data
 	}
 	v1, d1 := put(1, "v1")
@@ -116,8 +117,8 @@ func TestSignatures(t *testing.T) {
 
 	// The same bytes as v1 under another name, with v1's signature: the
 	// trusted comment names v1.
-	renamed := pkgName(t, "hello", 5, manifest.FormatZstd)
-	release(t, f.store, renamed, d1)
+	renamed := deploytest.Name(t, "hello", 5, manifest.FormatZstd)
+	deploytest.Release(t, f.store, renamed, d1)
 	if err := f.store.WriteSignature(t.Context(), renamed, sign(priv, d1, v1)); err != nil {
 		t.Fatal(err)
 	}
@@ -134,35 +135,35 @@ func TestSignatures(t *testing.T) {
 // build, devices and bombs are refused, with nothing written outside the
 // temporary directory and current unchanged.
 func TestHostileArchives(t *testing.T) {
-	base := archive(app("evil"))
-	reg := func(name, body string) entryT {
-		return entryT{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body))}, body: []byte(body)}
+	base := deploytest.Entries(app("evil"))
+	reg := func(name, body string) deploytest.Entry {
+		return deploytest.Entry{Header: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body))}, Body: []byte(body)}
 	}
 	cases := []struct {
 		name    string
-		entries []entryT
+		entries []deploytest.Entry
 		want    error
 	}{
-		{"dot-dot", []entryT{reg("../evil", "x")}, unpack.ErrUnsafe},
-		{"deep dot-dot", []entryT{reg("teletraan/../../../../evil", "x")}, unpack.ErrUnsafe},
-		{"absolute", []entryT{reg("/tmp/pkginstall-evil-abs", "x")}, unpack.ErrUnsafe},
-		{"symlink to / then through it", []entryT{
-			{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "root", Linkname: "/"}},
+		{"dot-dot", []deploytest.Entry{reg("../evil", "x")}, unpack.ErrUnsafe},
+		{"deep dot-dot", []deploytest.Entry{reg("teletraan/../../../../evil", "x")}, unpack.ErrUnsafe},
+		{"absolute", []deploytest.Entry{reg("/tmp/pkginstall-evil-abs", "x")}, unpack.ErrUnsafe},
+		{"symlink to / then through it", []deploytest.Entry{
+			{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "root", Linkname: "/"}},
 			reg("root/tmp/pkginstall-evil-link", "x"),
 		}, unpack.ErrUnsafe},
-		{"relative symlink out", []entryT{
-			{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "up", Linkname: "../../.."}},
+		{"relative symlink out", []deploytest.Entry{
+			{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "up", Linkname: "../../.."}},
 			reg("up/evil", "x"),
 		}, unpack.ErrUnsafe},
-		{"hard link to /etc/passwd", []entryT{
-			{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "passwd", Linkname: "/etc/passwd"}},
+		{"hard link to /etc/passwd", []deploytest.Entry{
+			{Header: tar.Header{Typeflag: tar.TypeLink, Name: "passwd", Linkname: "/etc/passwd"}},
 		}, unpack.ErrUnsafe},
-		{"device", []entryT{
-			{hdr: tar.Header{Typeflag: tar.TypeChar, Name: "null", Mode: 0o666, Devmajor: 1, Devminor: 3}},
+		{"device", []deploytest.Entry{
+			{Header: tar.Header{Typeflag: tar.TypeChar, Name: "null", Mode: 0o666, Devmajor: 1, Devminor: 3}},
 		}, unpack.ErrUnsafe},
-		{"fifo", []entryT{{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "fifo", Mode: 0o666}}}, unpack.ErrUnsafe},
-		{"bomb", []entryT{
-			{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "zeros", Mode: 0o644, Size: 64 << 20}, body: make([]byte, 64<<20)},
+		{"fifo", []deploytest.Entry{{Header: tar.Header{Typeflag: tar.TypeFifo, Name: "fifo", Mode: 0o666}}}, unpack.ErrUnsafe},
+		{"bomb", []deploytest.Entry{
+			{Header: tar.Header{Typeflag: tar.TypeReg, Name: "zeros", Mode: 0o644, Size: 64 << 20}, Body: make([]byte, 64<<20)},
 		}, unpack.ErrTooLarge},
 	}
 	for _, tc := range cases {
@@ -172,8 +173,8 @@ func TestHostileArchives(t *testing.T) {
 			f.mustApply(f.entry(v1))
 			outside := filepath.Join(f.root, "envs", "hello")
 			before := tree(t, f.root)
-			bad := pkgName(t, "hello", 2, manifest.FormatZstd)
-			release(t, f.store, bad, pack(t, manifest.FormatZstd, append(slices.Clone(base), tc.entries...)))
+			bad := deploytest.Name(t, "hello", 2, manifest.FormatZstd)
+			deploytest.Release(t, f.store, bad, deploytest.Pack(t, manifest.FormatZstd, append(slices.Clone(base), tc.entries...)))
 			refused(t, f, v1, bad, tc.want)
 			after := tree(t, f.root)
 			for p := range after {
@@ -209,8 +210,8 @@ func tree(t *testing.T, root string) map[string]bool {
 // TestGzip checks that tar.gz packages install like tar.zst ones.
 func TestGzip(t *testing.T) {
 	f := newFixture(t)
-	name := pkgName(t, "hello", 1, manifest.FormatGzip)
-	release(t, f.store, name, pack(t, manifest.FormatGzip, archive(app("gz"))))
+	name := deploytest.Name(t, "hello", 1, manifest.FormatGzip)
+	deploytest.Release(t, f.store, name, deploytest.Pack(t, manifest.FormatGzip, deploytest.Entries(app("gz"))))
 	f.mustApply(f.entry(name))
 	if got := f.file("hello", "version.txt"); got != "gz\n" {
 		t.Fatalf("version.txt = %q", got)
@@ -223,7 +224,7 @@ func TestMissingPackage(t *testing.T) {
 	f := newFixture(t)
 	v1 := f.release("hello", 1, app("v1"))
 	f.mustApply(f.entry(v1))
-	missing := pkgName(t, "hello", 2, manifest.FormatZstd)
+	missing := deploytest.Name(t, "hello", 2, manifest.FormatZstd)
 	r := f.apply(f.entry(missing))
 	if r.Err == nil || !strings.Contains(r.Err.Error(), "not found") || r.Serving != v1.String() || f.current("hello") != v1.ID() {
 		t.Fatalf("result %+v", r)
@@ -240,7 +241,7 @@ func TestTransientBucketErrors(t *testing.T) {
 	s3 := testserver.StartS3(t)
 	s3.Setenv(t)
 	direct := s3.Bucket(t, "")
-	px := pulldtest.StartProxy(t, s3.Endpoint)
+	px := deploytest.StartProxy(t, s3.Endpoint)
 	ctx := t.Context()
 	viaProxy, err := blobstore.Open(ctx, strings.Replace(direct, s3.Endpoint, px.URL, 1))
 	if err != nil {
@@ -251,8 +252,8 @@ func TestTransientBucketErrors(t *testing.T) {
 		c.Store = viaProxy
 		c.Backoff = 300 * time.Millisecond
 	})
-	v1 := pkgName(t, "hello", 1, manifest.FormatZstd)
-	release(t, viaProxy, v1, pack(t, manifest.FormatZstd, archive(app("v1"))))
+	v1 := deploytest.Name(t, "hello", 1, manifest.FormatZstd)
+	deploytest.Release(t, viaProxy, v1, deploytest.Pack(t, manifest.FormatZstd, deploytest.Entries(app("v1"))))
 
 	// 500s until the engine says it will try again, then a healthy server.
 	px.Fail(true)

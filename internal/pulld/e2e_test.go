@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/pulld"
 	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
 	"github.com/pushpull/pushpull/internal/testserver"
@@ -148,8 +149,8 @@ func (b *syncBuffer) String() string {
 // GET /status. The file watch is the only nudge.
 func TestEndToEnd(t *testing.T) {
 	h := newHarness(t, "file://"+t.TempDir())
-	v1 := pulldtest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
-	v2 := pulldtest.Build(t, h.store, "hello", 2, pulldtest.StepsApp("v2"))
+	v1 := deploytest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
+	v2 := deploytest.Build(t, h.store, "hello", 2, pulldtest.StepsApp("v2"))
 	h.start("file")
 	root := h.cfg.Root
 
@@ -215,8 +216,8 @@ func TestEndToEnd(t *testing.T) {
 // reason and touches nothing, and that fixing it resumes work.
 func TestInvalidManifest(t *testing.T) {
 	h := newHarness(t, "file://"+t.TempDir())
-	v1 := pulldtest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
-	v2 := pulldtest.Build(t, h.store, "hello", 2, pulldtest.StepsApp("v2"))
+	v1 := deploytest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
+	v2 := deploytest.Build(t, h.store, "hello", 2, pulldtest.StepsApp("v2"))
 	h.start("file")
 	pulldtest.SetManifest(t, h.store, "web-1", h.entry(v1))
 	h.waitEnv("hello", manifest.StateServing, v1.String())
@@ -264,7 +265,7 @@ func mustVersion(t testing.TB, s *blobstore.Store, key string) string {
 // alone, and succeeds once the package appears.
 func TestMissingPackage(t *testing.T) {
 	h := newHarness(t, "file://"+t.TempDir())
-	v1 := pulldtest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
+	v1 := deploytest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
 	h.start("file")
 	pulldtest.SetManifest(t, h.store, "web-1", h.entry(v1))
 	h.waitEnv("hello", manifest.StateServing, v1.String())
@@ -295,7 +296,7 @@ func TestMissingPackage(t *testing.T) {
 		}
 	}
 
-	v2 := pulldtest.Build(t, h.store, "hello", 2, pulldtest.StepsApp("v2"))
+	v2 := deploytest.Build(t, h.store, "hello", 2, pulldtest.StepsApp("v2"))
 	if v2 != v2name {
 		t.Fatalf("built %s, want %s", v2, v2name)
 	}
@@ -309,10 +310,10 @@ func TestBucketFaults(t *testing.T) {
 	s3 := testserver.StartS3(t)
 	s3.Setenv(t)
 	direct := s3.Bucket(t, "")
-	px := pulldtest.StartProxy(t, s3.Endpoint)
+	px := deploytest.StartProxy(t, s3.Endpoint)
 	h := newHarness(t, strings.Replace(direct, s3.Endpoint, px.URL, 1))
-	v1 := pulldtest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
-	v2 := pulldtest.Build(t, h.store, "hello", 2, pulldtest.StepsApp("v2"))
+	v1 := deploytest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
+	v2 := deploytest.Build(t, h.store, "hello", 2, pulldtest.StepsApp("v2"))
 	h.start("http")
 	pulldtest.SetManifest(t, h.store, "web-1", h.entry(v1))
 	h.client.Nudge(t)

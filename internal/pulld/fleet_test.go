@@ -21,6 +21,7 @@ import (
 	_ "gocloud.dev/pubsub/mempubsub"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/pulld"
 	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
 	"github.com/pushpull/pushpull/internal/testserver"
@@ -71,7 +72,7 @@ type fleetOptions struct {
 type fleet struct {
 	t        testing.TB
 	opts     fleetOptions
-	px       *pulldtest.Proxy
+	px       *deploytest.Proxy
 	store    *blobstore.Store // the pusher's, straight to the server
 	hostURL  string           // the hosts' bucket URL, through px
 	topicURL string
@@ -92,7 +93,7 @@ type fleetHost struct {
 func newFleet(t testing.TB, s3 *testserver.S3, opts fleetOptions) *fleet {
 	t.Helper()
 	direct := s3.Bucket(t, "")
-	px := pulldtest.StartProxy(t, s3.Endpoint)
+	px := deploytest.StartProxy(t, s3.Endpoint)
 	store, err := blobstore.Open(t.Context(), direct)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +138,7 @@ func newFleet(t testing.TB, s3 *testserver.S3, opts fleetOptions) *fleet {
 func (f *fleet) release() manifest.PackageName {
 	f.t.Helper()
 	f.seq++
-	return pulldtest.Build(f.t, f.store, fleetApp, f.seq, pulldtest.FleetApp("v"+strconv.Itoa(f.seq)))
+	return deploytest.Build(f.t, f.store, fleetApp, f.seq, pulldtest.FleetApp("v"+strconv.Itoa(f.seq)))
 }
 
 // start runs every host's pulld; they are stopped (as by SIGTERM) and

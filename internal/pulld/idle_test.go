@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/pulld"
 	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
 	"github.com/pushpull/pushpull/internal/testserver"
@@ -16,7 +17,7 @@ import (
 // defaults, so that an hour of idling passes in time.Hour/scale.
 type idleRig struct {
 	h     *harness
-	px    *pulldtest.Proxy
+	px    *deploytest.Proxy
 	scale int
 }
 
@@ -25,11 +26,11 @@ func startIdle(t testing.TB, scale int) *idleRig {
 	s3 := testserver.StartS3(t)
 	s3.Setenv(t)
 	direct := s3.Bucket(t, "")
-	px := pulldtest.StartProxy(t, s3.Endpoint)
+	px := deploytest.StartProxy(t, s3.Endpoint)
 	h := newHarness(t, strings.Replace(direct, s3.Endpoint, px.URL, 1))
 	h.cfg.Poll = pulld.DefaultPoll / time.Duration(scale)
 	h.cfg.Heartbeat = pulld.DefaultHeartbeat / time.Duration(scale)
-	app := pulldtest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
+	app := deploytest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
 	pulldtest.SetManifest(t, h.store, "web-1", h.entry(app))
 	h.start("http")
 	h.waitEnv("hello", manifest.StateServing, app.String())
@@ -40,11 +41,11 @@ func startIdle(t testing.TB, scale int) *idleRig {
 
 // measure idles for d and returns the proxy's counts over that time and
 // the requests forwarded.
-func (r *idleRig) measure(d time.Duration) (pulldtest.Counts, []string) {
+func (r *idleRig) measure(d time.Duration) (deploytest.Counts, []string) {
 	before, logBefore := r.px.Counts(), len(r.px.Log())
 	time.Sleep(d)
 	after := r.px.Counts()
-	return pulldtest.Counts{
+	return deploytest.Counts{
 		Requests: after.Requests - before.Requests,
 		Failed:   after.Failed - before.Failed,
 		BytesIn:  after.BytesIn - before.BytesIn,
@@ -85,7 +86,7 @@ func TestIdleRequests(t *testing.T) {
 func BenchmarkIdleCost(b *testing.B) {
 	const scale = 3000
 	r := startIdle(b, scale)
-	var total pulldtest.Counts
+	var total deploytest.Counts
 	var elapsed time.Duration
 	for b.Loop() {
 		start := time.Now()

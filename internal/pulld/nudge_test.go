@@ -15,6 +15,7 @@ import (
 	"gocloud.dev/pubsub"
 	_ "gocloud.dev/pubsub/mempubsub"
 
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/metadatatest"
 	"github.com/pushpull/pushpull/internal/natstest"
 	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
@@ -215,7 +216,7 @@ func s3Harness(t testing.TB) *harness {
 func startRig(t testing.TB, h *harness, sources []string, nudge func(testing.TB)) *nudgeRig {
 	t.Helper()
 	r := &nudgeRig{h: h, fifo: newFIFO(t), nudge: nudge}
-	r.app = pulldtest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
+	r.app = deploytest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
 	h.start(sources...)
 	pulldtest.SetManifest(t, h.store, "web-1", r.entry("0"))
 	if nudge != nil {

@@ -1,25 +1,20 @@
 // Package pulldtest has what pulld's end-to-end tests and benchmarks share:
-// real packages with real Teletraan scripts written into a real bucket, and
-// an HTTP proxy in front of a bucket server that counts requests and bytes
-// and can be switched to answer 500.
+// apps whose real Teletraan scripts report what ran (StepsApp with its
+// StepLog, FleetApp), a client of a running pulld's HTTP API, helpers that
+// write manifests and wait for a status, and a Tracker that follows a
+// fleet of pulld instances through their logs. The packages themselves are
+// built with deploytest.Build, which pkginstall's tests share, and faults
+// are put between pulld and its bucket with deploytest.Proxy.
 package pulldtest
 
 import (
-	"archive/tar"
 	"bufio"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -57,80 +52,6 @@ func StepsApp(version string) map[string]string {
 		files["teletraan/"+s] = stepScript
 	}
 	return files
-}
-
-// Build writes a package of app into store, built at built from a commit
-// derived from seq, with files (path → content; scripts under teletraan/
-// are made executable), as tar.zst. It returns the package's name.
-func Build(t testing.TB, store *blobstore.Store, app string, seq int, files map[string]string) manifest.PackageName {
-	t.Helper()
-	built := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).Add(time.Duration(seq) * time.Minute)
-	commit := fmt.Sprintf("%012x", 0xabc000000000+seq)
-	name, err := manifest.NewPackageName(app, built, commit, false, manifest.FormatZstd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := store.NewPackageWriter(t.Context(), name, manifest.PackageMeta{
-		App: app, Commit: commit, Branch: "main", Repo: "https://example.com/" + app,
-		Built: built, User: "test", Host: "test", Note: "pulldtest",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := writeTarZst(pw, files); err != nil {
-		pw.Abort()
-		t.Fatal(err)
-	}
-	if err := pw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
-
-// writeTarZst writes files as a zstd-compressed tar to w, directories
-// first, in sorted order.
-func writeTarZst(w io.Writer, files map[string]string) error {
-	zw, err := zstd.NewWriter(w)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(zw)
-	paths := make([]string, 0, len(files))
-	dirs := map[string]bool{}
-	for p := range files {
-		paths = append(paths, p)
-		for d := filepath.Dir(p); d != "."; d = filepath.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	slices.Sort(paths)
-	var dirList []string
-	for d := range dirs {
-		dirList = append(dirList, d)
-	}
-	slices.Sort(dirList)
-	mtime := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
-	for _, d := range dirList {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime}); err != nil {
-			return err
-		}
-	}
-	for _, p := range paths {
-		mode := int64(0o644)
-		if strings.HasPrefix(p, "teletraan/") && !strings.HasSuffix(p, ".tmpl") || strings.HasPrefix(files[p], "#!") {
-			mode = 0o755
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: mode, Size: int64(len(files[p])), ModTime: mtime}); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(tw, files[p]); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return zw.Close()
 }
 
 // StepLog is the file StepsApp's scripts append to: one line per script

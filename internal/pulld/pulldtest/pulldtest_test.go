@@ -1,90 +1,69 @@
 package pulldtest_test
 
 import (
-	"archive/tar"
-	"errors"
-	"io"
+	"os"
 	"slices"
-	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
-	"github.com/pushpull/pushpull/internal/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
 
-func TestBuild(t *testing.T) {
-	store, err := blobstore.Open(t.Context(), "file://"+t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+// TestStepsApp checks that StepsApp's package holds the six scripts,
+// executable, and its version file, and that Expect spells the lines its
+// scripts log.
+func TestStepsApp(t *testing.T) {
+	modes := map[string]int64{}
+	for _, e := range deploytest.Entries(pulldtest.StepsApp("v1")) {
+		modes[e.Header.Name] = e.Header.Mode
 	}
-	defer store.Close()
-	p := pulldtest.Build(t, store, "hello", 1, pulldtest.StepsApp("v1"))
-	if p.String() != "hello/hello-20261122T100100Z-abc000000001.tar.zst" {
-		t.Errorf("name = %s", p)
-	}
-	r, info, err := store.OpenPackage(t.Context(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if info.Meta.App != "hello" || info.Meta.SHA256 == "" || info.Meta.Format != manifest.FormatZstd {
-		t.Errorf("meta = %+v", info.Meta)
-	}
-	zr, err := zstd.NewReader(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	got := map[string]int64{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	for _, s := range pulldtest.Steps {
+		if modes["teletraan/"+s] != 0o755 {
+			t.Errorf("teletraan/%s: mode %o, want 755", s, modes["teletraan/"+s])
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[h.Name] = h.Mode
 	}
-	if got["teletraan/"] != 0o755 || got["teletraan/RESTARTING"] != 0o755 || got["version.txt"] != 0o644 {
-		t.Errorf("entries = %v", got)
+	if modes["version.txt"] != 0o644 {
+		t.Errorf("version.txt: mode %o, want 644 (entries %v)", modes["version.txt"], modes)
 	}
-	if want := pulldtest.Expect(p, "DEPLOY", "RESTARTING"); !slices.Equal(want, []string{"RESTARTING DEPLOY " + p.File()}) {
-		t.Errorf("Expect = %q", want)
+	p := deploytest.Name(t, "hello", 1, manifest.FormatZstd)
+	if got, want := pulldtest.Expect(p, "DEPLOY", "PRE_RESTART", "RESTARTING"), []string{
+		"PRE_RESTART DEPLOY hello-20261122T100100Z-abc000000001.tar.zst",
+		"RESTARTING DEPLOY hello-20261122T100100Z-abc000000001.tar.zst",
+	}; !slices.Equal(got, want) {
+		t.Errorf("Expect = %q, want %q", got, want)
 	}
 }
 
-func TestProxy(t *testing.T) {
-	s3 := testserver.StartS3(t)
-	s3.Setenv(t)
-	url := s3.Bucket(t, "")
-	px := pulldtest.StartProxy(t, s3.Endpoint)
-	store, err := blobstore.Open(t.Context(), strings.Replace(url, s3.Endpoint, px.URL, 1))
-	if err != nil {
-		t.Fatal(err)
+// TestStepLog checks that Take returns each logged line once, in order.
+func TestStepLog(t *testing.T) {
+	l := pulldtest.NewStepLog(t)
+	if got := l.Take(t); len(got) != 0 {
+		t.Fatalf("Take before any line = %q", got)
 	}
-	defer store.Close()
-	if _, err := store.WriteManifest(t.Context(), "web-1", &manifest.Manifest{}, ""); err != nil {
-		t.Fatalf("write through the proxy: %v", err)
+	appendLine := func(s string) {
+		f, err := os.OpenFile(l.Path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(s + "\n"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	c := px.Counts()
-	if c.Requests == 0 || c.BytesIn == 0 || c.BytesOut == 0 || c.Failed != 0 {
-		t.Errorf("counts after a write = %+v", c)
+	appendLine("PRE_RESTART DEPLOY a")
+	appendLine("RESTARTING DEPLOY a")
+	if got, want := l.Take(t), []string{"PRE_RESTART DEPLOY a", "RESTARTING DEPLOY a"}; !slices.Equal(got, want) {
+		t.Errorf("first Take = %q, want %q", got, want)
 	}
-	px.Fail(true)
-	if _, _, err := store.ChangedManifest(t.Context(), "web-1", ""); err == nil || !blobstore.IsTransient(err) {
-		t.Errorf("read with 500s: %v, want a transient error", err)
+	appendLine("POST_RESTART DEPLOY a")
+	if got, want := l.Take(t), []string{"POST_RESTART DEPLOY a"}; !slices.Equal(got, want) {
+		t.Errorf("second Take = %q, want %q", got, want)
 	}
-	if px.Counts().Failed == 0 {
-		t.Error("no request was failed")
+	if got := l.Lines(t); len(got) != 3 {
+		t.Errorf("Lines = %q, want all three", got)
 	}
-	px.Fail(false)
-	if changed, _, err := store.ChangedManifest(t.Context(), "web-1", ""); err != nil || !changed {
-		t.Errorf("read after the fault cleared: %v %v", changed, err)
+	if got := l.Config(); got[pulldtest.StepsLogKey] != l.Path {
+		t.Errorf("Config = %v", got)
 	}
 }

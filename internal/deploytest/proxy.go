@@ -1,4 +1,4 @@
-package pulldtest
+package deploytest
 
 import (
 	"io"
@@ -53,7 +53,7 @@ func StartProxy(t testing.TB, target string) *Proxy {
 			io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/xml")
 			w.WriteHeader(http.StatusInternalServerError)
-			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected by pulldtest.Proxy</Message></Error>`)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected by deploytest.Proxy</Message></Error>`)
 			return
 		}
 		p.requests.Add(1)
