@@ -251,20 +251,20 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 				return
 			}
 		}
-		tmp := ""
+		var tmp *unpacked
 		if !e.kept(a.env, id) {
 			a.step(StepDownloading)
-			dir, rec, err := a.download(ctx, entry.Package)
+			u, rec, err := a.download(ctx, entry.Package)
 			if err != nil {
 				a.failEarly(err)
 				return
 			}
-			tmp, a.build = dir, rec
+			tmp, a.build = u, rec
 		}
 		if servingID != "" {
 			if err := a.script(ctx, StepPostDownload, servingID); err != nil {
-				if tmp != "" {
-					os.RemoveAll(tmp)
+				if tmp != nil {
+					removeAll(tmp.dir)
 				}
 				a.failEarly(err)
 				return
@@ -272,8 +272,8 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 		}
 		a.step(StepStaging)
 		if err := a.stage(tmp, id); err != nil {
-			if tmp != "" {
-				os.RemoveAll(tmp)
+			if tmp != nil {
+				removeAll(tmp.dir)
 			}
 			a.failEarly(err)
 			return
@@ -340,26 +340,31 @@ func (a *attempt) restart(ctx context.Context, entry manifest.Entry) {
 }
 
 // stage renders the templates of the new build (in tmp, or in the kept
-// build when tmp is "") and renames tmp to builds/{id} after recording it.
-// The caller switches current.
-func (a *attempt) stage(tmp, id string) error {
+// build when tmp is nil) and, for tmp, sets the modes the archive gives its
+// directories, then renames tmp to builds/{id} after recording it. Modes
+// come after rendering so that a directory the package makes read-only
+// can still receive its rendered files. The caller switches current.
+func (a *attempt) stage(tmp *unpacked, id string) error {
 	e, es := a.e, a.es
-	dir := tmp
-	if dir == "" {
-		dir = e.buildDir(a.env, id)
+	if tmp == nil {
+		if err := render.Tree(e.buildDir(a.env, id), a.config); err != nil {
+			return fmt.Errorf("pkginstall: render %s: %w", id, err)
+		}
+		return nil
 	}
-	if err := render.Tree(dir, a.config); err != nil {
+	if err := render.Tree(tmp.dir, a.config); err != nil {
 		return fmt.Errorf("pkginstall: render %s: %w", id, err)
 	}
-	if tmp != "" {
-		a.build.Installed = time.Now().UTC()
-		es.Builds[id] = a.build
-		if err := e.save(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, e.buildDir(a.env, id)); err != nil {
-			return fmt.Errorf("pkginstall: stage %s: %w", id, err)
-		}
+	if err := tmp.modes.Apply(); err != nil {
+		return fmt.Errorf("pkginstall: stage %s: %w", id, err)
+	}
+	a.build.Installed = time.Now().UTC()
+	es.Builds[id] = a.build
+	if err := e.save(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.dir, e.buildDir(a.env, id)); err != nil {
+		return fmt.Errorf("pkginstall: stage %s: %w", id, err)
 	}
 	return nil
 }
@@ -540,7 +545,7 @@ func (e *Engine) prune(env string) {
 		}
 		delete(es.Builds, id)
 		changed = true
-		if err := os.RemoveAll(tmp); err != nil {
+		if err := removeAll(tmp); err != nil {
 			e.log.Error("remove old build failed", "env", env, "build", id, "err", err)
 		}
 		e.log.Info("old build removed", "env", env, "build", id)

@@ -29,6 +29,7 @@
 //	          │ POST_DOWNLOAD    │ ◀── │                  │   │                  │
 //	          │                  │ ──▶ │ STAGING          │   │                  │
 //	          │                  │     │  render *.tmpl,  │   │                  │
+//	          │                  │     │  set dir modes,  │   │                  │
 //	          │                  │     │  rename to       │   │                  │
 //	          │                  │     │  builds/N,       │   │                  │
 //	          │                  │     │  current -> N    │ ─▶│ PRE_RESTART      │
@@ -110,11 +111,14 @@
 // # Crash safety
 //
 // A build is unpacked into builds/.tmp-{id}-*, verified against the object's
-// sha256 (and signature) while streaming, rendered, and only then renamed to
-// builds/{id}; current is switched with an atomic symlink rename; builds are
-// deleted by renaming them to a .tmp- name first. So after a crash at any
-// point current names a complete, verified build, state.json (replaced
-// atomically after every step) parses, and Open removes whatever .tmp- is
-// left. The next Apply of the same entry finishes or redoes the work:
+// sha256 (and signature) while streaming, rendered, given the directory
+// modes of the archive (after rendering, so that a directory the package
+// makes read-only still receives its rendered templates when pulld is not
+// root), and only then renamed to builds/{id}; current is switched with an
+// atomic symlink rename; builds are deleted by renaming them to a .tmp- name
+// first (read-only directories are made writable to delete them). So after
+// a crash at any point current names a complete, verified build, state.json
+// (replaced atomically after every step) parses, and Open removes whatever
+// .tmp- is left. The next Apply of the same entry finishes or redoes the work:
 // Plan looks at current on disk, not only at state.json.
 package pkginstall

@@ -57,25 +57,35 @@ type counter struct{ n *int64 }
 
 func (c counter) Write(p []byte) (int, error) { *c.n += int64(len(p)); return len(p), nil }
 
+// unpacked is a package downloaded, verified and unpacked into a temporary
+// directory under the env's builds/, not yet staged: its directories are
+// still owner-writable (mode 0700) so that templates can be rendered in
+// any of them, and modes holds the modes the archive gives them, which
+// stage sets after rendering.
+type unpacked struct {
+	dir   string
+	modes *unpack.DirModes
+}
+
 // download streams pkg from the bucket into a new temporary directory under
-// the env's builds/, verifying it, and returns that directory and the
+// the env's builds/, verifying it, and returns what it unpacked and the
 // build's record. Transient bucket errors are retried with backoff; on any
 // error the temporary directory is gone.
-func (a *attempt) download(ctx context.Context, pkg manifest.PackageName) (string, buildRecord, error) {
+func (a *attempt) download(ctx context.Context, pkg manifest.PackageName) (*unpacked, buildRecord, error) {
 	e := a.e
 	if e.cfg.Store == nil {
-		return "", buildRecord{}, fmt.Errorf("pkginstall: download %s: no bucket configured", pkg)
+		return nil, buildRecord{}, fmt.Errorf("pkginstall: download %s: no bucket configured", pkg)
 	}
 	if err := os.MkdirAll(e.buildsDir(a.env), 0o755); err != nil {
-		return "", buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
+		return nil, buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
 	}
 	var err error
 	for try := 1; ; try++ {
-		var dir string
+		var u *unpacked
 		var rec buildRecord
-		dir, rec, err = a.fetch(ctx, pkg)
+		u, rec, err = a.fetch(ctx, pkg)
 		if err == nil {
-			return dir, rec, nil
+			return u, rec, nil
 		}
 		if !transient(err) || try >= e.cfg.DownloadTries || ctx.Err() != nil {
 			break
@@ -87,46 +97,45 @@ func (a *attempt) download(ctx context.Context, pkg manifest.PackageName) (strin
 		case <-time.After(wait):
 		}
 	}
-	return "", buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
+	return nil, buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
 }
 
 // fetch is one try of download.
-func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (dir string, rec buildRecord, err error) {
+func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpacked, rec buildRecord, err error) {
 	e := a.e
 	info, err := e.cfg.Store.StatPackage(ctx, pkg)
 	if err != nil {
-		return "", rec, bucketError{err}
+		return nil, rec, bucketError{err}
 	}
 	if free, err := freeSpace(e.buildsDir(a.env)); err == nil && free < info.Size {
-		return "", rec, fmt.Errorf("%w: %d bytes free, package is %d bytes", ErrNoSpace, free, info.Size)
+		return nil, rec, fmt.Errorf("%w: %d bytes free, package is %d bytes", ErrNoSpace, free, info.Size)
 	}
 	var sig []byte
 	if e.cfg.VerifyKey != nil {
 		sig, err = e.cfg.Store.ReadSignature(ctx, pkg)
 		if errors.Is(err, blobstore.ErrNotFound) {
-			return "", rec, fmt.Errorf("%w: no %s beside it", ErrUnsigned, blobstore.SignatureSuffix)
+			return nil, rec, fmt.Errorf("%w: no %s beside it", ErrUnsigned, blobstore.SignatureSuffix)
 		}
 		if err != nil {
-			return "", rec, bucketError{err}
+			return nil, rec, bucketError{err}
 		}
 	}
 	body, info, err := e.cfg.Store.OpenPackage(ctx, pkg)
 	if err != nil {
-		return "", rec, bucketError{err}
+		return nil, rec, bucketError{err}
 	}
 	defer body.Close()
 
-	tmp, err := os.MkdirTemp(e.buildsDir(a.env), tmpPrefix+pkg.ID()+"-")
+	dir, err := os.MkdirTemp(e.buildsDir(a.env), tmpPrefix+pkg.ID()+"-")
 	if err != nil {
-		return "", rec, err
+		return nil, rec, err
 	}
 	defer func() {
-		// Nothing ever ran from tmp: a refused package leaves no trace.
+		// Nothing ever ran from dir: a refused package leaves no trace.
 		if err != nil {
-			os.RemoveAll(tmp)
+			removeAll(dir)
 		}
 	}()
-	dir = tmp
 	h := sha256.New()
 	var sh *signing.Hasher
 	var n int64
@@ -140,36 +149,36 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (dir stri
 	if info.Meta.Format != "" {
 		format = info.Meta.Format
 	}
-	stats, xerr := unpack.Extract(r, format, dir, e.cfg.MaxUnpack)
+	stats, modes, xerr := unpack.ExtractDeferred(r, format, dir, e.cfg.MaxUnpack)
 	var be bucketError
 	if xerr != nil && errors.As(xerr, &be) {
 		a.res.Downloaded += n
-		return "", rec, xerr
+		return nil, rec, xerr
 	}
 	// Hash what the archive did not need (padding, trailing data): the
 	// checksum covers the whole object.
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		a.res.Downloaded += n
-		return "", rec, err
+		return nil, rec, err
 	}
 	a.res.Downloaded += n
 	sum := hex.EncodeToString(h.Sum(nil))
 	if sum != info.Meta.SHA256 {
-		return "", rec, fmt.Errorf("%w: object hashes to %s, its metadata says %s", ErrChecksum, sum, info.Meta.SHA256)
+		return nil, rec, fmt.Errorf("%w: object hashes to %s, its metadata says %s", ErrChecksum, sum, info.Meta.SHA256)
 	}
 	if sh != nil {
 		if err := sh.Verify(*e.cfg.VerifyKey, sig, pkg.String(), sum); err != nil {
-			return "", rec, err
+			return nil, rec, err
 		}
 	}
 	if xerr != nil {
-		return "", rec, xerr
+		return nil, rec, xerr
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", rec, err
+		return nil, rec, err
 	}
 	a.log.Info("package downloaded", "bytes", n, "files", stats.Files, "unpacked_bytes", stats.Bytes)
-	return dir, buildRecord{
+	return &unpacked{dir: dir, modes: modes}, buildRecord{
 		Package: pkg.String(),
 		Commit:  info.Meta.Commit,
 		Branch:  info.Meta.Branch,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -249,6 +250,28 @@ func (e *Engine) envNames() ([]string, error) {
 	return out, nil
 }
 
+// removeAll removes path and everything under it, as os.RemoveAll does,
+// also when the tree is a build whose package made some of its directories
+// read-only or unsearchable: permission bits bind every user but root, so
+// pulld running as another user could not delete from them. When
+// os.RemoveAll fails, removeAll gives every directory of the tree mode 0700
+// (following no symlink) and tries once more; the error is the second
+// try's.
+func removeAll(path string) error {
+	if err := os.RemoveAll(path); err == nil {
+		return nil
+	}
+	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		// Called for a directory before it is read, so that reading it
+		// works; an error only leaves that part to the second try.
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}
+
 // cleanTemp removes what a crash can leave behind: the .tmp- directories
 // under every env's builds/, and the temporary files renameio makes beside
 // state.json and current.
@@ -263,7 +286,7 @@ func (e *Engine) cleanTemp() error {
 		strays = append(strays, s...)
 	}
 	for _, p := range strays {
-		os.RemoveAll(p)
+		removeAll(p)
 	}
 	for _, env := range envs {
 		ents, err := os.ReadDir(e.buildsDir(env))
@@ -274,7 +297,7 @@ func (e *Engine) cleanTemp() error {
 			if strings.HasPrefix(de.Name(), tmpPrefix) {
 				p := filepath.Join(e.buildsDir(env), de.Name())
 				e.log.Info("removing leftover temporary directory", "env", env, "path", p)
-				if err := os.RemoveAll(p); err != nil {
+				if err := removeAll(p); err != nil {
 					return fmt.Errorf("pkginstall: clean %s: %w", p, err)
 				}
 			}

@@ -1,8 +1,11 @@
 // Package deploytest has what the tests of pkginstall and pulld share: real
 // deploy packages (a tar.zst or tar.gz of files with Teletraan scripts under
 // teletraan/) written into a real bucket with the metadata and sha256
-// release would give them, and an HTTP proxy in front of a bucket server
-// that counts requests and bytes and can be switched to answer 500.
+// release would give them, an HTTP proxy in front of a bucket server that
+// counts requests and bytes and can be switched to answer 500, and
+// Unprivileged, which runs a test as a user whom permission bits bind even
+// when the tests run as root (with RemovableTree to clean up what such a
+// test leaves read-only).
 //
 // A package is built in steps that a test can stop between, to tamper with
 // one: Entries turns files into tar entries, Pack compresses them, Name

@@ -144,6 +144,15 @@ func isNameByte(c byte, first bool) bool {
 // that is not a regular file (e.g. a symlink) is an error; symlinked
 // directories are not followed. Errors name the file; rendering stops at the
 // first one, and files already rendered stay rendered.
+//
+// The directories under teletraan/ must be readable and searchable by the
+// caller; those holding templates need not be writable. When one lacks its
+// owner's write or search permission (a package may ship a read-only
+// teletraan/), Tree adds them while it writes the rendered file there and
+// then restores the directory's mode, so rendering works for the
+// directory's owner as it does for root; a crash in between leaves the
+// directory owner-writable. The directory's modification time changes, as
+// with any file created in it.
 func Tree(dir string, config map[string]string) error {
 	base := filepath.Join(dir, "teletraan")
 	if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
@@ -181,9 +190,17 @@ func renderFile(p string, lookup func(string) (string, bool)) error {
 		return fmt.Errorf("render: %s: %w", p, err)
 	}
 	dst := strings.TrimSuffix(p, Suffix)
+	return inWritableDir(filepath.Dir(dst), func() error {
+		return writeFile(p, dst, out, fi.Mode().Perm())
+	})
+}
+
+// writeFile writes out to dst atomically, with mode perm; p is the template,
+// for errors.
+func writeFile(p, dst string, out []byte, perm fs.FileMode) error {
 	pf, err := renameio.NewPendingFile(dst,
 		renameio.WithTempDir(filepath.Dir(dst)),
-		renameio.WithStaticPermissions(fi.Mode().Perm()))
+		renameio.WithStaticPermissions(perm))
 	if err != nil {
 		return fmt.Errorf("render: %s: %w", p, err)
 	}
@@ -195,4 +212,32 @@ func renderFile(p string, lookup func(string) (string, bool)) error {
 		return fmt.Errorf("render: %s: %w", p, err)
 	}
 	return nil
+}
+
+// ownerWriteSearch are the permission bits creating and renaming a file in a
+// directory takes.
+const ownerWriteSearch fs.FileMode = 0o300
+
+// inWritableDir runs fn, which creates files in dir, with dir writable and
+// searchable by its owner: when dir's mode lacks either bit, it adds them
+// for the duration of fn and restores the mode afterwards. An error making
+// dir writable or restoring its mode is returned (after fn's own, if both
+// failed).
+func inWritableDir(dir string, fn func() error) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	mode := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	if mode&ownerWriteSearch == ownerWriteSearch {
+		return fn()
+	}
+	if err := os.Chmod(dir, mode|ownerWriteSearch); err != nil {
+		return fmt.Errorf("render: make %s writable: %w", dir, err)
+	}
+	err = fn()
+	if rerr := os.Chmod(dir, mode); rerr != nil {
+		return errors.Join(err, fmt.Errorf("render: restore the mode of %s: %w", dir, rerr))
+	}
+	return err
 }

@@ -3,10 +3,14 @@ package render
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pushpull/pushpull/internal/deploytest"
 )
 
 func lookupIn(m map[string]string) func(string) (string, bool) {
@@ -205,4 +209,70 @@ func TestTreeErrors(t *testing.T) {
 			t.Fatal(err) // nothing to render
 		}
 	})
+}
+
+// TestTreeReadOnlyDirs checks that Tree renders, and renders again, into
+// directories their owner may not write to, keeping each template's mode on
+// its rendered file and leaving each directory's mode as it found it. It
+// runs as a user whom permission bits bind (nobody, when the tests run as
+// root), so that it fails if Tree stops making such a directory writable.
+func TestTreeReadOnlyDirs(t *testing.T) {
+	if deploytest.Unprivileged(t) {
+		return
+	}
+	for _, tc := range []struct {
+		name     string
+		template string      // under teletraan/
+		tmplMode fs.FileMode // of the template
+		dirModes map[string]fs.FileMode
+	}{
+		{"read-only teletraan", "app.conf.tmpl", 0o640, map[string]fs.FileMode{"teletraan": 0o555}},
+		{"read-only teletraan, owner only", "app.conf.tmpl", 0o600, map[string]fs.FileMode{"teletraan": 0o500}},
+		{"read-only subdirectory", "prod/RESTARTING.tmpl", 0o755, map[string]fs.FileMode{"teletraan": 0o555, "teletraan/prod": 0o505}},
+		{"read-only template", "app.conf.tmpl", 0o400, map[string]fs.FileMode{"teletraan": 0o755}},
+		{"sticky read-only teletraan", "app.conf.tmpl", 0o644, map[string]fs.FileMode{"teletraan": fs.ModeSticky | 0o555}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tmpl := filepath.Join(dir, "teletraan", tc.template)
+			write(t, tmpl, "port={$TELETRAAN_PORT:80}\n", tc.tmplMode)
+			// Deepest first, as unpack does.
+			names := slices.Sorted(maps.Keys(tc.dirModes))
+			for _, d := range slices.Backward(names) {
+				if err := os.Chmod(filepath.Join(dir, d), tc.dirModes[d]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deploytest.RemovableTree(t, dir)
+
+			for _, port := range []string{"8080", "9090"} { // deploy, then RESTART
+				if err := Tree(dir, map[string]string{"PORT": port}); err != nil {
+					t.Fatalf("Tree with PORT=%s: %v", port, err)
+				}
+				out := strings.TrimSuffix(tmpl, Suffix)
+				b, err := os.ReadFile(out)
+				if err != nil || string(b) != "port="+port+"\n" {
+					t.Errorf("rendered with PORT=%s: %q %v", port, b, err)
+				}
+				if got, want := lmode(out), tc.tmplMode.String(); got != want {
+					t.Errorf("rendered file: %s, want the template's %s", got, want)
+				}
+				for _, d := range names {
+					if got, want := lmode(filepath.Join(dir, d)), (fs.ModeDir | tc.dirModes[d]).String(); got != want {
+						t.Errorf("%s after Tree: %s, want %s", d, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// lmode returns the mode of p, not following a symlink, as text, or the
+// error of os.Lstat.
+func lmode(p string) string {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err.Error()
+	}
+	return fi.Mode().String()
 }

@@ -98,23 +98,54 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return
 // symlink it created. It does not close r.
 //
 // Regular files get the entry's permission bits with setuid, setgid and
-// sticky removed; directories get theirs once their contents are written;
-// modification times are applied; ownership, xattrs and ACLs are not. Data
-// after the tar end-of-archive marker is not read.
+// sticky removed; directories get theirs, deepest first, once the whole
+// archive is written; modification times are applied; ownership, xattrs and
+// ACLs are not. Data after the tar end-of-archive marker is not read. The
+// mode of dir itself is left as it is.
 //
-// On error, dir may hold part of the archive; the caller is expected to
-// remove it (pulld unpacks into a temporary directory for that reason). The
-// error names the entry concerned and wraps ErrUnsafe, ErrTooLarge or
-// ErrCorrupt where those apply.
+// On error, dir may hold part of the archive, with every directory still
+// mode 0700; the caller is expected to remove it (pulld unpacks into a
+// temporary directory for that reason). The error names the entry
+// concerned and wraps ErrUnsafe, ErrTooLarge or ErrCorrupt where those
+// apply.
+//
+// A caller that writes into the tree after extracting it (pulld renders
+// templates) uses ExtractDeferred instead, so that a directory the archive
+// makes read-only does not stop it.
 func Extract(r io.Reader, format manifest.Format, dir string, lim Limits) (Stats, error) {
+	st, modes, err := ExtractDeferred(r, format, dir, lim)
+	if err != nil {
+		return st, err
+	}
+	return st, modes.Apply()
+}
+
+// ExtractDeferred is Extract without its last step: it leaves every
+// directory it creates with mode 0700 (owner read, write and search, as far
+// as the process umask allows) and the modification time of its creation,
+// and returns the permission bits and times the archive gives those
+// directories, for the caller to set with DirModes.Apply once it has
+// finished writing into the tree. Regular files, symlinks and hard links
+// are complete when it returns, as with Extract.
+//
+// This way the owner of the tree can add or replace files in any directory
+// the archive created, even one the archive makes read-only (permission
+// bits bind every user but root), and the directories still end up with
+// the archive's modes and times, those of the directories written into
+// included.
+//
+// On error it returns a nil *DirModes, and dir may hold part of the archive
+// with every directory mode 0700, so os.RemoveAll can remove it. Errors are
+// those of Extract.
+func ExtractDeferred(r io.Reader, format manifest.Format, dir string, lim Limits) (Stats, *DirModes, error) {
 	lim = lim.withDefaults()
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return Stats{}, fmt.Errorf("unpack: %w", err)
+		return Stats{}, nil, fmt.Errorf("unpack: %w", err)
 	}
 	defer root.Close()
 	if err := checkEmpty(root, dir); err != nil {
-		return Stats{}, err
+		return Stats{}, nil, err
 	}
 
 	x := newExtractor(root, format, lim)
@@ -128,24 +159,24 @@ func Extract(r io.Reader, format manifest.Format, dir string, lim Limits) (Stats
 			zstd.WithDecoderMaxWindow(MaxWindow),
 		)
 		if err != nil {
-			return Stats{}, x.corrupt("at its start", err)
+			return Stats{}, nil, x.corrupt("at its start", err)
 		}
 		defer zr.Close()
 		dec = zr
 	case manifest.FormatGzip:
 		zr, err := gzip.NewReader(x.src)
 		if err != nil {
-			return Stats{}, x.corrupt("at its start", err)
+			return Stats{}, nil, x.corrupt("at its start", err)
 		}
 		defer zr.Close()
 		dec = zr
 	default:
-		return Stats{}, fmt.Errorf("unpack: unknown archive format %q", format)
+		return Stats{}, nil, fmt.Errorf("unpack: unknown archive format %q", format)
 	}
 	if err := x.run(tar.NewReader(dec)); err != nil {
-		return x.stats, err
+		return x.stats, nil, err
 	}
-	return x.stats, nil
+	return x.stats, x.dirModes(dir), nil
 }
 
 func checkEmpty(root *os.Root, dir string) error {
@@ -249,10 +280,7 @@ func (x *extractor) run(tr *tar.Reader) error {
 	if x.entries == 0 {
 		return x.corrupt("at its start", errors.New("no entries"))
 	}
-	if err := x.checkSymlinkChains(); err != nil {
-		return err
-	}
-	return x.finishDirs()
+	return x.checkSymlinkChains()
 }
 
 func (x *extractor) entry(tr *tar.Reader, h *tar.Header) error {
@@ -325,8 +353,8 @@ func (x *extractor) checkParents(raw, name string) error {
 	return nil
 }
 
-// mkdirAll creates dir and its missing parents with mode 0755 (the
-// archive may set their modes later).
+// mkdirAll creates dir and its missing parents with mode 0700 and records
+// mode 0755 for them (a later entry of the archive may set another).
 func (x *extractor) mkdirAll(raw, dir string) error {
 	var missing []string
 	for d := dir; d != "."; d = path.Dir(d) {
@@ -486,24 +514,60 @@ func (x *extractor) resolvesInside(name, target string) bool {
 
 func splitPath(p string) []string { return strings.Split(p, "/") }
 
-// finishDirs applies directory modes and times, deepest first, so that a
-// read-only directory could be filled first.
-func (x *extractor) finishDirs() error {
-	names := make([]string, 0, len(x.dirs))
-	for d := range x.dirs {
-		names = append(names, d)
+// dirModes returns the modes and times to give the directories created,
+// deepest first.
+func (x *extractor) dirModes(dir string) *DirModes {
+	m := &DirModes{dir: dir, dirs: make([]dirMode, 0, len(x.dirs))}
+	for name, meta := range x.dirs {
+		m.dirs = append(m.dirs, dirMode{name: name, dirMeta: meta})
 	}
-	slices.SortFunc(names, func(a, b string) int {
-		return strings.Count(b, "/") - strings.Count(a, "/")
-	})
-	for _, d := range names {
-		m := x.dirs[d]
-		if err := x.root.Chmod(d, m.mode); err != nil {
-			return fmt.Errorf("unpack: entry %q: %w", d, err)
+	slices.SortFunc(m.dirs, func(a, b dirMode) int {
+		if c := strings.Count(b.name, "/") - strings.Count(a.name, "/"); c != 0 {
+			return c
 		}
-		if !m.mtime.IsZero() {
-			if err := x.root.Chtimes(d, m.mtime, m.mtime); err != nil {
-				return fmt.Errorf("unpack: entry %q: %w", d, err)
+		return strings.Compare(a.name, b.name)
+	})
+	return m
+}
+
+// DirModes holds what ExtractDeferred leaves undone: the permission bits
+// and modification times the archive gives each directory it created.
+type DirModes struct {
+	dir  string    // the destination given to ExtractDeferred
+	dirs []dirMode // deepest first
+}
+
+type dirMode struct {
+	name string // slash-separated, relative to dir
+	dirMeta
+}
+
+// Apply gives every directory ExtractDeferred created the permission bits
+// (setuid, setgid and sticky removed) and modification time the archive
+// gives it, deepest first, so that a directory the archive makes read-only
+// or unsearchable does not stop its subdirectories from getting theirs. A
+// directory without an entry of its own (an implicit parent) gets 0755 and
+// keeps its time.
+//
+// Apply works on the destination by the name given to ExtractDeferred, so
+// it must be called before the tree is moved, and it stays inside that
+// directory. It changes nothing else: files and directories the caller
+// added keep their own modes and times. It stops at the first directory it
+// cannot change (for example one the caller removed) with an error naming
+// it.
+func (m *DirModes) Apply() error {
+	root, err := os.OpenRoot(m.dir)
+	if err != nil {
+		return fmt.Errorf("unpack: set directory modes: %w", err)
+	}
+	defer root.Close()
+	for _, d := range m.dirs {
+		if err := root.Chmod(d.name, d.mode); err != nil {
+			return fmt.Errorf("unpack: entry %q: %w", d.name, err)
+		}
+		if !d.mtime.IsZero() {
+			if err := root.Chtimes(d.name, d.mtime, d.mtime); err != nil {
+				return fmt.Errorf("unpack: entry %q: %w", d.name, err)
 			}
 		}
 	}

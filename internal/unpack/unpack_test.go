@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -617,4 +618,140 @@ func TestExtractSourceError(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestExtractDeferred checks that ExtractDeferred leaves every directory it
+// creates owner-writable and searchable (0700) whatever the archive says,
+// so its owner can write into one the archive makes read-only, and that
+// DirModes.Apply then gives the directories the archive's modes and times,
+// deepest first, those written into included, and nothing else. It runs
+// as a user whom permission bits bind (nobody when the tests run as root),
+// so that the writes and an Apply that did not go deepest first fail; the
+// checks of the modes and times before and after Apply hold for any user.
+func TestExtractDeferred(t *testing.T) {
+	if deploytest.Unprivileged(t) {
+		return
+	}
+	ents := []ent{
+		dir("teletraan/", 0o555),
+		file("teletraan/app.conf.tmpl", 0o640, "level={$TELETRAAN_LOG_LEVEL:info}\n"),
+		dir("teletraan/conf/", 0o500),
+		file("teletraan/conf/db.yaml.tmpl", 0o600, "url: x\n"),
+		dir("locked/", 0o600), // not searchable: its subdirectory gets its mode first
+		dir("locked/inner/", 0o750),
+		file("locked/inner/f", 0o644, "f"),
+		file("bin/app", 0o755, "app"), // implicit parent
+	}
+	archiveModes := []struct {
+		name string
+		mode fs.FileMode
+	}{
+		{"teletraan", 0o555},
+		{"teletraan/conf", 0o500},
+		{"locked", 0o600},
+		{"locked/inner", 0o750}, // checked after locked, which the check opens
+		{"bin", 0o755},
+	}
+	for _, format := range formats {
+		t.Run(string(format), func(t *testing.T) {
+			dst, check := sandbox(t)
+			defer check()
+			deploytest.RemovableTree(t, dst)
+			st, modes, err := ExtractDeferred(bytes.NewReader(archive(t, format, ents...)), format, dst, Limits{})
+			if err != nil {
+				t.Fatalf("ExtractDeferred: %v", err)
+			}
+			if want := (Stats{Files: 4, Dirs: 5, Bytes: int64(len(ents[1].body) + len(ents[3].body) + 1 + 3)}); st != want {
+				t.Errorf("Stats = %+v, want %+v", st, want)
+			}
+			for _, d := range archiveModes {
+				if got, want := lmode(filepath.Join(dst, d.name)), (fs.ModeDir | 0o700).String(); got != want {
+					t.Errorf("%s before Apply: %s, want %s", d.name, got, want)
+				}
+			}
+			if got, want := lmode(filepath.Join(dst, "teletraan/app.conf.tmpl")), fs.FileMode(0o640).String(); got != want {
+				t.Errorf("a file before Apply: %s, want its own mode %s", got, want)
+			}
+
+			// What pulld's rendering does: new files and a new directory in
+			// directories the archive makes read-only.
+			for _, p := range []string{"teletraan/app.conf", "teletraan/conf/db.yaml"} {
+				if err := os.WriteFile(filepath.Join(dst, p), []byte("rendered"), 0o640); err != nil {
+					t.Fatalf("writing %s before Apply: %v", p, err)
+				}
+			}
+			if err := os.Mkdir(filepath.Join(dst, "teletraan/added"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(dst, "teletraan/added"), 0o751); err != nil {
+				t.Fatal(err)
+			}
+
+			if err := modes.Apply(); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			for _, d := range archiveModes {
+				if d.name == "locked/inner" {
+					// Only root may look inside locked/ now.
+					if err := os.Chmod(filepath.Join(dst, "locked"), 0o700); err != nil {
+						t.Fatal(err)
+					}
+				}
+				fi, err := os.Lstat(filepath.Join(dst, d.name))
+				if err != nil {
+					t.Errorf("%s: %v", d.name, err)
+					continue
+				}
+				if fi.Mode() != fs.ModeDir|d.mode {
+					t.Errorf("%s after Apply: mode %v, want %v", d.name, fi.Mode(), fs.ModeDir|d.mode)
+				}
+				if d.name == "bin" { // no entry of its own: no time to set
+					continue
+				}
+				if !fi.ModTime().Equal(mtime) {
+					t.Errorf("%s after Apply: mtime %v, want the archive's %v", d.name, fi.ModTime(), mtime)
+				}
+			}
+			if got, want := lmode(filepath.Join(dst, "teletraan/added")), (fs.ModeDir | 0o751).String(); got != want {
+				t.Errorf("a directory the caller made: %s, want it left at %s", got, want)
+			}
+		})
+	}
+
+	t.Run("refused archive", func(t *testing.T) {
+		dst := t.TempDir()
+		data := archive(t, manifest.FormatZstd, dir("ro/", 0o555), file("ro/x", 0o444, "x"), file("../evil", 0o644, "x"))
+		_, modes, err := ExtractDeferred(bytes.NewReader(data), manifest.FormatZstd, dst, Limits{})
+		if !errors.Is(err, ErrUnsafe) || modes != nil {
+			t.Fatalf("ExtractDeferred = %v, %v; want ErrUnsafe and no DirModes", modes, err)
+		}
+		if got, want := lmode(filepath.Join(dst, "ro")), (fs.ModeDir | 0o700).String(); got != want {
+			t.Errorf("ro after a refusal: %s, want %s so that the caller can remove it", got, want)
+		}
+	})
+
+	t.Run("directory gone before Apply", func(t *testing.T) {
+		dst := t.TempDir()
+		data := archive(t, manifest.FormatZstd, dir("a/", 0o755), dir("a/b/", 0o555))
+		_, modes, err := ExtractDeferred(bytes.NewReader(data), manifest.FormatZstd, dst, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(dst, "a/b")); err != nil {
+			t.Fatal(err)
+		}
+		if err := modes.Apply(); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), `"a/b"`) {
+			t.Errorf("Apply = %v, want an error naming a/b", err)
+		}
+	})
+}
+
+// lmode returns the mode of p, not following a symlink, as text, or the
+// error of os.Lstat.
+func lmode(p string) string {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err.Error()
+	}
+	return fi.Mode().String()
 }
