@@ -111,7 +111,7 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 		return nil, rec, fmt.Errorf("%w: %d bytes free, package is %d bytes", ErrNoSpace, free, info.Size)
 	}
 	var sig []byte
-	if e.cfg.VerifyKey != nil {
+	if len(e.cfg.VerifyKeys) > 0 {
 		sig, err = e.cfg.Store.ReadSignature(ctx, pkg)
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return nil, rec, fmt.Errorf("%w: no %s beside it", ErrUnsigned, blobstore.SignatureSuffix)
@@ -140,7 +140,7 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 	var sh *signing.Hasher
 	var n int64
 	sinks := []io.Writer{h, counter{&n}}
-	if e.cfg.VerifyKey != nil {
+	if len(e.cfg.VerifyKeys) > 0 {
 		sh = signing.NewHasher()
 		sinks = append(sinks, sh)
 	}
@@ -167,7 +167,7 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 		return nil, rec, fmt.Errorf("%w: object hashes to %s, its metadata says %s", ErrChecksum, sum, info.Meta.SHA256)
 	}
 	if sh != nil {
-		if err := sh.Verify(*e.cfg.VerifyKey, sig, pkg.String(), sum); err != nil {
+		if err := sh.Verify(e.cfg.VerifyKeys, sig, pkg.String(), sum); err != nil {
 			return nil, rec, err
 		}
 	}

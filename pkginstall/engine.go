@@ -82,8 +82,10 @@ type Config struct {
 	// DownloadTries is how often a download is tried when the bucket fails
 	// transiently (default 4).
 	DownloadTries int
-	// VerifyKey, when set, makes every package need a valid signature by it.
-	VerifyKey *minisign.PublicKey
+	// VerifyKeys, when not empty, makes every package need a valid
+	// signature by one of them. Trusting two keys at once is how signing
+	// keys are rotated without a window where new packages are refused.
+	VerifyKeys []minisign.PublicKey
 	// Logger receives the engine's log and every line of script output;
 	// nil discards it.
 	Logger *slog.Logger

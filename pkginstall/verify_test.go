@@ -69,8 +69,9 @@ func TestTampered(t *testing.T) {
 	}
 }
 
-// TestSignatures checks that with a verify key, only packages signed by it,
-// for their own name and sha256, are installed.
+// TestSignatures checks that with verify keys, only packages signed by one
+// of them, for their own name and sha256, are installed; two trusted keys
+// (a rotation) both work.
 func TestSignatures(t *testing.T) {
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
 	if err != nil {
@@ -80,7 +81,11 @@ func TestSignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, func(c *pkginstall.Config) { c.VerifyKey = &pub })
+	newPub, newPriv, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(c *pkginstall.Config) { c.VerifyKeys = []minisign.PublicKey{pub, newPub} })
 	sign := func(key minisign.PrivateKey, data []byte, name manifest.PackageName) []byte {
 		h := signing.NewHasher()
 		h.Write(data)
@@ -129,6 +134,13 @@ func TestSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mustApply(f.entry(good))
+
+	// Signed by the second trusted key: the rotation's new key.
+	rotated, d7 := put(7, "v7")
+	if err := f.store.WriteSignature(t.Context(), rotated, sign(newPriv, d7, rotated)); err != nil {
+		t.Fatal(err)
+	}
+	f.mustApply(f.entry(rotated))
 }
 
 // TestHostileArchives checks that archives trying to write outside the

@@ -15,7 +15,7 @@ func TestParseFlags(t *testing.T) {
 	cfg, level, err := parseFlags([]string{
 		"-bucket", "file:///b", "-server", "web-1", "-root", "/r", "-once", "-poll", "1m",
 		"-heartbeat", "10m", "-listen", ":1", "-nudge", "gce", "-nudge", "mem://t", "-keep", "3",
-		"-step-timeout", "5m", "-grace", "7s", "-verify-key", "/k.pub", "-host-info", "/hi",
+		"-step-timeout", "5m", "-grace", "7s", "-verify-key", "/k.pub", "-verify-key", "/k2.pub", "-host-info", "/hi",
 		"-self", "me", "-log-level", "debug", "-retry-min", "30s", "-retry-max", "2h",
 	}, &out, &errs)
 	if err != nil {
@@ -24,13 +24,13 @@ func TestParseFlags(t *testing.T) {
 	want := pulld.Config{
 		Bucket: "file:///b", Server: "web-1", Root: "/r", Once: true, Poll: time.Minute,
 		Heartbeat: 10 * time.Minute, Listen: ":1", Nudge: []string{"gce", "mem://t"}, Keep: 3,
-		StepTimeout: 5 * time.Minute, Grace: 7 * time.Second, VerifyKey: "/k.pub", HostInfo: "/hi", Self: "me",
+		StepTimeout: 5 * time.Minute, Grace: 7 * time.Second, VerifyKeys: []string{"/k.pub", "/k2.pub"}, HostInfo: "/hi", Self: "me",
 		RetryMin: 30 * time.Second, RetryMax: 2 * time.Hour,
 	}
 	if cfg.Bucket != want.Bucket || cfg.Server != want.Server || cfg.Root != want.Root || cfg.Once != want.Once ||
 		cfg.Poll != want.Poll || cfg.Heartbeat != want.Heartbeat || cfg.Listen != want.Listen ||
 		!slices.Equal(cfg.Nudge, want.Nudge) || cfg.Keep != want.Keep || cfg.StepTimeout != want.StepTimeout ||
-		cfg.Grace != want.Grace || cfg.VerifyKey != want.VerifyKey || cfg.HostInfo != want.HostInfo || cfg.Self != want.Self ||
+		cfg.Grace != want.Grace || !slices.Equal(cfg.VerifyKeys, want.VerifyKeys) || cfg.HostInfo != want.HostInfo || cfg.Self != want.Self ||
 		cfg.RetryMin != want.RetryMin || cfg.RetryMax != want.RetryMax {
 		t.Errorf("config = %+v\nwant %+v", cfg, want)
 	}

@@ -5,7 +5,7 @@
 //	pulld -bucket URL [-server NAME] [-root DIR] [-once | -dry-run | -terminate]
 //	      [-poll D] [-heartbeat D] [-listen ADDR] [-nudge SRC]… [-keep N]
 //	      [-step-timeout D] [-grace D] [-retry-min D] [-retry-max D]
-//	      [-verify-key FILE] [-host-info FILE]
+//	      [-verify-key FILE]… [-host-info FILE]
 //	      [-self APP] [-log-level LEVEL]
 //
 // Exit status: 0 on a clean shutdown, a self-update, or (-once) when every
@@ -66,10 +66,11 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 	fs := flag.NewFlagSet("pulld", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		cfg      pulld.Config
-		nudges   multiFlag
-		level    slog.Level
-		showVers bool
+		cfg        pulld.Config
+		nudges     multiFlag
+		verifyKeys multiFlag
+		level      slog.Level
+		showVers   bool
 	)
 	fs.StringVar(&cfg.Bucket, "bucket", "", "bucket `URL`: file:///dir, gs://bucket, s3://bucket?…, mem:// (required)")
 	fs.StringVar(&cfg.Server, "server", "", "this host's server `name` (default: host= of -host-info, else the short hostname)")
@@ -86,7 +87,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 	fs.DurationVar(&cfg.Grace, "grace", pulld.DefaultGrace, "on SIGTERM, how long a running script may go on")
 	fs.DurationVar(&cfg.RetryMin, "retry-min", pulld.DefaultRetryMin, "first `delay` before retrying a failed env (doubling on each failure)")
 	fs.DurationVar(&cfg.RetryMax, "retry-max", pulld.DefaultRetryMax, "longest `delay` between retries of a failed env")
-	fs.StringVar(&cfg.VerifyKey, "verify-key", "", "minisign public key `file`: install only packages it signed")
+	fs.Var(&verifyKeys, "verify-key", "minisign public key `file`, repeatable: install only packages one of them signed")
 	fs.StringVar(&cfg.HostInfo, "host-info", pulld.DefaultHostInfo, "Teletraan host_info `file` (host, id, groups); missing is fine")
 	fs.StringVar(&cfg.Self, "self", pulld.DefaultSelf, "`app` name of pulld's own package: pulld exits after updating it")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
@@ -102,6 +103,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 		return cfg, level, fmt.Errorf("pulld: unexpected arguments %q", fs.Args())
 	}
 	cfg.Nudge = nudges
+	cfg.VerifyKeys = verifyKeys
 	if cfg.Server == "" {
 		cfg.Server = pulld.DefaultServer(cfg.HostInfo)
 	}

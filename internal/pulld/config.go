@@ -61,7 +61,7 @@ type Config struct {
 
 	Keep        int           // builds kept per env
 	StepTimeout time.Duration // timeout of one script attempt
-	VerifyKey   string        // minisign public key file; "" installs unsigned packages
+	VerifyKeys  []string      // minisign public key files, any of which may sign; none installs unsigned packages
 	Grace       time.Duration // how long a running script may go on after SIGTERM
 	Self        string        // app name of pulld's own package
 
@@ -124,8 +124,8 @@ func (c *Config) Validate() error {
 			return bad("-nudge %q: %v", n, err)
 		}
 	}
-	if c.VerifyKey != "" {
-		if _, err := os.Stat(c.VerifyKey); err != nil {
+	for _, k := range c.VerifyKeys {
+		if _, err := os.Stat(k); err != nil {
 			return bad("-verify-key: %v", err)
 		}
 	}

@@ -27,7 +27,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad gce attribute", func(c *Config) { c.Nudge = []string{"gce:a/b"} }, "-nudge"},
 		{"unknown nudge", func(c *Config) { c.Nudge = []string{"carrier-pigeon"} }, "-nudge"},
 		{"nats queue refused", func(c *Config) { c.Nudge = []string{"nats://s?queue=q"} }, "-nudge"},
-		{"missing verify key", func(c *Config) { c.VerifyKey = "/nonexistent/key.pub" }, "-verify-key"},
+		{"missing verify key", func(c *Config) { c.VerifyKeys = []string{"/nonexistent/key.pub"} }, "-verify-key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good()

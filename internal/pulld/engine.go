@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"aead.dev/minisign"
-
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/manifest"
@@ -102,13 +100,12 @@ func engineConfig(cfg Config, store *blobstore.Store) (pkginstall.Config, error)
 		StepTimeout: cfg.StepTimeout,
 		Logger:      cfg.Logger,
 	}
-	if cfg.VerifyKey != "" {
-		key, err := signing.LoadPublicKey(cfg.VerifyKey)
+	for _, path := range cfg.VerifyKeys {
+		key, err := signing.LoadPublicKey(path)
 		if err != nil {
 			return pc, fmt.Errorf("pulld: %w: -verify-key: %w", ErrUsage, err)
 		}
-		pc.VerifyKey = new(minisign.PublicKey)
-		*pc.VerifyKey = key
+		pc.VerifyKeys = append(pc.VerifyKeys, key)
 	}
 	return pc, nil
 }

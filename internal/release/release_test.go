@@ -189,7 +189,7 @@ func verifySignature(t testing.TB, store *blobstore.Store, name manifest.Package
 	if _, err := io.Copy(h, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Verify(pub, sig, name.String(), sum); err != nil {
+	if err := h.Verify([]minisign.PublicKey{pub}, sig, name.String(), sum); err != nil {
 		t.Errorf("signature: %v", err)
 	}
 }

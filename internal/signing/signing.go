@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"aead.dev/minisign"
@@ -71,16 +72,24 @@ func (h *Hasher) Sign(key minisign.PrivateKey, name, sha256 string) []byte {
 	return h.r.SignWithComments(key, TrustedComment(name, sha256), untrusted)
 }
 
-// Verify checks that sig is key's signature of the bytes written so far and
+// Verify checks that sig is the signature of the bytes written so far by
+// one of keys (the one whose ID the signature names; several keys let a
+// fleet trust the old and the new key while signing keys are rotated), and
 // that its trusted comment names exactly name and sha256.
-func (h *Hasher) Verify(key minisign.PublicKey, sig []byte, name, sha256 string) error {
+func (h *Hasher) Verify(keys []minisign.PublicKey, sig []byte, name, sha256 string) error {
 	var s minisign.Signature
 	if err := s.UnmarshalText(sig); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	if s.KeyID != key.ID() {
-		return fmt.Errorf("%w: signed by key %X, want key %X", ErrBadSignature, s.KeyID, key.ID())
+	i := slices.IndexFunc(keys, func(k minisign.PublicKey) bool { return k.ID() == s.KeyID })
+	if i < 0 {
+		ids := make([]string, len(keys))
+		for j, k := range keys {
+			ids[j] = fmt.Sprintf("%X", k.ID())
+		}
+		return fmt.Errorf("%w: signed by key %X, trusted keys: %s", ErrBadSignature, s.KeyID, strings.Join(ids, ", "))
 	}
+	key := keys[i]
 	if want := TrustedComment(name, sha256); s.TrustedComment != want {
 		return fmt.Errorf("%w: trusted comment %q does not name this package (want %q)", ErrBadSignature, s.TrustedComment, want)
 	}

@@ -38,22 +38,25 @@ func TestSignVerify(t *testing.T) {
 	tests := []struct {
 		name      string
 		data      []byte
-		key       minisign.PublicKey
+		keys      []minisign.PublicKey
 		sig       []byte
 		pkg, sum  string
 		wantError bool
 	}{
-		{"good", data, pub, sig, name, sum, false},
-		{"tampered bytes", tampered, pub, sig, name, sum, true},
-		{"other key", data, otherPub, sig, name, sum, true},
-		{"moved to another name", data, pub, sig, "hello/hello-20261122T101500Z-ffffffffffff.tar.zst", sum, true},
-		{"other checksum", data, pub, sig, name, "bb", true},
-		{"garbage", data, pub, []byte("not a signature"), name, sum, true},
-		{"signed by another key", data, pub, hash(data).Sign(otherPriv, name, sum), name, sum, true},
+		{"good", data, []minisign.PublicKey{pub}, sig, name, sum, false},
+		{"tampered bytes", tampered, []minisign.PublicKey{pub}, sig, name, sum, true},
+		{"other key", data, []minisign.PublicKey{otherPub}, sig, name, sum, true},
+		{"moved to another name", data, []minisign.PublicKey{pub}, sig, "hello/hello-20261122T101500Z-ffffffffffff.tar.zst", sum, true},
+		{"other checksum", data, []minisign.PublicKey{pub}, sig, name, "bb", true},
+		{"garbage", data, []minisign.PublicKey{pub}, []byte("not a signature"), name, sum, true},
+		{"old and new key, signed by the new", data, []minisign.PublicKey{otherPub, pub}, sig, name, sum, false},
+		{"old and new key, signed by the old", data, []minisign.PublicKey{pub, otherPub}, hash(data).Sign(otherPriv, name, sum), name, sum, false},
+		{"no trusted key", data, nil, sig, name, sum, true},
+		{"signed by another key", data, []minisign.PublicKey{pub}, hash(data).Sign(otherPriv, name, sum), name, sum, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := hash(tt.data).Verify(tt.key, tt.sig, tt.pkg, tt.sum)
+			err := hash(tt.data).Verify(tt.keys, tt.sig, tt.pkg, tt.sum)
 			if tt.wantError != (err != nil) {
 				t.Fatalf("Verify = %v, want error %v", err, tt.wantError)
 			}
