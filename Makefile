@@ -34,6 +34,7 @@ FUZZ_TARGETS ?= \
 	./internal/release:FuzzCheckScript \
 	./internal/release:FuzzRedactURL \
 	./internal/nudge:FuzzParseTemplate \
+	./internal/nudge:FuzzParseGCE \
 	./internal/pulld:FuzzParseHostInfo \
 	./internal/pushui:FuzzParseHtpasswd \
 	./internal/pushui:FuzzParseConfigText \
@@ -84,8 +85,15 @@ test: tools
 	@$(MAKE) --no-print-directory fuzz
 
 # Each target must exist: a renamed or deleted fuzz test fails here instead
-# of silently fuzzing nothing.
+# of silently fuzzing nothing. And each fuzz test must be a target: a new
+# parser's fuzz test that nobody added here fails too.
 fuzz:
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			case " $(strip $(FUZZ_TARGETS)) " in *":$$name "*) ;; \
+			*) echo "fuzz test $$name in $$f is not in FUZZ_TARGETS (Makefile)" >&2; exit 1;; esac; \
+		done; \
+	done
 	@for ft in $(FUZZ_TARGETS); do \
 		pkg=$${ft%%:*}; name=$${ft##*:}; \
 		if ! $(GO) test -list "^$$name\$$" $$pkg | grep -x "$$name" >/dev/null; then \
