@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 	if job := os.Getenv(chaosEnv); job != "" {
 		os.Exit(chaosHelper(job))
 	}
+	if job := os.Getenv(crashEnv); job != "" {
+		os.Exit(crashHelper(job))
+	}
 	if job := os.Getenv(benchInstallEnv); job != "" {
 		os.Exit(benchInstall(job))
 	}

@@ -43,7 +43,7 @@ const (
 	Restarted        What = "restarted"           // the serving build was restarted
 	Stopped          What = "stopped"             // STOPPING ran, current removed
 	Failed           What = "failed"              // failed; the env is left as it is
-	FailedRolledBack What = "failed, rolled back" // failed; the previous build serves again
+	FailedRolledBack What = "failed, rolled back" // failed; the previous build, or the serving build with its previous config, serves again
 	FailedStopped    What = "failed, stopped"     // failed; STOPPING ran, current removed
 )
 
@@ -292,11 +292,12 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 			a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: switch current to %s: %w", id, err))
 			return
 		}
+		wrote("current -> " + id)
 	} else {
 		// Finish: templates may need the entry's config.
 		a.step(StepStaging)
-		if err := render.Tree(e.buildDir(a.env, id), entry.Config); err != nil {
-			a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: render %s: %w", id, err))
+		if err := a.render(id, entry.Config); err != nil {
+			a.failAfterSwitch(ctx, entry, err)
 			return
 		}
 		es.Config, es.Restart = entry.Config, entry.Restart
@@ -318,16 +319,19 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 // restart is the RESTART cycle: re-render, then the serving build's restart
 // scripts.
 func (a *attempt) restart(ctx context.Context, entry manifest.Entry) {
-	e, es, res := a.e, a.es, a.res
+	es, res := a.es, a.res
 	id := entry.Package.ID()
 	a.build = es.Builds[id]
 	a.build.Package = entry.Package.String()
+	// Not healthy from before the templates change until the scripts
+	// complete with the entry's config, which only then becomes es.Config:
+	// a crash in between plans this restart again.
+	es.Healthy = false
 	a.step(StepStaging)
-	if err := render.Tree(e.buildDir(a.env, id), entry.Config); err != nil {
-		a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: render %s: %w", id, err))
+	if err := a.render(id, entry.Config); err != nil {
+		a.failAfterSwitch(ctx, entry, err)
 		return
 	}
-	es.Healthy = false
 	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
 		if err := a.script(ctx, s, id); err != nil {
 			a.failAfterSwitch(ctx, entry, err)
@@ -347,10 +351,7 @@ func (a *attempt) restart(ctx context.Context, entry manifest.Entry) {
 func (a *attempt) stage(tmp *unpacked, id string) error {
 	e, es := a.e, a.es
 	if tmp == nil {
-		if err := render.Tree(e.buildDir(a.env, id), a.config); err != nil {
-			return fmt.Errorf("pkginstall: render %s: %w", id, err)
-		}
-		return nil
+		return a.render(id, a.config)
 	}
 	if err := render.Tree(tmp.dir, a.config); err != nil {
 		return fmt.Errorf("pkginstall: render %s: %w", id, err)
@@ -366,6 +367,16 @@ func (a *attempt) stage(tmp *unpacked, id string) error {
 	if err := os.Rename(tmp.dir, e.buildDir(a.env, id)); err != nil {
 		return fmt.Errorf("pkginstall: stage %s: %w", id, err)
 	}
+	wrote("builds/" + id)
+	return nil
+}
+
+// render renders the templates of the kept build id with config.
+func (a *attempt) render(id string, config map[string]string) error {
+	if err := render.Tree(a.e.buildDir(a.env, id), config); err != nil {
+		return fmt.Errorf("pkginstall: render %s: %w", id, err)
+	}
+	wrote("templates of " + id)
 	return nil
 }
 
@@ -406,15 +417,38 @@ func (a *attempt) failAfterSwitch(ctx context.Context, entry manifest.Entry, err
 		if rerr := os.Remove(e.currentLink(a.env)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			res.Err = fmt.Errorf("%w; then remove current: %w", err, rerr)
 		} else {
+			wrote("current removed")
 			es.Serving = ""
 		}
 		res.State, res.What = manifest.StateStopped, FailedStopped
 		res.Step, res.Output = failedStep, failedOutput
 		return
 	}
-	// Rollback.
+	if res.Action == ActRestart {
+		a.rollbackConfig(ctx, entry, err, failedStep, failedOutput)
+		return
+	}
+	a.rollbackBuild(ctx, entry, err, failedStep, failedOutput)
+}
+
+// rollbackBuild is the rollback policy after a deploy or rollback action
+// failed with err at failedStep: it re-renders the previously serving
+// build's templates with the config it served with, switches current back
+// to it and runs its restart scripts. It does nothing when there is no
+// previous build, or it is no longer kept.
+//
+// The state always names both builds: the switch is recorded first
+// (Serving and Previous, with their configs and restart tokens, trade
+// places) and then made, and load undoes a recorded switch that a crash
+// kept from being made. So a crash at any point leaves either the failed
+// build serving with the previous one as Previous, from where the next
+// Apply of the entry finishes the deploy and rolls back again, or the
+// previous build serving with the failed one as Previous, from where it
+// deploys the entry again.
+func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err error, failedStep, failedOutput string) {
+	e, es, res := a.e, a.es, a.res
 	prevID := packageID(es.Previous)
-	if es.Previous == "" || prevID == entry.Package.ID() || !e.kept(a.env, prevID) || a.res.Action == ActRestart {
+	if es.Previous == "" || prevID == entry.Package.ID() || !e.kept(a.env, prevID) {
 		return
 	}
 	a.log.Warn("rolling back to the previous build", "previous", es.Previous, "failed_step", failedStep)
@@ -423,20 +457,67 @@ func (a *attempt) failAfterSwitch(ctx context.Context, entry manifest.Entry, err
 	a.build = es.Builds[prevID]
 	a.build.Package = es.Previous
 	a.config = es.PreviousConfig
-	prevPkg, curPkg := es.Previous, es.Serving
-	es.Serving, es.Previous = es.Previous, es.Serving
-	es.Config, es.PreviousConfig = es.PreviousConfig, es.Config
-	es.Restart, es.PreviousRestart = es.PreviousRestart, es.Restart
+	// Its templates may have been rendered with another config since it
+	// served (a restart that failed and was left so, or was interrupted);
+	// it is not current, so rendering it now disturbs nothing.
+	if rerr := a.render(prevID, es.PreviousConfig); rerr != nil {
+		res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, es.Previous, rerr)
+		return
+	}
+	swap := func() {
+		es.Serving, es.Previous = es.Previous, es.Serving
+		es.Config, es.PreviousConfig = es.PreviousConfig, es.Config
+		es.Restart, es.PreviousRestart = es.PreviousRestart, es.Restart
+	}
+	swap()
 	es.touch(prevID)
 	a.step(failedStep)
 	if rerr := renameio.Symlink(filepath.Join("builds", prevID), e.currentLink(a.env)); rerr != nil {
-		es.Serving, es.Previous = curPkg, prevPkg
-		res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, prevPkg, rerr)
+		swap()
+		res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, es.Previous, rerr)
+		return
+	}
+	wrote("current -> " + prevID)
+	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
+		if rerr := a.script(ctx, s, prevID); rerr != nil {
+			res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, es.Serving, rerr)
+			return
+		}
+	}
+	es.Healthy = true
+	res.Step, res.Output = failedStep, failedOutput
+	res.State, res.What = manifest.StateRolledBack, FailedRolledBack
+}
+
+// rollbackConfig is the rollback policy after a restart failed with err at
+// failedStep: it re-renders the serving build's templates with the config
+// its restart scripts last completed with (es.Config, which a restart
+// changes only once they complete with the new one) and runs them again.
+// When that config is the entry's, only the restart token changed and
+// there is nothing different to return to: it does nothing, and the env
+// stays FAILED.
+//
+// It writes nothing to the state that the restart did not: es.Config names
+// the previous config and es.Healthy is false from the start of the
+// restart to the end of the rollback, so after a crash at any point the
+// next Apply of the entry restarts with the new config again, and rolls
+// back again when that fails.
+func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err error, failedStep, failedOutput string) {
+	es, res := a.es, a.res
+	if maps.Equal(es.Config, entry.Config) {
+		return
+	}
+	id := entry.Package.ID()
+	a.log.Warn("rolling back to the previous config", "failed_step", failedStep)
+	a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
+	a.config = es.Config
+	if rerr := a.render(id, es.Config); rerr != nil {
+		res.Err = fmt.Errorf("%w; then roll back to the previous config: %w", err, rerr)
 		return
 	}
 	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
-		if rerr := a.script(ctx, s, prevID); rerr != nil {
-			res.Err = fmt.Errorf("%w; then rollback to %s: %w", err, es.Serving, rerr)
+		if rerr := a.script(ctx, s, id); rerr != nil {
+			res.Err = fmt.Errorf("%w; then roll back to the previous config: %w", err, rerr)
 			return
 		}
 	}
@@ -492,6 +573,7 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 		a.step(StepStopping)
 		return res
 	}
+	wrote("current removed")
 	es.Serving, es.Healthy = "", false
 	es.State = manifest.StateStopped
 	res.State, res.What, res.Output = manifest.StateStopped, Stopped, ""

@@ -546,30 +546,182 @@ func TestRunner(t *testing.T) {
 	}
 }
 
-// TestRestartFailure checks that a failed restart leaves the build in
-// place, FAILED, is planned as a restart again, and succeeds as one.
+// TestRestartFailure checks what each policy does when a restart (the
+// serving build, a new config or restart token) fails at RESTARTING on
+// every try: the default policy renders the templates with the config that
+// served and runs the restart scripts again with OPCODE=ROLLBACK, unless
+// only the restart token changed; continue and stop keep their meaning.
+// The state left is checked through a new Engine on the same root.
 func TestRestartFailure(t *testing.T) {
+	const (
+		servedConf = "version=v1 level=warn tag=none\n"  // app.conf with the config that served
+		newConf    = "version=v1 level=debug tag=none\n" // with the new one
+	)
+	cases := []struct {
+		name string
+		// kv is the new entry's, beside LOG_LEVEL=debug unless sameConfig.
+		kv         []string
+		sameConfig bool
+		// failBuild makes v1's RESTARTING fail whatever the config, by
+		// the file recScript looks for beside it.
+		failBuild bool
+		state     manifest.State
+		what      pkginstall.What
+		// after are the steps after the failing restart's.
+		after   func(v1 manifest.PackageName) []string
+		conf    string // app.conf afterwards, "" when current is removed
+		planNew pkginstall.Action
+		planOld pkginstall.Action
+		errHas  string
+	}{
+		{name: "new config, default policy", kv: []string{"FAIL_STEP", "RESTARTING"},
+			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
+			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
+			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone},
+		{name: "new config, rollback", kv: []string{"FAIL_STEP", "RESTARTING", "on_failure", "rollback"},
+			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
+			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
+			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone},
+		{name: "new config and restart token, default policy", kv: []string{"FAIL_STEP", "RESTARTING", "restart", "b"},
+			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
+			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
+			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone},
+		{name: "new restart token only, default policy", kv: []string{"restart", "b"}, sameConfig: true, failBuild: true,
+			state: manifest.StateFailed, what: pkginstall.Failed,
+			after: func(manifest.PackageName) []string { return nil },
+			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActRestart},
+		{name: "new config, rollback fails too", kv: []string{}, failBuild: true,
+			state: manifest.StateFailed, what: pkginstall.Failed,
+			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, rest, rest) },
+			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActRestart,
+			errHas: "then roll back to the previous config"},
+		{name: "new config, continue", kv: []string{"FAIL_STEP", "RESTARTING", "on_failure", "continue"},
+			state: manifest.StateFailed, what: pkginstall.Failed,
+			after: func(manifest.PackageName) []string { return nil },
+			conf:  newConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActRestart},
+		{name: "new config, stop", kv: []string{"FAIL_STEP", "RESTARTING", "on_failure", "stop"},
+			state: manifest.StateStopped, what: pkginstall.FailedStopped,
+			after:   func(v1 manifest.PackageName) []string { return expect("STOP", v1, v1, stop) },
+			planNew: pkginstall.ActDeploy, planOld: pkginstall.ActDeploy},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// The runner keeps every script's environment, to check the
+			// variables that distinguish a rollback's scripts.
+			var envs []map[string]string
+			f := newFixture(t, func(c *pkginstall.Config) {
+				c.Run = func(_ context.Context, cmd *exec.Cmd) error {
+					vars := map[string]string{}
+					for _, kv := range cmd.Env {
+						k, v, _ := strings.Cut(kv, "=")
+						vars[k] = v
+					}
+					envs = append(envs, vars)
+					return cmd.Run()
+				}
+			})
+			v1 := f.release("hello", 1, app("v1"))
+			old := f.entry(v1, "LOG_LEVEL", "warn", "restart", "a")
+			f.mustApply(old)
+			if tc.failBuild {
+				if err := os.WriteFile(filepath.Join(f.root, "envs", "hello", "builds", v1.ID(), "teletraan", "FAIL_RESTARTING"), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			level := "debug"
+			if tc.sameConfig {
+				level = "warn"
+			}
+			kv := slices.Concat([]string{"LOG_LEVEL", level, "restart", "a"}, tc.kv)
+			next := f.entry(v1, kv...)
+			f.steps()
+			envs = nil
+
+			r := f.apply(next)
+			if r.Action != pkginstall.ActRestart || !errors.Is(r.Err, pkginstall.ErrScript) {
+				t.Fatalf("result %+v", r)
+			}
+			if r.State != tc.state || r.What != tc.what || r.Step != pkginstall.StepRestarting {
+				t.Errorf("state %s what %q step %s", r.State, r.What, r.Step)
+			}
+			if !strings.Contains(r.Err.Error(), tc.errHas) {
+				t.Errorf("err = %v, want it to say %q", r.Err, tc.errHas)
+			}
+			failing := expect("RESTART", v1, v1, preR, rest, rest, rest)
+			if got, want := f.steps(), cat(failing, tc.after(v1)); !slices.Equal(got, want) {
+				t.Errorf("steps\n got %q\nwant %q", got, want)
+			}
+			for _, vars := range envs {
+				if vars["OPCODE"] != "ROLLBACK" {
+					continue
+				}
+				// The config that served, not the new one.
+				if vars["DEPLOY_TYPE"] != "ROLLBACK" || vars["FIRST_DEPLOY"] != "false" || vars["LOG_LEVEL"] != "warn" || vars["FAIL_STEP"] != "" {
+					t.Errorf("%s of the rollback: DEPLOY_TYPE=%q FIRST_DEPLOY=%q LOG_LEVEL=%q FAIL_STEP=%q", vars["DEPLOY_STEP"],
+						vars["DEPLOY_TYPE"], vars["FIRST_DEPLOY"], vars["LOG_LEVEL"], vars["FAIL_STEP"])
+				}
+			}
+			if tc.conf == "" {
+				if f.current("hello") != "" || r.Serving != "" {
+					t.Errorf("current %q, Serving %q", f.current("hello"), r.Serving)
+				}
+			} else {
+				if r.Serving != v1.String() || f.current("hello") != v1.ID() {
+					t.Errorf("current %q, Serving %q", f.current("hello"), r.Serving)
+				}
+				if got := f.file("hello", "teletraan/app.conf"); got != tc.conf {
+					t.Errorf("app.conf = %q, want %q", got, tc.conf)
+				}
+			}
+			f.reopen()
+			if a, err := f.eng.Plan(next); err != nil || a != tc.planNew {
+				t.Errorf("Plan of the failed entry = %v, %v; want %v", a, err, tc.planNew)
+			}
+			if a, err := f.eng.Plan(old); err != nil || a != tc.planOld {
+				t.Errorf("Plan of the entry that served = %v, %v; want %v", a, err, tc.planOld)
+			}
+			// Once the cause is gone, the new entry is applied as a
+			// restart (a deploy after stop) and serves.
+			os.Remove(filepath.Join(f.root, "envs", "hello", "builds", v1.ID(), "teletraan", "FAIL_RESTARTING"))
+			fixed := f.entry(v1, slices.Concat(kv, []string{"FAIL_STEP", "none"})...)
+			if a, err := f.eng.Plan(fixed); err != nil || a != tc.planNew {
+				t.Errorf("Plan of the fixed entry = %v, %v; want %v", a, err, tc.planNew)
+			}
+			f.mustApply(fixed)
+			if got := f.file("hello", "teletraan/app.conf"); got != "version=v1 level="+level+" tag=none\n" {
+				t.Errorf("app.conf after the fixed entry = %q", got)
+			}
+		})
+	}
+}
+
+// TestRollbackRendersPreviousConfig checks that the rollback policy
+// renders the previous build's templates with the config it is rolled back
+// to, the one its scripts are given, even when a failed restart left them
+// rendered with another.
+func TestRollbackRendersPreviousConfig(t *testing.T) {
 	f := newFixture(t)
 	v1 := f.release("hello", 1, app("v1"))
-	f.mustApply(f.entry(v1))
+	v2 := f.release("hello", 2, app("v2", "teletraan/FAIL_RESTARTING", ""))
+	f.mustApply(f.entry(v1, "LOG_LEVEL", "warn"))
+	r := f.apply(f.entry(v1, "LOG_LEVEL", "debug", "FAIL_STEP", "RESTARTING", "on_failure", "continue"))
+	if r.What != pkginstall.Failed || f.file("hello", "teletraan/app.conf") != "version=v1 level=debug tag=none\n" {
+		t.Fatalf("failed restart left %+v, app.conf %q", r, f.file("hello", "teletraan/app.conf"))
+	}
 	f.steps()
-	r := f.apply(f.entry(v1, "FAIL_STEP", "RESTARTING"))
-	if r.Err == nil || r.State != manifest.StateFailed || r.What != pkginstall.Failed || r.Serving != v1.String() || f.current("hello") != v1.ID() {
+	r = f.apply(f.entry(v2))
+	if r.What != pkginstall.FailedRolledBack || f.current("hello") != v1.ID() {
 		t.Fatalf("result %+v", r)
 	}
-	if got, want := f.steps(), expect("RESTART", v1, v1, preR, rest, rest, rest); !slices.Equal(got, want) {
+	if got, want := f.steps(), cat(expect("DEPLOY", v2, v1, pre, post), expect("DEPLOY", v2, v2, preR, rest, rest, rest),
+		expect("ROLLBACK", v1, v1, preR, rest, posR)); !slices.Equal(got, want) {
 		t.Errorf("steps\n got %q\nwant %q", got, want)
 	}
-	f.reopen()
-	if a, err := f.eng.Plan(f.entry(v1, "FAIL_STEP", "RESTARTING")); err != nil || a != pkginstall.ActRestart {
-		t.Errorf("Plan after a failed restart = %v, %v", a, err)
+	if got, want := f.file("hello", "teletraan/app.conf"), "version=v1 level=warn tag=none\n"; got != want {
+		t.Errorf("app.conf after the rollback = %q, want %q", got, want)
 	}
-	r = f.mustApply(f.entry(v1, "FAIL_STEP", "none"))
-	if r.Action != pkginstall.ActRestart {
-		t.Errorf("action %s", r.Action)
-	}
-	if got, want := f.steps(), expect("RESTART", v1, v1, preR, rest, posR); !slices.Equal(got, want) {
-		t.Errorf("steps\n got %q\nwant %q", got, want)
+	if a, err := f.eng.Plan(f.entry(v1, "LOG_LEVEL", "warn")); err != nil || a != pkginstall.ActNone {
+		t.Errorf("Plan of v1 with the config rolled back to = %v, %v; want none", a, err)
 	}
 }
 

@@ -91,22 +91,34 @@
 // A failure before current is switched (a download script, the download,
 // verification, unpacking, rendering) leaves the serving build untouched and
 // serving: the Result is FAILED and nothing more runs (a PRE_DOWNLOAD that
-// stopped the service is not undone). A failure after the switch applies
-// the entry's policy:
+// stopped the service is not undone). A failure after the switch, or of a
+// restart (its rendering included), applies the entry's policy:
 //
-//   - rollback (default): current goes back to the build serving before, whose
-//     PRE_RESTART, RESTARTING and POST_RESTART run (OPCODE=ROLLBACK); the
-//     Result is ROLLED_BACK, or FAILED when there is no previous build or its
-//     scripts fail too;
+//   - rollback (default): after a deploy or a rollback action, the build
+//     serving before gets its templates rendered again with the config it
+//     served with, current goes back to it, and its PRE_RESTART, RESTARTING
+//     and POST_RESTART run (OPCODE=ROLLBACK, DEPLOY_TYPE=ROLLBACK). After a
+//     restart whose config differs from the one the restart scripts last
+//     completed with, the serving build's templates are rendered again with
+//     that previous config and its restart scripts run again, the same way.
+//     The Result is ROLLED_BACK; it is FAILED when there is no previous
+//     build (a first deploy), when the restart changed only the restart
+//     token (the config is the one that served: there is nothing different
+//     to return to), or when the rollback fails too;
 //   - continue: the env is left as it is, FAILED;
 //   - stop: STOPPING runs from the failing build and current is removed;
 //     the env is STOPPED.
 //
 // The Result's What field says which of these happened; its Step and
-// Output are those of the step that failed. A deploy whose context ends
-// (pulld shutting down) applies no policy: it stops where it is, FAILED, and
-// the next Apply finishes it. A failed restart keeps the build and is
-// planned as a restart again.
+// Output are those of the step that failed (the rollback's, when the
+// rollback fails too), and its Err is set. After a
+// rollback the state records the build and the config that serve again, so
+// Plan still sees the entry as not applied (ActDeploy for a rolled-back
+// build, ActRestart for a rolled-back config) and pulld retries it with
+// backoff, not on every poll. A deploy whose context ends (pulld shutting
+// down) applies no policy: it stops where it is, FAILED, and the next Apply
+// finishes it. A failed restart that was not rolled back keeps the build
+// and is planned as a restart again.
 //
 // # Crash safety
 //
@@ -121,4 +133,15 @@
 // (replaced atomically after every step) parses, and Open removes whatever
 // .tmp- is left. The next Apply of the same entry finishes or redoes the work:
 // Plan looks at current on disk, not only at state.json.
+//
+// A switch of current, by a deploy or by the rollback policy, is recorded
+// in state.json before it is made, and Open undoes a recorded switch that
+// a crash kept from being made; so until a rollback has completed,
+// state.json names both the build serving before, with its config, and the
+// build being tried, and the next Apply of the entry deploys it again and
+// rolls back again if it still fails. A restart records the new config only
+// once the restart scripts complete with it, and marks the env unhealthy
+// before rendering; so after a crash during a restart or its rollback the
+// recorded config is still the one that last served, and the entry is
+// planned as a restart again.
 package pkginstall

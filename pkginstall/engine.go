@@ -219,6 +219,20 @@ func (e *Engine) logsDir(env string) string      { return filepath.Join(e.envDir
 // tmpPrefix starts the name of every temporary directory under builds/.
 const tmpPrefix = ".tmp-"
 
+// crashHook, when not nil, is called right after each write to the root
+// that a crash could follow: every save of state.json, every rename of a
+// build into builds/, and every switch or removal of current. point names
+// the write. Only tests set it (through export_test.go), to kill the
+// process at exactly that point and check that the next Open converges.
+var crashHook func(point string)
+
+// wrote calls crashHook, if set, after the write point.
+func wrote(point string) {
+	if crashHook != nil {
+		crashHook(point)
+	}
+}
+
 // currentID returns the build id env's current symlink names, "" for none.
 func (e *Engine) currentID(env string) string {
 	target, err := os.Readlink(e.currentLink(env))
@@ -323,7 +337,11 @@ type envState struct {
 	Serving string `json:"serving,omitempty"`
 	// Healthy is true when Serving's restart scripts last completed with
 	// Config and Restart.
-	Healthy bool              `json:"healthy"`
+	Healthy bool `json:"healthy"`
+	// Config and Restart are the entry's Serving was deployed with. A
+	// restart changes them only once the restart scripts complete with
+	// the new ones, so during a restart and after a failed one they are
+	// what served last, which the rollback policy returns to.
 	Config  map[string]string `json:"config,omitempty"`
 	Restart string            `json:"restart,omitempty"`
 	// Previous is the package that served before Serving, the target of
@@ -439,7 +457,20 @@ func (e *Engine) load() error {
 				os.Remove(e.currentLink(env))
 			}
 			es.Serving, es.Healthy = "", false
-		case es.Serving == "" || packageID(es.Serving) != cur:
+		case es.Serving != "" && packageID(es.Serving) == cur:
+			// The state follows current.
+		case es.Previous != "" && packageID(es.Previous) == cur:
+			// A switch of current from Previous to Serving was recorded
+			// but a crash kept it from being made (a deploy's switch to
+			// the new build, or the rollback policy's back to the old
+			// one). Undo the record rather than forget either build: the
+			// rollback policy needs the one before, and each keeps the
+			// config it was rendered with.
+			es.Serving, es.Previous = es.Previous, es.Serving
+			es.Config, es.PreviousConfig = es.PreviousConfig, es.Config
+			es.Restart, es.PreviousRestart = es.PreviousRestart, es.Restart
+			es.Healthy = false
+		default:
 			es.Serving, es.Healthy = es.Builds[cur].Package, false
 		}
 		if es.State == manifest.StateDeploying {
@@ -492,6 +523,7 @@ func (e *Engine) save() error {
 	if err := renameio.WriteFile(e.statePath(), append(data, '\n'), 0o644, renameio.WithTempDir(e.root)); err != nil {
 		return fmt.Errorf("pkginstall: write state: %w", err)
 	}
+	wrote("state.json")
 	return nil
 }
 

@@ -81,6 +81,13 @@ func newFixture(t testing.TB, mod ...func(*pkginstall.Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newFixtureOn(t, store, mod...)
+}
+
+// newFixtureOn is newFixture on store, which the caller closes: a file://
+// bucket lets a helper process read the same packages.
+func newFixtureOn(t testing.TB, store *blobstore.Store, mod ...func(*pkginstall.Config)) *fixture {
+	t.Helper()
 	f := &fixture{t: t, root: t.TempDir(), store: store, rec: filepath.Join(t.TempDir(), "rec"), logs: &logSink{}}
 	f.cfg = pkginstall.Config{
 		Store:       store,
