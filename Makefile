@@ -35,6 +35,8 @@ FUZZ_TARGETS ?= \
 	./internal/release:FuzzRedactURL \
 	./internal/nudge:FuzzParseTemplate \
 	./internal/nudge:FuzzParseGCE \
+	./internal/nudge:FuzzParseTopic \
+	./internal/nudge/urltemplate:FuzzParseURLTemplate \
 	./internal/pulld:FuzzParseHostInfo \
 	./internal/pushui:FuzzParseHtpasswd \
 	./internal/pushui:FuzzParseConfigText \

@@ -81,7 +81,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 	fs.DurationVar(&cfg.Poll, "poll", pulld.DefaultPoll, "poll `period` of the manifest (±20% jitter)")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", pulld.DefaultHeartbeat, "longest `period` between status writes when nothing changes")
 	fs.StringVar(&cfg.Listen, "listen", pulld.DefaultListen, "`address` of /status, /healthz, /metrics and POST /nudge; empty for none")
-	fs.Var(&nudges, "nudge", "nudge `source`, repeatable: gce, gce:ATTR, or a pub/sub subscription URL (mem://…, nats://subject?natsv2=true)")
+	fs.Var(&nudges, "nudge", "nudge `source`, repeatable: gce, gce:ATTR, or a pub/sub subscription URL (mem://…, nats://subject?natsv2=true), in which {server} becomes -server, so that nats://pushpull.{server}?natsv2=true gives each host a subject of its own (recommended for large fleets)")
 	fs.IntVar(&cfg.Keep, "keep", pulld.DefaultKeep, "builds kept per env, for rollbacks")
 	fs.DurationVar(&cfg.StepTimeout, "step-timeout", pulld.DefaultStepTimeout, "timeout of one deploy script attempt")
 	fs.DurationVar(&cfg.Grace, "grace", pulld.DefaultGrace, "on SIGTERM, how long a running script may go on")

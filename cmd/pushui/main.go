@@ -43,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.AuthHeader, "auth-header", "", "trust this request `header` for the user's identity (e.g. X-Forwarded-Email behind oauth2-proxy or IAP)")
 	fs.StringVar(&cfg.HtpasswdFile, "htpasswd", "", "require HTTP Basic auth against this htpasswd `FILE` (bcrypt hashes: htpasswd -B)")
 	fs.StringVar(&admins, "admins", "", "comma-separated `users` who may change manifests; others may only look")
-	fs.StringVar(&cfg.NudgeTopic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge servers on (default $"+nudge.EnvTopic+")")
+	fs.StringVar(&cfg.NudgeTopic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge servers on; {server} in it becomes each server's name, for a topic per server (recommended for large fleets), e.g. nats://pushpull.{server}?natsv2=true (default $"+nudge.EnvTopic+")")
 	fs.StringVar(&cfg.NudgeURL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
 	fs.StringVar(&cfg.NudgeGCE, "nudge-gce", env.GCE, "nudge servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
 	fs.DurationVar(&cfg.Refresh, "refresh", time.Minute, "list the bucket again in the background this often (0: only on the refresh button)")

@@ -1,9 +1,12 @@
 package nudge
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+
+	"gocloud.dev/pubsub"
 )
 
 // FuzzParseTemplate checks that parseTemplate never panics and that every
@@ -28,7 +31,7 @@ func FuzzParseTemplate(f *testing.F) {
 			return
 		}
 		for _, server := range []string{"web-1", "a", "x.y_z-0"} {
-			got := tmpl.expand(server)
+			got := tmpl.Expand(server)
 			if strings.ContainsAny(got, "{}") {
 				t.Fatalf("expand(%q) = %q still has braces", server, got)
 			}
@@ -38,6 +41,52 @@ func FuzzParseTemplate(f *testing.F) {
 			}
 			if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 				t.Fatalf("expand(%q) = %q is not an http(s) URL with a host", server, got)
+			}
+		}
+	})
+}
+
+// FuzzParseTopic checks that parseTopic never panics, that its errors are
+// one line naming the template, and that a template it accepts with
+// {server} expands, for any valid server name, to a URL without braces
+// whose scheme has a topic driver, and one without {server} to itself.
+func FuzzParseTopic(f *testing.F) {
+	for _, s := range []string{
+		"nats://pushpull.{server}?natsv2=true",
+		"mem://nudge-{server}",
+		"nats://pushpull.nudge",
+		"nats://pushpull.{host}",
+		"carrier-pigeon://{server}",
+		"{server}",
+		"mem://%zz{server}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tmpl, err := parseTopic(s)
+		if err != nil {
+			if msg := err.Error(); !strings.HasPrefix(msg, fmt.Sprintf("nudge: topic URL template %q: ", s)) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q is not one line naming the template", msg)
+			}
+			return
+		}
+		for _, server := range []string{"web-1", "a", "x.y_z-0"} {
+			got := tmpl.Expand(server)
+			if !tmpl.PerServer() {
+				if got != s {
+					t.Fatalf("parseTopic(%q) without placeholder expands to %q", s, got)
+				}
+				continue
+			}
+			if strings.ContainsAny(got, "{}") {
+				t.Fatalf("expand(%q) = %q still has braces", server, got)
+			}
+			u, err := url.Parse(got)
+			if err != nil {
+				t.Fatalf("expand(%q) = %q does not parse: %v", server, got, err)
+			}
+			if !pubsub.DefaultURLMux().ValidTopicScheme(u.Scheme) {
+				t.Fatalf("expand(%q) = %q has no topic driver", server, got)
 			}
 		}
 	})

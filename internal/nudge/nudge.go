@@ -9,6 +9,13 @@
 //     body is the server name. The mem:// (in-process) and nats:// drivers
 //     are linked in; nats:// reads the server address from NATS_SERVER_URL.
 //     Other drivers (gcppubsub, awssnssqs) need their blank import and module.
+//     The topic is either one for the whole fleet, on which every pulld
+//     receives every server's message and ignores the others', or, when the
+//     topic URL holds the placeholder {server} (nats://pushpull.{server}),
+//     each server's own: pulld -nudge takes the same placeholder, so each
+//     host receives only its own messages. A push to N servers of a fleet of
+//     N hosts then costs N deliveries instead of N², so per-server topics are
+//     the form to use for large fleets.
 //   - HTTP: a POST to a URL template such as http://{server}:8080/nudge,
 //     with the server name as a text/plain body. {server} is the only
 //     placeholder; it may appear anywhere, or not at all (a relay that reads
@@ -42,9 +49,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +63,7 @@ import (
 	_ "gocloud.dev/pubsub/natspubsub" // nats:// topics
 	compute "google.golang.org/api/compute/v1"
 
+	"github.com/pushpull/pushpull/internal/nudge/urltemplate"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -74,8 +84,12 @@ const maxInFlight = 16
 
 // Config says how to nudge. The zero Config nudges nothing.
 type Config struct {
-	// Topic is a gocloud.dev/pubsub topic URL (mem://name, nats://subject).
-	// Empty means no pub/sub nudges.
+	// Topic is a gocloud.dev/pubsub topic URL (mem://name, nats://subject),
+	// or a template of one holding the placeholder {server}
+	// (nats://pushpull.{server}): then each server's message goes to the
+	// topic of its own name, opened the first time that server is nudged.
+	// {server} is the only brace expression allowed. Empty means no pub/sub
+	// nudges.
 	Topic string
 	// URL is an http:// or https:// URL template; {server} is replaced by
 	// the server name. Empty means no HTTP nudges.
@@ -105,9 +119,9 @@ func FromEnv() Config {
 
 // Nudger sends nudges. It is safe for concurrent use; Close it when done.
 type Nudger struct {
-	topic   *pubsub.Topic    // nil: no pub/sub
-	tmpl    template         // zero: no HTTP
-	compute *compute.Service // nil: no GCE
+	pub     *publisher           // nil: no pub/sub
+	tmpl    urltemplate.Template // zero: no HTTP
+	compute *compute.Service     // nil: no GCE
 	gce     gceTarget
 	client  *http.Client
 	timeout time.Duration
@@ -115,10 +129,15 @@ type Nudger struct {
 }
 
 // New checks cfg, opens its topic and makes its Compute API client. It
-// fails on a malformed URL template, GCE value or GCE endpoint, a topic that
-// cannot be opened, or (for the GCE form) no Application Default
-// Credentials, so a misconfiguration is seen before anything is changed;
-// once New succeeded, failures are only per nudge.
+// fails on a malformed URL template, topic URL template, GCE value or GCE
+// endpoint, a topic that cannot be opened, or (for the GCE form) no
+// Application Default Credentials, so a misconfiguration is seen before
+// anything is changed; once New succeeded, failures are only per nudge.
+//
+// A topic URL holding {server} is checked (its placeholders, and that its
+// scheme has a driver linked in) but not opened: each server's topic is
+// opened when that server is first nudged, so what only opening shows (no
+// NATS_SERVER_URL, for one) is a failure of those nudges.
 func New(ctx context.Context, cfg Config) (*Nudger, error) {
 	n := &Nudger{client: cfg.Client, timeout: cfg.Timeout, log: cfg.Logger}
 	if n.client == nil {
@@ -149,17 +168,17 @@ func New(ctx context.Context, cfg Config) (*Nudger, error) {
 		n.gce, n.compute = g, svc
 	}
 	if cfg.Topic != "" {
-		t, err := pubsub.OpenTopic(ctx, cfg.Topic)
+		p, err := newPublisher(ctx, cfg.Topic)
 		if err != nil {
-			return nil, fmt.Errorf("nudge: open topic %s: %w", cfg.Topic, err)
+			return nil, err
 		}
-		n.topic = t
+		n.pub = p
 	}
 	return n, nil
 }
 
-// Enabled reports whether n nudges anything at all.
-func (n *Nudger) Enabled() bool { return n.topic != nil || n.tmpl.raw != "" || n.compute != nil }
+// Enabled reports whether n was configured to nudge anything at all.
+func (n *Nudger) Enabled() bool { return n.pub != nil || n.tmpl.String() != "" || n.compute != nil }
 
 // Nudge nudges each server by every configured form, concurrently. It
 // returns once every nudge has succeeded, failed, or timed out. Each
@@ -212,10 +231,10 @@ type form struct {
 
 func (n *Nudger) forms() []form {
 	var fs []form
-	if n.topic != nil {
+	if n.pub != nil {
 		fs = append(fs, form{"pubsub", n.publish})
 	}
-	if n.tmpl.raw != "" {
+	if n.tmpl.String() != "" {
 		fs = append(fs, form{"http", n.post})
 	}
 	if n.compute != nil {
@@ -225,14 +244,18 @@ func (n *Nudger) forms() []form {
 }
 
 func (n *Nudger) publish(ctx context.Context, server string) error {
-	if err := n.topic.Send(ctx, &pubsub.Message{Body: []byte(server)}); err != nil {
+	t, err := n.pub.topic(ctx, server)
+	if err == nil {
+		err = t.Send(ctx, &pubsub.Message{Body: []byte(server)})
+	}
+	if err != nil {
 		return fmt.Errorf("nudge %s: publish: %w", server, err)
 	}
 	return nil
 }
 
 func (n *Nudger) post(ctx context.Context, server string) error {
-	u := n.tmpl.expand(server)
+	u := n.tmpl.Expand(server)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(server))
 	if err != nil {
 		return fmt.Errorf("nudge %s: %w", server, err)
@@ -250,39 +273,126 @@ func (n *Nudger) post(ctx context.Context, server string) error {
 	return nil
 }
 
-// Close shuts the topic down, flushing messages not yet sent. It is safe to
-// call on a Nudger with no topic, and more than once.
+// Close shuts every topic n opened down, flushing messages not yet sent,
+// and returns the failures joined. It is safe to call on a Nudger with no
+// topic, more than once, and concurrently with Nudge and itself; a pub/sub
+// nudge after Close fails.
 func (n *Nudger) Close(ctx context.Context) error {
-	if n.topic == nil {
+	if n.pub == nil {
 		return nil
 	}
-	t := n.topic
-	n.topic = nil
-	if err := t.Shutdown(ctx); err != nil {
-		return fmt.Errorf("nudge: close topic: %w", err)
-	}
-	return nil
+	return n.pub.close(ctx)
 }
 
-// placeholder is the one placeholder a URL template may hold.
-const placeholder = "{server}"
+// errClosed is the failure of a pub/sub nudge after Close.
+var errClosed = errors.New("nudger closed")
 
-// template is a parsed HTTP nudge URL template.
-type template struct{ raw string }
+// publisher holds the topics of the pub/sub form, by URL: the one topic of
+// a topic URL without {server}, opened by New, or each server's, opened on
+// its first nudge. Memory grows with the servers nudged, that is at most
+// with the fleet.
+type publisher struct {
+	tmpl urltemplate.Template
+
+	mu     sync.Mutex
+	topics map[string]*pubsub.Topic // nil once closed
+}
+
+// newPublisher checks the topic URL template s and, when it has no
+// placeholder, opens its one topic.
+func newPublisher(ctx context.Context, s string) (*publisher, error) {
+	tmpl, err := parseTopic(s)
+	if err != nil {
+		return nil, err
+	}
+	p := &publisher{tmpl: tmpl, topics: map[string]*pubsub.Topic{}}
+	if !tmpl.PerServer() {
+		t, err := pubsub.OpenTopic(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("nudge: open topic %s: %w", s, err)
+		}
+		p.topics[s] = t
+	}
+	return p, nil
+}
+
+// topic returns server's topic, opening it on first use. Topics are opened
+// under p's lock, so a URL is never opened twice; opening needs no round
+// trip with the drivers linked in, except for the first nats:// topic,
+// which dials NATS_SERVER_URL.
+func (p *publisher) topic(ctx context.Context, server string) (*pubsub.Topic, error) {
+	u := p.tmpl.Expand(server)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.topics == nil {
+		return nil, errClosed
+	}
+	if t := p.topics[u]; t != nil {
+		return t, nil
+	}
+	t, err := pubsub.OpenTopic(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("open topic %s: %w", u, err)
+	}
+	p.topics[u] = t
+	return t, nil
+}
+
+// close shuts every topic down, in the order of their URLs.
+func (p *publisher) close(ctx context.Context) error {
+	p.mu.Lock()
+	topics := p.topics
+	p.topics = nil
+	p.mu.Unlock()
+	var errs []error
+	for _, u := range slices.Sorted(maps.Keys(topics)) {
+		if err := topics[u].Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("nudge: close topic %s: %w", u, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseTopic checks a topic URL template: the only brace expression it may
+// hold is {server}, and, when it holds one, with a server name in its place
+// it must be a URL whose scheme has a topic driver linked in. A URL without
+// the placeholder is checked by opening it.
+func parseTopic(s string) (urltemplate.Template, error) {
+	bad := func(why string) (urltemplate.Template, error) {
+		return urltemplate.Template{}, fmt.Errorf("nudge: topic URL template %q: %s", s, why)
+	}
+	t, err := urltemplate.Parse(s)
+	if err != nil {
+		return urltemplate.Template{}, fmt.Errorf("nudge: topic URL template %q: %w", s, err)
+	}
+	if !t.PerServer() {
+		return t, nil
+	}
+	u, err := url.Parse(t.Expand("server-0"))
+	if err != nil {
+		return bad(err.Error())
+	}
+	if u.Scheme == "" {
+		return bad("want scheme://…")
+	}
+	if !pubsub.DefaultURLMux().ValidTopicScheme(u.Scheme) {
+		return bad(fmt.Sprintf("no topic driver for scheme %q", u.Scheme))
+	}
+	return t, nil
+}
 
 // parseTemplate checks an HTTP nudge URL template: the only brace
 // expression it may hold is {server}, and with a server name in its place
 // it must be an absolute http or https URL with a host.
-func parseTemplate(s string) (template, error) {
-	bad := func(why string) (template, error) {
-		return template{}, fmt.Errorf("nudge: URL template %q: %s", s, why)
+func parseTemplate(s string) (urltemplate.Template, error) {
+	bad := func(why string) (urltemplate.Template, error) {
+		return urltemplate.Template{}, fmt.Errorf("nudge: URL template %q: %s", s, why)
 	}
-	rest := strings.ReplaceAll(s, placeholder, "")
-	if i := strings.IndexAny(rest, "{}"); i >= 0 {
-		return bad("the only placeholder is " + placeholder)
+	t, err := urltemplate.Parse(s)
+	if err != nil {
+		return urltemplate.Template{}, fmt.Errorf("nudge: URL template %q: %w", s, err)
 	}
-	t := template{raw: s}
-	u, err := url.Parse(t.expand("server-0"))
+	u, err := url.Parse(t.Expand("server-0"))
 	if err != nil {
 		return bad(err.Error())
 	}
@@ -293,10 +403,4 @@ func parseTemplate(s string) (template, error) {
 		return bad("no host")
 	}
 	return t, nil
-}
-
-// expand returns the URL for server, a name checked with manifest.CheckName
-// (its characters need no escaping in any part of a URL).
-func (t template) expand(server string) string {
-	return strings.ReplaceAll(t.raw, placeholder, server)
 }

@@ -45,70 +45,234 @@ func receiveBodies(t *testing.T, sub *pubsub.Subscription, n int) []string {
 	return got
 }
 
-func TestNudgePubSubMem(t *testing.T) {
-	topicURL := uniqueMemTopic(t)
-	// The topic must exist before a subscription to it can be opened.
-	topic, err := pubsub.OpenTopic(t.Context(), topicURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := pubsub.OpenSubscription(t.Context(), topicURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sub.Shutdown(context.Background()); topic.Shutdown(context.Background()) })
-
-	n, err := New(t.Context(), Config{Topic: topicURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !n.Enabled() {
-		t.Fatal("Enabled() = false with a topic")
-	}
-	if err := n.Nudge(t.Context(), "web-1", "web-2"); err != nil {
-		t.Fatalf("Nudge: %v", err)
-	}
-	if got, want := receiveBodies(t, sub, 2), []string{"web-1", "web-2"}; !slices.Equal(got, want) {
-		t.Fatalf("message bodies = %q, want %q", got, want)
-	}
-	if err := n.Close(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Close(t.Context()); err != nil {
-		t.Fatalf("second Close: %v", err)
+// bodiesBefore receives from sub until a message whose body is end, and
+// then until no message came for quietPeriod, and returns the bodies of all
+// but end, sorted. Sending end on the topic after the messages under test
+// makes their absence as certain as their presence: the driver has
+// delivered them by the time it delivers end, and gocloud's subscription,
+// which may reorder what it fetched in parallel, hands them out within the
+// quiet period.
+func bodiesBefore(t *testing.T, sub *pubsub.Subscription, end string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var got []string
+	for ended := false; ; {
+		rctx := ctx
+		if ended {
+			var cancel context.CancelFunc
+			rctx, cancel = context.WithTimeout(ctx, quietPeriod)
+			defer cancel()
+		}
+		m, err := sub.Receive(rctx)
+		if ended && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			slices.Sort(got)
+			return got
+		}
+		if err != nil {
+			t.Fatalf("receive after %q: %v", got, err)
+		}
+		m.Ack()
+		if string(m.Body) == end {
+			ended = true
+		} else {
+			got = append(got, string(m.Body))
+		}
 	}
 }
 
-// TestNudgePubSubNATS nudges through a real NATS server (embedded), with the
-// nats:// driver pulld subscribes with.
-func TestNudgePubSubNATS(t *testing.T) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Setenv("NATS_SERVER_URL", ns.ClientURL())
+// quietPeriod is how long bodiesBefore waits for stragglers.
+const quietPeriod = 100 * time.Millisecond
 
-	sub, err := pubsub.OpenSubscription(t.Context(), "nats://pushpull.nudge")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sub.Shutdown(context.Background()) })
+// endMark is the body of the message that ends a test's messages.
+const endMark = "end-of-test"
 
-	n, err := New(t.Context(), Config{Topic: "nats://pushpull.nudge"})
+// TestNudgePubSubMem nudges web-1 and web-2 through mem:// topics. With a
+// topic URL without {server}, both messages go to that one topic; with
+// {server}, each goes to its own server's topic and nowhere else. Close,
+// called concurrently, then shuts down every topic the Nudger opened and
+// only those, and a later nudge fails.
+func TestNudgePubSubMem(t *testing.T) {
+	tests := []struct {
+		name  string
+		topic string // Config.Topic, after a unique mem:// URL
+		// want holds, by topic (after the same unique URL), the bodies its
+		// subscriber must receive; nil for a topic the Nudger must not use.
+		want map[string][]string
+	}{
+		{"shared", "", map[string][]string{
+			"": {"web-1", "web-2"},
+		}},
+		{"per-server", "-{server}", map[string][]string{
+			"-web-1": {"web-1"},
+			"-web-2": {"web-2"},
+			"-web-3": nil,
+			"":       nil,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := uniqueMemTopic(t)
+			topics := map[string]*pubsub.Topic{}
+			subs := map[string]*pubsub.Subscription{}
+			for suffix := range tt.want {
+				// A mem:// topic must exist before a subscription to it can
+				// be opened; the Nudger's OpenTopic returns this same topic.
+				topic, err := pubsub.OpenTopic(t.Context(), base+suffix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sub, err := pubsub.OpenSubscription(t.Context(), base+suffix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { sub.Shutdown(context.Background()); topic.Shutdown(context.Background()) })
+				topics[suffix], subs[suffix] = topic, sub
+			}
+
+			n, err := New(t.Context(), Config{Topic: base + tt.topic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !n.Enabled() {
+				t.Fatal("Enabled() = false with a topic")
+			}
+			if err := n.Nudge(t.Context(), "web-1", "web-2"); err != nil {
+				t.Fatalf("Nudge: %v", err)
+			}
+			for suffix, want := range tt.want {
+				if err := topics[suffix].Send(t.Context(), &pubsub.Message{Body: []byte(endMark)}); err != nil {
+					t.Fatal(err)
+				}
+				if got := bodiesBefore(t, subs[suffix], endMark); !slices.Equal(got, want) {
+					t.Errorf("topic %s received %q, want %q", base+suffix, got, want)
+				}
+			}
+
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Go(func() {
+					if err := n.Close(t.Context()); err != nil {
+						t.Errorf("Close: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			for suffix, want := range tt.want {
+				err := topics[suffix].Send(t.Context(), &pubsub.Message{Body: []byte(endMark)})
+				if opened := want != nil; opened != (err != nil) {
+					t.Errorf("after Close, Send on %s = %v; the Nudger opened it: %v", base+suffix, err, opened)
+				}
+			}
+			if err := n.Nudge(t.Context(), "web-1"); err == nil || !strings.Contains(err.Error(), "closed") {
+				t.Errorf("Nudge after Close = %v, want an error saying it is closed", err)
+			}
+		})
+	}
+}
+
+// TestNudgePerServerOpenFails checks that a per-server topic that cannot be
+// opened fails the nudge of that server, naming it and the topic, and not
+// New: the template is valid, only its expansion is refused by the driver
+// (mem:// takes no query parameters).
+func TestNudgePerServerOpenFails(t *testing.T) {
+	topicURL := uniqueMemTopic(t) + "-{server}?x=1"
+	n, err := New(t.Context(), Config{Topic: topicURL})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { n.Close(context.Background()) })
-	if err := n.Nudge(t.Context(), "db-1", "web-1"); err != nil {
-		t.Fatalf("Nudge: %v", err)
+	err = n.Nudge(t.Context(), "web-1")
+	if err == nil {
+		t.Fatal("Nudge succeeded although the topic cannot be opened")
 	}
-	if got, want := receiveBodies(t, sub, 2), []string{"db-1", "web-1"}; !slices.Equal(got, want) {
-		t.Fatalf("message bodies = %q, want %q", got, want)
+	for _, want := range []string{"web-1", "open topic", strings.ReplaceAll(topicURL, "{server}", "web-1")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+// natsServer returns the URL of a real NATS server (nats-server, as in
+// internal/natstest), started on first use and left running until the test
+// binary exits: gocloud's nats:// opener, which the Nudger uses, dials
+// NATS_SERVER_URL once per process, so every test and every -count run
+// must find the same server there.
+var natsServer = sync.OnceValues(func() (string, error) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		return "", err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return "", errors.New("NATS server not accepting connections after 10s")
+	}
+	return ns.ClientURL(), nil
+})
+
+// TestNudgePubSubNATS nudges db-1 and web-1 through a real NATS server with
+// the nats:// driver pulld subscribes with: on one subject, both messages
+// reach its subscriber; on per-server subjects, each server's subscriber
+// receives its own message only.
+func TestNudgePubSubNATS(t *testing.T) {
+	url, err := natsServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NATS_SERVER_URL", url)
+	tests := []struct {
+		name  string
+		topic string              // Config.Topic
+		want  map[string][]string // by subscription URL, the bodies its subscriber must receive
+	}{
+		{"shared", "nats://pushpull.nudge", map[string][]string{
+			"nats://pushpull.nudge": {"db-1", "web-1"},
+		}},
+		{"per-server", "nats://pushpull.{server}?natsv2=true", map[string][]string{
+			"nats://pushpull.db-1?natsv2=true":  {"db-1"},
+			"nats://pushpull.web-1?natsv2=true": {"web-1"},
+			"nats://pushpull.web-2?natsv2=true": nil,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			subs := map[string]*pubsub.Subscription{}
+			for u := range tt.want {
+				sub, err := pubsub.OpenSubscription(t.Context(), u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { sub.Shutdown(context.Background()) })
+				// The subscription is registered before the nudges are
+				// published: both go through the same process-wide
+				// connection, which the server reads in order.
+				subs[u] = sub
+			}
+
+			n, err := New(t.Context(), Config{Topic: tt.topic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { n.Close(context.Background()) })
+			if err := n.Nudge(t.Context(), "db-1", "web-1"); err != nil {
+				t.Fatalf("Nudge: %v", err)
+			}
+			for u, want := range tt.want {
+				// The end mark goes through the same process-wide connection
+				// as the nudges, so it arrives after them.
+				end, err := pubsub.OpenTopic(t.Context(), u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { end.Shutdown(context.Background()) })
+				if err := end.Send(t.Context(), &pubsub.Message{Body: []byte(endMark)}); err != nil {
+					t.Fatal(err)
+				}
+				if got := bodiesBefore(t, subs[u], endMark); !slices.Equal(got, want) {
+					t.Errorf("%s received %q, want %q", u, got, want)
+				}
+			}
+		})
 	}
 }
 
@@ -259,6 +423,8 @@ func TestDisabled(t *testing.T) {
 	}
 }
 
+// TestNewErrors checks that New refuses each malformed setting with one
+// line that names it.
 func TestNewErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -269,12 +435,61 @@ func TestNewErrors(t *testing.T) {
 		{"template not http", Config{URL: "ftp://{server}/nudge"}, "http"},
 		{"template unknown placeholder", Config{URL: "http://{host}:8080/nudge"}, "placeholder"},
 		{"template no host", Config{URL: "http:///nudge/{server}"}, "no host"},
+		{"topic template unknown placeholder", Config{Topic: "nats://pushpull.{host}"}, "placeholder"},
+		{"topic template stray brace", Config{Topic: "nats://pushpull.{server}}"}, "placeholder"},
+		{"topic without placeholder stray brace", Config{Topic: "mem://pushpull-{serv}"}, "placeholder"},
+		{"topic template unknown scheme", Config{Topic: "carrier-pigeon://coop-{server}"}, `no topic driver for scheme "carrier-pigeon"`},
+		{"topic template no scheme", Config{Topic: "pushpull.{server}"}, "scheme://"},
+		{"topic template does not parse", Config{Topic: "mem://%zz-{server}"}, "invalid URL escape"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := New(t.Context(), tt.cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New = %v, want an error containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is more than one line", err)
+			}
+			if setting := tt.cfg.Topic + tt.cfg.URL; !strings.Contains(err.Error(), setting) {
+				t.Errorf("error %q does not name %s", err, setting)
+			}
+		})
+	}
+}
+
+func TestParseTopic(t *testing.T) {
+	tests := []struct {
+		in        string
+		ok        bool
+		perServer bool
+		expand    string // expansion for web-1
+	}{
+		{"nats://pushpull.{server}?natsv2=true", true, true, "nats://pushpull.web-1?natsv2=true"},
+		{"mem://nudge/{server}", true, true, "mem://nudge/web-1"},
+		{"nats://{server}", true, true, "nats://web-1"},
+		{"nats://pushpull.nudge", true, false, "nats://pushpull.nudge"},
+		// Without the placeholder, New opens the URL, which checks it.
+		{"carrier-pigeon://coop", true, false, "carrier-pigeon://coop"},
+		{"nats://pushpull.{SERVER}", false, false, ""},
+		{"nats://pushpull.{server", false, false, ""},
+		{"{server}", false, false, ""},
+		{"gcppubsub://projects/p/topics/nudge-{server}", false, false, ""}, // driver not linked in
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			tmpl, err := parseTopic(tt.in)
+			if (err == nil) != tt.ok {
+				t.Fatalf("parseTopic(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
+			}
+			if !tt.ok {
+				return
+			}
+			if tmpl.PerServer() != tt.perServer {
+				t.Errorf("PerServer() = %v, want %v", tmpl.PerServer(), tt.perServer)
+			}
+			if got := tmpl.Expand("web-1"); got != tt.expand {
+				t.Errorf("Expand(web-1) = %q, want %q", got, tt.expand)
 			}
 		})
 	}
@@ -314,7 +529,7 @@ func TestParseTemplate(t *testing.T) {
 				t.Fatalf("parseTemplate(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
 			}
 			if tt.ok {
-				if got := tmpl.expand("web-1"); got != tt.expand {
+				if got := tmpl.Expand("web-1"); got != tt.expand {
 					t.Fatalf("expand = %q, want %q", got, tt.expand)
 				}
 			}

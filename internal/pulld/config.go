@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/nudge/urltemplate"
 	"github.com/pushpull/pushpull/internal/watch"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -56,7 +57,7 @@ type Config struct {
 	Poll      time.Duration // poll period, ±20% jitter
 	Heartbeat time.Duration // longest interval between status writes
 	Listen    string        // address of the HTTP endpoints; "" for none (the flag defaults to DefaultListen)
-	Nudge     []string      // nudge sources: "gce", "gce:ATTR", or pub/sub subscription URLs
+	Nudge     []string      // nudge sources: "gce", "gce:ATTR", or pub/sub subscription URLs, in which {server} stands for Server
 	HostInfo  string        // Teletraan host_info file; "" for none (the flag defaults to DefaultHostInfo)
 
 	Keep        int           // builds kept per env
@@ -120,7 +121,7 @@ func (c *Config) Validate() error {
 		return bad("-self: %v", err)
 	}
 	for _, n := range c.Nudge {
-		if _, err := parseNudge(n); err != nil {
+		if _, err := parseNudge(n, c.Server); err != nil {
 			return bad("-nudge %q: %v", n, err)
 		}
 	}
@@ -147,7 +148,7 @@ func setDuration(d *time.Duration, def time.Duration) {
 // nudgeSource is one parsed -nudge value.
 type nudgeSource struct {
 	kind string // "gce" or "pubsub"
-	arg  string // the attribute, or the subscription URL
+	arg  string // the attribute, or the subscription URL with {server} expanded
 }
 
 // name is the source's label in logs, metrics and /healthz.
@@ -162,8 +163,12 @@ func (n nudgeSource) name() string {
 }
 
 // parseNudge parses a -nudge value: "gce", "gce:ATTR", or a pub/sub
-// subscription URL.
-func parseNudge(s string) (nudgeSource, error) {
+// subscription URL, which may hold the placeholder {server} (the only brace
+// expression allowed), expanded to server, a name manifest.CheckName
+// accepted. With it, one unit file line such as
+// -nudge nats://pushpull.{server}?natsv2=true subscribes each host to its
+// own subject, matching the topic template of release and pushui.
+func parseNudge(s, server string) (nudgeSource, error) {
 	switch {
 	case s == NudgeGCE:
 		return nudgeSource{kind: NudgeGCE, arg: watch.DefaultGCEAttribute}, nil
@@ -174,8 +179,13 @@ func parseNudge(s string) (nudgeSource, error) {
 		}
 		return nudgeSource{kind: NudgeGCE, arg: attr}, nil
 	}
-	if err := watch.CheckPubSubURL(s); err != nil {
+	tmpl, err := urltemplate.Parse(s)
+	if err != nil {
+		return nudgeSource{}, fmt.Errorf("subscription URL template: %w", err)
+	}
+	u := tmpl.Expand(server)
+	if err := watch.CheckPubSubURL(u); err != nil {
 		return nudgeSource{}, fmt.Errorf("want gce, gce:ATTR or a pub/sub subscription URL: %w", err)
 	}
-	return nudgeSource{kind: "pubsub", arg: s}, nil
+	return nudgeSource{kind: "pubsub", arg: u}, nil
 }

@@ -27,6 +27,11 @@ func TestConfigValidate(t *testing.T) {
 		{"bad gce attribute", func(c *Config) { c.Nudge = []string{"gce:a/b"} }, "-nudge"},
 		{"unknown nudge", func(c *Config) { c.Nudge = []string{"carrier-pigeon"} }, "-nudge"},
 		{"nats queue refused", func(c *Config) { c.Nudge = []string{"nats://s?queue=q"} }, "-nudge"},
+		{"per-server nudge", func(c *Config) { c.Nudge = []string{"nats://pushpull.{server}?natsv2=true"} }, ""},
+		{"unknown placeholder", func(c *Config) { c.Nudge = []string{"nats://pushpull.{host}"} }, `-nudge "nats://pushpull.{host}"`},
+		{"per-server subject invalid for this server", func(c *Config) {
+			c.Server, c.Nudge = "web.", []string{"nats://pushpull.{server}"}
+		}, `"pushpull.web." has an empty token`},
 		{"missing verify key", func(c *Config) { c.VerifyKeys = []string{"/nonexistent/key.pub"} }, "-verify-key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,15 +63,20 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
+// TestParseNudge checks the parsed -nudge values of server web-1: a
+// subscription URL has {server} expanded to web-1.
 func TestParseNudge(t *testing.T) {
 	for _, tc := range []struct{ in, kind, arg, name string }{
 		{"gce", "gce", "pushrev", "gce"},
 		{"gce:rev", "gce", "rev", "gce"},
 		{"mem://topic", "pubsub", "mem://topic", "pubsub-mem"},
 		{"nats://a.b?natsv2=true", "pubsub", "nats://a.b?natsv2=true", "pubsub-nats"},
+		{"mem://nudge-{server}", "pubsub", "mem://nudge-web-1", "pubsub-mem"},
+		{"nats://pushpull.{server}?natsv2=true", "pubsub", "nats://pushpull.web-1?natsv2=true", "pubsub-nats"},
+		{"nats://{server}.{server}", "pubsub", "nats://web-1.web-1", "pubsub-nats"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			n, err := parseNudge(tc.in)
+			n, err := parseNudge(tc.in, "web-1")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -262,7 +262,7 @@ func (d *daemon) startSources(ctx context.Context, wg *sync.WaitGroup) {
 		})
 	}
 	for _, s := range d.cfg.Nudge {
-		src, _ := parseNudge(s) // checked by Validate
+		src, _ := parseNudge(s, d.cfg.Server) // checked by Validate
 		switch src.kind {
 		case NudgeGCE:
 			start(src.name(), func(ctx context.Context, h watch.Hooks) error { return watch.GCE(ctx, src.arg, h) })

@@ -57,7 +57,11 @@
 //   - -nudge gce (or gce:ATTR): a hanging GET on the instance metadata
 //     attribute pushrev, through GCE_METADATA_HOST when set;
 //   - -nudge URL: a gocloud.dev/pubsub subscription (mem://, nats://subject
-//     with NATS_SERVER_URL); messages whose body is this server's name;
+//     with NATS_SERVER_URL); messages whose body is this server's name. The
+//     placeholder {server} in URL becomes -server, so that one line such as
+//     -nudge nats://pushpull.{server}?natsv2=true gives every host a subject
+//     of its own, which large fleets should use: on one shared subject each
+//     host receives every server's message;
 //   - SIGHUP (systemctl reload pulld) and POST /nudge on -listen, whose
 //     body, if any, must be this server's name (421 otherwise);
 //   - a file watch on the manifest when the bucket is file://.

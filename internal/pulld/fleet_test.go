@@ -22,6 +22,7 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/deploytest"
+	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/pulld"
 	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
 	"github.com/pushpull/pushpull/internal/testserver"
@@ -40,7 +41,8 @@ const (
 	// fleetApp is the app (and env) every host runs.
 	fleetApp = "fleet"
 	// fleetSource is the nudge source name pulld gives a mem:// pub/sub
-	// subscription, as the reconcile it starts is logged.
+	// subscription, shared or per server, as the reconcile it starts is
+	// logged.
 	fleetSource = "pubsub-mem"
 	// fleetWorkers bounds the pusher's concurrent bucket requests and
 	// publishes.
@@ -59,9 +61,24 @@ const (
 	fleetStopTimeout     = time.Minute
 )
 
+// fleetTopics is how a fleet is nudged through pub/sub.
+type fleetTopics int
+
+const (
+	// noTopics: no pub/sub; the hosts poll.
+	noTopics fleetTopics = iota
+	// sharedTopic: one mem:// topic for the fleet, every host subscribed
+	// to it, so that each receives every host's message.
+	sharedTopic
+	// perServerTopics: a mem:// topic per host, the pusher's topic URL and
+	// every host's -nudge the same template with {server}, so that each
+	// host receives its own message only.
+	perServerTopics
+)
+
 type fleetOptions struct {
 	hosts           int
-	pubsub          bool          // each host subscribes to one shared mem:// topic
+	topics          fleetTopics
 	poll, heartbeat time.Duration // 0: pulld's defaults
 	// stagger starts each host at a random moment within one poll period,
 	// so that polls are spread over the period as in a fleet that has run
@@ -75,8 +92,8 @@ type fleet struct {
 	px       *deploytest.Proxy
 	store    *blobstore.Store // the pusher's, straight to the server
 	hostURL  string           // the hosts' bucket URL, through px
-	topicURL string
-	topic    *pubsub.Topic // nil without pub/sub
+	topicURL string           // the pusher's topic URL and the hosts' -nudge, maybe a template
+	nudger   *nudge.Nudger    // the pusher's (internal/nudge, as pushui's); nil without pub/sub
 	hosts    []*fleetHost
 	changed  chan struct{} // 1-buffered: some host served a package or exited
 	seq      int           // builds released so far
@@ -107,17 +124,6 @@ func newFleet(t testing.TB, s3 *testserver.S3, opts fleetOptions) *fleet {
 		hostURL: strings.Replace(direct, s3.Endpoint, px.URL, 1),
 		changed: make(chan struct{}, 1),
 	}
-	if opts.pubsub {
-		f.topicURL = fmt.Sprintf("mem://pulld-fleet-%d", time.Now().UnixNano())
-		if f.topic, err = pubsub.OpenTopic(t.Context(), f.topicURL); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			f.topic.Shutdown(ctx)
-		})
-	}
 	notify := func() {
 		select {
 		case f.changed <- struct{}{}:
@@ -131,7 +137,46 @@ func newFleet(t testing.TB, s3 *testserver.S3, opts fleetOptions) *fleet {
 			tr:   pulldtest.NewTracker(notify),
 		})
 	}
+	if opts.topics != noTopics {
+		f.openTopics()
+	}
 	return f
+}
+
+// openTopics makes the fleet's mem:// topics and the pusher's Nudger. The
+// topics are opened here because a mem:// subscription can only be opened
+// to a topic that exists (a NATS subject needs no creation); the Nudger's
+// OpenTopic of the same URL returns the same topic.
+func (f *fleet) openTopics() {
+	f.t.Helper()
+	f.topicURL = fmt.Sprintf("mem://pulld-fleet-%d", time.Now().UnixNano())
+	urls := []string{f.topicURL}
+	if f.opts.topics == perServerTopics {
+		urls = nil
+		for _, h := range f.hosts {
+			urls = append(urls, f.topicURL+"-"+h.name)
+		}
+		f.topicURL += "-{server}"
+	}
+	for _, u := range urls {
+		topic, err := pubsub.OpenTopic(f.t.Context(), u)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.t.Cleanup(func() { topic.Shutdown(context.Background()) })
+	}
+	n, err := nudge.New(f.t.Context(), nudge.Config{Topic: f.topicURL})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			f.t.Errorf("close the nudger: %v", err)
+		}
+	})
+	f.nudger = n
 }
 
 // release builds the next version of the fleet's app into the bucket.
@@ -169,7 +214,7 @@ func (f *fleet) start() {
 			RetryMax:    10 * time.Second,
 			Logger:      slog.New(h.tr),
 		}
-		if f.topic != nil {
+		if f.nudger != nil {
 			cfg.Nudge = []string{f.topicURL}
 		}
 		wg.Go(func() {
@@ -265,14 +310,16 @@ func (f *fleet) setManifests(p manifest.PackageName) {
 	}
 }
 
-// nudge publishes one message per host of idx, whose body is its name.
+// nudge nudges every host of idx through the Nudger: one message per host,
+// whose body is its name, on the shared topic or on the host's own.
 func (f *fleet) nudge(idx []int) {
 	f.t.Helper()
-	err := f.forEach(idx, func(h *fleetHost) error {
-		return f.topic.Send(context.Background(), &pubsub.Message{Body: []byte(h.name)})
-	})
-	if err != nil {
-		f.t.Fatalf("publish nudges: %v", err)
+	names := make([]string, len(idx))
+	for n, i := range idx {
+		names[n] = f.hosts[i].name
+	}
+	if err := f.nudger.Nudge(context.Background(), names...); err != nil {
+		f.t.Fatalf("nudge: %v", err)
 	}
 }
 
@@ -385,7 +432,7 @@ func (f *fleet) setup(p manifest.PackageName) {
 	pending := f.all()
 	for len(pending) > 0 {
 		wait := time.Until(deadline)
-		if f.topic != nil {
+		if f.nudger != nil {
 			f.waitStarted(deadline)
 			f.nudge(pending)
 			wait = min(wait, 5*time.Second)
@@ -460,7 +507,7 @@ func (f *fleet) push(p manifest.PackageName, timeout time.Duration) fleetPush {
 	busy0, total0, cpuOK := cpuTimes()
 	start := time.Now()
 	f.setManifests(p)
-	if f.topic != nil {
+	if f.nudger != nil {
 		f.nudge(f.all())
 	}
 	r := fleetPush{push: time.Since(start)}
@@ -525,9 +572,13 @@ func seconds(sorted []time.Duration, p float64) float64 {
 // next build, points every manifest at it and waits until every host
 // serves it. The app has a single script (RESTARTING, one fork).
 //
-//   - pubsub: poll period 1 h; the pusher publishes one message per server
-//     (body = server name) on a mem:// topic every host subscribes to, after
-//     writing all the manifests. Each host receives every message.
+//   - pubsub: poll period 1 h; after writing all the manifests, the pusher
+//     (internal/nudge, as pushui and release) publishes one message per
+//     server (body = server name) on one mem:// topic every host subscribes
+//     to. Each host receives every message: n² deliveries per push.
+//   - pubsub-per-server: the same with a topic per server: the pusher's
+//     topic URL and every host's -nudge are one template with {server}, so
+//     each host receives its own message only: n deliveries per push.
 //   - poll: no nudges; poll every 10 s ±20%, heartbeat 1 min (the defaults
 //     scaled down 30×), hosts started at random moments over a poll period
 //     so that their polls are spread.
@@ -572,15 +623,17 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(0, "ns/op")
 	}
 
-	b.Run("pubsub", func(b *testing.B) {
-		f := newFleet(b, s3, fleetOptions{hosts: n, pubsub: true, poll: time.Hour})
-		f.setup(f.release())
-		var pushes []fleetPush
-		for b.Loop() {
-			pushes = append(pushes, f.push(f.release(), fleetConvergeTimeout))
-		}
-		report(b, pushes)
-	})
+	for _, mode := range fleetPubSubModes {
+		b.Run(mode.name, func(b *testing.B) {
+			f := newFleet(b, s3, fleetOptions{hosts: n, topics: mode.topics, poll: time.Hour})
+			f.setup(f.release())
+			var pushes []fleetPush
+			for b.Loop() {
+				pushes = append(pushes, f.push(f.release(), fleetConvergeTimeout))
+			}
+			report(b, pushes)
+		})
+	}
 
 	b.Run("poll", func(b *testing.B) {
 		f := newFleet(b, s3, fleetOptions{hosts: n, poll: fleetPoll, heartbeat: fleetHeartbeat, stagger: true})
@@ -626,14 +679,32 @@ func BenchmarkFleet(b *testing.B) {
 	})
 }
 
+// fleetPubSubModes are BenchmarkFleet's and TestFleetSmall's pub/sub
+// sub-benchmarks and subtests.
+var fleetPubSubModes = []struct {
+	name   string
+	topics fleetTopics
+}{
+	{"pubsub", sharedTopic},
+	{"pubsub-per-server", perServerTopics},
+}
+
 // TestFleetSmall runs the fleet of BenchmarkFleet with 20 hosts and pub/sub
-// nudges (poll 1 h): after a push every host serves v2, its status says
-// so, its RESTARTING script ran, and the reconcile that deployed it was
-// started by its nudge, not by a poll.
+// nudges (poll 1 h), on a shared topic and on per-server topics: after a
+// push every host serves v2, its status says so, its RESTARTING script ran,
+// and the reconcile that deployed it was started by its nudge, not by a
+// poll. With per-server topics that nudge can only have come through the
+// host's own topic, whose URL pulld expanded from the template.
 func TestFleetSmall(t *testing.T) {
 	s3 := testserver.StartS3(t)
 	s3.Setenv(t)
-	f := newFleet(t, s3, fleetOptions{hosts: 20, pubsub: true, poll: time.Hour})
+	for _, mode := range fleetPubSubModes {
+		t.Run(mode.name, func(t *testing.T) { testFleetSmall(t, s3, mode.topics) })
+	}
+}
+
+func testFleetSmall(t *testing.T, s3 *testserver.S3, topics fleetTopics) {
+	f := newFleet(t, s3, fleetOptions{hosts: 20, topics: topics, poll: time.Hour})
 	f.setup(f.release())
 	polls := make([]int, len(f.hosts))
 	for i, h := range f.hosts {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,10 +24,17 @@ const shutdownTimeout = 5 * time.Second
 // PubSub nudges for every message on the gocloud.dev/pubsub subscription at
 // subURL whose body is exactly server (DESIGN.md section 6: the message body
 // is the server name). Other messages are acknowledged and ignored, so one
-// topic can serve a whole fleet.
+// topic can serve a whole fleet; but then every host receives every
+// server's message, N² deliveries for a push to a fleet of N, and a large
+// fleet should give each server a subscription of its own instead
+// (nats://pushpull.web-1, published to by internal/nudge with the topic
+// template nats://pushpull.{server}), where the check of the body is only a
+// safety net. subURL is a concrete URL: pulld expands a -nudge template
+// before calling PubSub.
 //
 // The drivers linked in are mem:// (one process) and nats:// (gocloud's
-// natspubsub: the subject is the URL's host and path, natsv2=true selects
+// natspubsub: the subject is the URL's host and path, which must be a valid
+// NATS subject (dot-separated non-empty tokens), natsv2=true selects
 // NATS 2 message encoding, which the sender must match, and queue=Q is
 // refused because every host must see every message). For nats:// the
 // server is NATS_SERVER_URL, as for gocloud's default opener, but PubSub
@@ -124,18 +133,40 @@ func openSubscription(ctx context.Context, subURL string) (*pubsub.Subscription,
 
 // CheckPubSubURL reports whether subURL is a subscription URL PubSub can
 // open: it parses, its scheme has a driver linked in, and for nats:// its
-// only parameter is natsv2. It does not connect.
+// subject is valid and its only parameter is natsv2. It does not connect.
 func CheckPubSubURL(subURL string) error {
 	u, err := url.Parse(subURL)
 	if err != nil || u.Scheme == "" {
 		return fmt.Errorf("watch: pubsub: subscription URL %q is not scheme://…", subURL)
 	}
 	if u.Scheme == natspubsub.Scheme {
+		if err := checkSubject(path.Join(u.Host, u.Path)); err != nil {
+			return fmt.Errorf("watch: pubsub: nats URL %q: %w", u.Redacted(), err)
+		}
 		_, err := natsV2(u)
 		return err
 	}
 	if !pubsub.DefaultURLMux().ValidSubscriptionScheme(u.Scheme) {
 		return fmt.Errorf("watch: pubsub: subscription URL %q: no driver for scheme %q (have mem, nats)", subURL, u.Scheme)
+	}
+	return nil
+}
+
+// checkSubject reports whether subject, computed from a nats:// URL as
+// natspubsub does, is one NATS accepts a subscription to: dot-separated
+// tokens, none empty, without whitespace. A per-server subject such as
+// pushpull.{server} fails this for a server name with two dots in a row or
+// a trailing dot, which would otherwise make the subscription fail at every
+// attempt.
+func checkSubject(subject string) error {
+	if subject == "" {
+		return errors.New("empty subject")
+	}
+	if strings.ContainsAny(subject, " \t\r\n") {
+		return fmt.Errorf("subject %q contains whitespace", subject)
+	}
+	if slices.Contains(strings.Split(subject, "."), "") {
+		return fmt.Errorf("subject %q has an empty token", subject)
 	}
 	return nil
 }

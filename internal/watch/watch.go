@@ -2,6 +2,13 @@
 // instance metadata attribute, a pub/sub message naming the server, or a
 // change of the manifest file of a file:// bucket (DESIGN.md section 6).
 //
+// A pub/sub subscription may be to a topic the whole fleet shares, where
+// each host receives every server's message and ignores the others', or to
+// the server's own topic (one NATS subject per server), where it receives
+// only its own; large fleets should use the latter (see PubSub). Watches
+// take concrete URLs: the {server} placeholder of pulld -nudge is expanded
+// by pulld.
+//
 // Each watch is a blocking function that runs until its context ends and
 // calls Hooks.Nudge for every event. A nudge carries no data: it only asks
 // pulld to poll its manifest now, so a spurious nudge costs one small
