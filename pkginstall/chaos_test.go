@@ -3,6 +3,7 @@ package pkginstall_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -144,7 +145,7 @@ func TestChaos(t *testing.T) {
 		checkInvariants(t, root, contents, true)
 		killedAt[killPoint(root)]++
 
-		eng, err := pkginstall.Open(root, pkginstall.Config{Store: store, Server: "web-1", Backoff: time.Millisecond, Keep: 2})
+		eng, err := openAfterKill(root, pkginstall.Config{Store: store, Server: "web-1", Backoff: time.Millisecond, Keep: 2})
 		if err != nil {
 			t.Fatalf("iteration %d: open after kill: %v", i, err)
 		}
@@ -234,4 +235,20 @@ func killPoint(root string) string {
 		}
 	}
 	return p
+}
+
+// openAfterKill opens root after its engine's process was killed. The
+// kill can land while that process is forking a script: the forked child
+// holds a copy of the lock's descriptor until it execs (the descriptor is
+// close-on-exec), so the lock may outlive the killed process by a moment.
+// ErrLocked is retried for up to 5 s; any other error is returned at once.
+func openAfterKill(root string, cfg pkginstall.Config) (*pkginstall.Engine, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		eng, err := pkginstall.Open(root, cfg)
+		if !errors.Is(err, pkginstall.ErrLocked) || time.Now().After(deadline) {
+			return eng, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
