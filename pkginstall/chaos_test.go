@@ -53,12 +53,7 @@ func chaosHelper(jobJSON string) int {
 		return 2
 	}
 	ctx := context.Background()
-	store, err := blobstore.Open(ctx, job.Bucket)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	eng, err := pkginstall.Open(job.Root, pkginstall.Config{Store: store, Server: "web-1", Backoff: time.Millisecond, Keep: 2})
+	eng, err := helperEngine(ctx, job.Bucket, job.Root, pkginstall.Config{Backoff: time.Millisecond, Keep: 2})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -251,4 +246,15 @@ func openAfterKill(root string, cfg pkginstall.Config) (*pkginstall.Engine, erro
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// helperEngine opens the bucket and an engine on root for a helper process
+// of the kill tests, with cfg's Store and Server filled in.
+func helperEngine(ctx context.Context, bucket, root string, cfg pkginstall.Config) (*pkginstall.Engine, error) {
+	store, err := blobstore.Open(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Store, cfg.Server = store, "web-1"
+	return pkginstall.Open(root, cfg)
 }

@@ -51,14 +51,9 @@ func crashHelper(jobJSON string) int {
 		return 2
 	}
 	ctx := context.Background()
-	store, err := blobstore.Open(ctx, job.Bucket)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	cfg := pkginstall.Config{Store: store, Server: "web-1"}
+	var cfg pkginstall.Config
 	crashConfig(&cfg)
-	eng, err := pkginstall.Open(job.Root, cfg)
+	eng, err := helperEngine(ctx, job.Bucket, job.Root, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
