@@ -73,7 +73,9 @@ type Result struct {
 	Step string
 	// Serving is the package current points at afterwards, "" for none.
 	Serving string
-	// Err is why the action failed; nil on success.
+	// Err is why the action failed; nil on success. After a rollback it
+	// ends with what was rolled back to ("; rolled back to {package}" or
+	// "; rolled back to the previous config"), which pulld reports.
 	Err error
 	// Output is the last OutputTail bytes of the failing script's output.
 	Output string
@@ -485,6 +487,7 @@ func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err e
 		}
 	}
 	es.Healthy = true
+	res.Err = fmt.Errorf("%w; rolled back to %s", err, es.Serving)
 	res.Step, res.Output = failedStep, failedOutput
 	res.State, res.What = manifest.StateRolledBack, FailedRolledBack
 }
@@ -522,6 +525,7 @@ func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err 
 		}
 	}
 	es.Healthy = true
+	res.Err = fmt.Errorf("%w; rolled back to the previous config", err)
 	res.Step, res.Output = failedStep, failedOutput
 	res.State, res.What = manifest.StateRolledBack, FailedRolledBack
 }

@@ -392,6 +392,9 @@ func TestFailurePolicies(t *testing.T) {
 			if r.State != tc.state || r.What != tc.what || r.Step != "RESTARTING" {
 				t.Errorf("state %s what %q step %s", r.State, r.What, r.Step)
 			}
+			if tc.what == pkginstall.FailedRolledBack && !strings.HasSuffix(r.Err.Error(), "; rolled back to "+v1.String()) {
+				t.Errorf("err = %q, want it to say it rolled back to %s", r.Err, v1)
+			}
 			if !strings.Contains(r.Output, "RESTARTING fails on purpose") || !strings.Contains(r.Output, "output of the failing RESTARTING") {
 				t.Errorf("output = %q", r.Output)
 			}
@@ -577,15 +580,18 @@ func TestRestartFailure(t *testing.T) {
 		{name: "new config, default policy", kv: []string{"FAIL_STEP", "RESTARTING"},
 			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
 			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
-			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone},
+			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone,
+			errHas: "; rolled back to the previous config"},
 		{name: "new config, rollback", kv: []string{"FAIL_STEP", "RESTARTING", "on_failure", "rollback"},
 			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
 			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
-			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone},
+			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone,
+			errHas: "; rolled back to the previous config"},
 		{name: "new config and restart token, default policy", kv: []string{"FAIL_STEP", "RESTARTING", "restart", "b"},
 			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
 			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
-			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone},
+			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone,
+			errHas: "; rolled back to the previous config"},
 		{name: "new restart token only, default policy", kv: []string{"restart", "b"}, sameConfig: true, failBuild: true,
 			state: manifest.StateFailed, what: pkginstall.Failed,
 			after: func(manifest.PackageName) []string { return nil },
