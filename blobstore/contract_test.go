@@ -22,6 +22,9 @@ type backend struct {
 	name  string
 	open  func(t *testing.T) *blobstore.Store
 	count func() int64
+	// path, on file:// backends, returns the file that holds key, for
+	// writing it as cp, an editor or config management would.
+	path func(s *blobstore.Store, key string) string
 }
 
 // TestContract runs the same suite against every backend: mem://, file://,
@@ -50,6 +53,17 @@ var contractCases = []struct {
 	{"PackageSealRace", testPackageSealRace},
 	{"PackageAbort", testPackageAbort},
 	{"StatusAndAudit", testStatusAndAudit},
+	{"ConditionalWritesHonoured", testConditionalWritesHonoured},
+}
+
+// testConditionalWritesHonoured: every backend of the suite passes the
+// probe that pushui and release run when they start.
+func testConditionalWritesHonoured(t *testing.T, b backend) {
+	s := b.open(t)
+	if err := s.CheckConditionalWrites(t.Context()); err != nil {
+		t.Fatalf("CheckConditionalWrites: %v", err)
+	}
+	assertNoUploads(t, s)
 }
 
 func testRoundTrip(t *testing.T, b backend) {
@@ -223,7 +237,7 @@ func testUpdateManifest(t *testing.T, b backend) {
 		wg.Go(func() {
 			app := fmt.Sprintf("app%d", i)
 			p := mustName(t, app+"/"+app+"-20261122T101500Z-0123456789ab.tar.zst")
-			_, _, _, errs[i] = s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest) error {
+			_, errs[i] = s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest, _ bool) error {
 				m.SetPackage(p)
 				return nil
 			})
@@ -241,16 +255,21 @@ func testUpdateManifest(t *testing.T, b backend) {
 		t.Fatalf("after %d concurrent updates: %d packages, revision %d; an update was lost:\n%s", n, len(m.Packages), m.Revision, m.Marshal())
 	}
 	// A no-op update writes nothing.
-	_, _, v2, err := s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest) error { return nil })
-	if err != nil || v2 != v {
-		t.Fatalf("no-op update: version %q -> %q, %v", v, v2, err)
+	u, err := s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest, existed bool) error {
+		if !existed {
+			t.Error("fn told the manifest did not exist")
+		}
+		return nil
+	})
+	if err != nil || u.Version != v || u.Changed || !u.Existed {
+		t.Fatalf("no-op update: version %q -> %+v, %v", v, u, err)
 	}
 	// A manifest that does not parse is never overwritten.
 	key, _ := blobstore.ManifestKey("bad")
 	if err := s.Put(ctx, key, []byte(`{"packages": [42]}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := s.UpdateManifest(ctx, "bad", func(m *manifest.Manifest) error { return nil }); !errors.Is(err, manifest.ErrInvalidManifest) {
+	if _, err := s.UpdateManifest(ctx, "bad", func(*manifest.Manifest, bool) error { return nil }); !errors.Is(err, manifest.ErrInvalidManifest) {
 		t.Fatalf("update of an invalid manifest: %v, want ErrInvalidManifest", err)
 	}
 	if data, _, _ := s.Read(ctx, key); string(data) != `{"packages": [42]}` {

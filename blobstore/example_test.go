@@ -34,11 +34,11 @@ func ExampleStore_WriteManifest() {
 	fmt.Println(errors.Is(err, blobstore.ErrConflict))
 
 	// UpdateManifest re-reads and retries, so both changes land.
-	_, after, _, _ := s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest) error {
+	u, _ := s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest, existed bool) error {
 		m.SetPackage(api)
 		return nil
 	})
-	fmt.Println(after.Revision, after.Apps())
+	fmt.Println(u.After.Revision, u.After.Apps())
 	// Output:
 	// true
 	// 2 [hello api]

@@ -14,14 +14,23 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// The top-level folders of the bucket (DESIGN.md section 1).
+// The top-level folders of the bucket (docs/design.md, "The bucket").
 const (
 	PackagesPrefix = "packages/"
 	ServersPrefix  = "servers/"
 	StatusPrefix   = "status/"
 	AuditPrefix    = "audit/"
-	uploadsPrefix  = "uploads/" // packages being streamed in, before they are sealed
+	ConfigPrefix   = "config/"
+	uploadsPrefix  = "uploads/" // packages being streamed in, before they are sealed; write probes
 )
+
+// PushConfigKey is where the push config lives: every program that
+// changes desired state reads it from here, so replicas of pushui and
+// release in a pipeline all obey the same one.
+const PushConfigKey = ConfigPrefix + "push.json"
+
+// configAuditPrefix holds the audit records of push config changes.
+const configAuditPrefix = ConfigPrefix + "audit/"
 
 // ManifestKey returns servers/{server}.json, after checking the name.
 func ManifestKey(server string) (string, error) {
@@ -94,36 +103,98 @@ func (s *Store) WriteManifest(ctx context.Context, server string, m *manifest.Ma
 // maxUpdateTries bounds UpdateManifest's retries under contention.
 const maxUpdateTries = 20
 
-// UpdateManifest applies fn to the current manifest of server and writes the
-// result conditionally, re-reading and re-applying fn when another writer
-// got there first. fn must be safe to call more than once; if it returns an
-// error nothing is written. When fn leaves the manifest unchanged nothing is
-// written either. It returns the manifest before and after the change and the
-// Version written. A manifest that does not parse is never overwritten.
-func (s *Store) UpdateManifest(ctx context.Context, server string, fn func(*manifest.Manifest) error) (before, after *manifest.Manifest, v Version, err error) {
+// ManifestUpdate is what UpdateManifest did.
+type ManifestUpdate struct {
+	Before  *manifest.Manifest // the manifest as read (empty when it did not exist)
+	After   *manifest.Manifest // the manifest as stored now; Before when nothing changed
+	Version Version            // of After
+	Existed bool               // whether the manifest existed before
+	Changed bool               // whether anything was written
+}
+
+// UpdateManifest applies fn to a copy of server's current manifest and
+// writes the result conditionally on the version read, re-reading and
+// re-applying fn when another writer got there first (with a short backoff
+// that ends with ctx). fn is told whether the manifest existed; it must be
+// safe to call more than once, and when it returns an error nothing is
+// written. When fn leaves the manifest unchanged nothing is written either.
+// A manifest that does not parse is never overwritten.
+//
+// This is the mechanism only. Who may change what (the push config's
+// allow-list), the audit record and the nudge are internal/fleet's, which
+// every program that changes desired state goes through.
+func (s *Store) UpdateManifest(ctx context.Context, server string, fn func(m *manifest.Manifest, existed bool) error) (ManifestUpdate, error) {
 	for try := 0; try < maxUpdateTries; try++ {
 		cur, ver, err := s.ReadManifest(ctx, server)
 		if err != nil {
-			return nil, nil, "", err
+			return ManifestUpdate{}, err
 		}
 		next := cur.Clone()
-		if err := fn(next); err != nil {
-			return nil, nil, "", err
+		if err := fn(next, ver != ""); err != nil {
+			return ManifestUpdate{}, err
 		}
+		u := ManifestUpdate{Before: cur, After: cur, Version: ver, Existed: ver != ""}
 		if string(next.Marshal()) == string(cur.Marshal()) {
-			return cur, cur, ver, nil
+			return u, nil
 		}
 		nv, err := s.WriteManifest(ctx, server, next, ver)
 		if errors.Is(err, ErrConflict) {
-			time.Sleep(time.Duration(try*try) * time.Millisecond)
+			if err := sleep(ctx, time.Duration(try*try)*time.Millisecond); err != nil {
+				return ManifestUpdate{}, err
+			}
 			continue
 		}
 		if err != nil {
-			return nil, nil, "", err
+			return ManifestUpdate{}, err
 		}
-		return cur, next, nv, nil
+		u.After, u.Version, u.Changed = next, nv, true
+		return u, nil
 	}
-	return nil, nil, "", fmt.Errorf("blobstore: update manifest of %s: gave up after %d conflicting writers: %w", server, maxUpdateTries, ErrConflict)
+	return ManifestUpdate{}, fmt.Errorf("blobstore: update manifest of %s: gave up after %d conflicting writers: %w", server, maxUpdateTries, ErrConflict)
+}
+
+// sleep waits for d or until ctx ends, whichever is first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("blobstore: %w", ctx.Err())
+	}
+}
+
+// ReadPushConfig reads config/push.json. A missing config is nil with
+// Version ""; an invalid one is an error, returned with its Version.
+func (s *Store) ReadPushConfig(ctx context.Context) (*manifest.PushConfig, Version, error) {
+	data, v, err := s.Read(ctx, PushConfigKey)
+	if errors.Is(err, ErrNotFound) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := manifest.ParsePushConfig(data)
+	if err != nil {
+		return nil, v, fmt.Errorf("blobstore: %s: %w", PushConfigKey, err)
+	}
+	return c, v, nil
+}
+
+// ChangedPushConfig is Changed for config/push.json.
+func (s *Store) ChangedPushConfig(ctx context.Context, since Version) (bool, Version, error) {
+	return s.Changed(ctx, PushConfigKey, since)
+}
+
+// WritePushConfig validates c and writes it in canonical form, only if the
+// stored config's Version is ifVersion ("" for a config that must not
+// exist yet).
+func (s *Store) WritePushConfig(ctx context.Context, c *manifest.PushConfig, ifVersion Version) (Version, error) {
+	if err := c.Validate(); err != nil {
+		return "", fmt.Errorf("blobstore: %s: %w", PushConfigKey, err)
+	}
+	return s.Write(ctx, PushConfigKey, c.Marshal(), ifVersion)
 }
 
 // ListServers returns the servers that have a manifest, sorted.
@@ -175,28 +246,34 @@ func (s *Store) WriteStatus(ctx context.Context, st *manifest.Status) error {
 	return s.Put(ctx, key, st.Marshal())
 }
 
-// auditKey returns audit/{server}/{inverted time}-{nanos}.json: listing the
-// folder returns the newest record first.
-func auditKey(server string, t time.Time) string {
+// auditKey returns {prefix}{inverted time}.json: listing the folder
+// returns the newest record first.
+func auditKey(prefix string, t time.Time) string {
 	inv := uint64(1<<63-1) - uint64(t.UnixNano())
-	return fmt.Sprintf("%s%s/%019d.json", AuditPrefix, server, inv)
+	return fmt.Sprintf("%s%019d.json", prefix, inv)
 }
 
-// AppendAudit records one change. Records are never overwritten: two
-// records in the same nanosecond get distinct keys.
+// AppendAudit records one change: of a server's manifest under
+// audit/{server}/, of the push config (r.Config) under config/audit/.
+// Records are never overwritten: two records in the same nanosecond get
+// distinct keys.
 func (s *Store) AppendAudit(ctx context.Context, r *manifest.AuditRecord) error {
-	if err := manifest.CheckName("server", r.Server); err != nil {
-		return fmt.Errorf("blobstore: audit: %w", err)
+	prefix := configAuditPrefix
+	if !r.Config {
+		if err := manifest.CheckName("server", r.Server); err != nil {
+			return fmt.Errorf("blobstore: audit: %w", err)
+		}
+		prefix = AuditPrefix + r.Server + "/"
 	}
 	t := r.Time
 	for range 10 {
-		_, err := s.Write(ctx, auditKey(r.Server, t), r.Marshal(), "")
+		_, err := s.Write(ctx, auditKey(prefix, t), r.Marshal(), "")
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
 		t = t.Add(-time.Nanosecond)
 	}
-	return fmt.Errorf("blobstore: audit %s: no free key", r.Server)
+	return fmt.Errorf("blobstore: audit %s: no free key", prefix)
 }
 
 // ListAudit returns up to limit records for server, newest first.
@@ -204,7 +281,16 @@ func (s *Store) ListAudit(ctx context.Context, server string, limit int) ([]*man
 	if err := manifest.CheckName("server", server); err != nil {
 		return nil, fmt.Errorf("blobstore: audit: %w", err)
 	}
-	prefix := AuditPrefix + server + "/"
+	return s.listAudit(ctx, AuditPrefix+server+"/", limit)
+}
+
+// ListConfigAudit returns up to limit records of push config changes,
+// newest first.
+func (s *Store) ListConfigAudit(ctx context.Context, limit int) ([]*manifest.AuditRecord, error) {
+	return s.listAudit(ctx, configAuditPrefix, limit)
+}
+
+func (s *Store) listAudit(ctx context.Context, prefix string, limit int) ([]*manifest.AuditRecord, error) {
 	var out []*manifest.AuditRecord
 	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
 	for len(out) < limit {

@@ -9,14 +9,10 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 
-	"cloud.google.com/go/storage"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -42,7 +38,7 @@ type PackageInfo struct {
 // This two-step shape exists because object stores take metadata when an
 // upload starts, and the sha256 is known only at its end; sealing is a
 // server-side copy on GCS and S3, and a hard link plus fileblob's attributes
-// sidecar on file:// (no second copy of the bytes; see local.go). Because servers do not all honour
+// sidecar on file:// (no second copy of the bytes; see file.go). Because servers do not all honour
 // preconditions on copies, the name is made exclusive differently: the
 // writer first creates a claim object (uploads/{name}.claim) with a
 // write-if-absent, which every backend enforces, then checks that no package
@@ -84,10 +80,10 @@ func (s *Store) NewPackageWriter(ctx context.Context, name manifest.PackageName,
 		return nil, err
 	}
 	release := func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), claim) }
-	if exists, err := s.exists(ctx, key); err != nil || exists {
+	if exists, err := s.bucket.Exists(ctx, key); err != nil || exists {
 		release()
 		if err != nil {
-			return nil, err
+			return nil, classify("stat", key, err)
 		}
 		return nil, fmt.Errorf("blobstore: package %s: %w (packages are never overwritten)", name, ErrConflict)
 	}
@@ -95,22 +91,11 @@ func (s *Store) NewPackageWriter(ctx context.Context, name manifest.PackageName,
 	_, _ = rand.Read(rnd[:])
 	staging := uploadsPrefix + name.String() + "." + hex.EncodeToString(rnd[:])
 	wctx, cancel := context.WithCancel(ctx)
-	var (
-		w   io.WriteCloser
-		err error
-	)
-	if path, ok := s.localPath(staging); ok {
-		w, err = createLocal(path)
-	} else {
-		w, err = s.bucket.NewWriter(wctx, staging, &blob.WriterOptions{
-			ContentType: "application/octet-stream",
-			BufferSize:  16 << 20, // S3 part size / GCS chunk: fewer round trips for large packages
-		})
-	}
+	w, err := s.d.stage(wctx, staging)
 	if err != nil {
 		cancel()
 		release()
-		return nil, classify("upload", staging, err)
+		return nil, err
 	}
 	meta.Format = name.Format
 	return &PackageWriter{s: s, ctx: ctx, cancel: cancel, name: name, meta: meta, staging: staging, claim: claim, w: w, hash: sha256.New()}, nil
@@ -191,79 +176,7 @@ func (pw *PackageWriter) Close() error {
 	}
 	pw.sum = hex.EncodeToString(pw.hash.Sum(nil))
 	pw.meta.SHA256 = pw.sum
-	if err := pw.s.seal(pw.ctx, pw.staging, PackageKey(pw.name), pw.meta.Map()); err != nil {
-		return err
-	}
-	return nil
-}
-
-// seal copies the staging object to key with metadata md. The caller holds
-// the name's claim.
-func (s *Store) seal(ctx context.Context, staging, key string, md map[string]string) error {
-	var err error
-	switch s.backend {
-	case backendGCS:
-		err = s.bucket.Copy(ctx, key, staging, &blob.CopyOptions{BeforeCopy: func(as func(any) bool) error {
-			var c *storage.Copier
-			if !as(&c) {
-				return errors.New("gcs: no copier")
-			}
-			c.ContentType = "application/octet-stream"
-			c.Metadata = md
-			return nil
-		}})
-	case backendS3:
-		err = s.bucket.Copy(ctx, key, staging, &blob.CopyOptions{BeforeCopy: func(as func(any) bool) error {
-			var in *s3.CopyObjectInput
-			if !as(&in) {
-				return errors.New("s3: no copy input")
-			}
-			in.MetadataDirective = s3types.MetadataDirectiveReplace
-			in.Metadata = make(map[string]string, len(md))
-			for k, v := range md {
-				in.Metadata[k] = url.PathEscape(v) // as s3blob stores (and unescapes) metadata
-			}
-			ct := "application/octet-stream"
-			in.ContentType = &ct
-			return nil
-		}})
-	default:
-		src, ok1 := s.localPath(staging)
-		dst, ok2 := s.localPath(key)
-		if ok1 && ok2 {
-			err = s.sealLocal(src, dst, md)
-		} else {
-			err = s.copyWithMetadata(ctx, staging, key, md)
-		}
-	}
-	return classify("seal", key, err)
-}
-
-// copyWithMetadata seals on backends whose Copy cannot replace metadata.
-// It holds the Store's lock so readers never see a half-written sidecar.
-func (s *Store) copyWithMetadata(ctx context.Context, staging, key string, md map[string]string) error {
-	unlock, err := s.lock(true)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	r, err := s.bucket.NewReader(ctx, staging, nil)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := s.bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream", Metadata: md})
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(w, r); err != nil {
-		cancel()
-		_ = w.Close()
-		return err
-	}
-	return w.Close()
+	return pw.s.d.seal(pw.ctx, pw.staging, PackageKey(pw.name), pw.meta.Map())
 }
 
 // OpenPackage opens package name for streaming and returns its description.
@@ -285,14 +198,9 @@ func (s *Store) OpenPackage(ctx context.Context, name manifest.PackageName) (io.
 // A package without a valid sha256 in its metadata is an error.
 func (s *Store) StatPackage(ctx context.Context, name manifest.PackageName) (PackageInfo, error) {
 	key := PackageKey(name)
-	unlock, err := s.lock(false)
+	a, err := s.d.attributes(ctx, key)
 	if err != nil {
-		return PackageInfo{}, fmt.Errorf("blobstore: stat %s: %w", key, err)
-	}
-	a, err := s.bucket.Attributes(ctx, key)
-	unlock()
-	if err != nil {
-		return PackageInfo{}, classify("stat", key, err)
+		return PackageInfo{}, err
 	}
 	meta, err := manifest.ParsePackageMeta(a.Metadata)
 	if err != nil {

@@ -112,7 +112,7 @@ func childIncrement(dir string, n int) error {
 	defer s.Close()
 	p, _ := manifest.ParsePackageName("hello/hello-20261122T101500Z-0123456789ab.tar.zst")
 	for range n {
-		_, _, _, err := s.UpdateManifest(contextBackground(), "counter", func(m *manifest.Manifest) error {
+		_, err := s.UpdateManifest(contextBackground(), "counter", func(m *manifest.Manifest, _ bool) error {
 			if len(m.Packages) == 0 {
 				m.Packages = []manifest.Entry{{Package: p, Config: map[string]string{"N": "0"}}}
 			}

@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-// AuditRecord is one change to one server's manifest, stored under audit/.
+// AuditRecord is one change to one server's manifest, stored under
+// audit/{server}/, or one change to the push config (Server empty, Config
+// set), stored under config/audit/.
 type AuditRecord struct {
 	Time   time.Time `json:"time"`
 	User   string    `json:"user"`
@@ -16,25 +18,41 @@ type AuditRecord struct {
 	// and left them (nil when the manifest did not exist).
 	Before *Manifest `json:"-"`
 	After  *Manifest `json:"-"`
+	// Config marks a record of a push config change; ConfigBefore and
+	// ConfigAfter are then the configs (ConfigBefore nil when there was
+	// none).
+	Config       bool        `json:"-"`
+	ConfigBefore *PushConfig `json:"-"`
+	ConfigAfter  *PushConfig `json:"-"`
 }
 
 type auditJSON struct {
-	Time   time.Time       `json:"time"`
-	User   string          `json:"user"`
-	Server string          `json:"server"`
-	Action string          `json:"action"`
-	Before json.RawMessage `json:"before"`
-	After  json.RawMessage `json:"after"`
+	Time         time.Time       `json:"time"`
+	User         string          `json:"user"`
+	Server       string          `json:"server"`
+	Action       string          `json:"action"`
+	Before       json.RawMessage `json:"before"`
+	After        json.RawMessage `json:"after"`
+	Config       bool            `json:"config,omitempty"`
+	ConfigBefore json.RawMessage `json:"config_before,omitempty"`
+	ConfigAfter  json.RawMessage `json:"config_after,omitempty"`
 }
 
-// Marshal encodes the record as one line of JSON, manifests in canonical form.
+// Marshal encodes the record as one line of JSON, manifests and configs in
+// canonical form.
 func (r *AuditRecord) Marshal() []byte {
-	a := auditJSON{Time: r.Time.UTC(), User: r.User, Server: r.Server, Action: r.Action, Before: []byte("null"), After: []byte("null")}
+	a := auditJSON{Time: r.Time.UTC(), User: r.User, Server: r.Server, Action: r.Action, Before: []byte("null"), After: []byte("null"), Config: r.Config}
 	if r.Before != nil {
 		a.Before = r.Before.Marshal()
 	}
 	if r.After != nil {
 		a.After = r.After.Marshal()
+	}
+	if r.ConfigBefore != nil {
+		a.ConfigBefore = r.ConfigBefore.Marshal()
+	}
+	if r.ConfigAfter != nil {
+		a.ConfigAfter = r.ConfigAfter.Marshal()
 	}
 	b, err := json.Marshal(a)
 	if err != nil {
@@ -49,7 +67,7 @@ func ParseAuditRecord(data []byte) (*AuditRecord, error) {
 	if err := decodeStrict(data, &a); err != nil {
 		return nil, fmt.Errorf("invalid audit record: %w", err)
 	}
-	r := &AuditRecord{Time: a.Time, User: a.User, Server: a.Server, Action: a.Action}
+	r := &AuditRecord{Time: a.Time, User: a.User, Server: a.Server, Action: a.Action, Config: a.Config}
 	for _, x := range []struct {
 		raw json.RawMessage
 		dst **Manifest
@@ -62,6 +80,19 @@ func ParseAuditRecord(data []byte) (*AuditRecord, error) {
 			return nil, fmt.Errorf("invalid audit record: %w", err)
 		}
 		*x.dst = m
+	}
+	for _, x := range []struct {
+		raw json.RawMessage
+		dst **PushConfig
+	}{{a.ConfigBefore, &r.ConfigBefore}, {a.ConfigAfter, &r.ConfigAfter}} {
+		if len(x.raw) == 0 || string(x.raw) == "null" {
+			continue
+		}
+		c, err := ParsePushConfig(x.raw)
+		if err != nil {
+			return nil, fmt.Errorf("invalid audit record: %w", err)
+		}
+		*x.dst = c
 	}
 	return r, nil
 }

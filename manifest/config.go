@@ -1,6 +1,9 @@
 package manifest
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -15,10 +18,14 @@ type PushConfig struct {
 	Groups  map[string][]string `json:"groups,omitempty"`
 }
 
-// ParsePushConfig decodes and validates a push config: names are valid,
-// unknown fields are refused and every group member is a configured server.
+// ParsePushConfig decodes and validates a push config: a JSON object whose
+// names are valid, with no unknown fields or duplicate keys, and every
+// group member a configured server.
 func ParsePushConfig(data []byte) (*PushConfig, error) {
 	var c PushConfig
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New(`push config: not a JSON object ({"servers": {…}})`)
+	}
 	if err := decodeStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("push config: %w", err)
 	}
@@ -66,4 +73,33 @@ func (c *PushConfig) ServerNames() []string {
 // Allowed reports whether app may be deployed to server.
 func (c *PushConfig) Allowed(server, app string) bool {
 	return slices.Contains(c.Servers[server], app)
+}
+
+// Marshal returns the canonical encoding of c: indented JSON with sorted
+// keys and a trailing newline. ParsePushConfig(c.Marshal()) gives c back.
+func (c *PushConfig) Marshal() []byte {
+	out := PushConfig{Servers: c.Servers, Groups: c.Groups}
+	if out.Servers == nil {
+		out.Servers = map[string][]string{}
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		panic(err) // maps of string slices: cannot fail
+	}
+	return append(b, '\n')
+}
+
+// Clone returns a deep copy of c.
+func (c *PushConfig) Clone() *PushConfig {
+	out := &PushConfig{Servers: make(map[string][]string, len(c.Servers))}
+	for s, apps := range c.Servers {
+		out.Servers[s] = slices.Clone(apps)
+	}
+	if c.Groups != nil {
+		out.Groups = make(map[string][]string, len(c.Groups))
+		for g, m := range c.Groups {
+			out.Groups[g] = slices.Clone(m)
+		}
+	}
+	return out
 }

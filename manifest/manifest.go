@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"slices"
 )
@@ -117,28 +116,43 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-// Parse decodes and validates a manifest: the object form, or Skia's legacy
-// bare array of package names. Unknown fields, trailing data, bad names,
-// duplicate envs, bad config keys and bad policies are refused as a whole,
-// with an error that names the entry.
+// Parse decodes and validates a manifest. A manifest is a JSON object with
+// a "packages" array (and optionally "revision"), or Skia's legacy bare
+// array of package names. Anything else is refused whole: null, {}, an
+// object without "packages" or with "packages": null, unknown fields,
+// duplicate keys, trailing data, bad names, duplicate envs, bad config keys
+// and bad policies, with an error that names the entry. Only an explicit
+// empty list ("packages": [] or []) means "run nothing", so a truncated or
+// half-generated file can never stop a host's services.
 func Parse(data []byte) (*Manifest, error) {
 	data = bytes.TrimSpace(data)
 	var raw struct {
-		Revision *int64            `json:"revision"`
-		Packages []json.RawMessage `json:"packages"`
+		Revision *int64             `json:"revision"`
+		Packages *[]json.RawMessage `json:"packages"`
 	}
-	if len(data) > 0 && data[0] == '[' {
-		if err := decodeStrict(data, &raw.Packages); err != nil {
+	switch {
+	case len(data) > 0 && data[0] == '[':
+		raw.Packages = new([]json.RawMessage)
+		if err := decodeStrict(data, raw.Packages); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidManifest, err)
 		}
-	} else if err := decodeStrict(data, &raw); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidManifest, err)
+	case len(data) > 0 && data[0] == '{':
+		if err := decodeStrict(data, &raw); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidManifest, err)
+		}
+		if raw.Packages == nil {
+			return nil, fmt.Errorf(`%w: no "packages" list (an explicit "packages": [] removes everything)`, ErrInvalidManifest)
+		}
+	case len(data) == 0:
+		return nil, fmt.Errorf(`%w: empty file (an explicit {"packages": []} removes everything)`, ErrInvalidManifest)
+	default:
+		return nil, fmt.Errorf(`%w: not a JSON object with a "packages" list, nor an array of package names`, ErrInvalidManifest)
 	}
-	m := &Manifest{Packages: make([]Entry, 0, len(raw.Packages))}
+	m := &Manifest{Packages: make([]Entry, 0, len(*raw.Packages))}
 	if raw.Revision != nil {
 		m.Revision = *raw.Revision
 	}
-	for i, r := range raw.Packages {
+	for i, r := range *raw.Packages {
 		e, err := parseEntry(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w: packages[%d]: %v", ErrInvalidManifest, i, err)
@@ -174,18 +188,6 @@ func parseEntry(r json.RawMessage) (Entry, error) {
 		return Entry{}, err
 	}
 	return Entry{Package: p, Env: ej.Env, Config: ej.Config, OnFailure: ej.OnFailure, Restart: ej.Restart}, nil
-}
-
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after JSON value")
-	}
-	return nil
 }
 
 // Marshal returns the canonical encoding of m: the object form, two-space

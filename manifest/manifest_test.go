@@ -138,6 +138,21 @@ func TestParseManifestErrors(t *testing.T) {
 		{"not json", `hello`, `invalid manifest`},
 		{"legacy with object", `[{"package":` + p1 + `,"x":1}]`, `unknown field "x"`},
 		{"missing package", `{"packages":[{"env":"x"}]}`, `packages[0]: invalid package name ""`},
+		// Only an explicit empty list removes everything.
+		{"null", `null`, `not a JSON object with a "packages" list`},
+		{"empty object", `{}`, `no "packages" list`},
+		{"revision only", `{"revision":9}`, `no "packages" list`},
+		{"packages null", `{"packages":null}`, `no "packages" list`},
+		{"empty file", ``, `empty file`},
+		{"blank file", " \n", `empty file`},
+		{"string", `"hello"`, `not a JSON object`},
+		{"number", `42`, `not a JSON object`},
+		{"truncated", `{"revision":3,"packages":[` + p1, `invalid manifest`},
+		{"legacy null", `[null]`, `packages[0]`},
+		{"duplicate revision", `{"revision":1,"revision":2,"packages":[]}`, `duplicate key "revision"`},
+		{"duplicate packages", `{"packages":[` + p1 + `],"packages":[]}`, `duplicate key "packages"`},
+		{"duplicate entry key", `{"packages":[{"package":` + p1 + `,"env":"a","env":"b"}]}`, `duplicate key "env"`},
+		{"duplicate config key", `{"packages":[{"package":` + p1 + `,"config":{"A":"1","A":"2"}}]}`, `duplicate key "A"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +164,22 @@ func TestParseManifestErrors(t *testing.T) {
 				t.Fatalf("Parse error %q, want it to contain %q and wrap ErrInvalidManifest", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseEmpty: the two explicit empty lists parse as a manifest with no
+// packages, and keys repeated in different objects are not duplicates.
+func TestParseEmpty(t *testing.T) {
+	for _, in := range []string{`{"packages": []}`, `[]`, ` [ ] `, `{"revision": 4, "packages": []}`} {
+		m, err := Parse([]byte(in))
+		if err != nil || len(m.Packages) != 0 {
+			t.Errorf("Parse(%q) = %+v, %v; want no packages", in, m, err)
+		}
+	}
+	two := `{"packages":[{"package":"hello/hello-20261122T101500Z-0123456789ab.tar.zst","config":{"A":"1"}},` +
+		`{"package":"api/api-20261122T101500Z-0123456789ab.tar.zst","config":{"A":"2"}}]}`
+	if m, err := Parse([]byte(two)); err != nil || len(m.Packages) != 2 {
+		t.Errorf("Parse of two entries with the same config key = %+v, %v", m, err)
 	}
 }
 
@@ -264,6 +295,11 @@ func TestPushConfig(t *testing.T) {
 		`{"servers": {"a": ["Bad App"]}}`,
 		`{"servers": {"a": []}, "groups": {"g": ["b"]}}`,
 		`{"servers": {}, "extra": 1}`,
+		`null`,
+		`[]`,
+		``,
+		`{"servers": {"a": []}, "servers": {}}`,
+		`{"servers": {"a": ["hello"], "a": []}}`,
 	} {
 		if _, err := ParsePushConfig([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
@@ -283,6 +319,14 @@ func TestStatus(t *testing.T) {
 	}
 	if s.Stale(now.Add(179*time.Second)) || !s.Stale(now.Add(181*time.Second)) {
 		t.Fatal("Stale is not three poll periods")
+	}
+	for _, bad := range []string{`null`, `[]`, ``, `{"server":"a","server":"b"}`, `{"envs":[{"env":"a","state":"SERVING","state":"FAILED"}]}`} {
+		if _, err := ParseStatus([]byte(bad)); err == nil {
+			t.Errorf("ParseStatus accepted %q", bad)
+		}
+	}
+	if _, err := ParseStatus([]byte(`{"server":"web-1","from_the_future":1}`)); err != nil {
+		t.Errorf("ParseStatus refused an unknown field: %v", err)
 	}
 }
 

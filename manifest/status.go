@@ -1,7 +1,9 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -77,10 +79,17 @@ func (s *Status) Stale(now time.Time) bool {
 	return now.Sub(s.Time) > 3*p
 }
 
-// ParseStatus decodes a status document. Unknown fields are ignored, so an
-// older reader can show a newer pulld's status.
+// ParseStatus decodes a status document: a JSON object. Unknown fields are
+// ignored, so an older reader can show a newer pulld's status; duplicate
+// keys are refused.
 func ParseStatus(data []byte) (*Status, error) {
 	var s Status
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New("invalid status: not a JSON object")
+	}
+	if err := checkDuplicateKeys(data); err != nil {
+		return nil, fmt.Errorf("invalid status: %w", err)
+	}
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("invalid status: %w", err)
 	}

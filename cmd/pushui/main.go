@@ -1,7 +1,7 @@
 // Command pushui is pushpull's web UI and JSON API: pick which version of
 // each app every server runs, and see what the servers actually run.
 //
-//	pushui -bucket URL -config FILE [-addr 127.0.0.1:8000]
+//	pushui -bucket URL [-config FILE] [-addr 127.0.0.1:8000]
 //	       [-auth-header H | -htpasswd FILE] [-admins a,b]
 //	       [-nudge-topic URL] [-nudge-url TEMPLATE] [-nudge-gce PROJECT/ZONE]
 //	       [-refresh D]
@@ -38,7 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var cfg pushui.Config
 	var admins string
 	fs.StringVar(&cfg.Bucket, "bucket", "", "bucket `URL` (file:///dir, gs://b, s3://b?…)")
-	fs.StringVar(&cfg.ConfigFile, "config", "", "push config `FILE`: which apps may go on which servers, and groups")
+	fs.StringVar(&cfg.ConfigFile, "config", "", "push config `FILE` (which apps may go on which servers, and groups) to write to the bucket's config/push.json when it holds none; the bucket's is the one obeyed")
+	fs.BoolVar(&cfg.AllowUnconditionalStore, "allow-unconditional-store", false, "start on an S3 store that ignores If-Match/If-None-Match (refused by default: concurrent edits would be lost); safe only with a single writer")
 	fs.StringVar(&cfg.Addr, "addr", pushui.DefaultAddr, "listen `address`; anything but loopback needs -auth-header or -htpasswd")
 	fs.StringVar(&cfg.AuthHeader, "auth-header", "", "trust this request `header` for the user's identity (e.g. X-Forwarded-Email behind oauth2-proxy or IAP)")
 	fs.StringVar(&cfg.HtpasswdFile, "htpasswd", "", "require HTTP Basic auth against this htpasswd `FILE` (bcrypt hashes: htpasswd -B)")

@@ -57,7 +57,8 @@ func TestUsage(t *testing.T) {
 		say  string
 	}{
 		{"no flags", nil, 2, "-bucket is required"},
-		{"no config", []string{"-bucket", "mem://"}, 2, "-config is required"},
+		{"no config anywhere", []string{"-bucket", "mem://", "-addr", "127.0.0.1:0"}, 1, "no push config in the bucket (config/push.json): give -config FILE"},
+		{"bucket directory missing", []string{"-bucket", "file:///nonexistent/typo", "-config", conf, "-addr", "127.0.0.1:0"}, 1, "directory /nonexistent/typo does not exist"},
 		{"unknown flag", []string{"-nope"}, 2, "flag provided but not defined"},
 		{"extra argument", []string{"-bucket", "mem://", "-config", conf, "extra"}, 2, "unexpected arguments"},
 		{"all interfaces without auth", []string{"-bucket", "mem://", "-config", conf, "-addr", ":8000"}, 2, "refusing to listen on :8000 without authentication"},

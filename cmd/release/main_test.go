@@ -77,7 +77,14 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 // write.
 func TestConcurrentDeploy(t *testing.T) {
 	const rounds = 8
-	bucket := "file://" + t.TempDir()
+	dir := t.TempDir()
+	bucket := "file://" + dir
+	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config", "push.json"), []byte(`{"servers": {"web-1": ["alpha", "beta"], "web-2": ["alpha", "beta"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tree := t.TempDir()
 	writeTree(t, tree, map[string]string{"teletraan/RESTARTING": "#!/bin/sh\n", "data": "x"})
 	exe, err := os.Executable()
@@ -134,6 +141,7 @@ func TestConcurrentDeploy(t *testing.T) {
 //	# comment
 //	$ release ARGS…       run release in-process ($BUCKET, $TREE expanded)
 //	$ cat KEY             print an object of the bucket
+//	$ cp FILE KEY         copy testdata/FILE into the bucket's directory, as a person would
 //	> LINE                the next line of stdout, exactly
 //	! TEXT                stderr contains TEXT
 //	? N                   the exit status (0 when absent)
@@ -249,6 +257,18 @@ func runTranscript(t *testing.T, file string) {
 		switch args[0] {
 		case "release":
 			code = run(args[1:], &stdout, &stderr)
+		case "cp":
+			dst := filepath.Join(bucketDir, filepath.FromSlash(args[2]))
+			b, err := os.ReadFile(filepath.Join("testdata", args[1]))
+			if err == nil {
+				err = os.MkdirAll(filepath.Dir(dst), 0o755)
+			}
+			if err == nil {
+				err = os.WriteFile(dst, b, 0o644)
+			}
+			if err != nil {
+				t.Fatalf("%s:%d: %v", file, s.line, err)
+			}
 		case "cat":
 			b, err := os.ReadFile(filepath.Join(bucketDir, args[1]))
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/watch"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -181,6 +182,11 @@ func Run(ctx context.Context, cfg Config) error {
 // serve is daemon mode: HTTP endpoints, nudge sources and the loop.
 func (d *daemon) serve(ctx context.Context) error {
 	log := d.log
+	// pulld writes only its own status, so a store that ignores conditional
+	// writes is no danger to it; it is said, for whoever reads the log.
+	if err := fleet.CheckStore(ctx, d.store, true, log); err != nil {
+		log.Warn("could not check that the store honours conditional writes", "err", err)
+	}
 	var ln net.Listener
 	if d.cfg.Listen != "" {
 		var err error

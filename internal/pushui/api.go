@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -66,11 +67,11 @@ func (s *Server) apiServers(w http.ResponseWriter, r *http.Request) {
 		if f.Server != "" && !strings.Contains(name, f.Server) {
 			continue
 		}
-		if f.Group != "" && !slices.Contains(s.conf.Groups[f.Group], name) {
+		if f.Group != "" && !slices.Contains(s.conf().Groups[f.Group], name) {
 			continue
 		}
 		ss := st.servers[name]
-		v := buildServer(ss, s.conf, s.groups, st.apps, now, false, lb)
+		v := buildServer(ss, s.conf(), s.serverGroups(), st.apps, now, false, lb)
 		if f.App != "" {
 			if v.keepRows(matching(f.App)); len(v.Rows) == 0 {
 				continue
@@ -216,9 +217,8 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	cur, v, err := s.b.ReadManifest(ctx, server)
-	broken := errors.Is(err, manifest.ErrInvalidManifest)
-	if err != nil && !broken {
+	_, v, err := s.b.ReadManifest(ctx, server)
+	if err != nil && !errors.Is(err, manifest.ErrInvalidManifest) {
 		s.apiFail(w, err)
 		return
 	}
@@ -226,34 +226,15 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		s.apiConflict(w, r, server)
 		return
 	}
-	if cur == nil {
-		cur = &manifest.Manifest{}
-	}
-	for i, e := range m.Packages {
-		if old, ok := cur.Lookup(e.EnvName()); ok && old.Package == e.Package {
-			continue // unchanged entries stay, even if the config changed since
-		}
-		if err := s.checkDeploy(ctx, server, e.Package); err != nil {
-			var in *inputError
-			if errors.As(err, &in) {
-				s.apiError(w, http.StatusBadRequest, fmt.Sprintf("packages[%d] (%s): %v", i, e.Package, err))
-			} else {
-				s.apiFail(w, err)
-			}
-			return
-		}
-	}
-	m.Revision = max(m.Revision, cur.Revision)
-	if !broken && v != "" {
-		same := cur.Clone()
-		same.Revision = m.Revision
-		if string(same.Marshal()) == string(m.Marshal()) {
-			w.Header().Set("ETag", etag(v))
-			writeRaw(w, http.StatusOK, cur.Marshal())
-			return
-		}
-	}
-	nv, err := s.b.WriteManifest(ctx, server, m, v)
+	c, err := s.edit(ctx, fleet.Edit{
+		Server: server, User: userOf(ctx), Action: "put manifest", IfVersion: v, OverInvalid: true,
+		Apply: func(next *manifest.Manifest) error {
+			rev := max(m.Revision, next.Revision)
+			*next = *m.Clone()
+			next.Revision = rev
+			return nil
+		},
+	})
 	if errors.Is(err, blobstore.ErrConflict) {
 		s.apiConflict(w, r, server)
 		return
@@ -262,16 +243,11 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, err)
 		return
 	}
-	var before *manifest.Manifest
-	if v != "" && !broken {
-		before = cur
-	}
-	c := s.written(ctx, userOf(ctx), server, "put manifest", before, m, nv)
-	w.Header().Set("ETag", etag(nv))
+	w.Header().Set("ETag", etag(c.Version))
 	if c.NudgeErr != nil {
 		w.Header().Set("X-Pushui-Nudge-Error", oneLine(c.NudgeErr.Error()))
 	}
-	writeRaw(w, http.StatusOK, m.Marshal())
+	writeRaw(w, http.StatusOK, c.After.Marshal())
 }
 
 func oneLine(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
@@ -482,7 +458,7 @@ func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusBadRequest, "give servers or group, not both")
 		return
 	case req.Group != "":
-		members, ok := s.conf.Groups[req.Group]
+		members, ok := s.conf().Groups[req.Group]
 		if !ok {
 			s.apiError(w, http.StatusBadRequest, fmt.Sprintf("no group %q in the push config", req.Group))
 			return

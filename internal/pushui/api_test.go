@@ -147,6 +147,13 @@ func TestAPIManifest(t *testing.T) {
 		{"app not allowed", edited(f.h1, mustName(t, "db/db-20261101T000000Z-0123456789ab.tar.zst")), []string{"If-Match", etag}, http.StatusBadRequest, "packages[1] (db/db-20261101T000000Z-0123456789ab.tar.zst): app db is not allowed on server web-1"},
 		{"package not in the bucket", edited(mustName(t, "hello/hello-20200101T000000Z-0123456789ab.tar.zst")), []string{"If-Match", etag}, http.StatusBadRequest, "does not exist in the bucket"},
 		{"not JSON", `packages: []`, []string{"If-Match", etag}, http.StatusBadRequest, "invalid manifest"},
+		// Only an explicit empty list removes everything.
+		{"null", `null`, []string{"If-Match", etag}, http.StatusBadRequest, `not a JSON object with a "packages" list`},
+		{"empty object", `{}`, []string{"If-Match", etag}, http.StatusBadRequest, `no "packages" list`},
+		{"revision only", `{"revision": 9}`, []string{"If-Match", etag}, http.StatusBadRequest, `no "packages" list`},
+		{"packages null", `{"packages": null}`, []string{"If-Match", etag}, http.StatusBadRequest, `no "packages" list`},
+		{"empty body", ``, []string{"If-Match", etag}, http.StatusBadRequest, `empty file`},
+		{"duplicate key", `{"revision": 1, "revision": 2, "packages": []}`, []string{"If-Match", etag}, http.StatusBadRequest, `duplicate key "revision"`},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -351,6 +358,7 @@ func TestAPIDeploy(t *testing.T) {
 	})
 	t.Run("group skips servers that do not allow the app", func(t *testing.T) {
 		f.conf.Groups["all"] = []string{"db-1", "web-1"}
+		f.writeConfig()
 		s = f.server()
 		w := post(`{"package": "` + f.a2.String() + `", "group": "all"}`)
 		wantCode(t, w, http.StatusOK)

@@ -18,14 +18,11 @@ import (
 // implementation. Tests wrap a real Store to count requests.
 type bucket interface {
 	ReadManifest(ctx context.Context, server string) (*manifest.Manifest, blobstore.Version, error)
-	WriteManifest(ctx context.Context, server string, m *manifest.Manifest, ifVersion blobstore.Version) (blobstore.Version, error)
-	UpdateManifest(ctx context.Context, server string, fn func(*manifest.Manifest) error) (before, after *manifest.Manifest, v blobstore.Version, err error)
 	ReadStatus(ctx context.Context, server string) (*manifest.Status, error)
 	ListServers(ctx context.Context) ([]string, error)
 	ListPackageNames(ctx context.Context, app string) ([]manifest.PackageName, error)
 	StatPackage(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error)
 	StatPackages(ctx context.Context, names []manifest.PackageName) ([]blobstore.PackageInfo, error)
-	AppendAudit(ctx context.Context, r *manifest.AuditRecord) error
 	ListAudit(ctx context.Context, server string, limit int) ([]*manifest.AuditRecord, error)
 }
 
@@ -70,7 +67,7 @@ type state struct {
 // safe for concurrent use.
 type cache struct {
 	b    bucket
-	conf *manifest.PushConfig
+	conf func() *manifest.PushConfig // the push config in force
 	log  *slog.Logger
 	now  func() time.Time
 
@@ -84,7 +81,7 @@ type cache struct {
 	meta   map[string]blobstore.PackageInfo // by package name
 }
 
-func newCache(b bucket, conf *manifest.PushConfig, log *slog.Logger, now func() time.Time) *cache {
+func newCache(b bucket, conf func() *manifest.PushConfig, log *slog.Logger, now func() time.Time) *cache {
 	c := &cache{b: b, conf: conf, log: log, now: now, meta: make(map[string]blobstore.PackageInfo)}
 	c.cur.Store(&state{servers: map[string]*serverState{}, apps: map[string]*appState{}})
 	return c
@@ -125,7 +122,7 @@ func (c *cache) refresh(ctx context.Context) error {
 		return fmt.Errorf("pushui: list servers: %w", err)
 	}
 	names := slices.Clone(listed)
-	names = append(names, c.conf.ServerNames()...)
+	names = append(names, c.conf().ServerNames()...)
 	slices.Sort(names)
 	names = slices.Compact(names)
 
@@ -138,7 +135,7 @@ func (c *cache) refresh(ctx context.Context) error {
 	}
 
 	appSet := map[string]bool{}
-	for _, apps := range c.conf.Servers {
+	for _, apps := range c.conf().Servers {
 		for _, a := range apps {
 			appSet[a] = true
 		}

@@ -161,6 +161,15 @@ func (f *fixture) desired(server, app string) string {
 	return ""
 }
 
+// writeConfig stores f.conf in the bucket as the push config, as an admin
+// editing config/push.json would; servers pick it up.
+func (f *fixture) writeConfig() {
+	f.t.Helper()
+	if err := f.store.Put(context.Background(), blobstore.PushConfigKey, f.conf.Marshal()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func (f *fixture) audit(server string) []*manifest.AuditRecord {
 	f.t.Helper()
 	recs, err := f.store.ListAudit(context.Background(), server, 100)

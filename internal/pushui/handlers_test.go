@@ -590,6 +590,7 @@ func TestPromote(t *testing.T) {
 	}
 	// A group member that does not allow the app is skipped.
 	f.conf.Groups["all"] = []string{"db-1", "web-1"}
+	f.writeConfig()
 	s = f.server()
 	w = postForm(t, s, "/promote", url.Values{"package": {f.a2.String()}, "group": {"all"}})
 	wantCode(t, w, http.StatusOK)
@@ -663,7 +664,7 @@ func TestPackageMetadataCache(t *testing.T) {
 		f.addPackage("hello", fixtureNow.Add(-time.Duration(100+i)*time.Hour), fmt.Sprintf("%012x", i+1), false, "", "")
 	}
 	cb := &countingBucket{Store: f.store}
-	s, err := newServer(t.Context(), cb, Options{Config: f.conf, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }})
+	s, err := newServer(t.Context(), cb, Options{Store: f.store, Config: f.conf, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -693,7 +694,7 @@ func TestPackageMetadataCache(t *testing.T) {
 func TestPackageMetadataFallback(t *testing.T) {
 	f := newFixture(t)
 	cb := &countingBucket{Store: f.store, failBatch: errors.New("one package broke the batch")}
-	s, err := newServer(t.Context(), cb, Options{Config: f.conf, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }})
+	s, err := newServer(t.Context(), cb, Options{Store: f.store, Config: f.conf, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }})
 	if err != nil {
 		t.Fatal(err)
 	}

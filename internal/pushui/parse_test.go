@@ -208,7 +208,7 @@ func TestConfigCheck(t *testing.T) {
 		{"both auth modes", Config{Bucket: "mem://", ConfigFile: "c.json", AuthHeader: "X", HtpasswdFile: "h"}, "not both"},
 		{"admins without auth", Config{Bucket: "mem://", ConfigFile: "c.json", Admins: []string{"a"}}, "-admins needs"},
 		{"no bucket", Config{ConfigFile: "c.json"}, "-bucket is required"},
-		{"no config", Config{Bucket: "mem://"}, "-config is required"},
+		{"no config file: the bucket's is used", Config{Bucket: "mem://"}, ""},
 		{"bad addr", Config{Bucket: "mem://", ConfigFile: "c.json", Addr: "nonsense"}, "-addr nonsense"},
 		{"negative refresh", Config{Bucket: "mem://", ConfigFile: "c.json", Refresh: -time.Second}, "-refresh"},
 	}

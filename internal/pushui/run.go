@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -20,17 +21,18 @@ const DefaultAddr = "127.0.0.1:8000"
 
 // Config is pushui's command line.
 type Config struct {
-	Bucket       string        // bucket URL (required)
-	ConfigFile   string        // push config JSON (required)
-	Addr         string        // listen address; DefaultAddr when empty
-	AuthHeader   string        // trusted identity header set by an auth proxy
-	HtpasswdFile string        // htpasswd file of bcrypt hashes, for Basic auth
-	Admins       []string      // users who may change manifests
-	NudgeTopic   string        // gocloud.dev/pubsub topic URL for nudges
-	NudgeURL     string        // HTTP nudge URL template ({server})
-	NudgeGCE     string        // PROJECT/ZONE of the GCE instances nudged by metadata (instance name = server name)
-	Refresh      time.Duration // background re-listing interval; 0 = only on demand
-	Logger       *slog.Logger  // required
+	Bucket                  string        // bucket URL (required)
+	ConfigFile              string        // push config JSON written to the bucket when it holds none; "" = use the bucket's
+	AllowUnconditionalStore bool          // start on an S3 store that ignores conditional writes (a single writer only)
+	Addr                    string        // listen address; DefaultAddr when empty
+	AuthHeader              string        // trusted identity header set by an auth proxy
+	HtpasswdFile            string        // htpasswd file of bcrypt hashes, for Basic auth
+	Admins                  []string      // users who may change manifests
+	NudgeTopic              string        // gocloud.dev/pubsub topic URL for nudges
+	NudgeURL                string        // HTTP nudge URL template ({server})
+	NudgeGCE                string        // PROJECT/ZONE of the GCE instances nudged by metadata (instance name = server name)
+	Refresh                 time.Duration // background re-listing interval; 0 = only on demand
+	Logger                  *slog.Logger  // required
 }
 
 // ErrUsage is wrapped by Run's errors about the configuration itself (as
@@ -47,8 +49,6 @@ func (cfg *Config) Check() error {
 	switch {
 	case cfg.Bucket == "":
 		return fmt.Errorf("%w: -bucket is required", ErrUsage)
-	case cfg.ConfigFile == "":
-		return fmt.Errorf("%w: -config is required", ErrUsage)
 	case cfg.AuthHeader != "" && cfg.HtpasswdFile != "":
 		return fmt.Errorf("%w: give -auth-header or -htpasswd, not both", ErrUsage)
 	case len(cfg.Admins) > 0 && cfg.AuthHeader == "" && cfg.HtpasswdFile == "":
@@ -91,15 +91,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	data, err := os.ReadFile(cfg.ConfigFile)
-	if err != nil {
-		return fmt.Errorf("pushui: read push config: %w", err)
+	opts := Options{AuthHeader: cfg.AuthHeader, Admins: cfg.Admins, Logger: log}
+	if cfg.ConfigFile != "" {
+		data, err := os.ReadFile(cfg.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("pushui: read push config: %w", err)
+		}
+		if opts.Config, err = manifest.ParsePushConfig(data); err != nil {
+			return fmt.Errorf("pushui: %s: %w", cfg.ConfigFile, err)
+		}
 	}
-	conf, err := manifest.ParsePushConfig(data)
-	if err != nil {
-		return fmt.Errorf("pushui: %s: %w", cfg.ConfigFile, err)
-	}
-	opts := Options{Config: conf, AuthHeader: cfg.AuthHeader, Admins: cfg.Admins, Logger: log}
 	if cfg.HtpasswdFile != "" {
 		data, err := os.ReadFile(cfg.HtpasswdFile)
 		if err != nil {
@@ -119,6 +120,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer store.Close()
 	opts.Store = store
+	if err := fleet.CheckStore(ctx, store, cfg.AllowUnconditionalStore, log); err != nil {
+		return fmt.Errorf("pushui: %w", err)
+	}
 
 	nudger, err := nudge.New(ctx, nudge.Config{Topic: cfg.NudgeTopic, URL: cfg.NudgeURL, GCE: cfg.NudgeGCE, Logger: log})
 	if err != nil {

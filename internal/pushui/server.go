@@ -17,9 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -33,7 +35,11 @@ var staticFS embed.FS
 type Options struct {
 	// Store is the bucket. Required. The Server does not close it.
 	Store *blobstore.Store
-	// Config says which apps may go on which servers. Required.
+	// Config, when set, bootstraps the push config: it is written to the
+	// bucket (config/push.json) when the bucket holds none. The bucket's
+	// config is the one obeyed, and followed as it changes; a different
+	// Config is then only warned about. With no config in the bucket,
+	// Config is required.
 	Config *manifest.PushConfig
 	// AuthHeader names a request header carrying the user's identity, set
 	// by an authenticating proxy (IAP, oauth2-proxy). pushui trusts it
@@ -59,8 +65,8 @@ type Options struct {
 // for concurrent use.
 type Server struct {
 	b      bucket
-	conf   *manifest.PushConfig
-	groups map[string][]string // server → groups
+	fleet  *fleet.Writer
+	pc     atomic.Pointer[pushConfig]
 	auth   *auth
 	nudger Nudger
 	log    *slog.Logger
@@ -85,8 +91,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 
 // newServer is New over any bucket; tests use it to count requests.
 func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
-	if opts.Config == nil {
-		return nil, errors.New("pushui: no push config")
+	if opts.Store == nil {
+		return nil, errors.New("pushui: no bucket")
 	}
 	if opts.Logger == nil {
 		return nil, errors.New("pushui: no logger")
@@ -94,8 +100,10 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	if opts.AuthHeader != "" && opts.Htpasswd != nil {
 		return nil, errors.New("pushui: choose one authentication: an identity header or an htpasswd file")
 	}
-	if err := opts.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("pushui: %w", err)
+	if opts.Config != nil {
+		if err := opts.Config.Validate(); err != nil {
+			return nil, fmt.Errorf("pushui: %w", err)
+		}
 	}
 	now := opts.Now
 	if now == nil {
@@ -103,8 +111,7 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		b:      b,
-		conf:   opts.Config,
-		groups: groupsByServer(opts.Config),
+		fleet:  fleet.New(opts.Store, fleet.Options{Nudger: opts.Nudger, Logger: opts.Logger, Now: now}),
 		auth:   &auth{header: opts.AuthHeader, htpasswd: opts.Htpasswd, admins: map[string]bool{}},
 		nudger: opts.Nudger,
 		log:    opts.Logger,
@@ -116,7 +123,10 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 			s.auth.admins[a] = true
 		}
 	}
-	s.cache = newCache(b, opts.Config, opts.Logger, now)
+	if err := s.bootstrapConfig(ctx, opts.Config); err != nil {
+		return nil, err
+	}
+	s.cache = newCache(b, s.conf, opts.Logger, now)
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -132,7 +142,10 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 // names. Package metadata already fetched is kept (packages never change).
 // The pages keep showing the previous state until it completes; on error
 // they keep it.
-func (s *Server) Refresh(ctx context.Context) error { return s.cache.refresh(ctx) }
+func (s *Server) Refresh(ctx context.Context) error {
+	s.reloadConfig(ctx)
+	return s.cache.refresh(ctx)
+}
 
 // ServeHTTP serves the UI and the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
@@ -162,6 +175,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/servers/{server}/status", s.apiStatus)
 	mux.HandleFunc("GET /api/apps/{app}/packages", s.apiPackages)
 	mux.HandleFunc("POST /api/deploy", s.apiDeploy)
+	mux.HandleFunc("GET /api/config", s.apiGetConfig)
+	mux.HandleFunc("PUT /api/config", s.apiPutConfig)
+	mux.HandleFunc("GET /config", s.handleConfigPage)
+	mux.HandleFunc("POST /config", s.handleConfigSave)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -270,7 +287,7 @@ func (s *Server) parseTemplates() error {
 		}
 	}
 	s.pages = map[string]*template.Template{}
-	for _, name := range []string{"index", "server", "app", "promote", "error"} {
+	for _, name := range []string{"index", "server", "app", "promote", "config", "error"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("pushui: parse template %s: %w", name, err)

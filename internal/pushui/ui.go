@@ -30,6 +30,7 @@ type page struct {
 }
 
 func (s *Server) page(r *http.Request, title string) page {
+	s.reloadConfig(r.Context()) // one small request: the config is the bucket's, which anyone may change
 	user := userOf(r.Context())
 	return page{
 		Title:    title,
@@ -64,13 +65,13 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	st := s.cache.load()
 	f := filterFrom(r.URL.Query())
 	p := &indexPage{page: s.page(r, "Servers"), Filter: f, Total: len(st.order), AsOf: at(st.asOf, s.now())}
-	for g := range s.conf.Groups {
+	for g := range s.conf().Groups {
 		p.Groups = append(p.Groups, g)
 	}
 	slices.Sort(p.Groups)
 	var members []string
 	if f.Group != "" {
-		members = s.conf.Groups[f.Group]
+		members = s.conf().Groups[f.Group]
 	}
 	names := make([]string, 0, len(st.order))
 	for _, name := range st.order {
@@ -122,7 +123,7 @@ func (s *Server) renderSections(st *state, names []string, app string, now time.
 				c.buf = s.bufs.Get().(*bytes.Buffer)
 				c.buf.Reset()
 				for _, name := range names[i*sectionChunk : min((i+1)*sectionChunk, len(names))] {
-					v := buildServer(st.servers[name], s.conf, s.groups, st.apps, now, false, lb)
+					v := buildServer(st.servers[name], s.conf(), s.serverGroups(), st.apps, now, false, lb)
 					if app != "" {
 						if v.keepRows(matching(app)); len(v.Rows) == 0 {
 							continue
@@ -233,7 +234,7 @@ func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
 	}
 	ss := s.cache.refreshServer(r.Context(), name)
 	p := &serverPage{page: s.page(r, name), Flash: flashes(r.URL.Query(), name, "")}
-	p.Server = buildServer(ss, s.conf, s.groups, s.cache.load().apps, p.Now, true, newLabels())
+	p.Server = buildServer(ss, s.conf(), s.serverGroups(), s.cache.load().apps, p.Now, true, newLabels())
 	if ss.Manifest != nil {
 		p.Manifest = string(ss.Manifest.Marshal())
 	}
@@ -296,12 +297,12 @@ type appPage struct {
 // picker page.
 func (s *Server) appData(ctx context.Context, r *http.Request, server, app string) *appPage {
 	ss := s.cache.refreshServer(ctx, server)
-	p := &appPage{page: s.page(r, app+" on "+server), App: app, Allowed: s.conf.Allowed(server, app), Version: string(ss.Version)}
+	p := &appPage{page: s.page(r, app+" on "+server), App: app, Allowed: s.conf().Allowed(server, app), Version: string(ss.Version)}
 	pkgs, err := s.cache.packages(ctx, app)
 	if err != nil {
 		p.ListErr = err.Error()
 	}
-	v := buildServer(ss, s.conf, s.groups, s.cache.load().apps, p.Now, true, newLabels())
+	v := buildServer(ss, s.conf(), s.serverGroups(), s.cache.load().apps, p.Now, true, newLabels())
 	v.keepRows(func(r rowView) bool { return r.App == app })
 	p.Server = v
 
@@ -345,10 +346,10 @@ func (s *Server) appData(ctx context.Context, r *http.Request, server, app strin
 		row.Serving = serving[row.Name]
 		p.Packages = append(p.Packages, row)
 	}
-	for g, members := range s.conf.Groups {
+	for g, members := range s.conf().Groups {
 		n := 0
 		for _, m := range members {
-			if s.conf.Allowed(m, app) {
+			if s.conf().Allowed(m, app) {
 				n++
 			}
 		}
@@ -622,7 +623,7 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	group := r.PostFormValue("group")
-	members, ok := s.conf.Groups[group]
+	members, ok := s.conf().Groups[group]
 	if !ok {
 		s.failErr(w, r, badInput("no group %q in the push config", group))
 		return

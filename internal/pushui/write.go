@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -15,13 +17,7 @@ import (
 // within a second instead of at their next poll. *nudge.Nudger implements
 // it. Nudge must be safe for concurrent use; a failed nudge is reported but
 // never undoes a write (the host still picks the change up when it polls).
-type Nudger interface {
-	Nudge(ctx context.Context, servers ...string) error
-}
-
-// nudgeTimeout bounds one nudge, so a dead nudge channel cannot hold a
-// page.
-const nudgeTimeout = 10 * time.Second
+type Nudger = fleet.Nudger
 
 // inputError is a request the user can fix: handlers answer 400 with its
 // message.
@@ -42,16 +38,12 @@ var errBrokenManifest = errors.New("the manifest in the bucket is invalid")
 // the bucket.
 var errUnknownServer = errors.New("unknown server")
 
-// change is the outcome of one manifest edit.
+// change is the outcome of one manifest edit: what fleet.Writer.Edit did,
+// or for one server of a promote, why it was skipped or failed.
 type change struct {
-	Server        string
-	Before, After *manifest.Manifest
-	Version       blobstore.Version // of After
-	Changed       bool              // false when the edit left the manifest as it was (nothing written)
-	Skipped       string            // why a promote left this server alone
-	Err           error             // a promote's per-server failure
-	NudgeErr      error             // the write stands; the host will poll
-	AuditErr      error             // the write stands; the audit record is missing
+	fleet.Change
+	Skipped string // why a promote left this server alone
+	Err     error  // a promote's per-server failure
 }
 
 // knownServer reports an error wrapping errUnknownServer unless server is
@@ -60,7 +52,7 @@ func (s *Server) knownServer(server string) error {
 	if err := manifest.CheckName("server", server); err != nil {
 		return badInput("%v", err)
 	}
-	if _, ok := s.conf.Servers[server]; ok {
+	if _, ok := s.conf().Servers[server]; ok {
 		return nil
 	}
 	if _, ok := s.cache.load().servers[server]; ok {
@@ -69,10 +61,12 @@ func (s *Server) knownServer(server string) error {
 	return fmt.Errorf("server %s: %w (not in the push config, no manifest in the bucket)", server, errUnknownServer)
 }
 
-// checkDeploy reports whether p may go on server: the config allows its
-// app there and the package exists in the bucket.
+// checkDeploy reports early, before any write, whether p may go on server:
+// the config allows its app there and the package exists in the bucket.
+// fleet.Writer.Edit checks the same again at the write, which is what
+// counts; this is for refusing a whole promote before it writes to any.
 func (s *Server) checkDeploy(ctx context.Context, server string, p manifest.PackageName) error {
-	if !s.conf.Allowed(server, p.App) {
+	if !s.conf().Allowed(server, p.App) {
 		return badInput("app %s is not allowed on server %s by the push config", p.App, server)
 	}
 	if _, err := s.cache.stat(ctx, p); err != nil {
@@ -84,92 +78,45 @@ func (s *Server) checkDeploy(ctx context.Context, server string, p manifest.Pack
 	return nil
 }
 
+// edit applies e through the fleet writer (the one path that changes
+// desired state) and keeps the cache in step: a write is stored, a
+// conflict or a broken manifest re-reads the server. Refusals by the push
+// config or for a missing package become input errors, a manifest that
+// does not parse wraps errBrokenManifest.
+func (s *Server) edit(ctx context.Context, e fleet.Edit) (*change, error) {
+	c, err := s.fleet.Edit(ctx, e)
+	switch {
+	case err == nil:
+		if c.Changed {
+			s.cache.storeManifest(e.Server, c.After, c.Version)
+		}
+		return &change{Change: c}, nil
+	case errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
+		return nil, badInput("%s", strings.TrimPrefix(err.Error(), "fleet: "))
+	case errors.Is(err, manifest.ErrInvalidManifest):
+		s.cache.refreshServer(ctx, e.Server)
+		return nil, fmt.Errorf("%w: %v", errBrokenManifest, err)
+	case errors.Is(err, blobstore.ErrConflict):
+		s.cache.refreshServer(ctx, e.Server)
+	}
+	return nil, err
+}
+
 // editIfVersion applies fn to server's manifest and writes the result only
 // if the manifest is still at ifVersion, the Version the user's page was
 // rendered from ("" = the manifest did not exist). When it is not, nothing
 // is written, the cache learns the new state and the error wraps
-// blobstore.ErrConflict. Errors from fn are returned as they are. A
-// successful write is recorded in the audit log and the server is nudged.
+// blobstore.ErrConflict. Errors from fn are returned as they are.
 func (s *Server) editIfVersion(ctx context.Context, user, server string, ifVersion blobstore.Version, action string, fn func(*manifest.Manifest) error) (*change, error) {
-	cur, v, err := s.b.ReadManifest(ctx, server)
-	if err != nil {
-		if errors.Is(err, manifest.ErrInvalidManifest) {
-			s.cache.refreshServer(ctx, server)
-			return nil, fmt.Errorf("%w: %v", errBrokenManifest, err)
-		}
-		return nil, err
-	}
-	if v != ifVersion {
-		s.cache.refreshServer(ctx, server)
-		return nil, fmt.Errorf("manifest of %s changed since the page was loaded: %w", server, blobstore.ErrConflict)
-	}
-	next := cur.Clone()
-	if err := fn(next); err != nil {
-		return nil, err
-	}
-	if string(next.Marshal()) == string(cur.Marshal()) {
-		return &change{Server: server, Before: cur, After: cur, Version: v}, nil
-	}
-	nv, err := s.b.WriteManifest(ctx, server, next, v)
-	if err != nil {
-		if errors.Is(err, blobstore.ErrConflict) {
-			s.cache.refreshServer(ctx, server)
-		}
-		return nil, err
-	}
-	if v == "" {
-		cur = nil
-	}
-	return s.written(ctx, user, server, action, cur, next, nv), nil
+	return s.edit(ctx, fleet.Edit{Server: server, User: user, Action: action, Apply: fn, IfVersion: ifVersion})
 }
 
-// editLatest applies fn to server's current manifest, re-reading and
-// re-applying it when another writer gets in between
-// (blobstore.UpdateManifest). It is for edits that are right whatever the
-// rest of the manifest says: setting one app's version, as promote and the
-// API's deploy do.
+// editLatest applies fn to server's current manifest, re-applying it when
+// another writer gets in between. It is for edits that are right whatever
+// the rest of the manifest says: setting one app's version, as promote and
+// the API's deploy do.
 func (s *Server) editLatest(ctx context.Context, user, server, action string, fn func(*manifest.Manifest) error) (*change, error) {
-	var existed bool
-	before, after, v, err := s.b.UpdateManifest(ctx, server, func(m *manifest.Manifest) error {
-		existed = m.Revision > 0 || len(m.Packages) > 0
-		return fn(m)
-	})
-	if err != nil {
-		if errors.Is(err, manifest.ErrInvalidManifest) {
-			return nil, fmt.Errorf("%w: %v", errBrokenManifest, err)
-		}
-		return nil, err
-	}
-	if before == after {
-		return &change{Server: server, Before: before, After: after, Version: v}, nil
-	}
-	if !existed {
-		before = nil
-	}
-	return s.written(ctx, user, server, action, before, after, v), nil
-}
-
-// written does what follows every successful manifest write: the cache
-// learns it, the audit log records it, the server is nudged. Audit and
-// nudge failures are logged and reported in the change; the write stands.
-func (s *Server) written(ctx context.Context, user, server, action string, before, after *manifest.Manifest, v blobstore.Version) *change {
-	c := &change{Server: server, Before: before, After: after, Version: v, Changed: true}
-	s.cache.storeManifest(server, after, v)
-	s.log.Info("manifest written", "server", server, "user", user, "action", action, "revision", after.Revision)
-	rec := &manifest.AuditRecord{Time: s.now().UTC(), User: user, Server: server, Action: action, Before: before, After: after}
-	if err := s.b.AppendAudit(context.WithoutCancel(ctx), rec); err != nil {
-		c.AuditErr = err
-		s.log.Error("audit record not written", "server", server, "action", action, "err", err)
-	}
-	if s.nudger != nil {
-		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nudgeTimeout)
-		defer cancel()
-		if err := s.nudger.Nudge(nctx, server); err != nil {
-			c.NudgeErr = err
-			s.log.Warn("nudge failed", "server", server, "err", err)
-		}
-	}
-	return c
+	return s.edit(ctx, fleet.Edit{Server: server, User: user, Action: action, Apply: fn, Latest: true})
 }
 
 // setPackage returns the edit that points app p.App at p.
@@ -236,11 +183,11 @@ func (s *Server) deployMany(ctx context.Context, user string, servers []string, 
 		if err := s.knownServer(srv); err != nil {
 			return nil, err
 		}
-		if !s.conf.Allowed(srv, p.App) {
+		if !s.conf().Allowed(srv, p.App) {
 			if !skipDisallowed {
 				return nil, badInput("app %s is not allowed on server %s by the push config", p.App, srv)
 			}
-			out[i] = &change{Server: srv, Skipped: "the push config does not allow " + p.App + " here"}
+			out[i] = &change{Change: fleet.Change{Server: srv}, Skipped: "the push config does not allow " + p.App + " here"}
 			continue
 		}
 		todo = append(todo, i)
@@ -255,7 +202,7 @@ func (s *Server) deployMany(ctx context.Context, user string, servers []string, 
 		i := todo[j]
 		c, err := s.editLatest(ctx, user, servers[i], action, setPackage(p))
 		if err != nil {
-			c = &change{Server: servers[i], Err: err}
+			c = &change{Change: fleet.Change{Server: servers[i]}, Err: err}
 		}
 		out[i] = c
 	})

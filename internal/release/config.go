@@ -55,6 +55,10 @@ type Config struct {
 
 	// Deploy lists servers whose manifests are pointed at the package.
 	Deploy []string
+	// AllowUnconditionalStore lets release write to an S3 store that does
+	// not honour conditional writes (checked at start), with a warning:
+	// safe only when nothing else writes desired state.
+	AllowUnconditionalStore bool
 	// Nudge says how the deployed servers are nudged: by pub/sub, HTTP or
 	// GCE instance metadata, every form it configures (see package nudge).
 	// It is only opened, and checked, when Deploy names servers.

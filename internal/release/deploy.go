@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -23,21 +24,32 @@ func newNudger(ctx context.Context, cfg *Config) (*nudge.Nudger, error) {
 	return nudge.New(ctx, nc)
 }
 
-// deploy points every server of cfg.Deploy at name, records each change
-// under audit/ and nudges the servers changed. It goes on past a server it
-// cannot update and returns the servers that now name the package, with
-// the failures joined in an error wrapping ErrDeploy.
+// checkConditional refuses a store that would lose manifest updates
+// (fleet.CheckStore) before anything is uploaded.
+func checkConditional(ctx context.Context, store *blobstore.Store, cfg *Config) error {
+	if err := fleet.CheckStore(ctx, store, cfg.AllowUnconditionalStore, cfg.Logger); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	return nil
+}
+
+// deploy points every server of cfg.Deploy at name through the fleet
+// writer, the one path that changes desired state: the push config in the
+// bucket must allow the app on each server (with no config, only servers
+// that already have a manifest are updated), and each change is audited.
+// It goes on past a server it cannot update and returns the servers that
+// now name the package, with the failures joined in an error wrapping
+// ErrDeploy. The servers changed are nudged together at the end.
 func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepared, name manifest.PackageName) ([]string, error) {
 	var done, changed []string
 	var errs []error
+	w := fleet.New(store, fleet.Options{Logger: cfg.Logger, Now: cfg.Now})
 	action := "release " + name.App + " to " + name.String()
 	for _, server := range cfg.Deploy {
-		var existed bool
-		before, after, _, err := store.UpdateManifest(ctx, server, func(m *manifest.Manifest) error {
-			existed = m.Revision > 0 || len(m.Packages) > 0
+		c, err := w.Edit(ctx, fleet.Edit{Server: server, User: p.meta.User, Action: action, Latest: true, Apply: func(m *manifest.Manifest) error {
 			m.SetPackage(name)
 			return nil
-		})
+		}})
 		if err != nil {
 			if errors.Is(err, manifest.ErrInvalidManifest) {
 				err = fmt.Errorf("manifest refused, left as it is: %w", err)
@@ -47,19 +59,11 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 			continue
 		}
 		done = append(done, server)
-		if before == after {
+		if !c.Changed {
 			cfg.Logger.Info("manifest already names the package", "server", server, "package", name.String())
 			continue
 		}
 		changed = append(changed, server)
-		cfg.Logger.Info("manifest written", "server", server, "package", name.String(), "revision", after.Revision)
-		if !existed {
-			before = nil
-		}
-		rec := &manifest.AuditRecord{Time: cfg.Now().UTC(), User: p.meta.User, Server: server, Action: action, Before: before, After: after}
-		if err := store.AppendAudit(context.WithoutCancel(ctx), rec); err != nil {
-			cfg.Logger.Error("audit record not written", "server", server, "err", err)
-		}
 	}
 	switch {
 	case len(changed) == 0:

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/internal/computetest"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -33,6 +34,9 @@ func TestDeploy(t *testing.T) {
 	}
 	const broken = `{"revision": 3, "packages": ["not a package"]}`
 	if err := store.Put(t.Context(), "servers/broken.json", []byte(broken)); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(t.Context(), "config/push.json", []byte(`{"servers": {"web-1": ["hello", "api"], "web-2": ["hello"], "broken": ["hello"]}}`)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -139,6 +143,9 @@ func TestDeployNudgeGCE(t *testing.T) {
 		cs.Add(inst(s), map[string]string{"startup-script": "true", nudge.PushrevKey: "before"})
 	}
 	bucket := "file://" + t.TempDir()
+	if err := openStore(t, bucket).Put(t.Context(), "config/push.json", []byte(`{"servers": {"web-1": ["hello"], "web-2": ["hello"], "web-9": ["hello"]}}`)); err != nil {
+		t.Fatal(err)
+	}
 	var logs strings.Builder
 	cfg := testConfig(bucket, "hello", appTree(t))
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -188,4 +195,30 @@ func mustNudger(t *testing.T, cfg *Config) *nudge.Nudger {
 	}
 	t.Cleanup(func() { n.Close(t.Context()) })
 	return n
+}
+
+// TestDeployWithoutConfig: with no push config in the bucket, -deploy
+// updates the servers that already have a manifest and refuses the others
+// (a typo must not create a manifest), writing nothing for them.
+func TestDeployWithoutConfig(t *testing.T) {
+	bucket := "file://" + t.TempDir()
+	store := openStore(t, bucket)
+	if err := store.Put(t.Context(), "servers/web-1.json", []byte(`{"packages": []}`)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(bucket, "hello", appTree(t))
+	cfg.Deploy = []string{"web-1", "web-typo"}
+	res, err := Run(t.Context(), cfg)
+	if !errors.Is(err, ErrDeploy) || !errors.Is(err, fleet.ErrNotAllowed) || !strings.Contains(err.Error(), "server web-typo has no manifest, and there is no push config") {
+		t.Fatalf("Run = %v, want the typo refused", err)
+	}
+	if !slices.Equal(res.Deployed, []string{"web-1"}) {
+		t.Errorf("Deployed = %v, want [web-1]", res.Deployed)
+	}
+	if _, v, err := store.ReadManifest(t.Context(), "web-typo"); err != nil || v != "" {
+		t.Errorf("a manifest was written for the typo: %q, %v", v, err)
+	}
+	if m, _, _ := store.ReadManifest(t.Context(), "web-1"); len(m.Packages) != 1 || m.Packages[0].Package != res.Name {
+		t.Errorf("web-1 = %s", m.Marshal())
+	}
 }

@@ -58,11 +58,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer p.close()
-	store, err := blobstore.Open(ctx, cfg.Bucket)
+	store, created, err := blobstore.Create(ctx, cfg.Bucket)
 	if err != nil {
 		return Result{}, err
 	}
 	defer store.Close()
+	if created {
+		cfg.Logger.Info("bucket directory created: this is the first release into it", "bucket", cfg.Bucket)
+	}
+	if err := checkConditional(ctx, store, &cfg); err != nil {
+		return Result{}, err
+	}
 	res, err := upload(ctx, store, &cfg, p)
 	if err != nil {
 		return Result{}, err

@@ -33,8 +33,8 @@ func TestLocalPath(t *testing.T) {
 		{"", "", ""},
 	} {
 		t.Run(tc.prefix+tc.key, func(t *testing.T) {
-			s := &Store{backend: backendFile, dir: "/bucket", prefix: tc.prefix}
-			got, ok := s.localPath(tc.key)
+			d := &fileDriver{dir: "/bucket", prefix: tc.prefix}
+			got, ok := d.localPath(tc.key)
 			if tc.want == "" {
 				if ok {
 					t.Fatalf("localPath(%q) = %q, want the portable path", tc.prefix+tc.key, got)
@@ -45,9 +45,6 @@ func TestLocalPath(t *testing.T) {
 				t.Fatalf("localPath(%q) = %q, %v; want %q", tc.prefix+tc.key, got, ok, want)
 			}
 		})
-	}
-	if _, ok := (&Store{backend: backendMem}).localPath("a"); ok {
-		t.Fatal("localPath on mem:// claims a file")
 	}
 }
 
@@ -95,4 +92,40 @@ func TestSealLocalKeepsExisting(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestFileStatReadsOnlyWhenStamped: Changed on an unchanged file answers
+// from the stat stamp without reading the file (proved by planting a
+// Version no read could produce), and reads it again once a write changes
+// the stamp.
+func TestFileStatReadsOnlyWhenStamped(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(t.Context(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	path := filepath.Join(dir, "servers", "web1.json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(`{"packages": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	_, v, err := s.Changed(ctx, "servers/web1.json", "")
+	if err != nil || v != contentVersion([]byte(`{"packages": []}`)) {
+		t.Fatalf("first Changed = %q, %v", v, err)
+	}
+	d := s.d.(*fileDriver)
+	d.stamps["servers/web1.json"] = fileStamp{stamp: d.stamps["servers/web1.json"].stamp, version: "planted"}
+	if _, v, err := s.Changed(ctx, "servers/web1.json", ""); err != nil || v != "planted" {
+		t.Fatalf("Changed of an unchanged file = %q, %v; want the remembered version, no read", v, err)
+	}
+	if err := os.WriteFile(path, []byte(`{"packages": [ ]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, err := s.Changed(ctx, "servers/web1.json", ""); err != nil || v != contentVersion([]byte(`{"packages": [ ]}`)) {
+		t.Fatalf("Changed after a write = %q, %v; want the new content's version", v, err)
+	}
 }

@@ -1,0 +1,366 @@
+// Package fleet is the one code path that changes desired state: every
+// program that writes a server's manifest (pushui's forms and API,
+// release -deploy, and what comes later) calls Writer.Edit, which
+//
+//  1. reads the manifest and applies the caller's change to a copy,
+//  2. checks the result against the push config in the bucket
+//     (config/push.json): a server the config does not list, or an app it
+//     does not allow on that server, is refused with the reason, and
+//     nothing is written; with no config in the bucket only servers that
+//     already have a manifest may be changed. Every package the change
+//     introduces must exist in the bucket;
+//  3. writes it conditionally on the version read: either the version the
+//     caller based its change on (a form, an If-Match) or, for changes that
+//     are right whatever else the manifest says, the latest, re-applying
+//     the change when another writer got in between;
+//  4. records the change under audit/ and nudges the server.
+//
+// The outcome is a Change value: what the manifest was and is, its new
+// version, whether it existed and whether anything was written.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// Errors Edit returns (wrapped), besides blobstore.ErrConflict (the
+// manifest changed since the version the caller gave) and
+// manifest.ErrInvalidManifest (the manifest in the bucket does not parse:
+// nothing is changed on top of it).
+var (
+	// ErrNotAllowed: the push config does not allow the change (a server
+	// it does not list, an app it does not allow there), or there is no
+	// push config and the server has no manifest yet.
+	ErrNotAllowed = errors.New("refused by the push config")
+	// ErrNoPackage: a package the change introduces is not in the bucket.
+	ErrNoPackage = errors.New("does not exist in the bucket")
+)
+
+// Nudger tells servers' pulld that their manifest changed. *nudge.Nudger
+// implements it. It must be safe for concurrent use.
+type Nudger interface {
+	Nudge(ctx context.Context, servers ...string) error
+}
+
+// nudgeTimeout bounds the nudge of one change.
+const nudgeTimeout = 10 * time.Second
+
+// Options configures a Writer.
+type Options struct {
+	// Nudger is told about every server whose manifest changed; nil sends
+	// no nudges (hosts act at their next poll).
+	Nudger Nudger
+	// Logger receives one line per write and per failed audit or nudge.
+	// Required.
+	Logger *slog.Logger
+	// Now returns the time recorded in audit records; nil means time.Now.
+	Now func() time.Time
+}
+
+// Writer changes desired state in one bucket. It is safe for concurrent
+// use. It remembers the push config by version (one small request per
+// Config call while it is unchanged) and which packages it has seen exist
+// (packages are immutable).
+type Writer struct {
+	store  *blobstore.Store
+	nudger Nudger
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu       sync.Mutex
+	conf     *manifest.PushConfig
+	confV    blobstore.Version
+	confErr  error
+	confRead bool
+	exists   map[string]bool // packages known to exist
+}
+
+// New returns a Writer over store; it does not close store.
+func New(store *blobstore.Store, opts Options) *Writer {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{store: store, nudger: opts.Nudger, log: log, now: now, exists: map[string]bool{}}
+}
+
+// Config returns the push config in the bucket and its version: nil and ""
+// when there is none. It reads the config again only when its version
+// changed since the last call. An invalid config is an error (and refuses
+// every edit until it is fixed).
+func (w *Writer) Config(ctx context.Context) (*manifest.PushConfig, blobstore.Version, error) {
+	w.mu.Lock()
+	read, v := w.confRead, w.confV
+	w.mu.Unlock()
+	if read {
+		changed, _, err := w.store.ChangedPushConfig(ctx, v)
+		if err != nil {
+			return nil, "", err
+		}
+		if !changed {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.conf, w.confV, w.confErr
+		}
+	}
+	c, nv, err := w.store.ReadPushConfig(ctx)
+	if err != nil && nv == "" {
+		return nil, "", err // a bucket error: nothing learnt
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.conf, w.confV, w.confErr, w.confRead = c, nv, err, true
+	return c, nv, err
+}
+
+// Edit is one change of one server's manifest.
+type Edit struct {
+	Server string
+	// User and Action are recorded in the audit record ("ann",
+	// "set hello to hello/…").
+	User, Action string
+	// Apply changes the manifest it is given (a copy of the current one;
+	// empty when there is none). It may be called more than once, and when
+	// it returns an error nothing is written and Edit returns that error.
+	Apply func(m *manifest.Manifest) error
+	// Latest re-applies the change to the latest manifest when another
+	// writer got in between. Otherwise the change is based on IfVersion,
+	// the version the caller read ("" = the manifest did not exist), and
+	// fails with blobstore.ErrConflict when the manifest is no longer at it.
+	Latest    bool
+	IfVersion blobstore.Version
+	// OverInvalid lets a change based on IfVersion replace a manifest that
+	// does not parse (a PUT of a whole manifest does); Apply is then given
+	// an empty one.
+	OverInvalid bool
+}
+
+// Change is what an Edit did.
+type Change struct {
+	Server  string
+	Before  *manifest.Manifest // the manifest the change was applied to; nil when it did not exist
+	After   *manifest.Manifest // the manifest now stored (Before when nothing changed)
+	Version blobstore.Version  // of After
+	Existed bool               // whether the manifest existed
+	Changed bool               // whether anything was written
+	// AuditErr and NudgeErr report a failed audit record or nudge after
+	// the write, which stands: the host picks the change up when it polls.
+	AuditErr, NudgeErr error
+}
+
+// Edit applies e (see the package doc). The error wraps ErrNotAllowed,
+// ErrNoPackage, blobstore.ErrConflict, manifest.ErrInvalidManifest or
+// Apply's own error; on any error nothing was written.
+func (w *Writer) Edit(ctx context.Context, e Edit) (Change, error) {
+	if err := manifest.CheckName("server", e.Server); err != nil {
+		return Change{}, fmt.Errorf("fleet: %w", err)
+	}
+	conf, _, err := w.Config(ctx)
+	if err != nil {
+		return Change{}, fmt.Errorf("fleet: push config: %w", err)
+	}
+	check := func(before, after *manifest.Manifest, existed bool) error {
+		return w.check(ctx, conf, e.Server, before, after, existed)
+	}
+	var c Change
+	if e.Latest {
+		c, err = w.editLatest(ctx, e, check)
+	} else {
+		c, err = w.editAt(ctx, e, check)
+	}
+	if err != nil || !c.Changed {
+		return c, err
+	}
+	w.written(ctx, e, &c)
+	return c, nil
+}
+
+func (w *Writer) editLatest(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error) (Change, error) {
+	u, err := w.store.UpdateManifest(ctx, e.Server, func(m *manifest.Manifest, existed bool) error {
+		before := m.Clone()
+		if err := e.Apply(m); err != nil {
+			return err
+		}
+		return check(before, m, existed)
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	c := Change{Server: e.Server, Before: u.Before, After: u.After, Version: u.Version, Existed: u.Existed, Changed: u.Changed}
+	if !c.Existed {
+		c.Before = nil
+	}
+	return c, nil
+}
+
+func (w *Writer) editAt(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error) (Change, error) {
+	cur, v, err := w.store.ReadManifest(ctx, e.Server)
+	invalid := errors.Is(err, manifest.ErrInvalidManifest)
+	switch {
+	case invalid && e.OverInvalid:
+		cur = &manifest.Manifest{}
+	case err != nil:
+		return Change{}, err
+	}
+	if v != e.IfVersion {
+		return Change{}, fmt.Errorf("fleet: manifest of %s changed since it was read: %w", e.Server, blobstore.ErrConflict)
+	}
+	next := cur.Clone()
+	if err := e.Apply(next); err != nil {
+		return Change{}, err
+	}
+	c := Change{Server: e.Server, Before: cur, After: cur, Version: v, Existed: v != "" && !invalid}
+	if !c.Existed {
+		c.Before = nil
+	}
+	if c.Existed && string(next.Marshal()) == string(cur.Marshal()) {
+		return c, nil
+	}
+	if err := check(cur, next, v != ""); err != nil {
+		return Change{}, err
+	}
+	nv, err := w.store.WriteManifest(ctx, e.Server, next, v)
+	if err != nil {
+		return Change{}, err
+	}
+	c.After, c.Version, c.Changed = next, nv, true
+	return c, nil
+}
+
+// check decides whether after may replace before on server: the push
+// config's allow-list for every entry that is new or names another
+// package, and that those packages exist. Removing entries and changing an
+// entry's config, policy or restart token need no permission beyond the
+// server being known.
+func (w *Writer) check(ctx context.Context, conf *manifest.PushConfig, server string, before, after *manifest.Manifest, existed bool) error {
+	listed := false
+	if conf != nil {
+		_, listed = conf.Servers[server]
+	}
+	switch {
+	case conf == nil && !existed:
+		return fmt.Errorf("fleet: server %s has no manifest, and there is no push config (%s) to allow one: %w", server, blobstore.PushConfigKey, ErrNotAllowed)
+	case conf != nil && !listed && !existed:
+		return fmt.Errorf("fleet: server %s is not in the push config (%s): %w", server, blobstore.PushConfigKey, ErrNotAllowed)
+	}
+	for i, e := range after.Packages {
+		if old, ok := before.Lookup(e.EnvName()); ok && old.Package == e.Package {
+			continue
+		}
+		switch {
+		case conf != nil && !listed:
+			return fmt.Errorf("fleet: server %s is not in the push config (%s): %w", server, blobstore.PushConfigKey, ErrNotAllowed)
+		case conf != nil && !conf.Allowed(server, e.Package.App):
+			return fmt.Errorf("fleet: packages[%d] (%s): app %s is not allowed on server %s: %w", i, e.Package, e.Package.App, server, ErrNotAllowed)
+		}
+		if err := w.packageExists(ctx, e.Package); err != nil {
+			return fmt.Errorf("fleet: packages[%d] (%s): %w", i, e.Package, err)
+		}
+	}
+	return nil
+}
+
+// packageExists reports an error wrapping ErrNoPackage unless p is in the
+// bucket; a package seen once is remembered.
+func (w *Writer) packageExists(ctx context.Context, p manifest.PackageName) error {
+	w.mu.Lock()
+	known := w.exists[p.String()]
+	w.mu.Unlock()
+	if known {
+		return nil
+	}
+	if _, err := w.store.StatPackage(ctx, p); err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return ErrNoPackage
+		}
+		return fmt.Errorf("check package: %w", err)
+	}
+	w.mu.Lock()
+	w.exists[p.String()] = true
+	w.mu.Unlock()
+	return nil
+}
+
+// written does what follows every write: the log line, the audit record
+// and the nudge. Their failures are logged and kept in c.
+func (w *Writer) written(ctx context.Context, e Edit, c *Change) {
+	w.log.Info("manifest written", "server", e.Server, "user", e.User, "action", e.Action, "revision", c.After.Revision)
+	ctx = context.WithoutCancel(ctx)
+	rec := &manifest.AuditRecord{Time: w.now().UTC(), User: e.User, Server: e.Server, Action: e.Action, Before: c.Before, After: c.After}
+	if err := w.store.AppendAudit(ctx, rec); err != nil {
+		c.AuditErr = err
+		w.log.Error("audit record not written", "server", e.Server, "err", err)
+	}
+	if w.nudger == nil {
+		return
+	}
+	nctx, cancel := context.WithTimeout(ctx, nudgeTimeout)
+	defer cancel()
+	if err := w.nudger.Nudge(nctx, e.Server); err != nil {
+		c.NudgeErr = err
+		w.log.Warn("nudge failed", "server", e.Server, "err", err)
+	}
+}
+
+// PutConfig replaces the push config with c, only if the stored one is at
+// ifVersion ("" = there is none), and records the change under
+// config/audit/. It returns the new version; the error wraps
+// blobstore.ErrConflict when the config changed meanwhile.
+func (w *Writer) PutConfig(ctx context.Context, user string, c *manifest.PushConfig, ifVersion blobstore.Version) (blobstore.Version, error) {
+	before, v, err := w.store.ReadPushConfig(ctx)
+	if err != nil && v == "" {
+		return "", err
+	}
+	if v != ifVersion {
+		return "", fmt.Errorf("fleet: push config changed since it was read: %w", blobstore.ErrConflict)
+	}
+	nv, err := w.store.WritePushConfig(ctx, c, ifVersion)
+	if err != nil {
+		return "", err
+	}
+	w.log.Info("push config written", "user", user, "servers", len(c.Servers))
+	rec := &manifest.AuditRecord{Time: w.now().UTC(), User: user, Action: "put push config", Config: true, ConfigBefore: before, ConfigAfter: c}
+	if err := w.store.AppendAudit(context.WithoutCancel(ctx), rec); err != nil {
+		w.log.Error("audit record not written", "config", blobstore.PushConfigKey, "err", err)
+	}
+	return nv, nil
+}
+
+// ConfigHistory returns up to limit records of push config changes, newest
+// first.
+func (w *Writer) ConfigHistory(ctx context.Context, limit int) ([]*manifest.AuditRecord, error) {
+	return w.store.ListConfigAudit(ctx, limit)
+}
+
+// CheckStore runs store.CheckConditionalWrites once, as every program that
+// changes desired state must before it writes: on a store that ignores
+// If-Match and If-None-Match, concurrent editors lose updates while each
+// is told it succeeded. Such a store is refused with an error wrapping
+// blobstore.ErrUnconditionalStore, unless allow is set (a setup with a
+// single writer), when it is only logged as a warning. Other failures of
+// the probe are returned as they are.
+func CheckStore(ctx context.Context, store *blobstore.Store, allow bool, log *slog.Logger) error {
+	err := store.CheckConditionalWrites(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, blobstore.ErrUnconditionalStore) && allow:
+		log.Warn("UNSAFE: the store does not honour conditional writes; concurrent edits of a manifest will be lost without an error. Run a single writer.", "bucket", store.URL(), "err", err)
+		return nil
+	case errors.Is(err, blobstore.ErrUnconditionalStore):
+		return fmt.Errorf("%w (%s); use a store that does, or -allow-unconditional-store for a single writer", err, store.URL())
+	}
+	return err
+}
