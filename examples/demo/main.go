@@ -8,8 +8,10 @@
 // It creates a file:// bucket in a fresh directory (printed; -dir to pick
 // one), builds three versions of the sample app examples/hello (v1, v2 and
 // a v3 that crashes on start) and releases them with bin/release, the first
-// with -deploy demo-1,demo-2. It starts pushui on 127.0.0.1:8000 with a push
-// config of two servers in a group "demo", gives each server's hello its
+// with -deploy demo-1,demo-2, after writing the push config (two servers in
+// a group "demo") into the bucket at config/push.json, as an operator would
+// with cp: every writer obeys the bucket's config. It starts pushui on
+// 127.0.0.1:8000, gives each server's hello its
 // own port and message through pushui's JSON API (GET the manifest, PUT it
 // back with If-Match), and starts one pulld per server, each with its own
 // root, whose logs it shows with the server's name in front. Once both
@@ -183,6 +185,13 @@ func (d *demo) setup() error {
 // start builds and releases the sample app, then starts pushui and the
 // pullds and waits until both servers serve v1.
 func (d *demo) start(ctx context.Context) error {
+	conf := filepath.Join(d.dir, "bucket", "config", "push.json")
+	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(conf, []byte(pushConfig), 0o644); err != nil {
+		return err
+	}
 	for i, v := range versions {
 		build, err := d.buildHello(ctx, v)
 		if err != nil {
@@ -196,12 +205,8 @@ func (d *demo) start(ctx context.Context) error {
 			return err
 		}
 	}
-	conf := filepath.Join(d.dir, "push.json")
-	if err := os.WriteFile(conf, []byte(pushConfig), 0o644); err != nil {
-		return err
-	}
 	d.say("\nstarting pushui on http://%s/ (log: %s)", d.ui, filepath.Join(d.dir, "logs", "pushui.log"))
-	if err := d.startPushui(ctx, conf); err != nil {
+	if err := d.startPushui(ctx); err != nil {
 		return err
 	}
 	for _, s := range servers {
@@ -291,12 +296,12 @@ func quoteAll(args []string) []string {
 }
 
 // startPushui starts pushui and waits until it answers.
-func (d *demo) startPushui(ctx context.Context, conf string) error {
+func (d *demo) startPushui(ctx context.Context) error {
 	logFile, err := os.Create(filepath.Join(d.dir, "logs", "pushui.log"))
 	if err != nil {
 		return err
 	}
-	p, err := d.spawn("pushui", logFile, "-bucket", d.bucket, "-config", conf, "-addr", d.ui, "-refresh", "2s")
+	p, err := d.spawn("pushui", logFile, "-bucket", d.bucket, "-addr", d.ui, "-refresh", "2s")
 	if err != nil {
 		return err
 	}

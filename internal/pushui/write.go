@@ -177,6 +177,7 @@ func (s *Server) deployMany(ctx context.Context, user string, servers []string, 
 	if len(servers) == 0 {
 		return nil, badInput("no servers given")
 	}
+	s.reloadConfig(ctx) // validate against the bucket's config as it is now
 	out := make([]*change, len(servers))
 	var todo []int
 	for i, srv := range servers {

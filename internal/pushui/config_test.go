@@ -1,0 +1,91 @@
+package pushui
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// TestPushConfigInTheBucket: the push config lives in the bucket. The
+// first pushui writes its -config there; GET/PUT /api/config edit it with
+// ETag and If-Match and an audit record; a second replica over the same
+// bucket obeys the change without a restart, and so does a hand edit of
+// config/push.json.
+func TestPushConfigInTheBucket(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.server(), f.server()
+	if c, _, err := f.store.ReadPushConfig(t.Context()); err != nil || c == nil || string(c.Marshal()) != string(f.conf.Marshal()) {
+		t.Fatalf("bucket config after start = %v, %v; want -config's", c, err)
+	}
+
+	w := do(t, a, http.MethodGet, "/api/config", nil)
+	wantCode(t, w, http.StatusOK)
+	etag := w.Header().Get("ETag")
+	put := func(body string, hdr ...string) int {
+		return do(t, a, http.MethodPut, "/api/config", strings.NewReader(body), hdr...).Code
+	}
+	noAPI := `{"servers": {"web-1": ["hello"], "web-2": ["hello", "api"], "db-1": ["hello"]}, "groups": {"web": ["web-1", "web-2"]}}`
+	for _, tt := range []struct {
+		name, body string
+		hdr        []string
+		code       int
+	}{
+		{"no If-Match", noAPI, nil, http.StatusPreconditionRequired},
+		{"stale If-Match", noAPI, []string{"If-Match", `"0000"`}, http.StatusPreconditionFailed},
+		{"null", `null`, []string{"If-Match", etag}, http.StatusBadRequest},
+		{"duplicate key", `{"servers": {}, "servers": {}}`, []string{"If-Match", etag}, http.StatusBadRequest},
+		{"bad group", `{"servers": {}, "groups": {"g": ["nope"]}}`, []string{"If-Match", etag}, http.StatusBadRequest},
+	} {
+		if code := put(tt.body, tt.hdr...); code != tt.code {
+			t.Errorf("%s: PUT /api/config = %d, want %d", tt.name, code, tt.code)
+		}
+	}
+	if code := put(noAPI, "If-Match", etag); code != http.StatusOK {
+		t.Fatalf("PUT /api/config = %d", code)
+	}
+	recs, err := f.store.ListConfigAudit(t.Context(), 10)
+	if err != nil || len(recs) < 2 || recs[0].User != LocalUser {
+		t.Fatalf("config audit = %v, %v", recs, err)
+	}
+
+	// Replica b was started before the change: it obeys the new config.
+	deploy := `{"package": "` + f.a2.String() + `", "servers": ["web-1"]}`
+	w = do(t, b, http.MethodPost, "/api/deploy", strings.NewReader(deploy))
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "not allowed on server web-1") {
+		t.Fatalf("replica deploy after the config dropped api from web-1: %d %s", w.Code, w.Body)
+	}
+	// A hand edit of config/push.json is obeyed too.
+	if err := f.store.Put(t.Context(), blobstore.PushConfigKey, f.conf.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	w = do(t, b, http.MethodPost, "/api/deploy", strings.NewReader(deploy))
+	wantCode(t, w, http.StatusOK)
+}
+
+// TestBootstrapConfig: with no config in the bucket and none given, New
+// fails naming the key; a -config different from the bucket's is only
+// warned about, and the bucket's is kept.
+func TestBootstrapConfig(t *testing.T) {
+	f := emptyFixture(t)
+	_, err := New(context.Background(), Options{Store: f.store, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "no push config in the bucket (config/push.json)") {
+		t.Fatalf("New without any config: %v", err)
+	}
+	bucketConf := &manifest.PushConfig{Servers: map[string][]string{"web-1": {"hello"}}}
+	if _, err := f.store.WritePushConfig(t.Context(), bucketConf, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.conf = &manifest.PushConfig{Servers: map[string][]string{"other": {"hello"}}}
+	s := f.server()
+	if _, ok := s.conf().Servers["web-1"]; !ok {
+		t.Fatalf("pushui uses %v, want the bucket's config", s.conf())
+	}
+	if !strings.Contains(f.logs.String(), "the bucket holds a different push config") {
+		t.Fatalf("no warning about the different -config:\n%s", f.logs.String())
+	}
+}
