@@ -12,6 +12,8 @@ BIN := $(CURDIR)/bin
 FAKE_GCS_SERVER_VERSION := v1.56.1
 VERSITYGW_VERSION       := v1.8.0
 STATICCHECK_VERSION     := v0.8.2
+# MinIO, for `make test-stores` only (a large build: not part of `make tools`).
+MINIO_VERSION           := v0.0.0-20260212201848-7aac2a2c5b7c
 
 # The programs `make build` puts in ./bin (those whose cmd/ directory exists).
 CMDS := release pushui pulld
@@ -43,12 +45,13 @@ FUZZ_TARGETS ?= \
 	./internal/pushui:FuzzCommitURL \
 	./internal/pushui:FuzzPrecondition
 
-.PHONY: help tools build test fuzz demo bench lint clean distclean
+.PHONY: help tools build test test-stores fuzz demo bench lint clean distclean
 
 help:
 	@echo "make build   go build ./... and the programs into ./bin"
 	@echo "make test    install test servers (make tools), go test ./..., then make fuzz"
 	@echo "make fuzz    short fuzz runs of FUZZ_TARGETS (FUZZTIME inputs each)"
+	@echo "make test-stores   the bucket contract suite against more S3 servers (MinIO), not part of make test"
 	@echo "make demo    a two-server fleet on this machine, pushui on 127.0.0.1:8000 (Ctrl-C stops it)"
 	@echo "make bench   run the benchmarks"
 	@echo "make lint    go vet and staticcheck"
@@ -85,6 +88,13 @@ build:
 test: tools
 	$(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz
+
+# The blobstore contract suite (conditional writes included) against S3
+# servers beyond the one `make test` starts. MinIO is installed into ./bin
+# from the Go module proxy on first use; the build takes a few minutes.
+test-stores: tools
+	$(call install-tool,minio,github.com/minio/minio,$(MINIO_VERSION))
+	$(GO) test -tags stores -count=1 -run '^TestContractStores$$' -v ./blobstore
 
 # Each target must exist: a renamed or deleted fuzz test fails here instead
 # of silently fuzzing nothing. And each fuzz test must be a target: a new

@@ -54,6 +54,47 @@ var contractCases = []struct {
 	{"PackageAbort", testPackageAbort},
 	{"StatusAndAudit", testStatusAndAudit},
 	{"ConditionalWritesHonoured", testConditionalWritesHonoured},
+	{"PushConfig", testPushConfig},
+}
+
+// testPushConfig: config/push.json is absent until written, written
+// if-absent and conditionally after that, and its audit records are kept
+// apart from every server's.
+func testPushConfig(t *testing.T, b backend) {
+	s, ctx := b.open(t), t.Context()
+	if c, v, err := s.ReadPushConfig(ctx); c != nil || v != "" || err != nil {
+		t.Fatalf("ReadPushConfig of an empty bucket = %v, %q, %v", c, v, err)
+	}
+	c := &manifest.PushConfig{Servers: map[string][]string{"web-1": {"hello"}}}
+	v1, err := s.WritePushConfig(ctx, c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WritePushConfig(ctx, c, ""); !errors.Is(err, blobstore.ErrConflict) {
+		t.Fatalf("second create: %v, want ErrConflict", err)
+	}
+	c.Servers["web-2"] = []string{"hello"}
+	v2, err := s.WritePushConfig(ctx, c, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, cur, err := s.ChangedPushConfig(ctx, v1); err != nil || !changed || cur != v2 {
+		t.Fatalf("ChangedPushConfig = %v, %q, %v", changed, cur, err)
+	}
+	got, v, err := s.ReadPushConfig(ctx)
+	if err != nil || v != v2 || len(got.Servers) != 2 {
+		t.Fatalf("ReadPushConfig = %v, %q, %v", got, v, err)
+	}
+	if err := s.AppendAudit(ctx, &manifest.AuditRecord{Time: time.Now(), User: "ann", Action: "put push config", Config: true, ConfigAfter: c}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.ListConfigAudit(ctx, 10)
+	if err != nil || len(recs) != 1 || !recs[0].Config || len(recs[0].ConfigAfter.Servers) != 2 {
+		t.Fatalf("ListConfigAudit = %+v, %v", recs, err)
+	}
+	if servers, err := s.ListServers(ctx); err != nil || len(servers) != 0 {
+		t.Fatalf("the config shows up as servers: %v, %v", servers, err)
+	}
 }
 
 // testConditionalWritesHonoured: every backend of the suite passes the

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -17,58 +14,9 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/testserver"
 )
-
-// httpProxy is a reverse proxy in front of a test server. Requests pass
-// through rewrite (when set) before they are forwarded; afterResponse
-// (when set) runs once the server has answered and before the client sees
-// the answer, which is where a test puts another writer.
-type httpProxy struct {
-	*httptest.Server
-	mu            sync.Mutex
-	rewrite       func(*http.Request)
-	afterResponse func(*http.Request)
-}
-
-func startHTTPProxy(t *testing.T, target string) *httpProxy {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &httpProxy{}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			pr.Out.Host = pr.In.Host // signatures cover the Host the client used
-			p.mu.Lock()
-			rw := p.rewrite
-			p.mu.Unlock()
-			if rw != nil {
-				rw(pr.Out)
-			}
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			p.mu.Lock()
-			after := p.afterResponse
-			p.mu.Unlock()
-			if after != nil {
-				after(resp.Request)
-			}
-			return nil
-		},
-	}
-	p.Server = httptest.NewServer(rp)
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *httpProxy) set(rewrite, after func(*http.Request)) {
-	p.mu.Lock()
-	p.rewrite, p.afterResponse = rewrite, after
-	p.mu.Unlock()
-}
 
 // isWriteOf reports whether r uploads key (an S3 PUT, a GCS upload POST).
 func isWriteOf(r *http.Request, key string) bool {
@@ -86,19 +34,19 @@ func TestWriteVersionIsItsOwn(t *testing.T) {
 	s3.Setenv(t)
 	for _, tc := range []struct {
 		name string
-		open func(t *testing.T) (direct, proxied *blobstore.Store, p *httpProxy)
+		open func(t *testing.T) (direct, proxied *blobstore.Store, p *deploytest.Proxy)
 	}{
-		{"gcs", func(t *testing.T) (*blobstore.Store, *blobstore.Store, *httpProxy) {
+		{"gcs", func(t *testing.T) (*blobstore.Store, *blobstore.Store, *deploytest.Proxy) {
 			t.Setenv("STORAGE_EMULATOR_HOST", gcs.Host)
 			u := gcs.Bucket(t, "")
 			direct := openURL(t, u)
-			p := startHTTPProxy(t, "http://"+gcs.Host)
+			p := deploytest.StartProxy(t, "http://"+gcs.Host)
 			t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(p.URL, "http://"))
 			return direct, openURL(t, u), p
 		}},
-		{"s3", func(t *testing.T) (*blobstore.Store, *blobstore.Store, *httpProxy) {
+		{"s3", func(t *testing.T) (*blobstore.Store, *blobstore.Store, *deploytest.Proxy) {
 			u := s3.Bucket(t, "")
-			p := startHTTPProxy(t, s3.Endpoint)
+			p := deploytest.StartProxy(t, s3.Endpoint)
 			return openURL(t, u), openURL(t, strings.Replace(u, s3.Endpoint, p.URL, 1)), p
 		}},
 	} {
@@ -112,7 +60,7 @@ func TestWriteVersionIsItsOwn(t *testing.T) {
 			}
 			var once sync.Once
 			var bErr error
-			p.set(nil, func(r *http.Request) {
+			p.SetHooks(nil, func(r *http.Request) {
 				if !isWriteOf(r, key) {
 					return
 				}
@@ -158,10 +106,10 @@ func TestUnconditionalStoreRefused(t *testing.T) {
 	}
 	for _, drop := range []string{"If-None-Match", "If-Match"} {
 		t.Run(drop, func(t *testing.T) {
-			p := startHTTPProxy(t, s3.Endpoint)
+			p := deploytest.StartProxy(t, s3.Endpoint)
 			signer := v4.NewSigner()
 			creds := aws.Credentials{AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey}
-			p.set(func(r *http.Request) {
+			p.SetHooks(func(r *http.Request) {
 				if r.Header.Get(drop) == "" {
 					return
 				}

@@ -159,9 +159,12 @@ func TestProxy(t *testing.T) {
 	if _, err := store.WriteManifest(t.Context(), "web-1", &manifest.Manifest{}, ""); err != nil {
 		t.Fatalf("write through the proxy: %v", err)
 	}
+	if _, _, err := store.ReadManifest(t.Context(), "web-1"); err != nil {
+		t.Fatalf("read through the proxy: %v", err)
+	}
 	c := px.Counts()
 	if c.Requests == 0 || c.BytesIn == 0 || c.BytesOut == 0 || c.Failed != 0 {
-		t.Errorf("counts after a write = %+v", c)
+		t.Errorf("counts after a write and a read = %+v", c)
 	}
 	if len(px.Log()) != int(c.Requests) {
 		t.Errorf("log %q, want %d requests", px.Log(), c.Requests)

@@ -30,8 +30,10 @@ type Proxy struct {
 	failed   atomic.Int64
 	in, out  atomic.Int64 // bytes from and to clients
 
-	mu  sync.Mutex
-	log []string // "METHOD path" of each forwarded request
+	mu      sync.Mutex
+	log     []string // "METHOD path" of each forwarded request
+	rewrite func(*http.Request)
+	after   func(*http.Request)
 }
 
 // StartProxy starts a proxy to target (http://host:port). It is closed
@@ -43,10 +45,24 @@ func StartProxy(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{}
-	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(u)
-		r.Out.Host = r.In.Host
-	}}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Host = r.In.Host
+			if rw := p.hooks(); rw != nil {
+				rw(r.Out)
+			}
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			p.mu.Lock()
+			after := p.after
+			p.mu.Unlock()
+			if after != nil {
+				after(resp.Request)
+			}
+			return nil
+		},
+	}
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.failing.Load() {
 			p.failed.Add(1)
@@ -67,6 +83,23 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	p.URL = p.srv.URL
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// SetHooks installs functions the proxy calls for every forwarded request:
+// rewrite changes the outgoing request before it is sent (a test drops a
+// header and signs the request again, say); after runs once the server has
+// answered and before the client sees the answer, which is where a test
+// puts a second writer. Either may be nil.
+func (p *Proxy) SetHooks(rewrite, after func(*http.Request)) {
+	p.mu.Lock()
+	p.rewrite, p.after = rewrite, after
+	p.mu.Unlock()
+}
+
+func (p *Proxy) hooks() func(*http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rewrite
 }
 
 // Fail switches 500 answers on or off.

@@ -34,8 +34,8 @@ func TestManifestByHand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write((&manifest.Manifest{Revision: 1, Packages: []manifest.Entry{h.entry(v1)}}).Marshal())
 	h.start("file")
+	write((&manifest.Manifest{Revision: 1, Packages: []manifest.Entry{h.entry(v1)}}).Marshal())
 	h.waitEnv("hello", manifest.StateServing, v1.String())
 
 	write((&manifest.Manifest{Revision: 2, Packages: []manifest.Entry{h.entry(v2)}}).Marshal())

@@ -57,6 +57,13 @@ type server struct {
 // developer's environment cannot change how it runs.
 func startServer(t testing.TB, name string, args func(proxyAddr string, port int) []string, ready func(ctx context.Context, base string) error, dropEnv ...string) *server {
 	t.Helper()
+	return startServerEnv(t, name, args, ready, nil, dropEnv...)
+}
+
+// startServerEnv is startServer with env added to the server's
+// environment (after dropEnv is applied).
+func startServerEnv(t testing.TB, name string, args func(proxyAddr string, port int) []string, ready func(ctx context.Context, base string) error, env []string, dropEnv ...string) *server {
+	t.Helper()
 	bin, err := findBinary(name)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +76,7 @@ func startServer(t testing.TB, name string, args func(proxyAddr string, port int
 		name:    name,
 		bin:     bin,
 		args:    args,
-		env:     filterEnv(os.Environ(), dropEnv),
+		env:     append(filterEnv(os.Environ(), dropEnv), env...),
 		ready:   ready,
 		logPath: filepath.Join(t.TempDir(), name+".log"),
 		proxy:   p,
