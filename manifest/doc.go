@@ -7,5 +7,5 @@
 // names the entry at fault. Encoders are canonical: decoding canonical bytes
 // and encoding them again gives the same bytes.
 //
-// See DESIGN.md sections 1–4 for the contracts these types implement.
+// docs/design.md ("Documents") says why the formats are what they are.
 package manifest

@@ -5,7 +5,7 @@
 //
 // # Layout
 //
-// An Engine owns a root directory (DESIGN.md section 5):
+// An Engine owns a root directory (docs/design.md, "One deploy, end to end"):
 //
 //	root/state.json                        what is installed per env (written atomically)
 //	root/lock                              flock: one Engine per root

@@ -2,7 +2,10 @@
 // version of each app every server runs, and see what the servers actually
 // run (DESIGN.md section 7; Skia's push server, with its weaknesses fixed).
 //
-// The bucket is the only state. A Server lists it once (servers, their
+// The bucket is the only state, the push config included: it is the
+// bucket's config/push.json (Options.Config only bootstraps it), followed
+// as it changes, and every change of a manifest goes through
+// internal/fleet, which checks it against that config. A Server lists it once (servers, their
 // manifests under servers/ and statuses under status/, every app's package
 // names) and renders the main page from memory; package metadata is kept
 // forever because packages are immutable. The refresh button, and an
@@ -27,6 +30,8 @@
 //	POST /servers/{server}/envs/{env}/config   version, config (KEY=VALUE lines)
 //	POST /promote                         package, group: one version on every server of a group
 //	POST /refresh                         list the bucket again
+//	/config                               the push config, editable by admins, with its history
+//	POST /config                          version, config (JSON)
 //	/api/servers                          every server: manifest, status, per-env drift
 //	/api/servers/{server}                 the manifest, with ETag
 //	PUT /api/servers/{server}             replace it: If-Match (412 stale, 428 missing), 400 invalid
@@ -34,6 +39,8 @@
 //	/api/servers/{server}/history         audit records, newest first
 //	/api/apps/{app}/packages              packages with metadata, newest first
 //	POST /api/deploy                      {"package", "servers" | "group"}
+//	/api/config                           the push config, with ETag
+//	PUT /api/config                       replace it: If-Match (412 stale, 428 missing), 400 invalid
 //
 // Security: Run listens on loopback unless authentication is configured (a
 // trusted identity header from an auth proxy, or an htpasswd file of bcrypt

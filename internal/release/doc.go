@@ -90,12 +90,21 @@
 //
 // release.pub goes to every host (pulld -verify-key release.pub).
 //
+// The bucket: a file:// directory that does not exist is created (release is
+// the first writer) and the log says so. An S3 store that does not honour
+// conditional writes is refused before anything is uploaded, unless
+// AllowUnconditionalStore (-allow-unconditional-store).
+//
 // # Deploying
 //
 // With servers to deploy to, after the package is stored each server's
-// manifest is updated with blobstore's conditional read-modify-write (retried
-// on conflicts, so concurrent releases and pushui never lose each other's
-// changes): every entry of the app is pointed at the new package, keeping its
+// manifest is updated through internal/fleet, the path every writer of
+// desired state takes: the push config in the bucket (config/push.json)
+// must list the server and allow the app there, or that server is refused
+// and left as it is (with no config in the bucket, only servers that
+// already have a manifest are updated, so a typo creates nothing). The
+// write is a conditional read-modify-write (retried on conflicts, so
+// concurrent releases and pushui never lose each other's changes): every entry of the app is pointed at the new package, keeping its
 // env, config and policy, or a plain entry is appended; other entries are
 // untouched. A manifest that does not parse is refused and left as it is.
 // Each change is recorded under audit/. The changed servers are then
