@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -87,5 +89,36 @@ func TestBootstrapConfig(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), "the bucket holds a different push config") {
 		t.Fatalf("no warning about the different -config:\n%s", f.logs.String())
+	}
+}
+
+// TestAPIEditsHandWrittenManifest: a manifest written into the file://
+// bucket by hand (no sidecar) is served with an ETag, and a PUT with that
+// ETag in If-Match replaces it; a second hand edit makes the old ETag
+// stale.
+func TestAPIEditsHandWrittenManifest(t *testing.T) {
+	f := newFixture(t)
+	s := f.server()
+	path := filepath.Join(f.dir, "servers", "db-1.json")
+	if err := os.WriteFile(path, []byte(`{"packages": ["`+f.h1.String()+`"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := do(t, s, http.MethodGet, "/api/servers/db-1", nil)
+	wantCode(t, w, http.StatusOK)
+	etag := w.Header().Get("ETag")
+	body := `{"packages": ["` + f.h2.String() + `"]}`
+	w = do(t, s, http.MethodPut, "/api/servers/db-1", strings.NewReader(body), "If-Match", etag)
+	wantCode(t, w, http.StatusOK)
+	if got := f.desired("db-1", "hello"); got != f.h2.String() {
+		t.Fatalf("db-1 hello = %s, want %s", got, f.h2)
+	}
+	etag = w.Header().Get("ETag")
+	if err := os.WriteFile(path, []byte(`{"packages": ["`+f.h3.String()+`"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w = do(t, s, http.MethodPut, "/api/servers/db-1", strings.NewReader(body), "If-Match", etag)
+	wantCode(t, w, http.StatusPreconditionFailed)
+	if got := f.desired("db-1", "hello"); got != f.h3.String() {
+		t.Fatalf("the PUT with a stale ETag overwrote the hand edit: hello = %s", got)
 	}
 }

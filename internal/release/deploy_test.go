@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -220,5 +222,23 @@ func TestDeployWithoutConfig(t *testing.T) {
 	}
 	if m, _, _ := store.ReadManifest(t.Context(), "web-1"); len(m.Packages) != 1 || m.Packages[0].Package != res.Name {
 		t.Errorf("web-1 = %s", m.Marshal())
+	}
+}
+
+// TestCreatesBucketDirectory: release, the first writer of a bucket,
+// creates a missing file:// directory and says so in its log.
+func TestCreatesBucketDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new-bucket")
+	var logs strings.Builder
+	cfg := testConfig("file://"+dir, "hello", appTree(t))
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := Run(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("bucket directory not created: %v", err)
+	}
+	if !strings.Contains(logs.String(), "bucket directory created") {
+		t.Fatalf("release did not say it created the directory:\n%s", logs.String())
 	}
 }
