@@ -39,7 +39,8 @@ type Entry struct {
 	// Env names the deploy environment; empty means the package's app.
 	Env string
 	// Config holds values passed to scripts as environment variables and
-	// to templates; keys match ^[A-Z_][A-Z0-9_]*$.
+	// to templates; keys match ^[A-Za-z_][A-Za-z0-9_]*$ and are
+	// case-sensitive (log_level fills ${TELETRAAN_log_level}).
 	Config map[string]string
 	// OnFailure is the failure policy; empty means PolicyRollback.
 	OnFailure Policy
@@ -63,7 +64,7 @@ func (e Entry) Policy() Policy {
 	return e.OnFailure
 }
 
-var configKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+var configKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // CheckConfigKey reports whether k is a valid config key.
 func CheckConfigKey(k string) error {

@@ -338,3 +338,19 @@ func TestAuditRecord(t *testing.T) {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
 }
+
+// TestConfigKeys: keys are [A-Za-z_][A-Za-z0-9_]*, case-sensitive, as
+// Teletraan's templates spell them; anything that is not a shell variable
+// name is refused.
+func TestConfigKeys(t *testing.T) {
+	for _, k := range []string{"LOG_LEVEL", "log_level", "Who", "_x1", "a"} {
+		if err := CheckConfigKey(k); err != nil {
+			t.Errorf("CheckConfigKey(%q) = %v", k, err)
+		}
+	}
+	for _, k := range []string{"", "1a", "log-level", "Wh-O", "a b", "é"} {
+		if err := CheckConfigKey(k); err == nil {
+			t.Errorf("CheckConfigKey(%q) accepted", k)
+		}
+	}
+}

@@ -44,6 +44,9 @@ type HostInfo struct {
 	Hostname string   `json:"hostname"`
 	ID       string   `json:"id,omitempty"`
 	Groups   []string `json:"groups,omitempty"`
+	// ComputeEnvType is COMPUTE_ENV_TYPE of the host's scripts (Teletraan's
+	// PRODUCTION when empty).
+	ComputeEnvType string `json:"compute_env_type,omitempty"`
 }
 
 // EnvStatus is the reported state of one env.

@@ -139,9 +139,11 @@ type attempt struct {
 	env      string
 	es       *envState
 	res      *Result
-	log      *slog.Logger
-	opcode   string // DEPLOY, ROLLBACK, RESTART, STOP
-	dtype    string // REGULAR, ROLLBACK, RESTART, STOP
+	log      *slog.Logger // names the entry's package
+	scripts  *slog.Logger // names the package whose scripts run: the entry's, or the build a rollback returns to
+	phase    string       // "" for the action itself, "rollback" for a rollback's runs: part of their log file names
+	opcode   string       // DEPLOY, ROLLBACK, RESTART, STOP
+	dtype    string       // REGULAR, ROLLBACK, RESTART, STOP
 	first    bool
 	build    buildRecord // the build being deployed: BUILD_*
 	config   map[string]string
@@ -192,6 +194,7 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 		e: e, env: env, es: es, res: &res, deployID: res.DeployID, config: entry.Config,
 		log: e.log.With("env", env, "deploy_id", res.DeployID, "package", entry.Package.String()),
 	}
+	a.scripts = a.log
 	a.log.Info("deploy started", "action", string(res.Action), "serving", es.Serving)
 	if es.Since.IsZero() {
 		es.Since = time.Now().UTC()
@@ -247,6 +250,17 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 	a.build.Package = entry.Package.String()
 
 	if !resume {
+		if !e.kept(a.env, id) {
+			// Teletraan sets BUILD_* at every step: read the package's
+			// metadata before the download scripts run.
+			rec, err := a.describe(ctx, entry.Package)
+			if err != nil {
+				a.step(StepDownloading)
+				a.failEarly(err)
+				return
+			}
+			a.build = rec
+		}
 		if servingID != "" {
 			if err := a.script(ctx, StepPreDownload, servingID); err != nil {
 				a.failEarly(err)
@@ -454,6 +468,8 @@ func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err e
 		return
 	}
 	a.log.Warn("rolling back to the previous build", "previous", es.Previous, "failed_step", failedStep)
+	a.scripts = a.e.log.With("env", a.env, "deploy_id", a.deployID, "package", es.Previous)
+	a.phase = "rollback"
 	a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
 	a.first = false
 	a.build = es.Builds[prevID]
@@ -512,6 +528,7 @@ func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err 
 	}
 	id := entry.Package.ID()
 	a.log.Warn("rolling back to the previous config", "failed_step", failedStep)
+	a.phase = "rollback"
 	a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
 	a.config = es.Config
 	if rerr := a.render(id, es.Config); rerr != nil {
@@ -559,6 +576,7 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 		e: e, env: env, es: es, res: &res, deployID: res.DeployID, opcode: "STOP", dtype: "STOP",
 		config: es.Config, log: e.log.With("env", env, "deploy_id", res.DeployID, "package", es.Serving),
 	}
+	a.scripts = a.log
 	a.build = es.Builds[id]
 	a.build.Package = es.Serving
 	a.log.Info("stop started")

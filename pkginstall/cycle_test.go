@@ -294,7 +294,7 @@ echo "PWD_ACTUAL=$(pwd)" >> "` + dump + `/$DEPLOY_STEP.$OPCODE"
 	}{
 		{"RESTARTING.DEPLOY", map[string]string{
 			"ENV_NAME": "hello", "STAGE_NAME": "web-1", "DEPLOY_ID": r1.DeployID, "DEPLOY_STEP": "RESTARTING",
-			"OPCODE": "DEPLOY", "DEPLOY_TYPE": "REGULAR", "FIRST_DEPLOY": "false",
+			"OPCODE": "DEPLOY", "DEPLOY_TYPE": "REGULAR", "COMPUTE_ENV_TYPE": "PRODUCTION",
 			"BUILD_COMMIT": v2.Commit + "0000", "BUILD_NAME": "hello", "BUILD_REPO": "https://example.com/hello",
 			"BUILD_BRANCH": "main", "BUILD_ID": v2.File(), "BUILD_URL": "mem://packages/" + v2.String(),
 			"TARGET": filepath.Join(envDir, "current"), "BUILDS_DIR": filepath.Join(envDir, "builds"),
@@ -302,11 +302,21 @@ echo "PWD_ACTUAL=$(pwd)" >> "` + dump + `/$DEPLOY_STEP.$OPCODE"
 			"PWD_ACTUAL": filepath.Join(envDir, "builds", v2.ID(), "teletraan"),
 		}},
 		{"PRE_DOWNLOAD.DEPLOY", map[string]string{
-			"DEPLOY_ID": r2.DeployID, "DEPLOY_STEP": "PRE_DOWNLOAD", "BUILD_ID": v2.File(), "FIRST_DEPLOY": "false",
+			"DEPLOY_ID": r2.DeployID, "DEPLOY_STEP": "PRE_DOWNLOAD", "BUILD_ID": v2.File(),
+			// Teletraan sets BUILD_* at every step, before the download too.
+			"BUILD_COMMIT": v2.Commit + "0000", "BUILD_REPO": "https://example.com/hello", "BUILD_BRANCH": "main",
+			"BUILD_URL":  "mem://packages/" + v2.String(),
 			"PWD_ACTUAL": filepath.Join(envDir, "builds", v1.ID(), "teletraan"), "ENV_NAME": "hello",
 		}},
 	} {
 		got := read(c.file)
+		// Teletraan's FIRST_DEPLOY is True on a first deploy and unset
+		// otherwise; IS_DOCKER, true only in a container, stays unset.
+		for _, k := range []string{"FIRST_DEPLOY", "IS_DOCKER"} {
+			if v, set := got[k]; set {
+				t.Errorf("%s: %s=%q set, want it unset", c.file, k, v)
+			}
+		}
 		for k, v := range c.want {
 			if k == "DEPLOY_ID" && c.file == "RESTARTING.DEPLOY" {
 				v = r2.DeployID
@@ -322,7 +332,7 @@ echo "PWD_ACTUAL=$(pwd)" >> "` + dump + `/$DEPLOY_STEP.$OPCODE"
 	// The first deploy saw FIRST_DEPLOY=true: v1's dump was overwritten by
 	// v2's, so deploy a third env and look again.
 	f.mustApply(f.entry(v1, "env", "other"))
-	if got := read("POST_RESTART.DEPLOY"); got["FIRST_DEPLOY"] != "true" || got["ENV_NAME"] != "other" || got["BUILD_ID"] != v1.File() {
+	if got := read("POST_RESTART.DEPLOY"); got["FIRST_DEPLOY"] != "True" || got["ENV_NAME"] != "other" || got["BUILD_ID"] != v1.File() {
 		t.Errorf("first deploy: FIRST_DEPLOY=%q ENV_NAME=%q BUILD_ID=%q", got["FIRST_DEPLOY"], got["ENV_NAME"], got["BUILD_ID"])
 	}
 	f.mustApply(f.entry(v1, "LOG_LEVEL", "info"))
@@ -662,7 +672,7 @@ func TestRestartFailure(t *testing.T) {
 					continue
 				}
 				// The config that served, not the new one.
-				if vars["DEPLOY_TYPE"] != "ROLLBACK" || vars["FIRST_DEPLOY"] != "false" || vars["LOG_LEVEL"] != "warn" || vars["FAIL_STEP"] != "" {
+				if _, first := vars["FIRST_DEPLOY"]; vars["DEPLOY_TYPE"] != "ROLLBACK" || first || vars["LOG_LEVEL"] != "warn" || vars["FAIL_STEP"] != "" {
 					t.Errorf("%s of the rollback: DEPLOY_TYPE=%q FIRST_DEPLOY=%q LOG_LEVEL=%q FAIL_STEP=%q", vars["DEPLOY_STEP"],
 						vars["DEPLOY_TYPE"], vars["FIRST_DEPLOY"], vars["LOG_LEVEL"], vars["FAIL_STEP"])
 				}

@@ -42,7 +42,7 @@
 // The variants:
 //
 //   - First deploy (no serving build): no PRE_DOWNLOAD or POST_DOWNLOAD;
-//     FIRST_DEPLOY=true.
+//     FIRST_DEPLOY=True.
 //   - Regular deploy (OPCODE=DEPLOY, DEPLOY_TYPE=REGULAR): as drawn.
 //     A build already kept on disk is never downloaded again.
 //   - Rollback (the entry names a build older than the serving one and still
@@ -62,11 +62,16 @@
 // directory exists (it then wins as a whole). A missing script is skipped.
 // Each script runs with its directory as working directory, in its own
 // process group, a per-attempt timeout (Config.StepTimeout) that kills the
-// whole group, and up to Config.Tries attempts with doubling backoff. Its
-// output goes to a log file per attempt under logs/ (children inherit the
-// file, so a service started in the background never blocks the deploy),
-// line by line to the logger (message "script output", attributes env, step
-// and line), and its last 10 KB to the Result.
+// whole group, and up to Config.Tries attempts with doubling backoff when it
+// exits non-zero. A script killed at the timeout is not tried again
+// (Teletraan's SCRIPT_TIMEOUT): the failure policy acts at once. Its output
+// goes to a log file per attempt under logs/, {DEPLOY_ID}.{step}.{try}.log,
+// and {DEPLOY_ID}.rollback.{step}.{try}.log for the runs of a rollback
+// (children inherit the file, so a service started in the background never
+// blocks the deploy), line by line to the logger (message "script output",
+// attributes env, package, step, try and line, package naming the build
+// whose script it is, which in a rollback is the build returned to), and its
+// last 10 KB to the Result.
 //
 // Its environment is pulld's own, then the env's config values, then
 // Teletraan's variables, which win over config keys of the same name:
@@ -77,14 +82,21 @@
 //	DEPLOY_STEP   PRE_DOWNLOAD, POST_DOWNLOAD, PRE_RESTART, RESTARTING, POST_RESTART or STOPPING
 //	OPCODE        DEPLOY, ROLLBACK, RESTART or STOP
 //	DEPLOY_TYPE   REGULAR, ROLLBACK, RESTART or STOP
-//	FIRST_DEPLOY  true when no build of the env was serving when the deploy began
-//	              (the first deploy, or the first after a stop)
-//	BUILD_*       the build being deployed, even in scripts of the serving build:
-//	              BUILD_ID is the package file name, BUILD_NAME the app,
-//	              BUILD_COMMIT, BUILD_BRANCH and BUILD_REPO come from the
-//	              package's metadata, BUILD_URL is the object's bucket URL
+//	FIRST_DEPLOY  True when no build of the env was serving when the deploy began
+//	              (the first deploy, or the first after a stop); unset otherwise,
+//	              as Teletraan's agent does (scripts test [ "$FIRST_DEPLOY" = "True" ])
+//	BUILD_*       the build being deployed, at every step, PRE_DOWNLOAD included,
+//	              even in scripts of the serving build: BUILD_ID is the package
+//	              file name, BUILD_NAME the app, BUILD_COMMIT, BUILD_BRANCH and
+//	              BUILD_REPO come from the package's metadata (read before the
+//	              first script), BUILD_URL is the object's bucket URL
+//	COMPUTE_ENV_TYPE  Config.ComputeEnvType, PRODUCTION by default (Teletraan's)
 //	TARGET        root/envs/{env}/current
 //	BUILDS_DIR    root/envs/{env}/builds
+//
+// IS_DOCKER, which Teletraan's agent sets only inside a container, is never
+// set; neither variable that Teletraan leaves unset when false is inherited
+// from pulld's own environment or taken from a config key.
 //
 // # Failures
 //

@@ -79,25 +79,68 @@ func (a *attempt) download(ctx context.Context, pkg manifest.PackageName) (*unpa
 	if err := os.MkdirAll(e.buildsDir(a.env), 0o755); err != nil {
 		return nil, buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
 	}
-	var err error
-	for try := 1; ; try++ {
-		var u *unpacked
-		var rec buildRecord
+	var u *unpacked
+	var rec buildRecord
+	err := a.bucketRetry(ctx, "download", func() (err error) {
 		u, rec, err = a.fetch(ctx, pkg)
-		if err == nil {
-			return u, rec, nil
+		return err
+	})
+	if err != nil {
+		return nil, buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
+	}
+	return u, rec, nil
+}
+
+// describe reads pkg's metadata (one small request, retried like a
+// download) and returns its build record, for the BUILD_* variables of the
+// steps before the download.
+func (a *attempt) describe(ctx context.Context, pkg manifest.PackageName) (buildRecord, error) {
+	e := a.e
+	if e.cfg.Store == nil {
+		return buildRecord{}, fmt.Errorf("pkginstall: download %s: no bucket configured", pkg)
+	}
+	var info blobstore.PackageInfo
+	err := a.bucketRetry(ctx, "package metadata", func() (err error) {
+		if info, err = e.cfg.Store.StatPackage(ctx, pkg); err != nil {
+			return bucketError{err}
 		}
-		if !transient(err) || try >= e.cfg.DownloadTries || ctx.Err() != nil {
-			break
+		return nil
+	})
+	if err != nil {
+		return buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
+	}
+	return a.record(pkg, info), nil
+}
+
+// record is the build record of pkg, described by info.
+func (a *attempt) record(pkg manifest.PackageName, info blobstore.PackageInfo) buildRecord {
+	return buildRecord{
+		Package: pkg.String(),
+		Commit:  info.Meta.Commit,
+		Branch:  info.Meta.Branch,
+		Repo:    info.Meta.Repo,
+		URL:     packageURL(a.e.cfg.Store.URL(), pkg),
+	}
+}
+
+// bucketRetry calls fn until it succeeds, fails with an error that is not a
+// transient bucket error, has been tried Config.DownloadTries times, or ctx
+// ends, waiting Config.Backoff, then twice that, and so on, between tries.
+func (a *attempt) bucketRetry(ctx context.Context, what string, fn func() error) error {
+	e := a.e
+	for try := 1; ; try++ {
+		err := fn()
+		if err == nil || !transient(err) || try >= e.cfg.DownloadTries || ctx.Err() != nil {
+			return err
 		}
 		wait := e.cfg.Backoff << (try - 1)
-		a.log.Warn("download failed; trying again", "try", try, "wait", wait, "err", err)
+		a.log.Warn("bucket read failed; trying again", "op", what, "try", try, "wait", wait, "err", err)
 		select {
 		case <-ctx.Done():
+			return err
 		case <-time.After(wait):
 		}
 	}
-	return nil, buildRecord{}, fmt.Errorf("pkginstall: download %s: %w", pkg, err)
 }
 
 // fetch is one try of download.
@@ -178,13 +221,7 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 		return nil, rec, err
 	}
 	a.log.Info("package downloaded", "bytes", n, "files", stats.Files, "unpacked_bytes", stats.Bytes)
-	return &unpacked{dir: dir, modes: modes}, buildRecord{
-		Package: pkg.String(),
-		Commit:  info.Meta.Commit,
-		Branch:  info.Meta.Branch,
-		Repo:    info.Meta.Repo,
-		URL:     packageURL(e.cfg.Store.URL(), pkg),
-	}, nil
+	return &unpacked{dir: dir, modes: modes}, a.record(pkg, info), nil
 }
 
 // packageURL returns the URL of pkg's object in the bucket at bucketURL,

@@ -31,6 +31,8 @@ const (
 	DefaultTries         = 3
 	DefaultBackoff       = 2 * time.Second // then 4 s, 8 s, …
 	DefaultDownloadTries = 4
+	// DefaultComputeEnvType is COMPUTE_ENV_TYPE when Config names none.
+	DefaultComputeEnvType = "PRODUCTION" // Teletraan's
 	// DefaultKeepLogs is how many attempt log files are kept per env.
 	DefaultKeepLogs = 200
 )
@@ -67,6 +69,9 @@ type Config struct {
 	Store *blobstore.Store
 	// Server is this host's server name, STAGE_NAME in scripts.
 	Server string
+	// ComputeEnvType is COMPUTE_ENV_TYPE in scripts (default
+	// DefaultComputeEnvType, Teletraan's default).
+	ComputeEnvType string
 	// Keep is the number of builds kept per env (default 5), the most
 	// recently serving first. The serving and the previously serving build
 	// are never deleted.
@@ -116,6 +121,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ComputeEnvType == "" {
+		c.ComputeEnvType = DefaultComputeEnvType
 	}
 	if c.Run == nil {
 		c.Run = func(_ context.Context, cmd *exec.Cmd) error { return cmd.Run() }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,15 +31,17 @@ func scriptsDir(dir, env string) string {
 }
 
 // script runs step's script from build id, with up to Tries attempts. A
-// missing script is skipped. The error wraps ErrScript (and ErrTimeout when
-// the last attempt timed out), or the context's error.
+// missing script is skipped. A script killed at the step timeout is not
+// tried again (Teletraan's SCRIPT_TIMEOUT): one hung step must not cost
+// Tries timeouts before the failure policy acts. The error wraps ErrScript
+// (and ErrTimeout when the attempt timed out), or the context's error.
 func (a *attempt) script(ctx context.Context, step, id string) error {
 	e := a.e
 	a.step(step)
 	dir := scriptsDir(e.buildDir(a.env, id), a.env)
 	path := filepath.Join(dir, step)
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-		a.log.Debug("script missing; skipped", "step", step, "build", id)
+		a.scripts.Debug("script missing; skipped", "step", step, "build", id)
 		return nil
 	}
 	var err error
@@ -52,11 +53,11 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || try == e.cfg.Tries {
+		if ctx.Err() != nil || try == e.cfg.Tries || errors.Is(err, ErrTimeout) {
 			break
 		}
 		wait := e.cfg.Backoff << (try - 1)
-		a.log.Warn("script failed; trying again", "step", step, "try", try, "wait", wait, "err", err)
+		a.scripts.Warn("script failed; trying again", "step", step, "try", try, "wait", wait, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -74,7 +75,7 @@ func (a *attempt) runOnce(ctx context.Context, step, path, dir, id string, try i
 	if err := os.MkdirAll(e.logsDir(a.env), 0o755); err != nil {
 		return err
 	}
-	logPath := filepath.Join(e.logsDir(a.env), fmt.Sprintf("%s.%s.%d.log", a.deployID, step, try))
+	logPath := filepath.Join(e.logsDir(a.env), a.logName(step, try))
 	out, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
 		return err
@@ -98,7 +99,7 @@ func (a *attempt) runOnce(ctx context.Context, step, path, dir, id string, try i
 	}
 	cmd.WaitDelay = waitDelay
 
-	log := a.log.With("step", step, "try", try)
+	log := a.scripts.With("step", step, "try", try)
 	log.Info("script started", "path", path, "build", id, "log", logPath)
 	f := newFollower(logPath, log)
 	stopFollow := f.start()
@@ -121,6 +122,17 @@ func (a *attempt) runOnce(ctx context.Context, step, path, dir, id string, try i
 	return nil
 }
 
+// logName is the file name of one script attempt's log:
+// {deploy id}.{step}.{try}.log, with ".rollback" after the deploy id for
+// the runs of a rollback, so that every attempt has a file of its own.
+func (a *attempt) logName(step string, try int) string {
+	id := a.deployID
+	if a.phase != "" {
+		id += "." + a.phase
+	}
+	return fmt.Sprintf("%s.%s.%d.log", id, step, try)
+}
+
 // environ returns a script's environment: pulld's own, the env's config
 // values, then Teletraan's variables (which win over config keys of the
 // same name).
@@ -133,7 +145,6 @@ func (a *attempt) environ(step, dir string) []string {
 		"DEPLOY_STEP":  step,
 		"OPCODE":       a.opcode,
 		"DEPLOY_TYPE":  a.dtype,
-		"FIRST_DEPLOY": strconv.FormatBool(a.first),
 		"BUILD_COMMIT": a.build.Commit,
 		"BUILD_NAME":   "",
 		"BUILD_REPO":   a.build.Repo,
@@ -143,24 +154,32 @@ func (a *attempt) environ(step, dir string) []string {
 		"TARGET":       e.currentLink(a.env),
 		"BUILDS_DIR":   e.buildsDir(a.env),
 		"PWD":          dir,
+
+		"COMPUTE_ENV_TYPE": e.cfg.ComputeEnvType,
+	}
+	if a.first {
+		vars["FIRST_DEPLOY"] = "True" // Teletraan's str(True); unset otherwise, as IS_DOCKER is
 	}
 	if app, file, ok := strings.Cut(a.build.Package, "/"); ok {
 		vars["BUILD_NAME"], vars["BUILD_ID"] = app, file
 	}
+	// Teletraan's variables win over pulld's environment and config keys
+	// of the same name, including those it leaves unset when false.
+	reserved := func(k string) bool {
+		_, ours := vars[k]
+		return ours || k == "FIRST_DEPLOY" || k == "IS_DOCKER"
+	}
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, ours := vars[k]; ours {
-			continue
-		}
-		if _, cfg := a.config[k]; cfg {
+		if _, cfg := a.config[k]; cfg || reserved(k) {
 			continue
 		}
 		env = append(env, kv)
 	}
 	keys := make([]string, 0, len(a.config))
 	for k := range a.config {
-		if _, ours := vars[k]; !ours {
+		if !reserved(k) {
 			keys = append(keys, k)
 		}
 	}

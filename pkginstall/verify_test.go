@@ -241,7 +241,7 @@ func TestMissingPackage(t *testing.T) {
 	if r.Err == nil || !strings.Contains(r.Err.Error(), "not found") || r.Serving != v1.String() || f.current("hello") != v1.ID() {
 		t.Fatalf("result %+v", r)
 	}
-	if strings.Contains(f.logs.String(), "download failed; trying again") {
+	if strings.Contains(f.logs.String(), "bucket read failed; trying again") {
 		t.Error("a missing package was retried")
 	}
 }
@@ -272,7 +272,7 @@ func TestTransientBucketErrors(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for !strings.Contains(f.logs.String(), "download failed; trying again") {
+		for !strings.Contains(f.logs.String(), "bucket read failed; trying again") {
 			select {
 			case <-ctx.Done():
 				return

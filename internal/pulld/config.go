@@ -60,6 +60,14 @@ type Config struct {
 	Nudge     []string      // nudge sources: "gce", "gce:ATTR", or pub/sub subscription URLs, in which {server} stands for Server
 	HostInfo  string        // Teletraan host_info file; "" for none (the flag defaults to DefaultHostInfo)
 
+	// ComputeEnvType is COMPUTE_ENV_TYPE of the scripts; "" takes
+	// compute_env_type of host_info, else Teletraan's PRODUCTION.
+	ComputeEnvType string
+	// Splay, with Once, waits a random time up to it before the first
+	// request, so that a fleet's cron jobs do not reach the bucket in the
+	// same second (Teletraan's agent sleeps randomly when run from cron).
+	Splay time.Duration
+
 	Keep        int           // builds kept per env
 	StepTimeout time.Duration // timeout of one script attempt
 	VerifyKeys  []string      // minisign public key files, any of which may sign; none installs unsigned packages
@@ -100,7 +108,10 @@ func (c *Config) Validate() error {
 	setDuration(&c.Grace, DefaultGrace)
 	setDuration(&c.RetryMin, DefaultRetryMin)
 	setDuration(&c.RetryMax, DefaultRetryMax)
-	for name, d := range map[string]time.Duration{"-poll": c.Poll, "-heartbeat": c.Heartbeat, "-step-timeout": c.StepTimeout, "-grace": c.Grace, "-retry-min": c.RetryMin, "-retry-max": c.RetryMax} {
+	if c.Splay != 0 && !c.Once && !c.DryRun {
+		return bad("-splay is for -once (cron mode); the daemon spreads its first poll by itself")
+	}
+	for name, d := range map[string]time.Duration{"-splay": c.Splay, "-poll": c.Poll, "-heartbeat": c.Heartbeat, "-step-timeout": c.StepTimeout, "-grace": c.Grace, "-retry-min": c.RetryMin, "-retry-max": c.RetryMax} {
 		if d < 0 {
 			return bad("%s %v is negative", name, d)
 		}

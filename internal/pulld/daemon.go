@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -154,6 +155,16 @@ func Run(ctx context.Context, cfg Config) error {
 	host, err := ReadHostInfo(cfg.HostInfo, hostname)
 	if err != nil {
 		log.Warn("host_info unusable; reporting the hostname only", "err", err)
+	}
+	if cfg.ComputeEnvType == "" {
+		cfg.ComputeEnvType = host.ComputeEnvType
+	}
+	if cfg.Splay > 0 {
+		d := rand.N(cfg.Splay)
+		log.Debug("splay before the first request", "wait", d)
+		if err := sleepCtx(ctx, d); err != nil {
+			return nil // stopped while waiting: nothing was done
+		}
 	}
 	store, err := blobstore.Open(ctx, cfg.Bucket)
 	if err != nil {

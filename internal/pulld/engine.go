@@ -94,11 +94,12 @@ func openEngineReadOnly(cfg Config, store *blobstore.Store) (engine, error) {
 // engineConfig maps pulld's configuration to pkginstall's.
 func engineConfig(cfg Config, store *blobstore.Store) (pkginstall.Config, error) {
 	pc := pkginstall.Config{
-		Store:       store,
-		Server:      cfg.Server,
-		Keep:        cfg.Keep,
-		StepTimeout: cfg.StepTimeout,
-		Logger:      cfg.Logger,
+		Store:          store,
+		Server:         cfg.Server,
+		ComputeEnvType: cfg.ComputeEnvType,
+		Keep:           cfg.Keep,
+		StepTimeout:    cfg.StepTimeout,
+		Logger:         cfg.Logger,
 	}
 	for _, path := range cfg.VerifyKeys {
 		key, err := signing.LoadPublicKey(path)

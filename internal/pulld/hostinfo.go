@@ -27,8 +27,10 @@ const maxHostInfo = 64 << 10
 //	host=service-x-001
 //	id=i-dcbcee23
 //	groups=prod,servicex
+//	compute_env_type=STAGING
 //
-// host, id and groups (comma-separated) are kept; other keys are ignored,
+// host, id, groups (comma-separated) and compute_env_type (COMPUTE_ENV_TYPE
+// of the host's scripts) are kept; other keys are ignored,
 // so a file written for a newer agent still parses. Blank lines and lines
 // starting with # are skipped; spaces around keys, values and group names are
 // trimmed; empty and repeated groups are dropped. A line without "=" or with
@@ -52,6 +54,8 @@ func ParseHostInfo(data []byte) (manifest.HostInfo, error) {
 			hi.Hostname = v
 		case "id":
 			hi.ID = v
+		case "compute_env_type":
+			hi.ComputeEnvType = v
 		case "groups":
 			hi.Groups = nil
 			for g := range strings.SplitSeq(v, ",") {

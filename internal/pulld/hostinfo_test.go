@@ -18,6 +18,8 @@ func TestParseHostInfo(t *testing.T) {
 	}{
 		{"teletraan example", "groups=prod,servicex\nid=i-dcbcee23\nhost=service-x-001\n",
 			manifest.HostInfo{Hostname: "service-x-001", ID: "i-dcbcee23", Groups: []string{"prod", "servicex"}}, ""},
+		{"compute env type", "host=web-1\ncompute_env_type=STAGING\n",
+			manifest.HostInfo{Hostname: "web-1", ComputeEnvType: "STAGING"}, ""},
 		{"spaces comments blanks", "# provisioned\n\n host = web-1 \r\ngroups= a , ,b,a \n",
 			manifest.HostInfo{Hostname: "web-1", Groups: []string{"a", "b"}}, ""},
 		{"unknown keys ignored", "ip=10.0.0.1\nhost=h\n", manifest.HostInfo{Hostname: "h"}, ""},

@@ -1,6 +1,7 @@
 package pulld
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -33,4 +34,16 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 		d *= 2
 	}
 	return jitter(min(d, hi))
+}
+
+// sleepCtx waits d, or until ctx ends, when it returns ctx's error.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -143,7 +143,7 @@ func TestAPIManifest(t *testing.T) {
 		{"duplicate env", `{"packages": ["` + f.h1.String() + `", "` + f.h2.String() + `"]}`, []string{"If-Match", etag}, http.StatusBadRequest, `packages[1] (` + f.h2.String() + `): env "hello" already used by packages[0]`},
 		{"unknown field", `{"packages": [], "extra": 1}`, []string{"If-Match", etag}, http.StatusBadRequest, `unknown field "extra"`},
 		{"bad package name", `{"packages": ["hello/nope.tar.zst"]}`, []string{"If-Match", etag}, http.StatusBadRequest, "packages[0]"},
-		{"bad config key", `{"packages": [{"package": "` + f.h1.String() + `", "config": {"lower": "x"}}]}`, []string{"If-Match", etag}, http.StatusBadRequest, `config key "lower"`},
+		{"bad config key", `{"packages": [{"package": "` + f.h1.String() + `", "config": {"lo-wer": "x"}}]}`, []string{"If-Match", etag}, http.StatusBadRequest, `config key "lo-wer"`},
 		{"app not allowed", edited(f.h1, mustName(t, "db/db-20261101T000000Z-0123456789ab.tar.zst")), []string{"If-Match", etag}, http.StatusBadRequest, "packages[1] (db/db-20261101T000000Z-0123456789ab.tar.zst): app db is not allowed on server web-1"},
 		{"package not in the bucket", edited(mustName(t, "hello/hello-20200101T000000Z-0123456789ab.tar.zst")), []string{"If-Match", etag}, http.StatusBadRequest, "does not exist in the bucket"},
 		{"not JSON", `packages: []`, []string{"If-Match", etag}, http.StatusBadRequest, "invalid manifest"},

@@ -84,7 +84,8 @@ func TestParseConfigText(t *testing.T) {
 		{"values", "A=1\nB_2 = two words \nURL=http://x/?a=b=c\r\n", map[string]string{"A": "1", "B_2": "two words", "URL": "http://x/?a=b=c"}, ""},
 		{"empty value", "EMPTY=\n", map[string]string{"EMPTY": ""}, ""},
 		{"no equals", "A=1\nJUSTAKEY\n", nil, "config line 2: want KEY=VALUE"},
-		{"lowercase key", "lower=1", nil, `config line 1: config key "lower"`},
+		{"lower-case key", "log_level=debug", map[string]string{"log_level": "debug"}, ""},
+		{"hyphen in key", "log-level=1", nil, `config line 1: config key "log-level"`},
 		{"empty key", "=1", nil, "config line 1"},
 		{"twice", "A=1\n\nA=2", nil, "config line 3: A given twice"},
 	}

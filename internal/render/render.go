@@ -1,20 +1,32 @@
 // Package render expands Teletraan's deploy templates.
 //
 // Any file under a build's teletraan/ directory whose name ends in ".tmpl"
-// is a template. In it, `{$TELETRAAN_NAME:default}` and
-// `${TELETRAAN_NAME:default}` (and both without ":default") are replaced by
-// the env's config value NAME, or else by default. A reference with neither
-// a value nor a default is an error, never a silent blank.
+// is a template. It may reference the env's config values in three forms:
 //
-// Grammar. A reference starts at the two-character opener `{$` or `${`
-// immediately followed by `TELETRAAN_`. It continues with NAME, which must
-// match the config-key grammar ^[A-Z_][A-Z0-9_]*$, then optionally `:` and a
-// default (any bytes other than `}` and newline, possibly none), and ends
-// at `}`. Once an opener and `TELETRAAN_` have been seen, anything that does
-// not complete this grammar on the same line is an error naming the line,
-// so a typo cannot pass through unrendered. Everything else, including a
+//   - `{$TELETRAAN_NAME:default}` and `${TELETRAAN_NAME:default}` (and both
+//     without ":default"), pushpull's braced forms: the config value NAME,
+//     or else default. A reference with neither a value nor a default is an
+//     error, never a silent blank.
+//   - `$TELETRAAN_NAME` and `$TELETRAAN_{NAME}`, the bare forms Teletraan's
+//     agent substitutes with Python's string.Template.safe_substitute: the
+//     config value NAME when it has one, and otherwise left exactly as
+//     written. `$TELETRAAN_$TELETRAAN_` is a literal `$TELETRAAN_`.
+//
+// Grammar. NAME matches [A-Za-z_][A-Za-z0-9_]* and is case-sensitive, as
+// config keys are (a config key log_level fills `${TELETRAAN_log_level}`).
+// A braced reference starts at the two-character opener `{$` or `${`
+// immediately followed by `TELETRAAN_`, continues with NAME, then
+// optionally `:` and a default (any bytes other than `}` and newline,
+// possibly none), and ends at `}`. Once an opener and `TELETRAAN_` have been
+// seen, anything that does not complete this grammar on the same line is an
+// error naming the line, so a typo cannot pass through unrendered. A bare
+// reference is `$TELETRAAN_` not preceded by `{` and followed by the
+// longest NAME, or by `{NAME}`; one that does not complete its grammar is
+// copied as it is, as Teletraan's agent does. Everything else, including a
 // lone `$` or `{` and shell forms such as `${HOME}`, is copied byte for
-// byte. Values and defaults are inserted verbatim and never expanded again.
+// byte. Values and defaults are inserted verbatim and never expanded again
+// (Teletraan's agent expands the bare forms inside the values it inserted
+// for braced ones; pushpull does not).
 //
 // The lookup key is NAME, without the TELETRAAN_ prefix: the config key
 // LOG_LEVEL in a manifest fills `{$TELETRAAN_LOG_LEVEL:info}`.
@@ -42,12 +54,12 @@ const Suffix = ".tmpl"
 // reference with no value and no default, or a malformed reference.
 var ErrTemplate = errors.New("template error")
 
-// Render expands Teletraan's template forms in src: `{$TELETRAAN_NAME:default}`
-// and `${TELETRAAN_NAME:default}` (and both without `:default`) become
-// lookup("NAME") or else default; no value and no default is an error naming
-// the variable and the line number (counted from 1). Everything else is
-// copied byte for byte (a lone `$` or `{` is literal). Render does not
-// modify src. Errors wrap ErrTemplate.
+// Render expands the template forms of the package doc in src with
+// lookup: braced references become lookup("NAME") or else their default (no
+// value and no default is an error naming the variable and the line number,
+// counted from 1); bare references become lookup("NAME") when it has a
+// value and are kept as written otherwise. Everything else is copied byte
+// for byte. Render does not modify src. Errors wrap ErrTemplate.
 func Render(src []byte, lookup func(name string) (string, bool)) ([]byte, error) {
 	out, err := render(src, lookup)
 	if err != nil {
@@ -62,11 +74,23 @@ func render(src []byte, lookup func(name string) (string, bool)) ([]byte, error)
 	done := 0 // src[:done] has been handled
 	line := 1
 	lineStart := 0 // bytes before lineStart have had their newlines counted
-	for i := 0; i+1 < len(src); i++ {
-		if !(src[i] == '{' && src[i+1] == '$' || src[i] == '$' && src[i+1] == '{') {
-			continue
+	emit := func(i, n int, val string) {
+		if out == nil {
+			out = make([]byte, 0, len(src)+64)
 		}
-		if !bytes.HasPrefix(src[i+2:], []byte(Prefix)) {
+		out = append(out, src[done:i]...)
+		out = append(out, val...)
+		done = i + n
+	}
+	for i := 0; i+1 < len(src); i++ {
+		braced := (src[i] == '{' && src[i+1] == '$' || src[i] == '$' && src[i+1] == '{') && bytes.HasPrefix(src[i+2:], []byte(Prefix))
+		if !braced {
+			if src[i] == '$' && bytes.HasPrefix(src[i+1:], []byte(Prefix)) {
+				if val, n, ok := bare(src[i:], lookup); ok {
+					emit(i, n, val)
+					i = done - 1
+				}
+			}
 			continue
 		}
 		line += bytes.Count(src[lineStart:i], []byte{'\n'})
@@ -82,12 +106,7 @@ func render(src []byte, lookup func(name string) (string, bool)) ([]byte, error)
 			}
 			val = def
 		}
-		if out == nil {
-			out = make([]byte, 0, len(src)+64)
-		}
-		out = append(out, src[done:i]...)
-		out = append(out, val...)
-		done = i + n
+		emit(i, n, val)
 		i = done - 1
 	}
 	if out == nil {
@@ -96,15 +115,51 @@ func render(src []byte, lookup func(name string) (string, bool)) ([]byte, error)
 	return append(out, src[done:]...), nil
 }
 
+// bareOpener is the start of a bare reference.
+const bareOpener = "$" + Prefix
+
+// bare reads the bare reference at the start of s, which begins with
+// bareOpener. It returns what replaces it and its length, and false when
+// it stays as written: a name with no value, or no name at all.
+func bare(s []byte, lookup func(string) (string, bool)) (string, int, bool) {
+	rest := s[len(bareOpener):]
+	if bytes.HasPrefix(rest, []byte(bareOpener)) {
+		return bareOpener, 2 * len(bareOpener), true // the escaped opener
+	}
+	braces := len(rest) > 0 && rest[0] == '{'
+	if braces {
+		rest = rest[1:]
+	}
+	n := nameLen(rest)
+	if n == 0 || braces && (n >= len(rest) || rest[n] != '}') {
+		return "", 0, false
+	}
+	val, ok := lookup(string(rest[:n]))
+	if !ok {
+		return "", 0, false
+	}
+	total := len(bareOpener) + n
+	if braces {
+		total += 2
+	}
+	return val, total, true
+}
+
+// nameLen returns the length of the NAME at the start of s, 0 for none.
+func nameLen(s []byte) int {
+	i := 0
+	for i < len(s) && isNameByte(s[i], i == 0) {
+		i++
+	}
+	return i
+}
+
 // parseRef parses the reference at the start of s, which begins with an
 // opener and Prefix. It returns the reference as written (for errors), NAME,
 // the default and whether there is one, and the reference's length.
 func parseRef(s []byte) (ref, name, def string, hasDef bool, n int, err error) {
-	i := 2 + len(Prefix)
-	start := i
-	for i < len(s) && isNameByte(s[i], i == start) {
-		i++
-	}
+	start := 2 + len(Prefix)
+	i := start + nameLen(s[start:])
 	name = string(s[start:i])
 	shown := func(end int) string {
 		if end > 60 {
@@ -113,7 +168,7 @@ func parseRef(s []byte) (ref, name, def string, hasDef bool, n int, err error) {
 		return string(s[:end])
 	}
 	if name == "" {
-		return "", "", "", false, 0, fmt.Errorf("%q: %s must be followed by a name matching [A-Z_][A-Z0-9_]*", shown(i), Prefix)
+		return "", "", "", false, 0, fmt.Errorf("%q: %s must be followed by a name matching [A-Za-z_][A-Za-z0-9_]*", shown(i), Prefix)
 	}
 	if i < len(s) && s[i] == ':' {
 		hasDef = true
@@ -132,7 +187,7 @@ func parseRef(s []byte) (ref, name, def string, hasDef bool, n int, err error) {
 }
 
 func isNameByte(c byte, first bool) bool {
-	return c == '_' || 'A' <= c && c <= 'Z' || !first && '0' <= c && c <= '9'
+	return c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || !first && '0' <= c && c <= '9'
 }
 
 // Tree renders every regular file ending in ".tmpl" under dir/teletraan/
