@@ -265,12 +265,12 @@ func TestEdit(t *testing.T) {
 }
 
 func TestPackageMeta(t *testing.T) {
-	m := PackageMeta{App: "hello", Commit: strings.Repeat("ab", 20), Branch: "main", Repo: "https://git.example/hello", Built: time.Date(2026, 11, 22, 10, 15, 0, 0, time.UTC), User: "ci", Host: "build-1", Dirty: true, Note: "first", SHA256: strings.Repeat("0f", 32), Format: FormatGzip}
+	m := PackageMeta{App: "hello", Commit: strings.Repeat("ab", 20), Branch: "main", Repo: "https://git.example/hello", Built: time.Date(2026, 11, 22, 10, 15, 0, 0, time.UTC), User: "ci", Host: "build-1", Dirty: true, Note: "first", SHA256: strings.Repeat("0f", 32), Format: FormatGzip, Size: 12345}
 	got, err := ParsePackageMeta(m.Map())
 	if err != nil || got != m {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
-	for key, val := range map[string]string{MetaSHA256: "", MetaBuilt: "yesterday", MetaDirty: "maybe", MetaFormat: "zip"} {
+	for key, val := range map[string]string{MetaSHA256: "", MetaBuilt: "yesterday", MetaDirty: "maybe", MetaFormat: "zip", MetaSize: "-1"} {
 		md := m.Map()
 		md[key] = val
 		if _, err := ParsePackageMeta(md); err == nil || !strings.Contains(err.Error(), key) {

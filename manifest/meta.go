@@ -22,6 +22,11 @@ type PackageMeta struct {
 	Note   string
 	SHA256 string // lowercase hex of the whole object
 	Format Format
+	// Size is the bytes of file contents the package unpacks to, recorded
+	// by release so that a host can check its free space before it writes
+	// anything, and stop as soon as an archive unpacks to more. 0 means
+	// unknown (packages released before it was recorded).
+	Size int64
 }
 
 // Metadata keys, as stored on the object.
@@ -37,11 +42,12 @@ const (
 	MetaNote   = "note"
 	MetaSHA256 = "sha256"
 	MetaFormat = "format"
+	MetaSize   = "size"
 )
 
 // Map returns the metadata as blob metadata.
 func (m PackageMeta) Map() map[string]string {
-	return map[string]string{
+	md := map[string]string{
 		MetaApp:    m.App,
 		MetaCommit: m.Commit,
 		MetaBranch: m.Branch,
@@ -54,11 +60,15 @@ func (m PackageMeta) Map() map[string]string {
 		MetaSHA256: m.SHA256,
 		MetaFormat: string(m.Format),
 	}
+	if m.Size > 0 {
+		md[MetaSize] = strconv.FormatInt(m.Size, 10)
+	}
+	return md
 }
 
 // ParsePackageMeta reads blob metadata back. It fails when sha256 is
-// missing or malformed, or when built, dirty or format do not parse; the
-// descriptive fields may be empty.
+// missing or malformed, or when built, dirty, size or format do not parse;
+// the descriptive fields may be empty, and size may be missing.
 func ParsePackageMeta(md map[string]string) (PackageMeta, error) {
 	m := PackageMeta{
 		App:    md[MetaApp],
@@ -86,6 +96,13 @@ func ParsePackageMeta(md map[string]string) (PackageMeta, error) {
 			return PackageMeta{}, fmt.Errorf("package metadata: dirty %q is not true or false", s)
 		}
 		m.Dirty = d
+	}
+	if s := md[MetaSize]; s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return PackageMeta{}, fmt.Errorf("package metadata: size %q is not a byte count", s)
+		}
+		m.Size = n
 	}
 	if s := md[MetaFormat]; s != "" {
 		f, err := ParseFormat(s)

@@ -150,8 +150,15 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 	if err != nil {
 		return nil, rec, bucketError{err}
 	}
-	if free, err := freeSpace(e.buildsDir(a.env)); err == nil && free < info.Size {
-		return nil, rec, fmt.Errorf("%w: %d bytes free, package is %d bytes", ErrNoSpace, free, info.Size)
+	// The unpacked size release recorded is what the build takes on disk;
+	// a package released before it was recorded is checked by its object
+	// size, a lower bound.
+	need, what := info.Meta.Size, "unpacks to"
+	if need == 0 {
+		need, what = info.Size, "is"
+	}
+	if free, err := freeSpace(e.buildsDir(a.env)); err == nil && free < need {
+		return nil, rec, fmt.Errorf("%w: %d bytes free, package %s %d bytes", ErrNoSpace, free, what, need)
 	}
 	var sig []byte
 	if len(e.cfg.VerifyKeys) > 0 {
@@ -192,7 +199,14 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 	if info.Meta.Format != "" {
 		format = info.Meta.Format
 	}
-	stats, modes, xerr := unpack.ExtractDeferred(r, format, dir, e.cfg.MaxUnpack)
+	lim := e.cfg.MaxUnpack
+	if n := info.Meta.Size; n > 0 && (lim.MaxBytes <= 0 || n < lim.MaxBytes) {
+		lim.MaxBytes = n // an archive that unpacks to more than recorded stops at once
+	}
+	stats, modes, xerr := unpack.ExtractDeferred(r, format, dir, lim)
+	if errors.Is(xerr, unpack.ErrTooLarge) && lim.MaxBytes == info.Meta.Size {
+		xerr = fmt.Errorf("%w (its metadata records %d bytes unpacked)", xerr, info.Meta.Size)
+	}
 	var be bucketError
 	if xerr != nil && errors.As(xerr, &be) {
 		a.res.Downloaded += n

@@ -154,10 +154,13 @@ func Open(root string, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pkginstall: open %s: %w", root, err)
 	}
+	if err := os.MkdirAll(abs, rootMode); err != nil {
+		return nil, fmt.Errorf("pkginstall: open %s: %w", root, err)
+	}
 	if err := os.MkdirAll(filepath.Join(abs, "envs"), 0o755); err != nil {
 		return nil, fmt.Errorf("pkginstall: open %s: %w", root, err)
 	}
-	lf, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644)
+	lf, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, privateFile)
 	if err != nil {
 		return nil, fmt.Errorf("pkginstall: open %s: %w", root, err)
 	}
@@ -169,6 +172,10 @@ func Open(root string, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("pkginstall: lock %s: %w", abs, err)
 	}
 	e := &Engine{root: abs, cfg: cfg, log: cfg.Logger, lock: lf}
+	if err := e.tighten(); err != nil {
+		e.Close()
+		return nil, err
+	}
 	if err := e.cleanTemp(); err != nil {
 		e.Close()
 		return nil, err
@@ -223,6 +230,66 @@ func (e *Engine) currentLink(env string) string {
 }
 func (e *Engine) buildDir(env, id string) string { return filepath.Join(e.buildsDir(env), id) }
 func (e *Engine) logsDir(env string) string      { return filepath.Join(e.envDir(env), "logs") }
+
+// The modes of what the engine keeps private. state.json and the attempt
+// logs hold config values, which often carry secrets, so only their owner
+// (root, for pulld) may read them. The root itself may be passed through
+// but not listed: services running as another user reach their builds
+// under envs/, which stays 0755 as do the builds (whose modes are the
+// package's, without group and other write).
+const (
+	rootMode    fs.FileMode = 0o711
+	privateDir  fs.FileMode = 0o700 // envs/{env}/logs
+	privateFile fs.FileMode = 0o600 // state.json, lock, attempt logs
+)
+
+// tighten gives an existing root the modes a new one gets: a root, state
+// file, lock or logs made by an older pulld (or by hand) become private.
+func (e *Engine) tighten() error {
+	fix := func(p string, want fs.FileMode) error {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("pkginstall: %w", err)
+		}
+		if fi.Mode().Type() == fs.ModeSymlink || fi.Mode().Perm() == want {
+			return nil
+		}
+		if err := os.Chmod(p, want); err != nil {
+			return fmt.Errorf("pkginstall: make %s private: %w", p, err)
+		}
+		return nil
+	}
+	for p, mode := range map[string]fs.FileMode{e.root: rootMode, e.statePath(): privateFile, filepath.Join(e.root, "lock"): privateFile} {
+		if err := fix(p, mode); err != nil {
+			return err
+		}
+	}
+	envs, err := e.envNames()
+	if err != nil {
+		return err
+	}
+	for _, env := range envs {
+		dir := e.logsDir(env)
+		if err := fix(dir, privateDir); err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pkginstall: %w", err)
+		}
+		for _, ent := range ents {
+			if ent.Type().IsRegular() {
+				if err := fix(filepath.Join(dir, ent.Name()), privateFile); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
 
 // tmpPrefix starts the name of every temporary directory under builds/.
 const tmpPrefix = ".tmp-"
@@ -528,7 +595,7 @@ func (e *Engine) save() error {
 	// The temporary file goes beside state.json: renameio would otherwise
 	// probe os.TempDir on every save to see whether it shares the root's
 	// file system, several times per deploy.
-	if err := renameio.WriteFile(e.statePath(), append(data, '\n'), 0o644, renameio.WithTempDir(e.root)); err != nil {
+	if err := renameio.WriteFile(e.statePath(), append(data, '\n'), privateFile, renameio.WithTempDir(e.root)); err != nil {
 		return fmt.Errorf("pkginstall: write state: %w", err)
 	}
 	wrote("state.json")

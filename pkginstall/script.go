@@ -72,11 +72,11 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 // runOnce runs one attempt of a script.
 func (a *attempt) runOnce(ctx context.Context, step, path, dir, id string, try int) error {
 	e := a.e
-	if err := os.MkdirAll(e.logsDir(a.env), 0o755); err != nil {
+	if err := os.MkdirAll(e.logsDir(a.env), privateDir); err != nil {
 		return err
 	}
 	logPath := filepath.Join(e.logsDir(a.env), a.logName(step, try))
-	out, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o644)
+	out, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, privateFile)
 	if err != nil {
 		return err
 	}

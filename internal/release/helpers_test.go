@@ -156,3 +156,15 @@ func readBack(t testing.TB, store *blobstore.Store, name manifest.PackageName) (
 	}
 	return info, members
 }
+
+// unpackedSize is the bytes of regular-file contents of members, what
+// release records as a package's unpacked size.
+func unpackedSize(members map[string]member) int64 {
+	var n int64
+	for _, m := range members {
+		if m.typ == '0' {
+			n += int64(len(m.data))
+		}
+	}
+	return n
+}

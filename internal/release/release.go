@@ -109,10 +109,15 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	if !t.scripts {
 		cfg.Logger.Warn("no teletraan/ directory: releasing a package without deploy scripts", "dir", cfg.Dir)
 	}
+	if n := len(t.writable); n > 0 {
+		cfg.Logger.Warn("files writable by group or others: hosts install them without those bits (pulld runs the scripts as root)",
+			"count", n, "first", t.writable[:min(n, 5)])
+	}
 	meta := manifest.PackageMeta{
 		App: cfg.App, Commit: cfg.Commit, Branch: cfg.Branch, Repo: cfg.Repo,
 		User: cfg.User, Host: cfg.Host, Note: cfg.Note, Format: cfg.Format,
 		Built: cfg.Now().UTC().Truncate(time.Second),
+		Size:  t.size,
 	}
 	g, err := readGit(ctx, cfg.Dir)
 	switch {

@@ -106,6 +106,7 @@ func TestRoundTrip(t *testing.T) {
 					wantMeta := manifest.PackageMeta{
 						App: "hello", Commit: cfg.Commit, Branch: "main", Repo: cfg.Repo, Built: fixedNow,
 						User: "alice", Host: "build-1", Note: cfg.Note, SHA256: res.Meta.SHA256, Format: format,
+						Size: unpackedSize(wantMembers),
 					}
 					if info.Meta != wantMeta {
 						t.Errorf("metadata\n got %+v\nwant %+v", info.Meta, wantMeta)

@@ -33,6 +33,9 @@ type tree struct {
 	size    int64 // total bytes of regular files
 	files   int   // number of regular files
 	scripts bool  // whether teletraan/ exists
+	// writable lists the files and directories writable by group or
+	// others; pulld installs them without those bits.
+	writable []string
 }
 
 // walkTree lists the tree under root in archive order (depth first, the
@@ -79,6 +82,9 @@ func walkTree(root string) (*tree, error) {
 			return err
 		}
 		e := entry{rel: rel, info: info}
+		if m := info.Mode(); m&fs.ModeSymlink == 0 && m.Perm()&0o022 != 0 {
+			t.writable = append(t.writable, rel)
+		}
 		switch m := info.Mode(); {
 		case m.IsRegular():
 			t.size += info.Size()

@@ -172,3 +172,25 @@ func assertEmpty(t *testing.T, bucket string) {
 		}
 	}
 }
+
+// TestWarnsWritableModes: release warns about files and directories
+// writable by group or others (hosts install them without those bits) and
+// still packs them, modes as they are.
+func TestWarnsWritableModes(t *testing.T) {
+	tree := appTree(t)
+	for _, p := range []string{filepath.Join(tree, "teletraan", "RESTARTING"), filepath.Join(tree, "teletraan")} {
+		if err := os.Chmod(p, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs strings.Builder
+	cfg := testConfig("file://"+t.TempDir(), "hello", tree)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := Run(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "writable by group or others") || !strings.Contains(out, "first=\"[teletraan teletraan/RESTARTING") {
+		t.Fatalf("no warning about the writable modes:\n%s", out)
+	}
+}

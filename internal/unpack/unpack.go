@@ -11,6 +11,13 @@
 // and unknown entry types. It also bounds the bytes and entries one archive
 // may unpack to, so a compression bomb fails fast instead of filling the disk.
 //
+// Nothing it installs is writable by group or others: every mode from the
+// archive loses those bits (a 022 mask, as tar applies for a user other
+// than root), and setuid, setgid and sticky bits are dropped, because pulld
+// runs the build's scripts as root and any local user could otherwise
+// append to one. Paths deeper than MaxDepth directories are refused, which
+// keeps the cost of extraction linear in the size of the archive.
+//
 // Every refusal wraps ErrUnsafe, every size overrun wraps ErrTooLarge, and a
 // truncated or corrupt stream wraps ErrCorrupt, so callers can tell them
 // apart with errors.Is.
@@ -53,6 +60,19 @@ const (
 	DefaultMaxBytes   int64 = 64 << 30  // 64 GiB of file contents
 	DefaultMaxEntries       = 1_000_000 // tar headers, of any type
 )
+
+// MaxDepth is how many directories deep an entry may be. The checks of
+// each entry walk its parents, so without a bound a crafted chain of
+// directories costs the square of its depth.
+const MaxDepth = 256
+
+// notWritable are the permission bits no installed file or directory
+// keeps: write for group and others.
+const notWritable fs.FileMode = 0o022
+
+// installMode is the mode an archive entry's mode becomes on disk: its
+// permission bits, without group and other write.
+func installMode(h *tar.Header) fs.FileMode { return h.FileInfo().Mode().Perm() &^ notWritable }
 
 // MaxWindow is the largest zstd window Extract accepts (128 MiB, what
 // `zstd --long` uses); a stream that asks for more is refused as corrupt
@@ -98,7 +118,8 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return
 // symlink it created. It does not close r.
 //
 // Regular files get the entry's permission bits with setuid, setgid and
-// sticky removed; directories get theirs, deepest first, once the whole
+// sticky removed and without group and other write; directories get theirs
+// (the same way), deepest first, once the whole
 // archive is written; modification times are applied; ownership, xattrs and
 // ACLs are not. Data after the tar end-of-archive marker is not read. The
 // mode of dir itself is left as it is.
@@ -374,7 +395,7 @@ func (x *extractor) mkdirAll(raw, dir string) error {
 }
 
 func (x *extractor) dir(h *tar.Header, name string) error {
-	meta := dirMeta{mode: h.FileInfo().Mode().Perm(), mtime: h.ModTime}
+	meta := dirMeta{mode: installMode(h), mtime: h.ModTime}
 	if _, ok := x.dirs[name]; ok {
 		x.dirs[name] = meta // a repeated directory entry: the last one wins
 		return nil
@@ -413,7 +434,7 @@ func (x *extractor) file(tr *tar.Reader, h *tar.Header, name string) error {
 		}
 		return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
 	}
-	if err := f.Chmod(h.FileInfo().Mode().Perm()); err != nil {
+	if err := f.Chmod(installMode(h)); err != nil {
 		f.Close()
 		return fmt.Errorf("unpack: entry %q: %w", h.Name, err)
 	}
@@ -595,6 +616,9 @@ func unsafe(name, why string) error {
 //   - character and block devices, FIFOs, and any type other than regular
 //     files, directories, symlinks, hard links and pax global headers.
 //
+// A name more than MaxDepth directories deep is refused with an error
+// wrapping ErrTooLarge.
+//
 // Checks that need the rest of the archive (a parent that is a symlink, a
 // hard link to a file not extracted, symlink chains) are Extract's.
 func CheckEntry(h *tar.Header) error {
@@ -621,6 +645,9 @@ func CheckEntry(h *tar.Header) error {
 	}
 	if escapes(name) {
 		return unsafe(name, "path escapes the build")
+	}
+	if d := strings.Count(cleanName(name), "/") + 1; d > MaxDepth {
+		return fmt.Errorf("unpack: entry %.80q…: %w: %d directories deep, more than %d", name, ErrTooLarge, d, MaxDepth)
 	}
 	if h.Size < 0 {
 		return unsafe(name, "negative size")

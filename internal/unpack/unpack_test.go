@@ -206,18 +206,30 @@ func TestExtractRoundTrip(t *testing.T) {
 	}
 }
 
-func TestExtractStripsSpecialBits(t *testing.T) {
+// TestExtractModes: nothing extracted is writable by group or others (a
+// 022 mask on every mode, as tar applies for a user other than root: pulld
+// runs the scripts as root), and setuid, setgid and sticky bits are gone.
+func TestExtractModes(t *testing.T) {
 	dst, check := sandbox(t)
 	defer check()
 	data := archive(t, manifest.FormatZstd,
 		file("suid", 0o4755, "x"),
 		file("sgid", 0o2750, "x"),
 		dir("sticky/", 0o1777),
+		dir("open/", 0o777),
+		file("open/world-writable", 0o666, "x"),
+		file("group-writable", 0o775, "x"),
+		dir("teletraan/", 0o777),
+		file("teletraan/RESTARTING", 0o777, "#!/bin/sh\n"),
 	)
 	if _, err := Extract(bytes.NewReader(data), manifest.FormatZstd, dst, Limits{}); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]fs.FileMode{"suid": 0o755, "sgid": 0o750, "sticky": fs.ModeDir | 0o777} {
+	for name, want := range map[string]fs.FileMode{
+		"suid": 0o755, "sgid": 0o750, "sticky": fs.ModeDir | 0o755,
+		"open": fs.ModeDir | 0o755, "open/world-writable": 0o644, "group-writable": 0o755,
+		"teletraan": fs.ModeDir | 0o755, "teletraan/RESTARTING": 0o755,
+	} {
 		fi, err := os.Lstat(filepath.Join(dst, name))
 		if err != nil {
 			t.Fatal(err)
@@ -225,6 +237,47 @@ func TestExtractStripsSpecialBits(t *testing.T) {
 		if fi.Mode() != want {
 			t.Errorf("%s: mode %v, want %v", name, fi.Mode(), want)
 		}
+	}
+}
+
+// TestExtractDepth: a chain of MaxDepth directories extracts; one deeper is
+// refused with ErrTooLarge before anything of it is written, so a crafted
+// chain cannot make extraction cost the square of its depth.
+func TestExtractDepth(t *testing.T) {
+	ok := strings.Repeat("d/", MaxDepth-1) + "f"
+	dst, check := sandbox(t)
+	defer check()
+	if _, err := Extract(bytes.NewReader(archive(t, manifest.FormatZstd, file(ok, 0o644, "x"))), manifest.FormatZstd, dst, Limits{}); err != nil {
+		t.Fatalf("%d deep: %v", MaxDepth, err)
+	}
+	var chain []ent
+	for i := 1; i <= 6000; i++ {
+		chain = append(chain, dir(strings.Repeat("d/", i), 0o755))
+	}
+	dst2, check2 := sandbox(t)
+	defer check2()
+	_, err := Extract(bytes.NewReader(archive(t, manifest.FormatZstd, chain...)), manifest.FormatZstd, dst2, Limits{})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("%d directories deep, more than %d", MaxDepth+1, MaxDepth)) {
+		t.Fatalf("6000-deep chain: %v, want ErrTooLarge at depth %d", err, MaxDepth+1)
+	}
+}
+
+// TestExtractLyingSize: with MaxBytes set to the size a package's metadata
+// records, an archive that unpacks to more stops as soon as the bytes
+// written pass it, having written at most that many.
+func TestExtractLyingSize(t *testing.T) {
+	dst, check := sandbox(t)
+	defer check()
+	data := archive(t, manifest.FormatZstd, file("a", 0o644, strings.Repeat("a", 800)), file("b", 0o644, strings.Repeat("b", 800)), file("c", 0o644, "c"))
+	st, err := Extract(bytes.NewReader(data), manifest.FormatZstd, dst, Limits{MaxBytes: 1000})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Extract = %v, want ErrTooLarge", err)
+	}
+	if st.Bytes > 1000 {
+		t.Errorf("%d bytes written, more than the 1000 recorded", st.Bytes)
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "c")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("extraction went on past the recorded size: %v", err)
 	}
 }
 
