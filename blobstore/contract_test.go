@@ -55,6 +55,42 @@ var contractCases = []struct {
 	{"StatusAndAudit", testStatusAndAudit},
 	{"ConditionalWritesHonoured", testConditionalWritesHonoured},
 	{"PushConfig", testPushConfig},
+	{"TooLarge", testTooLarge},
+}
+
+// testTooLarge: documents are at most MaxDocumentSize. Larger writes are
+// refused; a larger manifest put there by other means is refused whole as
+// invalid, naming its size, without its body being read.
+func testTooLarge(t *testing.T, b backend) {
+	s, ctx := b.open(t), t.Context()
+	huge := bytes.Repeat([]byte(" "), blobstore.MaxDocumentSize+1)
+	if err := s.Put(ctx, "status/web-1.json", huge); !errors.Is(err, blobstore.ErrTooLarge) {
+		t.Fatalf("Put of %d bytes: %v, want ErrTooLarge", len(huge), err)
+	}
+	if _, err := s.Write(ctx, "servers/web-1.json", huge, ""); !errors.Is(err, blobstore.ErrTooLarge) {
+		t.Fatalf("Write of %d bytes: %v, want ErrTooLarge", len(huge), err)
+	}
+	key, _ := blobstore.ManifestKey("big")
+	big := append([]byte(`{"packages": []}`), bytes.Repeat([]byte(" "), 8<<20)...)
+	if err := s.Bucket().WriteAll(ctx, key, big, nil); err != nil {
+		t.Fatal(err)
+	}
+	var before int64
+	if b.count != nil {
+		before = b.count()
+	}
+	_, v, err := s.ReadManifest(ctx, "big")
+	if !errors.Is(err, manifest.ErrInvalidManifest) || !errors.Is(err, blobstore.ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprint(len(big), " bytes")) || v == "" {
+		t.Fatalf("ReadManifest of %d bytes = %q, %v; want an invalid manifest naming its size, with its version", len(big), v, err)
+	}
+	if changed, cur, err := s.ChangedManifest(ctx, "big", v); err != nil || changed || cur != v {
+		t.Fatalf("Changed of the large manifest = %v, %q, %v", changed, cur, err)
+	}
+	if b.count != nil {
+		if sent := b.count() - before; sent > 1<<20 {
+			t.Fatalf("refusing an 8 MiB manifest moved %d bytes", sent)
+		}
+	}
 }
 
 // testPushConfig: config/push.json is absent until written, written
@@ -236,7 +272,7 @@ func testIfAbsentRace(t *testing.T, b backend) {
 
 func testChanged(t *testing.T, b backend) {
 	s, ctx := b.open(t), t.Context()
-	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB body
+	big := bytes.Repeat([]byte("0123456789abcdef"), 32<<10) // 512 KiB body
 	v, err := s.Write(ctx, "servers/poll.json", big, "")
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +289,7 @@ func testChanged(t *testing.T, b backend) {
 	}
 	if b.count != nil {
 		if sent := b.count() - before; sent > 16<<10 {
-			t.Fatalf("5 unchanged polls of a 1 MiB object moved %d bytes: the body was transferred", sent)
+			t.Fatalf("5 unchanged polls of a 512 KiB object moved %d bytes: the body was transferred", sent)
 		}
 	}
 	v2, err := s.Write(ctx, "servers/poll.json", append(big, '!'), v)

@@ -42,16 +42,24 @@ type driver interface {
 // alone; drivers embed it and replace what they must.
 type portable struct{ b *blob.Bucket }
 
-// readAll returns key's reader (closed) and content.
+// readAll returns key's reader (closed) and content. A document larger
+// than MaxDocumentSize is refused without reading its body, and so is one
+// that grows past it while it is read.
 func (p portable) readAll(ctx context.Context, key string) (*blob.Reader, []byte, error) {
 	r, err := p.b.NewReader(ctx, key, nil)
 	if err != nil {
 		return nil, nil, classify("read", key, err)
 	}
 	defer r.Close()
-	data, err := io.ReadAll(r)
+	if err := checkSize(key, r.Size()); err != nil {
+		return nil, nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxDocumentSize+1))
 	if err != nil {
 		return nil, nil, classify("read", key, err)
+	}
+	if err := checkSize(key, int64(len(data))); err != nil {
+		return nil, nil, err
 	}
 	return r, data, nil
 }

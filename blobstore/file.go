@@ -115,6 +115,10 @@ func (d *fileDriver) stat(ctx context.Context, key string) (Version, error) {
 		return "", err
 	}
 	stamp, ok := statStamp(a)
+	if ok && a.Size > MaxDocumentSize {
+		// Too large to be a document: versioned by its stamp, never read.
+		return Version("large:" + stamp), nil
+	}
 	if ok {
 		d.stampMu.Lock()
 		s, known := d.stamps[key]

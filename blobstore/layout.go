@@ -53,9 +53,10 @@ func StatusKey(server string) (string, error) {
 func PackageKey(p manifest.PackageName) string { return PackagesPrefix + p.String() }
 
 // ReadManifest reads and validates servers/{server}.json. A missing manifest
-// is an empty one with Version "". An invalid one is an error wrapping
-// manifest.ErrInvalidManifest, returned with its Version so callers can
-// report which version they refused.
+// is an empty one with Version "". An invalid one, or one larger than
+// MaxDocumentSize, is an error wrapping manifest.ErrInvalidManifest,
+// returned with its Version so callers can report which version they
+// refused (and not read it again until it changes).
 func (s *Store) ReadManifest(ctx context.Context, server string) (*manifest.Manifest, Version, error) {
 	key, err := ManifestKey(server)
 	if err != nil {
@@ -64,6 +65,13 @@ func (s *Store) ReadManifest(ctx context.Context, server string) (*manifest.Mani
 	data, v, err := s.Read(ctx, key)
 	if errors.Is(err, ErrNotFound) {
 		return &manifest.Manifest{}, "", nil
+	}
+	if errors.Is(err, ErrTooLarge) {
+		v, verr := s.d.stat(ctx, key)
+		if verr != nil {
+			return nil, "", verr
+		}
+		return nil, v, fmt.Errorf("%w: %w", manifest.ErrInvalidManifest, err)
 	}
 	if err != nil {
 		return nil, "", err

@@ -62,6 +62,15 @@ var ErrConflict = errors.New("version conflict")
 // Open when a file:// bucket's directory does not.
 var ErrNotFound = errors.New("not found")
 
+// ErrTooLarge is returned (wrapped) when a document (a manifest, a status,
+// the push config, an audit record) is larger than MaxDocumentSize.
+var ErrTooLarge = errors.New("document too large")
+
+// MaxDocumentSize bounds every document the Store reads or writes: a
+// manifest or status larger than this is refused whole, before its body is
+// read.
+const MaxDocumentSize = 1 << 20
+
 // ErrUnconditionalStore is returned (wrapped) by CheckConditionalWrites when
 // the store accepts writes whose condition does not hold: on such a store
 // concurrent editors lose updates without an error.
@@ -198,7 +207,8 @@ func classify(op, key string, err error) error {
 
 func conflict(key string) error { return fmt.Errorf("blobstore: write %s: %w", key, ErrConflict) }
 
-// Read returns the content of key and its Version.
+// Read returns the content of key and its Version. An object larger than
+// MaxDocumentSize is refused (ErrTooLarge) without reading its body.
 func (s *Store) Read(ctx context.Context, key string) ([]byte, Version, error) {
 	return s.d.read(ctx, key)
 }
@@ -218,15 +228,31 @@ func (s *Store) Changed(ctx context.Context, key string, since Version) (bool, V
 // Write stores data at key only if the object's current Version is
 // ifVersion; ifVersion "" means the object must not exist. When the
 // condition fails, nothing is written and the error wraps ErrConflict.
-// It returns the Version of this write.
+// It returns the Version of this write. data larger than MaxDocumentSize
+// is refused (ErrTooLarge).
 func (s *Store) Write(ctx context.Context, key string, data []byte, ifVersion Version) (Version, error) {
+	if err := checkSize(key, int64(len(data))); err != nil {
+		return "", err
+	}
 	return s.d.write(ctx, key, data, ifVersion)
 }
 
 // Put stores data at key unconditionally. It is for documents with a single
-// writer, such as status records.
+// writer, such as status records. data larger than MaxDocumentSize is
+// refused (ErrTooLarge).
 func (s *Store) Put(ctx context.Context, key string, data []byte) error {
+	if err := checkSize(key, int64(len(data))); err != nil {
+		return err
+	}
 	return s.d.put(ctx, key, data)
+}
+
+// checkSize refuses a document of n bytes larger than MaxDocumentSize.
+func checkSize(key string, n int64) error {
+	if n > MaxDocumentSize {
+		return fmt.Errorf("blobstore: %s: %w: %d bytes, more than %d", key, ErrTooLarge, n, MaxDocumentSize)
+	}
+	return nil
 }
 
 // contentVersion is the Version of data on backends that version by

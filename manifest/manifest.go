@@ -74,7 +74,19 @@ func CheckConfigKey(k string) error {
 	return nil
 }
 
-// Validate checks one entry on its own: env name, config keys, policy.
+// Bounds of an entry's config: values become the scripts' environment
+// variables, and the kernel refuses to start a program whose environment
+// string is over 128 KiB (MAX_ARG_STRLEN) or whose whole environment, with
+// its arguments, is over its ARG_MAX (2 MiB by default). Keeping well under
+// both turns what would be an E2BIG at the first script into a clear error
+// when the manifest is validated.
+const (
+	MaxConfigValue = 32 << 10  // bytes of one value
+	MaxConfigTotal = 256 << 10 // bytes of all KEY=VALUE pairs of one entry
+)
+
+// Validate checks one entry on its own: env name, config keys and sizes,
+// policy.
 func (e Entry) Validate() error {
 	if e.Package.IsZero() {
 		return errors.New("missing package")
@@ -84,10 +96,18 @@ func (e Entry) Validate() error {
 			return err
 		}
 	}
-	for k := range e.Config {
+	total := 0
+	for k, v := range e.Config {
 		if err := CheckConfigKey(k); err != nil {
 			return err
 		}
+		if len(v) > MaxConfigValue {
+			return fmt.Errorf("config value %s is %d bytes, more than %d", k, len(v), MaxConfigValue)
+		}
+		total += len(k) + len(v) + 2
+	}
+	if total > MaxConfigTotal {
+		return fmt.Errorf("config is %d bytes in all, more than %d (the scripts' environment must stay well under the kernel's limit)", total, MaxConfigTotal)
 	}
 	switch e.OnFailure {
 	case "", PolicyRollback, PolicyContinue, PolicyStop:

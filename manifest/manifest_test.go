@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,6 +154,8 @@ func TestParseManifestErrors(t *testing.T) {
 		{"duplicate packages", `{"packages":[` + p1 + `],"packages":[]}`, `duplicate key "packages"`},
 		{"duplicate entry key", `{"packages":[{"package":` + p1 + `,"env":"a","env":"b"}]}`, `duplicate key "env"`},
 		{"duplicate config key", `{"packages":[{"package":` + p1 + `,"config":{"A":"1","A":"2"}}]}`, `duplicate key "A"`},
+		{"config value too large", `{"packages":[{"package":` + p1 + `,"config":{"BIG":"` + strings.Repeat("x", MaxConfigValue+1) + `"}}]}`, `config value BIG is 32769 bytes, more than 32768`},
+		{"config too large in all", `{"packages":[{"package":` + p1 + `,"config":{` + manyValues(9) + `}}]}`, `more than 262144 (the scripts' environment`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,4 +356,16 @@ func TestConfigKeys(t *testing.T) {
 			t.Errorf("CheckConfigKey(%q) accepted", k)
 		}
 	}
+}
+
+// manyValues returns n config pairs of 30 KiB each, as JSON object members.
+func manyValues(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"K%d":"%s"`, i, strings.Repeat("v", 30<<10))
+	}
+	return b.String()
 }

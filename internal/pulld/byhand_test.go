@@ -94,8 +94,22 @@ func TestOnceByHand(t *testing.T) {
 	if pulldtest.Current(t, cfg.Root, "hello") != v1.ID() {
 		t.Fatal("a refused manifest changed the host")
 	}
-	cfg.Bucket = "file://" + filepath.Join(dir, "typo")
+	big := append([]byte(`{"packages": []}`), make([]byte, 2<<20)...)
+	for i := range big[16:] {
+		big[16+i] = ' '
+	}
+	if err := os.WriteFile(path, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	err := pulld.Run(t.Context(), cfg)
+	if !errors.Is(err, pulld.ErrManifest) || !strings.Contains(err.Error(), "2097168 bytes, more than 1048576") {
+		t.Fatalf("pulld -once on a 2 MiB manifest: %v, want ErrManifest naming its size", err)
+	}
+	if pulldtest.Current(t, cfg.Root, "hello") != v1.ID() {
+		t.Fatal("a refused manifest changed the host")
+	}
+	cfg.Bucket = "file://" + filepath.Join(dir, "typo")
+	err = pulld.Run(t.Context(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("pulld -once on a missing bucket directory: %v", err)
 	}

@@ -16,8 +16,9 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// maxManifestBody bounds a PUT manifest's size.
-const maxManifestBody = 1 << 20
+// maxManifestBody bounds a PUT manifest's size: the bucket's bound on
+// every document.
+const maxManifestBody = blobstore.MaxDocumentSize
 
 // apiEnv is one env of a server in GET /api/servers: desired against
 // actual.
@@ -206,9 +207,9 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET /api/servers/"+server+" (or If-None-Match: * to create a manifest)")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxManifestBody))
+	body, err := readBody(w, r, maxManifestBody)
 	if err != nil {
-		s.apiError(w, http.StatusBadRequest, "read manifest: "+err.Error())
+		s.apiBodyError(w, "manifest", err)
 		return
 	}
 	m, err := manifest.Parse(body)
@@ -248,6 +249,22 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Pushui-Nudge-Error", oneLine(c.NudgeErr.Error()))
 	}
 	writeRaw(w, http.StatusOK, c.After.Marshal())
+}
+
+// readBody reads a request body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+// apiBodyError answers a body that could not be read: 413 when it was
+// larger than allowed, 400 otherwise.
+func (s *Server) apiBodyError(w http.ResponseWriter, what string, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		s.apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s: larger than %d bytes", what, mbe.Limit))
+		return
+	}
+	s.apiError(w, http.StatusBadRequest, "read "+what+": "+err.Error())
 }
 
 func oneLine(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }

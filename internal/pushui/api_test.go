@@ -154,6 +154,7 @@ func TestAPIManifest(t *testing.T) {
 		{"packages null", `{"packages": null}`, []string{"If-Match", etag}, http.StatusBadRequest, `no "packages" list`},
 		{"empty body", ``, []string{"If-Match", etag}, http.StatusBadRequest, `empty file`},
 		{"duplicate key", `{"revision": 1, "revision": 2, "packages": []}`, []string{"If-Match", etag}, http.StatusBadRequest, `duplicate key "revision"`},
+		{"larger than 1 MiB", `{"packages": []}` + strings.Repeat(" ", 1<<20), []string{"If-Match", etag}, http.StatusRequestEntityTooLarge, "larger than 1048576 bytes"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {

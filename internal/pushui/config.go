@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -75,8 +74,9 @@ func (s *Server) reloadConfig(ctx context.Context) {
 	}
 }
 
-// maxConfigBody bounds a PUT or posted push config.
-const maxConfigBody = 1 << 20
+// maxConfigBody bounds a PUT or posted push config: the bucket's bound on
+// every document.
+const maxConfigBody = blobstore.MaxDocumentSize
 
 // apiGetConfig answers GET /api/config: the push config in the bucket,
 // with its ETag.
@@ -97,9 +97,9 @@ func (s *Server) apiPutConfig(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET /api/config")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxConfigBody))
+	body, err := readBody(w, r, maxConfigBody)
 	if err != nil {
-		s.apiError(w, http.StatusBadRequest, "read push config: "+err.Error())
+		s.apiBodyError(w, "push config", err)
 		return
 	}
 	c, err := manifest.ParsePushConfig(body)
