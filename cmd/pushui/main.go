@@ -42,6 +42,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.AllowUnconditionalStore, "allow-unconditional-store", false, "start on an S3 store that ignores If-Match/If-None-Match (refused by default: concurrent edits would be lost); safe only with a single writer")
 	fs.StringVar(&cfg.Addr, "addr", pushui.DefaultAddr, "listen `address`; anything but loopback needs -auth-header or -htpasswd")
 	fs.StringVar(&cfg.AuthHeader, "auth-header", "", "trust this request `header` for the user's identity (e.g. X-Forwarded-Email behind oauth2-proxy or IAP)")
+	var trusted string
+	fs.StringVar(&trusted, "trusted-proxy", "", "with -auth-header: the `CIDR[,CIDR…]` of the auth proxy; requests from any other peer are refused (required off loopback)")
+	fs.StringVar(&cfg.IAPAudience, "iap-audience", "", "verify Google Identity-Aware Proxy's signed header x-goog-iap-jwt-assertion for this `audience` (/projects/NUMBER/global/backendServices/ID); the user is its email")
 	fs.StringVar(&cfg.HtpasswdFile, "htpasswd", "", "require HTTP Basic auth against this htpasswd `FILE` (bcrypt hashes: htpasswd -B)")
 	fs.StringVar(&admins, "admins", "", "comma-separated `users` who may change manifests; others may only look")
 	fs.StringVar(&cfg.NudgeTopic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge servers on; {server} in it becomes each server's name, for a topic per server (recommended for large fleets), e.g. nats://pushpull.{server}?natsv2=true (default $"+nudge.EnvTopic+")")
@@ -63,11 +66,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cfg.Admins = append(cfg.Admins, a)
 		}
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
-	if err := cfg.Check(); err != nil {
-		fmt.Fprintf(stderr, "pushui: %v\n", err)
+	var err error
+	if cfg.TrustedProxies, err = pushui.ParseTrustedProxies(trusted); err != nil {
+		fmt.Fprintf(stderr, "pushui: -trusted-proxy: %v\n", err)
 		return 2
 	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 
 	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/api/idtoken"
 )
 
 // LocalUser is the name recorded in the audit log for requests served
@@ -122,33 +124,116 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
+// IAPHeader carries the signed JWT Google's Identity-Aware Proxy adds to
+// every request it lets through.
+const IAPHeader = "X-Goog-Iap-Jwt-Assertion"
+
+// iapIssuer is the issuer of IAP's JWTs.
+const iapIssuer = "https://cloud.google.com/iap"
+
 // auth identifies the user of a request and decides what they may do.
 type auth struct {
-	header   string    // trusted identity header, when set
-	htpasswd *Htpasswd // Basic auth, when set
+	header   string         // trusted identity header, when set
+	trusted  []netip.Prefix // peers allowed to set header; none: any (a loopback listener)
+	htpasswd *Htpasswd      // Basic auth, when set
+	iap      *idtoken.Validator
+	audience string // IAP's signed-header audience, with iap
 	admins   map[string]bool
 }
 
 // enabled reports whether requests are authenticated at all.
-func (a *auth) enabled() bool { return a.header != "" || a.htpasswd != nil }
+func (a *auth) enabled() bool { return a.header != "" || a.htpasswd != nil || a.iap != nil }
 
-// identify returns the request's user, or "" when the request carries no
-// acceptable identity.
-func (a *auth) identify(r *http.Request) string {
+// identify returns the request's user, or "" and why when the request
+// carries no acceptable identity.
+func (a *auth) identify(r *http.Request) (string, string) {
 	switch {
+	case a.iap != nil:
+		return a.identifyIAP(r)
 	case a.header != "":
+		if !a.fromTrusted(r) {
+			return "", "request from " + r.RemoteAddr + ", which is not a -trusted-proxy: pushui must be reached through its authenticating proxy"
+		}
 		v := strings.TrimSpace(r.Header.Get(a.header))
 		// Google IAP prefixes the address with the identity provider.
 		v = strings.TrimPrefix(v, "accounts.google.com:")
-		return v
+		if v == "" {
+			return "", "no identity in header " + a.header + ": pushui must be reached through its authenticating proxy"
+		}
+		return v, ""
 	case a.htpasswd != nil:
 		u, p, ok := r.BasicAuth()
 		if !ok || !a.htpasswd.Verify(u, p) {
-			return ""
+			return "", "sign in to use pushui"
 		}
-		return u
+		return u, ""
 	}
-	return LocalUser
+	return LocalUser, ""
+}
+
+// fromTrusted reports whether the request's peer may set the identity
+// header: it is in a trusted prefix, or no prefix is configured.
+func (a *auth) fromTrusted(r *http.Request) bool {
+	if len(a.trusted) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range a.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// identifyIAP verifies IAP's signed header (signature against Google's IAP
+// keys, expiry, audience, issuer) and returns its email claim.
+func (a *auth) identifyIAP(r *http.Request) (string, string) {
+	tok := r.Header.Get(IAPHeader)
+	if tok == "" {
+		return "", "no " + IAPHeader + " header: pushui must be reached through Identity-Aware Proxy"
+	}
+	p, err := a.iap.Validate(r.Context(), tok, a.audience)
+	if err != nil {
+		return "", "IAP assertion refused: " + err.Error()
+	}
+	if p.Issuer != iapIssuer {
+		return "", fmt.Sprintf("IAP assertion refused: issuer %q is not %s", p.Issuer, iapIssuer)
+	}
+	email, _ := p.Claims["email"].(string)
+	if email == "" {
+		return "", "IAP assertion refused: no email claim"
+	}
+	return email, ""
+}
+
+// ParseTrustedProxies parses -trusted-proxy: comma-separated CIDR
+// prefixes or single addresses.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if !strings.Contains(item, "/") {
+			a, err := netip.ParseAddr(item)
+			if err != nil {
+				return nil, fmt.Errorf("trusted proxy %q: not an address or CIDR prefix", item)
+			}
+			item = netip.PrefixFrom(a, a.BitLen()).String()
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: %w", item, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // isAdmin reports whether user may change manifests. Without

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
+
+	"google.golang.org/api/idtoken"
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleet"
@@ -21,18 +24,20 @@ const DefaultAddr = "127.0.0.1:8000"
 
 // Config is pushui's command line.
 type Config struct {
-	Bucket                  string        // bucket URL (required)
-	ConfigFile              string        // push config JSON written to the bucket when it holds none; "" = use the bucket's
-	AllowUnconditionalStore bool          // start on an S3 store that ignores conditional writes (a single writer only)
-	Addr                    string        // listen address; DefaultAddr when empty
-	AuthHeader              string        // trusted identity header set by an auth proxy
-	HtpasswdFile            string        // htpasswd file of bcrypt hashes, for Basic auth
-	Admins                  []string      // users who may change manifests
-	NudgeTopic              string        // gocloud.dev/pubsub topic URL for nudges
-	NudgeURL                string        // HTTP nudge URL template ({server})
-	NudgeGCE                string        // PROJECT/ZONE of the GCE instances nudged by metadata (instance name = server name)
-	Refresh                 time.Duration // background re-listing interval; 0 = only on demand
-	Logger                  *slog.Logger  // required
+	Bucket                  string         // bucket URL (required)
+	ConfigFile              string         // push config JSON written to the bucket when it holds none; "" = use the bucket's
+	AllowUnconditionalStore bool           // start on an S3 store that ignores conditional writes (a single writer only)
+	Addr                    string         // listen address; DefaultAddr when empty
+	AuthHeader              string         // trusted identity header set by an auth proxy
+	TrustedProxies          []netip.Prefix // peers allowed to set AuthHeader; required off loopback
+	HtpasswdFile            string         // htpasswd file of bcrypt hashes, for Basic auth
+	IAPAudience             string         // verify Identity-Aware Proxy's signed header for this audience
+	Admins                  []string       // users who may change manifests
+	NudgeTopic              string         // gocloud.dev/pubsub topic URL for nudges
+	NudgeURL                string         // HTTP nudge URL template ({server})
+	NudgeGCE                string         // PROJECT/ZONE of the GCE instances nudged by metadata (instance name = server name)
+	Refresh                 time.Duration  // background re-listing interval; 0 = only on demand
+	Logger                  *slog.Logger   // required
 }
 
 // ErrUsage is wrapped by Run's errors about the configuration itself (as
@@ -41,18 +46,22 @@ var ErrUsage = errors.New("usage")
 
 // Check validates cfg without touching anything: required fields, one
 // authentication mode at most, admins only with authentication, and no
-// listening beyond loopback without authentication.
+// listening beyond loopback without authentication, nor with an identity
+// header that any peer could set.
 func (cfg *Config) Check() error {
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
 	}
+	modes := countTrue(cfg.AuthHeader != "", cfg.HtpasswdFile != "", cfg.IAPAudience != "")
 	switch {
 	case cfg.Bucket == "":
 		return fmt.Errorf("%w: -bucket is required", ErrUsage)
-	case cfg.AuthHeader != "" && cfg.HtpasswdFile != "":
-		return fmt.Errorf("%w: give -auth-header or -htpasswd, not both", ErrUsage)
-	case len(cfg.Admins) > 0 && cfg.AuthHeader == "" && cfg.HtpasswdFile == "":
-		return fmt.Errorf("%w: -admins needs -auth-header or -htpasswd to know who is who", ErrUsage)
+	case modes > 1:
+		return fmt.Errorf("%w: give one of -auth-header, -htpasswd and -iap-audience, not several", ErrUsage)
+	case len(cfg.Admins) > 0 && modes == 0:
+		return fmt.Errorf("%w: -admins needs -auth-header, -htpasswd or -iap-audience to know who is who", ErrUsage)
+	case len(cfg.TrustedProxies) > 0 && cfg.AuthHeader == "":
+		return fmt.Errorf("%w: -trusted-proxy says who may set -auth-header; give -auth-header too", ErrUsage)
 	case cfg.Refresh < 0:
 		return fmt.Errorf("%w: -refresh must not be negative", ErrUsage)
 	}
@@ -60,8 +69,11 @@ func (cfg *Config) Check() error {
 	if err != nil {
 		return fmt.Errorf("%w: -addr %s: %v", ErrUsage, cfg.Addr, err)
 	}
-	if !loop && cfg.AuthHeader == "" && cfg.HtpasswdFile == "" {
-		return fmt.Errorf("%w: refusing to listen on %s without authentication: give -auth-header (behind an auth proxy) or -htpasswd, or listen on 127.0.0.1", ErrUsage, cfg.Addr)
+	switch {
+	case !loop && modes == 0:
+		return fmt.Errorf("%w: refusing to listen on %s without authentication: give -iap-audience (behind Identity-Aware Proxy), -auth-header with -trusted-proxy (behind another auth proxy) or -htpasswd, or listen on 127.0.0.1", ErrUsage, cfg.Addr)
+	case !loop && cfg.AuthHeader != "" && len(cfg.TrustedProxies) == 0:
+		return fmt.Errorf("%w: -auth-header on %s needs -trusted-proxy CIDR[,CIDR…]: otherwise anyone who reaches the port can send %s and be whoever they say", ErrUsage, cfg.Addr, cfg.AuthHeader)
 	}
 	return nil
 }
@@ -91,7 +103,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	opts := Options{AuthHeader: cfg.AuthHeader, Admins: cfg.Admins, Logger: log}
+	opts := Options{AuthHeader: cfg.AuthHeader, TrustedProxies: cfg.TrustedProxies, IAPAudience: cfg.IAPAudience, Admins: cfg.Admins, Logger: log}
+	if cfg.IAPAudience != "" {
+		v, err := idtoken.NewValidator(ctx)
+		if err != nil {
+			return fmt.Errorf("pushui: IAP validator: %w", err)
+		}
+		opts.IAP = v
+	}
 	if cfg.ConfigFile != "" {
 		data, err := os.ReadFile(cfg.ConfigFile)
 		if err != nil {
@@ -110,7 +129,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("pushui: %s: %w", cfg.HtpasswdFile, err)
 		}
 	}
-	if (cfg.AuthHeader != "" || cfg.HtpasswdFile != "") && len(cfg.Admins) == 0 {
+	if (cfg.AuthHeader != "" || cfg.HtpasswdFile != "" || cfg.IAPAudience != "") && len(cfg.Admins) == 0 {
 		log.Warn("no -admins: everyone can look, nobody can change anything")
 	}
 
@@ -184,6 +203,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 func authMode(cfg Config) string {
 	switch {
+	case cfg.IAPAudience != "":
+		return "iap " + cfg.IAPAudience
 	case cfg.AuthHeader != "":
 		return "header " + cfg.AuthHeader
 	case cfg.HtpasswdFile != "":

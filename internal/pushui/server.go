@@ -13,12 +13,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/api/idtoken"
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleet"
@@ -45,10 +48,20 @@ type Options struct {
 	// by an authenticating proxy (IAP, oauth2-proxy). pushui trusts it
 	// blindly: it must only be reachable through that proxy.
 	AuthHeader string
+	// TrustedProxies, with AuthHeader, are the peers allowed to set it:
+	// a request from any other address is refused (401) whatever headers
+	// it carries. Empty trusts every peer, which Run allows only on a
+	// loopback listener.
+	TrustedProxies []netip.Prefix
 	// Htpasswd, when set, requires HTTP Basic authentication against it.
-	// At most one of AuthHeader and Htpasswd may be set; with neither,
-	// every request is served as LocalUser, who may write.
 	Htpasswd *Htpasswd
+	// IAP, when set, requires the signed x-goog-iap-jwt-assertion header
+	// of Google's Identity-Aware Proxy, verified by it with IAPAudience as
+	// the audience; the user is the token's email claim. At most one of
+	// AuthHeader, Htpasswd and IAP may be set; with none, every request is
+	// served as LocalUser, who may write.
+	IAP         *idtoken.Validator
+	IAPAudience string
 	// Admins may change manifests; other authenticated users may only look.
 	Admins []string
 	// Nudger is told about every server whose manifest changed; nil sends
@@ -97,8 +110,11 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		return nil, errors.New("pushui: no logger")
 	}
-	if opts.AuthHeader != "" && opts.Htpasswd != nil {
-		return nil, errors.New("pushui: choose one authentication: an identity header or an htpasswd file")
+	if n := countTrue(opts.AuthHeader != "", opts.Htpasswd != nil, opts.IAP != nil); n > 1 {
+		return nil, errors.New("pushui: choose one authentication: an identity header, an htpasswd file or IAP")
+	}
+	if opts.IAP != nil && opts.IAPAudience == "" {
+		return nil, errors.New("pushui: IAP needs its audience")
 	}
 	if opts.Config != nil {
 		if err := opts.Config.Validate(); err != nil {
@@ -112,7 +128,7 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	s := &Server{
 		b:      b,
 		fleet:  fleet.New(opts.Store, fleet.Options{Nudger: opts.Nudger, Logger: opts.Logger, Now: now}),
-		auth:   &auth{header: opts.AuthHeader, htpasswd: opts.Htpasswd, admins: map[string]bool{}},
+		auth:   &auth{header: opts.AuthHeader, trusted: opts.TrustedProxies, htpasswd: opts.Htpasswd, iap: opts.IAP, audience: opts.IAPAudience, admins: map[string]bool{}},
 		nudger: opts.Nudger,
 		log:    opts.Logger,
 		now:    now,
@@ -217,14 +233,15 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		user := s.auth.identify(r)
+		user, why := s.auth.identify(r)
 		if user == "" {
 			if s.auth.htpasswd != nil {
 				w.Header().Set("WWW-Authenticate", `Basic realm="pushui", charset="UTF-8"`)
-				s.fail(w, r, http.StatusUnauthorized, "sign in to use pushui")
-			} else {
-				s.fail(w, r, http.StatusUnauthorized, "no identity in header "+s.auth.header+": pushui must be reached through its authenticating proxy")
 			}
+			if s.auth.htpasswd == nil { // a browser's first request to a Basic realm is not news
+				s.log.Warn("request refused: no identity", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "why", why)
+			}
+			s.fail(w, r, http.StatusUnauthorized, why)
 			return
 		}
 		safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
@@ -235,6 +252,16 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey, user)))
 	})
+}
+
+func countTrue(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // fail answers an error: JSON under /api/, a page elsewhere.
