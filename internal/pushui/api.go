@@ -177,7 +177,7 @@ func (s *Server) apiGetManifest(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", etag(v))
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeRaw(w, http.StatusOK, m.Marshal())
+	writeRaw(w, http.StatusOK, s.forViewer(r.Context(), m).Marshal())
 }
 
 func writeRaw(w http.ResponseWriter, code int, body []byte) {
@@ -362,7 +362,9 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 		Server  string      `json:"server"`
 		Records []apiRecord `json:"records"`
 	}{Server: server, Records: []apiRecord{}}
+	ctx := r.Context()
 	for _, rec := range recs {
+		rec.Before, rec.After = s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After)
 		a := apiRecord{Time: rec.Time, User: rec.User, Action: rec.Action, Changes: nonNil(describeChange(rec.Before, rec.After)), Before: json.RawMessage("null"), After: json.RawMessage("null")}
 		if rec.Before != nil {
 			a.Before = rec.Before.Marshal()

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/api/idtoken"
+
+	"github.com/pushpull/pushpull/manifest"
 )
 
 // LocalUser is the name recorded in the audit log for requests served
@@ -253,4 +255,24 @@ const userKey ctxKey = 0
 func userOf(ctx context.Context) string {
 	u, _ := ctx.Value(userKey).(string)
 	return u
+}
+
+// maskedValue replaces config values shown to users who are not admins.
+const maskedValue = "•••"
+
+// forViewer returns m as the request's user may see it: whole for admins
+// (and without authentication), with every config value replaced by
+// maskedValue for other signed-in users, since values often carry secrets.
+// The keys stay, so everyone sees what is configured. m is not modified.
+func (s *Server) forViewer(ctx context.Context, m *manifest.Manifest) *manifest.Manifest {
+	if m == nil || s.auth.isAdmin(userOf(ctx)) {
+		return m
+	}
+	masked := m.Clone()
+	for i := range masked.Packages {
+		for k := range masked.Packages[i].Config {
+			masked.Packages[i].Config[k] = maskedValue
+		}
+	}
+	return masked
 }

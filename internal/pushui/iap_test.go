@@ -17,6 +17,8 @@ import (
 
 	"google.golang.org/api/idtoken"
 	"google.golang.org/api/option"
+
+	"github.com/pushpull/pushpull/manifest"
 )
 
 // TestTrustedProxy: with an identity header and trusted proxies, a request
@@ -171,5 +173,35 @@ func TestIAP(t *testing.T) {
 	wantCode(t, w, http.StatusOK)
 	if recs := f.audit("db-1"); len(recs) != 1 || recs[0].User != "ann@example.com" {
 		t.Fatalf("audit = %+v, want one record by ann@example.com", recs)
+	}
+}
+
+// TestConfigValuesMasked: admins see config values in the manifest, the
+// history and the env settings; other signed-in users see the keys with
+// the values masked, in the pages and the API alike.
+func TestConfigValuesMasked(t *testing.T) {
+	f := newFixture(t)
+	s := f.server(func(o *Options) {
+		o.AuthHeader = "X-User"
+		o.Admins = []string{"ann"}
+	})
+	w := do(t, s, http.MethodGet, "/api/servers/web-1", nil, "X-User", "ann")
+	wantCode(t, w, http.StatusOK)
+	m, err := manifest.Parse(w.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Packages[0].Config = map[string]string{"DB_PASSWORD": "hunter2"}
+	w = do(t, s, http.MethodPut, "/api/servers/web-1", strings.NewReader(string(m.Marshal())), "X-User", "ann", "If-Match", w.Header().Get("ETag"))
+	wantCode(t, w, http.StatusOK)
+	for _, path := range []string{"/api/servers/web-1", "/api/servers/web-1/history", "/servers/web-1", "/servers/web-1/apps/hello"} {
+		admin := do(t, s, http.MethodGet, path, nil, "X-User", "ann").Body.String()
+		viewer := do(t, s, http.MethodGet, path, nil, "X-User", "bob").Body.String()
+		if !strings.Contains(admin, "hunter2") {
+			t.Errorf("%s: the admin does not see the value", path)
+		}
+		if strings.Contains(viewer, "hunter2") || !strings.Contains(viewer, "DB_PASSWORD") || !strings.Contains(viewer, maskedValue) {
+			t.Errorf("%s: a viewer sees the value, or not the key masked:\n%.2000s", path, viewer)
+		}
 	}
 }

@@ -235,15 +235,16 @@ func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
 	ss := s.cache.refreshServer(r.Context(), name)
 	p := &serverPage{page: s.page(r, name), Flash: flashes(r.URL.Query(), name, "")}
 	p.Server = buildServer(ss, s.conf(), s.serverGroups(), s.cache.load().apps, p.Now, true, newLabels())
+	ctx := r.Context()
 	if ss.Manifest != nil {
-		p.Manifest = string(ss.Manifest.Marshal())
+		p.Manifest = string(s.forViewer(ctx, ss.Manifest).Marshal())
 	}
-	recs, err := s.b.ListAudit(r.Context(), name, historyLimit)
+	recs, err := s.b.ListAudit(ctx, name, historyLimit)
 	if err != nil {
 		p.HistErr = err.Error()
 	}
 	for _, rec := range recs {
-		p.History = append(p.History, historyEntry{Time: at(rec.Time, p.Now), User: rec.User, Action: rec.Action, Changes: describeChange(rec.Before, rec.After)})
+		p.History = append(p.History, historyEntry{Time: at(rec.Time, p.Now), User: rec.User, Action: rec.Action, Changes: describeChange(s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After))})
 	}
 	s.render(w, r, http.StatusOK, "server", p)
 }
@@ -307,8 +308,8 @@ func (s *Server) appData(ctx context.Context, r *http.Request, server, app strin
 	p.Server = v
 
 	desired := map[string]bool{}
-	if ss.Manifest != nil {
-		for _, e := range ss.Manifest.Packages {
+	if m := s.forViewer(ctx, ss.Manifest); m != nil {
+		for _, e := range m.Packages {
 			if e.Package.App != app {
 				continue
 			}
