@@ -87,7 +87,7 @@ func testTooLarge(t *testing.T, b backend) {
 		t.Fatalf("Changed of the large manifest = %v, %q, %v", changed, cur, err)
 	}
 	if b.count != nil {
-		if sent := b.count() - before; sent > 1<<20 {
+		if sent := b.count() - before; sent > 2<<20 {
 			t.Fatalf("refusing an 8 MiB manifest moved %d bytes", sent)
 		}
 	}

@@ -44,9 +44,10 @@ type portable struct{ b *blob.Bucket }
 
 // readAll returns key's reader (closed) and content. A document larger
 // than MaxDocumentSize is refused without reading its body, and so is one
-// that grows past it while it is read.
+// that grows past it while it is read; the read asks for no more than that
+// many bytes, so a huge object costs no more than a large document.
 func (p portable) readAll(ctx context.Context, key string) (*blob.Reader, []byte, error) {
-	r, err := p.b.NewReader(ctx, key, nil)
+	r, err := p.b.NewRangeReader(ctx, key, 0, MaxDocumentSize+1, nil)
 	if err != nil {
 		return nil, nil, classify("read", key, err)
 	}

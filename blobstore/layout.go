@@ -11,6 +11,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/pushpull/pushpull/internal/backoff"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -147,8 +148,8 @@ func (s *Store) UpdateManifest(ctx context.Context, server string, fn func(m *ma
 		}
 		nv, err := s.WriteManifest(ctx, server, next, ver)
 		if errors.Is(err, ErrConflict) {
-			if err := sleep(ctx, time.Duration(try*try)*time.Millisecond); err != nil {
-				return ManifestUpdate{}, err
+			if err := backoff.Sleep(ctx, backoff.Jitter(time.Duration(try*try)*time.Millisecond)); err != nil {
+				return ManifestUpdate{}, fmt.Errorf("blobstore: update manifest of %s: %w", server, err)
 			}
 			continue
 		}
@@ -159,18 +160,6 @@ func (s *Store) UpdateManifest(ctx context.Context, server string, fn func(m *ma
 		return u, nil
 	}
 	return ManifestUpdate{}, fmt.Errorf("blobstore: update manifest of %s: gave up after %d conflicting writers: %w", server, maxUpdateTries, ErrConflict)
-}
-
-// sleep waits for d or until ctx ends, whichever is first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("blobstore: %w", ctx.Err())
-	}
 }
 
 // ReadPushConfig reads config/push.json. A missing config is nil with

@@ -10,9 +10,9 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/backoff"
 	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
@@ -133,12 +133,10 @@ func (a *attempt) bucketRetry(ctx context.Context, what string, fn func() error)
 		if err == nil || !transient(err) || try >= e.cfg.DownloadTries || ctx.Err() != nil {
 			return err
 		}
-		wait := e.cfg.Backoff << (try - 1)
+		wait := backoff.Delay(try, e.cfg.Backoff, 0)
 		a.log.Warn("bucket read failed; trying again", "op", what, "try", try, "wait", wait, "err", err)
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, wait) != nil {
 			return err
-		case <-time.After(wait):
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/backoff"
 )
 
 // waitDelay bounds how long a script's Wait may still block once the script
@@ -56,12 +58,9 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 		if ctx.Err() != nil || try == e.cfg.Tries || errors.Is(err, ErrTimeout) {
 			break
 		}
-		wait := e.cfg.Backoff << (try - 1)
+		wait := backoff.Delay(try, e.cfg.Backoff, 0)
 		a.scripts.Warn("script failed; trying again", "step", step, "try", try, "wait", wait, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		_ = backoff.Sleep(ctx, wait) // a cancelled ctx ends the loop above
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", err, cerr)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mathrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -17,10 +16,12 @@ import (
 	compute "google.golang.org/api/compute/v1"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
+
+	"github.com/pushpull/pushpull/internal/backoff"
 )
 
 // PushrevKey is the instance metadata key the GCE form sets; pulld's
-// -nudge gce waits on instance/attributes/pushrev (internal/watch).
+// -nudge gce waits on instance/attributes/pushrev (WatchGCE).
 const PushrevKey = "pushrev"
 
 // gceAttempts bounds the get + setMetadata rounds of one GCE nudge: each
@@ -113,11 +114,8 @@ func (n *Nudger) setPushrev(ctx context.Context, server string) error {
 			n.log.Debug("instance metadata changed meanwhile, trying again", "server", server, "attempt", attempt)
 			// A little jitter, so that two nudgers racing on one instance
 			// do not keep colliding.
-			d := time.Duration(attempt-1) * (20*time.Millisecond + mathrand.N(30*time.Millisecond))
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("nudge %s: gce: %w (after: %w)", server, ctx.Err(), err)
-			case <-time.After(d):
+			if serr := backoff.Sleep(ctx, backoff.Jitter(backoff.Delay(attempt-1, 30*time.Millisecond, 0))); serr != nil {
+				return fmt.Errorf("nudge %s: gce: %w (after: %w)", server, serr, err)
 			}
 		}
 		err = n.trySetPushrev(ctx, server, value)

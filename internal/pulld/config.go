@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/nudge/urltemplate"
-	"github.com/pushpull/pushpull/internal/watch"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -182,7 +182,7 @@ func (n nudgeSource) name() string {
 func parseNudge(s, server string) (nudgeSource, error) {
 	switch {
 	case s == NudgeGCE:
-		return nudgeSource{kind: NudgeGCE, arg: watch.DefaultGCEAttribute}, nil
+		return nudgeSource{kind: NudgeGCE, arg: nudge.PushrevKey}, nil
 	case strings.HasPrefix(s, NudgeGCE+":") && !strings.Contains(s, "://"):
 		attr := strings.TrimPrefix(s, NudgeGCE+":")
 		if attr == "" || strings.ContainsAny(attr, "/?&#") {
@@ -195,7 +195,7 @@ func parseNudge(s, server string) (nudgeSource, error) {
 		return nudgeSource{}, fmt.Errorf("subscription URL template: %w", err)
 	}
 	u := tmpl.Expand(server)
-	if err := watch.CheckPubSubURL(u); err != nil {
+	if err := nudge.CheckPubSubURL(u); err != nil {
 		return nudgeSource{}, fmt.Errorf("want gce, gce:ATTR or a pub/sub subscription URL: %w", err)
 	}
 	return nudgeSource{kind: "pubsub", arg: u}, nil

@@ -89,9 +89,6 @@ func TestParseNudge(t *testing.T) {
 
 func TestSchedule(t *testing.T) {
 	for range 1000 {
-		if d := jitter(time.Minute); d < 48*time.Second || d >= 72*time.Second {
-			t.Fatalf("jitter(1m) = %v", d)
-		}
 		if d := initialDelay(time.Hour); d < 0 || d >= maxInitialDelay {
 			t.Fatalf("initialDelay(1h) = %v", d)
 		}
@@ -103,9 +100,9 @@ func TestSchedule(t *testing.T) {
 		t.Errorf("initialDelay(0) = %v", d)
 	}
 	for n, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 3: 4 * time.Minute, 7: time.Hour, 100: time.Hour} {
-		d := backoff(n, time.Minute, time.Hour)
+		d := retryDelay(n, time.Minute, time.Hour)
 		if d < want*8/10 || d > want*12/10 {
-			t.Errorf("backoff(%d) = %v, want %v ±20%%", n, d, want)
+			t.Errorf("retryDelay(%d) = %v, want %v ±20%%", n, d, want)
 		}
 	}
 }

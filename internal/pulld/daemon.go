@@ -21,8 +21,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/backoff"
 	"github.com/pushpull/pushpull/internal/fleet"
-	"github.com/pushpull/pushpull/internal/watch"
+	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -162,7 +163,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Splay > 0 {
 		d := rand.N(cfg.Splay)
 		log.Debug("splay before the first request", "wait", d)
-		if err := sleepCtx(ctx, d); err != nil {
+		if err := backoff.Sleep(ctx, d); err != nil {
 			return nil // stopped while waiting: nothing was done
 		}
 	}
@@ -262,14 +263,14 @@ func (d *daemon) serve(ctx context.Context) error {
 // startSources starts the nudge sources of -nudge, and the file watch for
 // file:// buckets.
 func (d *daemon) startSources(ctx context.Context, wg *sync.WaitGroup) {
-	hooks := func(name string) watch.Hooks {
-		return watch.Hooks{
+	hooks := func(name string) nudge.Hooks {
+		return nudge.Hooks{
 			Nudge:  func() { d.nudge(name) },
 			Ready:  func() { d.setSource(name, true) },
 			Logger: d.log.With("nudge", name),
 		}
 	}
-	start := func(name string, fn func(context.Context, watch.Hooks) error) {
+	start := func(name string, fn func(context.Context, nudge.Hooks) error) {
 		d.setSource(name, false)
 		wg.Go(func() {
 			if err := fn(ctx, hooks(name)); err != nil && ctx.Err() == nil {
@@ -282,15 +283,15 @@ func (d *daemon) startSources(ctx context.Context, wg *sync.WaitGroup) {
 		src, _ := parseNudge(s, d.cfg.Server) // checked by Validate
 		switch src.kind {
 		case NudgeGCE:
-			start(src.name(), func(ctx context.Context, h watch.Hooks) error { return watch.GCE(ctx, src.arg, h) })
+			start(src.name(), func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchGCE(ctx, src.arg, h) })
 		default:
-			start(src.name(), func(ctx context.Context, h watch.Hooks) error {
-				return watch.PubSub(ctx, src.arg, d.cfg.Server, h)
+			start(src.name(), func(ctx context.Context, h nudge.Hooks) error {
+				return nudge.WatchPubSub(ctx, src.arg, d.cfg.Server, h)
 			})
 		}
 	}
 	if path := manifestPath(d.store, d.cfg.Server); path != "" {
-		start(sourceFile, func(ctx context.Context, h watch.Hooks) error { return watch.File(ctx, path, h) })
+		start(sourceFile, func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchFile(ctx, path, h) })
 	}
 }
 
@@ -377,9 +378,9 @@ func (d *daemon) loop(ctx context.Context) error {
 // (backing off up to the poll period), and no later than the next due
 // retry of a failed env.
 func (d *daemon) nextWake(c cycle, now time.Time) time.Duration {
-	next := jitter(d.cfg.Poll)
+	next := backoff.Jitter(d.cfg.Poll)
 	if d.bucketFails > 0 {
-		next = backoff(d.bucketFails, min(errRetryMin, d.cfg.Poll), d.cfg.Poll)
+		next = retryDelay(d.bucketFails, min(errRetryMin, d.cfg.Poll), d.cfg.Poll)
 	}
 	if !c.retryAt.IsZero() {
 		next = min(next, max(c.retryAt.Sub(now), 0))

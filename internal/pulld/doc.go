@@ -52,7 +52,7 @@
 // go into a channel of capacity one: a nudge during a reconcile is kept and
 // one more reconcile follows; further nudges merge with it. At most 5
 // nudge-triggered reconciles a second are run (burst 5), so a flood of POST
-// /nudge cannot make a host hammer the bucket. Sources (internal/watch):
+// /nudge cannot make a host hammer the bucket. Sources (internal/nudge, its Watch functions):
 //
 //   - -nudge gce (or gce:ATTR): a hanging GET on the instance metadata
 //     attribute pushrev, through GCE_METADATA_HOST when set;

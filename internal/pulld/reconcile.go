@@ -205,7 +205,7 @@ func (d *daemon) act(work context.Context, rec *envRecord, act action, key strin
 		rec.retry = r
 	}
 	r.attempts++
-	r.next = time.Now().Add(backoff(r.attempts, d.cfg.RetryMin, d.cfg.RetryMax))
+	r.next = time.Now().Add(retryDelay(r.attempts, d.cfg.RetryMin, d.cfg.RetryMax))
 	log.Error("action failed", "state", o.State, "step", o.Step, "err", o.Error,
 		"attempt", r.attempts, "retry_at", r.next.UTC().Format(time.RFC3339), "took", took.Round(time.Millisecond))
 	return o

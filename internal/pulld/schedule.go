@@ -1,16 +1,11 @@
 package pulld
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
-)
 
-// jitter returns d scaled by a random factor in [0.8, 1.2): polls of a
-// fleet started together drift apart instead of hitting the bucket at once.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
+	"github.com/pushpull/pushpull/internal/backoff"
+)
 
 // initialDelay returns the random wait before the first poll: up to a tenth
 // of the poll period, at most maxInitialDelay, so a fleet rebooted at once
@@ -26,24 +21,9 @@ func initialDelay(poll time.Duration) time.Duration {
 // maxInitialDelay caps initialDelay.
 const maxInitialDelay = 30 * time.Second
 
-// backoff returns the delay after the n-th consecutive failure (n ≥ 1):
-// lo, 2·lo, 4·lo, … capped at hi, with jitter.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	return jitter(min(d, hi))
-}
-
-// sleepCtx waits d, or until ctx ends, when it returns ctx's error.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// retryDelay returns the wait after the n-th consecutive failure (n ≥ 1):
+// lo, 2·lo, 4·lo, … capped at hi, with jitter, so a fleet that failed
+// together drifts apart.
+func retryDelay(n int, lo, hi time.Duration) time.Duration {
+	return backoff.Jitter(backoff.Delay(n, lo, hi))
 }

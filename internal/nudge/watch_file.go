@@ -1,4 +1,4 @@
-package watch
+package nudge
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // its metadata and the MD5 that is the object's version.
 const attrsSuffix = ".attrs"
 
-// File nudges whenever the file at path, or the ".attrs" sidecar that
+// WatchFile nudges whenever the file at path, or the ".attrs" sidecar that
 // gocloud's fileblob keeps beside it, is created, written, renamed or
 // removed. It watches path's directory, because writers replace the file by
 // renaming a temporary file onto it, which a watch on the file itself would
@@ -25,21 +25,21 @@ const attrsSuffix = ".attrs"
 // File returns ctx.Err() when ctx ends, and an error when the watch cannot
 // be set up; watcher errors after that (such as an event-queue overflow)
 // are logged and answered with a nudge, since an event may have been lost.
-func File(ctx context.Context, path string, h Hooks) error {
+func WatchFile(ctx context.Context, path string, h Hooks) error {
 	dir, base := filepath.Split(filepath.Clean(path))
 	if base == "" || base == "." || base == "/" {
-		return fmt.Errorf("watch: file: %q names no file", path)
+		return fmt.Errorf("nudge: watch file: %q names no file", path)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("watch: file: %w", err)
+		return fmt.Errorf("nudge: watch file: %w", err)
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch: file: %w", err)
+		return fmt.Errorf("nudge: watch file: %w", err)
 	}
 	defer w.Close()
 	if err := w.Add(dir); err != nil {
-		return fmt.Errorf("watch: file: watch %s: %w", dir, err)
+		return fmt.Errorf("nudge: watch file: watch %s: %w", dir, err)
 	}
 	log := h.logger().With("source", "file", "path", path)
 	h.ready()
@@ -49,14 +49,14 @@ func File(ctx context.Context, path string, h Hooks) error {
 			return ctx.Err()
 		case ev, ok := <-w.Events:
 			if !ok {
-				return errors.New("watch: file: watcher closed")
+				return errors.New("nudge: watch file: watcher closed")
 			}
 			if n := filepath.Base(ev.Name); n == base || n == base+attrsSuffix {
 				h.Nudge()
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
-				return errors.New("watch: file: watcher closed")
+				return errors.New("nudge: watch file: watcher closed")
 			}
 			log.Warn("file watch error", "err", err)
 			h.Nudge()

@@ -1,11 +1,12 @@
-// Package watch turns events outside pulld into nudges: a change of a GCE
-// instance metadata attribute, a pub/sub message naming the server, or a
-// change of the manifest file of a file:// bucket (DESIGN.md section 6).
+// This file and watch_*.go are the receiving half: the watches that turn
+// events outside pulld into nudges, a change of a GCE instance metadata
+// attribute (PushrevKey, which the GCE form sets), a pub/sub message naming
+// the server, or a change of the manifest file of a file:// bucket.
 //
 // A pub/sub subscription may be to a topic the whole fleet shares, where
 // each host receives every server's message and ignores the others', or to
 // the server's own topic (one NATS subject per server), where it receives
-// only its own; large fleets should use the latter (see PubSub). Watches
+// only its own; large fleets should use the latter (see WatchPubSub). Watches
 // take concrete URLs: the {server} placeholder of pulld -nudge is expanded
 // by pulld.
 //
@@ -15,17 +16,19 @@
 // conditional read and a lost one costs at most one poll period. The watches
 // therefore err on the side of nudging, and they never give up: a broken
 // connection is logged and re-established with capped exponential backoff
-// (Backoff), because the poll keeps working meanwhile.
+// (WatchBackoffMin, WatchBackoffMax), because the poll keeps working
+// meanwhile.
 //
 // Hooks.Ready is called each time a watch is (re-)established, which lets
 // tests and pulld's log tell when a nudge can no longer be missed.
-package watch
+
+package nudge
 
 import (
-	"context"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/backoff"
 )
 
 // Hooks are what a watch calls. Nudge is required; the others are optional.
@@ -53,31 +56,14 @@ func (h Hooks) logger() *slog.Logger {
 }
 
 // Backoff bounds the delays between attempts to re-establish a broken watch:
-// the first retry waits about BackoffMin, each next one twice as long, up to
-// BackoffMax, each with ±20% jitter.
+// the first retry waits about WatchBackoffMin, each next one twice as long, up to
+// WatchBackoffMax, each with ±20% jitter.
 const (
-	BackoffMin = time.Second
-	BackoffMax = time.Minute
+	WatchBackoffMin = time.Second
+	WatchBackoffMax = time.Minute
 )
 
-// backoff returns the delay before retry number n (0-based).
-func backoff(n int) time.Duration {
-	d := BackoffMin
-	for i := 0; i < n && d < BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, BackoffMax)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-// sleep waits d or until ctx ends, and reports whether the full d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+// retryDelay returns the delay before retry number n (0-based).
+func retryDelay(n int) time.Duration {
+	return backoff.Jitter(backoff.Delay(n+1, WatchBackoffMin, WatchBackoffMax))
 }

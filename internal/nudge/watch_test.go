@@ -1,4 +1,4 @@
-package watch_test
+package nudge_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/metadatatest"
 	"github.com/pushpull/pushpull/internal/natstest"
-	"github.com/pushpull/pushpull/internal/watch"
+	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -35,8 +35,8 @@ func newRecorder() *recorder {
 	return &recorder{nudges: make(chan struct{}, 100), ready: make(chan struct{}, 100)}
 }
 
-func (r *recorder) hooks(t *testing.T) watch.Hooks {
-	return watch.Hooks{
+func (r *recorder) hooks(t *testing.T) nudge.Hooks {
+	return nudge.Hooks{
 		Nudge:  func() { r.nudges <- struct{}{} },
 		Ready:  func() { r.ready <- struct{}{} },
 		Logger: testLogger(t),
@@ -124,7 +124,7 @@ func TestGCE(t *testing.T) {
 	md.Set(pushrev, "r1")
 	md.Set("instance/attributes/other", "x")
 	r := newRecorder()
-	run(t, func(ctx context.Context) error { return watch.GCE(ctx, "pushrev", r.hooks(t)) })
+	run(t, func(ctx context.Context) error { return nudge.WatchGCE(ctx, "pushrev", r.hooks(t)) })
 	r.waitReady(t)
 	r.wantNone(t, "value at start")
 
@@ -148,7 +148,7 @@ func TestGCEAbsentAtStart(t *testing.T) {
 	md.Setenv(t)
 	md.Set("instance/attributes/other", "x")
 	r := newRecorder()
-	run(t, func(ctx context.Context) error { return watch.GCE(ctx, "pushrev", r.hooks(t)) })
+	run(t, func(ctx context.Context) error { return nudge.WatchGCE(ctx, "pushrev", r.hooks(t)) })
 	r.waitReady(t)
 	r.wantNone(t, "absent at start")
 	md.Set(pushrev, "first")
@@ -160,7 +160,7 @@ func TestGCEAbsentAtStart(t *testing.T) {
 func TestGCEInvalidAttribute(t *testing.T) {
 	for _, attr := range []string{"", "a/b", "x?y"} {
 		t.Run(attr, func(t *testing.T) {
-			err := watch.GCE(t.Context(), attr, watch.Hooks{Nudge: func() {}})
+			err := nudge.WatchGCE(t.Context(), attr, nudge.Hooks{Nudge: func() {}})
 			if err == nil {
 				t.Fatalf("GCE(%q) = nil, want an error", attr)
 			}
@@ -175,7 +175,7 @@ func TestGCEServerDown(t *testing.T) {
 	md.Set(pushrev, "r1")
 	t.Setenv("GCE_METADATA_HOST", "127.0.0.1:1") // nothing listens on port 1
 	r := newRecorder()
-	run(t, func(ctx context.Context) error { return watch.GCE(ctx, "pushrev", r.hooks(t)) })
+	run(t, func(ctx context.Context) error { return nudge.WatchGCE(ctx, "pushrev", r.hooks(t)) })
 	r.wantNone(t, "server unreachable")
 	md.Setenv(t)
 	r.waitReady(t) // reconnected after a backoff
@@ -191,7 +191,7 @@ func TestPubSubMem(t *testing.T) {
 	t.Cleanup(func() { topic.Shutdown(context.Background()) })
 	r := newRecorder()
 	run(t, func(ctx context.Context) error {
-		return watch.PubSub(ctx, "mem://pushpull-watch-test", "web-1", r.hooks(t))
+		return nudge.WatchPubSub(ctx, "mem://pushpull-watch-test", "web-1", r.hooks(t))
 	})
 	r.waitReady(t)
 	send := func(body string) {
@@ -219,7 +219,7 @@ func TestPubSubNATS(t *testing.T) {
 			ns := natstest.Start(t)
 			t.Setenv("NATS_SERVER_URL", ns.URL)
 			r := newRecorder()
-			run(t, func(ctx context.Context) error { return watch.PubSub(ctx, tc.url, "web-1", r.hooks(t)) })
+			run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, tc.url, "web-1", r.hooks(t)) })
 			r.waitReady(t)
 			ns.WaitInterest(t, tc.subject)
 			topic := ns.OpenTopic(t, tc.url)
@@ -244,7 +244,7 @@ func TestPubSubNATSRestart(t *testing.T) {
 	t.Setenv("NATS_SERVER_URL", ns.URL)
 	const subject, url = "pushpull.restart", "nats://pushpull.restart?natsv2=true"
 	r := newRecorder()
-	run(t, func(ctx context.Context) error { return watch.PubSub(ctx, url, "web-1", r.hooks(t)) })
+	run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, url, "web-1", r.hooks(t)) })
 	r.waitReady(t)
 	ns.WaitInterest(t, subject)
 	ns.Restart(t)
@@ -280,7 +280,7 @@ func TestCheckPubSubURL(t *testing.T) {
 		{"://x", false},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
-			err := watch.CheckPubSubURL(tc.url)
+			err := nudge.CheckPubSubURL(tc.url)
 			if (err == nil) != tc.ok {
 				t.Fatalf("CheckPubSubURL(%q) = %v, want ok=%v", tc.url, err, tc.ok)
 			}
@@ -289,11 +289,11 @@ func TestCheckPubSubURL(t *testing.T) {
 }
 
 func TestPubSubRefusesBadArguments(t *testing.T) {
-	h := watch.Hooks{Nudge: func() {}}
-	if err := watch.PubSub(t.Context(), "mem://x", "", h); err == nil {
+	h := nudge.Hooks{Nudge: func() {}}
+	if err := nudge.WatchPubSub(t.Context(), "mem://x", "", h); err == nil {
 		t.Error("PubSub with an empty server = nil, want an error")
 	}
-	if err := watch.PubSub(t.Context(), "nope://x", "web-1", h); err == nil {
+	if err := nudge.WatchPubSub(t.Context(), "nope://x", "web-1", h); err == nil {
 		t.Error("PubSub with an unknown scheme = nil, want an error")
 	}
 }
@@ -303,7 +303,7 @@ func TestPubSubRefusesBadArguments(t *testing.T) {
 func TestPubSubRetriesOpen(t *testing.T) {
 	const url = "mem://pushpull-watch-late"
 	r := newRecorder()
-	run(t, func(ctx context.Context) error { return watch.PubSub(ctx, url, "web-1", r.hooks(t)) })
+	run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, url, "web-1", r.hooks(t)) })
 	time.Sleep(100 * time.Millisecond)
 	topic, err := pubsub.OpenTopic(t.Context(), url)
 	if err != nil {
@@ -328,7 +328,7 @@ func TestFile(t *testing.T) {
 	key, _ := blobstore.ManifestKey("web-1")
 	path := filepath.Join(dir, filepath.FromSlash(key))
 	r := newRecorder()
-	run(t, func(ctx context.Context) error { return watch.File(ctx, path, r.hooks(t)) })
+	run(t, func(ctx context.Context) error { return nudge.WatchFile(ctx, path, r.hooks(t)) })
 	r.waitReady(t)
 	if _, err := os.Stat(filepath.Dir(path)); err != nil {
 		t.Fatalf("servers/ directory not created: %v", err)
@@ -360,7 +360,7 @@ func TestFile(t *testing.T) {
 }
 
 func TestFileRefusesBadPath(t *testing.T) {
-	if err := watch.File(t.Context(), "/", watch.Hooks{Nudge: func() {}}); err == nil {
+	if err := nudge.WatchFile(t.Context(), "/", nudge.Hooks{Nudge: func() {}}); err == nil {
 		t.Error(`File("/") = nil, want an error`)
 	}
 }

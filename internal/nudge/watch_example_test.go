@@ -1,4 +1,4 @@
-package watch_test
+package nudge_test
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 
 	"gocloud.dev/pubsub"
 
-	"github.com/pushpull/pushpull/internal/watch"
+	"github.com/pushpull/pushpull/internal/nudge"
 )
 
-// File nudges when the manifest file of a file:// bucket changes.
-func ExampleFile() {
+// WatchFile nudges when the manifest file of a file:// bucket changes.
+func ExampleWatchFile() {
 	dir, _ := os.MkdirTemp("", "bucket")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "servers", "web-1.json")
@@ -20,7 +20,7 @@ func ExampleFile() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready, nudged := make(chan struct{}, 1), make(chan struct{}, 10)
-	go watch.File(ctx, path, watch.Hooks{
+	go nudge.WatchFile(ctx, path, nudge.Hooks{
 		Nudge: func() { nudged <- struct{}{} },
 		Ready: func() { ready <- struct{}{} },
 	})
@@ -31,15 +31,15 @@ func ExampleFile() {
 	// Output: nudged
 }
 
-// PubSub nudges for messages whose body is the server's name.
-func ExamplePubSub() {
+// WatchPubSub nudges for messages whose body is the server's name.
+func ExampleWatchPubSub() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	topic, _ := pubsub.OpenTopic(ctx, "mem://example-nudges")
 	defer topic.Shutdown(context.Background())
 
 	ready, nudged := make(chan struct{}, 1), make(chan struct{}, 10)
-	go watch.PubSub(ctx, "mem://example-nudges", "web-1", watch.Hooks{
+	go nudge.WatchPubSub(ctx, "mem://example-nudges", "web-1", nudge.Hooks{
 		Nudge: func() { nudged <- struct{}{} },
 		Ready: func() { ready <- struct{}{} },
 	})

@@ -1,10 +1,11 @@
-package watch
+package nudge
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pushpull/pushpull/internal/backoff"
 	"net/url"
 	"os"
 	"path"
@@ -21,7 +22,7 @@ import (
 // shutdownTimeout bounds how long closing a subscription may take.
 const shutdownTimeout = 5 * time.Second
 
-// PubSub nudges for every message on the gocloud.dev/pubsub subscription at
+// WatchPubSub nudges for every message on the gocloud.dev/pubsub subscription at
 // subURL whose body is exactly server (DESIGN.md section 6: the message body
 // is the server name). Other messages are acknowledged and ignored, so one
 // topic can serve a whole fleet; but then every host receives every
@@ -46,9 +47,9 @@ const shutdownTimeout = 5 * time.Second
 // A subscription that cannot be opened or that fails is logged and reopened
 // with backoff. PubSub returns ctx.Err() when ctx ends, and an error at once
 // when server is empty or CheckPubSubURL refuses subURL.
-func PubSub(ctx context.Context, subURL, server string, h Hooks) error {
+func WatchPubSub(ctx context.Context, subURL, server string, h Hooks) error {
 	if server == "" {
-		return errors.New("watch: pubsub: empty server name")
+		return errors.New("nudge: watch pubsub: empty server name")
 	}
 	if err := CheckPubSubURL(subURL); err != nil {
 		return err
@@ -62,7 +63,7 @@ func PubSub(ctx context.Context, subURL, server string, h Hooks) error {
 			return ctx.Err()
 		}
 		log.Warn("pubsub subscription failed", "err", err, "retry", fails+1)
-		if !sleep(ctx, backoff(fails)) {
+		if backoff.Sleep(ctx, retryDelay(fails)) != nil {
 			return ctx.Err()
 		}
 		fails++
@@ -137,17 +138,17 @@ func openSubscription(ctx context.Context, subURL string) (*pubsub.Subscription,
 func CheckPubSubURL(subURL string) error {
 	u, err := url.Parse(subURL)
 	if err != nil || u.Scheme == "" {
-		return fmt.Errorf("watch: pubsub: subscription URL %q is not scheme://…", subURL)
+		return fmt.Errorf("nudge: watch pubsub: subscription URL %q is not scheme://…", subURL)
 	}
 	if u.Scheme == natspubsub.Scheme {
 		if err := checkSubject(path.Join(u.Host, u.Path)); err != nil {
-			return fmt.Errorf("watch: pubsub: nats URL %q: %w", u.Redacted(), err)
+			return fmt.Errorf("nudge: watch pubsub: nats URL %q: %w", u.Redacted(), err)
 		}
 		_, err := natsV2(u)
 		return err
 	}
 	if !pubsub.DefaultURLMux().ValidSubscriptionScheme(u.Scheme) {
-		return fmt.Errorf("watch: pubsub: subscription URL %q: no driver for scheme %q (have mem, nats)", subURL, u.Scheme)
+		return fmt.Errorf("nudge: watch pubsub: subscription URL %q: no driver for scheme %q (have mem, nats)", subURL, u.Scheme)
 	}
 	return nil
 }
@@ -176,7 +177,7 @@ func natsV2(u *url.URL) (bool, error) {
 	v2 := false
 	for k, vs := range u.Query() {
 		if !strings.EqualFold(k, "natsv2") {
-			return false, fmt.Errorf("watch: pubsub: nats URL %q: unsupported parameter %q (only natsv2)", u.Redacted(), k)
+			return false, fmt.Errorf("nudge: watch pubsub: nats URL %q: unsupported parameter %q (only natsv2)", u.Redacted(), k)
 		}
 		v2 = len(vs) == 0 || vs[0] == "" || strings.EqualFold(vs[0], "true")
 	}

@@ -1,23 +1,20 @@
-package watch
+package nudge
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pushpull/pushpull/internal/backoff"
 	"slices"
 	"strings"
 
 	"cloud.google.com/go/compute/metadata"
 )
 
-// DefaultGCEAttribute is the instance metadata attribute pushui sets to a
-// new value on every push (DESIGN.md section 6).
-const DefaultGCEAttribute = "pushrev"
-
 // errAppeared ends a wait on the attribute directory.
 var errAppeared = errors.New("attribute appeared")
 
-// GCE nudges whenever the instance metadata attribute attr changes value.
+// WatchGCE nudges whenever the instance metadata attribute attr changes value.
 // It holds one hanging GET open on
 // instance/attributes/{attr}?wait_for_change=true&last_etag=… through
 // cloud.google.com/go/compute/metadata, which talks to GCE_METADATA_HOST
@@ -27,11 +24,12 @@ var errAppeared = errors.New("attribute appeared")
 // anyway), but a value that differs from the last one seen when a broken
 // wait is re-established is. While the attribute does not exist, GCE waits
 // on the attribute directory instead and nudges when it appears; deleting
-// the attribute is not a nudge. Errors are logged and retried with backoff. GCE returns
-// ctx.Err() when ctx ends, and an error at once for an invalid attr.
-func GCE(ctx context.Context, attr string, h Hooks) error {
+// the attribute is not a nudge. Errors are logged and retried with backoff.
+// WatchGCE returns ctx.Err() when ctx ends, and an error at once for an
+// invalid attr. pulld watches PushrevKey, which the GCE form sets.
+func WatchGCE(ctx context.Context, attr string, h Hooks) error {
 	if attr == "" || strings.ContainsAny(attr, "/?&#") {
-		return fmt.Errorf("watch: gce: invalid attribute name %q", attr)
+		return fmt.Errorf("nudge: watch gce: invalid attribute name %q", attr)
 	}
 	log := h.logger().With("source", "gce", "attribute", attr)
 	c := metadata.NewWithOptions(&metadata.Options{Logger: log})
@@ -84,7 +82,7 @@ func GCE(ctx context.Context, attr string, h Hooks) error {
 			}
 		}
 		log.Warn("metadata watch failed", "err", err, "retry", fails+1)
-		if !sleep(ctx, backoff(fails)) {
+		if backoff.Sleep(ctx, retryDelay(fails)) != nil {
 			return ctx.Err()
 		}
 		fails++
