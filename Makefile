@@ -8,7 +8,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 
 # Test servers and linters, installed into ./bin by `make tools` from the Go
-# module proxy. internal/testserver finds the servers there.
+# module proxy. internal/testing/testserver finds the servers there.
 FAKE_GCS_SERVER_VERSION := v1.56.1
 VERSITYGW_VERSION       := v1.8.0
 STATICCHECK_VERSION     := v0.8.2
@@ -128,7 +128,7 @@ demo: build
 
 # Every benchmark once (BENCHTIME), at full size (PUSHPULL_BENCH_BYTES: the
 # package and tree sizes of the install and release benchmarks), tabulated
-# into BENCHMARKS.md by internal/benchtable with the machine it ran on. One
+# into BENCHMARKS.md by tools/benchtable with the machine it ran on. One
 # package at a time (-p 1), so no benchmark shares the machine with another.
 BENCHTIME ?= 1x
 PUSHPULL_BENCH_BYTES ?= 1073741824
@@ -139,7 +139,7 @@ bench: tools
 	{ PUSHPULL_BENCH_BYTES=$(PUSHPULL_BENCH_BYTES) $(GO) test -run='^$$' -bench=. -skip=BenchmarkNudgeToRestarting \
 		-benchtime=$(BENCHTIME) -p 1 -timeout 60m ./... && \
 	  $(GO) test -run='^$$' -bench=BenchmarkNudgeToRestarting -benchtime=$(NUDGE_PUSHES)x -timeout 30m ./internal/pulld; } \
-		| $(GO) run ./internal/benchtable -o BENCHMARKS.md
+		| $(GO) run ./tools/benchtable -o BENCHMARKS.md
 
 lint:
 	$(call install-tool,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/internal/testing/testserver"
 )
 
 func openURL(t *testing.T, url string) *blobstore.Store {

@@ -14,8 +14,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/deploytest"
-	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/testserver"
 )
 
 // isWriteOf reports whether r uploads key (an S3 PUT, a GCS upload POST).

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/internal/testing/testserver"
 )
 
 // TestContractStores runs the contract suite against more S3-compatible

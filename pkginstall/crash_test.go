@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
 )

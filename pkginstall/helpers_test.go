@@ -14,7 +14,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
 )

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pushpull/pushpull/internal/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
 )

@@ -15,9 +15,9 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/signing"
-	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"

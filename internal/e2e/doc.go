@@ -1,7 +1,7 @@
 // Package e2e holds the end-to-end test of pushpull's whole loop with real
 // processes: the release, pushui and pulld programs and the sample app of
 // examples/hello, built by TestMain with `go build`, on a file:// bucket
-// and on the S3 test server (internal/testserver, installed by `make
+// and on the S3 test server (internal/testing/testserver, installed by `make
 // tools`).
 //
 // The test walks one server through what an operator does: release hello

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpull/pushpull/internal/computetest"
+	"github.com/pushpull/pushpull/internal/testing/computetest"
 )
 
 const (

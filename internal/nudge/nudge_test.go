@@ -194,7 +194,7 @@ func TestNudgePerServerOpenFails(t *testing.T) {
 }
 
 // natsServer returns the URL of a real NATS server (nats-server, as in
-// internal/natstest), started on first use and left running until the test
+// internal/testing/natstest), started on first use and left running until the test
 // binary exits: gocloud's nats:// opener, which the Nudger uses, dials
 // NATS_SERVER_URL once per process, so every test and every -count run
 // must find the same server there.

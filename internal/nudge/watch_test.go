@@ -12,9 +12,9 @@ import (
 	"gocloud.dev/pubsub"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/metadatatest"
-	"github.com/pushpull/pushpull/internal/natstest"
 	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/internal/testing/metadatatest"
+	"github.com/pushpull/pushpull/internal/testing/natstest"
 	"github.com/pushpull/pushpull/manifest"
 )
 

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/pulld"
-	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/pulldtest"
 	"github.com/pushpull/pushpull/manifest"
 )
 

@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/pulld"
-	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
-	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/pulldtest"
+	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
 

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpull/pushpull/internal/computetest"
-	"github.com/pushpull/pushpull/internal/metadatatest"
 	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/internal/testing/computetest"
+	"github.com/pushpull/pushpull/internal/testing/metadatatest"
 )
 
 // gceNudgeLatency bounds the time from nudge.Nudger's GCE nudge returning

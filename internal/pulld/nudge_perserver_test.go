@@ -10,7 +10,7 @@ import (
 	"gocloud.dev/pubsub"
 	_ "gocloud.dev/pubsub/mempubsub"
 
-	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
+	"github.com/pushpull/pushpull/internal/testing/pulldtest"
 )
 
 // TestNudgePerServerTopic runs pulld for web-1 with the nudge source

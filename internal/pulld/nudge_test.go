@@ -15,11 +15,11 @@ import (
 	"gocloud.dev/pubsub"
 	_ "gocloud.dev/pubsub/mempubsub"
 
-	"github.com/pushpull/pushpull/internal/deploytest"
-	"github.com/pushpull/pushpull/internal/metadatatest"
-	"github.com/pushpull/pushpull/internal/natstest"
-	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
-	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/metadatatest"
+	"github.com/pushpull/pushpull/internal/testing/natstest"
+	"github.com/pushpull/pushpull/internal/testing/pulldtest"
+	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
 

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/deploytest"
 	"github.com/pushpull/pushpull/internal/pulld"
-	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/pulldtest"
 	"github.com/pushpull/pushpull/manifest"
 )
 

@@ -13,9 +13,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/pushpull/pushpull/internal/computetest"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/internal/testing/computetest"
 	"github.com/pushpull/pushpull/manifest"
 )
 

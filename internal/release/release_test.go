@@ -21,7 +21,7 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/signing"
-	"github.com/pushpull/pushpull/internal/testserver"
+	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
 

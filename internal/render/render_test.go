@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pushpull/pushpull/internal/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
 )
 
 func lookupIn(m map[string]string) func(string) (string, bool) {

@@ -16,7 +16,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/pushpull/pushpull/internal/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 )
 

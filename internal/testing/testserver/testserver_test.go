@@ -165,7 +165,7 @@ func TestFindBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "internal", "testserver", "doc.go")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, "internal", "testing", "testserver", "doc.go")); err != nil {
 		t.Fatalf("moduleRoot() = %s, which does not hold this package: %v", root, err)
 	}
 

@@ -3,7 +3,7 @@
 // header naming the machine the run happened on. `make bench` pipes every
 // benchmark of the module through it.
 //
-//	go test -run '^$' -bench . ./... | go run ./internal/benchtable -o BENCHMARKS.md
+//	go test -run '^$' -bench . ./... | go run ./tools/benchtable -o BENCHMARKS.md
 //
 // The input is copied to standard output as it arrives, so a long run shows
 // its progress. Only metrics are tabulated; the ns/op of benchmarks that

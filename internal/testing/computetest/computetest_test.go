@@ -12,8 +12,8 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
-	"github.com/pushpull/pushpull/internal/computetest"
-	"github.com/pushpull/pushpull/internal/metadatatest"
+	"github.com/pushpull/pushpull/internal/testing/computetest"
+	"github.com/pushpull/pushpull/internal/testing/metadatatest"
 )
 
 var web1 = computetest.Instance{Project: "my-project", Zone: "us-central1-a", Name: "web-1"}

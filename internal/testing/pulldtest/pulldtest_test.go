@@ -5,8 +5,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/pushpull/pushpull/internal/deploytest"
-	"github.com/pushpull/pushpull/internal/pulld/pulldtest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/pulldtest"
 	"github.com/pushpull/pushpull/manifest"
 )
 

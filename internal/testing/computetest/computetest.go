@@ -38,7 +38,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushpull/pushpull/internal/metadatatest"
+	"github.com/pushpull/pushpull/internal/testing/metadatatest"
 )
 
 // basePath is the path the API is served under, as on compute.googleapis.com.
