@@ -1,5 +1,5 @@
 // Package nudge tells pulld hosts to look at their manifest now, instead of
-// at their next poll (DESIGN.md section 6). release -deploy and pushui both
+// at their next poll, so they act within a second. release -deploy and pushui both
 // nudge the servers whose manifests they changed.
 //
 // Three forms are implemented, and a Nudger uses every one it is configured

@@ -23,8 +23,7 @@ import (
 const shutdownTimeout = 5 * time.Second
 
 // WatchPubSub nudges for every message on the gocloud.dev/pubsub subscription at
-// subURL whose body is exactly server (DESIGN.md section 6: the message body
-// is the server name). Other messages are acknowledged and ignored, so one
+// subURL whose body is exactly server (the message body is the server name). Other messages are acknowledged and ignored, so one
 // topic can serve a whole fleet; but then every host receives every
 // server's message, N² deliveries for a push to a fleet of N, and a large
 // fleet should give each server a subscription of its own instead

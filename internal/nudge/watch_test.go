@@ -18,8 +18,8 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// latency is how soon a nudge must follow its event (DESIGN.md section 6:
-// pulld acts within a second).
+// latency is how soon a nudge must follow its event (pulld acts
+// within a second of a change: docs/design.md, "One deploy, end to end").
 const latency = time.Second
 
 // quiet is how long a test waits to conclude that no nudge is coming.

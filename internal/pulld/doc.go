@@ -1,8 +1,8 @@
 // Package pulld is the fleet daemon behind cmd/pulld: it keeps one host
 // serving what its manifest, servers/{server}.json in the fleet's bucket,
 // says, installs through pkginstall, and reports to status/{server}.json
-// (DESIGN.md sections 4–7). Run is the whole program; cmd/pulld only parses
-// flags into a Config.
+// (docs/design.md, "One deploy, end to end"). Run is the whole program;
+// cmd/pulld only parses flags into a Config.
 //
 // # The reconcile loop
 //
@@ -14,7 +14,7 @@
 // manifest are stopped (STOPPING runs). One env's failure does not stop the
 // others.
 //
-// Decisions, where DESIGN.md is silent:
+// Decisions:
 //
 //   - Nothing is touched while the newest manifest is invalid: pulld neither
 //     acts on the invalid one nor keeps reconciling the last valid one. The

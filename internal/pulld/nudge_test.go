@@ -24,7 +24,7 @@ import (
 )
 
 // nudgeLatency is how soon after a nudge a reconcile must have reached
-// RESTARTING (DESIGN.md section 6: within a second).
+// RESTARTING (pulld acts within a second of a push).
 const nudgeLatency = time.Second
 
 // fifo receives the lines RESTARTING writes to its NOTIFY_FIFO, with the

@@ -1,6 +1,6 @@
 // Package pushui is pushpull's web UI and JSON API: people pick which
 // version of each app every server runs, and see what the servers actually
-// run (DESIGN.md section 7; Skia's push server, with its weaknesses fixed).
+// run (Skia's push server, with its weaknesses fixed).
 //
 // The bucket is the only state, the push config included: it is the
 // bucket's config/push.json (Options.Config only bootstraps it), followed

@@ -1,5 +1,4 @@
-// Package release implements the release command (DESIGN.md sections 2 and
-// 7): it packages a build directory into the bucket as an immutable,
+// Package release implements the release command: it packages a build directory into the bucket as an immutable,
 // optionally signed package, and can point servers' manifests at it.
 //
 // # Packaging
@@ -48,7 +47,7 @@
 //     never run. A name "looks like a script" when it is all upper case
 //     (letters, digits, underscores) or when, ignoring case and any
 //     extension, it is one of the six;
-//   - NAME.tmpl is a template (DESIGN.md section 5) and renders to NAME, so
+//   - NAME.tmpl is a template (internal/render) and renders to NAME, so
 //     the same rules apply to NAME: a template of a script must be
 //     executable, since the rendered file keeps its mode;
 //   - any other file (helpers such as common.sh, config files) is allowed;

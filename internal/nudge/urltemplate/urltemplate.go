@@ -1,5 +1,4 @@
-// Package urltemplate parses the URL templates of nudges (DESIGN.md section
-// 6), in which the placeholder {server} stands for a server name: the HTTP
+// Package urltemplate parses the URL templates of nudges, in which the placeholder {server} stands for a server name: the HTTP
 // nudge URL and the pub/sub topic URL of internal/nudge, and the pub/sub
 // subscription URL of pulld -nudge.
 //
