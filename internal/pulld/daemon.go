@@ -124,11 +124,11 @@ func (d *daemon) seedInstalled() {
 	}
 	for _, ie := range installed {
 		app := ""
-		if p, err := manifest.ParsePackageName(ie.Serving); err == nil {
+		if p, err := manifest.ParsePackageName(ie.Package); err == nil {
 			app = p.App
 		}
 		rec := d.record(ie.Env, app)
-		rec.status.Serving, rec.status.State, rec.status.Step = ie.Serving, ie.State, ie.Step
+		rec.status.Serving, rec.status.State, rec.status.Step = ie.Package, ie.State, ie.Step
 	}
 }
 

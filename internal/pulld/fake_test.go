@@ -2,6 +2,8 @@ package pulld
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkginstall"
 )
 
 // fakeEngine stands in for pkginstall in unit tests of the loop's own
@@ -30,22 +33,22 @@ func newFakeEngine() *fakeEngine {
 	return &fakeEngine{serving: map[string]manifest.Entry{}, failing: map[string]bool{}}
 }
 
-func (f *fakeEngine) Plan(e manifest.Entry) (action, error) {
+func (f *fakeEngine) Plan(e manifest.Entry) (pkginstall.Action, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cur, ok := f.serving[e.EnvName()]
 	switch {
 	case !ok:
-		return actDeploy, nil
+		return pkginstall.ActDeploy, nil
 	case cur.Package != e.Package:
-		return actDeploy, nil
+		return pkginstall.ActDeploy, nil
 	case entryKey(cur) != entryKey(e):
-		return actRestart, nil
+		return pkginstall.ActRestart, nil
 	}
-	return actNone, nil
+	return pkginstall.ActNone, nil
 }
 
-func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) outcome {
+func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) pkginstall.Result {
 	env := e.EnvName()
 	if f.started != nil {
 		f.started <- env
@@ -57,7 +60,7 @@ func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) outcome {
 			f.mu.Lock()
 			f.canceled = append(f.canceled, env)
 			f.mu.Unlock()
-			return outcome{State: manifest.StateFailed, Step: "RESTARTING", Error: "canceled: " + ctx.Err().Error()}
+			return pkginstall.Result{State: manifest.StateFailed, Step: "RESTARTING", Err: fmt.Errorf("canceled: %w", ctx.Err())}
 		}
 	}
 	f.mu.Lock()
@@ -65,31 +68,31 @@ func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) outcome {
 	f.calls = append(f.calls, "apply "+env+" "+e.Package.String())
 	old := f.serving[env]
 	if f.failing[e.Package.String()] {
-		return outcome{State: manifest.StateFailed, Step: "RESTARTING", Serving: old.Package.String(),
-			Error: "RESTARTING exited with status 1", Output: "boom\n", DeployID: "d-fail"}
+		return pkginstall.Result{State: manifest.StateFailed, Step: "RESTARTING", Serving: old.Package.String(),
+			Err: errors.New("RESTARTING exited with status 1"), Output: "boom\n", DeployID: "d-fail"}
 	}
 	if _, ok := f.serving[env]; !ok {
 		f.order = append(f.order, env)
 	}
 	f.serving[env] = e
-	return outcome{State: manifest.StateServing, Step: "POST_RESTART", Serving: e.Package.String(), DeployID: "d-" + env, Downloaded: 100}
+	return pkginstall.Result{State: manifest.StateServing, Step: "POST_RESTART", Serving: e.Package.String(), DeployID: "d-" + env, Downloaded: 100}
 }
 
-func (f *fakeEngine) Stop(ctx context.Context, env string) outcome {
+func (f *fakeEngine) Stop(ctx context.Context, env string) pkginstall.Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "stop "+env)
 	delete(f.serving, env)
 	f.order = slices.DeleteFunc(f.order, func(s string) bool { return s == env })
-	return outcome{State: manifest.StateStopped, Step: "STOPPING"}
+	return pkginstall.Result{State: manifest.StateStopped, Step: "STOPPING"}
 }
 
-func (f *fakeEngine) Installed() ([]installedEnv, error) {
+func (f *fakeEngine) Installed() ([]pkginstall.Installed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []installedEnv
+	var out []pkginstall.Installed
 	for _, env := range f.order {
-		out = append(out, installedEnv{Env: env, Serving: f.serving[env].Package.String(), State: manifest.StateServing})
+		out = append(out, pkginstall.Installed{Env: env, Package: f.serving[env].Package.String(), State: manifest.StateServing})
 	}
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkginstall"
 )
 
 // withGrace returns a context for work in progress: it ends cfg.Grace after
@@ -55,12 +56,12 @@ func (d *daemon) terminate(ctx context.Context) error {
 	var failed []string
 	for _, ie := range slices.Backward(installed) {
 		rec := d.record(ie.Env, "")
-		rec.status.Serving = ie.Serving
+		rec.status.Serving = ie.Package
 		if ctx.Err() != nil {
 			failed = append(failed, ie.Env)
 			continue
 		}
-		if o := d.act(work, rec, actStop, "stop", func(ctx context.Context) outcome { return d.eng.Stop(ctx, ie.Env) }); o.failed() {
+		if o := d.act(work, rec, pkginstall.ActStop, "stop", func(ctx context.Context) pkginstall.Result { return d.eng.Stop(ctx, ie.Env) }); o.Failed() {
 			failed = append(failed, ie.Env)
 		}
 	}
@@ -76,7 +77,7 @@ func (d *daemon) terminate(ctx context.Context) error {
 
 // planStep is one line of a dry-run plan.
 type planStep struct {
-	Action  action
+	Action  pkginstall.Action
 	Env     string
 	Package string // desired, "" for a stop
 	Serving string // serving now, "" for none
@@ -113,7 +114,7 @@ func plan(eng engine, m *manifest.Manifest) ([]planStep, error) {
 	}
 	serving := map[string]string{}
 	for _, ie := range installed {
-		serving[ie.Env] = ie.Serving
+		serving[ie.Env] = ie.Package
 	}
 	var steps []planStep
 	for _, e := range m.Packages {
@@ -126,7 +127,7 @@ func plan(eng engine, m *manifest.Manifest) ([]planStep, error) {
 	}
 	for _, ie := range installed {
 		if _, ok := m.Lookup(ie.Env); !ok {
-			steps = append(steps, planStep{Action: actStop, Env: ie.Env, Serving: ie.Serving})
+			steps = append(steps, planStep{Action: pkginstall.ActStop, Env: ie.Env, Serving: ie.Package})
 		}
 	}
 	return steps, nil

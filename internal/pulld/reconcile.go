@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkginstall"
 )
 
 // errNoManifest is the reason given when the server has no manifest but
@@ -93,7 +94,7 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 			c.failed = append(c.failed, env)
 			continue
 		}
-		if act == actNone {
+		if act == pkginstall.ActNone {
 			rec.retry = nil
 			if rec.status.State != manifest.StateServing || rec.status.Serving != e.Package.String() {
 				rec.status.State, rec.status.Serving = manifest.StateServing, e.Package.String()
@@ -112,13 +113,13 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 			rec.retry = nil // the entry changed: a fresh start
 		}
 		before := rec.status.Serving
-		o := d.act(work, rec, act, key, func(ctx context.Context) outcome { return d.eng.Apply(ctx, e) })
-		if o.failed() || o.Serving != e.Package.String() {
+		o := d.act(work, rec, act, key, func(ctx context.Context) pkginstall.Result { return d.eng.Apply(ctx, e) })
+		if o.Failed() || o.Serving != e.Package.String() {
 			c.failed = append(c.failed, env)
 			noteRetry(rec.retry)
 			continue
 		}
-		if e.Package.App == d.cfg.Self && o.Serving != before && act != actRestart {
+		if e.Package.App == d.cfg.Self && o.Serving != before && act != pkginstall.ActRestart {
 			d.selfUpdated = true
 		}
 	}
@@ -149,7 +150,7 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m *manifest.Manifest,
 		rec := d.record(ie.Env, "")
 		rec.status.Desired = ""
 		if rec.status.Serving == "" {
-			rec.status.Serving = ie.Serving
+			rec.status.Serving = ie.Package
 		}
 		if stop.Err() != nil {
 			c.failed = append(c.failed, ie.Env)
@@ -161,8 +162,8 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m *manifest.Manifest,
 			c.failed = append(c.failed, ie.Env)
 			continue
 		}
-		o := d.act(work, rec, actStop, key, func(ctx context.Context) outcome { return d.eng.Stop(ctx, ie.Env) })
-		if o.failed() {
+		o := d.act(work, rec, pkginstall.ActStop, key, func(ctx context.Context) pkginstall.Result { return d.eng.Stop(ctx, ie.Env) })
+		if o.Failed() {
 			c.failed = append(c.failed, ie.Env)
 			noteRetry(rec.retry)
 		}
@@ -171,7 +172,7 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m *manifest.Manifest,
 
 // act runs one action on rec's env through run, with status, log and
 // metrics around it, and schedules a retry when it fails.
-func (d *daemon) act(work context.Context, rec *envRecord, act action, key string, run func(context.Context) outcome) outcome {
+func (d *daemon) act(work context.Context, rec *envRecord, act pkginstall.Action, key string, run func(context.Context) pkginstall.Result) pkginstall.Result {
 	env := rec.status.Env
 	log := d.log.With("env", env, "action", string(act), "package", rec.status.Desired)
 	log.Info("action started", "serving", rec.status.Serving)
@@ -190,9 +191,9 @@ func (d *daemon) act(work context.Context, rec *envRecord, act action, key strin
 	d.met.actionDuration.WithLabelValues(string(act)).Observe(took.Seconds())
 	d.met.downloaded.Add(float64(o.Downloaded))
 	rec.status.State, rec.status.Step, rec.status.Serving = o.State, o.Step, o.Serving
-	rec.status.Error, rec.status.Output, rec.status.DeployID = o.Error, o.Output, o.DeployID
+	rec.status.Error, rec.status.Output, rec.status.DeployID = errText(o.Err), o.Output, o.DeployID
 	rec.status.Updated = time.Now().UTC()
-	if !o.failed() {
+	if !o.Failed() {
 		d.met.actions.WithLabelValues(string(act), "ok").Inc()
 		rec.retry = nil
 		log.Info("action done", "state", o.State, "serving", o.Serving, "took", took.Round(time.Millisecond))
@@ -206,9 +207,17 @@ func (d *daemon) act(work context.Context, rec *envRecord, act action, key strin
 	}
 	r.attempts++
 	r.next = time.Now().Add(retryDelay(r.attempts, d.cfg.RetryMin, d.cfg.RetryMax))
-	log.Error("action failed", "state", o.State, "step", o.Step, "err", o.Error,
+	log.Error("action failed", "state", o.State, "step", o.Step, "err", o.Err,
 		"attempt", r.attempts, "retry_at", r.next.UTC().Format(time.RFC3339), "took", took.Round(time.Millisecond))
 	return o
+}
+
+// errText is err's message, "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // record returns the record of env, creating it.
