@@ -18,6 +18,7 @@ import (
 
 	"github.com/pushpull/pushpull/internal/render"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // Action is what Apply does to one env, as Plan predicts it.
@@ -49,15 +50,15 @@ const (
 
 // Steps of the cycle, as DEPLOY_STEP and Result.Step name them.
 const (
-	StepPreDownload  = "PRE_DOWNLOAD"
+	StepPreDownload  = pkgformat.PreDownload
 	StepDownloading  = "DOWNLOADING"
-	StepPostDownload = "POST_DOWNLOAD"
+	StepPostDownload = pkgformat.PostDownload
 	StepStaging      = "STAGING"
-	StepPreRestart   = "PRE_RESTART"
-	StepRestarting   = "RESTARTING"
-	StepPostRestart  = "POST_RESTART"
+	StepPreRestart   = pkgformat.PreRestart
+	StepRestarting   = pkgformat.Restarting
+	StepPostRestart  = pkgformat.PostRestart
 	StepServing      = "SERVING_BUILD"
-	StepStopping     = "STOPPING"
+	StepStopping     = pkgformat.Stopping
 )
 
 // Result is the outcome of Apply or Stop for one env.

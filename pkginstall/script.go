@@ -16,21 +16,13 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/internal/backoff"
+
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // waitDelay bounds how long a script's Wait may still block once the script
 // has exited or been killed.
 const waitDelay = 500 * time.Millisecond
-
-// scriptsDir returns the directory env's scripts come from in build dir:
-// teletraan/{env} when it is a directory, else teletraan.
-func scriptsDir(dir, env string) string {
-	specific := filepath.Join(dir, "teletraan", env)
-	if fi, err := os.Stat(specific); err == nil && fi.IsDir() {
-		return specific
-	}
-	return filepath.Join(dir, "teletraan")
-}
 
 // script runs step's script from build id, with up to Tries attempts. A
 // missing script is skipped. A script killed at the step timeout is not
@@ -40,7 +32,7 @@ func scriptsDir(dir, env string) string {
 func (a *attempt) script(ctx context.Context, step, id string) error {
 	e := a.e
 	a.step(step)
-	dir := scriptsDir(e.buildDir(a.env, id), a.env)
+	dir := pkgformat.ScriptsDir(e.buildDir(a.env, id), a.env)
 	path := filepath.Join(dir, step)
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		a.scripts.Debug("script missing; skipped", "step", step, "build", id)

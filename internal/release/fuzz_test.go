@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/manifest"
+
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // FuzzParseServers checks that ParseServers never panics, returns only
@@ -38,7 +40,7 @@ func FuzzParseServers(f *testing.F) {
 // scripts when executable, and refuses any name that looks like a script
 // but is not one.
 func FuzzCheckScript(f *testing.F) {
-	for _, s := range append([]string{"RESTARTNG", "helper.sh", "a.tmpl", ".tmpl", "STOPPING.tmpl", "ÄÖ", "restarting.py"}, Scripts...) {
+	for _, s := range append([]string{"RESTARTNG", "helper.sh", "a.tmpl", ".tmpl", "STOPPING.tmpl", "ÄÖ", "restarting.py"}, pkgformat.Scripts()...) {
 		f.Add(s, uint32(0o755))
 	}
 	f.Fuzz(func(t *testing.T, name string, mode uint32) {

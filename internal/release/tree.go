@@ -5,19 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
-
-// Scripts are the deploy step scripts a package may carry, in the order
-// Teletraan runs them.
-var Scripts = []string{"PRE_DOWNLOAD", "POST_DOWNLOAD", "PRE_RESTART", "RESTARTING", "POST_RESTART", "STOPPING"}
-
-// ScriptDir is the top-level directory of a package holding its scripts.
-const ScriptDir = "teletraan"
 
 // entry is one file, directory or link of the tree, in archive order.
 type entry struct {
@@ -96,7 +89,7 @@ func walkTree(root string) (*tree, error) {
 				return err
 			}
 			e.link = target
-			if escapes(rel, target) || escapesResolved(real, p) {
+			if pkgformat.LinkEscapes(rel, target) || escapesResolved(real, p) {
 				bad(rel, "symbolic link to %q leaves the tree (links must be relative and stay inside DIR)", target)
 			}
 		default:
@@ -114,15 +107,6 @@ func walkTree(root string) (*tree, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidTree, errors.Join(problems...))
 	}
 	return t, nil
-}
-
-// escapes reports whether a symlink at rel with target leaves the tree.
-func escapes(rel, target string) bool {
-	if target == "" || path.IsAbs(target) || filepath.IsAbs(target) {
-		return true
-	}
-	j := path.Join(path.Dir(rel), filepath.ToSlash(target))
-	return j == ".." || strings.HasPrefix(j, "../")
 }
 
 // escapesResolved reports whether the link at p, resolved on disk through
@@ -146,21 +130,21 @@ func checkScripts(entries []entry, problems []error) (bool, []error) {
 		problems = append(problems, fmt.Errorf("%s: %s", rel, fmt.Sprintf(format, args...)))
 	}
 	for _, e := range entries {
-		if e.rel == ScriptDir {
+		if e.rel == pkgformat.ScriptDir {
 			found = true
 			if !e.info.IsDir() {
 				bad(e.rel, "must be a directory of deploy scripts")
 			}
 			continue
 		}
-		rest, ok := strings.CutPrefix(e.rel, ScriptDir+"/")
+		rest, ok := strings.CutPrefix(e.rel, pkgformat.ScriptDir+"/")
 		if !ok {
 			continue
 		}
 		parts := strings.Split(rest, "/")
 		if len(parts) == 1 && e.info.IsDir() {
 			if err := manifest.CheckName("env", parts[0]); err != nil {
-				bad(e.rel, "a directory under %s/ must be named after an env: %v", ScriptDir, err)
+				bad(e.rel, "a directory under %s/ must be named after an env: %v", pkgformat.ScriptDir, err)
 			}
 			continue
 		}
@@ -180,7 +164,7 @@ func checkScripts(entries []entry, problems []error) (bool, []error) {
 // refused, naming the script it was probably meant to be; NAME.tmpl is held
 // to the rules of NAME. Other files are allowed.
 func CheckScript(name string, mode fs.FileMode) error {
-	base := strings.TrimSuffix(name, ".tmpl")
+	base := strings.TrimSuffix(name, pkgformat.TemplateSuffix)
 	if base == "" {
 		return nil
 	}
@@ -196,21 +180,14 @@ func CheckScript(name string, mode fs.FileMode) error {
 	if !looksLikeScript(base) {
 		return nil
 	}
-	msg := fmt.Sprintf("%q is not a deploy script name (want one of %s)", name, strings.Join(Scripts, ", "))
+	msg := fmt.Sprintf("%q is not a deploy script name (want one of %s)", name, strings.Join(pkgformat.Scripts(), ", "))
 	if s := closest(base); s != "" {
 		msg += fmt.Sprintf("; did you mean %s?", s)
 	}
 	return errors.New(msg)
 }
 
-func isScript(name string) bool {
-	for _, s := range Scripts {
-		if name == s {
-			return true
-		}
-	}
-	return false
-}
+func isScript(name string) bool { return pkgformat.IsScript(name) }
 
 // looksLikeScript reports whether name is all upper case (letters, digits,
 // underscores, starting with a letter) or is a script name in another case
@@ -227,7 +204,7 @@ func looksLikeScript(name string) bool {
 		return true
 	}
 	stem, _, _ := strings.Cut(name, ".")
-	for _, s := range Scripts {
+	for _, s := range pkgformat.Scripts() {
 		if strings.EqualFold(stem, s) {
 			return true
 		}
@@ -240,7 +217,7 @@ func looksLikeScript(name string) bool {
 func closest(name string) string {
 	stem, _, _ := strings.Cut(strings.ToUpper(name), ".")
 	best, bestD := "", 4
-	for _, s := range Scripts {
+	for _, s := range pkgformat.Scripts() {
 		if d := distance(stem, s); d < bestD {
 			best, bestD = s, d
 		}

@@ -42,13 +42,12 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // Prefix starts the variable name of every template reference.
 const Prefix = "TELETRAAN_"
-
-// Suffix marks a template file.
-const Suffix = ".tmpl"
 
 // ErrTemplate is wrapped by every error about a template's contents: a
 // reference with no value and no default, or a malformed reference.
@@ -209,7 +208,7 @@ func isNameByte(c byte, first bool) bool {
 // directory owner-writable. The directory's modification time changes, as
 // with any file created in it.
 func Tree(dir string, config map[string]string) error {
-	base := filepath.Join(dir, "teletraan")
+	base := filepath.Join(dir, pkgformat.ScriptDir)
 	if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -221,7 +220,7 @@ func Tree(dir string, config map[string]string) error {
 		if err != nil {
 			return fmt.Errorf("render: %w", err)
 		}
-		if d.IsDir() || !strings.HasSuffix(d.Name(), Suffix) || d.Name() == Suffix {
+		if d.IsDir() || !strings.HasSuffix(d.Name(), pkgformat.TemplateSuffix) || d.Name() == pkgformat.TemplateSuffix {
 			return nil
 		}
 		if !d.Type().IsRegular() {
@@ -244,7 +243,7 @@ func renderFile(p string, lookup func(string) (string, bool)) error {
 	if err != nil {
 		return fmt.Errorf("render: %s: %w", p, err)
 	}
-	dst := strings.TrimSuffix(p, Suffix)
+	dst := strings.TrimSuffix(p, pkgformat.TemplateSuffix)
 	return inWritableDir(filepath.Dir(dst), func() error {
 		return writeFile(p, dst, out, fi.Mode().Perm())
 	})

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
+
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 func lookupIn(m map[string]string) func(string) (string, bool) {
@@ -304,7 +306,7 @@ func TestTreeReadOnlyDirs(t *testing.T) {
 				if err := Tree(dir, map[string]string{"PORT": port}); err != nil {
 					t.Fatalf("Tree with PORT=%s: %v", port, err)
 				}
-				out := strings.TrimSuffix(tmpl, Suffix)
+				out := strings.TrimSuffix(tmpl, pkgformat.TemplateSuffix)
 				b, err := os.ReadFile(out)
 				if err != nil || string(b) != "port="+port+"\n" {
 					t.Errorf("rendered with PORT=%s: %q %v", port, b, err)

@@ -41,6 +41,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // Errors wrapped by Extract and CheckEntry.
@@ -643,7 +644,7 @@ func CheckEntry(h *tar.Header) error {
 	if path.IsAbs(name) {
 		return unsafe(name, "absolute path")
 	}
-	if escapes(name) {
+	if pkgformat.Escapes(name) {
 		return unsafe(name, "path escapes the build")
 	}
 	if d := strings.Count(cleanName(name), "/") + 1; d > MaxDepth {
@@ -664,7 +665,7 @@ func CheckEntry(h *tar.Header) error {
 			return unsafe(name, fmt.Sprintf("symlink to absolute path %q", t))
 		case cleanName(name) == ".":
 			return unsafe(name, "symlink replaces the destination")
-		case escapes(path.Join(path.Dir(cleanName(name)), t)):
+		case pkgformat.Escapes(path.Join(path.Dir(cleanName(name)), t)):
 			return unsafe(name, fmt.Sprintf("symlink target %q is outside the build", t))
 		}
 	case tar.TypeLink:
@@ -676,16 +677,9 @@ func CheckEntry(h *tar.Header) error {
 			return unsafe(name, "hard link target contains NUL")
 		case path.IsAbs(t):
 			return unsafe(name, fmt.Sprintf("hard link to absolute path %q", t))
-		case escapes(t) || cleanName(t) == ".":
+		case pkgformat.Escapes(t) || cleanName(t) == ".":
 			return unsafe(name, fmt.Sprintf("hard link target %q is outside the build", t))
 		}
 	}
 	return nil
-}
-
-// escapes reports whether the relative slash-separated path p, cleaned,
-// leaves its base directory.
-func escapes(p string) bool {
-	c := path.Clean(p)
-	return c == ".." || strings.HasPrefix(c, "../")
 }

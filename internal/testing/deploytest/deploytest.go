@@ -33,6 +33,7 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // MTime is the modification time of every entry Entries returns.
@@ -65,7 +66,7 @@ func Entries(files map[string]string) []Entry {
 	}
 	for _, p := range paths {
 		mode := int64(0o644)
-		script := strings.HasPrefix(p, "teletraan/") && !strings.HasSuffix(p, ".tmpl") && !strings.HasPrefix(path.Base(p), "FAIL_")
+		script := strings.HasPrefix(p, pkgformat.ScriptDir+"/") && !strings.HasSuffix(p, pkgformat.TemplateSuffix) && !strings.HasPrefix(path.Base(p), "FAIL_")
 		if script || strings.HasPrefix(files[p], "#!") {
 			mode = 0o755
 		}

@@ -16,10 +16,11 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // Steps are the six Teletraan scripts, in deploy order, STOPPING last.
-var Steps = []string{"PRE_DOWNLOAD", "POST_DOWNLOAD", "PRE_RESTART", "RESTARTING", "POST_RESTART", "STOPPING"}
+var Steps = pkgformat.Scripts()
 
 // StepsLogKey is the config key naming the file the scripts of StepsApp
 // append to; NotifyKey, when set, names a FIFO that RESTARTING writes one
