@@ -29,11 +29,11 @@ FUZZ_TARGETS ?= \
 	./manifest:FuzzParsePackageName \
 	./manifest:FuzzParse \
 	./manifest:FuzzCheckName \
-	./internal/unpack:FuzzCheckEntry \
-	./internal/unpack:FuzzExtract \
+	./pkgformat:FuzzCheckEntry \
+	./pkgformat:FuzzExtract \
 	./internal/render:FuzzRender \
 	./internal/release:FuzzParseServers \
-	./internal/release:FuzzCheckScript \
+	./pkgformat:FuzzCheckScript \
 	./internal/release:FuzzRedactURL \
 	./internal/nudge:FuzzParseTemplate \
 	./internal/nudge:FuzzParseGCE \

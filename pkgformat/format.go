@@ -1,9 +1,11 @@
 // Package pkgformat is the one home of pushpull's package format: what a
 // build's directory holds, which names are its deploy scripts and
-// templates, and which paths may be in it. release writes packages by these
-// rules (internal/release), pulld reads them by the same ones
-// (internal/unpack extracts, internal/render renders, pkginstall runs the
-// scripts).
+// templates, and which paths may be in it, with both the writer (WalkTree
+// validates a build directory, Tree.WriteArchive packs it; release calls
+// them) and the reader (Extract and ExtractDeferred unpack a package
+// safely; pkginstall calls them, internal/render renders its templates and
+// pkginstall runs its scripts by the same rules), as archive/tar holds both
+// its Reader and its Writer.
 //
 // A package is a tar archive, compressed with zstd or gzip
 // (manifest.Format), of a build's files. Its deploy scripts are the six

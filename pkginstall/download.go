@@ -14,8 +14,8 @@ import (
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/backoff"
 	"github.com/pushpull/pushpull/internal/signing"
-	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // freeSpace returns the bytes available to unprivileged users on the file
@@ -64,7 +64,7 @@ func (c counter) Write(p []byte) (int, error) { *c.n += int64(len(p)); return le
 // stage sets after rendering.
 type unpacked struct {
 	dir   string
-	modes *unpack.DirModes
+	modes *pkgformat.DirModes
 }
 
 // download streams pkg from the bucket into a new temporary directory under
@@ -201,8 +201,8 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 	if n := info.Meta.Size; n > 0 && (lim.MaxBytes <= 0 || n < lim.MaxBytes) {
 		lim.MaxBytes = n // an archive that unpacks to more than recorded stops at once
 	}
-	stats, modes, xerr := unpack.ExtractDeferred(r, format, dir, lim)
-	if errors.Is(xerr, unpack.ErrTooLarge) && lim.MaxBytes == info.Meta.Size {
+	stats, modes, xerr := pkgformat.ExtractDeferred(r, format, dir, lim)
+	if errors.Is(xerr, pkgformat.ErrTooLarge) && lim.MaxBytes == info.Meta.Size {
 		xerr = fmt.Errorf("%w (its metadata records %d bytes unpacked)", xerr, info.Meta.Size)
 	}
 	var be bucketError

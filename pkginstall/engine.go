@@ -20,8 +20,8 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // Defaults of Config's zero fields.
@@ -95,7 +95,7 @@ type Config struct {
 	// nil discards it.
 	Logger *slog.Logger
 	// MaxUnpack bounds what one package may unpack to (zero: unpack's defaults).
-	MaxUnpack unpack.Limits
+	MaxUnpack pkgformat.Limits
 	// Run runs a prepared script command and waits for it; nil means
 	// cmd.Run(). cmd was made with exec.CommandContext(ctx, …) and kills
 	// its process group when ctx ends. Tests replace it to run no real

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/unprivileged"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
 )
@@ -29,7 +30,7 @@ import (
 // RESTART re-renders into the read-only build and leaves its modes as they
 // were, and two more deploys with Keep 1 delete the first build.
 func TestReadOnlyDirectories(t *testing.T) {
-	if deploytest.Unprivileged(t) {
+	if unprivileged.Run(t) {
 		return
 	}
 	for _, tc := range []struct {
@@ -64,7 +65,7 @@ func TestReadOnlyDirectories(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(c *pkginstall.Config) { c.Keep = 1 })
-			deploytest.RemovableTree(t, f.root)
+			unprivileged.RemovableTree(t, f.root)
 			release := func(seq int) manifest.PackageName {
 				t.Helper()
 				entries := deploytest.Entries(app(fmt.Sprintf("v%d", seq), tc.extra...))
@@ -152,7 +153,7 @@ func TestReadOnlyDirectories(t *testing.T) {
 	// leaves nothing under builds/.
 	t.Run("staging fails after the modes are set", func(t *testing.T) {
 		f := newFixture(t)
-		deploytest.RemovableTree(t, f.root)
+		unprivileged.RemovableTree(t, f.root)
 		entries := deploytest.Entries(app("v1"))
 		for i := range entries {
 			if entries[i].Header.Name == "teletraan/" {
@@ -181,7 +182,7 @@ func TestReadOnlyDirectories(t *testing.T) {
 	// deleted), read-only directories and all.
 	t.Run("leftover of a crash", func(t *testing.T) {
 		f := newFixture(t)
-		deploytest.RemovableTree(t, f.root)
+		unprivileged.RemovableTree(t, f.root)
 		left := filepath.Join(f.root, "envs", "hello", "builds", ".tmp-del-hello-20261122T100100Z-abc000000001")
 		if err := os.MkdirAll(filepath.Join(left, "teletraan", "conf"), 0o755); err != nil {
 			t.Fatal(err)

@@ -9,8 +9,8 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
-	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // TestNoSpace checks that a package larger than the free space is refused
@@ -97,7 +97,7 @@ func TestUnpackedSize(t *testing.T) {
 	}
 	freeSpace = prev
 	r = eng.Apply(t.Context(), manifest.Entry{Package: liar})
-	if !errors.Is(r.Err, unpack.ErrTooLarge) || !strings.Contains(r.Err.Error(), "metadata records 1000 bytes unpacked") {
+	if !errors.Is(r.Err, pkgformat.ErrTooLarge) || !strings.Contains(r.Err.Error(), "metadata records 1000 bytes unpacked") {
 		t.Fatalf("archive unpacking to more than recorded: %+v", r)
 	}
 	if ents, _ := os.ReadDir(eng.buildsDir("hello")); len(ents) != 0 {

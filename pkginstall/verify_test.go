@@ -18,8 +18,8 @@ import (
 	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/internal/testing/testserver"
-	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 	"github.com/pushpull/pushpull/pkginstall"
 )
 
@@ -156,31 +156,31 @@ func TestHostileArchives(t *testing.T) {
 		entries []deploytest.Entry
 		want    error
 	}{
-		{"dot-dot", []deploytest.Entry{reg("../evil", "x")}, unpack.ErrUnsafe},
-		{"deep dot-dot", []deploytest.Entry{reg("teletraan/../../../../evil", "x")}, unpack.ErrUnsafe},
-		{"absolute", []deploytest.Entry{reg("/tmp/pkginstall-evil-abs", "x")}, unpack.ErrUnsafe},
+		{"dot-dot", []deploytest.Entry{reg("../evil", "x")}, pkgformat.ErrUnsafe},
+		{"deep dot-dot", []deploytest.Entry{reg("teletraan/../../../../evil", "x")}, pkgformat.ErrUnsafe},
+		{"absolute", []deploytest.Entry{reg("/tmp/pkginstall-evil-abs", "x")}, pkgformat.ErrUnsafe},
 		{"symlink to / then through it", []deploytest.Entry{
 			{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "root", Linkname: "/"}},
 			reg("root/tmp/pkginstall-evil-link", "x"),
-		}, unpack.ErrUnsafe},
+		}, pkgformat.ErrUnsafe},
 		{"relative symlink out", []deploytest.Entry{
 			{Header: tar.Header{Typeflag: tar.TypeSymlink, Name: "up", Linkname: "../../.."}},
 			reg("up/evil", "x"),
-		}, unpack.ErrUnsafe},
+		}, pkgformat.ErrUnsafe},
 		{"hard link to /etc/passwd", []deploytest.Entry{
 			{Header: tar.Header{Typeflag: tar.TypeLink, Name: "passwd", Linkname: "/etc/passwd"}},
-		}, unpack.ErrUnsafe},
+		}, pkgformat.ErrUnsafe},
 		{"device", []deploytest.Entry{
 			{Header: tar.Header{Typeflag: tar.TypeChar, Name: "null", Mode: 0o666, Devmajor: 1, Devminor: 3}},
-		}, unpack.ErrUnsafe},
-		{"fifo", []deploytest.Entry{{Header: tar.Header{Typeflag: tar.TypeFifo, Name: "fifo", Mode: 0o666}}}, unpack.ErrUnsafe},
+		}, pkgformat.ErrUnsafe},
+		{"fifo", []deploytest.Entry{{Header: tar.Header{Typeflag: tar.TypeFifo, Name: "fifo", Mode: 0o666}}}, pkgformat.ErrUnsafe},
 		{"bomb", []deploytest.Entry{
 			{Header: tar.Header{Typeflag: tar.TypeReg, Name: "zeros", Mode: 0o644, Size: 64 << 20}, Body: make([]byte, 64<<20)},
-		}, unpack.ErrTooLarge},
+		}, pkgformat.ErrTooLarge},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, func(c *pkginstall.Config) { c.MaxUnpack = unpack.Limits{MaxBytes: 1 << 20} })
+			f := newFixture(t, func(c *pkginstall.Config) { c.MaxUnpack = pkgformat.Limits{MaxBytes: 1 << 20} })
 			v1 := f.release("hello", 1, app("v1"))
 			f.mustApply(f.entry(v1))
 			outside := filepath.Join(f.root, "envs", "hello")

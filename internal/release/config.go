@@ -11,6 +11,7 @@ import (
 
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // PasswordEnv is the environment variable holding the password of an
@@ -22,7 +23,7 @@ var (
 	// ErrUsage: the configuration is unusable (the command exits 2).
 	ErrUsage = errors.New("invalid configuration")
 	// ErrInvalidTree: the tree failed validation; nothing was uploaded.
-	ErrInvalidTree = errors.New("invalid build tree")
+	ErrInvalidTree = pkgformat.ErrInvalidTree
 	// ErrExists: a package of that name already exists (same app, commit
 	// and second); nothing was overwritten.
 	ErrExists = errors.New("package already exists")

@@ -2,14 +2,11 @@ package release
 
 import (
 	"errors"
-	"io/fs"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/pushpull/pushpull/manifest"
-
-	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // FuzzParseServers checks that ParseServers never panics, returns only
@@ -32,26 +29,6 @@ func FuzzParseServers(f *testing.F) {
 				t.Fatalf("ParseServers(%q) = %q", s, servers)
 			}
 			seen[srv] = true
-		}
-	})
-}
-
-// FuzzCheckScript checks that CheckScript never panics, accepts the six
-// scripts when executable, and refuses any name that looks like a script
-// but is not one.
-func FuzzCheckScript(f *testing.F) {
-	for _, s := range append([]string{"RESTARTNG", "helper.sh", "a.tmpl", ".tmpl", "STOPPING.tmpl", "ÄÖ", "restarting.py"}, pkgformat.Scripts()...) {
-		f.Add(s, uint32(0o755))
-	}
-	f.Fuzz(func(t *testing.T, name string, mode uint32) {
-		m := fs.FileMode(mode)
-		err := CheckScript(name, m)
-		base := strings.TrimSuffix(name, ".tmpl")
-		if isScript(base) && m.IsRegular() && m.Perm()&0o100 != 0 && err != nil {
-			t.Fatalf("CheckScript(%q, %v) = %v for an executable script", name, m, err)
-		}
-		if !isScript(base) && looksLikeScript(base) && err == nil {
-			t.Fatalf("CheckScript(%q, %v) accepted a misnamed script", name, m)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // Result describes a stored package.
@@ -86,7 +87,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 // prepared is what is known before the upload starts.
 type prepared struct {
-	tree   *tree
+	tree   *pkgformat.Tree
 	name   manifest.PackageName
 	meta   manifest.PackageMeta
 	key    *minisign.PrivateKey
@@ -102,22 +103,25 @@ func (p *prepared) close() {
 // prepare validates the tree, reads git facts, loads the signing key and
 // sets up nudging: everything that must hold before anything is uploaded.
 func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
-	t, err := walkTree(cfg.Dir)
+	t, err := pkgformat.WalkTree(cfg.Dir)
+	if errors.Is(err, pkgformat.ErrNotDir) {
+		return nil, fmt.Errorf("%w: -dir: %v", ErrUsage, err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !t.scripts {
+	if !t.HasScripts {
 		cfg.Logger.Warn("no teletraan/ directory: releasing a package without deploy scripts", "dir", cfg.Dir)
 	}
-	if n := len(t.writable); n > 0 {
+	if n := len(t.Writable); n > 0 {
 		cfg.Logger.Warn("files writable by group or others: hosts install them without those bits (pulld runs the scripts as root)",
-			"count", n, "first", t.writable[:min(n, 5)])
+			"count", n, "first", t.Writable[:min(n, 5)])
 	}
 	meta := manifest.PackageMeta{
 		App: cfg.App, Commit: cfg.Commit, Branch: cfg.Branch, Repo: cfg.Repo,
 		User: cfg.User, Host: cfg.Host, Note: cfg.Note, Format: cfg.Format,
 		Built: cfg.Now().UTC().Truncate(time.Second),
-		Size:  t.size,
+		Size:  t.Size,
 	}
 	g, err := readGit(ctx, cfg.Dir)
 	switch {
@@ -213,8 +217,8 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 			cfg.OnProgress(r, written.Load())
 		}
 	}
-	stopProgress := startProgress(cfg.Progress, p.tree.size, &read, &written, start)
-	err = writeArchive(ctx, out, p.tree, p.meta.Format, p.meta.Built, onRead)
+	stopProgress := startProgress(cfg.Progress, p.tree.Size, &read, &written, start)
+	err = p.tree.WriteArchive(ctx, out, p.meta.Format, p.meta.Built, onRead)
 	stopProgress()
 	if err != nil {
 		return Result{}, fmt.Errorf("upload %s: %w", p.name, err)
@@ -249,7 +253,7 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 		return Result{}, fmt.Errorf("%s: sha256 mismatch between release (%s) and bucket writer (%s)", p.name, hexsum, pw.SHA256())
 	}
 	return Result{
-		Name: p.name, Meta: pw.Meta(), Size: pw.Size(), Raw: read.Load(), Files: p.tree.files,
+		Name: p.name, Meta: pw.Meta(), Size: pw.Size(), Raw: read.Load(), Files: p.tree.Files,
 		Signed: p.key != nil, Elapsed: time.Since(start),
 	}, nil
 }

@@ -3,7 +3,6 @@ package release
 import (
 	"bytes"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -120,34 +119,6 @@ func TestValidationAllowed(t *testing.T) {
 				t.Errorf("warned %v, want %v; log:\n%s", warned, tt.warn, log.String())
 			}
 		})
-	}
-}
-
-func TestCheckScript(t *testing.T) {
-	tests := []struct {
-		name string
-		mode fs.FileMode
-		ok   bool
-	}{
-		{"RESTARTING", 0o755, true},
-		{"RESTARTING", 0o700, true},
-		{"RESTARTING", 0o644, false},
-		{"RESTARTING", fs.ModeSymlink | 0o777, false},
-		{"RESTARTNG", 0o755, false},
-		{"Restarting", 0o755, false},
-		{"stopping.py", 0o755, false},
-		{"X", 0o644, false},
-		{"helper.sh", 0o644, true},
-		{"config.yaml.tmpl", 0o644, true},
-		{"PRE_RESTART.tmpl", 0o755, true},
-		{"PRE_RESTART.tmpl", 0o644, false},
-		{".tmpl", 0o644, true},
-		{"lib", 0o644, true},
-	}
-	for _, tt := range tests {
-		if err := CheckScript(tt.name, tt.mode); (err == nil) != tt.ok {
-			t.Errorf("CheckScript(%q, %v) = %v, want ok %v", tt.name, tt.mode, err, tt.ok)
-		}
 	}
 }
 

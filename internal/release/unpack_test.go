@@ -6,12 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // TestUnpacks checks that what release writes is what the host's unpacker
-// (internal/unpack, used by pulld) accepts and restores: contents, modes
+// (pkgformat.Extract, used by pulld) accepts and restores: contents, modes
 // (minus setuid/setgid/sticky, which it drops), links and mtimes.
 func TestUnpacks(t *testing.T) {
 	bucket := "file://" + t.TempDir()
@@ -29,7 +29,7 @@ func TestUnpacks(t *testing.T) {
 			}
 			defer r.Close()
 			dir := t.TempDir()
-			if _, err := unpack.Extract(r, res.Name.Format, dir, unpack.Limits{}); err != nil {
+			if _, err := pkgformat.Extract(r, res.Name.Format, dir, pkgformat.Limits{}); err != nil {
 				t.Fatalf("Extract: %v", err)
 			}
 			for name, m := range wantMembers {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/unprivileged"
 
 	"github.com/pushpull/pushpull/pkgformat"
 )
@@ -274,7 +274,7 @@ func TestTreeErrors(t *testing.T) {
 // runs as a user whom permission bits bind (nobody, when the tests run as
 // root), so that it fails if Tree stops making such a directory writable.
 func TestTreeReadOnlyDirs(t *testing.T) {
-	if deploytest.Unprivileged(t) {
+	if unprivileged.Run(t) {
 		return
 	}
 	for _, tc := range []struct {
@@ -300,7 +300,7 @@ func TestTreeReadOnlyDirs(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			deploytest.RemovableTree(t, dir)
+			unprivileged.RemovableTree(t, dir)
 
 			for _, port := range []string{"8080", "9090"} { // deploy, then RESTART
 				if err := Tree(dir, map[string]string{"PORT": port}); err != nil {

@@ -6,9 +6,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -179,26 +176,5 @@ func TestProxy(t *testing.T) {
 	px.Fail(false)
 	if changed, _, err := store.ChangedManifest(t.Context(), "web-1", ""); err != nil || !changed {
 		t.Errorf("read after the fault cleared: %v %v", changed, err)
-	}
-}
-
-// TestUnprivileged checks that after Unprivileged the test runs as a user
-// whom permission bits bind: it cannot create a file in a directory of its
-// own with mode 0555, and t.TempDir works.
-func TestUnprivileged(t *testing.T) {
-	if deploytest.Unprivileged(t) {
-		return
-	}
-	if os.Geteuid() == 0 {
-		t.Fatal("still root")
-	}
-	ro := filepath.Join(t.TempDir(), "ro")
-	if err := os.Mkdir(ro, 0o555); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Chmod(ro, 0o755)
-	err := os.WriteFile(filepath.Join(ro, "x"), nil, 0o644)
-	if !errors.Is(err, fs.ErrPermission) {
-		t.Fatalf("creating a file in a 0555 directory: %v, want a permission error", err)
 	}
 }

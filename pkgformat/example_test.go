@@ -1,4 +1,4 @@
-package unpack_test
+package pkgformat_test
 
 import (
 	"archive/tar"
@@ -11,8 +11,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/pushpull/pushpull/internal/unpack"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // tarZst builds a small package in memory, as release would.
@@ -42,7 +42,7 @@ func ExampleExtract() {
 	}
 	defer os.RemoveAll(dir)
 
-	st, err := unpack.Extract(bytes.NewReader(pkg), manifest.FormatZstd, dir, unpack.Limits{})
+	st, err := pkgformat.Extract(bytes.NewReader(pkg), manifest.FormatZstd, dir, pkgformat.Limits{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -53,8 +53,8 @@ func ExampleExtract() {
 	evil := tarZst([]*tar.Header{{Name: "../../etc/cron.d/x", Typeflag: tar.TypeReg, Mode: 0o644}}, []string{"* * * * * root sh"})
 	dir2, _ := os.MkdirTemp("", "build")
 	defer os.RemoveAll(dir2)
-	_, err = unpack.Extract(bytes.NewReader(evil), manifest.FormatZstd, dir2, unpack.Limits{})
-	fmt.Println(errors.Is(err, unpack.ErrUnsafe), err)
+	_, err = pkgformat.Extract(bytes.NewReader(evil), manifest.FormatZstd, dir2, pkgformat.Limits{})
+	fmt.Println(errors.Is(err, pkgformat.ErrUnsafe), err)
 	// Output:
 	// 2 files, 2 dirs, 32 bytes; RESTARTING is -rwxr-xr-x
 	// true unpack: entry "../../etc/cron.d/x": unsafe archive entry: path escapes the build
@@ -67,7 +67,7 @@ func ExampleCheckEntry() {
 		{Name: "etc", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
 		{Name: "dev/null", Typeflag: tar.TypeChar},
 	} {
-		fmt.Println(h.Name, unpack.CheckEntry(h))
+		fmt.Println(h.Name, pkgformat.CheckEntry(h))
 	}
 	// Output:
 	// bin/app <nil>

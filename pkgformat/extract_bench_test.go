@@ -1,4 +1,4 @@
-package unpack
+package pkgformat
 
 import (
 	"archive/tar"

@@ -1,4 +1,4 @@
-package release
+package pkgformat
 
 import (
 	"errors"
@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/pushpull/pushpull/manifest"
-	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // entry is one file, directory or link of the tree, in archive order.
@@ -19,35 +18,47 @@ type entry struct {
 	link string      // symlink target
 }
 
-// tree is a walked build directory.
-type tree struct {
+// ErrInvalidTree is wrapped by WalkTree's error when the tree breaks the
+// format's rules; the error lists every problem found.
+var ErrInvalidTree = errors.New("invalid build tree")
+
+// ErrNotDir is wrapped by WalkTree's error when the root is not a
+// directory that can be read.
+var ErrNotDir = errors.New("not a build directory")
+
+// Tree is a walked build directory, ready to be written as a package.
+type Tree struct {
 	root    string
 	entries []entry
-	size    int64 // total bytes of regular files
-	files   int   // number of regular files
-	scripts bool  // whether teletraan/ exists
-	// writable lists the files and directories writable by group or
+	// Size is the bytes of its regular files: what the package unpacks to.
+	Size int64
+	// Files counts its regular files.
+	Files int
+	// HasScripts reports whether it has a teletraan/ directory.
+	HasScripts bool
+	// Writable lists the files and directories writable by group or
 	// others; pulld installs them without those bits.
-	writable []string
+	Writable []string
 }
 
-// walkTree lists the tree under root in archive order (depth first, the
+// WalkTree lists the tree under root in archive order (depth first, the
 // entries of each directory in byte order of their names), reading only
-// metadata, and validates it. Every problem found is reported, joined, in
-// an error wrapping ErrInvalidTree.
-func walkTree(root string) (*tree, error) {
+// metadata, and validates it against the format: the scripts' names and
+// modes, file types, links that stay inside. Every problem found is
+// reported, joined, in an error wrapping ErrInvalidTree.
+func WalkTree(root string) (*Tree, error) {
 	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+		return nil, fmt.Errorf("%w: %v", ErrNotDir, err)
 	}
 	st, err := os.Stat(real)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+		return nil, fmt.Errorf("%w: %v", ErrNotDir, err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("%w: -dir %s is not a directory", ErrUsage, root)
+		return nil, fmt.Errorf("%w: %s is not a directory", ErrNotDir, root)
 	}
-	t := &tree{root: real}
+	t := &Tree{root: real}
 	var problems []error
 	bad := func(rel, format string, args ...any) {
 		problems = append(problems, fmt.Errorf("%s: %s", rel, fmt.Sprintf(format, args...)))
@@ -76,12 +87,12 @@ func walkTree(root string) (*tree, error) {
 		}
 		e := entry{rel: rel, info: info}
 		if m := info.Mode(); m&fs.ModeSymlink == 0 && m.Perm()&0o022 != 0 {
-			t.writable = append(t.writable, rel)
+			t.Writable = append(t.Writable, rel)
 		}
 		switch m := info.Mode(); {
 		case m.IsRegular():
-			t.size += info.Size()
-			t.files++
+			t.Size += info.Size()
+			t.Files++
 		case m.IsDir():
 		case m&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
@@ -89,7 +100,7 @@ func walkTree(root string) (*tree, error) {
 				return err
 			}
 			e.link = target
-			if pkgformat.LinkEscapes(rel, target) || escapesResolved(real, p) {
+			if LinkEscapes(rel, target) || escapesResolved(real, p) {
 				bad(rel, "symbolic link to %q leaves the tree (links must be relative and stay inside DIR)", target)
 			}
 		default:
@@ -102,7 +113,7 @@ func walkTree(root string) (*tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("walk %s: %w", root, err)
 	}
-	t.scripts, problems = checkScripts(t.entries, problems)
+	t.HasScripts, problems = checkScripts(t.entries, problems)
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidTree, errors.Join(problems...))
 	}
@@ -130,21 +141,21 @@ func checkScripts(entries []entry, problems []error) (bool, []error) {
 		problems = append(problems, fmt.Errorf("%s: %s", rel, fmt.Sprintf(format, args...)))
 	}
 	for _, e := range entries {
-		if e.rel == pkgformat.ScriptDir {
+		if e.rel == ScriptDir {
 			found = true
 			if !e.info.IsDir() {
 				bad(e.rel, "must be a directory of deploy scripts")
 			}
 			continue
 		}
-		rest, ok := strings.CutPrefix(e.rel, pkgformat.ScriptDir+"/")
+		rest, ok := strings.CutPrefix(e.rel, ScriptDir+"/")
 		if !ok {
 			continue
 		}
 		parts := strings.Split(rest, "/")
 		if len(parts) == 1 && e.info.IsDir() {
 			if err := manifest.CheckName("env", parts[0]); err != nil {
-				bad(e.rel, "a directory under %s/ must be named after an env: %v", pkgformat.ScriptDir, err)
+				bad(e.rel, "a directory under %s/ must be named after an env: %v", ScriptDir, err)
 			}
 			continue
 		}
@@ -164,7 +175,7 @@ func checkScripts(entries []entry, problems []error) (bool, []error) {
 // refused, naming the script it was probably meant to be; NAME.tmpl is held
 // to the rules of NAME. Other files are allowed.
 func CheckScript(name string, mode fs.FileMode) error {
-	base := strings.TrimSuffix(name, pkgformat.TemplateSuffix)
+	base := strings.TrimSuffix(name, TemplateSuffix)
 	if base == "" {
 		return nil
 	}
@@ -180,14 +191,14 @@ func CheckScript(name string, mode fs.FileMode) error {
 	if !looksLikeScript(base) {
 		return nil
 	}
-	msg := fmt.Sprintf("%q is not a deploy script name (want one of %s)", name, strings.Join(pkgformat.Scripts(), ", "))
+	msg := fmt.Sprintf("%q is not a deploy script name (want one of %s)", name, strings.Join(Scripts(), ", "))
 	if s := closest(base); s != "" {
 		msg += fmt.Sprintf("; did you mean %s?", s)
 	}
 	return errors.New(msg)
 }
 
-func isScript(name string) bool { return pkgformat.IsScript(name) }
+func isScript(name string) bool { return IsScript(name) }
 
 // looksLikeScript reports whether name is all upper case (letters, digits,
 // underscores, starting with a letter) or is a script name in another case
@@ -204,7 +215,7 @@ func looksLikeScript(name string) bool {
 		return true
 	}
 	stem, _, _ := strings.Cut(name, ".")
-	for _, s := range pkgformat.Scripts() {
+	for _, s := range Scripts() {
 		if strings.EqualFold(stem, s) {
 			return true
 		}
@@ -217,7 +228,7 @@ func looksLikeScript(name string) bool {
 func closest(name string) string {
 	stem, _, _ := strings.Cut(strings.ToUpper(name), ".")
 	best, bestD := "", 4
-	for _, s := range pkgformat.Scripts() {
+	for _, s := range Scripts() {
 		if d := distance(stem, s); d < bestD {
 			best, bestD = s, d
 		}

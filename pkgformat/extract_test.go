@@ -1,4 +1,4 @@
-package unpack
+package pkgformat
 
 import (
 	"archive/tar"
@@ -16,7 +16,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/pushpull/pushpull/internal/testing/deploytest"
+	"github.com/pushpull/pushpull/internal/testing/unprivileged"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -682,7 +682,7 @@ func TestExtractSourceError(t *testing.T) {
 // so that the writes and an Apply that did not go deepest first fail; the
 // checks of the modes and times before and after Apply hold for any user.
 func TestExtractDeferred(t *testing.T) {
-	if deploytest.Unprivileged(t) {
+	if unprivileged.Run(t) {
 		return
 	}
 	ents := []ent{
@@ -709,7 +709,7 @@ func TestExtractDeferred(t *testing.T) {
 		t.Run(string(format), func(t *testing.T) {
 			dst, check := sandbox(t)
 			defer check()
-			deploytest.RemovableTree(t, dst)
+			unprivileged.RemovableTree(t, dst)
 			st, modes, err := ExtractDeferred(bytes.NewReader(archive(t, format, ents...)), format, dst, Limits{})
 			if err != nil {
 				t.Fatalf("ExtractDeferred: %v", err)

@@ -1,4 +1,6 @@
-// Package unpack extracts package archives safely.
+package pkgformat
+
+// Reading packages: Extract unpacks an archive safely.
 //
 // A package is a tar stream compressed with zstd or gzip (see
 // manifest.Format). Extract streams it into an empty directory in constant
@@ -21,7 +23,6 @@
 // Every refusal wraps ErrUnsafe, every size overrun wraps ErrTooLarge, and a
 // truncated or corrupt stream wraps ErrCorrupt, so callers can tell them
 // apart with errors.Is.
-package unpack
 
 import (
 	"archive/tar"
@@ -41,7 +42,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/pushpull/pushpull/manifest"
-	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // Errors wrapped by Extract and CheckEntry.
@@ -644,7 +644,7 @@ func CheckEntry(h *tar.Header) error {
 	if path.IsAbs(name) {
 		return unsafe(name, "absolute path")
 	}
-	if pkgformat.Escapes(name) {
+	if Escapes(name) {
 		return unsafe(name, "path escapes the build")
 	}
 	if d := strings.Count(cleanName(name), "/") + 1; d > MaxDepth {
@@ -665,7 +665,7 @@ func CheckEntry(h *tar.Header) error {
 			return unsafe(name, fmt.Sprintf("symlink to absolute path %q", t))
 		case cleanName(name) == ".":
 			return unsafe(name, "symlink replaces the destination")
-		case pkgformat.Escapes(path.Join(path.Dir(cleanName(name)), t)):
+		case Escapes(path.Join(path.Dir(cleanName(name)), t)):
 			return unsafe(name, fmt.Sprintf("symlink target %q is outside the build", t))
 		}
 	case tar.TypeLink:
@@ -677,7 +677,7 @@ func CheckEntry(h *tar.Header) error {
 			return unsafe(name, "hard link target contains NUL")
 		case path.IsAbs(t):
 			return unsafe(name, fmt.Sprintf("hard link to absolute path %q", t))
-		case pkgformat.Escapes(t) || cleanName(t) == ".":
+		case Escapes(t) || cleanName(t) == ".":
 			return unsafe(name, fmt.Sprintf("hard link target %q is outside the build", t))
 		}
 	}

@@ -1,4 +1,4 @@
-package release
+package pkgformat
 
 import (
 	"archive/tar"
@@ -37,14 +37,18 @@ func compressor(w io.Writer, format manifest.Format) (io.WriteCloser, error) {
 		}
 		return zw, nil
 	}
-	return nil, fmt.Errorf("%w: unknown format %q", ErrUsage, format)
+	return nil, fmt.Errorf("unknown archive format %q", format)
 }
 
-// writeArchive writes t as a compressed tar archive to w: entries in t's
-// order, modes kept, ownership normalised to 0, every mtime set to mtime.
-// read is called with the number of file bytes read after each read. It
-// stops at the first error, or when ctx is done.
-func writeArchive(ctx context.Context, w io.Writer, t *tree, format manifest.Format, mtime time.Time, read func(int)) error {
+// WriteArchive writes t as a package to w, a tar archive compressed in
+// format: entries in t's order, modes kept, ownership normalised to 0,
+// every mtime set to mtime. read, when not nil, is called with the number
+// of file bytes read after each read. It stops at the first error, or when
+// ctx is done, and fails when a file changed size since WalkTree.
+func (t *Tree) WriteArchive(ctx context.Context, w io.Writer, format manifest.Format, mtime time.Time, read func(int)) error {
+	if read == nil {
+		read = func(int) {}
+	}
 	zw, err := compressor(w, format)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package deploytest
+package unprivileged
 
 import (
 	"bytes"
@@ -13,18 +13,18 @@ import (
 	"testing"
 )
 
-// Nobody is the user and group id Unprivileged runs tests as under root.
+// Nobody is the user and group id Run runs tests as under root.
 const Nobody = 65534
 
 // unprivilegedEnv marks the child process Unprivileged starts.
 const unprivilegedEnv = "DEPLOYTEST_UNPRIVILEGED"
 
-// Unprivileged makes the test t run as a user whom permission bits bind.
+// Run makes the test t run as a user whom permission bits bind.
 // pulld need not run as root, and root ignores permission bits, so a test
 // of how a build with read-only directories is unpacked, rendered or
 // removed proves nothing when run as root, as it is in CI.
 //
-// When the test binary does not run as root, Unprivileged returns false
+// When the test binary does not run as root, Run returns false
 // and t goes on as it is. As root, it runs t (selected by its full name)
 // again in a copy of the test binary, in a child process as user and group
 // Nobody with no supplementary groups, with TMPDIR and HOME in a new
@@ -35,15 +35,15 @@ const unprivilegedEnv = "DEPLOYTEST_UNPRIVILEGED"
 // otherwise, and -test.short when the parent has it.
 //
 // Call it first in the test, before t.TempDir, t.Setenv or t.Parallel.
-func Unprivileged(t *testing.T) bool {
+func Run(t *testing.T) bool {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		return false
 	}
 	if os.Getenv(unprivilegedEnv) != "" {
-		t.Fatalf("deploytest: the child process for %s still runs as root", t.Name())
+		t.Fatalf("unprivileged: the child process for %s still runs as root", t.Name())
 	}
-	dir, err := os.MkdirTemp("", "deploytest-nobody-")
+	dir, err := os.MkdirTemp("", "unprivileged-nobody-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func Unprivileged(t *testing.T) bool {
 	}
 	bin := filepath.Join(dir, filepath.Base(exe))
 	if err := copyFile(bin, exe, 0o755); err != nil {
-		t.Fatalf("deploytest: copy the test binary: %v", err)
+		t.Fatalf("unprivileged: copy the test binary: %v", err)
 	}
 	home := filepath.Join(dir, "home")
 	if err := os.Mkdir(home, 0o700); err != nil {
@@ -93,7 +93,7 @@ func Unprivileged(t *testing.T) bool {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: Nobody, Gid: Nobody, Groups: []uint32{}}}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name()+" (")) {
-		t.Fatalf("deploytest: %s as uid %d: %v\n%s", t.Name(), Nobody, err, out)
+		t.Fatalf("unprivileged: %s as uid %d: %v\n%s", t.Name(), Nobody, err, out)
 	}
 	t.Logf("%s passed as uid %d", t.Name(), Nobody)
 	if testing.Verbose() {
