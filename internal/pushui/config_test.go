@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,5 +121,39 @@ func TestAPIEditsHandWrittenManifest(t *testing.T) {
 	wantCode(t, w, http.StatusPreconditionFailed)
 	if got := f.desired("db-1", "hello"); got != f.h3.String() {
 		t.Fatalf("the PUT with a stale ETag overwrote the hand edit: hello = %s", got)
+	}
+}
+
+// TestConfigPage: the /config page shows the bucket's push config in a
+// form; an admin's save with the page's version is written (and audited),
+// a save based on an older version is refused with the current config
+// shown, and one that does not parse is refused naming the problem.
+func TestConfigPage(t *testing.T) {
+	f := newFixture(t)
+	s := f.server()
+	doc := getPage(t, s, "/config")
+	version := attr(query(t, doc, `input[name="version"]`), "value")
+	if !strings.Contains(text(query(t, doc, "textarea")), `"web-1"`) || version == "" {
+		t.Fatalf("config page: version %q, textarea %q", version, text(query(t, doc, "textarea")))
+	}
+	next := `{"servers": {"web-1": ["hello"]}}`
+	w := postForm(t, s, "/config", url.Values{"version": {version}, "config": {next}})
+	wantCode(t, w, http.StatusSeeOther)
+	if c, _, _ := f.store.ReadPushConfig(t.Context()); c == nil || len(c.Servers) != 1 {
+		t.Fatalf("config after the save: %v", c)
+	}
+	if recs, _ := f.store.ListConfigAudit(t.Context(), 10); len(recs) < 2 || recs[0].User != LocalUser {
+		t.Fatalf("config audit: %v", recs)
+	}
+	w = postForm(t, s, "/config", url.Values{"version": {version}, "config": {`{"servers": {}}`}})
+	wantCode(t, w, http.StatusPreconditionFailed)
+	if !strings.Contains(w.Body.String(), "changed since this page was loaded") {
+		t.Errorf("stale save: %s", truncate(w.Body.String(), 500))
+	}
+	doc = getPage(t, s, "/config")
+	w = postForm(t, s, "/config", url.Values{"version": {attr(query(t, doc, `input[name="version"]`), "value")}, "config": {`{"servers": {}, "servers": {}}`}})
+	wantCode(t, w, http.StatusBadRequest)
+	if !strings.Contains(w.Body.String(), "duplicate key") {
+		t.Errorf("invalid save: %s", truncate(w.Body.String(), 500))
 	}
 }

@@ -6,9 +6,10 @@ import (
 )
 
 // FuzzRender checks that Render never panics and never modifies its input,
-// that input without a template reference comes out unchanged, and that
-// when every variable has a value (one without references) only malformed
-// references fail and no reference survives.
+// that input without a template reference (braced or bare) comes out
+// unchanged, and that when every variable has a value (one without
+// references) only malformed braced references fail and no braced
+// reference survives.
 func FuzzRender(f *testing.F) {
 	for _, s := range []string{
 		"",
@@ -19,6 +20,7 @@ func FuzzRender(f *testing.F) {
 		"a\n{$TELETRAAN_A}{$TELETRAAN_B:b}\n${TELETRAAN_",
 		"{${$TELETRAAN_A}$",
 		"{$TELETRAAN_a}",
+		"$TELETRAAN_A $TELETRAAN_{BB} $TELETRAAN_$TELETRAAN_ $TELETRAAN_",
 	} {
 		f.Add([]byte(s))
 	}
@@ -34,7 +36,7 @@ func FuzzRender(f *testing.F) {
 		if !bytes.Equal(in, src) {
 			t.Fatalf("Render modified its input")
 		}
-		hasRef := bytes.Contains(src, []byte("{$"+Prefix)) || bytes.Contains(src, []byte("${"+Prefix))
+		hasRef := bytes.Contains(src, []byte("$"+Prefix)) || bytes.Contains(src, []byte("${"+Prefix))
 		if !hasRef {
 			if err != nil || !bytes.Equal(out, src) {
 				t.Fatalf("Render(%q) = %q, %v; want the input unchanged", src, out, err)
