@@ -18,9 +18,9 @@ type PushConfig struct {
 	Groups  map[string][]string `json:"groups,omitempty"`
 }
 
-// ParsePushConfig decodes and validates a push config: a JSON object whose
-// names are valid, with no unknown fields or duplicate keys, and every
-// group member a configured server.
+// ParsePushConfig decodes and validates a push config: a JSON object with
+// a "servers" object, whose names are valid, with no unknown fields or
+// duplicate keys, and every group member a configured server.
 func ParsePushConfig(data []byte) (*PushConfig, error) {
 	var c PushConfig
 	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
@@ -28,6 +28,11 @@ func ParsePushConfig(data []byte) (*PushConfig, error) {
 	}
 	if err := decodeStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("push config: %w", err)
+	}
+	if c.Servers == nil {
+		// As for manifests: only an explicit empty object allows nothing,
+		// so a truncated or half-generated file cannot empty the allow-list.
+		return nil, errors.New(`push config: no "servers" object (an explicit "servers": {} allows nothing anywhere)`)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

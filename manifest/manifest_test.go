@@ -303,6 +303,9 @@ func TestPushConfig(t *testing.T) {
 		``,
 		`{"servers": {"a": []}, "servers": {}}`,
 		`{"servers": {"a": ["hello"], "a": []}}`,
+		`{}`,
+		`{"servers": null}`,
+		`{"groups": {}}`,
 	} {
 		if _, err := ParsePushConfig([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)

@@ -42,6 +42,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -482,9 +483,15 @@ func (d *demo) stopAll() {
 		if _, err := os.Stat(d.root(s)); err != nil {
 			continue
 		}
-		d.say("$ bin/pulld -terminate -root %s", d.root(s))
-		cmd := exec.Command(filepath.Join(d.bin, "pulld"), "-bucket", d.bucket, "-server", s.name,
-			"-root", d.root(s), "-terminate", "-listen", "", "-host-info", "")
+		args := []string{"-bucket", d.bucket, "-server", s.name, "-root", d.root(s), "-terminate", "-listen", "", "-host-info", ""}
+		shown := slices.Clone(args)
+		for i, a := range shown {
+			if a == "" {
+				shown[i] = "''"
+			}
+		}
+		d.say("$ bin/pulld %s", strings.Join(shown, " "))
+		cmd := exec.Command(filepath.Join(d.bin, "pulld"), args...)
 		r, w := io.Pipe()
 		go d.prefixLines(s.name, r)
 		cmd.Stdout, cmd.Stderr = w, w

@@ -41,6 +41,8 @@ func TestPushConfigInTheBucket(t *testing.T) {
 		{"no If-Match", noAPI, nil, http.StatusPreconditionRequired},
 		{"stale If-Match", noAPI, []string{"If-Match", `"0000"`}, http.StatusPreconditionFailed},
 		{"null", `null`, []string{"If-Match", etag}, http.StatusBadRequest},
+		{"empty object", `{}`, []string{"If-Match", etag}, http.StatusBadRequest},
+		{"servers null", `{"servers": null}`, []string{"If-Match", etag}, http.StatusBadRequest},
 		{"duplicate key", `{"servers": {}, "servers": {}}`, []string{"If-Match", etag}, http.StatusBadRequest},
 		{"bad group", `{"servers": {}, "groups": {"g": ["nope"]}}`, []string{"If-Match", etag}, http.StatusBadRequest},
 	} {
