@@ -622,6 +622,10 @@ type Installed struct {
 	Step  string
 	// Since is when the env was first installed.
 	Since time.Time
+	// Updated is when its state last changed, and DeployID the attempt
+	// that changed it last.
+	Updated  time.Time
+	DeployID string
 }
 
 // Installed lists the envs whose current names a build, oldest install
@@ -634,7 +638,7 @@ func (e *Engine) Installed() ([]Installed, error) {
 		if e.currentID(env) == "" {
 			continue
 		}
-		out = append(out, Installed{Env: env, Package: es.Serving, State: es.State, Step: es.Step, Since: es.Since})
+		out = append(out, Installed{Env: env, Package: es.Serving, State: es.State, Step: es.Step, Since: es.Since, Updated: es.Updated, DeployID: es.DeployID})
 	}
 	slices.SortFunc(out, func(a, b Installed) int {
 		if c := a.Since.Compare(b.Since); c != 0 {

@@ -94,6 +94,15 @@ func TestOnceByHand(t *testing.T) {
 	if pulldtest.Current(t, cfg.Root, "hello") != v1.ID() {
 		t.Fatal("a refused manifest changed the host")
 	}
+	// The status of a host that cannot use its manifest still says when
+	// and by which attempt its envs last changed.
+	st, err := h.store.ReadStatus(t.Context(), "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, ok := st.Lookup("hello"); !ok || es.DeployID == "" || es.Updated.IsZero() {
+		t.Fatalf("status of the served env after a refused manifest: %+v", es)
+	}
 	big := append([]byte(`{"packages": []}`), make([]byte, 2<<20)...)
 	for i := range big[16:] {
 		big[16+i] = ' '
@@ -101,7 +110,7 @@ func TestOnceByHand(t *testing.T) {
 	if err := os.WriteFile(path, big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := pulld.Run(t.Context(), cfg)
+	err = pulld.Run(t.Context(), cfg)
 	if !errors.Is(err, pulld.ErrManifest) || !strings.Contains(err.Error(), "2097168 bytes, more than 1048576") {
 		t.Fatalf("pulld -once on a 2 MiB manifest: %v, want ErrManifest naming its size", err)
 	}

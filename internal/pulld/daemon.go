@@ -129,6 +129,7 @@ func (d *daemon) seedInstalled() {
 		}
 		rec := d.record(ie.Env, app)
 		rec.status.Serving, rec.status.State, rec.status.Step = ie.Package, ie.State, ie.Step
+		rec.status.Updated, rec.status.DeployID = ie.Updated, ie.DeployID
 	}
 }
 
