@@ -1,8 +1,6 @@
 package testserver
 
 import (
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -14,20 +12,7 @@ import (
 // fails the test.
 func StartMinIO(t testing.TB) *S3 {
 	t.Helper()
-	tmp := t.TempDir()
-	s := &S3{
-		Region:    "us-east-1",
-		AccessKey: "pushpull-test",
-		SecretKey: "pushpull-test-secret",
-		Dir:       filepath.Join(tmp, "minio"),
-		awsConfig: filepath.Join(tmp, "aws-config-empty"),
-	}
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(s.awsConfig, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s := newS3(t, "minio")
 	args := func(_ string, port int) []string {
 		return []string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), "--console-address", "127.0.0.1:0", s.Dir}
 	}

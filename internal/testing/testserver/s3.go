@@ -33,20 +33,7 @@ type S3 struct {
 // the test.
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
-	tmp := t.TempDir()
-	s := &S3{
-		Region:    "us-east-1",
-		AccessKey: "pushpull-test",
-		SecretKey: "pushpull-test-secret",
-		Dir:       filepath.Join(tmp, "s3"),
-		awsConfig: filepath.Join(tmp, "aws-config-empty"),
-	}
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(s.awsConfig, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s := newS3(t, "s3")
 	args := func(_ string, port int) []string {
 		return []string{
 			"--port", "127.0.0.1:" + strconv.Itoa(port),
@@ -136,4 +123,26 @@ func (s *S3) Stop() { s.srv.stop() }
 func (s *S3) Restart(t testing.TB) {
 	t.Helper()
 	s.srv.restart(t)
+}
+
+// newS3 returns the S3 of a server about to start: test credentials, a
+// data directory dataDir in a new temporary directory, and an empty AWS
+// config file.
+func newS3(t testing.TB, dataDir string) *S3 {
+	t.Helper()
+	tmp := t.TempDir()
+	s := &S3{
+		Region:    "us-east-1",
+		AccessKey: "pushpull-test",
+		SecretKey: "pushpull-test-secret",
+		Dir:       filepath.Join(tmp, dataDir),
+		awsConfig: filepath.Join(tmp, "aws-config-empty"),
+	}
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.awsConfig, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
