@@ -179,7 +179,7 @@ func CheckScript(name string, mode fs.FileMode) error {
 	if base == "" {
 		return nil
 	}
-	if isScript(base) {
+	if IsScript(base) {
 		switch {
 		case !mode.IsRegular():
 			return fmt.Errorf("deploy script must be a regular file, not %s", describeType(mode))
@@ -197,8 +197,6 @@ func CheckScript(name string, mode fs.FileMode) error {
 	}
 	return errors.New(msg)
 }
-
-func isScript(name string) bool { return IsScript(name) }
 
 // looksLikeScript reports whether name is all upper case (letters, digits,
 // underscores, starting with a letter) or is a script name in another case

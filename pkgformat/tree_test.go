@@ -45,10 +45,10 @@ func FuzzCheckScript(f *testing.F) {
 		m := fs.FileMode(mode)
 		err := CheckScript(name, m)
 		base := strings.TrimSuffix(name, ".tmpl")
-		if isScript(base) && m.IsRegular() && m.Perm()&0o100 != 0 && err != nil {
+		if IsScript(base) && m.IsRegular() && m.Perm()&0o100 != 0 && err != nil {
 			t.Fatalf("CheckScript(%q, %v) = %v for an executable script", name, m, err)
 		}
-		if !isScript(base) && looksLikeScript(base) && err == nil {
+		if !IsScript(base) && looksLikeScript(base) && err == nil {
 			t.Fatalf("CheckScript(%q, %v) accepted a misnamed script", name, m)
 		}
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
@@ -92,7 +91,7 @@ func (s *Server) edit(ctx context.Context, e fleet.Edit) (*change, error) {
 		}
 		return &change{Change: c}, nil
 	case errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
-		return nil, badInput("%s", strings.TrimPrefix(err.Error(), "fleet: "))
+		return nil, badInput("%v", err)
 	case errors.Is(err, manifest.ErrInvalidManifest):
 		s.cache.refreshServer(ctx, e.Server)
 		return nil, fmt.Errorf("%w: %v", errBrokenManifest, err)
