@@ -147,7 +147,7 @@ func TestChaos(t *testing.T) {
 		checkInvariants(t, root, contents, false)
 		target, _ := manifest.ParsePackageName(good[rng.IntN(len(good))])
 		r := eng.Apply(t.Context(), manifest.Entry{Package: target, Config: map[string]string{"REC": rec}})
-		if r.Err != nil || r.State != manifest.StateServing || r.Serving != target.String() {
+		if r.Err != nil || r.State != manifest.StateServing || r.Serving != target {
 			t.Fatalf("iteration %d: converge to %s: %+v", i, target, r)
 		}
 		if a, err := eng.Plan(manifest.Entry{Package: target, Config: map[string]string{"REC": rec}}); err != nil || a != pkginstall.ActNone {

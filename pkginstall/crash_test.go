@@ -271,7 +271,7 @@ func TestCrashDuringPolicyRollback(t *testing.T) {
 				f.steps()
 				r := f.apply(tc.try(f))
 				if !errors.Is(r.Err, pkginstall.ErrScript) || r.State != manifest.StateRolledBack || r.What != pkginstall.FailedRolledBack ||
-					r.Step != pkginstall.StepRestarting || r.Serving != v1.String() {
+					r.Step != pkginstall.StepRestarting || r.Serving != v1 {
 					t.Fatalf("next Apply: %+v", r)
 				}
 				if got, want := f.steps(), expect("ROLLBACK", v1, v1, preR, rest, posR); len(got) < 3 || !slices.Equal(got[len(got)-3:], want) {

@@ -72,8 +72,9 @@ type Result struct {
 	// Step is the step reached: SERVING_BUILD on success, else the step
 	// that failed (or, after a policy, the step the policy reached).
 	Step string
-	// Serving is the package current points at afterwards, "" for none.
-	Serving string
+	// Serving is the package current points at afterwards, the zero
+	// PackageName for none.
+	Serving manifest.PackageName
 	// Err is why the action failed; nil on success. After a rollback it
 	// ends with what was rolled back to ("; rolled back to {package}" or
 	// "; rolled back to the previous config"), which pulld reports.
@@ -185,7 +186,7 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 	defer e.mu.Unlock()
 	es := e.env(env)
 	res.Action = e.plan(entry)
-	res.Serving = es.Serving
+	res.Serving = es.serving()
 	if res.Action == ActNone {
 		res.State, res.Step, res.What = manifest.StateServing, StepServing, Unchanged
 		res.DeployID = es.DeployID
@@ -196,6 +197,7 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 		log: e.log.With("env", env, "deploy_id", res.DeployID, "package", entry.Package.String()),
 	}
 	a.scripts = a.log
+	e.started(env, res.Action)
 	a.log.Info("deploy started", "action", string(res.Action), "serving", es.Serving)
 	if es.Since.IsZero() {
 		es.Since = time.Now().UTC()
@@ -217,7 +219,7 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 	if res.Err != nil {
 		es.Error = res.Err.Error()
 	}
-	res.Serving = es.Serving
+	res.Serving = es.serving()
 	e.prune(env)
 	if err := e.save(); err != nil && res.Err == nil {
 		res.Err = err
@@ -580,18 +582,19 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 	a.scripts = a.log
 	a.build = es.Builds[id]
 	a.build.Package = es.Serving
+	e.started(env, ActStop)
 	a.log.Info("stop started")
 	es.State, es.Action, es.DeployID, es.Error = manifest.StateDeploying, ActStop, res.DeployID, ""
 	a.step(StepStopping)
 	if err := a.script(ctx, StepStopping, id); err != nil {
-		res.Err, res.State, res.What, res.Serving = err, manifest.StateFailed, Failed, es.Serving
+		res.Err, res.State, res.What, res.Serving = err, manifest.StateFailed, Failed, es.serving()
 		es.State, es.Error = manifest.StateFailed, err.Error()
 		a.step(StepStopping)
 		a.log.Error("stop failed", "err", err)
 		return res
 	}
 	if err := os.Remove(e.currentLink(env)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		res.Err, res.State, res.What, res.Serving = fmt.Errorf("pkginstall: stop %s: %w", env, err), manifest.StateFailed, Failed, es.Serving
+		res.Err, res.State, res.What, res.Serving = fmt.Errorf("pkginstall: stop %s: %w", env, err), manifest.StateFailed, Failed, es.serving()
 		es.State, es.Error = manifest.StateFailed, res.Err.Error()
 		a.step(StepStopping)
 		return res

@@ -165,7 +165,7 @@ func TestCycle(t *testing.T) {
 				func(_, v2 manifest.PackageName) []string { return expect("STOP", v2, v2, stop) },
 				func(_, _ manifest.PackageName) string { return "" }},
 			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, v2 manifest.PackageName) {
-				if r.State != manifest.StateStopped || r.Serving != "" {
+				if r.State != manifest.StateStopped || !r.Serving.IsZero() {
 					t.Errorf("result %+v", r)
 				}
 				if got := f.builds("hello"); !slices.Equal(got, []string{v1.ID(), v2.ID()}) {
@@ -207,7 +207,7 @@ func TestCycle(t *testing.T) {
 			if got, want := f.current("hello"), tc.want.current(v1, v2); got != want {
 				t.Errorf("current = %q, want %q", got, want)
 			}
-			if want := tc.want.current(v1, v2); want != "" && r.Serving != strings.Replace(want, "hello-", "hello/hello-", 1)+".tar.zst" {
+			if want := tc.want.current(v1, v2); want != "" && r.Serving.String() != strings.Replace(want, "hello-", "hello/hello-", 1)+".tar.zst" {
 				t.Errorf("Serving = %q", r.Serving)
 			}
 			if tc.check != nil {
@@ -419,7 +419,7 @@ func TestFailurePolicies(t *testing.T) {
 			if got, want := f.current("hello"), tc.current(v1, v2); got != want {
 				t.Errorf("current = %q, want %q", got, want)
 			}
-			if want := tc.current(v1, v2); (want == "") != (r.Serving == "") || want != "" && !strings.Contains(r.Serving, want) {
+			if want := tc.current(v1, v2); (want == "") != (r.Serving.IsZero()) || want != "" && !strings.Contains(r.Serving.String(), want) {
 				t.Errorf("Serving = %q", r.Serving)
 			}
 			// Three attempt logs of RESTARTING.
@@ -444,7 +444,7 @@ func TestFailureBeforeSwitch(t *testing.T) {
 	f.mustApply(f.entry(v1))
 	f.steps()
 	r := f.apply(f.entry(v2, "on_failure", "stop"))
-	if r.Err == nil || r.State != manifest.StateFailed || r.What != pkginstall.Failed || r.Step != "POST_DOWNLOAD" || r.Serving != v1.String() {
+	if r.Err == nil || r.State != manifest.StateFailed || r.What != pkginstall.Failed || r.Step != "POST_DOWNLOAD" || r.Serving != v1 {
 		t.Fatalf("result %+v", r)
 	}
 	if got, want := f.steps(), expect("DEPLOY", v2, v1, pre, post, post, post); !slices.Equal(got, want) {
@@ -678,11 +678,11 @@ func TestRestartFailure(t *testing.T) {
 				}
 			}
 			if tc.conf == "" {
-				if f.current("hello") != "" || r.Serving != "" {
+				if f.current("hello") != "" || !r.Serving.IsZero() {
 					t.Errorf("current %q, Serving %q", f.current("hello"), r.Serving)
 				}
 			} else {
-				if r.Serving != v1.String() || f.current("hello") != v1.ID() {
+				if r.Serving != v1 || f.current("hello") != v1.ID() {
 					t.Errorf("current %q, Serving %q", f.current("hello"), r.Serving)
 				}
 				if got := f.file("hello", "teletraan/app.conf"); got != tc.conf {
@@ -755,7 +755,7 @@ func TestCorruptState(t *testing.T) {
 	f.open()
 	f.steps()
 	inst, err := f.eng.Installed()
-	if err != nil || len(inst) != 1 || inst[0].Env != "hello" || inst[0].Package != v1.String() {
+	if err != nil || len(inst) != 1 || inst[0].Env != "hello" || inst[0].Package != v1 {
 		t.Fatalf("Installed = %+v, %v", inst, err)
 	}
 	r := f.mustApply(f.entry(v1))

@@ -101,6 +101,12 @@ type Config struct {
 	// its process group when ctx ends. Tests replace it to run no real
 	// service.
 	Run func(ctx context.Context, cmd *exec.Cmd) error
+	// Started, when set, is called by Apply and Stop once they have decided
+	// to act on env, before the first step runs; it is not called when
+	// there is nothing to do. It runs on the caller's goroutine with the
+	// Engine busy, so it must not call the Engine. pulld reports DEPLOYING
+	// from it, which is how it plans only once.
+	Started func(env string, a Action)
 }
 
 func (c *Config) setDefaults() {
@@ -616,7 +622,7 @@ func (e *Engine) env(env string) *envState {
 type Installed struct {
 	Env string
 	// Package is the package current points at.
-	Package string
+	Package manifest.PackageName
 	// State and Step are as last recorded.
 	State manifest.State
 	Step  string
@@ -626,6 +632,21 @@ type Installed struct {
 	// that changed it last.
 	Updated  time.Time
 	DeployID string
+}
+
+// started calls Config.Started, if set.
+func (e *Engine) started(env string, a Action) {
+	if e.cfg.Started != nil {
+		e.cfg.Started(env, a)
+	}
+}
+
+// serving is the package current points at, parsed; the zero PackageName
+// for none. state.json holds only names pkginstall wrote from valid
+// entries, so a name that does not parse counts as none.
+func (es *envState) serving() manifest.PackageName {
+	p, _ := manifest.ParsePackageName(es.Serving)
+	return p
 }
 
 // Installed lists the envs whose current names a build, oldest install
@@ -638,7 +659,7 @@ func (e *Engine) Installed() ([]Installed, error) {
 		if e.currentID(env) == "" {
 			continue
 		}
-		out = append(out, Installed{Env: env, Package: es.Serving, State: es.State, Step: es.Step, Since: es.Since, Updated: es.Updated, DeployID: es.DeployID})
+		out = append(out, Installed{Env: env, Package: es.serving(), State: es.State, Step: es.Step, Since: es.Since, Updated: es.Updated, DeployID: es.DeployID})
 	}
 	slices.SortFunc(out, func(a, b Installed) int {
 		if c := a.Since.Compare(b.Since); c != 0 {

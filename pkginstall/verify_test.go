@@ -33,7 +33,7 @@ func refused(t *testing.T, f *fixture, good, bad manifest.PackageName, want erro
 	if r.Err == nil || !errors.Is(r.Err, want) {
 		t.Fatalf("apply %s: err = %v, want %v", bad, r.Err, want)
 	}
-	if r.State != manifest.StateFailed || r.Step != pkginstall.StepDownloading || r.Serving != good.String() {
+	if r.State != manifest.StateFailed || r.Step != pkginstall.StepDownloading || r.Serving != good {
 		t.Errorf("result %+v", r)
 	}
 	if f.current("hello") != good.ID() {
@@ -238,7 +238,7 @@ func TestMissingPackage(t *testing.T) {
 	f.mustApply(f.entry(v1))
 	missing := deploytest.Name(t, "hello", 2, manifest.FormatZstd)
 	r := f.apply(f.entry(missing))
-	if r.Err == nil || !strings.Contains(r.Err.Error(), "not found") || r.Serving != v1.String() || f.current("hello") != v1.ID() {
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "not found") || r.Serving != v1 || f.current("hello") != v1.ID() {
 		t.Fatalf("result %+v", r)
 	}
 	if strings.Contains(f.logs.String(), "bucket read failed; trying again") {

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/pulld"
 )
 
@@ -48,17 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err = pulld.Run(ctx, cfg)
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, pulld.ErrUsage), errors.Is(err, pulld.ErrManifest):
-		fmt.Fprintln(stderr, err)
-		return 2
-	default:
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
+	return cli.Exit(stderr, "pulld", pulld.Run(ctx, cfg), pulld.ErrManifest)
 }
 
 // parseFlags turns the command line into a Config and a log level.

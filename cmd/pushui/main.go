@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/pushui"
 )
@@ -75,12 +76,5 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := pushui.Run(ctx, cfg); err != nil {
-		cfg.Logger.Error("pushui failed", "err", err)
-		if errors.Is(err, pushui.ErrUsage) {
-			return 2
-		}
-		return 1
-	}
-	return 0
+	return cli.Exit(stderr, "pushui", pushui.Run(ctx, cfg))
 }

@@ -21,8 +21,8 @@ func TestNudgeGCEFlag(t *testing.T) {
 		args []string
 		say  []string
 	}{
-		{"flag malformed", "", []string{"-nudge-gce", "my-project"}, []string{`nudge: GCE \"my-project\": want PROJECT/ZONE`}},
-		{"env malformed", "my-project/us-central1-a/x", nil, []string{`nudge: GCE \"my-project/us-central1-a/x\"`}},
+		{"flag malformed", "", []string{"-nudge-gce", "my-project"}, []string{`pushui: nudge: GCE "my-project": want PROJECT/ZONE`}},
+		{"env malformed", "my-project/us-central1-a/x", nil, []string{`pushui: nudge: GCE "my-project/us-central1-a/x"`}},
 		{"flag without credentials", "", []string{"-nudge-gce", "my-project/us-central1-a"}, []string{"nudge: gce:", "/nonexistent/adc.json"}},
 		{"flag wins over env", "not-a-pair", []string{"-nudge-gce", "my-project/us-central1-a"}, []string{"nudge: gce:", "/nonexistent/adc.json"}},
 	}
@@ -30,7 +30,7 @@ func TestNudgeGCEFlag(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(nudge.EnvGCE, tt.env)
 			t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json")
-			// stderr is slog's text: quotes in the error are escaped.
+			// A start-up failure is one plain line, not a log record.
 			var stderr syncBuffer
 			if code := run(append(base, tt.args...), io.Discard, &stderr); code != 1 {
 				t.Errorf("exit %d, want 1; stderr:\n%s", code, stderr.String())

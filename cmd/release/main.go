@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/release"
 	"github.com/pushpull/pushpull/manifest"
@@ -57,16 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	_, err = release.Run(ctx, cfg)
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, release.ErrUsage):
-		fmt.Fprintln(stderr, "release:", err)
-		return 2
-	default:
-		fmt.Fprintln(stderr, "release:", err)
-		return 1
-	}
+	return cli.Exit(stderr, "release", err)
 }
 
 // parseFlags turns the command line into a Config.

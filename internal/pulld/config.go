@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/nudge/urltemplate"
 	"github.com/pushpull/pushpull/manifest"
@@ -34,8 +35,6 @@ const NudgeGCE = "gce"
 
 // Errors Run returns (wrapped), which the command maps to exit codes.
 var (
-	// ErrUsage: the configuration is unusable (exit 2).
-	ErrUsage = errors.New("invalid configuration")
 	// ErrManifest: the manifest could not be read or is invalid (exit 2).
 	ErrManifest = errors.New("unusable manifest")
 	// ErrFailed: some env is not serving what the manifest says (exit 1).
@@ -85,10 +84,10 @@ type Config struct {
 }
 
 // Validate fills in defaults and checks the configuration. Its errors wrap
-// ErrUsage and name the setting at fault.
+// cli.ErrUsage and name the setting at fault.
 func (c *Config) Validate() error {
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("pulld: %w: %s", ErrUsage, fmt.Sprintf(format, a...))
+		return fmt.Errorf("pulld: %w: %s", cli.ErrUsage, fmt.Sprintf(format, a...))
 	}
 	if c.Bucket == "" {
 		return bad("-bucket is required")

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/cli"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -44,8 +46,8 @@ func TestConfigValidate(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.err) {
-				t.Fatalf("Validate = %v, want ErrUsage mentioning %q", err, tc.err)
+			if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("Validate = %v, want cli.ErrUsage mentioning %q", err, tc.err)
 			}
 		})
 	}

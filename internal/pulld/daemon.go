@@ -22,9 +22,11 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/backoff"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkginstall"
 )
 
 // Timeouts of pulld's own operations.
@@ -91,6 +93,7 @@ type daemon struct {
 	lastWrite      time.Time     // last successful status write
 	statusTimeout  time.Duration // bounds one status write
 	lastDoc        []byte        // status last written, Time zeroed, to skip unchanged writes
+	acting         acting        // the action act is running
 }
 
 // newDaemon builds a daemon on an open store and engine.
@@ -123,12 +126,8 @@ func (d *daemon) seedInstalled() {
 		return
 	}
 	for _, ie := range installed {
-		app := ""
-		if p, err := manifest.ParsePackageName(ie.Package); err == nil {
-			app = p.App
-		}
-		rec := d.record(ie.Env, app)
-		rec.status.Serving, rec.status.State, rec.status.Step = ie.Package, ie.State, ie.Step
+		rec := d.record(ie.Env, ie.Package.App)
+		rec.status.Serving, rec.status.State, rec.status.Step = ie.Package.String(), ie.State, ie.Step
 		rec.status.Updated, rec.status.DeployID = ie.Updated, ie.DeployID
 	}
 }
@@ -170,19 +169,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	store, err := blobstore.Open(ctx, cfg.Bucket)
 	if err != nil {
-		return fmt.Errorf("pulld: %w: %w", ErrUsage, err)
+		return fmt.Errorf("pulld: %w: %w", cli.ErrUsage, err)
 	}
 	defer store.Close()
 
 	if cfg.DryRun {
 		return dryRun(ctx, cfg, store)
 	}
-	eng, err := openEngine(cfg, store)
+	var d *daemon // the engine reports to it once it exists
+	eng, err := openEngine(cfg, store, func(env string, a pkginstall.Action) { d.started(env, a) })
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	d := newDaemon(cfg, store, eng, host)
+	d = newDaemon(cfg, store, eng, host)
 	switch {
 	case cfg.Terminate:
 		return d.terminate(ctx)

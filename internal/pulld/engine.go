@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
@@ -16,9 +17,12 @@ import (
 // *pkginstall.Engine implements it; tests use a fake over pkginstall's own
 // types.
 type engine interface {
-	// Plan says what Apply would do for e, without doing anything.
+	// Plan says what Apply would do for e, without doing anything; only
+	// -dry-run calls it.
 	Plan(e manifest.Entry) (pkginstall.Action, error)
-	// Apply brings e's env to e: deploy, roll back or restart.
+	// Apply brings e's env to e: deploy, roll back or restart, or nothing
+	// (ActNone). When it acts, it first calls the Started hook the engine
+	// was opened with.
 	Apply(ctx context.Context, e manifest.Entry) pkginstall.Result
 	// Stop runs STOPPING for env and takes it out of service.
 	Stop(ctx context.Context, env string) pkginstall.Result
@@ -30,13 +34,14 @@ type engine interface {
 
 var _ engine = (*pkginstall.Engine)(nil)
 
-// openEngine opens pkginstall on cfg.Root, taking its lock. A root held by
-// another pulld is an error naming the root.
-func openEngine(cfg Config, store *blobstore.Store) (engine, error) {
+// openEngine opens pkginstall on cfg.Root, taking its lock; started is its
+// Config.Started. A root held by another pulld is an error naming the root.
+func openEngine(cfg Config, store *blobstore.Store, started func(string, pkginstall.Action)) (engine, error) {
 	pc, err := engineConfig(cfg, store)
 	if err != nil {
 		return nil, err
 	}
+	pc.Started = started
 	eng, err := pkginstall.Open(cfg.Root, pc)
 	if errors.Is(err, pkginstall.ErrLocked) {
 		return nil, fmt.Errorf("pulld: root %s is in use by another pulld: %w", cfg.Root, err)
@@ -74,7 +79,7 @@ func engineConfig(cfg Config, store *blobstore.Store) (pkginstall.Config, error)
 	for _, path := range cfg.VerifyKeys {
 		key, err := signing.LoadPublicKey(path)
 		if err != nil {
-			return pc, fmt.Errorf("pulld: %w: -verify-key: %w", ErrUsage, err)
+			return pc, fmt.Errorf("pulld: %w: -verify-key: %w", cli.ErrUsage, err)
 		}
 		pc.VerifyKeys = append(pc.VerifyKeys, key)
 	}

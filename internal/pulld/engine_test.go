@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"aead.dev/minisign"
+
+	"github.com/pushpull/pushpull/internal/cli"
 )
 
 // TestEngineConfigVerifyKeys: every -verify-key file becomes a trusted key
@@ -46,7 +48,7 @@ func TestEngineConfigVerifyKeys(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not a key\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := engineConfig(Config{VerifyKeys: []string{paths[0], bad}}, nil); !errors.Is(err, ErrUsage) {
-		t.Fatalf("bad key file: %v, want ErrUsage", err)
+	if _, err := engineConfig(Config{VerifyKeys: []string{paths[0], bad}}, nil); !errors.Is(err, cli.ErrUsage) {
+		t.Fatalf("bad key file: %v, want cli.ErrUsage", err)
 	}
 }

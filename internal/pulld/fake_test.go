@@ -20,13 +20,15 @@ import (
 // engine. It records every Apply and Stop.
 type fakeEngine struct {
 	mu       sync.Mutex
-	serving  map[string]manifest.Entry // env → entry in service
-	order    []string                  // installed envs, in install order
-	failing  map[string]bool           // package names whose Apply fails
-	calls    []string                  // "apply ENV PACKAGE" and "stop ENV"
-	gate     chan struct{}             // when set, Apply waits for a value (or ctx) first
-	started  chan string               // when set, receives the env of every Apply as it starts
-	canceled []string                  // envs whose Apply saw its context end
+	serving  map[string]manifest.Entry       // env → entry in service
+	order    []string                        // installed envs, in install order
+	failing  map[string]bool                 // package names whose Apply fails
+	calls    []string                        // "apply ENV PACKAGE" and "stop ENV"
+	gate     chan struct{}                   // when set, Apply waits for a value (or ctx) first
+	started  chan string                     // when set, receives the env of every Apply as it starts
+	canceled []string                        // envs whose Apply saw its context end
+	plans    int                             // calls of Plan from outside
+	hook     func(string, pkginstall.Action) // pkginstall's Config.Started: the daemon's started
 }
 
 func newFakeEngine() *fakeEngine {
@@ -36,6 +38,12 @@ func newFakeEngine() *fakeEngine {
 func (f *fakeEngine) Plan(e manifest.Entry) (pkginstall.Action, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.plans++
+	return f.plan(e)
+}
+
+// plan is Plan without counting the call; f.mu is held.
+func (f *fakeEngine) plan(e manifest.Entry) (pkginstall.Action, error) {
 	cur, ok := f.serving[e.EnvName()]
 	switch {
 	case !ok:
@@ -50,6 +58,15 @@ func (f *fakeEngine) Plan(e manifest.Entry) (pkginstall.Action, error) {
 
 func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) pkginstall.Result {
 	env := e.EnvName()
+	f.mu.Lock()
+	act, _ := f.plan(e)
+	f.mu.Unlock()
+	if act == pkginstall.ActNone {
+		return pkginstall.Result{Env: env, Action: act, State: manifest.StateServing, Step: pkginstall.StepServing, Serving: e.Package}
+	}
+	if f.hook != nil {
+		f.hook(env, act)
+	}
 	if f.started != nil {
 		f.started <- env
 	}
@@ -60,7 +77,7 @@ func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) pkginstall.Res
 			f.mu.Lock()
 			f.canceled = append(f.canceled, env)
 			f.mu.Unlock()
-			return pkginstall.Result{State: manifest.StateFailed, Step: "RESTARTING", Err: fmt.Errorf("canceled: %w", ctx.Err())}
+			return pkginstall.Result{Action: act, State: manifest.StateFailed, Step: "RESTARTING", Err: fmt.Errorf("canceled: %w", ctx.Err())}
 		}
 	}
 	f.mu.Lock()
@@ -68,23 +85,26 @@ func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) pkginstall.Res
 	f.calls = append(f.calls, "apply "+env+" "+e.Package.String())
 	old := f.serving[env]
 	if f.failing[e.Package.String()] {
-		return pkginstall.Result{State: manifest.StateFailed, Step: "RESTARTING", Serving: old.Package.String(),
+		return pkginstall.Result{Action: act, State: manifest.StateFailed, Step: "RESTARTING", Serving: old.Package,
 			Err: errors.New("RESTARTING exited with status 1"), Output: "boom\n", DeployID: "d-fail"}
 	}
 	if _, ok := f.serving[env]; !ok {
 		f.order = append(f.order, env)
 	}
 	f.serving[env] = e
-	return pkginstall.Result{State: manifest.StateServing, Step: "POST_RESTART", Serving: e.Package.String(), DeployID: "d-" + env, Downloaded: 100}
+	return pkginstall.Result{Action: act, State: manifest.StateServing, Step: "POST_RESTART", Serving: e.Package, DeployID: "d-" + env, Downloaded: 100}
 }
 
 func (f *fakeEngine) Stop(ctx context.Context, env string) pkginstall.Result {
+	if f.hook != nil {
+		f.hook(env, pkginstall.ActStop)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "stop "+env)
 	delete(f.serving, env)
 	f.order = slices.DeleteFunc(f.order, func(s string) bool { return s == env })
-	return pkginstall.Result{State: manifest.StateStopped, Step: "STOPPING"}
+	return pkginstall.Result{Action: pkginstall.ActStop, State: manifest.StateStopped, Step: "STOPPING"}
 }
 
 func (f *fakeEngine) Installed() ([]pkginstall.Installed, error) {
@@ -92,7 +112,7 @@ func (f *fakeEngine) Installed() ([]pkginstall.Installed, error) {
 	defer f.mu.Unlock()
 	var out []pkginstall.Installed
 	for _, env := range f.order {
-		out = append(out, pkginstall.Installed{Env: env, Package: f.serving[env].Package.String(), State: manifest.StateServing})
+		out = append(out, pkginstall.Installed{Env: env, Package: f.serving[env].Package, State: manifest.StateServing})
 	}
 	return out, nil
 }
@@ -165,6 +185,7 @@ func newTestDaemon(t testing.TB) (*daemon, *fakeEngine) {
 	t.Helper()
 	eng := newFakeEngine()
 	d := newDaemon(testConfig(t), memStore(t), eng, manifest.HostInfo{Hostname: "web-1", Groups: []string{"prod"}})
+	eng.hook = d.started
 	return d, eng
 }
 

@@ -56,12 +56,12 @@ func (d *daemon) terminate(ctx context.Context) error {
 	var failed []string
 	for _, ie := range slices.Backward(installed) {
 		rec := d.record(ie.Env, "")
-		rec.status.Serving = ie.Package
+		rec.status.Serving = ie.Package.String()
 		if ctx.Err() != nil {
 			failed = append(failed, ie.Env)
 			continue
 		}
-		if o := d.act(work, rec, pkginstall.ActStop, "stop", func(ctx context.Context) pkginstall.Result { return d.eng.Stop(ctx, ie.Env) }); o.Failed() {
+		if o := d.act(work, rec, "stop", func(ctx context.Context) pkginstall.Result { return d.eng.Stop(ctx, ie.Env) }); o.Failed() {
 			failed = append(failed, ie.Env)
 		}
 	}
@@ -114,7 +114,7 @@ func plan(eng engine, m *manifest.Manifest) ([]planStep, error) {
 	}
 	serving := map[string]string{}
 	for _, ie := range installed {
-		serving[ie.Env] = ie.Package
+		serving[ie.Env] = ie.Package.String()
 	}
 	var steps []planStep
 	for _, e := range m.Packages {
@@ -127,7 +127,7 @@ func plan(eng engine, m *manifest.Manifest) ([]planStep, error) {
 	}
 	for _, ie := range installed {
 		if _, ok := m.Lookup(ie.Env); !ok {
-			steps = append(steps, planStep{Action: pkginstall.ActStop, Env: ie.Env, Serving: ie.Package})
+			steps = append(steps, planStep{Action: pkginstall.ActStop, Env: ie.Env, Serving: ie.Package.String()})
 		}
 	}
 	return steps, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -87,22 +88,6 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 			c.failed = append(c.failed, env)
 			continue
 		}
-		act, err := d.eng.Plan(e)
-		if err != nil {
-			d.log.Error("plan failed", "env", env, "package", e.Package.String(), "err", err)
-			rec.status.State, rec.status.Error = manifest.StateFailed, err.Error()
-			c.failed = append(c.failed, env)
-			continue
-		}
-		if act == pkginstall.ActNone {
-			rec.retry = nil
-			if rec.status.State != manifest.StateServing || rec.status.Serving != e.Package.String() {
-				rec.status.State, rec.status.Serving = manifest.StateServing, e.Package.String()
-				rec.status.Error, rec.status.Output = "", ""
-				rec.status.Updated = time.Now().UTC()
-			}
-			continue
-		}
 		key := entryKey(e)
 		if r := rec.retry; r != nil && r.key == key && time.Now().Before(r.next) {
 			noteRetry(r)
@@ -113,13 +98,13 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 			rec.retry = nil // the entry changed: a fresh start
 		}
 		before := rec.status.Serving
-		o := d.act(work, rec, act, key, func(ctx context.Context) pkginstall.Result { return d.eng.Apply(ctx, e) })
-		if o.Failed() || o.Serving != e.Package.String() {
+		o := d.act(work, rec, key, func(ctx context.Context) pkginstall.Result { return d.eng.Apply(ctx, e) })
+		if o.Failed() || o.Serving != e.Package {
 			c.failed = append(c.failed, env)
 			noteRetry(rec.retry)
 			continue
 		}
-		if e.Package.App == d.cfg.Self && o.Serving != before && act != pkginstall.ActRestart {
+		if e.Package.App == d.cfg.Self && o.Serving.String() != before && o.Action != pkginstall.ActRestart && o.Action != pkginstall.ActNone {
 			d.selfUpdated = true
 		}
 	}
@@ -150,7 +135,7 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m *manifest.Manifest,
 		rec := d.record(ie.Env, "")
 		rec.status.Desired = ""
 		if rec.status.Serving == "" {
-			rec.status.Serving = ie.Package
+			rec.status.Serving = ie.Package.String()
 		}
 		if stop.Err() != nil {
 			c.failed = append(c.failed, ie.Env)
@@ -162,7 +147,7 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m *manifest.Manifest,
 			c.failed = append(c.failed, ie.Env)
 			continue
 		}
-		o := d.act(work, rec, pkginstall.ActStop, key, func(ctx context.Context) pkginstall.Result { return d.eng.Stop(ctx, ie.Env) })
+		o := d.act(work, rec, key, func(ctx context.Context) pkginstall.Result { return d.eng.Stop(ctx, ie.Env) })
 		if o.Failed() {
 			c.failed = append(c.failed, ie.Env)
 			noteRetry(rec.retry)
@@ -170,36 +155,43 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m *manifest.Manifest,
 	}
 }
 
-// act runs one action on rec's env through run, with status, log and
-// metrics around it, and schedules a retry when it fails.
-func (d *daemon) act(work context.Context, rec *envRecord, act pkginstall.Action, key string, run func(context.Context) pkginstall.Result) pkginstall.Result {
-	env := rec.status.Env
-	log := d.log.With("env", env, "action", string(act), "package", rec.status.Desired)
-	log.Info("action started", "serving", rec.status.Serving)
-	rec.status.State = manifest.StateDeploying
-	rec.status.Step, rec.status.Error, rec.status.Output = "", "", ""
-	rec.status.Updated = time.Now().UTC()
-	d.publish()
-	d.writeStatus(work, false) // pushui shows DEPLOYING while scripts run
-
+// act runs one Apply or Stop of rec's env through run, with status, log and
+// metrics around it, and schedules a retry when it fails. The engine plans
+// once, inside run: it calls d.started when it decides to act, and returns
+// ActNone when the env already serves its entry.
+func (d *daemon) act(work context.Context, rec *envRecord, key string, run func(context.Context) pkginstall.Result) pkginstall.Result {
+	d.acting = acting{ctx: work, rec: rec, start: time.Now()}
+	defer func() { d.acting = acting{} }()
 	d.live.set(true, true)
-	start := time.Now()
 	o := run(work)
-	took := time.Since(start)
 	d.live.set(true, false)
-
-	d.met.actionDuration.WithLabelValues(string(act)).Observe(took.Seconds())
+	if o.Action == pkginstall.ActNone {
+		rec.retry = nil
+		serving := o.Serving.String()
+		if rec.status.State != manifest.StateServing || rec.status.Serving != serving {
+			rec.status.State, rec.status.Serving = manifest.StateServing, serving
+			rec.status.Error, rec.status.Output = "", ""
+			rec.status.Updated = time.Now().UTC()
+		}
+		return o
+	}
+	took := time.Since(d.acting.start)
+	log := d.acting.log
+	if log == nil { // the engine returned before acting (an invalid entry, a read-only root)
+		log = d.log.With("env", rec.status.Env, "action", string(o.Action), "package", rec.status.Desired)
+	}
+	d.met.actionDuration.WithLabelValues(string(o.Action)).Observe(took.Seconds())
 	d.met.downloaded.Add(float64(o.Downloaded))
-	rec.status.State, rec.status.Step, rec.status.Serving = o.State, o.Step, o.Serving
+	rec.status.State, rec.status.Step, rec.status.Serving = o.State, o.Step, o.Serving.String()
 	rec.status.Error, rec.status.Output, rec.status.DeployID = errText(o.Err), o.Output, o.DeployID
 	rec.status.Updated = time.Now().UTC()
 	if !o.Failed() {
-		d.met.actions.WithLabelValues(string(act), "ok").Inc()
+		d.met.actions.WithLabelValues(string(o.Action), "ok").Inc()
 		rec.retry = nil
 		log.Info("action done", "state", o.State, "serving", o.Serving, "took", took.Round(time.Millisecond))
 		return o
 	}
-	d.met.actions.WithLabelValues(string(act), "failed").Inc()
+	d.met.actions.WithLabelValues(string(o.Action), "failed").Inc()
 	r := rec.retry
 	if r == nil || r.key != key {
 		r = &retryState{key: key}
@@ -210,6 +202,31 @@ func (d *daemon) act(work context.Context, rec *envRecord, act pkginstall.Action
 	log.Error("action failed", "state", o.State, "step", o.Step, "err", o.Err,
 		"attempt", r.attempts, "retry_at", r.next.UTC().Format(time.RFC3339), "took", took.Round(time.Millisecond))
 	return o
+}
+
+// acting is the action act is running, for started.
+type acting struct {
+	ctx   context.Context
+	rec   *envRecord
+	log   *slog.Logger // set by started
+	start time.Time
+}
+
+// started is pkginstall's Config.Started: the engine decided to act on env.
+// It reports DEPLOYING, so pushui shows it while the scripts run.
+func (d *daemon) started(env string, act pkginstall.Action) {
+	rec := d.acting.rec
+	if rec == nil || rec.status.Env != env {
+		return // not an action act runs (terminate reports on its own)
+	}
+	d.acting.start = time.Now()
+	d.acting.log = d.log.With("env", env, "action", string(act), "package", rec.status.Desired)
+	d.acting.log.Info("action started", "serving", rec.status.Serving)
+	rec.status.State = manifest.StateDeploying
+	rec.status.Step, rec.status.Error, rec.status.Output = "", "", ""
+	rec.status.Updated = time.Now().UTC()
+	d.publish()
+	d.writeStatus(d.acting.ctx, false)
 }
 
 // errText is err's message, "" for nil.

@@ -78,6 +78,9 @@ func TestReconcileOrderAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCalls(t, eng, "apply a "+a.String())
+	if eng.plans != 0 {
+		t.Errorf("the loop called Plan %d times; Apply plans on its own, once", eng.plans)
+	}
 }
 
 // TestStatusWrittenToBucket checks the status document written after a
@@ -415,5 +418,44 @@ func TestNextWake(t *testing.T) {
 	}
 	if w := d.nextWake(cycle{retryAt: now.Add(-time.Second)}, now); w != 0 {
 		t.Errorf("with a retry overdue: %v", w)
+	}
+}
+
+// TestDeployingWhileActing checks that the bucket shows DEPLOYING, and the
+// package on its way, while the engine runs an action, and only then: the
+// engine's Started hook is how pulld learns it acts.
+func TestDeployingWhileActing(t *testing.T) {
+	d, eng := newTestDaemon(t)
+	eng.gate = make(chan struct{})
+	eng.started = make(chan string, 1)
+	a1 := pkg(t, "a", 1)
+	setManifest(t, d.store, entries(a1)...)
+	done := make(chan cycle, 1)
+	go func() { done <- d.reconcile(t.Context(), t.Context()) }()
+	waitFor(t, eng.started, "a")
+	es, ok := readStatus(t, d.store).Lookup("a")
+	if !ok || es.State != manifest.StateDeploying || es.Desired != a1.String() {
+		t.Errorf("status while deploying: %+v, want DEPLOYING %s", es, a1)
+	}
+	eng.gate <- struct{}{}
+	if err := (<-done).err(); err != nil {
+		t.Fatal(err)
+	}
+	after := envState(t, d, "a")
+	if after.State != manifest.StateServing || after.Serving != a1.String() {
+		t.Errorf("status after the deploy: %+v", after)
+	}
+	// Nothing to do: the engine is asked, says so, and the env's status
+	// does not change.
+	if err := d.reconcile(t.Context(), t.Context()).err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case env := <-eng.started:
+		t.Fatalf("the engine acted on %s with nothing to do", env)
+	default:
+	}
+	if es := envState(t, d, "a"); es != after {
+		t.Errorf("status after a cycle with nothing to do: %+v, want %+v", es, after)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/pulld"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/internal/testing/pulldtest"
@@ -156,7 +157,7 @@ func TestSplay(t *testing.T) {
 		t.Fatalf("status written during the splay: %v", err)
 	}
 	cfg.Once = false
-	if err := cfg.Validate(); !errors.Is(err, pulld.ErrUsage) || !strings.Contains(err.Error(), "-splay is for -once") {
+	if err := cfg.Validate(); !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), "-splay is for -once") {
 		t.Fatalf("-splay without -once: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package pushui
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/api/idtoken"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
@@ -40,10 +40,6 @@ type Config struct {
 	Logger                  *slog.Logger   // required
 }
 
-// ErrUsage is wrapped by Run's errors about the configuration itself (as
-// opposed to failures while running), so main can exit 2 for them.
-var ErrUsage = errors.New("usage")
-
 // Check validates cfg without touching anything: required fields, one
 // authentication mode at most, admins only with authentication, and no
 // listening beyond loopback without authentication, nor with an identity
@@ -55,25 +51,25 @@ func (cfg *Config) Check() error {
 	modes := countTrue(cfg.AuthHeader != "", cfg.HtpasswdFile != "", cfg.IAPAudience != "")
 	switch {
 	case cfg.Bucket == "":
-		return fmt.Errorf("%w: -bucket is required", ErrUsage)
+		return fmt.Errorf("pushui: %w: -bucket is required", cli.ErrUsage)
 	case modes > 1:
-		return fmt.Errorf("%w: give one of -auth-header, -htpasswd and -iap-audience, not several", ErrUsage)
+		return fmt.Errorf("pushui: %w: give one of -auth-header, -htpasswd and -iap-audience, not several", cli.ErrUsage)
 	case len(cfg.Admins) > 0 && modes == 0:
-		return fmt.Errorf("%w: -admins needs -auth-header, -htpasswd or -iap-audience to know who is who", ErrUsage)
+		return fmt.Errorf("pushui: %w: -admins needs -auth-header, -htpasswd or -iap-audience to know who is who", cli.ErrUsage)
 	case len(cfg.TrustedProxies) > 0 && cfg.AuthHeader == "":
-		return fmt.Errorf("%w: -trusted-proxy says who may set -auth-header; give -auth-header too", ErrUsage)
+		return fmt.Errorf("pushui: %w: -trusted-proxy says who may set -auth-header; give -auth-header too", cli.ErrUsage)
 	case cfg.Refresh < 0:
-		return fmt.Errorf("%w: -refresh must not be negative", ErrUsage)
+		return fmt.Errorf("pushui: %w: -refresh must not be negative", cli.ErrUsage)
 	}
 	loop, err := isLoopback(cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("%w: -addr %s: %v", ErrUsage, cfg.Addr, err)
+		return fmt.Errorf("pushui: %w: -addr %s: %v", cli.ErrUsage, cfg.Addr, err)
 	}
 	switch {
 	case !loop && modes == 0:
-		return fmt.Errorf("%w: refusing to listen on %s without authentication: give -iap-audience (behind Identity-Aware Proxy), -auth-header with -trusted-proxy (behind another auth proxy) or -htpasswd, or listen on 127.0.0.1", ErrUsage, cfg.Addr)
+		return fmt.Errorf("pushui: %w: refusing to listen on %s without authentication: give -iap-audience (behind Identity-Aware Proxy), -auth-header with -trusted-proxy (behind another auth proxy) or -htpasswd, or listen on 127.0.0.1", cli.ErrUsage, cfg.Addr)
 	case !loop && cfg.AuthHeader != "" && len(cfg.TrustedProxies) == 0:
-		return fmt.Errorf("%w: -auth-header on %s needs -trusted-proxy CIDR[,CIDR…]: otherwise anyone who reaches the port can send %s and be whoever they say", ErrUsage, cfg.Addr, cfg.AuthHeader)
+		return fmt.Errorf("pushui: %w: -auth-header on %s needs -trusted-proxy CIDR[,CIDR…]: otherwise anyone who reaches the port can send %s and be whoever they say", cli.ErrUsage, cfg.Addr, cfg.AuthHeader)
 	}
 	return nil
 }
@@ -97,7 +93,7 @@ func isLoopback(addr string) (bool, error) {
 // "listening" with the bound address once it accepts connections.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
-		return fmt.Errorf("%w: no logger", ErrUsage)
+		return fmt.Errorf("pushui: %w: no logger", cli.ErrUsage)
 	}
 	if err := cfg.Check(); err != nil {
 		return err

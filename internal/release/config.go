@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkgformat"
@@ -20,8 +21,6 @@ const PasswordEnv = "PUSHPULL_SIGN_PASSWORD"
 
 // Errors Run returns (wrapped); check them with errors.Is.
 var (
-	// ErrUsage: the configuration is unusable (the command exits 2).
-	ErrUsage = errors.New("invalid configuration")
 	// ErrInvalidTree: the tree failed validation; nothing was uploaded.
 	ErrInvalidTree = pkgformat.ErrInvalidTree
 	// ErrExists: a package of that name already exists (same app, commit
@@ -89,16 +88,16 @@ type Config struct {
 }
 
 // validate fills in defaults and checks the configuration before anything
-// is opened. Its errors wrap ErrUsage and name the setting at fault.
+// is opened. Its errors wrap cli.ErrUsage and name the setting at fault.
 func (c *Config) validate() error {
 	if c.Bucket == "" {
-		return fmt.Errorf("%w: -bucket is required", ErrUsage)
+		return fmt.Errorf("%w: -bucket is required", cli.ErrUsage)
 	}
 	if c.App == "" {
-		return fmt.Errorf("%w: -app is required", ErrUsage)
+		return fmt.Errorf("%w: -app is required", cli.ErrUsage)
 	}
 	if err := manifest.CheckName("app", c.App); err != nil {
-		return fmt.Errorf("%w: -app: %v", ErrUsage, err)
+		return fmt.Errorf("%w: -app: %v", cli.ErrUsage, err)
 	}
 	if c.Dir == "" {
 		c.Dir = "."
@@ -107,21 +106,21 @@ func (c *Config) validate() error {
 		c.Format = manifest.FormatZstd
 	}
 	if _, err := manifest.ParseFormat(string(c.Format)); err != nil {
-		return fmt.Errorf("%w: -format: %v", ErrUsage, err)
+		return fmt.Errorf("%w: -format: %v", cli.ErrUsage, err)
 	}
 	if c.Commit != "" {
 		c.Commit = strings.ToLower(c.Commit)
 		if !isHex(c.Commit) || len(c.Commit) < manifest.CommitLen || len(c.Commit) > 64 {
-			return fmt.Errorf("%w: -commit %q: want %d to 64 hex digits", ErrUsage, c.Commit, manifest.CommitLen)
+			return fmt.Errorf("%w: -commit %q: want %d to 64 hex digits", cli.ErrUsage, c.Commit, manifest.CommitLen)
 		}
 	}
 	for _, s := range c.Deploy {
 		if err := manifest.CheckName("server", s); err != nil {
-			return fmt.Errorf("%w: -deploy: %v", ErrUsage, err)
+			return fmt.Errorf("%w: -deploy: %v", cli.ErrUsage, err)
 		}
 	}
 	if c.List && (len(c.Deploy) > 0 || c.SignKey != "" || c.Commit != "" || c.Note != "") {
-		return fmt.Errorf("%w: -list takes only -bucket and -app", ErrUsage)
+		return fmt.Errorf("%w: -list takes only -bucket and -app", cli.ErrUsage)
 	}
 	if c.Out == nil {
 		c.Out = os.Stdout

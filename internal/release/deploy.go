@@ -28,7 +28,7 @@ func newNudger(ctx context.Context, cfg *Config) (*nudge.Nudger, error) {
 // (fleet.CheckStore) before anything is uploaded.
 func checkConditional(ctx context.Context, store *blobstore.Store, cfg *Config) error {
 	if err := fleet.CheckStore(ctx, store, cfg.AllowUnconditionalStore, cfg.Logger); err != nil {
-		return fmt.Errorf("release: %w", err)
+		return err
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/manifest"
@@ -41,8 +42,16 @@ type Result struct {
 // (ErrInvalidTree), git facts (ErrNotGit), the signing key and the nudge
 // configuration. When a server's manifest cannot be updated, the package is
 // stored anyway: Run prints its name and returns the Result with an error
-// wrapping ErrDeploy.
+// wrapping ErrDeploy. Its errors start with "release: ".
 func Run(ctx context.Context, cfg Config) (Result, error) {
+	res, err := run(ctx, cfg)
+	if err != nil {
+		return res, fmt.Errorf("release: %w", err)
+	}
+	return res, nil
+}
+
+func run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.validate(); err != nil {
 		return Result{}, err
 	}
@@ -105,7 +114,7 @@ func (p *prepared) close() {
 func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	t, err := pkgformat.WalkTree(cfg.Dir)
 	if errors.Is(err, pkgformat.ErrNotDir) {
-		return nil, fmt.Errorf("%w: -dir: %v", ErrUsage, err)
+		return nil, fmt.Errorf("%w: -dir: %v", cli.ErrUsage, err)
 	}
 	if err != nil {
 		return nil, err
@@ -152,26 +161,26 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	}
 	name, err := manifest.NewPackageName(cfg.App, meta.Built, meta.Commit, meta.Dirty, cfg.Format)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+		return nil, fmt.Errorf("%w: %v", cli.ErrUsage, err)
 	}
 	p := &prepared{tree: t, name: name, meta: meta}
 	if cfg.SignKey != "" {
 		if cfg.SignPassword == "" {
 			// Fail fast: a decryption attempt costs seconds of scrypt.
 			if b, err := os.ReadFile(cfg.SignKey); err == nil && minisign.IsEncrypted(b) {
-				return nil, fmt.Errorf("%w: -sign-key %s is encrypted and %s is not set", ErrUsage, cfg.SignKey, PasswordEnv)
+				return nil, fmt.Errorf("%w: -sign-key %s is encrypted and %s is not set", cli.ErrUsage, cfg.SignKey, PasswordEnv)
 			}
 		}
 		key, err := signing.LoadPrivateKey(cfg.SignKey, cfg.SignPassword)
 		if err != nil {
-			return nil, fmt.Errorf("%w: -sign-key: %w", ErrUsage, err)
+			return nil, fmt.Errorf("%w: -sign-key: %w", cli.ErrUsage, err)
 		}
 		p.key = &key
 	}
 	if len(cfg.Deploy) > 0 {
 		n, err := newNudger(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("%w: nudge: %w", ErrUsage, err)
+			return nil, fmt.Errorf("%w: nudge: %w", cli.ErrUsage, err)
 		}
 		p.nudger = n
 	}

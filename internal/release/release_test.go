@@ -20,6 +20,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
@@ -210,8 +211,8 @@ func TestEncryptedKey(t *testing.T) {
 	cfg := testConfig(bucket, "hello", appTree(t))
 	cfg.SignKey = keyFile
 	_, err = Run(t.Context(), cfg)
-	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), PasswordEnv) {
-		t.Fatalf("Run without password = %v, want ErrUsage naming %s", err, PasswordEnv)
+	if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), PasswordEnv) {
+		t.Fatalf("Run without password = %v, want cli.ErrUsage naming %s", err, PasswordEnv)
 	}
 	assertEmpty(t, bucket)
 	cfg.SignPassword = "s3cret"
@@ -472,8 +473,8 @@ func TestUsageErrors(t *testing.T) {
 			cfg := testConfig(bucket, "hello", dir)
 			tt.edit(&cfg)
 			_, err := Run(t.Context(), cfg)
-			if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.say) {
-				t.Fatalf("Run = %v, want ErrUsage saying %q", err, tt.say)
+			if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), tt.say) {
+				t.Fatalf("Run = %v, want cli.ErrUsage saying %q", err, tt.say)
 			}
 		})
 	}
