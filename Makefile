@@ -31,7 +31,7 @@ FUZZ_TARGETS ?= \
 	./manifest:FuzzCheckName \
 	./pkgformat:FuzzCheckEntry \
 	./pkgformat:FuzzExtract \
-	./internal/render:FuzzRender \
+	./pkgformat:FuzzRender \
 	./internal/release:FuzzParseServers \
 	./pkgformat:FuzzCheckScript \
 	./internal/release:FuzzRedactURL \

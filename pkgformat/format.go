@@ -3,8 +3,8 @@
 // templates, and which paths may be in it, with both the writer (WalkTree
 // validates a build directory, Tree.WriteArchive packs it; release calls
 // them) and the reader (Extract and ExtractDeferred unpack a package
-// safely; pkginstall calls them, internal/render renders its templates and
-// pkginstall runs its scripts by the same rules), as archive/tar holds both
+// safely; pkginstall calls them, and RenderTemplates renders the templates of an
+// unpacked build; pkginstall runs its scripts by the same rules), as archive/tar holds both
 // its Reader and its Writer.
 //
 // A package is a tar archive, compressed with zstd or gzip

@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/renameio/v2"
 
-	"github.com/pushpull/pushpull/internal/render"
 	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkgformat"
 )
@@ -372,7 +371,7 @@ func (a *attempt) stage(tmp *unpacked, id string) error {
 	if tmp == nil {
 		return a.render(id, a.config)
 	}
-	if err := render.Tree(tmp.dir, a.config); err != nil {
+	if err := pkgformat.RenderTemplates(tmp.dir, a.config); err != nil {
 		return fmt.Errorf("pkginstall: render %s: %w", id, err)
 	}
 	if err := tmp.modes.Apply(); err != nil {
@@ -392,7 +391,7 @@ func (a *attempt) stage(tmp *unpacked, id string) error {
 
 // render renders the templates of the kept build id with config.
 func (a *attempt) render(id string, config map[string]string) error {
-	if err := render.Tree(a.e.buildDir(a.env, id), config); err != nil {
+	if err := pkgformat.RenderTemplates(a.e.buildDir(a.env, id), config); err != nil {
 		return fmt.Errorf("pkginstall: render %s: %w", id, err)
 	}
 	wrote("templates of " + id)

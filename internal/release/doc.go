@@ -47,7 +47,7 @@
 //     never run. A name "looks like a script" when it is all upper case
 //     (letters, digits, underscores) or when, ignoring case and any
 //     extension, it is one of the six;
-//   - NAME.tmpl is a template (internal/render) and renders to NAME, so
+//   - NAME.tmpl is a template (pkgformat.RenderTemplates) and renders to NAME, so
 //     the same rules apply to NAME: a template of a script must be
 //     executable, since the rendered file keeps its mode;
 //   - any other file (helpers such as common.sh, config files) is allowed;

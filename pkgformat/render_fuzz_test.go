@@ -1,4 +1,4 @@
-package render
+package pkgformat
 
 import (
 	"bytes"
@@ -32,28 +32,28 @@ func FuzzRender(f *testing.F) {
 			}
 			return "<" + name + ">", true
 		}
-		out, err := Render(src, lookup)
+		out, err := RenderTemplate(src, lookup)
 		if !bytes.Equal(in, src) {
 			t.Fatalf("Render modified its input")
 		}
-		hasRef := bytes.Contains(src, []byte("$"+Prefix)) || bytes.Contains(src, []byte("${"+Prefix))
+		hasRef := bytes.Contains(src, []byte("$"+TemplatePrefix)) || bytes.Contains(src, []byte("${"+TemplatePrefix))
 		if !hasRef {
 			if err != nil || !bytes.Equal(out, src) {
-				t.Fatalf("Render(%q) = %q, %v; want the input unchanged", src, out, err)
+				t.Fatalf("RenderTemplate(%q) = %q, %v; want the input unchanged", src, out, err)
 			}
 			return
 		}
 		// With a value for every name, only malformed references fail,
 		// and nothing that looks like a reference is left.
-		all, errAll := Render(src, func(string) (string, bool) { return "v", true })
+		all, errAll := RenderTemplate(src, func(string) (string, bool) { return "v", true })
 		if errAll != nil {
 			if err == nil {
-				t.Fatalf("Render(%q) failed only when every value was present: %v", src, errAll)
+				t.Fatalf("RenderTemplate(%q) failed only when every value was present: %v", src, errAll)
 			}
 			return
 		}
-		if bytes.Contains(all, []byte("{$"+Prefix)) || bytes.Contains(all, []byte("${"+Prefix)) {
-			t.Fatalf("Render(%q) = %q, which still holds a reference", src, all)
+		if bytes.Contains(all, []byte("{$"+TemplatePrefix)) || bytes.Contains(all, []byte("${"+TemplatePrefix)) {
+			t.Fatalf("RenderTemplate(%q) = %q, which still holds a reference", src, all)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package render
+package pkgformat
 
 import (
 	"errors"
@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/internal/testing/unprivileged"
-
-	"github.com/pushpull/pushpull/pkgformat"
 )
 
 func lookupIn(m map[string]string) func(string) (string, bool) {
@@ -48,12 +46,12 @@ func TestRender(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Render([]byte(tc.in), lookupIn(config))
+			got, err := RenderTemplate([]byte(tc.in), lookupIn(config))
 			if err != nil {
-				t.Fatalf("Render(%q): %v", tc.in, err)
+				t.Fatalf("RenderTemplate(%q): %v", tc.in, err)
 			}
 			if string(got) != tc.want {
-				t.Errorf("Render(%q) = %q, want %q", tc.in, got, tc.want)
+				t.Errorf("RenderTemplate(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}
@@ -80,9 +78,9 @@ func TestRenderBare(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Render([]byte(tc.in), lookupIn(config))
+			got, err := RenderTemplate([]byte(tc.in), lookupIn(config))
 			if err != nil || string(got) != tc.want {
-				t.Errorf("Render(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+				t.Errorf("RenderTemplate(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 			}
 		})
 	}
@@ -105,9 +103,9 @@ func TestTeletraanTransformerCases(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Render([]byte(tc.in), lookupIn(config))
+			got, err := RenderTemplate([]byte(tc.in), lookupIn(config))
 			if err != nil || string(got) != tc.want {
-				t.Errorf("Render(%q) = %q, %v; want %q %s", tc.in, got, err, tc.want, tc.why)
+				t.Errorf("RenderTemplate(%q) = %q, %v; want %q %s", tc.in, got, err, tc.want, tc.why)
 			}
 		})
 	}
@@ -129,9 +127,9 @@ func TestRenderErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Render([]byte(tc.in), lookupIn(map[string]string{"A": "a"}))
+			got, err := RenderTemplate([]byte(tc.in), lookupIn(map[string]string{"A": "a"}))
 			if err == nil {
-				t.Fatalf("Render(%q) = %q, want an error", tc.in, got)
+				t.Fatalf("RenderTemplate(%q) = %q, want an error", tc.in, got)
 			}
 			if !errors.Is(err, ErrTemplate) {
 				t.Errorf("error %v does not wrap ErrTemplate", err)
@@ -145,7 +143,7 @@ func TestRenderErrors(t *testing.T) {
 
 func TestRenderLookupKey(t *testing.T) {
 	var asked []string
-	Render([]byte("{$TELETRAAN_LOG_LEVEL:x} ${TELETRAAN_A}"), func(k string) (string, bool) {
+	RenderTemplate([]byte("{$TELETRAAN_LOG_LEVEL:x} ${TELETRAAN_A}"), func(k string) (string, bool) {
 		asked = append(asked, k)
 		return "v", true
 	})
@@ -177,7 +175,7 @@ func TestTree(t *testing.T) {
 	write(t, filepath.Join(tl, "old.tmpl"), "new {$TELETRAAN_PORT}", 0o600)  // replaces a stale render
 	write(t, filepath.Join(tl, "old"), "stale", 0o644)                       //
 	config := map[string]string{"PORT": "8080", "LOG_LEVEL": "debug"}
-	if err := Tree(dir, config); err != nil {
+	if err := RenderTemplates(dir, config); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -219,7 +217,7 @@ func TestTree(t *testing.T) {
 
 	// A RESTART re-renders from the kept .tmpl with new values.
 	config["PORT"] = "9090"
-	if err := Tree(dir, config); err != nil {
+	if err := RenderTemplates(dir, config); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(tl, "RESTARTING")); string(b) != "#!/bin/sh\nexec app -port 9090\n" {
@@ -232,7 +230,7 @@ func TestTreeErrors(t *testing.T) {
 		dir := t.TempDir()
 		p := filepath.Join(dir, "teletraan", "conf.tmpl")
 		write(t, p, "ok\n{$TELETRAAN_DB_URL}\n", 0o644)
-		err := Tree(dir, nil)
+		err := RenderTemplates(dir, nil)
 		if !errors.Is(err, ErrTemplate) {
 			t.Fatalf("err = %v", err)
 		}
@@ -251,18 +249,18 @@ func TestTreeErrors(t *testing.T) {
 		if err := os.Symlink("../real", filepath.Join(dir, "teletraan", "s.tmpl")); err != nil {
 			t.Fatal(err)
 		}
-		err := Tree(dir, nil)
+		err := RenderTemplates(dir, nil)
 		if err == nil || !strings.Contains(err.Error(), "s.tmpl: template is not a regular file") {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("no teletraan dir", func(t *testing.T) {
-		if err := Tree(t.TempDir(), nil); err != nil {
+		if err := RenderTemplates(t.TempDir(), nil); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("missing build dir", func(t *testing.T) {
-		if err := Tree(filepath.Join(t.TempDir(), "nope"), nil); err != nil {
+		if err := RenderTemplates(filepath.Join(t.TempDir(), "nope"), nil); err != nil {
 			t.Fatal(err) // nothing to render
 		}
 	})
@@ -303,10 +301,10 @@ func TestTreeReadOnlyDirs(t *testing.T) {
 			unprivileged.RemovableTree(t, dir)
 
 			for _, port := range []string{"8080", "9090"} { // deploy, then RESTART
-				if err := Tree(dir, map[string]string{"PORT": port}); err != nil {
+				if err := RenderTemplates(dir, map[string]string{"PORT": port}); err != nil {
 					t.Fatalf("Tree with PORT=%s: %v", port, err)
 				}
-				out := strings.TrimSuffix(tmpl, pkgformat.TemplateSuffix)
+				out := strings.TrimSuffix(tmpl, TemplateSuffix)
 				b, err := os.ReadFile(out)
 				if err != nil || string(b) != "port="+port+"\n" {
 					t.Errorf("rendered with PORT=%s: %q %v", port, b, err)
@@ -322,14 +320,4 @@ func TestTreeReadOnlyDirs(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lmode returns the mode of p, not following a symlink, as text, or the
-// error of os.Lstat.
-func lmode(p string) string {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return err.Error()
-	}
-	return fi.Mode().String()
 }

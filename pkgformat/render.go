@@ -1,4 +1,4 @@
-// Package render expands Teletraan's deploy templates.
+// Templates: how a build's Teletraan deploy templates are expanded.
 //
 // Any file under a build's teletraan/ directory whose name ends in ".tmpl"
 // is a template. It may reference the env's config values in three forms:
@@ -30,7 +30,8 @@
 //
 // The lookup key is NAME, without the TELETRAAN_ prefix: the config key
 // LOG_LEVEL in a manifest fills `{$TELETRAAN_LOG_LEVEL:info}`.
-package render
+
+package pkgformat
 
 import (
 	"bytes"
@@ -42,12 +43,10 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2"
-
-	"github.com/pushpull/pushpull/pkgformat"
 )
 
-// Prefix starts the variable name of every template reference.
-const Prefix = "TELETRAAN_"
+// TemplatePrefix starts the variable name of every template reference.
+const TemplatePrefix = "TELETRAAN_"
 
 // ErrTemplate is wrapped by every error about a template's contents: a
 // reference with no value and no default, or a malformed reference.
@@ -59,7 +58,7 @@ var ErrTemplate = errors.New("template error")
 // counted from 1); bare references become lookup("NAME") when it has a
 // value and are kept as written otherwise. Everything else is copied byte
 // for byte. Render does not modify src. Errors wrap ErrTemplate.
-func Render(src []byte, lookup func(name string) (string, bool)) ([]byte, error) {
+func RenderTemplate(src []byte, lookup func(name string) (string, bool)) ([]byte, error) {
 	out, err := render(src, lookup)
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
@@ -82,9 +81,9 @@ func render(src []byte, lookup func(name string) (string, bool)) ([]byte, error)
 		done = i + n
 	}
 	for i := 0; i+1 < len(src); i++ {
-		braced := (src[i] == '{' && src[i+1] == '$' || src[i] == '$' && src[i+1] == '{') && bytes.HasPrefix(src[i+2:], []byte(Prefix))
+		braced := (src[i] == '{' && src[i+1] == '$' || src[i] == '$' && src[i+1] == '{') && bytes.HasPrefix(src[i+2:], []byte(TemplatePrefix))
 		if !braced {
-			if src[i] == '$' && bytes.HasPrefix(src[i+1:], []byte(Prefix)) {
+			if src[i] == '$' && bytes.HasPrefix(src[i+1:], []byte(TemplatePrefix)) {
 				if val, n, ok := bare(src[i:], lookup); ok {
 					emit(i, n, val)
 					i = done - 1
@@ -115,7 +114,7 @@ func render(src []byte, lookup func(name string) (string, bool)) ([]byte, error)
 }
 
 // bareOpener is the start of a bare reference.
-const bareOpener = "$" + Prefix
+const bareOpener = "$" + TemplatePrefix
 
 // bare reads the bare reference at the start of s, which begins with
 // bareOpener. It returns what replaces it and its length, and false when
@@ -154,10 +153,10 @@ func nameLen(s []byte) int {
 }
 
 // parseRef parses the reference at the start of s, which begins with an
-// opener and Prefix. It returns the reference as written (for errors), NAME,
+// opener and TemplatePrefix. It returns the reference as written (for errors), NAME,
 // the default and whether there is one, and the reference's length.
 func parseRef(s []byte) (ref, name, def string, hasDef bool, n int, err error) {
-	start := 2 + len(Prefix)
+	start := 2 + len(TemplatePrefix)
 	i := start + nameLen(s[start:])
 	name = string(s[start:i])
 	shown := func(end int) string {
@@ -167,7 +166,7 @@ func parseRef(s []byte) (ref, name, def string, hasDef bool, n int, err error) {
 		return string(s[:end])
 	}
 	if name == "" {
-		return "", "", "", false, 0, fmt.Errorf("%q: %s must be followed by a name matching [A-Za-z_][A-Za-z0-9_]*", shown(i), Prefix)
+		return "", "", "", false, 0, fmt.Errorf("%q: %s must be followed by a name matching [A-Za-z_][A-Za-z0-9_]*", shown(i), TemplatePrefix)
 	}
 	if i < len(s) && s[i] == ':' {
 		hasDef = true
@@ -179,7 +178,7 @@ func parseRef(s []byte) (ref, name, def string, hasDef bool, n int, err error) {
 		i = j
 	}
 	if i >= len(s) || s[i] != '}' {
-		return "", "", "", false, 0, fmt.Errorf("%q: unterminated reference to %s%s (want %s%s[:default]})", shown(i), Prefix, name, Prefix, name)
+		return "", "", "", false, 0, fmt.Errorf("%q: unterminated reference to %s%s (want %s%s[:default]})", shown(i), TemplatePrefix, name, TemplatePrefix, name)
 	}
 	i++
 	return string(s[:i]), name, def, hasDef, i, nil
@@ -207,8 +206,8 @@ func isNameByte(c byte, first bool) bool {
 // directory's owner as it does for root; a crash in between leaves the
 // directory owner-writable. The directory's modification time changes, as
 // with any file created in it.
-func Tree(dir string, config map[string]string) error {
-	base := filepath.Join(dir, pkgformat.ScriptDir)
+func RenderTemplates(dir string, config map[string]string) error {
+	base := filepath.Join(dir, ScriptDir)
 	if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -220,7 +219,7 @@ func Tree(dir string, config map[string]string) error {
 		if err != nil {
 			return fmt.Errorf("render: %w", err)
 		}
-		if d.IsDir() || !strings.HasSuffix(d.Name(), pkgformat.TemplateSuffix) || d.Name() == pkgformat.TemplateSuffix {
+		if d.IsDir() || !strings.HasSuffix(d.Name(), TemplateSuffix) || d.Name() == TemplateSuffix {
 			return nil
 		}
 		if !d.Type().IsRegular() {
@@ -243,7 +242,7 @@ func renderFile(p string, lookup func(string) (string, bool)) error {
 	if err != nil {
 		return fmt.Errorf("render: %s: %w", p, err)
 	}
-	dst := strings.TrimSuffix(p, pkgformat.TemplateSuffix)
+	dst := strings.TrimSuffix(p, TemplateSuffix)
 	return inWritableDir(filepath.Dir(dst), func() error {
 		return writeFile(p, dst, out, fi.Mode().Perm())
 	})
