@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
 )
 
 const (
@@ -54,7 +55,7 @@ func TestFileWrittenByHand(t *testing.T) {
 
 func testByHand(t *testing.T, b backend, sidecar bool, edit func(t *testing.T, path, data string)) {
 	s, ctx := b.open(t), t.Context()
-	key, _ := blobstore.ManifestKey("web1")
+	key, _ := blobstore.ManifestKey(manifest.Server("web1"))
 	path := b.path(s, key)
 	if sidecar {
 		// pushpull wrote it first, so fileblob's sidecar holds an MD5 that
@@ -71,43 +72,43 @@ func testByHand(t *testing.T, b backend, sidecar bool, edit func(t *testing.T, p
 	}
 	writeInPlace(t, path, handV1) // printf > servers/web1.json
 
-	m, v1, err := s.ReadManifest(ctx, "web1")
+	m, v1, err := s.ReadManifest(ctx, manifest.Server("web1"))
 	if err != nil || v1 == "" || m.Revision != 1 {
 		t.Fatalf("ReadManifest of a hand-written manifest = rev %v, %q, %v", m, v1, err)
 	}
-	if changed, cur, err := s.ChangedManifest(ctx, "web1", v1); err != nil || changed || cur != v1 {
+	if changed, cur, err := s.ChangedManifest(ctx, manifest.Server("web1"), v1); err != nil || changed || cur != v1 {
 		t.Fatalf("Changed without an edit = %v, %q, %v; want false, %q", changed, cur, err, v1)
 	}
 
 	time.Sleep(10 * time.Millisecond) // a later edit, as a person makes it
 	edit(t, path, handV2)
-	changed, cur, err := s.ChangedManifest(ctx, "web1", v1)
+	changed, cur, err := s.ChangedManifest(ctx, manifest.Server("web1"), v1)
 	if err != nil || !changed || cur == v1 {
 		t.Fatalf("Changed after a hand edit = %v, %q, %v; want true and a new version", changed, cur, err)
 	}
-	m, v2, err := s.ReadManifest(ctx, "web1")
+	m, v2, err := s.ReadManifest(ctx, manifest.Server("web1"))
 	if err != nil || m.Revision != 2 || v2 != cur {
 		t.Fatalf("ReadManifest after the edit = %v, %q, %v; want revision 2 at %q", m, v2, err, cur)
 	}
 	// pushui's edit with the ETag it gave: the stale one is refused, the
 	// current one is written.
-	if _, err := s.WriteManifest(ctx, "web1", m.Clone(), v1); !errors.Is(err, blobstore.ErrConflict) {
+	if _, err := s.WriteManifest(ctx, manifest.Server("web1"), m.Clone(), v1); !errors.Is(err, blobstore.ErrConflict) {
 		t.Fatalf("write with the version before the hand edit: %v, want ErrConflict", err)
 	}
-	v3, err := s.WriteManifest(ctx, "web1", m.Clone(), v2)
+	v3, err := s.WriteManifest(ctx, manifest.Server("web1"), m.Clone(), v2)
 	if err != nil {
 		t.Fatalf("write with the current version: %v", err)
 	}
-	if _, got, _ := s.ReadManifest(ctx, "web1"); got != v3 {
+	if _, got, _ := s.ReadManifest(ctx, manifest.Server("web1")); got != v3 {
 		t.Fatalf("version after the write = %q, want the write's %q", got, v3)
 	}
 	// And a hand edit after pushpull's write, beside the sidecar it left.
 	time.Sleep(10 * time.Millisecond)
 	edit(t, path, handV1)
-	if changed, _, err := s.ChangedManifest(ctx, "web1", v3); err != nil || !changed {
+	if changed, _, err := s.ChangedManifest(ctx, manifest.Server("web1"), v3); err != nil || !changed {
 		t.Fatalf("hand edit after a pushpull write not seen: %v, %v", changed, err)
 	}
-	if m, _, err := s.ReadManifest(ctx, "web1"); err != nil || m.Revision != 1 {
+	if m, _, err := s.ReadManifest(ctx, manifest.Server("web1")); err != nil || m.Revision != 1 {
 		t.Fatalf("ReadManifest = %v, %v; want the hand-written revision 1", m, err)
 	}
 }

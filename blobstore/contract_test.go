@@ -70,7 +70,7 @@ func testTooLarge(t *testing.T, b backend) {
 	if _, err := s.Write(ctx, "servers/web-1.json", huge, ""); !errors.Is(err, blobstore.ErrTooLarge) {
 		t.Fatalf("Write of %d bytes: %v, want ErrTooLarge", len(huge), err)
 	}
-	key, _ := blobstore.ManifestKey("big")
+	key, _ := blobstore.ManifestKey(manifest.Server("big"))
 	big := append([]byte(`{"packages": []}`), bytes.Repeat([]byte(" "), 8<<20)...)
 	if err := s.Bucket().WriteAll(ctx, key, big, nil); err != nil {
 		t.Fatal(err)
@@ -79,11 +79,11 @@ func testTooLarge(t *testing.T, b backend) {
 	if b.count != nil {
 		before = b.count()
 	}
-	_, v, err := s.ReadManifest(ctx, "big")
+	_, v, err := s.ReadManifest(ctx, manifest.Server("big"))
 	if !errors.Is(err, manifest.ErrInvalidManifest) || !errors.Is(err, blobstore.ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprint(len(big), " bytes")) || v == "" {
 		t.Fatalf("ReadManifest of %d bytes = %q, %v; want an invalid manifest naming its size, with its version", len(big), v, err)
 	}
-	if changed, cur, err := s.ChangedManifest(ctx, "big", v); err != nil || changed || cur != v {
+	if changed, cur, err := s.ChangedManifest(ctx, manifest.Server("big"), v); err != nil || changed || cur != v {
 		t.Fatalf("Changed of the large manifest = %v, %q, %v", changed, cur, err)
 	}
 	if b.count != nil {
@@ -190,7 +190,7 @@ func testNotFound(t *testing.T, b backend) {
 	if _, _, err := s.OpenPackage(ctx, p); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Fatalf("OpenPackage missing: %v, want ErrNotFound", err)
 	}
-	m, v, err := s.ReadManifest(ctx, "web-1")
+	m, v, err := s.ReadManifest(ctx, manifest.Server("web-1"))
 	if err != nil || v != "" || len(m.Packages) != 0 {
 		t.Fatalf("ReadManifest missing = %+v, %q, %v; want empty", m, v, err)
 	}
@@ -314,7 +314,7 @@ func testUpdateManifest(t *testing.T, b backend) {
 		wg.Go(func() {
 			app := fmt.Sprintf("app%d", i)
 			p := mustName(t, app+"/"+app+"-20261122T101500Z-0123456789ab.tar.zst")
-			_, errs[i] = s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest, _ bool) error {
+			_, errs[i] = s.UpdateManifest(ctx, manifest.Server("web-1"), func(m *manifest.Manifest, _ bool) error {
 				m.SetPackage(p)
 				return nil
 			})
@@ -324,7 +324,7 @@ func testUpdateManifest(t *testing.T, b backend) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	m, v, err := s.ReadManifest(ctx, "web-1")
+	m, v, err := s.ReadManifest(ctx, manifest.Server("web-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func testUpdateManifest(t *testing.T, b backend) {
 		t.Fatalf("after %d concurrent updates: %d packages, revision %d; an update was lost:\n%s", n, len(m.Packages), m.Revision, m.Marshal())
 	}
 	// A no-op update writes nothing.
-	u, err := s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest, existed bool) error {
+	u, err := s.UpdateManifest(ctx, manifest.Server("web-1"), func(m *manifest.Manifest, existed bool) error {
 		if !existed {
 			t.Error("fn told the manifest did not exist")
 		}
@@ -342,11 +342,11 @@ func testUpdateManifest(t *testing.T, b backend) {
 		t.Fatalf("no-op update: version %q -> %+v, %v", v, u, err)
 	}
 	// A manifest that does not parse is never overwritten.
-	key, _ := blobstore.ManifestKey("bad")
+	key, _ := blobstore.ManifestKey(manifest.Server("bad"))
 	if err := s.Put(ctx, key, []byte(`{"packages": [42]}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateManifest(ctx, "bad", func(*manifest.Manifest, bool) error { return nil }); !errors.Is(err, manifest.ErrInvalidManifest) {
+	if _, err := s.UpdateManifest(ctx, manifest.Server("bad"), func(*manifest.Manifest, bool) error { return nil }); !errors.Is(err, manifest.ErrInvalidManifest) {
 		t.Fatalf("update of an invalid manifest: %v, want ErrInvalidManifest", err)
 	}
 	if data, _, _ := s.Read(ctx, key); string(data) != `{"packages": [42]}` {
@@ -530,7 +530,7 @@ func testStatusAndAudit(t *testing.T, b backend) {
 	if err := s.AppendAudit(ctx, &manifest.AuditRecord{Time: base, User: "bob", Server: "web-1", Action: "same time"}); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := s.ListAudit(ctx, "web-1", 10)
+	recs, err := s.ListAudit(ctx, manifest.Server("web-1"), 10)
 	if err != nil {
 		t.Fatal(err)
 	}

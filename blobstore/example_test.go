@@ -22,19 +22,19 @@ func ExampleStore_WriteManifest() {
 	hello, _ := manifest.ParsePackageName("hello/hello-20261122T101500Z-0123456789ab.tar.zst")
 	api, _ := manifest.ParsePackageName("api/api-20261122T101500Z-0123456789ab.tar.zst")
 
-	m1, v, _ := s.ReadManifest(ctx, "web-1") // absent: empty manifest, version ""
+	m1, v, _ := s.ReadManifest(ctx, manifest.Server("web-1")) // absent: empty manifest, version ""
 	m2 := m1.Clone()
 
 	m1.SetPackage(hello)
-	if _, err := s.WriteManifest(ctx, "web-1", m1, v); err != nil {
+	if _, err := s.WriteManifest(ctx, manifest.Server("web-1"), m1, v); err != nil {
 		panic(err)
 	}
 	m2.SetPackage(api)
-	_, err = s.WriteManifest(ctx, "web-1", m2, v)
+	_, err = s.WriteManifest(ctx, manifest.Server("web-1"), m2, v)
 	fmt.Println(errors.Is(err, blobstore.ErrConflict))
 
 	// UpdateManifest re-reads and retries, so both changes land.
-	u, _ := s.UpdateManifest(ctx, "web-1", func(m *manifest.Manifest, existed bool) error {
+	u, _ := s.UpdateManifest(ctx, manifest.Server("web-1"), func(m *manifest.Manifest, existed bool) error {
 		m.SetPackage(api)
 		return nil
 	})

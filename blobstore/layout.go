@@ -19,6 +19,7 @@ import (
 const (
 	PackagesPrefix = "packages/"
 	ServersPrefix  = "servers/"
+	GroupsPrefix   = "groups/"
 	StatusPrefix   = "status/"
 	AuditPrefix    = "audit/"
 	ConfigPrefix   = "config/"
@@ -33,12 +34,16 @@ const PushConfigKey = ConfigPrefix + "push.json"
 // configAuditPrefix holds the audit records of push config changes.
 const configAuditPrefix = ConfigPrefix + "audit/"
 
-// ManifestKey returns servers/{server}.json, after checking the name.
-func ManifestKey(server string) (string, error) {
-	if err := manifest.CheckName("server", server); err != nil {
+// ManifestKey returns the key of t's manifest, servers/{server}.json or
+// groups/{group}.json, after checking the name.
+func ManifestKey(t manifest.Target) (string, error) {
+	if err := t.Check(); err != nil {
 		return "", fmt.Errorf("blobstore: %w", err)
 	}
-	return ServersPrefix + server + ".json", nil
+	if t.IsGroup() {
+		return GroupsPrefix + t.Name + ".json", nil
+	}
+	return ServersPrefix + t.Name + ".json", nil
 }
 
 // StatusKey returns status/{server}.json, after checking the name.
@@ -53,13 +58,13 @@ func StatusKey(server string) (string, error) {
 // PackageName that parsed or was built by NewPackageName has valid parts.
 func PackageKey(p manifest.PackageName) string { return PackagesPrefix + p.String() }
 
-// ReadManifest reads and validates servers/{server}.json. A missing manifest
+// ReadManifest reads and validates t's manifest. A missing manifest
 // is an empty one with Version "". An invalid one, or one larger than
 // MaxDocumentSize, is an error wrapping manifest.ErrInvalidManifest,
 // returned with its Version so callers can report which version they
 // refused (and not read it again until it changes).
-func (s *Store) ReadManifest(ctx context.Context, server string) (*manifest.Manifest, Version, error) {
-	key, err := ManifestKey(server)
+func (s *Store) ReadManifest(ctx context.Context, t manifest.Target) (*manifest.Manifest, Version, error) {
+	key, err := ManifestKey(t)
 	if err != nil {
 		return nil, "", err
 	}
@@ -84,9 +89,9 @@ func (s *Store) ReadManifest(ctx context.Context, server string) (*manifest.Mani
 	return m, v, nil
 }
 
-// ChangedManifest is Changed for servers/{server}.json.
-func (s *Store) ChangedManifest(ctx context.Context, server string, since Version) (bool, Version, error) {
-	key, err := ManifestKey(server)
+// ChangedManifest is Changed for t's manifest.
+func (s *Store) ChangedManifest(ctx context.Context, t manifest.Target, since Version) (bool, Version, error) {
+	key, err := ManifestKey(t)
 	if err != nil {
 		return false, "", err
 	}
@@ -97,8 +102,8 @@ func (s *Store) ChangedManifest(ctx context.Context, server string, since Versio
 // canonical form, only if the manifest's current Version is ifVersion (""
 // for a manifest that must not exist yet). On ErrConflict m.Revision is
 // left incremented; re-read before retrying.
-func (s *Store) WriteManifest(ctx context.Context, server string, m *manifest.Manifest, ifVersion Version) (Version, error) {
-	key, err := ManifestKey(server)
+func (s *Store) WriteManifest(ctx context.Context, t manifest.Target, m *manifest.Manifest, ifVersion Version) (Version, error) {
+	key, err := ManifestKey(t)
 	if err != nil {
 		return "", err
 	}
@@ -121,20 +126,22 @@ type ManifestUpdate struct {
 	Changed bool               // whether anything was written
 }
 
-// UpdateManifest applies fn to a copy of server's current manifest and
+// UpdateManifest applies fn to a copy of t's current manifest and
 // writes the result conditionally on the version read, re-reading and
 // re-applying fn when another writer got there first (with a short backoff
 // that ends with ctx). fn is told whether the manifest existed; it must be
 // safe to call more than once, and when it returns an error nothing is
-// written. When fn leaves the manifest unchanged nothing is written either.
+// written. When fn leaves an existing manifest unchanged nothing is
+// written either; a manifest that did not exist is written even when empty,
+// since an explicit empty manifest means something its absence does not.
 // A manifest that does not parse is never overwritten.
 //
 // This is the mechanism only. Who may change what (the push config's
 // allow-list), the audit record and the nudge are internal/fleet's, which
 // every program that changes desired state goes through.
-func (s *Store) UpdateManifest(ctx context.Context, server string, fn func(m *manifest.Manifest, existed bool) error) (ManifestUpdate, error) {
+func (s *Store) UpdateManifest(ctx context.Context, t manifest.Target, fn func(m *manifest.Manifest, existed bool) error) (ManifestUpdate, error) {
 	for try := 0; try < maxUpdateTries; try++ {
-		cur, ver, err := s.ReadManifest(ctx, server)
+		cur, ver, err := s.ReadManifest(ctx, t)
 		if err != nil {
 			return ManifestUpdate{}, err
 		}
@@ -143,13 +150,13 @@ func (s *Store) UpdateManifest(ctx context.Context, server string, fn func(m *ma
 			return ManifestUpdate{}, err
 		}
 		u := ManifestUpdate{Before: cur, After: cur, Version: ver, Existed: ver != ""}
-		if string(next.Marshal()) == string(cur.Marshal()) {
+		if u.Existed && string(next.Marshal()) == string(cur.Marshal()) {
 			return u, nil
 		}
-		nv, err := s.WriteManifest(ctx, server, next, ver)
+		nv, err := s.WriteManifest(ctx, t, next, ver)
 		if errors.Is(err, ErrConflict) {
 			if err := backoff.Sleep(ctx, backoff.Jitter(time.Duration(try*try)*time.Millisecond)); err != nil {
-				return ManifestUpdate{}, fmt.Errorf("blobstore: update manifest of %s: %w", server, err)
+				return ManifestUpdate{}, fmt.Errorf("blobstore: update manifest of %s: %w", t, err)
 			}
 			continue
 		}
@@ -159,7 +166,7 @@ func (s *Store) UpdateManifest(ctx context.Context, server string, fn func(m *ma
 		u.After, u.Version, u.Changed = next, nv, true
 		return u, nil
 	}
-	return ManifestUpdate{}, fmt.Errorf("blobstore: update manifest of %s: gave up after %d conflicting writers: %w", server, maxUpdateTries, ErrConflict)
+	return ManifestUpdate{}, fmt.Errorf("blobstore: update manifest of %s: gave up after %d conflicting writers: %w", t, maxUpdateTries, ErrConflict)
 }
 
 // ReadPushConfig reads config/push.json. A missing config is nil with
@@ -196,18 +203,35 @@ func (s *Store) WritePushConfig(ctx context.Context, c *manifest.PushConfig, ifV
 
 // ListServers returns the servers that have a manifest, sorted.
 func (s *Store) ListServers(ctx context.Context) ([]string, error) {
+	return s.listNames(ctx, ServersPrefix, manifest.KindServer)
+}
+
+// ListReporting returns the servers that have written a status, sorted: a
+// host that joined a group has one before anyone writes it a manifest.
+func (s *Store) ListReporting(ctx context.Context) ([]string, error) {
+	return s.listNames(ctx, StatusPrefix, manifest.KindServer)
+}
+
+// ListGroups returns the groups that have a manifest, sorted.
+func (s *Store) ListGroups(ctx context.Context) ([]string, error) {
+	return s.listNames(ctx, GroupsPrefix, manifest.KindGroup)
+}
+
+// listNames returns the valid names of the {name}.json objects directly
+// under prefix, sorted.
+func (s *Store) listNames(ctx context.Context, prefix string, kind manifest.Kind) ([]string, error) {
 	var names []string
-	it := s.bucket.List(&blob.ListOptions{Prefix: ServersPrefix, Delimiter: "/"})
+	it := s.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
 	for {
 		o, err := it.Next(ctx)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, classify("list", ServersPrefix, err)
+			return nil, classify("list", prefix, err)
 		}
-		name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, ServersPrefix), ".json")
-		if ok && !o.IsDir && manifest.CheckName("server", name) == nil {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, prefix), ".json")
+		if ok && !o.IsDir && manifest.CheckName(string(kind), name) == nil {
 			names = append(names, name)
 		}
 	}
@@ -250,17 +274,30 @@ func auditKey(prefix string, t time.Time) string {
 	return fmt.Sprintf("%s%019d.json", prefix, inv)
 }
 
+// auditPrefix returns where t's audit records are: audit/{server}/ or
+// audit/groups/{group}/. Records are listed one level deep, so a server
+// named "groups" keeps its own.
+func auditPrefix(t manifest.Target) (string, error) {
+	if err := t.Check(); err != nil {
+		return "", fmt.Errorf("blobstore: audit: %w", err)
+	}
+	if t.IsGroup() {
+		return AuditPrefix + "groups/" + t.Name + "/", nil
+	}
+	return AuditPrefix + t.Name + "/", nil
+}
+
 // AppendAudit records one change: of a server's manifest under
-// audit/{server}/, of the push config (r.Config) under config/audit/.
-// Records are never overwritten: two records in the same nanosecond get
-// distinct keys.
+// audit/{server}/, of a group's (r.Group) under audit/groups/{group}/, of
+// the push config (r.Config) under config/audit/. Records are never
+// overwritten: two records in the same nanosecond get distinct keys.
 func (s *Store) AppendAudit(ctx context.Context, r *manifest.AuditRecord) error {
 	prefix := configAuditPrefix
 	if !r.Config {
-		if err := manifest.CheckName("server", r.Server); err != nil {
-			return fmt.Errorf("blobstore: audit: %w", err)
+		var err error
+		if prefix, err = auditPrefix(r.Target()); err != nil {
+			return err
 		}
-		prefix = AuditPrefix + r.Server + "/"
 	}
 	t := r.Time
 	for range 10 {
@@ -273,12 +310,13 @@ func (s *Store) AppendAudit(ctx context.Context, r *manifest.AuditRecord) error 
 	return fmt.Errorf("blobstore: audit %s: no free key", prefix)
 }
 
-// ListAudit returns up to limit records for server, newest first.
-func (s *Store) ListAudit(ctx context.Context, server string, limit int) ([]*manifest.AuditRecord, error) {
-	if err := manifest.CheckName("server", server); err != nil {
-		return nil, fmt.Errorf("blobstore: audit: %w", err)
+// ListAudit returns up to limit records for t's manifest, newest first.
+func (s *Store) ListAudit(ctx context.Context, t manifest.Target, limit int) ([]*manifest.AuditRecord, error) {
+	prefix, err := auditPrefix(t)
+	if err != nil {
+		return nil, err
 	}
-	return s.listAudit(ctx, AuditPrefix+server+"/", limit)
+	return s.listAudit(ctx, prefix, limit)
 }
 
 // ListConfigAudit returns up to limit records of push config changes,
@@ -289,7 +327,7 @@ func (s *Store) ListConfigAudit(ctx context.Context, limit int) ([]*manifest.Aud
 
 func (s *Store) listAudit(ctx context.Context, prefix string, limit int) ([]*manifest.AuditRecord, error) {
 	var out []*manifest.AuditRecord
-	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
+	it := s.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
 	for len(out) < limit {
 		o, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
@@ -297,6 +335,9 @@ func (s *Store) listAudit(ctx context.Context, prefix string, limit int) ([]*man
 		}
 		if err != nil {
 			return nil, classify("list", prefix, err)
+		}
+		if o.IsDir {
+			continue
 		}
 		data, _, err := s.Read(ctx, o.Key)
 		if err != nil {

@@ -19,13 +19,13 @@ func TestKeysRefuseBadNames(t *testing.T) {
 	for _, name := range []string{"../x", "../packages/x", "a/b", ".", "..", "", strings.Repeat("a", 300), "Web"} {
 		t.Run(name, func(t *testing.T) {
 			for op, err := range map[string]error{
-				"ManifestKey": second(blobstore.ManifestKey(name)),
+				"ManifestKey": second(blobstore.ManifestKey(manifest.Server(name))),
 				"StatusKey":   second(blobstore.StatusKey(name)),
 				"ReadManifest": func() error {
-					_, _, err := s.ReadManifest(t.Context(), name)
+					_, _, err := s.ReadManifest(t.Context(), manifest.Server(name))
 					return err
 				}(),
-				"WriteManifest": second(s.WriteManifest(t.Context(), name, &manifest.Manifest{}, "")),
+				"WriteManifest": second(s.WriteManifest(t.Context(), manifest.Server(name), &manifest.Manifest{}, "")),
 				"ListPackages":  second(s.ListPackages(t.Context(), name)),
 				"AppendAudit":   s.AppendAudit(t.Context(), &manifest.AuditRecord{Server: name}),
 			} {
@@ -49,13 +49,13 @@ func TestPrefix(t *testing.T) {
 	b := openURL(t, "file://"+dir+"?prefix=team-b/")
 	p, _ := manifest.ParsePackageName("hello/hello-20261122T101500Z-0123456789ab.tar.zst")
 	m := &manifest.Manifest{Packages: []manifest.Entry{{Package: p}}}
-	if _, err := a.WriteManifest(t.Context(), "web-1", m, ""); err != nil {
+	if _, err := a.WriteManifest(t.Context(), manifest.Server("web-1"), m, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "team-a", "servers", "web-1.json")); err != nil {
 		t.Fatalf("manifest not under the prefix: %v", err)
 	}
-	if got, v, err := b.ReadManifest(t.Context(), "web-1"); err != nil || v != "" || len(got.Packages) != 0 {
+	if got, v, err := b.ReadManifest(t.Context(), manifest.Server("web-1")); err != nil || v != "" || len(got.Packages) != 0 {
 		t.Fatalf("team-b sees team-a's manifest: %+v %v", got, err)
 	}
 	if a.LocalDir() != dir {
@@ -93,7 +93,7 @@ func TestFileCrossProcess(t *testing.T) {
 		}
 	}
 	s := openURL(t, "file://"+dir)
-	m, _, err := s.ReadManifest(t.Context(), "counter")
+	m, _, err := s.ReadManifest(t.Context(), manifest.Server("counter"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func childIncrement(dir string, n int) error {
 	defer s.Close()
 	p, _ := manifest.ParsePackageName("hello/hello-20261122T101500Z-0123456789ab.tar.zst")
 	for range n {
-		_, err := s.UpdateManifest(contextBackground(), "counter", func(m *manifest.Manifest, _ bool) error {
+		_, err := s.UpdateManifest(contextBackground(), manifest.Server("counter"), func(m *manifest.Manifest, _ bool) error {
 			if len(m.Packages) == 0 {
 				m.Packages = []manifest.Entry{{Package: p, Config: map[string]string{"N": "0"}}}
 			}

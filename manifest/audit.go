@@ -13,7 +13,9 @@ type AuditRecord struct {
 	Time   time.Time `json:"time"`
 	User   string    `json:"user"`
 	Server string    `json:"server"`
-	Action string    `json:"action"` // e.g. "set hello", "remove api", "put manifest"
+	// Group is set, instead of Server, for a change of a group's manifest.
+	Group  string `json:"group,omitempty"`
+	Action string `json:"action"` // e.g. "set hello", "remove api", "put manifest"
 	// Before and After are the manifests' package lists as the change found
 	// and left them (nil when the manifest did not exist).
 	Before *Manifest `json:"-"`
@@ -26,10 +28,20 @@ type AuditRecord struct {
 	ConfigAfter  *PushConfig `json:"-"`
 }
 
+// Target returns the manifest the record is about: the group's when Group
+// is set, else the server's.
+func (r *AuditRecord) Target() Target {
+	if r.Group != "" {
+		return Group(r.Group)
+	}
+	return Server(r.Server)
+}
+
 type auditJSON struct {
 	Time         time.Time       `json:"time"`
 	User         string          `json:"user"`
-	Server       string          `json:"server"`
+	Server       string          `json:"server,omitempty"`
+	Group        string          `json:"group,omitempty"`
 	Action       string          `json:"action"`
 	Before       json.RawMessage `json:"before"`
 	After        json.RawMessage `json:"after"`
@@ -41,7 +53,7 @@ type auditJSON struct {
 // Marshal encodes the record as one line of JSON, manifests and configs in
 // canonical form.
 func (r *AuditRecord) Marshal() []byte {
-	a := auditJSON{Time: r.Time.UTC(), User: r.User, Server: r.Server, Action: r.Action, Before: []byte("null"), After: []byte("null"), Config: r.Config}
+	a := auditJSON{Time: r.Time.UTC(), User: r.User, Server: r.Server, Group: r.Group, Action: r.Action, Before: []byte("null"), After: []byte("null"), Config: r.Config}
 	if r.Before != nil {
 		a.Before = r.Before.Marshal()
 	}
@@ -67,7 +79,7 @@ func ParseAuditRecord(data []byte) (*AuditRecord, error) {
 	if err := decodeStrict(data, &a); err != nil {
 		return nil, fmt.Errorf("invalid audit record: %w", err)
 	}
-	r := &AuditRecord{Time: a.Time, User: a.User, Server: a.Server, Action: a.Action, Config: a.Config}
+	r := &AuditRecord{Time: a.Time, User: a.User, Server: a.Server, Group: a.Group, Action: a.Action, Config: a.Config}
 	for _, x := range []struct {
 		raw json.RawMessage
 		dst **Manifest

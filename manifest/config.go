@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 )
 
-// PushConfig says which apps may go on which servers, and names groups of
-// servers (Skia's skiapush.conf, as JSON):
+// PushConfig says which apps may go on which servers and which groups, as
+// Skia's skiapush.conf does for servers (as JSON):
 //
-//	{"servers": {"web-1": ["hello", "api"]}, "groups": {"web": ["web-1"]}}
+//	{"servers": {"web-1": ["hello"]}, "groups": {"web": ["hello", "api"]}}
+//
+// Group membership is not here: hosts declare their groups (pulld -groups,
+// or groups= in Teletraan's host_info), so a new host joins by itself.
 type PushConfig struct {
 	Servers map[string][]string `json:"servers"`
 	Groups  map[string][]string `json:"groups,omitempty"`
@@ -52,17 +56,43 @@ func (c *PushConfig) Validate() error {
 			}
 		}
 	}
-	for g, members := range c.Groups {
+	for g, apps := range c.Groups {
 		if err := CheckName("group", g); err != nil {
 			return fmt.Errorf("push config: groups: %w", err)
 		}
-		for _, s := range members {
-			if _, ok := c.Servers[s]; !ok {
-				return fmt.Errorf("push config: groups[%q]: server %q is not in servers", g, s)
+		for _, a := range apps {
+			if _, ok := c.Servers[a]; ok {
+				// The old meaning of "groups" (lists of member servers):
+				// refused, not silently read as app names.
+				return fmt.Errorf("push config: groups[%q]: %q is a server: a group lists the apps it may carry, and hosts declare their groups themselves (pulld -groups, or groups= in host_info)", g, a)
+			}
+			if err := CheckName("app", a); err != nil {
+				return fmt.Errorf("push config: groups[%q]: %w", g, err)
 			}
 		}
 	}
 	return nil
+}
+
+// Lists reports whether the config names t: a server under "servers", a
+// group under "groups".
+func (c *PushConfig) Lists(t Target) bool {
+	_, ok := c.list(t)
+	return ok
+}
+
+func (c *PushConfig) list(t Target) ([]string, bool) {
+	if t.IsGroup() {
+		apps, ok := c.Groups[t.Name]
+		return apps, ok
+	}
+	apps, ok := c.Servers[t.Name]
+	return apps, ok
+}
+
+// GroupNames returns the configured groups, sorted.
+func (c *PushConfig) GroupNames() []string {
+	return slices.Sorted(maps.Keys(c.Groups))
 }
 
 // ServerNames returns the configured servers, sorted.
@@ -75,9 +105,10 @@ func (c *PushConfig) ServerNames() []string {
 	return names
 }
 
-// Allowed reports whether app may be deployed to server.
-func (c *PushConfig) Allowed(server, app string) bool {
-	return slices.Contains(c.Servers[server], app)
+// Allowed reports whether app may be deployed to t, a server or a group.
+func (c *PushConfig) Allowed(t Target, app string) bool {
+	apps, _ := c.list(t)
+	return slices.Contains(apps, app)
 }
 
 // Marshal returns the canonical encoding of c: indented JSON with sorted

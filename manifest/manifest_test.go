@@ -283,12 +283,18 @@ func TestPackageMeta(t *testing.T) {
 }
 
 func TestPushConfig(t *testing.T) {
-	c, err := ParsePushConfig([]byte(`{"servers": {"web-1": ["hello", "api"], "web-2": ["hello"]}, "groups": {"web": ["web-1", "web-2"]}}`))
+	c, err := ParsePushConfig([]byte(`{"servers": {"web-1": ["hello", "api"], "web-2": ["hello"]}, "groups": {"web": ["hello", "db"]}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Allowed("web-1", "api") || c.Allowed("web-2", "api") || c.Allowed("nope", "hello") {
-		t.Fatal("Allowed is wrong")
+	if !c.Allowed(Server("web-1"), "api") || c.Allowed(Server("web-2"), "api") || c.Allowed(Server("nope"), "hello") {
+		t.Fatal("Allowed is wrong for servers")
+	}
+	if !c.Allowed(Group("web"), "db") || c.Allowed(Group("web"), "api") || c.Allowed(Server("web"), "db") || c.Allowed(Group("web-1"), "hello") {
+		t.Fatal("Allowed is wrong for groups")
+	}
+	if !c.Lists(Group("web")) || c.Lists(Group("web-1")) || !c.Lists(Server("web-1")) {
+		t.Fatal("Lists is wrong")
 	}
 	if got := strings.Join(c.ServerNames(), ","); got != "web-1,web-2" {
 		t.Fatalf("ServerNames = %s", got)
@@ -296,7 +302,8 @@ func TestPushConfig(t *testing.T) {
 	for _, bad := range []string{
 		`{"servers": {"../x": []}}`,
 		`{"servers": {"a": ["Bad App"]}}`,
-		`{"servers": {"a": []}, "groups": {"g": ["b"]}}`,
+		`{"servers": {"a": []}, "groups": {"g": ["a"]}}`,        // the old meaning: member servers
+		`{"servers": {"a": []}, "groups": {"g": ["Bad App"]}}`,
 		`{"servers": {}, "extra": 1}`,
 		`null`,
 		`[]`,

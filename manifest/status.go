@@ -33,10 +33,43 @@ type Status struct {
 	PollSeconds int64 `json:"poll_seconds"`
 	// ManifestRevision and ManifestVersion identify the manifest pulld last
 	// acted on; ManifestError is set when the newest one could not be used.
-	ManifestRevision int64       `json:"manifest_revision"`
-	ManifestVersion  string      `json:"manifest_version,omitempty"`
-	ManifestError    string      `json:"manifest_error,omitempty"`
-	Envs             []EnvStatus `json:"envs"`
+	ManifestRevision int64  `json:"manifest_revision"`
+	ManifestVersion  string `json:"manifest_version,omitempty"`
+	ManifestError    string `json:"manifest_error,omitempty"`
+	// Groups are the groups the host is in (pulld -groups, or the groups=
+	// line of host_info), in its order, with the revision of each group's
+	// manifest pulld last acted on.
+	Groups []GroupStatus `json:"groups,omitempty"`
+	Envs   []EnvStatus   `json:"envs"`
+}
+
+// GroupStatus is what a host reports about one of its groups.
+type GroupStatus struct {
+	Name string `json:"name"`
+	// Revision and Version identify the group manifest pulld last acted
+	// on; Missing is set when the group has no manifest.
+	Revision int64  `json:"revision"`
+	Version  string `json:"version,omitempty"`
+	Missing  bool   `json:"missing,omitempty"`
+}
+
+// GroupNames returns the names of the host's groups.
+func (s *Status) GroupNames() []string {
+	out := make([]string, len(s.Groups))
+	for i, g := range s.Groups {
+		out[i] = g.Name
+	}
+	return out
+}
+
+// InGroup reports whether the host is in group.
+func (s *Status) InGroup(group string) bool {
+	for _, g := range s.Groups {
+		if g.Name == group {
+			return true
+		}
+	}
+	return false
 }
 
 // HostInfo describes the host, from the OS and Teletraan's host_info file.
@@ -61,6 +94,13 @@ type EnvStatus struct {
 	Output   string    `json:"output,omitempty"` // last 10 KB of the failing script's output
 	DeployID string    `json:"deploy_id,omitempty"`
 	Updated  time.Time `json:"updated"`
+	// Source says where the env's desired entry came from: "server" (the
+	// host's own manifest) or "group:NAME" (Target.Source); empty when no
+	// document names the env.
+	Source string `json:"source,omitempty"`
+	// Held, when set, says why pulld leaves the env exactly as it is: two
+	// of the host's groups name it, or a group's manifest is missing.
+	Held string `json:"held,omitempty"`
 }
 
 // Lookup returns the status of env, if reported.

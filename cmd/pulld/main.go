@@ -2,7 +2,7 @@
 // manifest servers/{server}.json says, installing packages through their
 // Teletraan deploy scripts, and reports back to status/{server}.json.
 //
-//	pulld -bucket URL [-server NAME] [-root DIR] [-once | -dry-run | -terminate]
+//	pulld -bucket URL [-server NAME] [-groups G,…] [-root DIR] [-once | -dry-run | -terminate]
 //	      [-poll D] [-heartbeat D] [-listen ADDR] [-nudge SRC]… [-keep N]
 //	      [-step-timeout D] [-grace D] [-retry-min D] [-retry-max D]
 //	      [-verify-key FILE]… [-host-info FILE]
@@ -79,6 +79,15 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 	fs.DurationVar(&cfg.RetryMin, "retry-min", pulld.DefaultRetryMin, "first `delay` before retrying a failed env (doubling on each failure)")
 	fs.DurationVar(&cfg.RetryMax, "retry-max", pulld.DefaultRetryMax, "longest `delay` between retries of a failed env")
 	fs.Var(&verifyKeys, "verify-key", "minisign public key `file`, repeatable: install only packages one of them signed")
+	fs.Func("groups", "comma-separated `groups` this host is in, whose groups/{group}.json it follows beside its own manifest (default: groups= of -host-info)", func(v string) error {
+		cfg.Groups = []string{}
+		for g := range strings.SplitSeq(v, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				cfg.Groups = append(cfg.Groups, g)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&cfg.HostInfo, "host-info", pulld.DefaultHostInfo, "Teletraan host_info `file` (host, id, groups, compute_env_type); missing is fine")
 	fs.StringVar(&cfg.ComputeEnvType, "compute-env-type", "", "COMPUTE_ENV_TYPE of the deploy scripts (default: compute_env_type of -host-info, else PRODUCTION)")
 	fs.DurationVar(&cfg.Splay, "splay", 0, "with -once, wait a random `duration` up to this before the first request, so a fleet's cron jobs spread out")

@@ -153,7 +153,7 @@ func fixtureBucket(t *testing.T) (string, manifest.PackageName) {
 // and a clean shutdown on SIGINT.
 func TestServe(t *testing.T) {
 	bucket, pkg := fixtureBucket(t)
-	conf := writeFile(t, "push.json", `{"servers": {"web-1": ["hello"]}, "groups": {"web": ["web-1"]}}`)
+	conf := writeFile(t, "push.json", `{"servers": {"web-1": ["hello"]}, "groups": {"web": ["hello"]}}`)
 	nudged := make(chan string, 4)
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nudged <- r.URL.Path

@@ -115,7 +115,7 @@ func TestConcurrentDeploy(t *testing.T) {
 	defer store.Close()
 	last := commitN(rounds)[:manifest.CommitLen]
 	for _, server := range []string{"web-1", "web-2"} {
-		m, _, err := store.ReadManifest(t.Context(), server)
+		m, _, err := store.ReadManifest(t.Context(), manifest.Server(server))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestConcurrentDeploy(t *testing.T) {
 				t.Errorf("%s: %s entry %+v, want commit %s\n%s", server, app, e, last, m.Marshal())
 			}
 		}
-		recs, err := store.ListAudit(t.Context(), server, 100)
+		recs, err := store.ListAudit(t.Context(), manifest.Server(server), 100)
 		if err != nil || len(recs) != 2*rounds {
 			t.Errorf("%s: %d audit records (%v), want %d", server, len(recs), err, 2*rounds)
 		}

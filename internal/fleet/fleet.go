@@ -1,19 +1,20 @@
 // Package fleet is the one code path that changes desired state: every
-// program that writes a server's manifest (pushui's forms and API,
-// release -deploy, and what comes later) calls Writer.Edit, which
+// program that writes a server's or a group's manifest (pushui's forms and
+// API, release -deploy, and what comes later) calls Writer.Edit, which
 //
 //  1. reads the manifest and applies the caller's change to a copy,
 //  2. checks the result against the push config in the bucket
-//     (config/push.json): a server the config does not list, or an app it
-//     does not allow on that server, is refused with the reason, and
-//     nothing is written; with no config in the bucket only servers that
-//     already have a manifest may be changed. Every package the change
-//     introduces must exist in the bucket;
+//     (config/push.json): a server or group the config does not list, or an
+//     app it does not allow there, is refused with the reason, and nothing
+//     is written; with no config in the bucket only manifests that already
+//     exist may be changed. Every package the change introduces must exist
+//     in the bucket;
 //  3. writes it conditionally on the version read: either the version the
 //     caller based its change on (a form, an If-Match) or, for changes that
 //     are right whatever else the manifest says, the latest, re-applying
 //     the change when another writer got in between;
-//  4. records the change under audit/ and nudges the server.
+//  4. records the change under audit/ and nudges the server, or every
+//     member of the group with one message (Nudger.NudgeGroups).
 //
 // The outcome is a Change value: what the manifest was and is, its new
 // version, whether it existed and whether anything was written.
@@ -44,10 +45,11 @@ var (
 	ErrNoPackage = errors.New("does not exist in the bucket")
 )
 
-// Nudger tells servers' pulld that their manifest changed. *nudge.Nudger
-// implements it. It must be safe for concurrent use.
+// Nudger tells servers' pulld that their manifest, or their group's,
+// changed. *nudge.Nudger implements it. It must be safe for concurrent use.
 type Nudger interface {
 	Nudge(ctx context.Context, servers ...string) error
+	NudgeGroups(ctx context.Context, groups ...string) error
 }
 
 // nudgeTimeout bounds the nudge of one change.
@@ -125,9 +127,9 @@ func (w *Writer) Config(ctx context.Context) (*manifest.PushConfig, blobstore.Ve
 	return c, nv, err
 }
 
-// Edit is one change of one server's manifest.
+// Edit is one change of one manifest, a server's or a group's.
 type Edit struct {
-	Server string
+	Target manifest.Target
 	// User and Action are recorded in the audit record ("ann",
 	// "set hello to hello/…").
 	User, Action string
@@ -149,7 +151,7 @@ type Edit struct {
 
 // Change is what an Edit did.
 type Change struct {
-	Server  string
+	Target  manifest.Target
 	Before  *manifest.Manifest // the manifest the change was applied to; nil when it did not exist
 	After   *manifest.Manifest // the manifest now stored (Before when nothing changed)
 	Version blobstore.Version  // of After
@@ -164,7 +166,7 @@ type Change struct {
 // ErrNoPackage, blobstore.ErrConflict, manifest.ErrInvalidManifest or
 // Apply's own error; on any error nothing was written.
 func (w *Writer) Edit(ctx context.Context, e Edit) (Change, error) {
-	if err := manifest.CheckName("server", e.Server); err != nil {
+	if err := e.Target.Check(); err != nil {
 		return Change{}, fmt.Errorf("fleet: %w", err)
 	}
 	conf, _, err := w.Config(ctx)
@@ -172,7 +174,7 @@ func (w *Writer) Edit(ctx context.Context, e Edit) (Change, error) {
 		return Change{}, fmt.Errorf("fleet: push config: %w", err)
 	}
 	check := func(before, after *manifest.Manifest, existed bool) error {
-		return w.check(ctx, conf, e.Server, before, after, existed)
+		return w.check(ctx, conf, e.Target, before, after, existed)
 	}
 	var c Change
 	if e.Latest {
@@ -188,7 +190,7 @@ func (w *Writer) Edit(ctx context.Context, e Edit) (Change, error) {
 }
 
 func (w *Writer) editLatest(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error) (Change, error) {
-	u, err := w.store.UpdateManifest(ctx, e.Server, func(m *manifest.Manifest, existed bool) error {
+	u, err := w.store.UpdateManifest(ctx, e.Target, func(m *manifest.Manifest, existed bool) error {
 		before := m.Clone()
 		if err := e.Apply(m); err != nil {
 			return err
@@ -198,7 +200,7 @@ func (w *Writer) editLatest(ctx context.Context, e Edit, check func(before, afte
 	if err != nil {
 		return Change{}, err
 	}
-	c := Change{Server: e.Server, Before: u.Before, After: u.After, Version: u.Version, Existed: u.Existed, Changed: u.Changed}
+	c := Change{Target: e.Target, Before: u.Before, After: u.After, Version: u.Version, Existed: u.Existed, Changed: u.Changed}
 	if !c.Existed {
 		c.Before = nil
 	}
@@ -206,7 +208,7 @@ func (w *Writer) editLatest(ctx context.Context, e Edit, check func(before, afte
 }
 
 func (w *Writer) editAt(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error) (Change, error) {
-	cur, v, err := w.store.ReadManifest(ctx, e.Server)
+	cur, v, err := w.store.ReadManifest(ctx, e.Target)
 	invalid := errors.Is(err, manifest.ErrInvalidManifest)
 	switch {
 	case invalid && e.OverInvalid:
@@ -215,13 +217,13 @@ func (w *Writer) editAt(ctx context.Context, e Edit, check func(before, after *m
 		return Change{}, err
 	}
 	if v != e.IfVersion {
-		return Change{}, fmt.Errorf("fleet: manifest of %s changed since it was read: %w", e.Server, blobstore.ErrConflict)
+		return Change{}, fmt.Errorf("fleet: manifest of %s changed since it was read: %w", e.Target, blobstore.ErrConflict)
 	}
 	next := cur.Clone()
 	if err := e.Apply(next); err != nil {
 		return Change{}, err
 	}
-	c := Change{Server: e.Server, Before: cur, After: cur, Version: v, Existed: v != "" && !invalid}
+	c := Change{Target: e.Target, Before: cur, After: cur, Version: v, Existed: v != "" && !invalid}
 	if !c.Existed {
 		c.Before = nil
 	}
@@ -231,7 +233,7 @@ func (w *Writer) editAt(ctx context.Context, e Edit, check func(before, after *m
 	if err := check(cur, next, v != ""); err != nil {
 		return Change{}, err
 	}
-	nv, err := w.store.WriteManifest(ctx, e.Server, next, v)
+	nv, err := w.store.WriteManifest(ctx, e.Target, next, v)
 	if err != nil {
 		return Change{}, err
 	}
@@ -239,21 +241,17 @@ func (w *Writer) editAt(ctx context.Context, e Edit, check func(before, after *m
 	return c, nil
 }
 
-// check decides whether after may replace before on server: the push
-// config's allow-list for every entry that is new or names another
-// package, and that those packages exist. Removing entries and changing an
-// entry's config, policy or restart token need no permission beyond the
-// server being known.
-func (w *Writer) check(ctx context.Context, conf *manifest.PushConfig, server string, before, after *manifest.Manifest, existed bool) error {
-	listed := false
-	if conf != nil {
-		_, listed = conf.Servers[server]
-	}
+// check decides whether after may replace before on t: the push config's
+// allow-list for every entry that is new or names another package, and
+// that those packages exist. Removing entries and changing an entry's
+// config, policy or restart token need no permission beyond t being known.
+func (w *Writer) check(ctx context.Context, conf *manifest.PushConfig, t manifest.Target, before, after *manifest.Manifest, existed bool) error {
+	listed := conf != nil && conf.Lists(t)
 	switch {
 	case conf == nil && !existed:
-		return fmt.Errorf("fleet: server %s has no manifest, and there is no push config (%s) to allow one: %w", server, blobstore.PushConfigKey, ErrNotAllowed)
+		return fmt.Errorf("fleet: %s has no manifest, and there is no push config (%s) to allow one: %w", t, blobstore.PushConfigKey, ErrNotAllowed)
 	case conf != nil && !listed && !existed:
-		return fmt.Errorf("fleet: server %s is not in the push config (%s): %w", server, blobstore.PushConfigKey, ErrNotAllowed)
+		return fmt.Errorf("fleet: %s is not in the push config (%s): %w", t, blobstore.PushConfigKey, ErrNotAllowed)
 	}
 	for i, e := range after.Packages {
 		if old, ok := before.Lookup(e.EnvName()); ok && old.Package == e.Package {
@@ -261,9 +259,9 @@ func (w *Writer) check(ctx context.Context, conf *manifest.PushConfig, server st
 		}
 		switch {
 		case conf != nil && !listed:
-			return fmt.Errorf("fleet: server %s is not in the push config (%s): %w", server, blobstore.PushConfigKey, ErrNotAllowed)
-		case conf != nil && !conf.Allowed(server, e.Package.App):
-			return fmt.Errorf("fleet: packages[%d] (%s): app %s is not allowed on server %s: %w", i, e.Package, e.Package.App, server, ErrNotAllowed)
+			return fmt.Errorf("fleet: %s is not in the push config (%s): %w", t, blobstore.PushConfigKey, ErrNotAllowed)
+		case conf != nil && !conf.Allowed(t, e.Package.App):
+			return fmt.Errorf("fleet: packages[%d] (%s): app %s is not allowed on %s: %w", i, e.Package, e.Package.App, t, ErrNotAllowed)
 		}
 		if err := w.packageExists(ctx, e.Package); err != nil {
 			return fmt.Errorf("fleet: packages[%d] (%s): %w", i, e.Package, err)
@@ -296,21 +294,33 @@ func (w *Writer) packageExists(ctx context.Context, p manifest.PackageName) erro
 // written does what follows every write: the log line, the audit record
 // and the nudge. Their failures are logged and kept in c.
 func (w *Writer) written(ctx context.Context, e Edit, c *Change) {
-	w.log.Info("manifest written", "server", e.Server, "user", e.User, "action", e.Action, "revision", c.After.Revision)
+	kind, name := string(e.Target.Kind), e.Target.Name
+	w.log.Info("manifest written", kind, name, "user", e.User, "action", e.Action, "revision", c.After.Revision)
 	ctx = context.WithoutCancel(ctx)
-	rec := &manifest.AuditRecord{Time: w.now().UTC(), User: e.User, Server: e.Server, Action: e.Action, Before: c.Before, After: c.After}
+	rec := &manifest.AuditRecord{Time: w.now().UTC(), User: e.User, Action: e.Action, Before: c.Before, After: c.After}
+	if e.Target.IsGroup() {
+		rec.Group = name
+	} else {
+		rec.Server = name
+	}
 	if err := w.store.AppendAudit(ctx, rec); err != nil {
 		c.AuditErr = err
-		w.log.Error("audit record not written", "server", e.Server, "err", err)
+		w.log.Error("audit record not written", kind, name, "err", err)
 	}
 	if w.nudger == nil {
 		return
 	}
 	nctx, cancel := context.WithTimeout(ctx, nudgeTimeout)
 	defer cancel()
-	if err := w.nudger.Nudge(nctx, e.Server); err != nil {
+	var err error
+	if e.Target.IsGroup() {
+		err = w.nudger.NudgeGroups(nctx, name)
+	} else {
+		err = w.nudger.Nudge(nctx, name)
+	}
+	if err != nil {
 		c.NudgeErr = err
-		w.log.Warn("nudge failed", "server", e.Server, "err", err)
+		w.log.Warn("nudge failed", kind, name, "err", err)
 	}
 }
 

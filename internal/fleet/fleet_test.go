@@ -25,12 +25,20 @@ const (
 type recorder struct {
 	mu      sync.Mutex
 	servers []string
+	groups  []string
 }
 
 func (r *recorder) Nudge(_ context.Context, servers ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.servers = append(r.servers, servers...)
+	return nil
+}
+
+func (r *recorder) NudgeGroups(_ context.Context, groups ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.groups = append(r.groups, groups...)
 	return nil
 }
 
@@ -83,34 +91,42 @@ func set(p manifest.PackageName) func(*manifest.Manifest) error {
 // existing manifest and change: written or refused (and why), with the
 // audit record and nudge that go with a write.
 func TestEditOutcomes(t *testing.T) {
-	const conf = `{"servers": {"web-1": ["hello"], "web-2": ["hello", "api"]}}`
+	const conf = `{"servers": {"web-1": ["hello"], "web-2": ["hello", "api"]}, "groups": {"web": ["hello"]}}`
+	srv, grp := manifest.Server, manifest.Group
 	tests := []struct {
 		name     string
 		conf     string // "" = no push config in the bucket
-		existing string // manifest of the server before, "" = none
-		server   string
+		existing string // manifest of the target before, "" = none
+		target   manifest.Target
 		apply    string // package to set; "remove" removes hello
 		wantErr  error
 		changed  bool
 	}{
-		{"allowed, new manifest", conf, "", "web-1", helloV1, nil, true},
-		{"allowed, update", conf, `{"packages":["` + helloV1 + `"]}`, "web-1", helloV2, nil, true},
-		{"same package: nothing written", conf, `{"packages":["` + helloV1 + `"]}`, "web-1", helloV1, nil, false},
-		{"app not allowed", conf, "", "web-1", apiV1, fleet.ErrNotAllowed, false},
-		{"server not in config", conf, "", "web-typo", helloV1, fleet.ErrNotAllowed, false},
-		{"server not in config, has a manifest", conf, `{"packages":[]}`, "old-1", helloV1, fleet.ErrNotAllowed, false},
-		{"removal from a server not in config", conf, `{"packages":["` + helloV1 + `"]}`, "old-1", "remove", nil, true},
-		{"missing package", conf, "", "web-1", missing, fleet.ErrNoPackage, false},
-		{"no config, existing manifest", "", `{"packages":["` + helloV1 + `"]}`, "web-1", apiV1, nil, true},
-		{"no config, no manifest", "", "", "web-typo", helloV1, fleet.ErrNotAllowed, false},
-		{"invalid manifest in the bucket", conf, `{"packages":null}`, "web-1", helloV1, manifest.ErrInvalidManifest, false},
+		{"allowed, new manifest", conf, "", srv("web-1"), helloV1, nil, true},
+		{"allowed, update", conf, `{"packages":["` + helloV1 + `"]}`, srv("web-1"), helloV2, nil, true},
+		{"same package: nothing written", conf, `{"packages":["` + helloV1 + `"]}`, srv("web-1"), helloV1, nil, false},
+		{"app not allowed", conf, "", srv("web-1"), apiV1, fleet.ErrNotAllowed, false},
+		{"server not in config", conf, "", srv("web-typo"), helloV1, fleet.ErrNotAllowed, false},
+		{"server not in config, has a manifest", conf, `{"packages":[]}`, srv("old-1"), helloV1, fleet.ErrNotAllowed, false},
+		{"removal from a server not in config", conf, `{"packages":["` + helloV1 + `"]}`, srv("old-1"), "remove", nil, true},
+		{"missing package", conf, "", srv("web-1"), missing, fleet.ErrNoPackage, false},
+		{"no config, existing manifest", "", `{"packages":["` + helloV1 + `"]}`, srv("web-1"), apiV1, nil, true},
+		{"no config, no manifest", "", "", srv("web-typo"), helloV1, fleet.ErrNotAllowed, false},
+		{"invalid manifest in the bucket", conf, `{"packages":null}`, srv("web-1"), helloV1, manifest.ErrInvalidManifest, false},
+		{"group allowed, new manifest", conf, "", grp("web"), helloV1, nil, true},
+		{"group: app not allowed", conf, "", grp("web"), apiV1, fleet.ErrNotAllowed, false},
+		{"group not in config", conf, "", grp("db"), helloV1, fleet.ErrNotAllowed, false},
+		{"a server's allow-list does not cover a group of its name", conf, "", grp("web-2"), apiV1, fleet.ErrNotAllowed, false},
+		{"group removal", conf, `{"packages":["` + helloV1 + `"]}`, grp("web"), "remove", nil, true},
+		{"no config, existing group manifest", "", `{"packages":["` + helloV1 + `"]}`, grp("web"), apiV1, nil, true},
+		{"no config, no group manifest", "", "", grp("web"), helloV1, fleet.ErrNotAllowed, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, latest := range []bool{true, false} {
 				s := bucket(t, tt.conf)
 				ctx := t.Context()
-				key, _ := blobstore.ManifestKey(tt.server)
+				key, _ := blobstore.ManifestKey(tt.target)
 				var v blobstore.Version
 				if tt.existing != "" {
 					var err error
@@ -125,7 +141,7 @@ func TestEditOutcomes(t *testing.T) {
 				if tt.apply != "remove" {
 					apply = set(pkg(t, tt.apply))
 				}
-				c, err := w.Edit(ctx, fleet.Edit{Server: tt.server, User: "ann", Action: "test", Apply: apply, Latest: latest, IfVersion: v})
+				c, err := w.Edit(ctx, fleet.Edit{Target: tt.target, User: "ann", Action: "test", Apply: apply, Latest: latest, IfVersion: v})
 				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 					t.Fatalf("latest=%v: Edit error %v, want %v", latest, err, tt.wantErr)
 				}
@@ -133,15 +149,22 @@ func TestEditOutcomes(t *testing.T) {
 				if c.Changed != tt.changed || bytes.Equal(before, after) == tt.changed {
 					t.Fatalf("latest=%v: Changed=%v, bucket changed=%v; want %v", latest, c.Changed, !bytes.Equal(before, after), tt.changed)
 				}
-				recs, _ := s.ListAudit(ctx, tt.server, 10)
-				if tt.changed != (len(recs) == 1) || tt.changed != slices.Equal(nudged.servers, []string{tt.server}) {
-					t.Fatalf("latest=%v: %d audit records, nudged %v; want one of each only for a write", latest, len(recs), nudged.servers)
+				recs, _ := s.ListAudit(ctx, tt.target, 10)
+				nudges := nudged.servers
+				if tt.target.IsGroup() {
+					nudges = nudged.groups
+				}
+				if tt.changed != (len(recs) == 1) || tt.changed != slices.Equal(nudges, []string{tt.target.Name}) {
+					t.Fatalf("latest=%v: %d audit records, nudged %v and groups %v; want one of each only for a write", latest, len(recs), nudged.servers, nudged.groups)
+				}
+				if len(recs) == 1 && recs[0].Target() != tt.target {
+					t.Fatalf("latest=%v: audit record for %v, want %v", latest, recs[0].Target(), tt.target)
 				}
 				if tt.changed {
 					if c.Existed != (tt.existing != "") || (c.Before == nil) == c.Existed || c.Version == "" {
 						t.Fatalf("latest=%v: Change = %+v", latest, c)
 					}
-					if _, cur, _ := s.ReadManifest(ctx, tt.server); cur != c.Version {
+					if _, cur, _ := s.ReadManifest(ctx, tt.target); cur != c.Version {
 						t.Fatalf("latest=%v: Change.Version %q, bucket at %q", latest, c.Version, cur)
 					}
 				}
@@ -156,17 +179,17 @@ func TestEditStaleVersion(t *testing.T) {
 	s := bucket(t, `{"servers": {"web-1": ["hello", "api"]}}`)
 	ctx := t.Context()
 	w := fleet.New(s, fleet.Options{})
-	c1, err := w.Edit(ctx, fleet.Edit{Server: "web-1", Apply: set(pkg(t, helloV1))})
+	c1, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server("web-1"), Apply: set(pkg(t, helloV1))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Edit(ctx, fleet.Edit{Server: "web-1", Apply: set(pkg(t, apiV1)), IfVersion: c1.Version}); err != nil {
+	if _, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server("web-1"), Apply: set(pkg(t, apiV1)), IfVersion: c1.Version}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Edit(ctx, fleet.Edit{Server: "web-1", Apply: set(pkg(t, helloV2)), IfVersion: c1.Version}); !errors.Is(err, blobstore.ErrConflict) {
+	if _, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server("web-1"), Apply: set(pkg(t, helloV2)), IfVersion: c1.Version}); !errors.Is(err, blobstore.ErrConflict) {
 		t.Fatalf("edit at a stale version: %v, want ErrConflict", err)
 	}
-	c, err := w.Edit(ctx, fleet.Edit{Server: "web-1", Apply: set(pkg(t, helloV2)), Latest: true})
+	c, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server("web-1"), Apply: set(pkg(t, helloV2)), Latest: true})
 	if err != nil || !c.Changed || len(c.After.Packages) != 2 {
 		t.Fatalf("latest edit = %+v, %v; want both apps kept", c, err)
 	}
@@ -178,14 +201,14 @@ func TestConfigFollowsTheBucket(t *testing.T) {
 	s := bucket(t, `{"servers": {"web-1": ["hello"]}}`)
 	ctx := t.Context()
 	w := fleet.New(s, fleet.Options{})
-	if _, err := w.Edit(ctx, fleet.Edit{Server: "web-1", Apply: set(pkg(t, apiV1)), Latest: true}); !errors.Is(err, fleet.ErrNotAllowed) {
+	if _, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server("web-1"), Apply: set(pkg(t, apiV1)), Latest: true}); !errors.Is(err, fleet.ErrNotAllowed) {
 		t.Fatalf("api before the config allows it: %v", err)
 	}
 	_, v, _ := w.Config(ctx)
 	if err := s.Put(ctx, blobstore.PushConfigKey, []byte(`{"servers": {"web-1": ["hello", "api"]}}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Edit(ctx, fleet.Edit{Server: "web-1", Apply: set(pkg(t, apiV1)), Latest: true}); err != nil {
+	if _, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server("web-1"), Apply: set(pkg(t, apiV1)), Latest: true}); err != nil {
 		t.Fatalf("api after the config allows it: %v", err)
 	}
 	if _, err := w.PutConfig(ctx, "ann", &manifest.PushConfig{Servers: map[string][]string{"web-1": {"hello"}}}, v); !errors.Is(err, blobstore.ErrConflict) {
@@ -202,7 +225,7 @@ func TestConfigFollowsTheBucket(t *testing.T) {
 	if err := s.Put(ctx, blobstore.PushConfigKey, []byte(`{"servers": {"web-1": ["hello"]}, "servers": {}}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Edit(ctx, fleet.Edit{Server: "web-1", Apply: set(pkg(t, helloV2)), Latest: true}); err == nil {
+	if _, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server("web-1"), Apply: set(pkg(t, helloV2)), Latest: true}); err == nil {
 		t.Fatal("an invalid push config in the bucket allowed an edit")
 	}
 }

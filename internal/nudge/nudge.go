@@ -188,35 +188,75 @@ func (n *Nudger) Enabled() bool { return n.pub != nil || n.tmpl.String() != "" |
 // server name is a failure for that server only. Nudging the same server
 // twice is harmless.
 func (n *Nudger) Nudge(ctx context.Context, servers ...string) error {
+	ts := make([]manifest.Target, len(servers))
+	for i, s := range servers {
+		ts[i] = manifest.Server(s)
+	}
+	return n.nudge(ctx, ts)
+}
+
+// NudgeGroups nudges every member of each group, with one message per
+// group and form: a pub/sub message addressed to the group (Address), and
+// an HTTP POST to a relay URL (one without {server}). An HTTP template
+// with {server} names one host and cannot reach a group, and the GCE form
+// sets one instance's metadata: those forms skip groups, whose members
+// then act at their next poll. Otherwise it is as Nudge.
+func (n *Nudger) NudgeGroups(ctx context.Context, groups ...string) error {
+	ts := make([]manifest.Target, len(groups))
+	for i, g := range groups {
+		ts[i] = manifest.Group(g)
+	}
+	return n.nudge(ctx, ts)
+}
+
+// Address is what a nudge for t is addressed to: the server's name for a
+// server, "group-{group}" for a group. It is a pub/sub message's body and
+// what {server} of a topic template becomes, so a per-server topic
+// template gives each group a topic of its own beside its members'
+// (nats://pushpull.{server} → nats://pushpull.group-web). A server that is
+// itself named group-web would also receive web's nudges; a nudge only
+// makes a host poll, so that costs one extra poll and nothing else.
+func Address(t manifest.Target) string {
+	if t.IsGroup() {
+		return "group-" + t.Name
+	}
+	return t.Name
+}
+
+func (n *Nudger) nudge(ctx context.Context, targets []manifest.Target) error {
 	var (
 		mu   sync.Mutex
 		errs []error
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, maxInFlight)
 	)
-	fail := func(server, via string, err error) {
-		n.log.Warn("nudge failed", "server", server, "via", via, "err", err)
+	fail := func(t manifest.Target, via string, err error) {
+		n.log.Warn("nudge failed", string(t.Kind), t.Name, "via", via, "err", err)
 		mu.Lock()
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	for _, server := range servers {
-		if err := manifest.CheckName("server", server); err != nil {
-			fail(server, "-", fmt.Errorf("nudge: %w", err))
+	for _, t := range targets {
+		if err := t.Check(); err != nil {
+			fail(t, "-", fmt.Errorf("nudge: %w", err))
 			continue
 		}
+		addr := Address(t)
 		for _, form := range n.forms() {
+			if t.IsGroup() && !form.groups {
+				continue
+			}
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				ctx, cancel := context.WithTimeout(ctx, n.timeout)
 				defer cancel()
-				if err := form.send(ctx, server); err != nil {
-					fail(server, form.via, err)
+				if err := form.send(ctx, addr); err != nil {
+					fail(t, form.via, err)
 					return
 				}
-				n.log.Info("nudged", "server", server, "via", form.via)
+				n.log.Info("nudged", string(t.Kind), t.Name, "via", form.via)
 			}()
 		}
 	}
@@ -224,21 +264,23 @@ func (n *Nudger) Nudge(ctx context.Context, servers ...string) error {
 	return errors.Join(errs...)
 }
 
+// form is one way of nudging; send takes an Address.
 type form struct {
-	via  string
-	send func(ctx context.Context, server string) error
+	via    string
+	send   func(ctx context.Context, addr string) error
+	groups bool // whether one send reaches every member of a group
 }
 
 func (n *Nudger) forms() []form {
 	var fs []form
 	if n.pub != nil {
-		fs = append(fs, form{"pubsub", n.publish})
+		fs = append(fs, form{"pubsub", n.publish, true})
 	}
 	if n.tmpl.String() != "" {
-		fs = append(fs, form{"http", n.post})
+		fs = append(fs, form{"http", n.post, !n.tmpl.PerServer()})
 	}
 	if n.compute != nil {
-		fs = append(fs, form{"gce", n.setPushrev})
+		fs = append(fs, form{"gce", n.setPushrev, false})
 	}
 	return fs
 }

@@ -39,7 +39,7 @@ func ExampleWatchPubSub() {
 	defer topic.Shutdown(context.Background())
 
 	ready, nudged := make(chan struct{}, 1), make(chan struct{}, 10)
-	go nudge.WatchPubSub(ctx, "mem://example-nudges", "web-1", nudge.Hooks{
+	go nudge.WatchPubSub(ctx, "mem://example-nudges", []string{"web-1"}, nudge.Hooks{
 		Nudge: func() { nudged <- struct{}{} },
 		Ready: func() { ready <- struct{}{} },
 	})

@@ -22,9 +22,10 @@ import (
 // shutdownTimeout bounds how long closing a subscription may take.
 const shutdownTimeout = 5 * time.Second
 
-// WatchPubSub nudges for every message on the gocloud.dev/pubsub subscription at
-// subURL whose body is exactly server (the message body is the server name). Other messages are acknowledged and ignored, so one
-// topic can serve a whole fleet; but then every host receives every
+// WatchPubSub nudges for every message on the gocloud.dev/pubsub
+// subscription at subURL whose body is one of accept: the Address of the
+// host's server and of each of its groups. Other messages are acknowledged
+// and ignored, so one topic can serve a whole fleet; but then every host receives every
 // server's message, N² deliveries for a push to a fleet of N, and a large
 // fleet should give each server a subscription of its own instead
 // (nats://pushpull.web-1, published to by internal/nudge with the topic
@@ -45,17 +46,20 @@ const shutdownTimeout = 5 * time.Second
 //
 // A subscription that cannot be opened or that fails is logged and reopened
 // with backoff. PubSub returns ctx.Err() when ctx ends, and an error at once
-// when server is empty or CheckPubSubURL refuses subURL.
-func WatchPubSub(ctx context.Context, subURL, server string, h Hooks) error {
-	if server == "" {
-		return errors.New("nudge: watch pubsub: empty server name")
+// when accept is empty or CheckPubSubURL refuses subURL.
+func WatchPubSub(ctx context.Context, subURL string, accept []string, h Hooks) error {
+	if len(accept) == 0 || slices.Contains(accept, "") {
+		return errors.New("nudge: watch pubsub: no address to accept")
 	}
 	if err := CheckPubSubURL(subURL); err != nil {
 		return err
 	}
 	u, _ := url.Parse(subURL)
 	log := h.logger().With("source", "pubsub", "scheme", u.Scheme)
-	want := []byte(server)
+	want := make([][]byte, len(accept))
+	for i, a := range accept {
+		want[i] = []byte(a)
+	}
 	for fails := 0; ; {
 		err := receive(ctx, subURL, want, h, func() { fails = 0 })
 		if ctx.Err() != nil {
@@ -71,7 +75,7 @@ func WatchPubSub(ctx context.Context, subURL, server string, h Hooks) error {
 
 // receive opens the subscription and reads from it until it fails or ctx
 // ends. It calls opened once the subscription is open.
-func receive(ctx context.Context, subURL string, want []byte, h Hooks, opened func()) (err error) {
+func receive(ctx context.Context, subURL string, want [][]byte, h Hooks, opened func()) (err error) {
 	sub, closeConn, err := openSubscription(ctx, subURL)
 	if err != nil {
 		return fmt.Errorf("open subscription: %w", err)
@@ -92,7 +96,8 @@ func receive(ctx context.Context, subURL string, want []byte, h Hooks, opened fu
 			return fmt.Errorf("receive: %w", err)
 		}
 		msg.Ack()
-		if bytes.Equal(bytes.TrimSpace(msg.Body), want) {
+		body := bytes.TrimSpace(msg.Body)
+		if slices.ContainsFunc(want, func(w []byte) bool { return bytes.Equal(body, w) }) {
 			h.Nudge()
 		}
 	}

@@ -191,7 +191,7 @@ func TestPubSubMem(t *testing.T) {
 	t.Cleanup(func() { topic.Shutdown(context.Background()) })
 	r := newRecorder()
 	run(t, func(ctx context.Context) error {
-		return nudge.WatchPubSub(ctx, "mem://pushpull-watch-test", "web-1", r.hooks(t))
+		return nudge.WatchPubSub(ctx, "mem://pushpull-watch-test", []string{"web-1", nudge.Address(manifest.Group("web"))}, r.hooks(t))
 	})
 	r.waitReady(t)
 	send := func(body string) {
@@ -208,6 +208,12 @@ func TestPubSubMem(t *testing.T) {
 	r.wantNudge(t, "message with a trailing newline")
 	send("web-10")
 	r.wantNone(t, "message for a server with a longer name")
+	send("group-web")
+	r.wantNudge(t, "message for a group of this server")
+	send("group-api")
+	r.wantNone(t, "message for another group")
+	send("web")
+	r.wantNone(t, "message for a server named like the group")
 }
 
 func TestPubSubNATS(t *testing.T) {
@@ -219,7 +225,7 @@ func TestPubSubNATS(t *testing.T) {
 			ns := natstest.Start(t)
 			t.Setenv("NATS_SERVER_URL", ns.URL)
 			r := newRecorder()
-			run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, tc.url, "web-1", r.hooks(t)) })
+			run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, tc.url, []string{"web-1"}, r.hooks(t)) })
 			r.waitReady(t)
 			ns.WaitInterest(t, tc.subject)
 			topic := ns.OpenTopic(t, tc.url)
@@ -244,7 +250,7 @@ func TestPubSubNATSRestart(t *testing.T) {
 	t.Setenv("NATS_SERVER_URL", ns.URL)
 	const subject, url = "pushpull.restart", "nats://pushpull.restart?natsv2=true"
 	r := newRecorder()
-	run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, url, "web-1", r.hooks(t)) })
+	run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, url, []string{"web-1"}, r.hooks(t)) })
 	r.waitReady(t)
 	ns.WaitInterest(t, subject)
 	ns.Restart(t)
@@ -290,10 +296,10 @@ func TestCheckPubSubURL(t *testing.T) {
 
 func TestPubSubRefusesBadArguments(t *testing.T) {
 	h := nudge.Hooks{Nudge: func() {}}
-	if err := nudge.WatchPubSub(t.Context(), "mem://x", "", h); err == nil {
+	if err := nudge.WatchPubSub(t.Context(), "mem://x", nil, h); err == nil {
 		t.Error("PubSub with an empty server = nil, want an error")
 	}
-	if err := nudge.WatchPubSub(t.Context(), "nope://x", "web-1", h); err == nil {
+	if err := nudge.WatchPubSub(t.Context(), "nope://x", []string{"web-1"}, h); err == nil {
 		t.Error("PubSub with an unknown scheme = nil, want an error")
 	}
 }
@@ -303,7 +309,7 @@ func TestPubSubRefusesBadArguments(t *testing.T) {
 func TestPubSubRetriesOpen(t *testing.T) {
 	const url = "mem://pushpull-watch-late"
 	r := newRecorder()
-	run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, url, "web-1", r.hooks(t)) })
+	run(t, func(ctx context.Context) error { return nudge.WatchPubSub(ctx, url, []string{"web-1"}, r.hooks(t)) })
 	time.Sleep(100 * time.Millisecond)
 	topic, err := pubsub.OpenTopic(t.Context(), url)
 	if err != nil {
@@ -325,7 +331,7 @@ func TestFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	key, _ := blobstore.ManifestKey("web-1")
+	key, _ := blobstore.ManifestKey(manifest.Server("web-1"))
 	path := filepath.Join(dir, filepath.FromSlash(key))
 	r := newRecorder()
 	run(t, func(ctx context.Context) error { return nudge.WatchFile(ctx, path, r.hooks(t)) })
@@ -338,17 +344,17 @@ func TestFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := store.WriteManifest(ctx, "web-1", &manifest.Manifest{Packages: []manifest.Entry{{Package: p}}}, "")
+	v, err := store.WriteManifest(ctx, manifest.Server("web-1"), &manifest.Manifest{Packages: []manifest.Entry{{Package: p}}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.wantNudge(t, "manifest created")
 	r.drain()
-	if _, err := store.WriteManifest(ctx, "web-2", &manifest.Manifest{}, ""); err != nil {
+	if _, err := store.WriteManifest(ctx, manifest.Server("web-2"), &manifest.Manifest{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	r.wantNone(t, "another server's manifest written")
-	if _, err := store.WriteManifest(ctx, "web-1", &manifest.Manifest{Revision: 1}, v); err != nil {
+	if _, err := store.WriteManifest(ctx, manifest.Server("web-1"), &manifest.Manifest{Revision: 1}, v); err != nil {
 		t.Fatal(err)
 	}
 	r.wantNudge(t, "manifest updated")

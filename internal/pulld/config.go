@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ var (
 type Config struct {
 	Bucket string // bucket URL (required)
 	Server string // this host's server name (required)
+	// Groups are the groups the host is in, whose manifests it follows
+	// beside its own; nil takes the groups= line of HostInfo.
+	Groups []string
 	Root   string // pkginstall's root directory
 
 	Once      bool // reconcile once and return
@@ -94,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if err := manifest.CheckName("server", c.Server); err != nil {
 		return bad("-server: %v", err)
+	}
+	if err := checkGroups(c.Groups); err != nil {
+		return bad("-groups: %v", err)
 	}
 	if c.Root == "" {
 		c.Root = DefaultRoot
@@ -157,8 +164,9 @@ func setDuration(d *time.Duration, def time.Duration) {
 
 // nudgeSource is one parsed -nudge value.
 type nudgeSource struct {
-	kind string // "gce" or "pubsub"
-	arg  string // the attribute, or the subscription URL with {server} expanded
+	kind string               // "gce" or "pubsub"
+	arg  string               // the attribute, or the subscription URL with {server} expanded to the server
+	tmpl urltemplate.Template // pubsub: the URL template, expanded once per group too
 }
 
 // name is the source's label in logs, metrics and /healthz.
@@ -197,5 +205,33 @@ func parseNudge(s, server string) (nudgeSource, error) {
 	if err := nudge.CheckPubSubURL(u); err != nil {
 		return nudgeSource{}, fmt.Errorf("want gce, gce:ATTR or a pub/sub subscription URL: %w", err)
 	}
-	return nudgeSource{kind: "pubsub", arg: u}, nil
+	return nudgeSource{kind: "pubsub", arg: u, tmpl: tmpl}, nil
+}
+
+// subscriptions returns the subscriptions a pub/sub source makes for a
+// host at addrs (nudge.Address of its server, then of each group), each
+// with the addresses it accepts: one per address when the URL template
+// holds {server}, else one subscription accepting them all.
+func (n nudgeSource) subscriptions(addrs []string) map[string][]string {
+	if !n.tmpl.PerServer() {
+		return map[string][]string{n.arg: addrs}
+	}
+	subs := map[string][]string{}
+	for _, a := range addrs {
+		subs[n.tmpl.Expand(a)] = []string{a}
+	}
+	return subs
+}
+
+// checkGroups checks group names: valid, each once.
+func checkGroups(groups []string) error {
+	for i, g := range groups {
+		if err := manifest.CheckName("group", g); err != nil {
+			return err
+		}
+		if slices.Contains(groups[:i], g) {
+			return fmt.Errorf("group %s is named twice", g)
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -81,19 +83,16 @@ type daemon struct {
 	sources map[string]bool // nudge source → established
 
 	// Loop state.
-	loaded         bool               // a manifest read has completed
-	seen           blobstore.Version  // version of the manifest last read, valid or not
-	desired        *manifest.Manifest // last valid manifest read
-	desiredVersion blobstore.Version  // its version
-	invalid        error              // set while the newest manifest is invalid
-	manifestErr    string             // why the manifest is not acted on, for status
-	bucketFails    int                // consecutive failed manifest reads
-	envs           map[string]*envRecord
-	selfUpdated    bool          // pulld's own package changed this cycle
-	lastWrite      time.Time     // last successful status write
-	statusTimeout  time.Duration // bounds one status write
-	lastDoc        []byte        // status last written, Time zeroed, to skip unchanged writes
-	acting         acting        // the action act is running
+	docs          []*document      // the server's manifest, then its groups'
+	desired       manifest.Desired // what the documents last merged to
+	manifestErr   string           // why the manifest is not acted on, for status
+	bucketFails   int              // consecutive failed manifest reads
+	envs          map[string]*envRecord
+	selfUpdated   bool          // pulld's own package changed this cycle
+	lastWrite     time.Time     // last successful status write
+	statusTimeout time.Duration // bounds one status write
+	lastDoc       []byte        // status last written, Time zeroed, to skip unchanged writes
+	acting        acting        // the action act is running
 }
 
 // newDaemon builds a daemon on an open store and engine.
@@ -110,6 +109,7 @@ func newDaemon(cfg Config, store *blobstore.Store, eng engine, host manifest.Hos
 		limiter:       rate.NewLimiter(nudgeRate, nudgeBurst),
 		sources:       map[string]bool{},
 		envs:          map[string]*envRecord{},
+		docs:          newDocuments(cfg.Server, cfg.Groups),
 		statusTimeout: bucketTimeout,
 	}
 	d.seedInstalled()
@@ -159,6 +159,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.ComputeEnvType == "" {
 		cfg.ComputeEnvType = host.ComputeEnvType
+	}
+	if cfg.Groups == nil {
+		if err := checkGroups(host.Groups); err != nil {
+			return fmt.Errorf("pulld: %w: groups= of %s: %w", cli.ErrUsage, cfg.HostInfo, err)
+		}
+		cfg.Groups = host.Groups
 	}
 	if cfg.Splay > 0 {
 		d := rand.N(cfg.Splay)
@@ -280,30 +286,45 @@ func (d *daemon) startSources(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		})
 	}
+	var addrs []string
+	for _, doc := range d.docs {
+		addrs = append(addrs, nudge.Address(doc.target))
+	}
 	for _, s := range d.cfg.Nudge {
 		src, _ := parseNudge(s, d.cfg.Server) // checked by Validate
 		switch src.kind {
 		case NudgeGCE:
 			start(src.name(), func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchGCE(ctx, src.arg, h) })
 		default:
-			start(src.name(), func(ctx context.Context, h nudge.Hooks) error {
-				return nudge.WatchPubSub(ctx, src.arg, d.cfg.Server, h)
-			})
+			subs := src.subscriptions(addrs)
+			for _, u := range slices.Sorted(maps.Keys(subs)) {
+				name := src.name()
+				if len(subs) > 1 && u != src.arg {
+					name += "-" + subs[u][0]
+				}
+				start(name, func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchPubSub(ctx, u, subs[u], h) })
+			}
 		}
 	}
-	if path := manifestPath(d.store, d.cfg.Server); path != "" {
-		start(sourceFile, func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchFile(ctx, path, h) })
+	for _, doc := range d.docs {
+		if path := manifestPath(d.store, doc.target); path != "" {
+			name := sourceFile
+			if doc.target.IsGroup() {
+				name += "-" + nudge.Address(doc.target)
+			}
+			start(name, func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchFile(ctx, path, h) })
+		}
 	}
 }
 
-// manifestPath returns the file of server's manifest in a file:// bucket,
+// manifestPath returns the file of t's manifest in a file:// bucket,
 // honouring the bucket's prefix, and "" for other buckets.
-func manifestPath(s *blobstore.Store, server string) string {
+func manifestPath(s *blobstore.Store, t manifest.Target) string {
 	dir := s.LocalDir()
 	if dir == "" {
 		return ""
 	}
-	key, err := blobstore.ManifestKey(server)
+	key, err := blobstore.ManifestKey(t)
 	if err != nil {
 		return ""
 	}

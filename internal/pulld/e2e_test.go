@@ -223,7 +223,7 @@ func TestInvalidManifest(t *testing.T) {
 	h.waitEnv("hello", manifest.StateServing, v1.String())
 	h.steps.Take(t)
 
-	key, _ := blobstore.ManifestKey("web-1")
+	key, _ := blobstore.ManifestKey(manifest.Server("web-1"))
 	_, v, err := h.store.Read(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)

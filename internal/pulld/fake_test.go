@@ -192,7 +192,7 @@ func newTestDaemon(t testing.TB) (*daemon, *fakeEngine) {
 // setManifest writes the manifest of web-1 with entries.
 func setManifest(t testing.TB, s *blobstore.Store, entries ...manifest.Entry) {
 	t.Helper()
-	if _, err := s.UpdateManifest(t.Context(), "web-1", func(m *manifest.Manifest, _ bool) error {
+	if _, err := s.UpdateManifest(t.Context(), manifest.Server("web-1"), func(m *manifest.Manifest, _ bool) error {
 		m.Packages = entries
 		return nil
 	}); err != nil {

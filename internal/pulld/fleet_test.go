@@ -299,7 +299,7 @@ func (f *fleet) all() []int {
 func (f *fleet) setManifests(p manifest.PackageName) {
 	f.t.Helper()
 	err := f.forEach(f.all(), func(h *fleetHost) error {
-		_, err := f.store.UpdateManifest(context.Background(), h.name, func(m *manifest.Manifest, _ bool) error {
+		_, err := f.store.UpdateManifest(context.Background(), manifest.Server(h.name), func(m *manifest.Manifest, _ bool) error {
 			m.Packages = []manifest.Entry{{Package: p}}
 			return nil
 		})

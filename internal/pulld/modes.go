@@ -89,7 +89,7 @@ type planStep struct {
 func dryRun(ctx context.Context, cfg Config, store *blobstore.Store) error {
 	bctx, cancel := context.WithTimeout(ctx, bucketTimeout)
 	defer cancel()
-	m, v, err := store.ReadManifest(bctx, cfg.Server)
+	m, v, err := store.ReadManifest(bctx, manifest.Server(cfg.Server))
 	if err != nil {
 		return fmt.Errorf("pulld: %w: %w", ErrManifest, err)
 	}

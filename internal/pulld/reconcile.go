@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pushpull/pushpull/manifest"
@@ -78,10 +79,18 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 			c.retryAt = r.next
 		}
 	}
-	for _, e := range m.Packages {
-		d.record(e.EnvName(), e.Package.App).status.Desired = e.Package.String()
+	for _, rec := range d.envs {
+		rec.status.Source, rec.status.Held = "", ""
 	}
-	for _, e := range m.Packages {
+	for _, e := range m.Entries {
+		rec := d.record(e.EnvName(), e.Package.App)
+		rec.status.Desired, rec.status.Source = e.Package.String(), m.From[e.EnvName()].Source()
+	}
+	for env, why := range m.Held {
+		d.record(env, "").status.Held = why
+		c.failed = append(c.failed, env)
+	}
+	for _, e := range m.Entries {
 		env := e.EnvName()
 		rec := d.envs[env]
 		if stop.Err() != nil {
@@ -120,8 +129,10 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 	return c
 }
 
-// stopLeftovers stops the installed envs that are not in m.
-func (d *daemon) stopLeftovers(stop, work context.Context, m *manifest.Manifest, c *cycle, noteRetry func(*retryState)) {
+// stopLeftovers stops the installed envs that no document names, unless
+// they are held: a conflict between groups, or a group whose manifest is
+// missing (its envs are unknown, so none is stopped).
+func (d *daemon) stopLeftovers(stop, work context.Context, m manifest.Desired, c *cycle, noteRetry func(*retryState)) {
 	installed, err := d.eng.Installed()
 	if err != nil {
 		d.log.Error("list installed envs failed", "err", err)
@@ -129,13 +140,21 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m *manifest.Manifest,
 		return
 	}
 	for _, ie := range installed {
-		if _, ok := m.Lookup(ie.Env); ok {
+		if _, ok := m.From[ie.Env]; ok {
 			continue
 		}
-		rec := d.record(ie.Env, "")
-		rec.status.Desired = ""
+		rec := d.record(ie.Env, ie.Package.App)
 		if rec.status.Serving == "" {
 			rec.status.Serving = ie.Package.String()
+		}
+		if _, held := m.Held[ie.Env]; held {
+			continue
+		}
+		rec.status.Desired = ""
+		if len(m.Missing) > 0 {
+			rec.status.Held = fmt.Sprintf("no document names env %s, and group %s has no manifest: left as it is", ie.Env, strings.Join(m.Missing, ", "))
+			c.failed = append(c.failed, ie.Env)
+			continue
 		}
 		if stop.Err() != nil {
 			c.failed = append(c.failed, ie.Env)
@@ -250,88 +269,12 @@ func (d *daemon) record(env, app string) *envRecord {
 	return rec
 }
 
-// refresh returns the manifest to act on, reading it when its version
-// changed since the last read. It fails when the manifest cannot be read
-// (counted as a bucket error and backed off), is invalid, or is absent
-// while envs are installed; in each case nothing is touched, and the reason
-// is kept in d.manifestErr for status.
-func (d *daemon) refresh(ctx context.Context) (*manifest.Manifest, error) {
-	bctx, cancel := context.WithTimeout(ctx, bucketTimeout)
-	defer cancel()
-	changed, _, err := d.store.ChangedManifest(bctx, d.cfg.Server, d.seen)
-	if err == nil && (changed || !d.loaded) {
-		err = d.read(bctx)
-	}
-	if err != nil {
-		d.bucketFails++
-		d.met.bucketErrors.Inc()
-		d.manifestErr = "read manifest: " + err.Error()
-		d.log.Error("read manifest failed; services keep running", "err", err, "failures", d.bucketFails)
-		return nil, err
-	}
-	if d.bucketFails > 0 {
-		d.log.Info("manifest readable again", "after_failures", d.bucketFails)
-	}
-	d.bucketFails = 0
-	if d.invalid != nil {
-		d.manifestErr = d.invalid.Error()
-		return nil, d.invalid
-	}
-	d.manifestErr = ""
-	if d.seen == "" {
-		installed, err := d.eng.Installed()
-		if err != nil {
-			d.manifestErr = err.Error()
-			return nil, err
-		}
-		if len(installed) > 0 {
-			err := fmt.Errorf("%w at servers/%s.json: %d installed envs are left as they are", errNoManifest, d.cfg.Server, len(installed))
-			d.manifestErr = err.Error()
-			return nil, err
-		}
-	}
-	return d.desired, nil
-}
-
-// read reads the manifest. An invalid manifest is remembered in d.invalid
-// with its version, so it is not read again until it changes; d.desired
-// keeps the last valid one but is not acted on meanwhile. A read error
-// changes nothing.
-func (d *daemon) read(ctx context.Context) error {
-	m, v, err := d.store.ReadManifest(ctx, d.cfg.Server)
-	if errors.Is(err, manifest.ErrInvalidManifest) {
-		d.log.Error("manifest invalid; nothing is changed until it is fixed", "version", string(v), "err", err)
-		d.loaded, d.seen, d.invalid = true, v, err
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range m.Packages {
-		rec := d.envs[e.EnvName()]
-		if rec == nil || rec.retry == nil {
-			continue
-		}
-		if d.desired == nil {
-			rec.retry = nil
-		} else if old, ok := d.desired.Lookup(e.EnvName()); !ok || entryKey(old) != entryKey(e) {
-			rec.retry = nil // a changed entry is tried at once
-		}
-	}
-	d.log.Info("manifest read", "revision", m.Revision, "version", string(v), "envs", len(m.Packages))
-	d.loaded, d.seen, d.desired, d.desiredVersion, d.invalid = true, v, m, v, nil
-	d.met.manifestRevision.Set(float64(m.Revision))
-	return nil
-}
-
 // envOrder returns the envs to report: the manifest's, in its order, then
 // the others sorted.
 func (d *daemon) envOrder() []string {
 	var order []string
-	if d.desired != nil {
-		for _, e := range d.desired.Packages {
-			order = append(order, e.EnvName())
-		}
+	for _, e := range d.desired.Entries {
+		order = append(order, e.EnvName())
 	}
 	var rest []string
 	for env := range d.envs {

@@ -182,7 +182,7 @@ func TestInvalidManifestTouchesNothing(t *testing.T) {
 	wantCalls(t, eng, "apply a "+a.String(), "apply b "+b.String())
 
 	// An invalid manifest that drops b and adds a bad entry.
-	key, _ := blobstore.ManifestKey("web-1")
+	key, _ := blobstore.ManifestKey(manifest.Server("web-1"))
 	_, v, _ := d.store.Read(t.Context(), key)
 	bad := `{"revision": 7, "packages": ["` + a.String() + `", {"package": "c/nope", "env": "C"}]}`
 	if _, err := d.store.Write(t.Context(), key, []byte(bad), v); err != nil {
@@ -218,7 +218,7 @@ func TestInvalidManifestTouchesNothing(t *testing.T) {
 // setManifestRaw overwrites web-1's manifest with data, unvalidated.
 func setManifestRaw(t *testing.T, s *blobstore.Store, data string) {
 	t.Helper()
-	key, _ := blobstore.ManifestKey("web-1")
+	key, _ := blobstore.ManifestKey(manifest.Server("web-1"))
 	_, v, err := s.Read(t.Context(), key)
 	if err != nil && !errors.Is(err, blobstore.ErrNotFound) {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func TestAbsentManifest(t *testing.T) {
 		t.Errorf("manifest error = %q", st.ManifestError)
 	}
 	// An explicit empty manifest does stop it.
-	if _, err := d.store.WriteManifest(t.Context(), "web-1", &manifest.Manifest{}, ""); err != nil {
+	if _, err := d.store.WriteManifest(t.Context(), manifest.Server("web-1"), &manifest.Manifest{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := d2.reconcile(t.Context(), t.Context()).err(); err != nil {

@@ -21,9 +21,16 @@ func (d *daemon) snapshot() *manifest.Status {
 		ManifestError: d.manifestErr,
 		Envs:          []manifest.EnvStatus{},
 	}
-	if d.desired != nil {
-		st.ManifestRevision = d.desired.Revision
-		st.ManifestVersion = string(d.desiredVersion)
+	for _, doc := range d.docs {
+		rev := int64(0)
+		if doc.m != nil {
+			rev = doc.m.Revision
+		}
+		if !doc.target.IsGroup() {
+			st.ManifestRevision, st.ManifestVersion = rev, string(doc.version)
+			continue
+		}
+		st.Groups = append(st.Groups, manifest.GroupStatus{Name: doc.target.Name, Revision: rev, Version: string(doc.version), Missing: doc.loaded && doc.seen == ""})
 	}
 	for _, env := range d.envOrder() {
 		rec := d.envs[env]

@@ -64,15 +64,19 @@ func (s *Server) apiServers(w http.ResponseWriter, r *http.Request) {
 		AsOf    time.Time   `json:"as_of"`
 		Servers []apiServer `json:"servers"`
 	}{AsOf: st.asOf, Servers: []apiServer{}}
+	var members []string
+	if f.Group != "" {
+		members = st.members(f.Group)
+	}
 	for _, name := range st.order {
 		if f.Server != "" && !strings.Contains(name, f.Server) {
 			continue
 		}
-		if f.Group != "" && !slices.Contains(s.conf().Groups[f.Group], name) {
+		if f.Group != "" && !slices.Contains(members, name) {
 			continue
 		}
 		ss := st.servers[name]
-		v := buildServer(ss, s.conf(), s.serverGroups(), st.apps, now, false, lb)
+		v := buildServer(ss, s.conf(), st.groups, st.apps, now, false, lb)
 		if f.App != "" {
 			if v.keepRows(matching(f.App)); len(v.Rows) == 0 {
 				continue
@@ -157,13 +161,15 @@ func etag(v blobstore.Version) string {
 // server without a manifest gets an empty one and no ETag (create it with
 // PUT and If-None-Match: *). A manifest that does not parse is 409 with
 // its ETag, so a PUT can replace it.
+//
+// GET /api/groups/{group} is the same for a group's manifest.
 func (s *Server) apiGetManifest(w http.ResponseWriter, r *http.Request) {
-	server := r.PathValue("server")
-	if err := s.knownServer(server); err != nil {
+	t, err := s.pathTarget(r)
+	if err != nil {
 		s.apiFail(w, err)
 		return
 	}
-	m, v, err := s.b.ReadManifest(r.Context(), server)
+	m, v, err := s.b.ReadManifest(r.Context(), t)
 	if err != nil {
 		if errors.Is(err, manifest.ErrInvalidManifest) {
 			w.Header().Set("ETag", etag(v))
@@ -196,15 +202,17 @@ func writeRaw(w http.ResponseWriter, code int, body []byte) {
 // exist. Nothing is written in any of those cases. The revision written is
 // one more than the higher of the body's and the current one, so it only
 // ever grows. A body equal to the current manifest writes nothing.
+//
+// PUT /api/groups/{group} is the same for a group's manifest.
 func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
-	server := r.PathValue("server")
-	if err := s.knownServer(server); err != nil {
+	t, err := s.pathTarget(r)
+	if err != nil {
 		s.apiFail(w, err)
 		return
 	}
 	ifMatch, ifNone := strings.TrimSpace(r.Header.Get("If-Match")), strings.TrimSpace(r.Header.Get("If-None-Match"))
 	if ifMatch == "" && ifNone != "*" {
-		s.apiError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET /api/servers/"+server+" (or If-None-Match: * to create a manifest)")
+		s.apiError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET "+r.URL.Path+" (or If-None-Match: * to create a manifest)")
 		return
 	}
 	body, err := readBody(w, r, maxManifestBody)
@@ -218,17 +226,17 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	_, v, err := s.b.ReadManifest(ctx, server)
+	_, v, err := s.b.ReadManifest(ctx, t)
 	if err != nil && !errors.Is(err, manifest.ErrInvalidManifest) {
 		s.apiFail(w, err)
 		return
 	}
 	if !preconditionHolds(ifMatch, ifNone, v) {
-		s.apiConflict(w, r, server)
+		s.apiConflict(w, r, t)
 		return
 	}
 	c, err := s.edit(ctx, fleet.Edit{
-		Server: server, User: userOf(ctx), Action: "put manifest", IfVersion: v, OverInvalid: true,
+		Target: t, User: userOf(ctx), Action: "put manifest", IfVersion: v, OverInvalid: true,
 		Apply: func(next *manifest.Manifest) error {
 			rev := max(m.Revision, next.Revision)
 			*next = *m.Clone()
@@ -237,7 +245,7 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 	if errors.Is(err, blobstore.ErrConflict) {
-		s.apiConflict(w, r, server)
+		s.apiConflict(w, r, t)
 		return
 	}
 	if err != nil {
@@ -294,11 +302,11 @@ func preconditionHolds(ifMatch, ifNone string, v blobstore.Version) bool {
 	return false
 }
 
-// apiConflict answers 412 with the current manifest and its ETag.
-func (s *Server) apiConflict(w http.ResponseWriter, r *http.Request, server string) {
-	m, v, err := s.b.ReadManifest(r.Context(), server)
-	s.cache.refreshServer(r.Context(), server)
-	out := map[string]any{"error": "manifest of " + server + " changed since it was read: nothing written; GET it again"}
+// apiConflict answers 412 with t's current manifest and its ETag.
+func (s *Server) apiConflict(w http.ResponseWriter, r *http.Request, t manifest.Target) {
+	m, v, err := s.b.ReadManifest(r.Context(), t)
+	s.reread(r.Context(), t)
+	out := map[string]any{"error": "manifest of " + t.String() + " changed since it was read: nothing written; GET it again"}
 	if err == nil {
 		out["current"] = json.RawMessage(m.Marshal())
 	}
@@ -337,10 +345,11 @@ type apiRecord struct {
 }
 
 // apiHistory answers GET /api/servers/{server}/history[?limit=N]: the
-// server's audit records, newest first.
+// server's audit records, newest first; GET /api/groups/{group}/history,
+// the group's.
 func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
-	server := r.PathValue("server")
-	if err := s.knownServer(server); err != nil {
+	t, err := s.pathTarget(r)
+	if err != nil {
 		s.apiFail(w, err)
 		return
 	}
@@ -353,15 +362,21 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	recs, err := s.b.ListAudit(r.Context(), server, limit)
+	recs, err := s.b.ListAudit(r.Context(), t, limit)
 	if err != nil {
 		s.apiFail(w, err)
 		return
 	}
 	out := struct {
-		Server  string      `json:"server"`
+		Server  string      `json:"server,omitempty"`
+		Group   string      `json:"group,omitempty"`
 		Records []apiRecord `json:"records"`
-	}{Server: server, Records: []apiRecord{}}
+	}{Records: []apiRecord{}}
+	if t.IsGroup() {
+		out.Group = t.Name
+	} else {
+		out.Server = t.Name
+	}
 	ctx := r.Context()
 	for _, rec := range recs {
 		rec.Before, rec.After = s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After)
@@ -440,9 +455,11 @@ type deployRequest struct {
 	Group   string   `json:"group,omitempty"`
 }
 
-// deployResult is one server's outcome in POST /api/deploy.
+// deployResult is one manifest's outcome in POST /api/deploy: a server's,
+// or the group's.
 type deployResult struct {
-	Server     string `json:"server"`
+	Server     string `json:"server,omitempty"`
+	Group      string `json:"group,omitempty"`
 	Changed    bool   `json:"changed"`
 	Revision   int64  `json:"revision,omitempty"`
 	Version    string `json:"version,omitempty"`
@@ -453,11 +470,12 @@ type deployResult struct {
 }
 
 // apiDeploy answers POST /api/deploy: set one app's version on the given
-// servers, or on every server of a group that allows the app. Each server
-// is updated with a read-modify-write retried on conflict, touching only
-// that app's entries. Bad input (unknown server, app not allowed on a
-// listed server, missing package) is 400 with nothing written; 502 when a
-// write failed on some server (see each result).
+// servers, or in a group's manifest, which is one write whatever the
+// group's size. Each manifest is updated with a read-modify-write retried
+// on conflict, touching only that app's entries. Bad input (unknown
+// server, app not allowed on a listed server or on the group, missing
+// package) is 400 with nothing written; 502 when a write failed (see each
+// result).
 func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
 	var req deployRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -471,25 +489,20 @@ func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	servers := req.Servers
-	switch {
-	case req.Group != "" && len(req.Servers) > 0:
+	if req.Group != "" && len(req.Servers) > 0 {
 		s.apiError(w, http.StatusBadRequest, "give servers or group, not both")
 		return
-	case req.Group != "":
-		members, ok := s.conf().Groups[req.Group]
-		if !ok {
-			s.apiError(w, http.StatusBadRequest, fmt.Sprintf("no group %q in the push config", req.Group))
-			return
-		}
-		servers = members
 	}
 	action := "set " + p.App + " to " + p.String()
-	if req.Group != "" {
-		action = "promote " + p.App + " to " + p.String() + " (group " + req.Group + ")"
-	}
 	ctx := r.Context()
-	changes, err := s.deployMany(ctx, userOf(ctx), servers, p, action, req.Group != "")
+	var changes []*change
+	if req.Group != "" {
+		var c *change
+		c, err = s.deployGroup(ctx, userOf(ctx), req.Group, p)
+		changes = []*change{c}
+	} else {
+		changes, err = s.deployMany(ctx, userOf(ctx), req.Servers, p, action, false)
+	}
 	if err != nil {
 		if errors.Is(err, errUnknownServer) {
 			s.apiError(w, http.StatusBadRequest, err.Error())
@@ -504,7 +517,12 @@ func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
 	}{Package: p.String()}
 	code := http.StatusOK
 	for _, c := range changes {
-		d := deployResult{Server: c.Server, Changed: c.Changed, Skipped: c.Skipped, Version: strings.Trim(string(c.Version), `"`)}
+		d := deployResult{Changed: c.Changed, Skipped: c.Skipped, Version: strings.Trim(string(c.Version), `"`)}
+		if c.Target.IsGroup() {
+			d.Group = c.Target.Name
+		} else {
+			d.Server = c.Target.Name
+		}
 		if c.After != nil {
 			d.Revision = c.After.Revision
 		}

@@ -252,7 +252,7 @@ func TestAPIManifest(t *testing.T) {
 	})
 
 	t.Run("a broken manifest can be replaced, not edited", func(t *testing.T) {
-		key, err := blobstore.ManifestKey("web-2")
+		key, err := blobstore.ManifestKey(manifest.Server("web-2"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,7 +322,8 @@ func TestAPIDeploy(t *testing.T) {
 		{"missing package", `{"package": "hello/hello-20200101T000000Z-0123456789ab.tar.zst", "servers": ["web-1"]}`, "does not exist"},
 		{"no servers", `{"package": "` + f.h1.String() + `"}`, "no servers"},
 		{"servers and group", `{"package": "` + f.h1.String() + `", "servers": ["web-1"], "group": "web"}`, "not both"},
-		{"unknown group", `{"package": "` + f.h1.String() + `", "group": "nope"}`, `no group "nope"`},
+		{"unknown group", `{"package": "` + f.h1.String() + `", "group": "nope"}`, `group nope`},
+		{"app not allowed on the group", `{"package": "` + f.a1.String() + `", "group": "db"}`, "not allowed on group db"},
 		{"unknown field", `{"package": "` + f.h1.String() + `", "server": "web-1"}`, "unknown field"},
 		{"bad name", `{"package": "x", "servers": ["web-1"]}`, "invalid package name"},
 	}
@@ -357,18 +358,23 @@ func TestAPIDeploy(t *testing.T) {
 			t.Error("deploying hello touched api")
 		}
 	})
-	t.Run("group skips servers that do not allow the app", func(t *testing.T) {
-		f.conf.Groups["all"] = []string{"db-1", "web-1"}
-		f.writeConfig()
-		s = f.server()
-		w := post(`{"package": "` + f.a2.String() + `", "group": "all"}`)
+	t.Run("group: one write of the group manifest", func(t *testing.T) {
+		before := f.snapshot()
+		w := post(`{"package": "` + f.a2.String() + `", "group": "web"}`)
 		wantCode(t, w, http.StatusOK)
 		out := decode[results](t, w)
-		if len(out.Results) != 2 || out.Results[0].Skipped == "" || !out.Results[1].Changed {
+		if len(out.Results) != 1 || out.Results[0].Group != "web" || !out.Results[0].Changed || out.Results[0].Revision != 1 {
 			t.Errorf("results %+v", out.Results)
 		}
-		if recs := f.audit("web-1"); recs[0].Action != "promote api to "+f.a2.String()+" (group all)" {
-			t.Errorf("audit %q", recs[0].Action)
+		m, _, err := f.store.ReadManifest(t.Context(), manifest.Group("web"))
+		if e, ok := m.Lookup("api"); err != nil || !ok || e.Package != f.a2 {
+			t.Errorf("groups/web.json = %+v, %v; want api at %s", m, err, f.a2)
+		}
+		if f.snapshot() != before {
+			t.Error("a server's manifest changed: a group deploy writes only the group's")
+		}
+		if got := f.nudges.servers(); !slices.Contains(got, "group:web") {
+			t.Errorf("nudged %v, want group:web", got)
 		}
 	})
 }

@@ -34,8 +34,9 @@ func bigFleet(b testing.TB, servers, apps, pkgs int) *Server {
 	for i := range servers {
 		serverNames[i] = fmt.Sprintf("srv-%04d", i)
 		conf.Servers[serverNames[i]] = appNames
-		g := fmt.Sprintf("group-%02d", i%20)
-		conf.Groups[g] = append(conf.Groups[g], serverNames[i])
+	}
+	for g := range 20 {
+		conf.Groups[fmt.Sprintf("group-%02d", g)] = appNames
 	}
 	s, err := newServer(ctx, store, Options{Store: store, Config: conf, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }})
 	if err != nil {
@@ -61,7 +62,7 @@ func bigFleet(b testing.TB, servers, apps, pkgs int) *Server {
 	for i, name := range serverNames {
 		m := &manifest.Manifest{Revision: 7}
 		status := &manifest.Status{Server: name, PulldVersion: "v1.2.3", Host: manifest.HostInfo{Hostname: name + ".example.internal"},
-			Time: fixtureNow.Add(-time.Minute), PollSeconds: 300, ManifestRevision: 7}
+			Time: fixtureNow.Add(-time.Minute), PollSeconds: 300, ManifestRevision: 7, Groups: []manifest.GroupStatus{{Name: fmt.Sprintf("group-%02d", i%20)}}}
 		if i%13 == 0 {
 			status.Time = fixtureNow.Add(-time.Hour)
 		}

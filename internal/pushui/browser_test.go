@@ -287,7 +287,7 @@ func demoFleet(t testing.TB) *fixture {
 			"api-1": {"api", "search"}, "api-2": {"api", "search"},
 			"worker-1": {"worker"},
 		},
-		Groups: map[string][]string{"web": {"web-1", "web-2", "web-3"}, "api": {"api-1", "api-2"}},
+		Groups: map[string][]string{"web": {"frontend", "assets"}, "api": {"api", "search"}},
 	}
 	repo := "https://github.com/example/shop"
 	pkg := func(app string, hoursAgo int, commit string, dirty bool, note string) manifest.PackageName {
@@ -310,8 +310,12 @@ func demoFleet(t testing.TB) *fixture {
 				envs[i].Updated = fixtureNow.Add(-heartbeat - 40*time.Minute)
 			}
 		}
+		var groups []manifest.GroupStatus
+		if g, _, ok := strings.Cut(server, "-"); ok && g != "worker" {
+			groups = []manifest.GroupStatus{{Name: g}}
+		}
 		f.setStatus(&manifest.Status{Server: server, PulldVersion: "v1.4.2", Host: manifest.HostInfo{Hostname: server + ".shop.internal"},
-			Time: fixtureNow.Add(-heartbeat), PollSeconds: 300, ManifestRevision: 2, Envs: envs})
+			Time: fixtureNow.Add(-heartbeat), PollSeconds: 300, ManifestRevision: 2, Envs: envs, Groups: groups})
 	}
 	serving := func(app string, p manifest.PackageName) manifest.EnvStatus {
 		return manifest.EnvStatus{Env: app, App: app, Desired: p.String(), Serving: p.String()}

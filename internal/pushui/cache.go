@@ -17,13 +17,15 @@ import (
 // bucket is what pushui needs from the bucket; *blobstore.Store is the
 // implementation. Tests wrap a real Store to count requests.
 type bucket interface {
-	ReadManifest(ctx context.Context, server string) (*manifest.Manifest, blobstore.Version, error)
+	ReadManifest(ctx context.Context, t manifest.Target) (*manifest.Manifest, blobstore.Version, error)
 	ReadStatus(ctx context.Context, server string) (*manifest.Status, error)
 	ListServers(ctx context.Context) ([]string, error)
+	ListGroups(ctx context.Context) ([]string, error)
+	ListReporting(ctx context.Context) ([]string, error)
 	ListPackageNames(ctx context.Context, app string) ([]manifest.PackageName, error)
 	StatPackage(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error)
 	StatPackages(ctx context.Context, names []manifest.PackageName) ([]blobstore.PackageInfo, error)
-	ListAudit(ctx context.Context, server string, limit int) ([]*manifest.AuditRecord, error)
+	ListAudit(ctx context.Context, t manifest.Target, limit int) ([]*manifest.AuditRecord, error)
 }
 
 var _ bucket = (*blobstore.Store)(nil)
@@ -43,6 +45,16 @@ type serverState struct {
 	gen         uint64 // cache generation of the update that stored it
 }
 
+// groupState is what the cache knows about one group's manifest. It is
+// immutable once stored.
+type groupState struct {
+	Name        string
+	Manifest    *manifest.Manifest // nil when it could not be read or does not exist
+	Version     blobstore.Version  // "" when the manifest does not exist
+	ManifestErr string
+	gen         uint64
+}
+
 // appState is the listing of one app's packages, newest first. Immutable
 // once stored.
 type appState struct {
@@ -55,9 +67,13 @@ type appState struct {
 // locks; writers copy it, change the copy and publish that.
 type state struct {
 	servers map[string]*serverState
-	order   []string // sorted server names: configured ∪ listed in the bucket
-	apps    map[string]*appState
-	asOf    time.Time // when the last full refresh finished
+	order   []string // sorted server names: configured ∪ with a manifest ∪ with a status
+	groups  map[string]*groupState
+	// groupOrder is the sorted group names: configured ∪ with a manifest ∪
+	// named by a host's status.
+	groupOrder []string
+	apps       map[string]*appState
+	asOf       time.Time // when the last full refresh finished
 }
 
 // cache holds the bucket as pushui last saw it: every server's manifest and
@@ -83,7 +99,7 @@ type cache struct {
 
 func newCache(b bucket, conf func() *manifest.PushConfig, log *slog.Logger, now func() time.Time) *cache {
 	c := &cache{b: b, conf: conf, log: log, now: now, meta: make(map[string]blobstore.PackageInfo)}
-	c.cur.Store(&state{servers: map[string]*serverState{}, apps: map[string]*appState{}})
+	c.cur.Store(&state{servers: map[string]*serverState{}, groups: map[string]*groupState{}, apps: map[string]*appState{}})
 	return c
 }
 
@@ -121,8 +137,11 @@ func (c *cache) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pushui: list servers: %w", err)
 	}
-	names := slices.Clone(listed)
-	names = append(names, c.conf().ServerNames()...)
+	reporting, err := c.b.ListReporting(ctx)
+	if err != nil {
+		return fmt.Errorf("pushui: list statuses: %w", err)
+	}
+	names := slices.Concat(listed, reporting, c.conf().ServerNames())
 	slices.Sort(names)
 	names = slices.Compact(names)
 
@@ -134,8 +153,31 @@ func (c *cache) refresh(ctx context.Context) error {
 		return fmt.Errorf("pushui: refresh: %w", err)
 	}
 
+	listedGroups, err := c.b.ListGroups(ctx)
+	if err != nil {
+		return fmt.Errorf("pushui: list groups: %w", err)
+	}
+	groupNames := slices.Clone(listedGroups)
+	groupNames = append(groupNames, c.conf().GroupNames()...)
+	for _, s := range servers {
+		if s.Status != nil {
+			groupNames = append(groupNames, s.Status.GroupNames()...)
+		}
+	}
+	slices.Sort(groupNames)
+	groupNames = slices.Compact(groupNames)
+	groups := make([]*groupState, len(groupNames))
+	forEach(len(groupNames), readConcurrency, func(i int) {
+		groups[i] = c.readGroup(ctx, groupNames[i])
+	})
+
 	appSet := map[string]bool{}
 	for _, apps := range c.conf().Servers {
+		for _, a := range apps {
+			appSet[a] = true
+		}
+	}
+	for _, apps := range c.conf().Groups {
 		for _, a := range apps {
 			appSet[a] = true
 		}
@@ -143,6 +185,13 @@ func (c *cache) refresh(ctx context.Context) error {
 	for _, s := range servers {
 		if s.Manifest != nil {
 			for _, a := range s.Manifest.Apps() {
+				appSet[a] = true
+			}
+		}
+	}
+	for _, g := range groups {
+		if g.Manifest != nil {
+			for _, a := range g.Manifest.Apps() {
 				appSet[a] = true
 			}
 		}
@@ -159,9 +208,13 @@ func (c *cache) refresh(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.load()
-	st := &state{servers: make(map[string]*serverState, len(names)), order: names, apps: make(map[string]*appState, len(appNames)), asOf: c.now()}
+	st := &state{servers: make(map[string]*serverState, len(names)), order: names, apps: make(map[string]*appState, len(appNames)), asOf: c.now(),
+		groups: make(map[string]*groupState, len(groupNames)), groupOrder: groupNames}
 	for _, s := range servers {
 		st.servers[s.Name] = s
+	}
+	for _, g := range groups {
+		st.groups[g.Name] = g
 	}
 	for i, a := range apps {
 		st.apps[appNames[i]] = a
@@ -180,15 +233,85 @@ func (c *cache) refresh(ctx context.Context) error {
 			st.apps[name] = a
 		}
 	}
+	for name, g := range old.groups {
+		if g.gen > startGen {
+			if _, known := st.groups[name]; !known {
+				st.groupOrder = insertSorted(st.groupOrder, name)
+			}
+			st.groups[name] = g
+		}
+	}
 	c.cur.Store(st)
 	return nil
+}
+
+// readGroup reads one group's manifest; errors are recorded in the result.
+func (c *cache) readGroup(ctx context.Context, name string) *groupState {
+	g := &groupState{Name: name}
+	m, v, err := c.b.ReadManifest(ctx, manifest.Group(name))
+	g.Version = v
+	switch {
+	case err != nil:
+		g.ManifestErr = err.Error()
+		c.log.Warn("manifest unreadable", "group", name, "err", err)
+	case v != "":
+		g.Manifest = m
+	}
+	return g
+}
+
+// refreshGroup reads one group again and stores the result.
+func (c *cache) refreshGroup(ctx context.Context, name string) *groupState {
+	g := c.readGroup(ctx, name)
+	c.storeGroup(g)
+	return g
+}
+
+// storeGroup publishes g as the group's state.
+func (c *cache) storeGroup(g *groupState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	g.gen = c.gen
+	old := c.load()
+	st := *old
+	st.groups = make(map[string]*groupState, len(old.groups)+1)
+	for k, v := range old.groups {
+		st.groups[k] = v
+	}
+	if _, known := old.groups[g.Name]; !known {
+		st.groupOrder = insertSorted(slices.Clone(old.groupOrder), g.Name)
+	}
+	st.groups[g.Name] = g
+	c.cur.Store(&st)
+}
+
+// groupNames returns every group known: in the cache (with a manifest or
+// named by a host) or in conf, sorted.
+func (st *state) groupNames(conf *manifest.PushConfig) []string {
+	names := slices.Clone(st.groupOrder)
+	names = append(names, conf.GroupNames()...)
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// members returns the servers whose status names group, sorted: a host
+// that joins appears once it reports, without configuration.
+func (st *state) members(group string) []string {
+	var out []string
+	for _, name := range st.order {
+		if s := st.servers[name]; s != nil && s.Status != nil && s.Status.InGroup(group) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // readServer reads one server's manifest and status. Errors are recorded
 // in the result, not returned: one broken server must not hide the others.
 func (c *cache) readServer(ctx context.Context, name string) *serverState {
 	s := &serverState{Name: name}
-	m, v, err := c.b.ReadManifest(ctx, name)
+	m, v, err := c.b.ReadManifest(ctx, manifest.Server(name))
 	s.Version = v
 	if err != nil {
 		s.ManifestErr = err.Error()
@@ -243,9 +366,14 @@ func (c *cache) storeServer(s *serverState) {
 	c.cur.Store(&st)
 }
 
-// storeManifest records a manifest pushui has just written, keeping the
-// server's last status.
-func (c *cache) storeManifest(server string, m *manifest.Manifest, v blobstore.Version) {
+// storeManifest records a manifest pushui has just written: a server's,
+// keeping its last status, or a group's.
+func (c *cache) storeManifest(t manifest.Target, m *manifest.Manifest, v blobstore.Version) {
+	if t.IsGroup() {
+		c.storeGroup(&groupState{Name: t.Name, Manifest: m, Version: v})
+		return
+	}
+	server := t.Name
 	s := &serverState{Name: server, Manifest: m, Version: v}
 	if old := c.load().servers[server]; old != nil {
 		s.Status, s.StatusErr = old.Status, old.StatusErr

@@ -16,18 +16,14 @@ import (
 type pushConfig struct {
 	conf    *manifest.PushConfig
 	version blobstore.Version
-	groups  map[string][]string // server → its groups, sorted
 }
 
 func newPushConfig(c *manifest.PushConfig, v blobstore.Version) *pushConfig {
-	return &pushConfig{conf: c, version: v, groups: groupsByServer(c)}
+	return &pushConfig{conf: c, version: v}
 }
 
 // conf returns the push config in force. Callers must not modify it.
 func (s *Server) conf() *manifest.PushConfig { return s.pc.Load().conf }
-
-// serverGroups returns server → the groups it is in.
-func (s *Server) serverGroups() map[string][]string { return s.pc.Load().groups }
 
 // bootstrapConfig loads the bucket's push config, first writing boot there
 // (write-if-absent) when the bucket holds none. A bucket that already holds

@@ -32,7 +32,7 @@ func TestPushConfigInTheBucket(t *testing.T) {
 	put := func(body string, hdr ...string) int {
 		return do(t, a, http.MethodPut, "/api/config", strings.NewReader(body), hdr...).Code
 	}
-	noAPI := `{"servers": {"web-1": ["hello"], "web-2": ["hello", "api"], "db-1": ["hello"]}, "groups": {"web": ["web-1", "web-2"]}}`
+	noAPI := `{"servers": {"web-1": ["hello"], "web-2": ["hello", "api"], "db-1": ["hello"]}, "groups": {"web": ["hello"]}}`
 	for _, tt := range []struct {
 		name, body string
 		hdr        []string
@@ -44,7 +44,8 @@ func TestPushConfigInTheBucket(t *testing.T) {
 		{"empty object", `{}`, []string{"If-Match", etag}, http.StatusBadRequest},
 		{"servers null", `{"servers": null}`, []string{"If-Match", etag}, http.StatusBadRequest},
 		{"duplicate key", `{"servers": {}, "servers": {}}`, []string{"If-Match", etag}, http.StatusBadRequest},
-		{"bad group", `{"servers": {}, "groups": {"g": ["nope"]}}`, []string{"If-Match", etag}, http.StatusBadRequest},
+		{"group listing a server (the old meaning)", `{"servers": {"web-1": []}, "groups": {"g": ["web-1"]}}`, []string{"If-Match", etag}, http.StatusBadRequest},
+		{"bad app in a group", `{"servers": {}, "groups": {"g": ["Bad App"]}}`, []string{"If-Match", etag}, http.StatusBadRequest},
 	} {
 		if code := put(tt.body, tt.hdr...); code != tt.code {
 			t.Errorf("%s: PUT /api/config = %d, want %d", tt.name, code, tt.code)

@@ -23,7 +23,7 @@ func ExampleNew() {
 		panic(err)
 	}
 	defer store.Close()
-	conf, err := manifest.ParsePushConfig([]byte(`{"servers": {"web-1": ["hello"]}, "groups": {"web": ["web-1"]}}`))
+	conf, err := manifest.ParsePushConfig([]byte(`{"servers": {"web-1": ["hello"]}, "groups": {"web": ["hello"]}}`))
 	if err != nil {
 		panic(err)
 	}

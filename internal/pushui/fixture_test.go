@@ -48,7 +48,7 @@ func newFixture(t testing.TB) *fixture {
 	f := emptyFixture(t)
 	f.conf = &manifest.PushConfig{
 		Servers: map[string][]string{"web-1": {"hello", "api"}, "web-2": {"hello", "api"}, "db-1": {"hello"}},
-		Groups:  map[string][]string{"web": {"web-1", "web-2"}},
+		Groups:  map[string][]string{"web": {"hello", "api"}, "db": {"hello"}},
 	}
 	repo := "https://github.com/example/hello.git"
 	f.h1 = f.addPackage("hello", fixtureNow.Add(-72*time.Hour), "1111111111aa1111111111111111111111111111", false, repo, "first")
@@ -62,7 +62,7 @@ func newFixture(t testing.TB) *fixture {
 	f.setManifest("old-1", f.h1)
 	f.setStatus(&manifest.Status{
 		Server: "web-1", PulldVersion: "v1.0.0", Host: manifest.HostInfo{Hostname: "web-1.internal"},
-		Time: fixtureNow.Add(-time.Minute), PollSeconds: 300, ManifestRevision: 1,
+		Time: fixtureNow.Add(-time.Minute), PollSeconds: 300, ManifestRevision: 1, Groups: []manifest.GroupStatus{{Name: "web"}},
 		Envs: []manifest.EnvStatus{
 			{Env: "hello", App: "hello", Desired: f.h2.String(), Serving: f.h2.String(), State: manifest.StateServing, Step: "SERVING_BUILD", Updated: fixtureNow.Add(-time.Hour)},
 			{Env: "api", App: "api", Desired: f.a1.String(), State: manifest.StateFailed, Step: "POST_RESTART", Error: "POST_RESTART exited with status 1", Output: "health check failed: connection refused\n", Updated: fixtureNow.Add(-5 * time.Minute)},
@@ -70,7 +70,7 @@ func newFixture(t testing.TB) *fixture {
 	})
 	f.setStatus(&manifest.Status{
 		Server: "web-2", PulldVersion: "v1.0.0", Host: manifest.HostInfo{Hostname: "web-2.internal"},
-		Time: fixtureNow.Add(-2 * time.Hour), PollSeconds: 300, ManifestRevision: 1,
+		Time: fixtureNow.Add(-2 * time.Hour), PollSeconds: 300, ManifestRevision: 1, Groups: []manifest.GroupStatus{{Name: "web"}},
 		Envs: []manifest.EnvStatus{
 			{Env: "hello", App: "hello", Desired: f.h3.String(), Serving: f.h2.String(), State: manifest.StateDeploying, Step: "DOWNLOADING", Updated: fixtureNow.Add(-2 * time.Hour)},
 			{Env: "api", App: "api", Desired: f.a2.String(), Serving: f.a2.String(), State: manifest.StateServing, Updated: fixtureNow.Add(-2 * time.Hour)},
@@ -119,7 +119,7 @@ func (f *fixture) addPackage(app string, built time.Time, commit string, dirty b
 func (f *fixture) setManifest(server string, pkgs ...manifest.PackageName) blobstore.Version {
 	f.t.Helper()
 	ctx := context.Background()
-	cur, v, err := f.store.ReadManifest(ctx, server)
+	cur, v, err := f.store.ReadManifest(ctx, manifest.Server(server))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func (f *fixture) setManifest(server string, pkgs ...manifest.PackageName) blobs
 	for _, p := range pkgs {
 		m.Packages = append(m.Packages, manifest.Entry{Package: p})
 	}
-	nv, err := f.store.WriteManifest(ctx, server, m, v)
+	nv, err := f.store.WriteManifest(ctx, manifest.Server(server), m, v)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func (f *fixture) setStatus(st *manifest.Status) {
 
 func (f *fixture) manifest(server string) (*manifest.Manifest, blobstore.Version) {
 	f.t.Helper()
-	m, v, err := f.store.ReadManifest(context.Background(), server)
+	m, v, err := f.store.ReadManifest(context.Background(), manifest.Server(server))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func (f *fixture) writeConfig() {
 
 func (f *fixture) audit(server string) []*manifest.AuditRecord {
 	f.t.Helper()
-	recs, err := f.store.ListAudit(context.Background(), server, 100)
+	recs, err := f.store.ListAudit(context.Background(), manifest.Server(server), 100)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -218,6 +218,16 @@ func (n *recordingNudger) Nudge(_ context.Context, servers ...string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.got = append(n.got, servers...)
+	return n.err
+}
+
+// NudgeGroups records each group as "group:NAME".
+func (n *recordingNudger) NudgeGroups(_ context.Context, groups ...string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, g := range groups {
+		n.got = append(n.got, "group:"+g)
+	}
 	return n.err
 }
 

@@ -301,7 +301,7 @@ func TestAppPage(t *testing.T) {
 			}
 		}},
 		{"promote to the group", func(t *testing.T) {
-			if got := texts(t, doc, "#promote select[name=group] option"); strings.Join(got, ",") != "web (2 servers)" {
+			if got := texts(t, doc, "#promote select[name=group] option"); strings.Join(got, ",") != "db (0 members),web (2 members)" {
 				t.Errorf("groups %v", got)
 			}
 			if got := attr(query(t, doc, "#promote select[name=package] option[selected]"), "value"); got != f.h2.String() {
@@ -422,7 +422,7 @@ func TestFormErrors(t *testing.T) {
 		{"no such package", "/servers/web-1/apps/hello/deploy", url.Values{"package": {"hello/hello-20260101T000000Z-abcdefabcdef.tar.zst"}, "version": {string(v1)}}, http.StatusBadRequest, "does not exist in the bucket"},
 		{"malformed package", "/servers/web-1/apps/hello/deploy", url.Values{"package": {"../../etc/passwd"}, "version": {string(v1)}}, http.StatusBadRequest, "invalid package name"},
 		{"remove unconfirmed", "/servers/web-1/apps/hello/remove", url.Values{"version": {string(v1)}}, http.StatusBadRequest, "tick the box"},
-		{"remove absent app", "/servers/db-1/apps/hello/remove", url.Values{"version": {""}, "confirm": {"yes"}}, http.StatusBadRequest, "is not on server db-1"},
+		{"remove absent app", "/servers/db-1/apps/hello/remove", url.Values{"version": {""}, "confirm": {"yes"}}, http.StatusBadRequest, "is not in the manifest of server db-1"},
 		{"bad config key", "/servers/web-1/envs/hello/config", url.Values{"version": {string(v1)}, "config": {"GOOD=1\nbad-key=2"}}, http.StatusBadRequest, "config line 2"},
 		{"restart stale", "/servers/web-1/envs/hello/restart", url.Values{"version": {"x"}}, http.StatusPreconditionFailed, "changed after this page was loaded"},
 	}
@@ -557,51 +557,41 @@ func TestEnvActions(t *testing.T) {
 	}
 }
 
-// TestPromote sets one version on every server of a group that allows the
-// app.
+// TestPromote deploys one version to a group from a server's app page:
+// one write of the group's manifest, one nudge for the group, no server
+// manifest touched.
 func TestPromote(t *testing.T) {
 	f := newFixture(t)
 	s := f.server()
+	before := f.snapshot()
 	w := postForm(t, s, "/promote", url.Values{"package": {f.h1.String()}, "group": {"web"}, "from": {"web-1"}})
 	wantCode(t, w, http.StatusOK)
 	doc := parseHTML(t, w.Body.Bytes())
-	for _, server := range []string{"web-1", "web-2"} {
-		if got := f.desired(server, "hello"); got != f.h1.String() {
-			t.Errorf("%s hello = %s, want %s", server, got, f.h1)
-		}
-		if got := text(query(t, doc, "table.results tr[data-server="+server+"] .badge")); got != "saved" {
-			t.Errorf("%s result %q", server, got)
-		}
-		if recs := f.audit(server); len(recs) != 1 || recs[0].Action != "promote hello to "+f.h1.String()+" (group web)" {
-			t.Errorf("%s audit %v", server, recs)
-		}
+	if got := text(query(t, doc, ".alert.flash")); !strings.Contains(got, "groups/web.json, revision 1") || !strings.Contains(got, "its 2 members") {
+		t.Errorf("flash %q", got)
 	}
-	if got := f.nudges.servers(); !slices.Equal(got, []string{"web-1", "web-2"}) {
+	m, _, err := f.store.ReadManifest(t.Context(), manifest.Group("web"))
+	if e, ok := m.Lookup("hello"); err != nil || !ok || e.Package != f.h1 {
+		t.Errorf("groups/web.json = %+v, %v", m, err)
+	}
+	if f.snapshot() != before {
+		t.Error("a server manifest changed")
+	}
+	if recs, _ := f.store.ListAudit(t.Context(), manifest.Group("web"), 10); len(recs) != 1 || recs[0].Action != "set hello to "+f.h1.String() || recs[0].User == "" && false {
+		t.Errorf("group audit %v", recs)
+	}
+	if got := f.nudges.servers(); !slices.Equal(got, []string{"group:web"}) {
 		t.Errorf("nudged %v", got)
 	}
 	// Again: nothing to change, nothing written.
 	w = postForm(t, s, "/promote", url.Values{"package": {f.h1.String()}, "group": {"web"}})
 	wantCode(t, w, http.StatusOK)
-	if got := texts(t, parseHTML(t, w.Body.Bytes()), "table.results .badge"); strings.Join(got, ",") != "unchanged,unchanged" {
-		t.Errorf("second promote %v", got)
+	if got := text(query(t, parseHTML(t, w.Body.Bytes()), ".alert.flash")); !strings.Contains(got, "Nothing to save") {
+		t.Errorf("second promote %q", got)
 	}
-	if len(f.audit("web-1")) != 1 {
-		t.Error("an unchanged promote was audited")
-	}
-	// A group member that does not allow the app is skipped.
-	f.conf.Groups["all"] = []string{"db-1", "web-1"}
-	f.writeConfig()
-	s = f.server()
-	w = postForm(t, s, "/promote", url.Values{"package": {f.a2.String()}, "group": {"all"}})
-	wantCode(t, w, http.StatusOK)
-	doc = parseHTML(t, w.Body.Bytes())
-	if got := text(query(t, doc, "tr[data-server=db-1]")); !strings.Contains(got, "skipped") {
-		t.Errorf("db-1: %q", got)
-	}
-	if got := f.desired("db-1", "api"); got != "" {
-		t.Errorf("db-1 got api %s", got)
-	}
-	wantCode(t, postForm(t, s, "/promote", url.Values{"package": {f.a2.String()}, "group": {"nope"}}), http.StatusBadRequest)
+	// An app the group may not carry, and an unknown group, are refused.
+	wantCode(t, postForm(t, s, "/promote", url.Values{"package": {f.a2.String()}, "group": {"db"}}), http.StatusBadRequest)
+	wantCode(t, postForm(t, s, "/promote", url.Values{"package": {f.a2.String()}, "group": {"nope"}}), http.StatusNotFound)
 }
 
 // TestRefresh checks that the main page comes from the cache and the

@@ -178,6 +178,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /servers/{server}/envs/{env}/restart", s.handleRestart)
 	mux.HandleFunc("POST /servers/{server}/envs/{env}/config", s.handleConfig)
 	mux.HandleFunc("POST /promote", s.handlePromote)
+	mux.HandleFunc("GET /groups", s.handleGroups)
+	mux.HandleFunc("GET /groups/{group}", s.handleGroup)
+	mux.HandleFunc("POST /groups/{group}/apps/{app}/deploy", s.handleGroupDeploy)
+	mux.HandleFunc("POST /groups/{group}/apps/{app}/remove", s.handleGroupRemove)
+	mux.HandleFunc("POST /groups/{group}/envs/{env}/restart", s.handleGroupRestart)
+	mux.HandleFunc("POST /groups/{group}/envs/{env}/config", s.handleGroupConfig)
+	mux.HandleFunc("POST /groups/{group}/envs/{env}/promote", s.handlePromoteEnv)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", s.staticHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -191,6 +198,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/servers/{server}/status", s.apiStatus)
 	mux.HandleFunc("GET /api/apps/{app}/packages", s.apiPackages)
 	mux.HandleFunc("POST /api/deploy", s.apiDeploy)
+	mux.HandleFunc("GET /api/groups", s.apiGroups)
+	mux.HandleFunc("GET /api/groups/{group}", s.apiGetManifest)
+	mux.HandleFunc("PUT /api/groups/{group}", s.apiPutManifest)
+	mux.HandleFunc("GET /api/groups/{group}/history", s.apiHistory)
 	mux.HandleFunc("GET /api/config", s.apiGetConfig)
 	mux.HandleFunc("PUT /api/config", s.apiPutConfig)
 	mux.HandleFunc("GET /config", s.handleConfigPage)
@@ -314,7 +325,7 @@ func (s *Server) parseTemplates() error {
 		}
 	}
 	s.pages = map[string]*template.Template{}
-	for _, name := range []string{"index", "server", "app", "promote", "config", "error"} {
+	for _, name := range []string{"index", "server", "app", "promote", "config", "error", "group", "groups"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("pushui: parse template %s: %w", name, err)

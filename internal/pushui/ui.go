@@ -65,13 +65,10 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	st := s.cache.load()
 	f := filterFrom(r.URL.Query())
 	p := &indexPage{page: s.page(r, "Servers"), Filter: f, Total: len(st.order), AsOf: at(st.asOf, s.now())}
-	for g := range s.conf().Groups {
-		p.Groups = append(p.Groups, g)
-	}
-	slices.Sort(p.Groups)
+	p.Groups = st.groupNames(s.conf())
 	var members []string
 	if f.Group != "" {
-		members = s.conf().Groups[f.Group]
+		members = st.members(f.Group)
 	}
 	names := make([]string, 0, len(st.order))
 	for _, name := range st.order {
@@ -123,7 +120,7 @@ func (s *Server) renderSections(st *state, names []string, app string, now time.
 				c.buf = s.bufs.Get().(*bytes.Buffer)
 				c.buf.Reset()
 				for _, name := range names[i*sectionChunk : min((i+1)*sectionChunk, len(names))] {
-					v := buildServer(st.servers[name], s.conf(), s.serverGroups(), st.apps, now, false, lb)
+					v := buildServer(st.servers[name], s.conf(), st.groups, st.apps, now, false, lb)
 					if app != "" {
 						if v.keepRows(matching(app)); len(v.Rows) == 0 {
 							continue
@@ -234,12 +231,12 @@ func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
 	}
 	ss := s.cache.refreshServer(r.Context(), name)
 	p := &serverPage{page: s.page(r, name), Flash: flashes(r.URL.Query(), name, "")}
-	p.Server = buildServer(ss, s.conf(), s.serverGroups(), s.cache.load().apps, p.Now, true, newLabels())
+	p.Server = buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, newLabels())
 	ctx := r.Context()
 	if ss.Manifest != nil {
 		p.Manifest = string(s.forViewer(ctx, ss.Manifest).Marshal())
 	}
-	recs, err := s.b.ListAudit(ctx, name, historyLimit)
+	recs, err := s.b.ListAudit(ctx, manifest.Server(name), historyLimit)
 	if err != nil {
 		p.HistErr = err.Error()
 	}
@@ -275,7 +272,7 @@ type envForm struct {
 
 type groupOption struct {
 	Name    string
-	Servers int // members that allow the app
+	Servers int // members, as their status reports
 }
 
 type appPage struct {
@@ -298,12 +295,12 @@ type appPage struct {
 // picker page.
 func (s *Server) appData(ctx context.Context, r *http.Request, server, app string) *appPage {
 	ss := s.cache.refreshServer(ctx, server)
-	p := &appPage{page: s.page(r, app+" on "+server), App: app, Allowed: s.conf().Allowed(server, app), Version: string(ss.Version)}
+	p := &appPage{page: s.page(r, app+" on "+server), App: app, Allowed: s.conf().Allowed(manifest.Server(server), app), Version: string(ss.Version)}
 	pkgs, err := s.cache.packages(ctx, app)
 	if err != nil {
 		p.ListErr = err.Error()
 	}
-	v := buildServer(ss, s.conf(), s.serverGroups(), s.cache.load().apps, p.Now, true, newLabels())
+	v := buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, newLabels())
 	v.keepRows(func(r rowView) bool { return r.App == app })
 	p.Server = v
 
@@ -347,18 +344,12 @@ func (s *Server) appData(ctx context.Context, r *http.Request, server, app strin
 		row.Serving = serving[row.Name]
 		p.Packages = append(p.Packages, row)
 	}
-	for g, members := range s.conf().Groups {
-		n := 0
-		for _, m := range members {
-			if s.conf().Allowed(m, app) {
-				n++
-			}
-		}
-		if n > 0 {
-			p.Groups = append(p.Groups, groupOption{Name: g, Servers: n})
+	st := s.cache.load()
+	for _, g := range s.conf().GroupNames() {
+		if s.conf().Allowed(manifest.Group(g), app) {
+			p.Groups = append(p.Groups, groupOption{Name: g, Servers: len(st.members(g))})
 		}
 	}
-	slices.SortFunc(p.Groups, func(a, b groupOption) int { return strings.Compare(a.Name, b.Name) })
 	return p
 }
 
@@ -463,7 +454,7 @@ func (s *Server) formFail(w http.ResponseWriter, r *http.Request, server, app st
 	p := s.appData(ctx, r, server, app)
 	if code == http.StatusPreconditionFailed {
 		p.Conflict = true
-		if recs, err := s.b.ListAudit(ctx, server, 1); err == nil && len(recs) > 0 {
+		if recs, err := s.b.ListAudit(ctx, manifest.Server(server), 1); err == nil && len(recs) > 0 {
 			p.LastEdit = &historyEntry{Time: at(recs[0].Time, p.Now), User: recs[0].User, Action: recs[0].Action}
 		}
 	} else {
@@ -505,13 +496,13 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 		err = badInput("%v", err)
 	}
 	if err == nil {
-		err = s.checkDeploy(r.Context(), server, p)
+		err = s.checkDeploy(r.Context(), manifest.Server(server), p)
 	}
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), server, blobstore.Version(r.PostFormValue("version")), "set "+app+" to "+p.String(), setPackage(p))
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "set "+app+" to "+p.String(), setPackage(p))
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -531,7 +522,7 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
 		s.formFail(w, r, server, app, badInput("tick the box to confirm removing %s from %s", app, server))
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), server, blobstore.Version(r.PostFormValue("version")), "remove "+app, removeApp(server, app))
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "remove "+app, removeApp(manifest.Server(server), app))
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -576,7 +567,7 @@ func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, err)
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), server, blobstore.Version(r.PostFormValue("version")), "restart "+env, restartEnv(server, env, s.now()))
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "restart "+env, restartEnv(manifest.Server(server), env, s.now()))
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -597,7 +588,7 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
 		s.formFail(w, r, server, app, badInput("%v", err))
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), server, blobstore.Version(r.PostFormValue("version")), "config "+env, setConfig(server, env, cfg))
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "config "+env, setConfig(manifest.Server(server), env, cfg))
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -611,12 +602,12 @@ type promotePage struct {
 	App     string
 	Group   string
 	From    string // the server whose page the promote came from
-	Results []*change
-	Failed  int
+	Result  *change
+	Members int
 }
 
-// handlePromote sets one package on every server of a group that allows
-// its app.
+// handlePromote sets one package in a group's manifest, from a server's
+// app page: one write, which every member follows.
 func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 	p, err := manifest.ParsePackageName(r.PostFormValue("package"))
 	if err != nil {
@@ -624,29 +615,18 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	group := r.PostFormValue("group")
-	members, ok := s.conf().Groups[group]
-	if !ok {
-		s.failErr(w, r, badInput("no group %q in the push config", group))
-		return
-	}
 	from := r.PostFormValue("from")
 	if manifest.CheckName("server", from) != nil {
 		from = ""
 	}
-	results, err := s.deployMany(r.Context(), userOf(r.Context()), members, p, "promote "+p.App+" to "+p.String()+" (group "+group+")", true)
+	c, err := s.deployGroup(r.Context(), userOf(r.Context()), group, p)
 	if err != nil {
 		s.failErr(w, r, err)
 		return
 	}
-	pp := &promotePage{page: s.page(r, "Promote "+p.App), Package: p.String(), App: p.App, Group: group, From: from, Results: results}
-	code := http.StatusOK
-	for _, c := range results {
-		if c.Err != nil {
-			pp.Failed++
-			code = http.StatusBadGateway
-		}
-	}
-	s.render(w, r, code, "promote", pp)
+	pp := &promotePage{page: s.page(r, "Deploy "+p.App+" to "+group), Package: p.String(), App: p.App, Group: group, From: from, Result: c,
+		Members: len(s.cache.load().members(group))}
+	s.render(w, r, http.StatusOK, "promote", pp)
 }
 
 // describeChange lists, per env, how after differs from before, for the

@@ -95,8 +95,12 @@ func (l *labels) ofString(s string) *pkgLabel {
 // calls no functions: the main page renders thousands of rows.
 type rowView struct {
 	Server, App, Env string
-	ShowEnv          bool // the env is not named after the app
-	Allowed          bool // the config allows the app on the server
+	ShowEnv          bool   // the env is not named after the app
+	Source           string // where the desired entry came from: "server", "group:NAME"
+	Group            string // the group of Source, "" for the server's own entry
+	Overrides        string // the groups whose entry the server's own overrides
+	Held             string // why pulld leaves the env as it is
+	Allowed          bool   // the config allows the app on the server
 	InManifest       bool
 	Reported         bool // pulld reports the env
 	Desired, Serving *pkgLabel
@@ -138,21 +142,42 @@ type serverView struct {
 	Class        string
 }
 
-// buildServer joins a server's manifest, status and config into its view.
-// apps gives each app's package listing (for "not the newest" marks); now
-// decides staleness.
+// effective returns what s is to serve: its own manifest merged with the
+// manifests of the groups its status names, by the rules pulld follows
+// (manifest.Merge). A host that has not reported has no groups yet.
+func effective(s *serverState, groups map[string]*groupState) manifest.Desired {
+	var own *manifest.Manifest
+	if s.Version != "" {
+		own = s.Manifest
+	}
+	sources := []manifest.Source{{Target: manifest.Server(s.Name), Manifest: own}}
+	if s.Status != nil {
+		for _, g := range s.Status.Groups {
+			var m *manifest.Manifest
+			if gs := groups[g.Name]; gs != nil && gs.Version != "" {
+				m = gs.Manifest
+			}
+			sources = append(sources, manifest.Source{Target: manifest.Group(g.Name), Manifest: m})
+		}
+	}
+	return manifest.Merge(sources)
+}
+
+// buildServer joins a server's manifest, its groups' manifests, its status
+// and the config into its view. apps gives each app's package listing (for
+// "not the newest" marks); now decides staleness.
 //
 // Script output is copied into the rows only when inline is set (pages
 // about one server); the main page links to it instead.
-func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string][]string, apps map[string]*appState, now time.Time, inline bool, lb *labels) serverView {
+func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*groupState, apps map[string]*appState, now time.Time, inline bool, lb *labels) serverView {
 	v := serverView{
 		Name:        s.Name,
-		Groups:      groups[s.Name],
 		Allowed:     conf.Servers[s.Name],
 		Version:     string(s.Version),
 		ManifestErr: s.ManifestErr,
 		StatusErr:   s.StatusErr,
 	}
+	desired := effective(s, groups)
 	_, v.InConfig = conf.Servers[s.Name]
 	if s.Manifest != nil {
 		v.Revision = s.Manifest.Revision
@@ -167,6 +192,12 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string][]
 		v.HostRevision = st.ManifestRevision
 		v.HostErr = st.ManifestError
 		v.Pending = s.Manifest != nil && st.ManifestRevision < s.Manifest.Revision
+		v.Groups = st.GroupNames()
+		for _, g := range st.Groups {
+			if gs := groups[g.Name]; gs != nil && gs.Manifest != nil && g.Revision < gs.Manifest.Revision {
+				v.Pending = true
+			}
+		}
 	}
 
 	newest := func(app string) manifest.PackageName {
@@ -175,17 +206,19 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string][]
 		}
 		return manifest.PackageName{}
 	}
-	nrows := len(v.Allowed)
-	if s.Manifest != nil {
-		nrows += len(s.Manifest.Packages)
-	}
+	nrows := len(v.Allowed) + len(desired.Entries)
 	v.Rows = make([]rowView, 0, nrows)
 	seen := make(map[string]bool, nrows)
 	addEntry := func(e manifest.Entry) {
 		env := e.EnvName()
 		seen[env] = true
 		n := newest(e.Package.App)
-		r := rowView{App: e.Package.App, Env: env, Allowed: slices.Contains(v.Allowed, e.Package.App), InManifest: true, Desired: lb.of(e.Package)}
+		from := desired.From[env]
+		r := rowView{App: e.Package.App, Env: env, Allowed: conf.Allowed(from, e.Package.App), InManifest: true, Desired: lb.of(e.Package), Source: from.Source()}
+		if from.IsGroup() {
+			r.Group = from.Name
+		}
+		r.Overrides = strings.Join(desired.Overrides[env], ", ")
 		r.Dirty = e.Package.Dirty
 		r.Old = !n.IsZero() && e.Package.Compare(n) < 0
 		if st != nil {
@@ -199,23 +232,23 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string][]
 		}
 		v.Rows = append(v.Rows, r)
 	}
-	if s.Manifest != nil {
-		// Allowed apps first, in config order, then entries the config
-		// does not allow.
+	if s.Manifest != nil || len(desired.Entries) > 0 {
+		// The server's allowed apps first, in config order, then the
+		// other entries (its groups', and those the config does not allow).
 		for _, app := range v.Allowed {
 			found := false
-			for _, e := range s.Manifest.Packages {
-				if e.Package.App == app {
+			for _, e := range desired.Entries {
+				if e.Package.App == app && !seen[e.EnvName()] {
 					addEntry(e)
 					found = true
 				}
 			}
 			if !found {
-				v.Rows = append(v.Rows, rowView{App: app, Env: app, Allowed: true})
+				v.Rows = append(v.Rows, rowView{App: app, Env: app, Allowed: true, Source: "server"})
 			}
 		}
-		for _, e := range s.Manifest.Packages {
-			if !slices.Contains(v.Allowed, e.Package.App) {
+		for _, e := range desired.Entries {
+			if !seen[e.EnvName()] {
 				addEntry(e)
 			}
 		}
@@ -267,13 +300,14 @@ func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, l
 		r.Step = es.Step
 	}
 	r.Error = es.Error
+	r.Held = es.Held
 	if inline {
 		r.Output = es.Output
 	} else {
 		r.HasOutput = es.Output != ""
 	}
 	r.Updated = at(es.Updated, now)
-	r.Failed = es.State == manifest.StateFailed || es.State == manifest.StateRolledBack || es.Error != ""
+	r.Failed = es.State == manifest.StateFailed || es.State == manifest.StateRolledBack || es.Error != "" || es.Held != ""
 }
 
 // tally counts the rows that need attention and sets the section's class.
@@ -304,20 +338,6 @@ func (v *serverView) keepRows(keep func(rowView) bool) {
 // sub.
 func matching(sub string) func(rowView) bool {
 	return func(r rowView) bool { return strings.Contains(r.App, sub) || strings.Contains(r.Env, sub) }
-}
-
-// groupsByServer inverts the config's groups: server → sorted group names.
-func groupsByServer(conf *manifest.PushConfig) map[string][]string {
-	m := map[string][]string{}
-	for g, members := range conf.Groups {
-		for _, s := range members {
-			m[s] = append(m[s], g)
-		}
-	}
-	for _, gs := range m {
-		slices.Sort(gs)
-	}
-	return m
 }
 
 // moment is a time as the pages show it: relative to the page's time,

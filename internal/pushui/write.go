@@ -60,13 +60,13 @@ func (s *Server) knownServer(server string) error {
 	return fmt.Errorf("server %s: %w (not in the push config, no manifest in the bucket)", server, errUnknownServer)
 }
 
-// checkDeploy reports early, before any write, whether p may go on server:
-// the config allows its app there and the package exists in the bucket.
+// checkDeploy reports early, before any write, whether p may go on t: the
+// config allows its app there and the package exists in the bucket.
 // fleet.Writer.Edit checks the same again at the write, which is what
-// counts; this is for refusing a whole promote before it writes to any.
-func (s *Server) checkDeploy(ctx context.Context, server string, p manifest.PackageName) error {
-	if !s.conf().Allowed(server, p.App) {
-		return badInput("app %s is not allowed on server %s by the push config", p.App, server)
+// counts; this is for refusing a whole request before it writes anything.
+func (s *Server) checkDeploy(ctx context.Context, t manifest.Target, p manifest.PackageName) error {
+	if !s.conf().Allowed(t, p.App) {
+		return badInput("app %s is not allowed on %s by the push config", p.App, t)
 	}
 	if _, err := s.cache.stat(ctx, p); err != nil {
 		if errors.Is(err, blobstore.ErrNotFound) {
@@ -79,7 +79,7 @@ func (s *Server) checkDeploy(ctx context.Context, server string, p manifest.Pack
 
 // edit applies e through the fleet writer (the one path that changes
 // desired state) and keeps the cache in step: a write is stored, a
-// conflict or a broken manifest re-reads the server. Refusals by the push
+// conflict or a broken manifest re-reads the server or group. Refusals by the push
 // config or for a missing package become input errors, a manifest that
 // does not parse wraps errBrokenManifest.
 func (s *Server) edit(ctx context.Context, e fleet.Edit) (*change, error) {
@@ -87,35 +87,44 @@ func (s *Server) edit(ctx context.Context, e fleet.Edit) (*change, error) {
 	switch {
 	case err == nil:
 		if c.Changed {
-			s.cache.storeManifest(e.Server, c.After, c.Version)
+			s.cache.storeManifest(e.Target, c.After, c.Version)
 		}
 		return &change{Change: c}, nil
 	case errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
 		return nil, badInput("%v", err)
 	case errors.Is(err, manifest.ErrInvalidManifest):
-		s.cache.refreshServer(ctx, e.Server)
+		s.reread(ctx, e.Target)
 		return nil, fmt.Errorf("%w: %v", errBrokenManifest, err)
 	case errors.Is(err, blobstore.ErrConflict):
-		s.cache.refreshServer(ctx, e.Server)
+		s.reread(ctx, e.Target)
 	}
 	return nil, err
 }
 
-// editIfVersion applies fn to server's manifest and writes the result only
+// reread reads t's manifest into the cache again.
+func (s *Server) reread(ctx context.Context, t manifest.Target) {
+	if t.IsGroup() {
+		s.cache.refreshGroup(ctx, t.Name)
+	} else {
+		s.cache.refreshServer(ctx, t.Name)
+	}
+}
+
+// editIfVersion applies fn to t's manifest and writes the result only
 // if the manifest is still at ifVersion, the Version the user's page was
 // rendered from ("" = the manifest did not exist). When it is not, nothing
 // is written, the cache learns the new state and the error wraps
 // blobstore.ErrConflict. Errors from fn are returned as they are.
-func (s *Server) editIfVersion(ctx context.Context, user, server string, ifVersion blobstore.Version, action string, fn func(*manifest.Manifest) error) (*change, error) {
-	return s.edit(ctx, fleet.Edit{Server: server, User: user, Action: action, Apply: fn, IfVersion: ifVersion})
+func (s *Server) editIfVersion(ctx context.Context, user string, t manifest.Target, ifVersion blobstore.Version, action string, fn func(*manifest.Manifest) error) (*change, error) {
+	return s.edit(ctx, fleet.Edit{Target: t, User: user, Action: action, Apply: fn, IfVersion: ifVersion})
 }
 
-// editLatest applies fn to server's current manifest, re-applying it when
+// editLatest applies fn to t's current manifest, re-applying it when
 // another writer gets in between. It is for edits that are right whatever
 // the rest of the manifest says: setting one app's version, as promote and
 // the API's deploy do.
-func (s *Server) editLatest(ctx context.Context, user, server, action string, fn func(*manifest.Manifest) error) (*change, error) {
-	return s.edit(ctx, fleet.Edit{Server: server, User: user, Action: action, Apply: fn, Latest: true})
+func (s *Server) editLatest(ctx context.Context, user string, t manifest.Target, action string, fn func(*manifest.Manifest) error) (*change, error) {
+	return s.edit(ctx, fleet.Edit{Target: t, User: user, Action: action, Apply: fn, Latest: true})
 }
 
 // setPackage returns the edit that points app p.App at p.
@@ -127,10 +136,10 @@ func setPackage(p manifest.PackageName) func(*manifest.Manifest) error {
 }
 
 // removeApp returns the edit that removes every env of app.
-func removeApp(server, app string) func(*manifest.Manifest) error {
+func removeApp(t manifest.Target, app string) func(*manifest.Manifest) error {
 	return func(m *manifest.Manifest) error {
 		if !m.RemoveApp(app) {
-			return badInput("app %s is not on server %s", app, server)
+			return badInput("app %s is not in the manifest of %s", app, t)
 		}
 		return nil
 	}
@@ -139,11 +148,11 @@ func removeApp(server, app string) func(*manifest.Manifest) error {
 // restartEnv returns the edit that gives env a new restart token: the
 // current time to the nanosecond, made different from the old token if the
 // clock has not moved.
-func restartEnv(server, env string, now time.Time) func(*manifest.Manifest) error {
+func restartEnv(t manifest.Target, env string, now time.Time) func(*manifest.Manifest) error {
 	return func(m *manifest.Manifest) error {
 		i := slices.IndexFunc(m.Packages, func(e manifest.Entry) bool { return e.EnvName() == env })
 		if i < 0 {
-			return badInput("env %s is not on server %s", env, server)
+			return badInput("env %s is not in the manifest of %s", env, t)
 		}
 		tok := now.UTC().Format(time.RFC3339Nano)
 		for n := 1; tok == m.Packages[i].Restart; n++ {
@@ -155,11 +164,11 @@ func restartEnv(server, env string, now time.Time) func(*manifest.Manifest) erro
 }
 
 // setConfig returns the edit that replaces env's config values.
-func setConfig(server, env string, cfg map[string]string) func(*manifest.Manifest) error {
+func setConfig(t manifest.Target, env string, cfg map[string]string) func(*manifest.Manifest) error {
 	return func(m *manifest.Manifest) error {
 		i := slices.IndexFunc(m.Packages, func(e manifest.Entry) bool { return e.EnvName() == env })
 		if i < 0 {
-			return badInput("env %s is not on server %s", env, server)
+			return badInput("env %s is not in the manifest of %s", env, t)
 		}
 		m.Packages[i].Config = cfg
 		return nil
@@ -183,11 +192,11 @@ func (s *Server) deployMany(ctx context.Context, user string, servers []string, 
 		if err := s.knownServer(srv); err != nil {
 			return nil, err
 		}
-		if !s.conf().Allowed(srv, p.App) {
+		if !s.conf().Allowed(manifest.Server(srv), p.App) {
 			if !skipDisallowed {
 				return nil, badInput("app %s is not allowed on server %s by the push config", p.App, srv)
 			}
-			out[i] = &change{Change: fleet.Change{Server: srv}, Skipped: "the push config does not allow " + p.App + " here"}
+			out[i] = &change{Change: fleet.Change{Target: manifest.Server(srv)}, Skipped: "the push config does not allow " + p.App + " here"}
 			continue
 		}
 		todo = append(todo, i)
@@ -195,14 +204,14 @@ func (s *Server) deployMany(ctx context.Context, user string, servers []string, 
 	if len(todo) == 0 {
 		return nil, badInput("no server allows app %s", p.App)
 	}
-	if err := s.checkDeploy(ctx, servers[todo[0]], p); err != nil {
+	if err := s.checkDeploy(ctx, manifest.Server(servers[todo[0]]), p); err != nil {
 		return nil, err
 	}
 	forEach(len(todo), 8, func(j int) {
 		i := todo[j]
-		c, err := s.editLatest(ctx, user, servers[i], action, setPackage(p))
+		c, err := s.editLatest(ctx, user, manifest.Server(servers[i]), action, setPackage(p))
 		if err != nil {
-			c = &change{Change: fleet.Change{Server: servers[i]}, Err: err}
+			c = &change{Change: fleet.Change{Target: manifest.Server(servers[i])}, Err: err}
 		}
 		out[i] = c
 	})

@@ -46,7 +46,7 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	w := fleet.New(store, fleet.Options{Logger: cfg.Logger, Now: cfg.Now})
 	action := "release " + name.App + " to " + name.String()
 	for _, server := range cfg.Deploy {
-		c, err := w.Edit(ctx, fleet.Edit{Server: server, User: p.meta.User, Action: action, Latest: true, Apply: func(m *manifest.Manifest) error {
+		c, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server(server), User: p.meta.User, Action: action, Latest: true, Apply: func(m *manifest.Manifest) error {
 			m.SetPackage(name)
 			return nil
 		}})

@@ -71,7 +71,7 @@ func TestDeploy(t *testing.T) {
 		t.Errorf("Deployed = %v", res.Deployed)
 	}
 
-	m, _, err := store.ReadManifest(t.Context(), "web-1")
+	m, _, err := store.ReadManifest(t.Context(), manifest.Server("web-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestDeploy(t *testing.T) {
 	if e := m.Packages[1]; e.Package != res.Name || e.Env != "hello-canary" || e.Config["LOG_LEVEL"] != "debug" || e.OnFailure != manifest.PolicyContinue {
 		t.Errorf("web-1: hello entry %+v, want %s with env, config and policy kept", e, res.Name)
 	}
-	m, _, err = store.ReadManifest(t.Context(), "web-2")
+	m, _, err = store.ReadManifest(t.Context(), manifest.Server("web-2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestDeploy(t *testing.T) {
 	}
 
 	for _, server := range []string{"web-1", "web-2"} {
-		recs, err := store.ListAudit(t.Context(), server, 10)
+		recs, err := store.ListAudit(t.Context(), manifest.Server(server), 10)
 		if err != nil || len(recs) != 1 || recs[0].User != "alice" || !strings.Contains(recs[0].Action, res.Name.String()) {
 			t.Errorf("audit of %s: %v, %v", server, recs, err)
 			continue
@@ -121,7 +121,7 @@ func TestDeploy(t *testing.T) {
 	if _, err := deploy(t.Context(), store, &cfg, &prepared{meta: res.Meta}, res.Name); !errors.Is(err, ErrDeploy) {
 		t.Errorf("second deploy: %v", err)
 	}
-	if m, _, _ := store.ReadManifest(t.Context(), "web-1"); m.Revision != 8 {
+	if m, _, _ := store.ReadManifest(t.Context(), manifest.Server("web-1")); m.Revision != 8 {
 		t.Errorf("unchanged deploy wrote web-1: revision %d", m.Revision)
 	}
 	mu.Lock()
@@ -217,10 +217,10 @@ func TestDeployWithoutConfig(t *testing.T) {
 	if !slices.Equal(res.Deployed, []string{"web-1"}) {
 		t.Errorf("Deployed = %v, want [web-1]", res.Deployed)
 	}
-	if _, v, err := store.ReadManifest(t.Context(), "web-typo"); err != nil || v != "" {
+	if _, v, err := store.ReadManifest(t.Context(), manifest.Server("web-typo")); err != nil || v != "" {
 		t.Errorf("a manifest was written for the typo: %q, %v", v, err)
 	}
-	if m, _, _ := store.ReadManifest(t.Context(), "web-1"); len(m.Packages) != 1 || m.Packages[0].Package != res.Name {
+	if m, _, _ := store.ReadManifest(t.Context(), manifest.Server("web-1")); len(m.Packages) != 1 || m.Packages[0].Package != res.Name {
 		t.Errorf("web-1 = %s", m.Marshal())
 	}
 }

@@ -153,10 +153,10 @@ func TestProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := store.WriteManifest(t.Context(), "web-1", &manifest.Manifest{}, ""); err != nil {
+	if _, err := store.WriteManifest(t.Context(), manifest.Server("web-1"), &manifest.Manifest{}, ""); err != nil {
 		t.Fatalf("write through the proxy: %v", err)
 	}
-	if _, _, err := store.ReadManifest(t.Context(), "web-1"); err != nil {
+	if _, _, err := store.ReadManifest(t.Context(), manifest.Server("web-1")); err != nil {
 		t.Fatalf("read through the proxy: %v", err)
 	}
 	c := px.Counts()
@@ -167,14 +167,14 @@ func TestProxy(t *testing.T) {
 		t.Errorf("log %q, want %d requests", px.Log(), c.Requests)
 	}
 	px.Fail(true)
-	if _, _, err := store.ChangedManifest(t.Context(), "web-1", ""); err == nil || !blobstore.IsTransient(err) {
+	if _, _, err := store.ChangedManifest(t.Context(), manifest.Server("web-1"), ""); err == nil || !blobstore.IsTransient(err) {
 		t.Errorf("read with 500s: %v, want a transient error", err)
 	}
 	if px.Counts().Failed == 0 {
 		t.Error("no request was failed")
 	}
 	px.Fail(false)
-	if changed, _, err := store.ChangedManifest(t.Context(), "web-1", ""); err != nil || !changed {
+	if changed, _, err := store.ChangedManifest(t.Context(), manifest.Server("web-1"), ""); err != nil || !changed {
 		t.Errorf("read after the fault cleared: %v %v", changed, err)
 	}
 }

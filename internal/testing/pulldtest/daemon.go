@@ -134,7 +134,7 @@ func EnvIs(env string, state manifest.State, pkg string) func(*manifest.Status) 
 // SetManifest points server's manifest at entries (conditional update).
 func SetManifest(t testing.TB, store *blobstore.Store, server string, entries ...manifest.Entry) {
 	t.Helper()
-	if _, err := store.UpdateManifest(t.Context(), server, func(m *manifest.Manifest, _ bool) error {
+	if _, err := store.UpdateManifest(t.Context(), manifest.Server(server), func(m *manifest.Manifest, _ bool) error {
 		m.Packages = entries
 		return nil
 	}); err != nil {
