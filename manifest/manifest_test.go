@@ -302,7 +302,7 @@ func TestPushConfig(t *testing.T) {
 	for _, bad := range []string{
 		`{"servers": {"../x": []}}`,
 		`{"servers": {"a": ["Bad App"]}}`,
-		`{"servers": {"a": []}, "groups": {"g": ["a"]}}`,        // the old meaning: member servers
+		`{"servers": {"a": []}, "groups": {"g": ["a"]}}`, // the old meaning: member servers
 		`{"servers": {"a": []}, "groups": {"g": ["Bad App"]}}`,
 		`{"servers": {}, "extra": 1}`,
 		`null`,

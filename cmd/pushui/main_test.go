@@ -172,7 +172,7 @@ func TestServe(t *testing.T) {
 			t.Errorf("GET %s: %s", path, resp.Status)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPost, base+"/api/deploy", strings.NewReader(`{"package": "`+pkg.String()+`", "group": "web"}`))
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/deploy", strings.NewReader(`{"package": "`+pkg.String()+`", "servers": ["web-1"]}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
