@@ -101,13 +101,15 @@ func TestNudgePubSubMem(t *testing.T) {
 		want map[string][]string
 	}{
 		{"shared", "", map[string][]string{
-			"": {"web-1", "web-2"},
+			"": {"group-web", "web-1", "web-2"},
 		}},
 		{"per-server", "-{server}", map[string][]string{
-			"-web-1": {"web-1"},
-			"-web-2": {"web-2"},
-			"-web-3": nil,
-			"":       nil,
+			"-web-1":     {"web-1"},
+			"-web-2":     {"web-2"},
+			"-web-3":     nil,
+			"-group-web": {"group-web"}, // one message for every member
+			"-group-api": nil,
+			"":           nil,
 		}},
 	}
 	for _, tt := range tests {
@@ -139,6 +141,9 @@ func TestNudgePubSubMem(t *testing.T) {
 			}
 			if err := n.Nudge(t.Context(), "web-1", "web-2"); err != nil {
 				t.Fatalf("Nudge: %v", err)
+			}
+			if err := n.NudgeGroups(t.Context(), "web"); err != nil {
+				t.Fatalf("NudgeGroups: %v", err)
 			}
 			for suffix, want := range tt.want {
 				if err := topics[suffix].Send(t.Context(), &pubsub.Message{Body: []byte(endMark)}); err != nil {
@@ -341,6 +346,31 @@ func TestNudgeHTTP(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "nudge failed") || !strings.Contains(logs.String(), "server=broken-1") {
 		t.Errorf("failure not logged:\n%s", logs.String())
+	}
+	// A template with {server} addresses one host: it cannot reach a group.
+	if err := n.NudgeGroups(t.Context(), "web"); err != nil {
+		t.Fatalf("NudgeGroups: %v", err)
+	}
+	if got := hits(); len(got) != len(want) {
+		t.Errorf("a group nudge posted to a per-host URL: %+v", got[len(want):])
+	}
+}
+
+// TestNudgeGroupRelay checks that a relay URL (no {server}) gets one POST
+// per group nudge, its body the group's address.
+func TestNudgeGroupRelay(t *testing.T) {
+	srv, hits := recorder(t, func(string) int { return http.StatusNoContent })
+	n, err := New(t.Context(), Config{URL: srv.URL + "/relay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(t.Context())
+	if err := n.NudgeGroups(t.Context(), "web", "Bad Name"); err == nil || !strings.Contains(err.Error(), "Bad Name") {
+		t.Errorf("NudgeGroups = %v, want an error naming the invalid group", err)
+	}
+	want := []hit{{"POST", "/relay", "group-web", "text/plain; charset=utf-8"}}
+	if got := hits(); !slices.Equal(got, want) {
+		t.Errorf("requests = %+v, want %+v", got, want)
 	}
 }
 
