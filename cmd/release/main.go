@@ -75,9 +75,9 @@ Packages DIR into the bucket and prints the package name as the last line.
 		fs.PrintDefaults()
 	}
 	var (
-		cfg    release.Config
-		format string
-		deploy string
+		cfg                  release.Config
+		format               string
+		deploy, deployGroups string
 	)
 	env := nudge.FromEnv()
 	fs.StringVar(&cfg.Bucket, "bucket", "", "bucket `URL`: file:///dir, gs://bucket, s3://bucket?…, mem:// (required)")
@@ -90,6 +90,7 @@ Packages DIR into the bucket and prints the package name as the last line.
 	fs.StringVar(&format, "format", string(manifest.FormatZstd), "archive `format`: tar.zst or tar.gz")
 	fs.StringVar(&cfg.SignKey, "sign-key", "", "minisign secret key `file` to sign the package with (password in $"+release.PasswordEnv+")")
 	fs.StringVar(&deploy, "deploy", "", "comma-separated `servers` to point at the new package")
+	fs.StringVar(&deployGroups, "deploy-group", "", "comma-separated `groups` to point at the new package (one write per group, whatever its size)")
 	fs.StringVar(&cfg.Nudge.Topic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge deployed servers on; {server} in it becomes each server's name, for a topic per server (recommended for large fleets), e.g. nats://pushpull.{server}?natsv2=true (default $"+nudge.EnvTopic+")")
 	fs.StringVar(&cfg.Nudge.URL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
 	fs.StringVar(&cfg.Nudge.GCE, "nudge-gce", env.GCE, "nudge deployed servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
@@ -108,6 +109,9 @@ Packages DIR into the bucket and prints the package name as the last line.
 	cfg.Format = f
 	if cfg.Deploy, err = release.ParseServers(deploy); err != nil {
 		return cfg, fmt.Errorf("-deploy: %w", err)
+	}
+	if cfg.DeployGroups, err = release.ParseGroups(deployGroups); err != nil {
+		return cfg, fmt.Errorf("-deploy-group: %w", err)
 	}
 	cfg.SignPassword = os.Getenv(release.PasswordEnv)
 	return cfg, nil

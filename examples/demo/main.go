@@ -8,14 +8,18 @@
 // It creates a file:// bucket in a fresh directory (printed; -dir to pick
 // one), builds three versions of the sample app examples/hello (v1, v2 and
 // a v3 that crashes on start) and releases them with bin/release, the first
-// with -deploy demo-1,demo-2, after writing the push config (two servers in
-// a group "demo") into the bucket at config/push.json, as an operator would
-// with cp: every writer obeys the bucket's config. It starts pushui on
-// 127.0.0.1:8000, gives each server's hello its
-// own port and message through pushui's JSON API (GET the manifest, PUT it
-// back with If-Match), and starts one pulld per server, each with its own
-// root, whose logs it shows with the server's name in front. Once both
-// servers answer with v1 it prints what to try next.
+// with -deploy-group demo (one write of groups/demo.json), after writing
+// the push config (group "demo" may carry hello, and so may each server)
+// into the bucket at config/push.json, as an operator would with cp: every
+// writer obeys the bucket's config. It starts pushui on 127.0.0.1:8000,
+// sets the group's hello config (its message and health check timeout)
+// through pushui's JSON API (GET the group's manifest, PUT it back with
+// If-Match), and starts one pulld per server with -groups demo and no
+// manifest of its own, each with its own root and, in its environment,
+// the port its hello listens on (as two real hosts would both use one
+// port, two hosts on one machine cannot), whose logs it shows with the
+// server's name in front. Once both servers answer with v1 it prints what
+// to try next.
 //
 // pulld notices manifest changes within a second without any nudge
 // configuration, because it watches the manifest file of a file:// bucket.
@@ -78,10 +82,14 @@ var versions = []version{
 	{"v3", "-X main.version=v3 -X main.crash=yes", "v3: BROKEN on purpose (crashes on start): pulld rolls it back"},
 }
 
-// pushConfig is pushui's configuration: which apps may go where.
+// group is the group both servers are in.
+const group = "demo"
+
+// pushConfig is the push config: which apps may go where. The servers are
+// listed too, so that one of them can be pinned (its own manifest).
 const pushConfig = `{
   "servers": {"demo-1": ["hello"], "demo-2": ["hello"]},
-  "groups": {"demo": ["demo-1", "demo-2"]}
+  "groups": {"demo": ["hello"]}
 }
 `
 
@@ -200,7 +208,7 @@ func (d *demo) start(ctx context.Context) error {
 		}
 		var extra []string
 		if i == 0 {
-			extra = []string{"-deploy", serverNames()}
+			extra = []string{"-deploy-group", group}
 		}
 		if err := d.release(ctx, v, build, extra...); err != nil {
 			return err
@@ -210,10 +218,8 @@ func (d *demo) start(ctx context.Context) error {
 	if err := d.startPushui(ctx); err != nil {
 		return err
 	}
-	for _, s := range servers {
-		if err := d.configure(ctx, s); err != nil {
-			return err
-		}
+	if err := d.configure(ctx); err != nil {
+		return err
 	}
 	for _, s := range servers {
 		if err := d.startPulld(s); err != nil {
@@ -242,14 +248,6 @@ func (d *demo) exited() error {
 		}
 	}
 	return nil
-}
-
-func serverNames() string {
-	var n []string
-	for _, s := range servers {
-		n = append(n, s.name)
-	}
-	return strings.Join(n, ",")
 }
 
 // buildHello builds version v of the sample app into a directory of its
@@ -328,12 +326,13 @@ func (d *demo) startPushui(ctx context.Context) error {
 	}
 }
 
-// configure gives the server's hello its port and message through
-// pushui's API: GET the manifest that release -deploy wrote, set the
-// config of its hello entry, and PUT it back with If-Match, so that a
-// concurrent change would be refused (412) rather than overwritten.
-func (d *demo) configure(ctx context.Context, s demoServer) error {
-	url := "http://" + d.ui + "/api/servers/" + s.name
+// configure gives the group's hello its message and health check timeout
+// through pushui's API: GET the group's manifest that release
+// -deploy-group wrote, set the config of its hello entry, and PUT it back
+// with If-Match, so that a concurrent change would be refused (412) rather
+// than overwritten.
+func (d *demo) configure(ctx context.Context) error {
+	url := "http://" + d.ui + "/api/groups/" + group
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	body, etag, err := do(req)
 	if err != nil {
@@ -341,12 +340,11 @@ func (d *demo) configure(ctx context.Context, s demoServer) error {
 	}
 	m, err := manifest.Parse(body)
 	if err != nil {
-		return fmt.Errorf("manifest of %s: %v", s.name, err)
+		return fmt.Errorf("manifest of group %s: %v", group, err)
 	}
 	for i := range m.Packages {
 		m.Packages[i].Config = map[string]string{
-			"PORT":          strconv.Itoa(s.helloPort),
-			"MESSAGE":       "Hello from " + s.name,
+			"MESSAGE":       "Hello from the demo group",
 			"CHECK_TIMEOUT": "5",
 		}
 	}
@@ -356,7 +354,7 @@ func (d *demo) configure(ctx context.Context, s demoServer) error {
 	if _, _, err := do(req); err != nil {
 		return err
 	}
-	d.say("PUT /api/servers/%s: hello on port %d", s.name, s.helloPort)
+	d.say("PUT /api/groups/%s: hello's message and health check", group)
 	return nil
 }
 
@@ -377,13 +375,13 @@ func do(req *http.Request) ([]byte, string, error) {
 	return body, resp.Header.Get("ETag"), nil
 }
 
-// startPulld starts the server's pulld, its log shown with the server's
-// name in front.
+// startPulld starts the server's pulld in group demo, with its hello's
+// port in its environment, its log shown with the server's name in front.
 func (d *demo) startPulld(s demoServer) error {
 	r, w := io.Pipe()
 	go d.prefixLines(s.name, r)
-	_, err := d.spawn(s.name, w, "-bucket", d.bucket, "-server", s.name, "-root", d.root(s),
-		"-listen", s.pulldAddr, "-host-info", "", "-poll", "30s", "-step-timeout", "2m")
+	_, err := d.spawnEnv(s.name, w, []string{"PORT=" + strconv.Itoa(s.helloPort)}, "-bucket", d.bucket, "-server", s.name, "-groups", group,
+		"-root", d.root(s), "-listen", s.pulldAddr, "-host-info", "", "-poll", "30s", "-step-timeout", "2m")
 	return err
 }
 
@@ -415,11 +413,17 @@ func (d *demo) prefixLines(name string, r io.Reader) {
 // process group, so that Ctrl-C reaches only the demo, which stops the
 // processes in order.
 func (d *demo) spawn(name string, out io.Writer, args ...string) (*proc, error) {
+	return d.spawnEnv(name, out, nil, args...)
+}
+
+// spawnEnv is spawn with env added to the demo's environment.
+func (d *demo) spawnEnv(name string, out io.Writer, env []string, args ...string) (*proc, error) {
 	prog := name
 	if strings.HasPrefix(name, "demo-") {
 		prog = "pulld"
 	}
 	cmd := exec.Command(filepath.Join(d.bin, prog), args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -525,9 +529,10 @@ func (d *demo) printNext() {
 	var b strings.Builder
 	fmt.Fprintf(&b, `
 ────────────────────────────────────────────────────────────────────────
-pushpull demo: two servers (demo-1, demo-2) serve hello v1.
+pushpull demo: two servers (demo-1, demo-2) in group demo serve hello v1.
+Neither has a manifest of its own: both follow groups/demo.json.
 
-  pushui   http://%s/
+  pushui   http://%s/    group: http://%[1]s/groups/demo
 `, d.ui)
 	for _, s := range servers {
 		fmt.Fprintf(&b, "  %s   hello: curl http://127.0.0.1:%d/    pulld: curl http://%s/status\n", s.name, s.helloPort, s.pulldAddr)
@@ -535,22 +540,27 @@ pushpull demo: two servers (demo-1, demo-2) serve hello v1.
 	fmt.Fprintf(&b, `
 Try this (the versions' commits are made up: v1 is 111111111111, v2 is
 222222222222, v3 is 333333333333):
-  1. Open http://%[1]s/, follow hello on demo-1 and deploy v2. pulld sees
-     the change within a second and runs the deploy scripts (their output
-     is below); curl http://127.0.0.1:8081/ answers "hello v2 on demo-1".
-  2. Promote v2 to the group "demo": demo-2 follows.
-  3. Deploy v3, broken on purpose: its server crashes, POST_RESTART fails
-     three times, and pulld rolls back to the build before by itself.
-     pushui shows hello ROLLED_BACK, failed, with the script's output.
-     (pulld tries v3 again after a minute, then two, … until you pick
-     another version.)
-  4. Pick v1 again: a rollback to a build still on the host, so nothing
-     is downloaded.
-  5. Release a build of your own, and deploy it from pushui:
+  1. Open http://%[1]s/groups/demo and deploy v2 to the group: one write
+     of groups/demo.json. Both pullds see it within a second and run the
+     deploy scripts (their output is below); curl http://127.0.0.1:8081/
+     answers "hello v2 on demo-1", and :8082 "hello v2 on demo-2".
+  2. Deploy v3 to the group, broken on purpose: its server crashes,
+     POST_RESTART fails three times, and each pulld rolls back to the
+     build before by itself. pushui shows hello ROLLED_BACK on both, with
+     the script's output. (pulld tries v3 again after a minute, then two,
+     … until you pick another version.)
+  3. Deploy v1 to the group: a rollback to a build still on each host, so
+     nothing is downloaded.
+  4. Pin one host, Teletraan's hotfix: open hello on demo-1
+     (http://%[1]s/servers/demo-1/apps/hello) and deploy v2 there. demo-1's
+     own manifest wins over the group; demo-2 stays on the group's v1, and
+     the group's page shows demo-1 as pinned. Remove hello from demo-1's
+     own manifest to let it follow the group again.
+  5. Release a build of your own straight to the group:
        go build -ldflags "-X main.version=mine" -o /tmp/hello-mine/hello ./examples/hello
        cp -r examples/hello/teletraan /tmp/hello-mine/
        bin/release -bucket %[2]s -app hello -dir /tmp/hello-mine \
-         -commit 4444444444444444444444444444444444444444 -note "my build"
+         -commit 4444444444444444444444444444444444444444 -note "my build" -deploy-group demo
 
 The bucket is plain files: ls -R %[3]s
 Ctrl-C stops everything, including the hello servers.

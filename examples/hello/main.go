@@ -105,8 +105,10 @@ func loadConfig(file string) (config, error) {
 }
 
 // readConfigFile sets cfg's fields from the key=value lines of file.
-// Blank lines and lines starting with # are skipped; an unknown key is an
-// error, so that a typo in a template is not silently ignored.
+// Blank lines and lines starting with # are skipped; an empty value leaves
+// the environment's (a template renders a config key the entry does not
+// set as empty); an unknown key is an error, so that a typo in a template
+// is not silently ignored.
 func readConfigFile(file string, cfg *config) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -123,7 +125,11 @@ func readConfigFile(file string, cfg *config) error {
 		if !ok {
 			return fmt.Errorf("%s:%d: want key=value, got %q", file, n, line)
 		}
-		switch k, v = strings.TrimSpace(k), strings.TrimSpace(v); k {
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if v == "" && (k == "port" || k == "message" || k == "drain_file") {
+			continue
+		}
+		switch k {
 		case "port":
 			cfg.Port = v
 		case "message":

@@ -29,6 +29,12 @@ func TestLoadConfig(t *testing.T) {
 			want: config{Port: "9002", Message: "Hello from demo-1", DrainFile: "/run/drain"},
 		},
 		{
+			name: "an empty value leaves the environment's",
+			env:  map[string]string{"PORT": "9001", "MESSAGE": "from the host"},
+			file: "port=\nmessage=\n",
+			want: config{Port: "9001", Message: "from the host"},
+		},
+		{
 			name: "default message",
 			file: "port=9003\n",
 			want: config{Port: "9003", Message: "Hello from pushpull"},

@@ -4,11 +4,14 @@
 // and on the S3 test server (internal/testing/testserver, installed by `make
 // tools`).
 //
-// The test walks one server through what an operator does: release hello
-// three times (v1, v2, and a v3 whose server crashes on start), set v1
-// through pushui's JSON API (GET for the ETag, PUT with If-Match) and let
-// pulld install it (the sample server answers with v1 and the message
-// from the manifest's config), move to v2, go back to v1 by rollback
+// The test walks a group, demo, through what an operator does: release
+// hello three times (v1, v2, and a v3 whose server crashes on start), set
+// v1 in the group's manifest through pushui's JSON API (GET for the ETag,
+// PUT with If-Match) and let demo-1's pulld, started with -groups demo and
+// no manifest of its own, install it (the sample server answers with v1
+// and the message from the group's config, on the port of its pulld's
+// environment), move to v2, have a second host (demo-2) join the group and
+// converge by itself with no write, go back to v1 by rollback
 // after deleting v1's package from the bucket (so the rollback provably
 // downloads nothing), push v3 and see its failing POST_RESTART rolled back
 // automatically and reported as failed, with the script's output, by

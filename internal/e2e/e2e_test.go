@@ -24,8 +24,14 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// server is the one server the test deploys to.
-const server = "web-1"
+// server is the server the loop walks through; group is its group, whose
+// manifest the test writes (server has none of its own), and joiner the
+// second member, which joins at the end.
+const (
+	server = "demo-1"
+	group  = "demo"
+	joiner = "demo-2"
+)
 
 // bin holds the programs TestMain built: release, pushui and pulld, and one
 // build directory of the sample app per version (the hello binary and its
@@ -170,6 +176,10 @@ func wholeLoop(t *testing.T, url string, daemon bool) {
 	w.converge(rev, serving(pkgs["v2"]), 0)
 	w.wantHello("v2")
 
+	// A second host joins the group: it converges on the group's entry by
+	// itself, and no manifest is written for it.
+	w.join(pkgs["v2"], "v2")
+
 	// Back to v1 by rollback: v1's build is still on the host, so pulld
 	// needs nothing from the bucket. Its package is deleted to prove it,
 	// after pushui accepted the change (it refuses a missing package) and
@@ -199,7 +209,8 @@ func wholeLoop(t *testing.T, url string, daemon bool) {
 	w.wantHello("v1")
 	w.wantFailed(pkgs["v3"], "crashing on purpose")
 
-	// Remove the app: STOPPING runs and the sample server is gone.
+	// Remove the app from the group: STOPPING runs and the sample server
+	// is gone.
 	pid := w.helloPID()
 	rev = w.putManifest(`{"packages": []}`)
 	w.converge(rev, stopped, 0)
@@ -307,10 +318,17 @@ type result struct {
 // run runs a program to completion, within a minute.
 func (w *world) run(name string, args ...string) result {
 	w.t.Helper()
+	return w.runEnv(nil, name, args...)
+}
+
+// runEnv is run with the environment env (nil: the test's).
+func (w *world) runEnv(env []string, name string, args ...string) result {
+	w.t.Helper()
 	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
@@ -349,7 +367,7 @@ func (w *world) release(v string) string {
 func (w *world) startPushui() {
 	w.t.Helper()
 	conf := filepath.Join(w.dir, "push.json")
-	if err := os.WriteFile(conf, []byte(`{"servers": {"`+server+`": ["hello"]}}`), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(`{"servers": {"`+server+`": ["hello"]}, "groups": {"`+group+`": ["hello"]}}`), 0o644); err != nil {
 		w.t.Fatal(err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(w.t)))
@@ -359,7 +377,8 @@ func (w *world) startPushui() {
 	}
 	args := []string{"-bucket", w.bucket, "-config", conf, "-addr", addr, "-refresh", "0"}
 	if w.daemon {
-		// One server, so the template needs no {server}.
+		// A relay URL (no {server}): group nudges reach it, with the
+		// group's address as the body.
 		args = append(args, "-nudge-url", "http://"+w.pulldAddr+"/nudge")
 	}
 	cmd := exec.Command(bin.pushui, args...)
@@ -439,47 +458,48 @@ func (w *world) apiHeader(method, path string, body string, header map[string]st
 	return resp.StatusCode, data, resp.Header
 }
 
-// putManifest replaces the server's manifest through pushui's API, as a
+// putManifest replaces the group's manifest through pushui's API, as a
 // client should: GET it for its ETag, PUT with If-Match (If-None-Match: *
 // when there is none yet). It returns the revision written.
 func (w *world) putManifest(doc string) int64 {
 	w.t.Helper()
-	code, body, etag := w.api("GET", "/api/servers/"+server, "", nil)
+	path := "/api/groups/" + group
+	code, body, etag := w.api("GET", path, "", nil)
 	if code != http.StatusOK {
-		w.t.Fatalf("GET /api/servers/%s: %d %s", server, code, body)
+		w.t.Fatalf("GET %s: %d %s", path, code, body)
 	}
 	h := map[string]string{"If-Match": etag}
 	if etag == "" {
 		h = map[string]string{"If-None-Match": "*"}
 	}
-	code, body, hdr := w.apiHeader("PUT", "/api/servers/"+server, doc, h)
+	code, body, hdr := w.apiHeader("PUT", path, doc, h)
 	if code != http.StatusOK {
-		w.t.Fatalf("PUT /api/servers/%s: %d %s", server, code, body)
+		w.t.Fatalf("PUT %s: %d %s", path, code, body)
 	}
 	if e := hdr.Get("X-Pushui-Nudge-Error"); e != "" && w.daemonCmd != nil {
-		w.t.Errorf("PUT /api/servers/%s: pushui could not nudge pulld: %s", server, e)
+		w.t.Errorf("PUT %s: pushui could not nudge pulld: %s", path, e)
 	}
 	m, err := manifest.Parse(body)
 	if err != nil {
-		w.t.Fatalf("PUT /api/servers/%s answered %s: %v", server, body, err)
+		w.t.Fatalf("PUT %s answered %s: %v", path, body, err)
 	}
 	// A PUT without a precondition is refused: the API never lets a
 	// client overwrite a manifest it has not read.
-	if code, body, _ := w.api("PUT", "/api/servers/"+server, doc, nil); code != http.StatusPreconditionRequired {
-		w.t.Errorf("PUT /api/servers/%s without If-Match: got %d %s, want 428", server, code, body)
+	if code, body, _ := w.api("PUT", path, doc, nil); code != http.StatusPreconditionRequired {
+		w.t.Errorf("PUT %s without If-Match: got %d %s, want 428", path, code, body)
 	}
 	return m.Revision
 }
 
-// setPackage points the server's manifest at pkg, with the sample app's
-// config: its port, its message, and a short health check. It returns
-// the revision written.
+// setPackage points the group's manifest at pkg, with the sample app's
+// config shared by every member: its message and a short health check.
+// Each host's port comes from its pulld's environment. It returns the
+// revision written.
 func (w *world) setPackage(pkg string) int64 {
 	w.t.Helper()
 	doc, err := json.Marshal(map[string]any{"packages": []any{map[string]any{
 		"package": pkg,
 		"config": map[string]string{
-			"PORT":          strconv.Itoa(w.helloPort),
 			"MESSAGE":       "configured by the e2e test",
 			"CHECK_TIMEOUT": "2",
 		},
@@ -490,16 +510,30 @@ func (w *world) setPackage(pkg string) int64 {
 	return w.putManifest(string(doc))
 }
 
-// converge has pulld act on manifest revision rev and checks the outcome.
-// With -once, pulld runs once and must exit with wantExit. A daemon has
-// been nudged by pushui already: converge waits until the server's status
-// reports revision rev (or later) with hello as check wants.
+// groupRevision is the revision of the group's manifest st says pulld
+// last acted on; -1 when st is nil or does not name the group.
+func groupRevision(st *manifest.Status) int64 {
+	if st != nil {
+		for _, g := range st.Groups {
+			if g.Name == group {
+				return g.Revision
+			}
+		}
+	}
+	return -1
+}
+
+// converge has pulld act on group manifest revision rev and checks the
+// outcome. With -once, pulld runs once and must exit with wantExit. A
+// daemon has been nudged by pushui already: converge waits until the
+// server's status reports revision rev (or later) with hello as check
+// wants.
 func (w *world) converge(rev int64, check envCheck, wantExit int) {
 	w.t.Helper()
 	if !w.daemon {
 		w.pulldOnce(wantExit)
-		if st := w.status(); st == nil || st.ManifestRevision < rev {
-			w.t.Fatalf("after pulld -once, status %+v: want manifest revision %d", st, rev)
+		if st := w.status(); groupRevision(st) < rev {
+			w.t.Fatalf("after pulld -once, status %+v: want group manifest revision %d", st, rev)
 		} else if e, ok := st.Lookup("hello"); !check.ok(e, ok) {
 			w.t.Fatalf("after pulld -once, hello is %+v: want %s", e, check.what)
 		}
@@ -509,7 +543,7 @@ func (w *world) converge(rev int64, check envCheck, wantExit int) {
 	deadline := start.Add(45 * time.Second)
 	for {
 		st := w.status()
-		if st != nil && st.ManifestRevision >= rev {
+		if groupRevision(st) >= rev {
 			if e, ok := st.Lookup("hello"); check.ok(e, ok) {
 				w.t.Logf("pulld: revision %d, %s after %s", rev, check.what, time.Since(start).Round(time.Millisecond))
 				return
@@ -530,12 +564,19 @@ func (w *world) converge(rev int64, check envCheck, wantExit int) {
 // first report.
 func (w *world) status() *manifest.Status {
 	w.t.Helper()
+	return w.statusOf(server)
+}
+
+// statusOf returns name's status from the bucket, or nil before its first
+// report.
+func (w *world) statusOf(name string) *manifest.Status {
+	w.t.Helper()
 	store, err := blobstore.Open(w.t.Context(), w.bucket)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	defer store.Close()
-	st, err := store.ReadStatus(w.t.Context(), server)
+	st, err := store.ReadStatus(w.t.Context(), name)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		return nil
 	}
@@ -554,8 +595,9 @@ func (w *world) startPulld() {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	cmd := exec.Command(bin.pulld, "-bucket", w.bucket, "-server", server, "-root", w.root,
+	cmd := exec.Command(bin.pulld, "-bucket", w.bucket, "-server", server, "-groups", group, "-root", w.root,
 		"-listen", w.pulldAddr, "-host-info", "", "-step-timeout", "30s", "-poll", "1h")
+	cmd.Env = hostEnv(w.helloPort)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
@@ -630,9 +672,65 @@ func (w *world) nudgePulld() {
 // pulld runs pulld for the server with extra arguments.
 func (w *world) pulld(args ...string) result {
 	w.t.Helper()
-	args = append([]string{"-bucket", w.bucket, "-server", server, "-root", w.root,
+	return w.pulldAs(server, w.root, w.helloPort, args...)
+}
+
+// pulldAs runs pulld for the member name, with its root and the port its
+// hello listens on in its environment, with extra arguments.
+func (w *world) pulldAs(name, root string, port int, args ...string) result {
+	w.t.Helper()
+	args = append([]string{"-bucket", w.bucket, "-server", name, "-groups", group, "-root", root,
 		"-listen", "", "-host-info", "", "-step-timeout", "30s"}, args...)
-	return w.run(bin.pulld, args...)
+	return w.runEnv(hostEnv(port), bin.pulld, args...)
+}
+
+// hostEnv is a member's environment: the test's, with the port its hello
+// listens on, as one host's differs from another's.
+func hostEnv(port int) []string {
+	return append(os.Environ(), "PORT="+strconv.Itoa(port))
+}
+
+// join runs pulld -once for a second member of the group, which has no
+// manifest of its own, and checks that it serves the group's entry (pkg)
+// on its own port, reports the group, and that no server manifest was
+// written for it. Its hello is stopped when the test ends.
+func (w *world) join(pkg, v string) {
+	w.t.Helper()
+	store, err := blobstore.Open(w.t.Context(), w.bucket)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer store.Close()
+	before, err := store.ListServers(w.t.Context())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	root, port := w.t.TempDir(), freePort(w.t)
+	w.t.Cleanup(func() {
+		// t.Context has ended by now: STOPPING gets a context of its own.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin.pulld, "-bucket", w.bucket, "-server", joiner, "-root", root, "-terminate", "-listen", "", "-host-info", "")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			w.t.Logf("cleanup: pulld -terminate for %s: %v\n%s", joiner, err, out)
+		}
+	})
+	if r := w.pulldAs(joiner, root, port, "-once"); r.code != 0 {
+		w.t.Fatalf("%s: pulld -once: exit %d\n%s", joiner, r.code, r.stderr)
+	}
+	st := w.statusOf(joiner)
+	e, ok := st.Lookup("hello")
+	if groupRevision(st) < 0 || !ok || e.Serving != pkg || e.Source != "group:"+group {
+		w.t.Fatalf("%s: status %+v, hello %+v; want group %s and hello serving %s from it", joiner, st, e, group, pkg)
+	}
+	w.wantHelloOn(port, joiner, v)
+	after, err := store.ListServers(w.t.Context())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		w.t.Errorf("server manifests %v → %v: a member joining wrote one", before, after)
+	}
 }
 
 // pulldOnce runs `pulld -once` and checks its exit status.
@@ -650,13 +748,20 @@ func (w *world) pulldOnce(want int) {
 // the message from the manifest's config.
 func (w *world) wantHello(v string) {
 	w.t.Helper()
-	resp, err := w.client.Get(fmt.Sprintf("http://127.0.0.1:%d/", w.helloPort))
+	w.wantHelloOn(w.helloPort, server, v)
+}
+
+// wantHelloOn checks that the sample server of member name, on port,
+// answers GET / with version v and the message from the group's config.
+func (w *world) wantHelloOn(port int, name, v string) {
+	w.t.Helper()
+	resp, err := w.client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 	if err != nil {
-		w.t.Fatalf("hello should answer with %s: %v", v, err)
+		w.t.Fatalf("hello on %s should answer with %s: %v", name, v, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	want := fmt.Sprintf("hello %s on %s: configured by the e2e test\n", v, server)
+	want := fmt.Sprintf("hello %s on %s: configured by the e2e test\n", v, name)
 	if resp.StatusCode != http.StatusOK || string(body) != want {
 		w.t.Fatalf("GET / on hello: %s %q, want 200 %q", resp.Status, body, want)
 	}

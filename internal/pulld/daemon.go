@@ -286,10 +286,7 @@ func (d *daemon) startSources(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		})
 	}
-	var addrs []string
-	for _, doc := range d.docs {
-		addrs = append(addrs, nudge.Address(doc.target))
-	}
+	addrs := d.addresses()
 	for _, s := range d.cfg.Nudge {
 		src, _ := parseNudge(s, d.cfg.Server) // checked by Validate
 		switch src.kind {
@@ -315,6 +312,16 @@ func (d *daemon) startSources(ctx context.Context, wg *sync.WaitGroup) {
 			start(name, func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchFile(ctx, path, h) })
 		}
 	}
+}
+
+// addresses returns the nudge addresses that concern this host: its
+// server's, then each of its groups'.
+func (d *daemon) addresses() []string {
+	addrs := make([]string, len(d.docs))
+	for i, doc := range d.docs {
+		addrs[i] = nudge.Address(doc.target)
+	}
+	return addrs
 }
 
 // manifestPath returns the file of t's manifest in a file:// bucket,

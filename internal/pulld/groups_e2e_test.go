@@ -79,7 +79,9 @@ func TestGroupsEndToEnd(t *testing.T) {
 			api1 := deploytest.Build(t, store, "api", 1, pulldtest.StepsApp("a1"))
 			// Every member's scripts log to web-1's step log: a group's
 			// entries are the same for all.
-			entry := func(p manifest.PackageName) manifest.Entry { return manifest.Entry{Package: p, Config: web1.steps.Config()} }
+			entry := func(p manifest.PackageName) manifest.Entry {
+				return manifest.Entry{Package: p, Config: web1.steps.Config()}
+			}
 
 			// One write of groups/web.json; no server manifest exists.
 			setGroup(t, store, "web", entry(hello1))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,7 +28,8 @@ type Health struct {
 //	GET  /status   the status document, as written to the bucket (JSON)
 //	GET  /healthz  Health: 200 while the loop is alive, 503 when stalled
 //	GET  /metrics  Prometheus metrics
-//	POST /nudge    reconcile now; the body, if any, must be this server's name
+//	POST /nudge    reconcile now; the body, if any, must be the nudge address
+//	               of this server or of one of its groups (nudge.Address)
 func (d *daemon) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +53,7 @@ func (d *daemon) handler() http.Handler {
 			http.Error(w, "nudge: body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
-		if name := bytes.TrimSpace(body); len(name) > 0 && string(name) != d.cfg.Server {
+		if name := bytes.TrimSpace(body); len(name) > 0 && !slices.Contains(d.addresses(), string(name)) {
 			http.Error(w, fmt.Sprintf("nudge: this is %s, not %.64q", d.cfg.Server, name), http.StatusMisdirectedRequest)
 			return
 		}

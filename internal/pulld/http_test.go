@@ -12,7 +12,7 @@ import (
 )
 
 func TestHTTP(t *testing.T) {
-	d, _ := newTestDaemon(t)
+	d, _ := newGroupDaemon(t, "web")
 	a := pkg(t, "a", 1)
 	setManifest(t, d.store, entries(a)...)
 	d.reconcile(t.Context(), t.Context())
@@ -78,6 +78,8 @@ func TestHTTP(t *testing.T) {
 			{"POST", "", http.StatusAccepted, true},
 			{"POST", "web-1\n", http.StatusAccepted, true},
 			{"POST", "web-2", http.StatusMisdirectedRequest, false},
+			{"POST", "group-web", http.StatusAccepted, true}, // a relay's group nudge
+			{"POST", "group-api", http.StatusMisdirectedRequest, false},
 			{"POST", strings.Repeat("x", 2000), http.StatusRequestEntityTooLarge, false},
 			{"GET", "", http.StatusMethodNotAllowed, false},
 		} {

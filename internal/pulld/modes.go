@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -89,25 +90,47 @@ type planStep struct {
 func dryRun(ctx context.Context, cfg Config, store *blobstore.Store) error {
 	bctx, cancel := context.WithTimeout(ctx, bucketTimeout)
 	defer cancel()
-	m, v, err := store.ReadManifest(bctx, manifest.Server(cfg.Server))
-	if err != nil {
-		return fmt.Errorf("pulld: %w: %w", ErrManifest, err)
+	var docs []planDoc
+	var sources []manifest.Source
+	for _, t := range newDocuments(cfg.Server, cfg.Groups) {
+		m, v, err := store.ReadManifest(bctx, t.target)
+		if err != nil {
+			return fmt.Errorf("pulld: %w: %w", ErrManifest, err)
+		}
+		doc := planDoc{target: t.target, version: v, revision: m.Revision}
+		src := manifest.Source{Target: t.target}
+		if v != "" {
+			src.Manifest = m
+		}
+		docs, sources = append(docs, doc), append(sources, src)
 	}
 	eng, err := openEngineReadOnly(cfg, store)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	steps, err := plan(eng, m)
+	steps, err := plan(eng, manifest.Merge(sources))
 	if err != nil {
 		return err
 	}
-	return printPlan(cfg.Out, cfg.Server, m, v, steps)
+	return printPlan(cfg.Out, docs, steps)
 }
 
-// plan returns the actions a reconcile would take for m, in its order: the
-// manifest's envs, then stops of installed envs that left it.
-func plan(eng engine, m *manifest.Manifest) ([]planStep, error) {
+// planDoc is one document a plan was made from.
+type planDoc struct {
+	target   manifest.Target
+	version  blobstore.Version // "" when absent
+	revision int64
+}
+
+// actHold is the plan's action for an env pulld leaves as it is.
+const actHold pkginstall.Action = "hold"
+
+// plan returns the actions a reconcile would take for d, in its order: the
+// desired envs, then stops of installed envs that left it; envs pulld
+// leaves as they are (a conflict between groups, a group without a
+// manifest) are "hold", with the reason.
+func plan(eng engine, d manifest.Desired) ([]planStep, error) {
 	installed, err := eng.Installed()
 	if err != nil {
 		return nil, fmt.Errorf("pulld: plan: %w", err)
@@ -117,7 +140,7 @@ func plan(eng engine, m *manifest.Manifest) ([]planStep, error) {
 		serving[ie.Env] = ie.Package.String()
 	}
 	var steps []planStep
-	for _, e := range m.Packages {
+	for _, e := range d.Entries {
 		act, err := eng.Plan(e)
 		s := planStep{Action: act, Env: e.EnvName(), Package: e.Package.String(), Serving: serving[e.EnvName()]}
 		if err != nil {
@@ -125,20 +148,38 @@ func plan(eng engine, m *manifest.Manifest) ([]planStep, error) {
 		}
 		steps = append(steps, s)
 	}
+	for _, env := range slices.Sorted(maps.Keys(d.Held)) {
+		steps = append(steps, planStep{Action: actHold, Env: env, Serving: serving[env], Note: d.Held[env]})
+	}
 	for _, ie := range installed {
-		if _, ok := m.Lookup(ie.Env); !ok {
-			steps = append(steps, planStep{Action: pkginstall.ActStop, Env: ie.Env, Serving: ie.Package.String()})
+		if _, ok := d.From[ie.Env]; ok {
+			continue
 		}
+		if _, ok := d.Held[ie.Env]; ok {
+			continue
+		}
+		s := planStep{Action: pkginstall.ActStop, Env: ie.Env, Serving: ie.Package.String()}
+		if len(d.Missing) > 0 {
+			s.Action, s.Note = actHold, "group "+strings.Join(d.Missing, ", ")+" has no manifest"
+		}
+		steps = append(steps, s)
 	}
 	return steps, nil
 }
 
-// printPlan writes the plan as a table.
-func printPlan(w io.Writer, server string, m *manifest.Manifest, v blobstore.Version, steps []planStep) error {
-	if v == "" {
-		fmt.Fprintf(w, "manifest servers/%s.json: absent (nothing is changed without one)\n", server)
-	} else {
-		fmt.Fprintf(w, "manifest servers/%s.json: revision %d\n", server, m.Revision)
+// printPlan writes the documents the plan was made from and the plan as a
+// table.
+func printPlan(w io.Writer, docs []planDoc, steps []planStep) error {
+	for _, d := range docs {
+		key, _ := blobstore.ManifestKey(d.target)
+		switch {
+		case d.version != "":
+			fmt.Fprintf(w, "manifest %s: revision %d\n", key, d.revision)
+		case len(docs) == 1:
+			fmt.Fprintf(w, "manifest %s: absent (nothing is changed without one)\n", key)
+		default:
+			fmt.Fprintf(w, "manifest %s: absent\n", key)
+		}
 	}
 	notes := slices.ContainsFunc(steps, func(s planStep) bool { return s.Note != "" })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -44,12 +43,12 @@ func TestPlan(t *testing.T) {
 		{Package: same},
 		{Package: cfg, Config: map[string]string{"LOG_LEVEL": "debug"}},
 	}}
-	steps, err := plan(eng, m)
+	steps, err := plan(eng, manifest.Merge([]manifest.Source{{Target: manifest.Server("web-1"), Manifest: m}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := printPlan(&buf, "web-1", m, blobstore.Version("v"), steps); err != nil {
+	if err := printPlan(&buf, []planDoc{{target: manifest.Server("web-1"), version: "v", revision: 12}}, steps); err != nil {
 		t.Fatal(err)
 	}
 	if calls := eng.takeCalls(); len(calls) != 0 {
@@ -58,6 +57,24 @@ func TestPlan(t *testing.T) {
 	golden(t, "plan.txt", buf.Bytes())
 
 	buf.Reset()
-	printPlan(&buf, "web-1", &manifest.Manifest{}, "", nil)
+	printPlan(&buf, []planDoc{{target: manifest.Server("web-1")}}, nil)
 	golden(t, "plan-absent.txt", buf.Bytes())
+
+	// With groups: the group's entries, a held conflict, a missing group.
+	eng = newFakeEngine()
+	eng.install(manifest.Entry{Package: pkg(t, "gone", 1)})
+	eng.install(manifest.Entry{Package: pkg(t, "both", 1)})
+	d := manifest.Merge([]manifest.Source{
+		{Target: manifest.Server("web-1")},
+		{Target: manifest.Group("web"), Manifest: &manifest.Manifest{Revision: 3, Packages: []manifest.Entry{{Package: pkg(t, "new", 4)}, {Package: pkg(t, "both", 2)}}}},
+		{Target: manifest.Group("canary"), Manifest: &manifest.Manifest{Revision: 1, Packages: []manifest.Entry{{Package: pkg(t, "both", 3)}}}},
+		{Target: manifest.Group("gone")},
+	})
+	if steps, err = plan(eng, d); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	printPlan(&buf, []planDoc{{target: manifest.Server("web-1")}, {target: manifest.Group("web"), version: "v", revision: 3},
+		{target: manifest.Group("canary"), version: "v", revision: 1}, {target: manifest.Group("gone")}}, steps)
+	golden(t, "plan-groups.txt", buf.Bytes())
 }

@@ -53,15 +53,18 @@ type Config struct {
 	SignKey      string
 	SignPassword string
 
-	// Deploy lists servers whose manifests are pointed at the package.
-	Deploy []string
+	// Deploy lists servers whose manifests are pointed at the package, and
+	// DeployGroups groups whose manifests are (one write per group,
+	// whatever its size).
+	Deploy, DeployGroups []string
 	// AllowUnconditionalStore lets release write to an S3 store that does
 	// not honour conditional writes (checked at start), with a warning:
 	// safe only when nothing else writes desired state.
 	AllowUnconditionalStore bool
 	// Nudge says how the deployed servers are nudged: by pub/sub, HTTP or
 	// GCE instance metadata, every form it configures (see package nudge).
-	// It is only opened, and checked, when Deploy names servers.
+	// It is only opened, and checked, when Deploy or DeployGroups names
+	// something.
 	Nudge nudge.Config
 
 	// User and Host are recorded in the metadata; "" means the current
@@ -119,7 +122,12 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: -deploy: %v", cli.ErrUsage, err)
 		}
 	}
-	if c.List && (len(c.Deploy) > 0 || c.SignKey != "" || c.Commit != "" || c.Note != "") {
+	for _, g := range c.DeployGroups {
+		if err := manifest.CheckName("group", g); err != nil {
+			return fmt.Errorf("%w: -deploy-group: %v", cli.ErrUsage, err)
+		}
+	}
+	if c.List && (c.deploys() || c.SignKey != "" || c.Commit != "" || c.Note != "") {
 		return fmt.Errorf("%w: -list takes only -bucket and -app", cli.ErrUsage)
 	}
 	if c.Out == nil {
@@ -138,7 +146,15 @@ func (c *Config) validate() error {
 // whitespace around names is ignored, empty items are skipped, duplicates
 // are dropped (first occurrence kept) and every name must be a valid server
 // name. Its errors wrap manifest.ErrInvalidName.
-func ParseServers(s string) ([]string, error) {
+func ParseServers(s string) ([]string, error) { return parseNames("server", s) }
+
+// ParseGroups parses a comma-separated list of group names, as ParseServers.
+func ParseGroups(s string) ([]string, error) { return parseNames("group", s) }
+
+// deploys reports whether c points any manifest at the package.
+func (c *Config) deploys() bool { return len(c.Deploy)+len(c.DeployGroups) > 0 }
+
+func parseNames(kind, s string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	for item := range strings.SplitSeq(s, ",") {
@@ -146,7 +162,7 @@ func ParseServers(s string) ([]string, error) {
 		if item == "" {
 			continue
 		}
-		if err := manifest.CheckName("server", item); err != nil {
+		if err := manifest.CheckName(kind, item); err != nil {
 			return nil, err
 		}
 		if !seen[item] {

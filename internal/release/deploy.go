@@ -33,20 +33,29 @@ func checkConditional(ctx context.Context, store *blobstore.Store, cfg *Config) 
 	return nil
 }
 
-// deploy points every server of cfg.Deploy at name through the fleet
-// writer, the one path that changes desired state: the push config in the
-// bucket must allow the app on each server (with no config, only servers
-// that already have a manifest are updated), and each change is audited.
-// It goes on past a server it cannot update and returns the servers that
-// now name the package, with the failures joined in an error wrapping
-// ErrDeploy. The servers changed are nudged together at the end.
-func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepared, name manifest.PackageName) ([]string, error) {
-	var done, changed []string
+// deploy points every server of cfg.Deploy and every group of
+// cfg.DeployGroups at name through the fleet writer, the one path that
+// changes desired state: the push config in the bucket must allow the app
+// on each (with no config, only manifests that already exist are updated),
+// and each change is audited. It goes on past one it cannot update and
+// returns those that now name the package, with the failures joined in an
+// error wrapping ErrDeploy. What changed is nudged together at the end:
+// each server, and each group with one message for all its members.
+func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepared, name manifest.PackageName) ([]manifest.Target, error) {
+	var done []manifest.Target
+	var servers, groups []string // changed
 	var errs []error
 	w := fleet.New(store, fleet.Options{Logger: cfg.Logger, Now: cfg.Now})
 	action := "release " + name.App + " to " + name.String()
-	for _, server := range cfg.Deploy {
-		c, err := w.Edit(ctx, fleet.Edit{Target: manifest.Server(server), User: p.meta.User, Action: action, Latest: true, Apply: func(m *manifest.Manifest) error {
+	var targets []manifest.Target
+	for _, s := range cfg.Deploy {
+		targets = append(targets, manifest.Server(s))
+	}
+	for _, g := range cfg.DeployGroups {
+		targets = append(targets, manifest.Group(g))
+	}
+	for _, t := range targets {
+		c, err := w.Edit(ctx, fleet.Edit{Target: t, User: p.meta.User, Action: action, Latest: true, Apply: func(m *manifest.Manifest) error {
 			m.SetPackage(name)
 			return nil
 		}})
@@ -54,26 +63,34 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 			if errors.Is(err, manifest.ErrInvalidManifest) {
 				err = fmt.Errorf("manifest refused, left as it is: %w", err)
 			}
-			cfg.Logger.Error("deploy failed", "server", server, "package", name.String(), "err", err)
-			errs = append(errs, fmt.Errorf("server %s: %w", server, err))
+			cfg.Logger.Error("deploy failed", string(t.Kind), t.Name, "package", name.String(), "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", t, err))
 			continue
 		}
-		done = append(done, server)
-		if !c.Changed {
-			cfg.Logger.Info("manifest already names the package", "server", server, "package", name.String())
-			continue
+		done = append(done, t)
+		switch {
+		case !c.Changed:
+			cfg.Logger.Info("manifest already names the package", string(t.Kind), t.Name, "package", name.String())
+		case t.IsGroup():
+			groups = append(groups, t.Name)
+		default:
+			servers = append(servers, t.Name)
 		}
-		changed = append(changed, server)
 	}
 	switch {
-	case len(changed) == 0:
+	case len(servers)+len(groups) == 0:
 	case p.nudger == nil || !p.nudger.Enabled():
-		cfg.Logger.Info("no nudge configured: the servers pick the package up at their next poll", "servers", changed)
+		cfg.Logger.Info("no nudge configured: the hosts pick the package up at their next poll", "servers", servers, "groups", groups)
 	default:
 		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nudgeTimeout)
 		defer cancel()
 		// Failures are logged by the nudger; pulld's poll is the failsafe.
-		_ = p.nudger.Nudge(nctx, changed...)
+		if len(servers) > 0 {
+			_ = p.nudger.Nudge(nctx, servers...)
+		}
+		if len(groups) > 0 {
+			_ = p.nudger.NudgeGroups(nctx, groups...)
+		}
 	}
 	if len(errs) > 0 {
 		return done, fmt.Errorf("%w: %s stored, but: %w", ErrDeploy, name, errors.Join(errs...))

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"gocloud.dev/pubsub"
+
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/testing/computetest"
@@ -67,7 +69,7 @@ func TestDeploy(t *testing.T) {
 	if out.String() != res.Name.String()+"\n" || res.Name.IsZero() {
 		t.Errorf("stdout %q, want the package name even when a deploy failed", out.String())
 	}
-	if !slices.Equal(res.Deployed, []string{"web-1", "web-2"}) {
+	if !slices.Equal(res.Deployed, []manifest.Target{manifest.Server("web-1"), manifest.Server("web-2")}) {
 		t.Errorf("Deployed = %v", res.Deployed)
 	}
 
@@ -157,7 +159,7 @@ func TestDeployNudgeGCE(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v (a failed nudge must not fail the release)", err)
 	}
-	if !slices.Equal(res.Deployed, []string{"web-1", "web-2", "web-9"}) {
+	if !slices.Equal(res.Deployed, []manifest.Target{manifest.Server("web-1"), manifest.Server("web-2"), manifest.Server("web-9")}) {
 		t.Fatalf("Deployed = %v", res.Deployed)
 	}
 	revs := map[string]string{}
@@ -214,7 +216,7 @@ func TestDeployWithoutConfig(t *testing.T) {
 	if !errors.Is(err, ErrDeploy) || !errors.Is(err, fleet.ErrNotAllowed) || !strings.Contains(err.Error(), "server web-typo has no manifest, and there is no push config") {
 		t.Fatalf("Run = %v, want the typo refused", err)
 	}
-	if !slices.Equal(res.Deployed, []string{"web-1"}) {
+	if !slices.Equal(res.Deployed, []manifest.Target{manifest.Server("web-1")}) {
 		t.Errorf("Deployed = %v, want [web-1]", res.Deployed)
 	}
 	if _, v, err := store.ReadManifest(t.Context(), manifest.Server("web-typo")); err != nil || v != "" {
@@ -241,4 +243,53 @@ func TestCreatesBucketDirectory(t *testing.T) {
 	if !strings.Contains(logs.String(), "bucket directory created") {
 		t.Fatalf("release did not say it created the directory:\n%s", logs.String())
 	}
+}
+
+// TestDeployGroup checks -deploy-group: one write of the group's manifest,
+// audited under the group, and one message on the group's topic, whatever
+// the group's size; an app the config does not allow on the group is
+// refused for that group only.
+func TestDeployGroup(t *testing.T) {
+	bucket := "file://" + t.TempDir()
+	store := openStore(t, bucket)
+	if err := store.Put(t.Context(), "config/push.json", []byte(`{"servers": {}, "groups": {"web": ["hello"], "db": ["pg"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	topic := "mem://release-deploy-group"
+	tp, err := pubsub.OpenTopic(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Shutdown(t.Context())
+	sub, err := pubsub.OpenSubscription(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Shutdown(t.Context())
+
+	cfg := testConfig(bucket, "hello", appTree(t))
+	cfg.DeployGroups = []string{"web", "db"}
+	cfg.Nudge.Topic = topic
+	res, err := Run(t.Context(), cfg)
+	if !errors.Is(err, ErrDeploy) || !errors.Is(err, fleet.ErrNotAllowed) || !strings.Contains(err.Error(), "group db") {
+		t.Fatalf("Run = %v, want db refused", err)
+	}
+	if !slices.Equal(res.Deployed, []manifest.Target{manifest.Group("web")}) {
+		t.Errorf("Deployed = %v", res.Deployed)
+	}
+	m, _, err := store.ReadManifest(t.Context(), manifest.Group("web"))
+	if e, ok := m.Lookup("hello"); err != nil || !ok || e.Package != res.Name || m.Revision != 1 {
+		t.Fatalf("groups/web.json = %+v, %v", m, err)
+	}
+	if servers, _ := store.ListServers(t.Context()); len(servers) != 0 {
+		t.Errorf("server manifests written: %v", servers)
+	}
+	if recs, _ := store.ListAudit(t.Context(), manifest.Group("web"), 10); len(recs) != 1 || recs[0].Group != "web" {
+		t.Errorf("group audit = %v", recs)
+	}
+	msg, err := sub.Receive(t.Context())
+	if err != nil || string(msg.Body) != nudge.Address(manifest.Group("web")) {
+		t.Fatalf("nudge message %v, %v; want %q", msg, err, nudge.Address(manifest.Group("web")))
+	}
+	msg.Ack()
 }

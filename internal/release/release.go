@@ -28,8 +28,9 @@ type Result struct {
 	Raw    int64                // uncompressed bytes of the files archived
 	Files  int                  // regular files archived
 	Signed bool
-	// Deployed lists the servers whose manifests now name the package.
-	Deployed []string
+	// Deployed lists the servers and groups whose manifests now name the
+	// package.
+	Deployed []manifest.Target
 	Elapsed  time.Duration
 }
 
@@ -87,7 +88,7 @@ func run(ctx context.Context, cfg Config) (Result, error) {
 		fmt.Fprintln(cfg.Summary, summary(res))
 	}
 	var derr error
-	if len(cfg.Deploy) > 0 {
+	if cfg.deploys() {
 		res.Deployed, derr = deploy(ctx, store, &cfg, p, res.Name)
 	}
 	fmt.Fprintln(cfg.Out, res.Name)
@@ -177,7 +178,7 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 		}
 		p.key = &key
 	}
-	if len(cfg.Deploy) > 0 {
+	if cfg.deploys() {
 		n, err := newNudger(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("%w: nudge: %w", cli.ErrUsage, err)

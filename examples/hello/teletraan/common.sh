@@ -1,5 +1,6 @@
-# Sourced by hello's deploy scripts (pulld runs them with the env's config
-# and Teletraan's variables in the environment; see DESIGN.md section 5).
+# Sourced by hello's deploy scripts (pulld runs them with its own
+# environment, the env's config and Teletraan's variables; see
+# docs/teletraan.md).
 #
 # BUILD is the build this script belongs to. RUN_DIR, beside the builds
 # directory (envs/hello/run under pulld's root), outlives every build: it
@@ -19,6 +20,10 @@ PIDFILE=$RUN_DIR/hello.pid
 DRAINFILE=$RUN_DIR/drain
 LOGFILE=$RUN_DIR/hello.log
 CONF=$BUILD/teletraan/hello.conf
+# The port: the entry's PORT, else the host's (pulld's environment), else
+# 8081. hello reads it from the environment when the config leaves it empty.
+PORT=${PORT:-8081}
+export PORT
 
 say() {
 	echo "hello ${DEPLOY_STEP:-$(basename "$0")}: $*"
