@@ -1,18 +1,22 @@
 // Package pulld is the fleet daemon behind cmd/pulld: it keeps one host
 // serving what its manifest, servers/{server}.json in the fleet's bucket,
-// says, installs through pkginstall, and reports to status/{server}.json
-// (docs/design.md, "One deploy, end to end"). Run is the whole program;
+// and the manifests of its groups, groups/{group}.json, say, installs
+// through pkginstall, and reports to status/{server}.json (docs/design.md,
+// "One deploy, end to end" and "Groups"). Run is the whole program;
 // cmd/pulld only parses flags into a Config.
 //
 // # The reconcile loop
 //
-// A reconcile asks the bucket whether the manifest changed since the version
-// last read (blobstore.ChangedManifest: one small request, no body), and
-// reads and validates it only when it did. Then, in manifest order, each env
-// not serving its entry is deployed, rolled back or restarted through
-// pkginstall (whose Plan says which), and the installed envs that left the
-// manifest are stopped (STOPPING runs). One env's failure does not stop the
-// others.
+// A reconcile asks the bucket whether each of its documents (its own
+// manifest, then one per group of Config.Groups) changed since the version
+// last read (blobstore.ChangedManifest: one small request each, no body),
+// and reads and validates only those that did. It merges them
+// (manifest.Merge: the host's own entry wins; an env two groups name is
+// held and reported). Then, in that order, each env not serving its entry
+// is deployed, rolled back or restarted through pkginstall (whose Apply
+// plans once and says which), and the installed envs that left every
+// document are stopped (STOPPING runs), unless a group's manifest is
+// missing. One env's failure does not stop the others.
 //
 // Decisions:
 //
