@@ -2,6 +2,7 @@ package blobstore_test
 
 import (
 	"bytes"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -56,6 +57,7 @@ var contractCases = []struct {
 	{"ConditionalWritesHonoured", testConditionalWritesHonoured},
 	{"PushConfig", testPushConfig},
 	{"TooLarge", testTooLarge},
+	{"Listings", testListings},
 }
 
 // testTooLarge: documents are at most MaxDocumentSize. Larger writes are
@@ -90,6 +92,62 @@ func testTooLarge(t *testing.T, b backend) {
 		if sent := b.count() - before; sent > 2<<20 {
 			t.Fatalf("refusing an 8 MiB manifest moved %d bytes", sent)
 		}
+	}
+}
+
+// testListings: ListManifests and ListStatuses give each document's name,
+// its Version as Changed gives it, the MD5 of its content and when it was
+// written; a status rewritten with the same bytes keeps its Digest (its
+// Modified moves on), and ReadStatus takes a status's time from the object
+// when the document has none.
+func testListings(t *testing.T, b backend) {
+	s, ctx := b.open(t), t.Context()
+	for _, srv := range []string{"web-2", "web-1"} {
+		if _, err := s.WriteManifest(ctx, manifest.Server(srv), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.WriteManifest(ctx, manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := s.ListManifests(ctx, manifest.KindServer)
+	if err != nil || len(listed) != 2 || listed[0].Name != "web-1" || listed[1].Name != "web-2" {
+		t.Fatalf("ListManifests(servers) = %+v, %v", listed, err)
+	}
+	for _, l := range listed {
+		key, _ := blobstore.ManifestKey(manifest.Server(l.Name))
+		data, v, err := s.Read(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := md5.Sum(data)
+		if l.Version != v || l.Digest != hex.EncodeToString(sum[:]) || l.Modified.IsZero() {
+			t.Errorf("%s listed as %+v; Read gives version %q, content MD5 %x", l.Name, l, v, sum)
+		}
+	}
+	if groups, err := s.ListManifests(ctx, manifest.KindGroup); err != nil || len(groups) != 1 || groups[0].Name != "web" {
+		t.Errorf("ListManifests(groups) = %+v, %v", groups, err)
+	}
+
+	st := &manifest.Status{Server: "web-1", PollSeconds: 60, Envs: []manifest.EnvStatus{}}
+	if err := s.WriteStatus(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.ListStatuses(ctx)
+	if err != nil || len(first) != 1 || first[0].Digest == "" {
+		t.Fatalf("ListStatuses = %+v, %v", first, err)
+	}
+	got, err := s.ReadStatus(ctx, "web-1")
+	if err != nil || got.Time.IsZero() || got.Time.Sub(first[0].Modified).Abs() > time.Second {
+		t.Errorf("ReadStatus time %v, want the object's (%v); err %v", got.Time, first[0].Modified, err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the modification times' resolution
+	if err := s.WriteStatus(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.ListStatuses(ctx)
+	if err != nil || len(again) != 1 || again[0].Digest != first[0].Digest || !again[0].Modified.After(first[0].Modified) {
+		t.Errorf("after a heartbeat: %+v, before %+v (%v): want the same digest, a later time", again, first, err)
 	}
 }
 

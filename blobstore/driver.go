@@ -2,9 +2,11 @@ package blobstore
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -17,8 +19,8 @@ import (
 // method returns errors already wrapped with the operation and key, with
 // ErrNotFound and ErrConflict where they apply.
 type driver interface {
-	// read returns key's content and its Version.
-	read(ctx context.Context, key string) ([]byte, Version, error)
+	// read returns key's content, Version and modification time.
+	read(ctx context.Context, key string) (document, error)
 	// stat returns key's current Version without transferring its body,
 	// "" when it does not exist.
 	stat(ctx context.Context, key string) (Version, error)
@@ -36,6 +38,21 @@ type driver interface {
 	seal(ctx context.Context, staging, key string, md map[string]string) error
 	// checkConditional is Store.CheckConditionalWrites.
 	checkConditional(ctx context.Context) error
+	// listed returns, from an object's listing entry, its Version (as stat
+	// would give it) and the hex MD5 of its content, without a request per
+	// object where the backend's listing carries them.
+	listed(ctx context.Context, o *blob.ListObject) (Version, string, error)
+}
+
+// listedMD5 is the hex MD5 a listing gives, "" when it gives none (an S3
+// multipart upload).
+func listedMD5(o *blob.ListObject) string { return hex.EncodeToString(o.MD5) }
+
+// document is an object read whole.
+type document struct {
+	data     []byte
+	version  Version
+	modified time.Time
 }
 
 // portable is what every backend does through gocloud's portable API

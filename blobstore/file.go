@@ -91,17 +91,25 @@ func (d *fileDriver) lock(exclusive bool) (func(), error) {
 	}, nil
 }
 
-func (d *fileDriver) read(ctx context.Context, key string) ([]byte, Version, error) {
+func (d *fileDriver) read(ctx context.Context, key string) (document, error) {
 	unlock, err := d.lock(false)
 	if err != nil {
-		return nil, "", fmt.Errorf("blobstore: read %s: %w", key, err)
+		return document{}, fmt.Errorf("blobstore: read %s: %w", key, err)
 	}
 	defer unlock()
-	_, data, err := d.readAll(ctx, key)
+	r, data, err := d.readAll(ctx, key)
 	if err != nil {
-		return nil, "", err
+		return document{}, err
 	}
-	return data, contentVersion(data), nil
+	return document{data, contentVersion(data), r.ModTime()}, nil
+}
+
+// listed is stat's: the content's MD5, hashed again only when the file's
+// stat stamp changed (a listing's MD5 comes from fileblob's sidecar, which
+// hand edits leave stale). It is both the Version and the digest.
+func (d *fileDriver) listed(ctx context.Context, o *blob.ListObject) (Version, string, error) {
+	v, err := d.stat(ctx, o.Key)
+	return v, string(v), err
 }
 
 func (d *fileDriver) stat(ctx context.Context, key string) (Version, error) {

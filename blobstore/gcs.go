@@ -35,16 +35,25 @@ func newGCSDriver(p portable, bucket, prefix string) (*gcsDriver, error) {
 
 func generation(g int64) Version { return Version("g" + strconv.FormatInt(g, 10)) }
 
-func (d *gcsDriver) read(ctx context.Context, key string) ([]byte, Version, error) {
+func (d *gcsDriver) read(ctx context.Context, key string) (document, error) {
 	r, data, err := d.readAll(ctx, key)
 	if err != nil {
-		return nil, "", err
+		return document{}, err
 	}
 	var sr *storage.Reader
 	if !r.As(&sr) {
-		return nil, "", fmt.Errorf("blobstore: read %s: gcs gave no generation", key)
+		return document{}, fmt.Errorf("blobstore: read %s: gcs gave no generation", key)
 	}
-	return data, generation(sr.Attrs.Generation), nil
+	return document{data, generation(sr.Attrs.Generation), r.ModTime()}, nil
+}
+
+// listed is the generation and MD5 a GCS listing carries for each object.
+func (d *gcsDriver) listed(_ context.Context, o *blob.ListObject) (Version, string, error) {
+	var oa storage.ObjectAttrs
+	if !o.As(&oa) {
+		return "", "", fmt.Errorf("blobstore: list %s: gcs gave no generation", o.Key)
+	}
+	return generation(oa.Generation), listedMD5(o), nil
 }
 
 func (d *gcsDriver) stat(ctx context.Context, key string) (Version, error) {

@@ -201,42 +201,95 @@ func (s *Store) WritePushConfig(ctx context.Context, c *manifest.PushConfig, ifV
 	return s.Write(ctx, PushConfigKey, c.Marshal(), ifVersion)
 }
 
+// Listed is one document of a folder's listing.
+type Listed struct {
+	// Name is the server's or group's name: the key is {folder}{Name}.json.
+	Name string
+	// Version is the document's Version, as Changed and Read give it.
+	Version Version
+	// Digest is the hex MD5 of its content, "" when the backend's listing
+	// gives none (an S3 multipart upload, which pushpull never makes for
+	// documents). Unlike a GCS generation, it is the same for two writes
+	// of the same bytes, such as a status rewritten only as a heartbeat.
+	Digest string
+	// Modified is when the document was last written.
+	Modified time.Time
+}
+
 // ListServers returns the servers that have a manifest, sorted.
 func (s *Store) ListServers(ctx context.Context) ([]string, error) {
-	return s.listNames(ctx, ServersPrefix, manifest.KindServer)
+	return names(s.listDocuments(ctx, ServersPrefix, manifest.KindServer))
+}
+
+// ListGroups returns the groups that have a manifest, sorted.
+func (s *Store) ListGroups(ctx context.Context) ([]string, error) {
+	return names(s.listDocuments(ctx, GroupsPrefix, manifest.KindGroup))
 }
 
 // ListReporting returns the servers that have written a status, sorted: a
 // host that joined a group has one before anyone writes it a manifest.
 func (s *Store) ListReporting(ctx context.Context) ([]string, error) {
-	return s.listNames(ctx, StatusPrefix, manifest.KindServer)
+	return names(s.listDocuments(ctx, StatusPrefix, manifest.KindServer))
 }
 
-// ListGroups returns the groups that have a manifest, sorted.
-func (s *Store) ListGroups(ctx context.Context) ([]string, error) {
-	return s.listNames(ctx, GroupsPrefix, manifest.KindGroup)
+// ListManifests lists the manifests of kind (servers/ or groups/) with
+// their versions, sorted by name: one listing request per thousand, and on
+// GCS, S3 and mem:// no request per document, so a reader can fetch only
+// the documents that changed since it last looked.
+func (s *Store) ListManifests(ctx context.Context, kind manifest.Kind) ([]Listed, error) {
+	if kind == manifest.KindGroup {
+		return s.listDocuments(ctx, GroupsPrefix, kind)
+	}
+	return s.listDocuments(ctx, ServersPrefix, kind)
 }
 
-// listNames returns the valid names of the {name}.json objects directly
-// under prefix, sorted.
-func (s *Store) listNames(ctx context.Context, prefix string, kind manifest.Kind) ([]string, error) {
-	var names []string
+// ListStatuses lists status/ as ListManifests lists manifests. A status's
+// Modified is its heartbeat: pulld rewrites an unchanged status with the
+// same bytes (its Digest does not change), and readers take the time from
+// the listing (ReadStatus fills Status.Time from the object).
+func (s *Store) ListStatuses(ctx context.Context) ([]Listed, error) {
+	return s.listDocuments(ctx, StatusPrefix, manifest.KindServer)
+}
+
+func names(docs []Listed, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = d.Name
+	}
+	return out, nil
+}
+
+// listDocuments lists the {name}.json objects directly under prefix whose
+// names are valid for kind, sorted by name.
+func (s *Store) listDocuments(ctx context.Context, prefix string, kind manifest.Kind) ([]Listed, error) {
+	var out []Listed
 	it := s.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
 	for {
 		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
 			return nil, classify("list", prefix, err)
 		}
 		name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, prefix), ".json")
-		if ok && !o.IsDir && manifest.CheckName(string(kind), name) == nil {
-			names = append(names, name)
+		if !ok || o.IsDir || manifest.CheckName(string(kind), name) != nil {
+			continue
 		}
+		v, digest, err := s.d.listed(ctx, o)
+		if errors.Is(err, ErrNotFound) || err == nil && v == "" {
+			continue // removed since it was listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Listed{Name: name, Version: v, Digest: digest, Modified: o.ModTime})
 	}
-	slices.Sort(names)
-	return names, nil
+	slices.SortFunc(out, func(a, b Listed) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // ReadStatus reads status/{server}.json; ErrNotFound when pulld has not
@@ -246,13 +299,16 @@ func (s *Store) ReadStatus(ctx context.Context, server string) (*manifest.Status
 	if err != nil {
 		return nil, err
 	}
-	data, _, err := s.Read(ctx, key)
+	doc, err := s.d.read(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	st, err := manifest.ParseStatus(data)
+	st, err := manifest.ParseStatus(doc.data)
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: %s: %w", key, err)
+	}
+	if st.Time.IsZero() {
+		st.Time = doc.modified.UTC() // pulld leaves the heartbeat to the object
 	}
 	return st, nil
 }

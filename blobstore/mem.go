@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+
+	"gocloud.dev/blob"
 )
 
 // memDriver is the mem:// backend, for tests: Versions are content MD5s
@@ -15,12 +17,20 @@ type memDriver struct {
 	mu sync.Mutex
 }
 
-func (d *memDriver) read(ctx context.Context, key string) ([]byte, Version, error) {
-	_, data, err := d.readAll(ctx, key)
+func (d *memDriver) read(ctx context.Context, key string) (document, error) {
+	r, data, err := d.readAll(ctx, key)
 	if err != nil {
-		return nil, "", err
+		return document{}, err
 	}
-	return data, contentVersion(data), nil
+	return document{data, contentVersion(data), r.ModTime()}, nil
+}
+
+// listed is the listing's MD5, as stat's is the attributes'.
+func (d *memDriver) listed(_ context.Context, o *blob.ListObject) (Version, string, error) {
+	if len(o.MD5) == 0 {
+		return "", "", fmt.Errorf("blobstore: list %s: memblob gave no MD5", o.Key)
+	}
+	return Version(listedMD5(o)), listedMD5(o), nil
 }
 
 func (d *memDriver) stat(ctx context.Context, key string) (Version, error) {

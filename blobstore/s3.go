@@ -38,16 +38,26 @@ func newS3Driver(p portable, bucket, prefix string) (*s3Driver, error) {
 	return &s3Driver{portable: p, client: c, bucket: bucket, prefix: prefix}, nil
 }
 
-func (d *s3Driver) read(ctx context.Context, key string) ([]byte, Version, error) {
+func (d *s3Driver) read(ctx context.Context, key string) (document, error) {
 	r, data, err := d.readAll(ctx, key)
 	if err != nil {
-		return nil, "", err
+		return document{}, err
 	}
 	var out s3.GetObjectOutput
 	if !r.As(&out) || out.ETag == nil || *out.ETag == "" {
-		return nil, "", fmt.Errorf("blobstore: read %s: s3 gave no ETag", key)
+		return document{}, fmt.Errorf("blobstore: read %s: s3 gave no ETag", key)
 	}
-	return data, Version(*out.ETag), nil
+	return document{data, Version(*out.ETag), r.ModTime()}, nil
+}
+
+// listed is the ETag an S3 listing carries for each object, and the MD5
+// it is for a single-part upload.
+func (d *s3Driver) listed(_ context.Context, o *blob.ListObject) (Version, string, error) {
+	var obj s3types.Object
+	if !o.As(&obj) || obj.ETag == nil || *obj.ETag == "" {
+		return "", "", fmt.Errorf("blobstore: list %s: s3 gave no ETag", o.Key)
+	}
+	return Version(*obj.ETag), listedMD5(o), nil
 }
 
 func (d *s3Driver) stat(ctx context.Context, key string) (Version, error) {

@@ -210,7 +210,8 @@ func conflict(key string) error { return fmt.Errorf("blobstore: write %s: %w", k
 // Read returns the content of key and its Version. An object larger than
 // MaxDocumentSize is refused (ErrTooLarge) without reading its body.
 func (s *Store) Read(ctx context.Context, key string) ([]byte, Version, error) {
-	return s.d.read(ctx, key)
+	doc, err := s.d.read(ctx, key)
+	return doc.data, doc.version, err
 }
 
 // Changed reports whether key's Version differs from since, and returns the

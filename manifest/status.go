@@ -27,7 +27,11 @@ type Status struct {
 	Server       string    `json:"server"`
 	PulldVersion string    `json:"pulld_version"`
 	Host         HostInfo  `json:"host"`
-	Time         time.Time `json:"time"` // when this status was written
+	// Time is when pulld last wrote or confirmed this status. pulld leaves
+	// it out of what it writes, so that an unchanged status is rewritten
+	// with the same bytes as a heartbeat; readers take it from the object's
+	// modification time (blobstore.ReadStatus, ListStatuses).
+	Time time.Time `json:"time,omitzero"`
 	// PollInterval is pulld's poll period, so readers can tell a stale host
 	// (no heartbeat for three periods) from a quiet one.
 	PollSeconds int64 `json:"poll_seconds"`

@@ -40,6 +40,8 @@ const (
 	fleetDefaultHosts = 1000
 	// fleetApp is the app (and env) every host runs.
 	fleetApp = "fleet"
+	// fleetGroup is the group of a fleet with fleetOptions.group.
+	fleetGroup = "all"
 	// fleetSource is the nudge source name pulld gives a mem:// pub/sub
 	// subscription, shared or per server, as the reconcile it starts is
 	// logged.
@@ -77,8 +79,12 @@ const (
 )
 
 type fleetOptions struct {
-	hosts           int
-	topics          fleetTopics
+	hosts  int
+	topics fleetTopics
+	// group puts every host in group fleetGroup, with no manifest of its
+	// own: a push is one write of the group's manifest and one message on
+	// the group's topic.
+	group           bool
 	poll, heartbeat time.Duration // 0: pulld's defaults
 	// stagger starts each host at a random moment within one poll period,
 	// so that polls are spread over the period as in a fleet that has run
@@ -97,6 +103,7 @@ type fleet struct {
 	hosts    []*fleetHost
 	changed  chan struct{} // 1-buffered: some host served a package or exited
 	seq      int           // builds released so far
+	writes   atomic.Int64  // manifest writes by the pusher
 }
 
 type fleetHost struct {
@@ -155,6 +162,9 @@ func (f *fleet) openTopics() {
 		urls = nil
 		for _, h := range f.hosts {
 			urls = append(urls, f.topicURL+"-"+h.name)
+		}
+		if f.opts.group {
+			urls = append(urls, f.topicURL+"-"+nudge.Address(manifest.Group(fleetGroup)))
 		}
 		f.topicURL += "-{server}"
 	}
@@ -216,6 +226,9 @@ func (f *fleet) start() {
 		}
 		if f.nudger != nil {
 			cfg.Nudge = []string{f.topicURL}
+		}
+		if f.opts.group {
+			cfg.Groups = []string{fleetGroup}
 		}
 		wg.Go(func() {
 			if f.opts.stagger {
@@ -294,26 +307,43 @@ func (f *fleet) all() []int {
 	return idx
 }
 
-// setManifests points every host's manifest at p, as pushui does
-// (a read and a conditional write per server).
+// setManifests points every host's manifest at p, as pushui does (a read
+// and a conditional write per server), or, for a group fleet, the group's
+// manifest: one read and one write.
 func (f *fleet) setManifests(p manifest.PackageName) {
 	f.t.Helper()
-	err := f.forEach(f.all(), func(h *fleetHost) error {
-		_, err := f.store.UpdateManifest(context.Background(), manifest.Server(h.name), func(m *manifest.Manifest, _ bool) error {
+	set := func(t manifest.Target) error {
+		u, err := f.store.UpdateManifest(context.Background(), t, func(m *manifest.Manifest, _ bool) error {
 			m.Packages = []manifest.Entry{{Package: p}}
 			return nil
 		})
+		if u.Changed {
+			f.writes.Add(1)
+		}
 		return err
-	})
+	}
+	var err error
+	if f.opts.group {
+		err = set(manifest.Group(fleetGroup))
+	} else {
+		err = f.forEach(f.all(), func(h *fleetHost) error { return set(manifest.Server(h.name)) })
+	}
 	if err != nil {
 		f.t.Fatalf("write manifests: %v", err)
 	}
 }
 
 // nudge nudges every host of idx through the Nudger: one message per host,
-// whose body is its name, on the shared topic or on the host's own.
+// whose body is its name, on the shared topic or on the host's own; for a
+// group fleet, one message for the group.
 func (f *fleet) nudge(idx []int) {
 	f.t.Helper()
+	if f.opts.group {
+		if err := f.nudger.NudgeGroups(context.Background(), fleetGroup); err != nil {
+			f.t.Fatalf("nudge: %v", err)
+		}
+		return
+	}
 	names := make([]string, len(idx))
 	for n, i := range idx {
 		names[n] = f.hosts[i].name
@@ -469,6 +499,7 @@ type fleetPush struct {
 	lat      []time.Duration // per host: push start → serving
 	requests int64           // bucket requests of the hosts from the push until all served
 	busy     float64         // fraction of the machine's CPU time busy from the push until all served, -1 unknown
+	writes   int64           // manifest writes by the pusher
 }
 
 // cpuTimes returns the machine's busy and total CPU time so far, in
@@ -504,6 +535,7 @@ func cpuTimes() (busy, total int64, ok bool) {
 func (f *fleet) push(p manifest.PackageName, timeout time.Duration) fleetPush {
 	f.t.Helper()
 	before := f.px.Counts().Requests
+	writes := f.writes.Load()
 	busy0, total0, cpuOK := cpuTimes()
 	start := time.Now()
 	f.setManifests(p)
@@ -518,6 +550,7 @@ func (f *fleet) push(p manifest.PackageName, timeout time.Duration) fleetPush {
 			len(pending), len(f.hosts), p, timeout, f.describe(pending))
 	}
 	r.requests = f.px.Counts().Requests - before
+	r.writes = f.writes.Load() - writes
 	r.busy = -1
 	if busy1, total1, ok := cpuTimes(); cpuOK && ok && total1 > total0 {
 		r.busy = float64(busy1-busy0) / float64(total1-total0)
@@ -602,13 +635,14 @@ func BenchmarkFleet(b *testing.B) {
 
 	report := func(b *testing.B, pushes []fleetPush) {
 		var lat []time.Duration
-		var toAll, push, reqs, busy float64
+		var toAll, push, reqs, busy, writes float64
 		for _, p := range pushes {
 			lat = append(lat, p.lat...)
 			toAll += slices.Max(p.lat).Seconds()
 			push += p.push.Seconds()
 			reqs += float64(p.requests)
 			busy += p.busy
+			writes += float64(p.writes)
 		}
 		slices.Sort(lat)
 		k := float64(len(pushes))
@@ -616,6 +650,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(seconds(lat, 0.5), "p50-s")
 		b.ReportMetric(seconds(lat, 0.99), "p99-s")
 		b.ReportMetric(push/k, "push-s")
+		b.ReportMetric(writes/k, "writes/push")
 		b.ReportMetric(reqs/k/float64(n), "requests/host/push")
 		if busy >= 0 {
 			b.ReportMetric(busy/k, "cpu-busy")
@@ -625,7 +660,7 @@ func BenchmarkFleet(b *testing.B) {
 
 	for _, mode := range fleetPubSubModes {
 		b.Run(mode.name, func(b *testing.B) {
-			f := newFleet(b, s3, fleetOptions{hosts: n, topics: mode.topics, poll: time.Hour})
+			f := newFleet(b, s3, fleetOptions{hosts: n, topics: mode.topics, group: mode.group, poll: time.Hour})
 			f.setup(f.release())
 			var pushes []fleetPush
 			for b.Loop() {
@@ -684,9 +719,12 @@ func BenchmarkFleet(b *testing.B) {
 var fleetPubSubModes = []struct {
 	name   string
 	topics fleetTopics
+	group  bool
+	source string // the nudge source pulld names for the push's reconcile
 }{
-	{"pubsub", sharedTopic},
-	{"pubsub-per-server", perServerTopics},
+	{"pubsub", sharedTopic, false, fleetSource},
+	{"pubsub-per-server", perServerTopics, false, fleetSource},
+	{"group", perServerTopics, true, fleetSource + "-" + "group-" + fleetGroup},
 }
 
 // TestFleetSmall runs the fleet of BenchmarkFleet with 20 hosts and pub/sub
@@ -699,12 +737,12 @@ func TestFleetSmall(t *testing.T) {
 	s3 := testserver.StartS3(t)
 	s3.Setenv(t)
 	for _, mode := range fleetPubSubModes {
-		t.Run(mode.name, func(t *testing.T) { testFleetSmall(t, s3, mode.topics) })
+		t.Run(mode.name, func(t *testing.T) { testFleetSmall(t, s3, mode.topics, mode.group, mode.source) })
 	}
 }
 
-func testFleetSmall(t *testing.T, s3 *testserver.S3, topics fleetTopics) {
-	f := newFleet(t, s3, fleetOptions{hosts: 20, topics: topics, poll: time.Hour})
+func testFleetSmall(t *testing.T, s3 *testserver.S3, topics fleetTopics, group bool, source string) {
+	f := newFleet(t, s3, fleetOptions{hosts: 20, topics: topics, group: group, poll: time.Hour})
 	f.setup(f.release())
 	polls := make([]int, len(f.hosts))
 	for i, h := range f.hosts {
@@ -715,10 +753,13 @@ func testFleetSmall(t *testing.T, s3 *testserver.S3, topics fleetTopics) {
 	if len(r.lat) != len(f.hosts) {
 		t.Fatalf("%d latencies for %d hosts", len(r.lat), len(f.hosts))
 	}
+	if want := map[bool]int64{true: 1, false: int64(len(f.hosts))}[group]; r.writes != want {
+		t.Errorf("the push wrote %d manifests, want %d", r.writes, want)
+	}
 	for i, h := range f.hosts {
 		s, _ := h.tr.Served(v2.String())
-		if s.Trigger != fleetSource {
-			t.Errorf("%s: v2 deployed by a reconcile started by %q, want %q", h.name, s.Trigger, fleetSource)
+		if s.Trigger != source {
+			t.Errorf("%s: v2 deployed by a reconcile started by %q, want %q", h.name, s.Trigger, source)
 		}
 		if got := h.tr.Triggers()["poll"]; got != polls[i] {
 			t.Errorf("%s: %d polls during the push (poll period 1 h)", h.name, got-polls[i])

@@ -66,7 +66,7 @@ func (d *daemon) writeStatus(ctx context.Context, force bool) {
 	if !force && bytes.Equal(body, d.lastDoc) && time.Since(d.lastWrite) < d.cfg.Heartbeat {
 		return
 	}
-	st.Time = time.Now().UTC()
+	st.Time = time.Time{} // the object's modification time is the heartbeat
 	wctx, cancel := context.WithTimeout(ctx, d.statusTimeout)
 	defer cancel()
 	if err := d.store.WriteStatus(wctx, &st); err != nil {
