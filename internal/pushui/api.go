@@ -64,15 +64,11 @@ func (s *Server) apiServers(w http.ResponseWriter, r *http.Request) {
 		AsOf    time.Time   `json:"as_of"`
 		Servers []apiServer `json:"servers"`
 	}{AsOf: st.asOf, Servers: []apiServer{}}
-	var members []string
-	if f.Group != "" {
-		members = st.members(f.Group)
-	}
 	for _, name := range st.order {
 		if f.Server != "" && !strings.Contains(name, f.Server) {
 			continue
 		}
-		if f.Group != "" && !slices.Contains(members, name) {
+		if f.Group != "" && !st.inGroup(name, f.Group) {
 			continue
 		}
 		ss := st.servers[name]

@@ -19,9 +19,8 @@ import (
 type bucket interface {
 	ReadManifest(ctx context.Context, t manifest.Target) (*manifest.Manifest, blobstore.Version, error)
 	ReadStatus(ctx context.Context, server string) (*manifest.Status, error)
-	ListServers(ctx context.Context) ([]string, error)
-	ListGroups(ctx context.Context) ([]string, error)
-	ListReporting(ctx context.Context) ([]string, error)
+	ListManifests(ctx context.Context, kind manifest.Kind) ([]blobstore.Listed, error)
+	ListStatuses(ctx context.Context) ([]blobstore.Listed, error)
 	ListPackageNames(ctx context.Context, app string) ([]manifest.PackageName, error)
 	StatPackage(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error)
 	StatPackages(ctx context.Context, names []manifest.PackageName) ([]blobstore.PackageInfo, error)
@@ -43,6 +42,12 @@ type serverState struct {
 	Status      *manifest.Status   // nil when pulld has not reported (or StatusErr)
 	StatusErr   string
 	gen         uint64 // cache generation of the update that stored it
+	// statusDigest and statusModified are the status object's, as listed
+	// when it was read: a refresh reads it again only when the digest
+	// changed, and moves its time on with the listing when the time came
+	// from the object (pulld's heartbeat).
+	statusDigest   string
+	statusModified time.Time
 }
 
 // groupState is what the cache knows about one group's manifest. It is
@@ -72,6 +77,9 @@ type state struct {
 	// groupOrder is the sorted group names: configured ∪ with a manifest ∪
 	// named by a host's status.
 	groupOrder []string
+	// byGroup lists, per group, the servers whose status names it, in
+	// order; index builds it whenever servers change.
+	byGroup map[string][]string
 	apps       map[string]*appState
 	asOf       time.Time // when the last full refresh finished
 }
@@ -120,44 +128,59 @@ func forEach(n, limit int, fn func(i int)) {
 	wg.Wait()
 }
 
-// refresh lists the bucket again: servers, every server's manifest and
-// status, and every app's package names (metadata already known is not
-// fetched again). Per-server read errors are kept in the state and shown;
-// only a failed listing fails the refresh, leaving the previous state.
-// Entries updated while the refresh ran are kept, so a refresh never puts
-// back a manifest older than one pushui just wrote.
+// refresh lists the bucket again: the servers' and groups' manifests and
+// the statuses, each listing carrying every document's version and digest,
+// and reads only the documents that changed since the last refresh (a
+// status rewritten as a heartbeat has not changed; its time moves on with
+// the listing). So a refresh of an unchanged fleet costs its listings, one
+// request per thousand documents, and one package listing per app,
+// whatever the number of hosts (metadata already known is not fetched
+// again). Per-document read errors are kept in the state and shown; only
+// a failed listing fails the refresh, leaving the previous state. Entries
+// updated while the refresh ran are kept, so a refresh never puts back a
+// manifest older than one pushui just wrote.
 func (c *cache) refresh(ctx context.Context) error {
 	c.refreshing.Lock()
 	defer c.refreshing.Unlock()
 	c.mu.Lock()
 	startGen := c.gen
 	c.mu.Unlock()
+	prev := c.load()
 
-	listed, err := c.b.ListServers(ctx)
+	listed, err := c.b.ListManifests(ctx, manifest.KindServer)
 	if err != nil {
 		return fmt.Errorf("pushui: list servers: %w", err)
 	}
-	reporting, err := c.b.ListReporting(ctx)
+	statuses, err := c.b.ListStatuses(ctx)
 	if err != nil {
 		return fmt.Errorf("pushui: list statuses: %w", err)
 	}
-	names := slices.Concat(listed, reporting, c.conf().ServerNames())
+	listedGroups, err := c.b.ListManifests(ctx, manifest.KindGroup)
+	if err != nil {
+		return fmt.Errorf("pushui: list groups: %w", err)
+	}
+	manifests, reports := byName(listed), byName(statuses)
+	names := c.conf().ServerNames()
+	for _, l := range slices.Concat(listed, statuses) {
+		names = append(names, l.Name)
+	}
 	slices.Sort(names)
 	names = slices.Compact(names)
 
 	servers := make([]*serverState, len(names))
 	forEach(len(names), readConcurrency, func(i int) {
-		servers[i] = c.readServer(ctx, names[i])
+		name := names[i]
+		servers[i] = c.readServerIfChanged(ctx, name, prev.servers[name], manifests[name], reports[name])
 	})
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pushui: refresh: %w", err)
 	}
 
-	listedGroups, err := c.b.ListGroups(ctx)
-	if err != nil {
-		return fmt.Errorf("pushui: list groups: %w", err)
+	groupManifests := byName(listedGroups)
+	groupNames := make([]string, 0, len(listedGroups))
+	for _, l := range listedGroups {
+		groupNames = append(groupNames, l.Name)
 	}
-	groupNames := slices.Clone(listedGroups)
 	groupNames = append(groupNames, c.conf().GroupNames()...)
 	for _, s := range servers {
 		if s.Status != nil {
@@ -168,7 +191,16 @@ func (c *cache) refresh(ctx context.Context) error {
 	groupNames = slices.Compact(groupNames)
 	groups := make([]*groupState, len(groupNames))
 	forEach(len(groupNames), readConcurrency, func(i int) {
-		groups[i] = c.readGroup(ctx, groupNames[i])
+		name := groupNames[i]
+		l, old := groupManifests[name], prev.groups[name]
+		switch {
+		case l == nil:
+			groups[i] = &groupState{Name: name} // no manifest
+		case old != nil && old.Version == l.Version:
+			groups[i] = &groupState{Name: name, Manifest: old.Manifest, Version: old.Version, ManifestErr: old.ManifestErr}
+		default:
+			groups[i] = c.readGroup(ctx, name)
+		}
 	})
 
 	appSet := map[string]bool{}
@@ -241,6 +273,7 @@ func (c *cache) refresh(ctx context.Context) error {
 			st.groups[name] = g
 		}
 	}
+	st.index()
 	c.cur.Store(st)
 	return nil
 }
@@ -296,30 +329,95 @@ func (st *state) groupNames(conf *manifest.PushConfig) []string {
 }
 
 // members returns the servers whose status names group, sorted: a host
-// that joins appears once it reports, without configuration.
-func (st *state) members(group string) []string {
-	var out []string
+// that joins appears once it reports, without configuration. Callers must
+// not modify the result.
+func (st *state) members(group string) []string { return st.byGroup[group] }
+
+// index builds st.byGroup from the servers' statuses: one pass over the
+// fleet per change of a server, so that group pages and summaries do not
+// each scan it.
+func (st *state) index() {
+	st.byGroup = map[string][]string{}
 	for _, name := range st.order {
-		if s := st.servers[name]; s != nil && s.Status != nil && s.Status.InGroup(group) {
-			out = append(out, name)
+		if s := st.servers[name]; s != nil && s.Status != nil {
+			for _, g := range s.Status.Groups {
+				st.byGroup[g.Name] = append(st.byGroup[g.Name], name)
+			}
 		}
 	}
-	return out
+}
+
+// inGroup reports whether server's status names group.
+func (st *state) inGroup(server, group string) bool {
+	s := st.servers[server]
+	return s != nil && s.Status != nil && s.Status.InGroup(group)
+}
+
+// byName indexes a listing by name.
+func byName(docs []blobstore.Listed) map[string]*blobstore.Listed {
+	m := make(map[string]*blobstore.Listed, len(docs))
+	for i := range docs {
+		m[docs[i].Name] = &docs[i]
+	}
+	return m
+}
+
+// readServerIfChanged returns name's state, reading from the bucket only
+// what changed since old by its listing entries (nil: the document does
+// not exist): the manifest when its version changed, the status when its
+// digest changed.
+func (c *cache) readServerIfChanged(ctx context.Context, name string, old *serverState, m, st *blobstore.Listed) *serverState {
+	s := &serverState{Name: name}
+	switch {
+	case m == nil:
+		s.Manifest = &manifest.Manifest{} // no manifest: an empty one, as ReadManifest gives
+	case old != nil && old.Version == m.Version:
+		s.Manifest, s.Version, s.ManifestErr = old.Manifest, old.Version, old.ManifestErr
+	default:
+		c.readManifest(ctx, s)
+	}
+	switch {
+	case st == nil:
+	case old != nil && old.Status != nil && old.statusDigest != "" && old.statusDigest == st.Digest:
+		cp := *old.Status
+		if cp.Time.Sub(old.statusModified).Abs() < time.Second {
+			// The time came from the object (a GET's Last-Modified has
+			// whole seconds, a listing's may not): this is a heartbeat,
+			// the same bytes written again.
+			cp.Time = st.Modified.UTC()
+		}
+		s.Status, s.statusDigest, s.statusModified = &cp, st.Digest, st.Modified.UTC()
+	default:
+		c.readStatus(ctx, s)
+		s.statusDigest, s.statusModified = st.Digest, st.Modified.UTC()
+	}
+	return s
 }
 
 // readServer reads one server's manifest and status. Errors are recorded
 // in the result, not returned: one broken server must not hide the others.
 func (c *cache) readServer(ctx context.Context, name string) *serverState {
 	s := &serverState{Name: name}
-	m, v, err := c.b.ReadManifest(ctx, manifest.Server(name))
+	c.readManifest(ctx, s)
+	c.readStatus(ctx, s)
+	return s
+}
+
+// readManifest reads s's manifest into s.
+func (c *cache) readManifest(ctx context.Context, s *serverState) {
+	m, v, err := c.b.ReadManifest(ctx, manifest.Server(s.Name))
 	s.Version = v
 	if err != nil {
 		s.ManifestErr = err.Error()
-		c.log.Warn("manifest unreadable", "server", name, "err", err)
+		c.log.Warn("manifest unreadable", "server", s.Name, "err", err)
 	} else {
 		s.Manifest = m
 	}
-	st, err := c.b.ReadStatus(ctx, name)
+}
+
+// readStatus reads s's status into s.
+func (c *cache) readStatus(ctx context.Context, s *serverState) {
+	st, err := c.b.ReadStatus(ctx, s.Name)
 	switch {
 	case errors.Is(err, blobstore.ErrNotFound):
 	case err != nil:
@@ -327,7 +425,6 @@ func (c *cache) readServer(ctx context.Context, name string) *serverState {
 	default:
 		s.Status = st
 	}
-	return s
 }
 
 // listApp lists one app's package names.
@@ -363,6 +460,7 @@ func (c *cache) storeServer(s *serverState) {
 		st.order = insertSorted(slices.Clone(old.order), s.Name)
 	}
 	st.servers[s.Name] = s
+	st.index()
 	c.cur.Store(&st)
 }
 

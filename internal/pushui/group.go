@@ -101,7 +101,9 @@ type groupPage struct {
 	ManifestErr string
 	Manifest    string
 	Entries     []groupEnv
-	Members     []memberView
+	Members     []memberView // this page's
+	MemberCount int
+	Pager       pager
 	Counts      []stateCount
 	Overrides   int
 	Apps        []groupApp // what the deploy form offers
@@ -142,12 +144,13 @@ func buildGroup(st *state, conf *manifest.PushConfig, name string, now time.Time
 				mv.Pending = true
 			}
 		}
-		desired := effective(ss, st.groups)
 		for i, ge := range p.Entries {
 			me := memberEnv{Env: ge.Env, State: manifest.StateUnknown}
-			if from, ok := desired.From[ge.Env]; ok && !from.IsGroup() {
-				me.Override = true
-				p.Overrides++
+			if ss.Version != "" && ss.Manifest != nil {
+				if _, ok := ss.Manifest.Lookup(ge.Env); ok {
+					me.Override = true // the host's own entry wins (manifest.Merge)
+					p.Overrides++
+				}
 			}
 			if es, ok := ss.Status.Lookup(ge.Env); ok {
 				me.Serving, me.State, me.Held, me.Error = lb.ofString(es.Serving), es.State, es.Held, es.Error
@@ -165,6 +168,7 @@ func buildGroup(st *state, conf *manifest.PushConfig, name string, now time.Time
 		}
 		p.Members = append(p.Members, mv)
 	}
+	p.MemberCount = len(p.Members)
 	for _, state := range slices.Sorted(func(yield func(manifest.State) bool) {
 		for k := range counts {
 			if !yield(k) {
@@ -195,6 +199,8 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 	pg := s.page(r, "group "+name)
 	p := buildGroup(s.cache.load(), s.conf(), name, pg.Now, newLabels())
 	p.page = pg
+	lo, hi, pager := paginate(r, len(p.Members), serversPerPage)
+	p.Members, p.Pager = p.Members[lo:hi], pager
 	p.Flash = groupFlashes(r.URL.Query(), name)
 	if g := s.cache.load().groups[name]; g != nil && g.Manifest != nil {
 		p.Manifest = string(s.forViewer(ctx, g.Manifest).Marshal())
@@ -439,7 +445,7 @@ func (s *Server) groupSummaries(now time.Time) []apiGroup {
 	for _, name := range st.groupNames(s.conf()) {
 		p := buildGroup(st, s.conf(), name, now, lb)
 		a := apiGroup{Name: name, InConfig: p.InConfig, Allowed: nonNil(p.Allowed), Exists: p.Exists, Revision: p.Revision,
-			Version: strings.Trim(p.Version, `"`), Error: p.ManifestErr, Members: len(p.Members), Override: p.Overrides, States: map[string]int{}}
+			Version: strings.Trim(p.Version, `"`), Error: p.ManifestErr, Members: p.MemberCount, Override: p.Overrides, States: map[string]int{}}
 		for _, c := range p.Counts {
 			a.States[string(c.State)] = c.N
 		}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,11 +53,51 @@ type indexPage struct {
 	page
 	Filter filter
 	Groups []string
-	// Sections holds the rendered server sections (see renderSections).
+	// Summary is every group with its members counted by state: the
+	// fleet at a glance, whatever its size.
+	Summary []apiGroup
+	// Sections holds the rendered server sections of this page (see
+	// renderSections).
 	Sections template.HTML
-	Shown    int
+	Shown    int // sections on this page
+	Matching int // servers matching the filter
 	Total    int
+	Pager    pager
 	AsOf     moment
+}
+
+// serversPerPage bounds the servers one page of the main page shows, so
+// that no page grows with the fleet.
+const serversPerPage = 100
+
+// pager is one page of a long list: which items it shows and the links to
+// the pages beside it, which keep the rest of the query.
+type pager struct {
+	Page, Pages int
+	From, To    int // 1-based, inclusive; To < From when empty
+	Prev, Next  string
+}
+
+// paginate returns the bounds [lo, hi) of page ?page=N (1-based) of n
+// items, per at a time, and its pager.
+func paginate(r *http.Request, n, per int) (lo, hi int, p pager) {
+	p.Pages = max(1, (n+per-1)/per)
+	p.Page, _ = strconv.Atoi(r.URL.Query().Get("page"))
+	p.Page = min(max(p.Page, 1), p.Pages)
+	lo, hi = (p.Page-1)*per, min(p.Page*per, n)
+	p.From, p.To = lo+1, hi
+	link := func(page int) string {
+		q := r.URL.Query()
+		q.Set("page", strconv.Itoa(page))
+		return r.URL.Path + "?" + q.Encode()
+	}
+	if p.Page > 1 {
+		p.Prev = link(p.Page - 1)
+	}
+	if p.Page < p.Pages {
+		p.Next = link(p.Page + 1)
+	}
+	return lo, hi, p
 }
 
 // handleIndex renders the main page from the cache: one section per server
@@ -66,28 +107,47 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	f := filterFrom(r.URL.Query())
 	p := &indexPage{page: s.page(r, "Servers"), Filter: f, Total: len(st.order), AsOf: at(st.asOf, s.now())}
 	p.Groups = st.groupNames(s.conf())
-	var members []string
-	if f.Group != "" {
-		members = st.members(f.Group)
-	}
 	names := make([]string, 0, len(st.order))
 	for _, name := range st.order {
 		if f.Server != "" && !strings.Contains(name, f.Server) {
 			continue
 		}
-		if f.Group != "" && !slices.Contains(members, name) {
+		if f.Group != "" && !st.inGroup(name, f.Group) {
 			continue
 		}
 		names = append(names, name)
 	}
+	p.Summary = s.groupSummaries(p.Now)
 	var err error
-	p.Sections, p.Shown, err = s.renderSections(st, names, f.App, p.Now)
+	if f.App != "" {
+		// Which servers carry a matching app is known only once their
+		// rows are built: filter first, then page.
+		names = s.withApp(st, names, f.App, p.Now)
+	}
+	p.Matching = len(names)
+	lo, hi, pg := paginate(r, len(names), serversPerPage)
+	p.Pager = pg
+	p.Sections, p.Shown, err = s.renderSections(st, names[lo:hi], f.App, p.Now)
 	if err != nil {
 		s.log.Error("render failed", "page", "index", "err", err)
 		http.Error(w, "pushui: rendering the page failed; see the log", http.StatusInternalServerError)
 		return
 	}
 	s.render(w, r, http.StatusOK, "index", p)
+}
+
+// withApp returns the servers of names with a row whose app or env
+// contains app.
+func (s *Server) withApp(st *state, names []string, app string, now time.Time) []string {
+	lb := newLabels()
+	out := names[:0:0]
+	for _, name := range names {
+		v := buildServer(st.servers[name], s.conf(), st.groups, st.apps, now, false, lb)
+		if slices.ContainsFunc(v.Rows, matching(app)) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // sectionChunk is how many servers one rendering goroutine takes at a time.
