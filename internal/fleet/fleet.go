@@ -14,7 +14,7 @@
 //     are right whatever else the manifest says, the latest, re-applying
 //     the change when another writer got in between;
 //  4. records the change under audit/ and nudges the server, or every
-//     member of the group with one message (Nudger.NudgeGroups).
+//     member of the group with one message (Nudger.NudgeGroup).
 //
 // The outcome is a Change value: what the manifest was and is, its new
 // version, whether it existed and whether anything was written.
@@ -49,7 +49,9 @@ var (
 // changed. *nudge.Nudger implements it. It must be safe for concurrent use.
 type Nudger interface {
 	Nudge(ctx context.Context, servers ...string) error
-	NudgeGroups(ctx context.Context, groups ...string) error
+	// NudgeGroup nudges every member of group, which has members hosts
+	// as far as the caller knows (0: unknown), with one message.
+	NudgeGroup(ctx context.Context, group string, members int) error
 }
 
 // nudgeTimeout bounds the nudge of one change.
@@ -65,6 +67,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the time recorded in audit records; nil means time.Now.
 	Now func() time.Time
+	// Members returns how many hosts a group has, for the spread of its
+	// nudge (nudge.Spread); nil means unknown. pushui counts them from
+	// the statuses it holds.
+	Members func(group string) int
 }
 
 // Writer changes desired state in one bucket. It is safe for concurrent
@@ -72,10 +78,11 @@ type Options struct {
 // Config call while it is unchanged) and which packages it has seen exist
 // (packages are immutable).
 type Writer struct {
-	store  *blobstore.Store
-	nudger Nudger
-	log    *slog.Logger
-	now    func() time.Time
+	store   *blobstore.Store
+	nudger  Nudger
+	log     *slog.Logger
+	now     func() time.Time
+	members func(group string) int
 
 	mu       sync.Mutex
 	conf     *manifest.PushConfig
@@ -95,7 +102,7 @@ func New(store *blobstore.Store, opts Options) *Writer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{store: store, nudger: opts.Nudger, log: log, now: now, exists: map[string]bool{}}
+	return &Writer{store: store, nudger: opts.Nudger, log: log, now: now, members: opts.Members, exists: map[string]bool{}}
 }
 
 // Config returns the push config in the bucket and its version: nil and ""
@@ -314,7 +321,11 @@ func (w *Writer) written(ctx context.Context, e Edit, c *Change) {
 	defer cancel()
 	var err error
 	if e.Target.IsGroup() {
-		err = w.nudger.NudgeGroups(nctx, name)
+		members := 0
+		if w.members != nil {
+			members = w.members(name)
+		}
+		err = w.nudger.NudgeGroup(nctx, name, members)
 	} else {
 		err = w.nudger.Nudge(nctx, name)
 	}

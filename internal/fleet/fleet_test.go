@@ -35,10 +35,10 @@ func (r *recorder) Nudge(_ context.Context, servers ...string) error {
 	return nil
 }
 
-func (r *recorder) NudgeGroups(_ context.Context, groups ...string) error {
+func (r *recorder) NudgeGroup(_ context.Context, group string, _ int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.groups = append(r.groups, groups...)
+	r.groups = append(r.groups, group)
 	return nil
 }
 

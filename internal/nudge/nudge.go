@@ -192,21 +192,55 @@ func (n *Nudger) Nudge(ctx context.Context, servers ...string) error {
 	for i, s := range servers {
 		ts[i] = manifest.Server(s)
 	}
-	return n.nudge(ctx, ts)
+	return n.nudge(ctx, ts, 0)
 }
 
-// NudgeGroups nudges every member of each group, with one message per
-// group and form: a pub/sub message addressed to the group (Address), and
-// an HTTP POST to a relay URL (one without {server}). An HTTP template
-// with {server} names one host and cannot reach a group, and the GCE form
-// sets one instance's metadata: those forms skip groups, whose members
-// then act at their next poll. Otherwise it is as Nudge.
-func (n *Nudger) NudgeGroups(ctx context.Context, groups ...string) error {
-	ts := make([]manifest.Target, len(groups))
-	for i, g := range groups {
-		ts[i] = manifest.Group(g)
+// NudgeGroup nudges every member of group, with one message per form: a
+// pub/sub message addressed to the group (Address), and an HTTP POST to a
+// relay URL (one without {server}). An HTTP template with {server} names
+// one host and cannot reach a group, and the GCE form sets one instance's
+// metadata: those forms skip groups, whose members then act at their next
+// poll. members, the group's size as far as the caller knows (0: unknown),
+// sizes the window over which members spread their reads (Spread); the
+// message carries it (SpreadKey). Otherwise it is as Nudge.
+func (n *Nudger) NudgeGroup(ctx context.Context, group string, members int) error {
+	return n.nudge(ctx, []manifest.Target{manifest.Group(group)}, Spread(members))
+}
+
+// SpreadKey names the window a group nudge asks its members to spread
+// their reads over, as a Go duration: the pub/sub message's metadata key,
+// and (as SpreadHeader) the HTTP header of a relay's POST.
+const (
+	SpreadKey    = "pushpull-spread"
+	SpreadHeader = "Pushpull-Spread"
+)
+
+// Bucket read rates the spread of a group nudge is sized for.
+const (
+	// SpreadRate is the bucket requests per second a group's members may
+	// make together after a nudge: well under what one prefix serves (S3
+	// about 5,500 GET/s per prefix; a GCS bucket starts near 5,000 reads/s
+	// and ramps up).
+	SpreadRate = 2000
+	// MemberRequests is what one member asks of the bucket after a group
+	// nudge: the checks of its own and the group's manifest, the group's
+	// manifest, and the package's metadata and body.
+	MemberRequests = 5
+	// MaxSpread bounds the window.
+	MaxSpread = 10 * time.Minute
+)
+
+// Spread returns the window over which members of a group of that size
+// spread their reads after a nudge, so that together they stay under
+// SpreadRate: members × MemberRequests / SpreadRate, at most MaxSpread
+// (1,000 members: 2.5 s; 10,000: 25 s; 100,000: 250 s). Each member waits
+// a random time within it. 0 for an unknown size.
+func Spread(members int) time.Duration {
+	if members <= 0 {
+		return 0
 	}
-	return n.nudge(ctx, ts)
+	d := time.Duration(members) * MemberRequests * time.Second / SpreadRate
+	return min(d, MaxSpread)
 }
 
 // Address is what a nudge for t is addressed to: the server's name for a
@@ -223,7 +257,7 @@ func Address(t manifest.Target) string {
 	return t.Name
 }
 
-func (n *Nudger) nudge(ctx context.Context, targets []manifest.Target) error {
+func (n *Nudger) nudge(ctx context.Context, targets []manifest.Target, spread time.Duration) error {
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -252,7 +286,7 @@ func (n *Nudger) nudge(ctx context.Context, targets []manifest.Target) error {
 				defer func() { <-sem; wg.Done() }()
 				ctx, cancel := context.WithTimeout(ctx, n.timeout)
 				defer cancel()
-				if err := form.send(ctx, addr); err != nil {
+				if err := form.send(ctx, addr, spread); err != nil {
 					fail(t, form.via, err)
 					return
 				}
@@ -264,10 +298,10 @@ func (n *Nudger) nudge(ctx context.Context, targets []manifest.Target) error {
 	return errors.Join(errs...)
 }
 
-// form is one way of nudging; send takes an Address.
+// form is one way of nudging; send takes an Address and the spread.
 type form struct {
 	via    string
-	send   func(ctx context.Context, addr string) error
+	send   func(ctx context.Context, addr string, spread time.Duration) error
 	groups bool // whether one send reaches every member of a group
 }
 
@@ -280,15 +314,19 @@ func (n *Nudger) forms() []form {
 		fs = append(fs, form{"http", n.post, !n.tmpl.PerServer()})
 	}
 	if n.compute != nil {
-		fs = append(fs, form{"gce", n.setPushrev, false})
+		fs = append(fs, form{"gce", func(ctx context.Context, server string, _ time.Duration) error { return n.setPushrev(ctx, server) }, false})
 	}
 	return fs
 }
 
-func (n *Nudger) publish(ctx context.Context, server string) error {
+func (n *Nudger) publish(ctx context.Context, server string, spread time.Duration) error {
 	t, err := n.pub.topic(ctx, server)
 	if err == nil {
-		err = t.Send(ctx, &pubsub.Message{Body: []byte(server)})
+		msg := &pubsub.Message{Body: []byte(server)}
+		if spread > 0 {
+			msg.Metadata = map[string]string{SpreadKey: spread.String()}
+		}
+		err = t.Send(ctx, msg)
 	}
 	if err != nil {
 		return fmt.Errorf("nudge %s: publish: %w", server, err)
@@ -296,13 +334,16 @@ func (n *Nudger) publish(ctx context.Context, server string) error {
 	return nil
 }
 
-func (n *Nudger) post(ctx context.Context, server string) error {
+func (n *Nudger) post(ctx context.Context, server string, spread time.Duration) error {
 	u := n.tmpl.Expand(server)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(server))
 	if err != nil {
 		return fmt.Errorf("nudge %s: %w", server, err)
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if spread > 0 {
+		req.Header.Set(SpreadHeader, spread.String())
+	}
 	resp, err := n.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("nudge %s: %w", server, err)

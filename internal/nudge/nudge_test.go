@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,8 +143,8 @@ func TestNudgePubSubMem(t *testing.T) {
 			if err := n.Nudge(t.Context(), "web-1", "web-2"); err != nil {
 				t.Fatalf("Nudge: %v", err)
 			}
-			if err := n.NudgeGroups(t.Context(), "web"); err != nil {
-				t.Fatalf("NudgeGroups: %v", err)
+			if err := n.NudgeGroup(t.Context(), "web", 0); err != nil {
+				t.Fatalf("NudgeGroup: %v", err)
 			}
 			for suffix, want := range tt.want {
 				if err := topics[suffix].Send(t.Context(), &pubsub.Message{Body: []byte(endMark)}); err != nil {
@@ -348,8 +349,8 @@ func TestNudgeHTTP(t *testing.T) {
 		t.Errorf("failure not logged:\n%s", logs.String())
 	}
 	// A template with {server} addresses one host: it cannot reach a group.
-	if err := n.NudgeGroups(t.Context(), "web"); err != nil {
-		t.Fatalf("NudgeGroups: %v", err)
+	if err := n.NudgeGroup(t.Context(), "web", 0); err != nil {
+		t.Fatalf("NudgeGroup: %v", err)
 	}
 	if got := hits(); len(got) != len(want) {
 		t.Errorf("a group nudge posted to a per-host URL: %+v", got[len(want):])
@@ -365,8 +366,11 @@ func TestNudgeGroupRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close(t.Context())
-	if err := n.NudgeGroups(t.Context(), "web", "Bad Name"); err == nil || !strings.Contains(err.Error(), "Bad Name") {
-		t.Errorf("NudgeGroups = %v, want an error naming the invalid group", err)
+	if err := n.NudgeGroup(t.Context(), "Bad Name", 0); err == nil || !strings.Contains(err.Error(), "Bad Name") {
+		t.Errorf("NudgeGroup = %v, want an error naming the invalid group", err)
+	}
+	if err := n.NudgeGroup(t.Context(), "web", 0); err != nil {
+		t.Fatal(err)
 	}
 	want := []hit{{"POST", "/relay", "group-web", "text/plain; charset=utf-8"}}
 	if got := hits(); !slices.Equal(got, want) {
@@ -564,5 +568,83 @@ func TestParseTemplate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSpread checks the window a group nudge spreads its members over: it
+// keeps members × MemberRequests under SpreadRate per second, capped.
+func TestSpread(t *testing.T) {
+	for _, tc := range []struct {
+		members int
+		want    time.Duration
+	}{
+		{0, 0},
+		{-1, 0},
+		{1000, 2500 * time.Millisecond},
+		{10000, 25 * time.Second},
+		{100000, 250 * time.Second},
+		{10000000, MaxSpread},
+	} {
+		if got := Spread(tc.members); got != tc.want {
+			t.Errorf("Spread(%d) = %v, want %v", tc.members, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"2.5s", 2500 * time.Millisecond}, {"-1s", 0}, {"soon", 0}, {"24h", MaxSpread},
+	} {
+		if got := ParseSpread(tc.in); got != tc.want {
+			t.Errorf("ParseSpread(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	for range 1000 {
+		if d := Delay(time.Second); d < 0 || d >= time.Second {
+			t.Fatalf("Delay(1s) = %v, want within [0, 1s)", d)
+		}
+	}
+	if Delay(0) != 0 {
+		t.Error("Delay(0) != 0")
+	}
+}
+
+// TestNudgeGroupSpread checks that a group nudge carries its spread: as
+// the pub/sub message's metadata, and as a relay POST's header.
+func TestNudgeGroupSpread(t *testing.T) {
+	topicURL := uniqueMemTopic(t)
+	topic, err := pubsub.OpenTopic(t.Context(), topicURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer topic.Shutdown(context.Background())
+	sub, err := pubsub.OpenSubscription(t.Context(), topicURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Shutdown(context.Background())
+	var header atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header.Store(r.Header.Get(SpreadHeader))
+	}))
+	defer srv.Close()
+	n, err := New(t.Context(), Config{Topic: topicURL, URL: srv.URL + "/relay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(t.Context())
+	if err := n.NudgeGroup(t.Context(), "web", 10000); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.Receive(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.Ack()
+	if string(msg.Body) != "group-web" || msg.Metadata[SpreadKey] != "25s" {
+		t.Errorf("message %q %v, want group-web with %s=25s", msg.Body, msg.Metadata, SpreadKey)
+	}
+	if got, _ := header.Load().(string); got != "25s" {
+		t.Errorf("relay header %s = %q, want 25s", SpreadHeader, got)
 	}
 }

@@ -26,6 +26,7 @@ package nudge
 
 import (
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/pushpull/pushpull/internal/backoff"
@@ -40,6 +41,34 @@ type Hooks struct {
 	Ready func()
 	// Logger receives the watch's messages; nil discards them.
 	Logger *slog.Logger
+}
+
+// spread nudges after a random wait within d (Delay), at once for d ≤ 0.
+func (h Hooks) spread(d time.Duration) {
+	if w := Delay(d); w > 0 {
+		time.AfterFunc(w, h.Nudge)
+		return
+	}
+	h.Nudge()
+}
+
+// ParseSpread parses the spread a group nudge carries (SpreadKey,
+// SpreadHeader): a Go duration, at most MaxSpread. Anything else is no
+// spread: a malformed hint must not delay a deploy.
+func ParseSpread(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return min(d, MaxSpread)
+}
+
+// Delay returns a random wait within spread, 0 for no spread.
+func Delay(spread time.Duration) time.Duration {
+	if spread <= 0 {
+		return 0
+	}
+	return rand.N(spread)
 }
 
 func (h Hooks) ready() {

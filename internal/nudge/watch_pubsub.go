@@ -24,7 +24,9 @@ const shutdownTimeout = 5 * time.Second
 
 // WatchPubSub nudges for every message on the gocloud.dev/pubsub
 // subscription at subURL whose body is one of accept: the Address of the
-// host's server and of each of its groups. Other messages are acknowledged
+// host's server and of each of its groups. A message that carries a spread
+// (SpreadKey, a group nudge) nudges after a random wait within it, so that
+// a large group's members do not all read the bucket in the same second. Other messages are acknowledged
 // and ignored, so one topic can serve a whole fleet; but then every host receives every
 // server's message, N² deliveries for a push to a fleet of N, and a large
 // fleet should give each server a subscription of its own instead
@@ -98,7 +100,7 @@ func receive(ctx context.Context, subURL string, want [][]byte, h Hooks, opened 
 		msg.Ack()
 		body := bytes.TrimSpace(msg.Body)
 		if slices.ContainsFunc(want, func(w []byte) bool { return bytes.Equal(body, w) }) {
-			h.Nudge()
+			h.spread(ParseSpread(msg.Metadata[SpreadKey]))
 		}
 	}
 }

@@ -214,6 +214,11 @@ func TestPubSubMem(t *testing.T) {
 	r.wantNone(t, "message for another group")
 	send("web")
 	r.wantNone(t, "message for a server named like the group")
+	// A group nudge with a spread arrives within it, not necessarily at once.
+	if err := topic.Send(t.Context(), &pubsub.Message{Body: []byte("group-web"), Metadata: map[string]string{nudge.SpreadKey: "300ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.wantNudge(t, "group message with a spread")
 }
 
 func TestPubSubNATS(t *testing.T) {

@@ -339,7 +339,7 @@ func (f *fleet) setManifests(p manifest.PackageName) {
 func (f *fleet) nudge(idx []int) {
 	f.t.Helper()
 	if f.opts.group {
-		if err := f.nudger.NudgeGroups(context.Background(), fleetGroup); err != nil {
+		if err := f.nudger.NudgeGroup(context.Background(), fleetGroup, len(f.hosts)); err != nil {
 			f.t.Fatalf("nudge: %v", err)
 		}
 		return

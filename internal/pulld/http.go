@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pushpull/pushpull/internal/nudge"
 )
 
 // maxNudgeBody bounds the body of POST /nudge.
@@ -57,7 +59,11 @@ func (d *daemon) handler() http.Handler {
 			http.Error(w, fmt.Sprintf("nudge: this is %s, not %.64q", d.cfg.Server, name), http.StatusMisdirectedRequest)
 			return
 		}
-		d.nudge(sourceHTTP)
+		if wait := nudge.Delay(nudge.ParseSpread(r.Header.Get(nudge.SpreadHeader))); wait > 0 {
+			time.AfterFunc(wait, func() { d.nudge(sourceHTTP) }) // a group's relay: spread the members' reads
+		} else {
+			d.nudge(sourceHTTP)
+		}
 		w.WriteHeader(http.StatusAccepted)
 		fmt.Fprintln(w, "nudged", d.cfg.Server)
 	})

@@ -376,6 +376,12 @@ func TestAPIDeploy(t *testing.T) {
 		if got := f.nudges.servers(); !slices.Contains(got, "group:web") {
 			t.Errorf("nudged %v, want group:web", got)
 		}
+		f.nudges.mu.Lock()
+		members := slices.Clone(f.nudges.members)
+		f.nudges.mu.Unlock()
+		if !slices.Equal(members, []int{2}) {
+			t.Errorf("group nudge sized for %v members, want the 2 whose status names web", members)
+		}
 	})
 }
 

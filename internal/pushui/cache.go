@@ -80,8 +80,8 @@ type state struct {
 	// byGroup lists, per group, the servers whose status names it, in
 	// order; index builds it whenever servers change.
 	byGroup map[string][]string
-	apps       map[string]*appState
-	asOf       time.Time // when the last full refresh finished
+	apps    map[string]*appState
+	asOf    time.Time // when the last full refresh finished
 }
 
 // cache holds the bucket as pushui last saw it: every server's manifest and

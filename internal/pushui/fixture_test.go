@@ -209,9 +209,10 @@ func (f *fixture) clock() func() time.Time {
 
 // recordingNudger records the servers it is asked to nudge.
 type recordingNudger struct {
-	mu  sync.Mutex
-	got []string
-	err error
+	mu      sync.Mutex
+	got     []string
+	members []int // of each group nudge
+	err     error
 }
 
 func (n *recordingNudger) Nudge(_ context.Context, servers ...string) error {
@@ -221,13 +222,12 @@ func (n *recordingNudger) Nudge(_ context.Context, servers ...string) error {
 	return n.err
 }
 
-// NudgeGroups records each group as "group:NAME".
-func (n *recordingNudger) NudgeGroups(_ context.Context, groups ...string) error {
+// NudgeGroup records the group as "group:NAME", and its member count.
+func (n *recordingNudger) NudgeGroup(_ context.Context, group string, members int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, g := range groups {
-		n.got = append(n.got, "group:"+g)
-	}
+	n.got = append(n.got, "group:"+group)
+	n.members = append(n.members, members)
 	return n.err
 }
 

@@ -127,7 +127,6 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		b:      b,
-		fleet:  fleet.New(opts.Store, fleet.Options{Nudger: opts.Nudger, Logger: opts.Logger, Now: now}),
 		auth:   &auth{header: opts.AuthHeader, trusted: opts.TrustedProxies, htpasswd: opts.Htpasswd, iap: opts.IAP, audience: opts.IAPAudience, admins: map[string]bool{}},
 		nudger: opts.Nudger,
 		log:    opts.Logger,
@@ -139,6 +138,10 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 			s.auth.admins[a] = true
 		}
 	}
+	// A group's nudge spreads its members' reads over a window sized to
+	// the members pushui knows of (the cache exists by the first write).
+	s.fleet = fleet.New(opts.Store, fleet.Options{Nudger: opts.Nudger, Logger: opts.Logger, Now: now,
+		Members: func(g string) int { return len(s.cache.load().members(g)) }})
 	if err := s.bootstrapConfig(ctx, opts.Config); err != nil {
 		return nil, err
 	}

@@ -88,8 +88,10 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 		if len(servers) > 0 {
 			_ = p.nudger.Nudge(nctx, servers...)
 		}
-		if len(groups) > 0 {
-			_ = p.nudger.NudgeGroups(nctx, groups...)
+		for _, g := range groups {
+			// release does not know the group's size: its members
+			// read at once (pushui's nudges spread them).
+			_ = p.nudger.NudgeGroup(nctx, g, 0)
 		}
 	}
 	if len(errs) > 0 {
