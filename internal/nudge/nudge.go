@@ -223,9 +223,10 @@ const (
 	// and ramps up).
 	SpreadRate = 2000
 	// MemberRequests is what one member asks of the bucket after a group
-	// nudge: the checks of its own and the group's manifest, the group's
-	// manifest, and the package's metadata and body.
-	MemberRequests = 5
+	// nudge, as BenchmarkFleet/group measures it (docs/scale.md): the
+	// checks of its own and the group's manifest, the group's manifest,
+	// the package's metadata and body, and its status writes.
+	MemberRequests = 9
 	// MaxSpread bounds the window.
 	MaxSpread = 10 * time.Minute
 )
@@ -233,7 +234,7 @@ const (
 // Spread returns the window over which members of a group of that size
 // spread their reads after a nudge, so that together they stay under
 // SpreadRate: members × MemberRequests / SpreadRate, at most MaxSpread
-// (1,000 members: 2.5 s; 10,000: 25 s; 100,000: 250 s). Each member waits
+// (1,000 members: 4.5 s; 10,000: 45 s; 100,000: 7.5 min). Each member waits
 // a random time within it. 0 for an unknown size.
 func Spread(members int) time.Duration {
 	if members <= 0 {

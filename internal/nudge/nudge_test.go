@@ -580,9 +580,9 @@ func TestSpread(t *testing.T) {
 	}{
 		{0, 0},
 		{-1, 0},
-		{1000, 2500 * time.Millisecond},
-		{10000, 25 * time.Second},
-		{100000, 250 * time.Second},
+		{1000, 4500 * time.Millisecond},
+		{10000, 45 * time.Second},
+		{100000, 450 * time.Second},
 		{10000000, MaxSpread},
 	} {
 		if got := Spread(tc.members); got != tc.want {
@@ -641,10 +641,38 @@ func TestNudgeGroupSpread(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg.Ack()
-	if string(msg.Body) != "group-web" || msg.Metadata[SpreadKey] != "25s" {
-		t.Errorf("message %q %v, want group-web with %s=25s", msg.Body, msg.Metadata, SpreadKey)
+	if string(msg.Body) != "group-web" || msg.Metadata[SpreadKey] != "45s" {
+		t.Errorf("message %q %v, want group-web with %s=45s", msg.Body, msg.Metadata, SpreadKey)
 	}
-	if got, _ := header.Load().(string); got != "25s" {
-		t.Errorf("relay header %s = %q, want 25s", SpreadHeader, got)
+	if got, _ := header.Load().(string); got != "45s" {
+		t.Errorf("relay header %s = %q, want 45s", SpreadHeader, got)
+	}
+}
+
+// TestSpreadSimulation simulates a group push to 1,000, 10,000 and 100,000
+// members: each waits Delay(Spread(n)) and then makes MemberRequests
+// requests over the next second. The busiest second must stay near
+// SpreadRate (under S3's 5,500 GET/s per prefix), where without the spread
+// every member would ask in the same second.
+func TestSpreadSimulation(t *testing.T) {
+	for _, n := range []int{1000, 10000, 100000} {
+		window := Spread(n)
+		perSecond := map[int64]float64{}
+		for range n {
+			start := Delay(window)
+			// MemberRequests spread evenly over one second from start.
+			for k := range MemberRequests {
+				at := start + time.Duration(k)*time.Second/MemberRequests
+				perSecond[int64(at/time.Second)]++
+			}
+		}
+		peak := 0.0
+		for _, r := range perSecond {
+			peak = max(peak, r)
+		}
+		t.Logf("%d members: window %v, busiest second %.0f requests (without the spread: %d)", n, window, peak, n*MemberRequests)
+		if limit := SpreadRate * 1.5; peak > limit { // 1.5: the busiest of hundreds of seconds, by chance
+			t.Errorf("%d members: %0.f requests in the busiest second, want at most %.0f", n, peak, limit)
+		}
 	}
 }
