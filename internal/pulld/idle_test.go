@@ -1,6 +1,7 @@
 package pulld_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ type idleRig struct {
 	scale int
 }
 
-func startIdle(t testing.TB, scale int) *idleRig {
+func startIdle(t testing.TB, scale int, groups ...string) *idleRig {
 	t.Helper()
 	s3 := testserver.StartS3(t)
 	s3.Setenv(t)
@@ -30,8 +31,14 @@ func startIdle(t testing.TB, scale int) *idleRig {
 	h := newHarness(t, strings.Replace(direct, s3.Endpoint, px.URL, 1))
 	h.cfg.Poll = pulld.DefaultPoll / time.Duration(scale)
 	h.cfg.Heartbeat = pulld.DefaultHeartbeat / time.Duration(scale)
+	h.cfg.Groups = groups
 	app := deploytest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
 	pulldtest.SetManifest(t, h.store, "web-1", h.entry(app))
+	for _, g := range groups {
+		if _, err := h.store.WriteManifest(t.Context(), manifest.Group(g), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.start("http")
 	h.waitEnv("hello", manifest.StateServing, app.String())
 	// Let the deploy's own status writes pass before measuring.
@@ -54,28 +61,38 @@ func (r *idleRig) measure(d time.Duration) (deploytest.Counts, []string) {
 }
 
 // TestIdleRequests checks what an idle pulld asks of the bucket: nothing but
-// the manifest's attributes on each poll (never its body, never a package)
-// and a status write per heartbeat.
+// the attributes of its manifest and of each of its groups' on each poll
+// (never a body, never a package) and a status write per heartbeat.
 func TestIdleRequests(t *testing.T) {
-	r := startIdle(t, 3000) // poll 100 ms, heartbeat 600 ms
-	_, log := r.measure(3 * time.Second)
-	var heads, puts int
-	for _, req := range log {
-		switch {
-		case strings.HasPrefix(req, "HEAD ") && strings.HasSuffix(req, "/servers/web-1.json"):
-			heads++
-		case strings.HasPrefix(req, "PUT ") && strings.HasSuffix(req, "/status/web-1.json"):
-			puts++
-		default:
-			t.Errorf("unexpected request while idle: %s", req)
-		}
-	}
-	// 3 s is 30 polls (±20%) and 5 heartbeats.
-	if heads < 20 || heads > 40 {
-		t.Errorf("%d manifest polls in 3s at a 100ms poll", heads)
-	}
-	if puts < 3 || puts > 7 {
-		t.Errorf("%d status writes in 3s at a 600ms heartbeat", puts)
+	for _, groups := range [][]string{nil, {"web", "canary"}} {
+		t.Run(fmt.Sprintf("groups=%d", len(groups)), func(t *testing.T) {
+			r := startIdle(t, 3000, groups...) // poll 100 ms, heartbeat 600 ms
+			_, log := r.measure(3 * time.Second)
+			heads := map[string]int{}
+			var puts int
+			for _, req := range log {
+				switch {
+				case strings.HasPrefix(req, "HEAD ") && strings.HasSuffix(req, "/servers/web-1.json"):
+					heads["web-1"]++
+				case strings.HasPrefix(req, "HEAD ") && strings.Contains(req, "/groups/"):
+					heads[strings.TrimSuffix(req[strings.LastIndex(req, "/")+1:], ".json")]++
+				case strings.HasPrefix(req, "PUT ") && strings.HasSuffix(req, "/status/web-1.json"):
+					puts++
+				default:
+					t.Errorf("unexpected request while idle: %s", req)
+				}
+			}
+			// 3 s is 30 polls (±20%) and 5 heartbeats; each poll checks
+			// every document once.
+			for _, doc := range append([]string{"web-1"}, groups...) {
+				if n := heads[doc]; n < 20 || n > 40 || n != heads["web-1"] {
+					t.Errorf("%s: %d checks in 3s at a 100ms poll (the server manifest: %d)", doc, n, heads["web-1"])
+				}
+			}
+			if puts < 3 || puts > 7 {
+				t.Errorf("%d status writes in 3s at a 600ms heartbeat", puts)
+			}
+		})
 	}
 }
 
