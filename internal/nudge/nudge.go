@@ -59,6 +59,8 @@ import (
 	"time"
 
 	"gocloud.dev/pubsub"
+	_ "gocloud.dev/pubsub/awssnssqs"  // awssns:// and awssqs:// topics, for S3 fleets
+	_ "gocloud.dev/pubsub/gcppubsub"  // gcppubsub:// topics, for GCS fleets
 	_ "gocloud.dev/pubsub/mempubsub"  // mem:// topics
 	_ "gocloud.dev/pubsub/natspubsub" // nats:// topics
 	compute "google.golang.org/api/compute/v1"

@@ -154,7 +154,7 @@ func CheckPubSubURL(subURL string) error {
 		return err
 	}
 	if !pubsub.DefaultURLMux().ValidSubscriptionScheme(u.Scheme) {
-		return fmt.Errorf("nudge: watch pubsub: subscription URL %q: no driver for scheme %q (have mem, nats)", subURL, u.Scheme)
+		return fmt.Errorf("nudge: watch pubsub: subscription URL %q: no driver for scheme %q (have mem, nats, gcppubsub, awssqs)", subURL, u.Scheme)
 	}
 	return nil
 }

@@ -30,6 +30,11 @@ const (
 	DefaultRetryMax    = time.Hour
 )
 
+// HostPlaceholder stands for this host's server name in a -nudge
+// subscription URL template, beside {server}, which stands for each of the
+// addresses a host follows (its server's and its groups', nudge.Address).
+const HostPlaceholder = "{host}"
+
 // NudgeGCE is the -nudge value that waits on the GCE instance metadata
 // attribute pushrev; "gce:ATTR" waits on ATTR instead.
 const NudgeGCE = "gce"
@@ -197,9 +202,12 @@ func parseNudge(s, server string) (nudgeSource, error) {
 		}
 		return nudgeSource{kind: NudgeGCE, arg: attr}, nil
 	}
-	tmpl, err := urltemplate.Parse(s)
+	// {host} is this host's server name in every subscription, so that a
+	// queue-like pub/sub (GCP Pub/Sub, SQS) gives each host its own
+	// subscription to a group's topic: {host}--{server}.
+	tmpl, err := urltemplate.Parse(strings.ReplaceAll(s, HostPlaceholder, server))
 	if err != nil {
-		return nudgeSource{}, fmt.Errorf("subscription URL template: %w", err)
+		return nudgeSource{}, fmt.Errorf("subscription URL template: %w (and %s)", err, HostPlaceholder)
 	}
 	u := tmpl.Expand(server)
 	if err := nudge.CheckPubSubURL(u); err != nil {

@@ -2,6 +2,8 @@ package pulld
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +78,7 @@ func TestParseNudge(t *testing.T) {
 		{"mem://nudge-{server}", "pubsub", "mem://nudge-web-1", "pubsub-mem"},
 		{"nats://pushpull.{server}?natsv2=true", "pubsub", "nats://pushpull.web-1?natsv2=true", "pubsub-nats"},
 		{"nats://{server}.{server}", "pubsub", "nats://web-1.web-1", "pubsub-nats"},
+		{"gcppubsub://projects/p/subscriptions/{host}--{server}", "pubsub", "gcppubsub://projects/p/subscriptions/web-1--web-1", "pubsub-gcppubsub"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			n, err := parseNudge(tc.in, "web-1")
@@ -86,6 +89,32 @@ func TestParseNudge(t *testing.T) {
 				t.Errorf("parseNudge(%q) = %+v (%s)", tc.in, n, n.name())
 			}
 		})
+	}
+}
+
+// TestSubscriptions checks the subscriptions a source makes for web-1 in
+// group web: one per address with {server} (each host its own with {host}),
+// one for all with neither.
+func TestSubscriptions(t *testing.T) {
+	addrs := []string{"web-1", "group-web"}
+	for _, tc := range []struct {
+		in   string
+		want map[string][]string
+	}{
+		{"mem://shared", map[string][]string{"mem://shared": addrs}},
+		{"nats://pushpull.{server}", map[string][]string{"nats://pushpull.web-1": {"web-1"}, "nats://pushpull.group-web": {"group-web"}}},
+		{"gcppubsub://projects/p/subscriptions/{host}--{server}", map[string][]string{
+			"gcppubsub://projects/p/subscriptions/web-1--web-1":     {"web-1"},
+			"gcppubsub://projects/p/subscriptions/web-1--group-web": {"group-web"},
+		}},
+	} {
+		n, err := parseNudge(tc.in, "web-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.subscriptions(addrs); !maps.EqualFunc(got, tc.want, slices.Equal) {
+			t.Errorf("%s: subscriptions %v, want %v", tc.in, got, tc.want)
+		}
 	}
 }
 
