@@ -18,11 +18,23 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/pushpull/pushpull/internal/backoff"
+	"github.com/pushpull/pushpull/manifest"
 )
 
 // PushrevKey is the instance metadata key the GCE form sets; pulld's
 // -nudge gce waits on instance/attributes/pushrev (WatchGCE).
 const PushrevKey = "pushrev"
+
+// GroupPushrevKey is the project metadata key the GCE form sets to nudge
+// group: pushrev-group-{group}, with a "." of the name as "_" (metadata
+// keys are letters, digits, "-" and "_"; two groups that differ only so
+// share a key, which costs their members a spurious poll). Every instance
+// of the project sees project metadata, so one change reaches every member;
+// pulld -nudge gce waits on project/attributes/{key} for each of its
+// groups (WatchGCEProject).
+func GroupPushrevKey(group string) string {
+	return PushrevKey + "-" + strings.ReplaceAll(Address(manifest.Group(group)), ".", "_")
+}
 
 // gceAttempts bounds the get + setMetadata rounds of one GCE nudge: each
 // round after the first follows a 412, someone else having changed the
@@ -96,6 +108,82 @@ func newPushrev(now time.Time) string {
 	return strconv.FormatInt(now.UnixNano(), 10) + "-" + hex.EncodeToString(b[:])
 }
 
+// gceSend is the GCE form's send: an instance's pushrev for a server, the
+// project's GroupPushrevKey for a group.
+func (n *Nudger) gceSend(ctx context.Context, t manifest.Target, _ time.Duration) error {
+	if t.IsGroup() {
+		return n.setProjectPushrev(ctx, t.Name)
+	}
+	return n.setPushrev(ctx, t.Name)
+}
+
+// setProjectPushrev nudges every member of group by setting the project
+// metadata item GroupPushrevKey(group) to a fresh value, keeping every
+// other item, conditionally on the fingerprint read (retried on 412, as
+// setPushrev).
+func (n *Nudger) setProjectPushrev(ctx context.Context, group string) error {
+	key, value := GroupPushrevKey(group), newPushrev(time.Now())
+	var err error
+	for attempt := 1; attempt <= gceAttempts; attempt++ {
+		if attempt > 1 {
+			if serr := backoff.Sleep(ctx, backoff.Jitter(backoff.Delay(attempt-1, 30*time.Millisecond, 0))); serr != nil {
+				return fmt.Errorf("nudge group %s: gce: %w (after: %w)", group, serr, err)
+			}
+		}
+		err = n.trySetProjectPushrev(ctx, key, value)
+		if err == nil || !isStale(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("nudge group %s: gce: %w", group, err)
+	}
+	return nil
+}
+
+func (n *Nudger) trySetProjectPushrev(ctx context.Context, key, value string) error {
+	p, err := n.compute.Projects.Get(n.gce.project).Fields("commonInstanceMetadata").Context(ctx).Do()
+	if err != nil {
+		return fmt.Errorf("get project %s: %w", n.gce.project, err)
+	}
+	op, err := n.compute.Projects.SetCommonInstanceMetadata(n.gce.project, withItem(p.CommonInstanceMetadata, key, value)).Context(ctx).Do()
+	if err != nil {
+		return fmt.Errorf("set project metadata: %w", err)
+	}
+	return opError(op)
+}
+
+// withItem returns md (which may be nil) with key set to value, keeping its
+// fingerprint and every other item.
+func withItem(md *compute.Metadata, key, value string) *compute.Metadata {
+	out := &compute.Metadata{}
+	if md != nil {
+		out.Fingerprint = md.Fingerprint
+		out.Items = md.Items
+	}
+	v := value
+	for i, it := range out.Items {
+		if it != nil && it.Key == key {
+			out.Items[i] = &compute.MetadataItems{Key: key, Value: &v}
+			return out
+		}
+	}
+	out.Items = append(out.Items, &compute.MetadataItems{Key: key, Value: &v})
+	return out
+}
+
+// opError is the error of a finished Operation, nil when it has none.
+func opError(op *compute.Operation) error {
+	if op.Error != nil && len(op.Error.Errors) > 0 {
+		var msgs []string
+		for _, e := range op.Error.Errors {
+			msgs = append(msgs, e.Code+": "+e.Message)
+		}
+		return fmt.Errorf("operation %s failed: %s", op.Name, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
 // setPushrev nudges server, a GCE instance in n.gce's project and zone, by
 // setting its metadata item pushrev to a fresh value and keeping every
 // other item. The change is conditional on the metadata fingerprint read
@@ -139,32 +227,12 @@ func (n *Nudger) trySetPushrev(ctx context.Context, server, value string) error 
 	if err != nil {
 		return fmt.Errorf("get instance %s/%s/%s: %w", n.gce.project, n.gce.zone, server, err)
 	}
-	md := &compute.Metadata{}
-	if inst.Metadata != nil {
-		md.Fingerprint = inst.Metadata.Fingerprint
-		md.Items = inst.Metadata.Items
-	}
-	v := value
-	replaced := false
-	for i, it := range md.Items {
-		if it != nil && it.Key == PushrevKey {
-			md.Items[i] = &compute.MetadataItems{Key: PushrevKey, Value: &v}
-			replaced = true
-		}
-	}
-	if !replaced {
-		md.Items = append(md.Items, &compute.MetadataItems{Key: PushrevKey, Value: &v})
-	}
-	op, err := n.compute.Instances.SetMetadata(n.gce.project, n.gce.zone, server, md).Context(ctx).Do()
+	op, err := n.compute.Instances.SetMetadata(n.gce.project, n.gce.zone, server, withItem(inst.Metadata, PushrevKey, value)).Context(ctx).Do()
 	if err != nil {
 		return fmt.Errorf("set metadata: %w", err)
 	}
-	if op.Error != nil && len(op.Error.Errors) > 0 {
-		var msgs []string
-		for _, e := range op.Error.Errors {
-			msgs = append(msgs, e.Code+": "+e.Message)
-		}
-		return fmt.Errorf("set metadata: operation %s failed: %s", op.Name, strings.Join(msgs, "; "))
+	if err := opError(op); err != nil {
+		return fmt.Errorf("set metadata: %w", err)
 	}
 	return nil
 }

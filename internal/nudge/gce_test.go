@@ -314,3 +314,33 @@ func TestNewPushrev(t *testing.T) {
 		seen[v] = true
 	}
 }
+
+// TestNudgeGCEGroup checks a group nudge by GCE: one change of the
+// project's common instance metadata item GroupPushrevKey(group), to a new
+// value each time, keeping every other project item and touching no
+// instance.
+func TestNudgeGCEGroup(t *testing.T) {
+	cs := computetest.Start(t)
+	cs.Add(inst("web-1"), map[string]string{"startup-script": "x"})
+	cs.AddProject(testProject, map[string]string{"ssh-keys": "alice:ssh-ed25519 AAAA alice"})
+	n := gceNudger(t, cs, nil)
+	key := GroupPushrevKey("web.eu")
+	if key != "pushrev-group-web_eu" {
+		t.Errorf("GroupPushrevKey(web.eu) = %q", key)
+	}
+	seen := map[string]bool{}
+	for round := range 2 {
+		if err := n.NudgeGroup(t.Context(), "web.eu", 10); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		got, _ := cs.ProjectItems(testProject)
+		if rev := got[key]; rev == "" || seen[rev] || got["ssh-keys"] == "" {
+			t.Fatalf("round %d: project items %q: want a new %s and ssh-keys kept", round, got, key)
+		} else {
+			seen[rev] = true
+		}
+	}
+	if got := items(t, cs, "web-1"); len(got) != 1 {
+		t.Errorf("instance items %q: a group nudge touched an instance", got)
+	}
+}

@@ -6,9 +6,13 @@
 // with:
 //
 //   - pub/sub: one message per server on a gocloud.dev/pubsub topic, whose
-//     body is the server name. The mem:// (in-process) and nats:// drivers
-//     are linked in; nats:// reads the server address from NATS_SERVER_URL.
-//     Other drivers (gcppubsub, awssnssqs) need their blank import and module.
+//     body is the server name (Address; a group's is group-{group}). The
+//     mem:// (in-process), nats://, gcppubsub:// (Google Cloud Pub/Sub, for
+//     GCS fleets) and awssns:// / awssqs:// (for S3 fleets) drivers are
+//     linked in; nats:// reads the server address from NATS_SERVER_URL. On
+//     Pub/Sub and SNS/SQS a subscription hands each message to one reader,
+//     so every host needs a subscription of its own to each topic it
+//     follows (see docs/design.md, "Groups").
 //     The topic is either one for the whole fleet, on which every pulld
 //     receives every server's message and ignores the others', or, when the
 //     topic URL holds the placeholder {server} (nats://pushpull.{server}),
@@ -34,7 +38,12 @@
 //     roles/compute.instanceAdmin.v1, or grant a custom role), and, for
 //     instances that run as a service account, iam.serviceAccounts.actAs on
 //     that account (roles/iam.serviceAccountUser). A server name that is
-//     not a valid instance name fails for that server only.
+//     not a valid instance name fails for that server only. A group is
+//     nudged through the project's common instance metadata instead, which
+//     every instance sees: the item GroupPushrevKey(group) is set the same
+//     way (projects.get, then projects.setCommonInstanceMetadata, retried on
+//     412), which needs compute.projects.get and
+//     compute.projects.setCommonInstanceMetadata on the project.
 //
 // Nudging is best-effort by design: pulld's conditional poll is the failsafe
 // that makes every host converge anyway. Nudge therefore never stops at the
@@ -198,11 +207,11 @@ func (n *Nudger) Nudge(ctx context.Context, servers ...string) error {
 }
 
 // NudgeGroup nudges every member of group, with one message per form: a
-// pub/sub message addressed to the group (Address), and an HTTP POST to a
-// relay URL (one without {server}). An HTTP template with {server} names
-// one host and cannot reach a group, and the GCE form sets one instance's
-// metadata: those forms skip groups, whose members then act at their next
-// poll. members, the group's size as far as the caller knows (0: unknown),
+// pub/sub message addressed to the group (Address), an HTTP POST to a
+// relay URL (one without {server}), and for GCE the project metadata item
+// GroupPushrevKey(group), which every instance of the project sees. An
+// HTTP template with {server} names one host and cannot reach a group: it
+// skips groups, whose members then act at their next poll. members, the group's size as far as the caller knows (0: unknown),
 // sizes the window over which members spread their reads (Spread); the
 // message carries it (SpreadKey). Otherwise it is as Nudge.
 func (n *Nudger) NudgeGroup(ctx context.Context, group string, members int) error {
@@ -278,7 +287,6 @@ func (n *Nudger) nudge(ctx context.Context, targets []manifest.Target, spread ti
 			fail(t, "-", fmt.Errorf("nudge: %w", err))
 			continue
 		}
-		addr := Address(t)
 		for _, form := range n.forms() {
 			if t.IsGroup() && !form.groups {
 				continue
@@ -289,7 +297,7 @@ func (n *Nudger) nudge(ctx context.Context, targets []manifest.Target, spread ti
 				defer func() { <-sem; wg.Done() }()
 				ctx, cancel := context.WithTimeout(ctx, n.timeout)
 				defer cancel()
-				if err := form.send(ctx, addr, spread); err != nil {
+				if err := form.send(ctx, t, spread); err != nil {
 					fail(t, form.via, err)
 					return
 				}
@@ -301,10 +309,10 @@ func (n *Nudger) nudge(ctx context.Context, targets []manifest.Target, spread ti
 	return errors.Join(errs...)
 }
 
-// form is one way of nudging; send takes an Address and the spread.
+// form is one way of nudging a server or a group, with the spread.
 type form struct {
 	via    string
-	send   func(ctx context.Context, addr string, spread time.Duration) error
+	send   func(ctx context.Context, t manifest.Target, spread time.Duration) error
 	groups bool // whether one send reaches every member of a group
 }
 
@@ -317,12 +325,13 @@ func (n *Nudger) forms() []form {
 		fs = append(fs, form{"http", n.post, !n.tmpl.PerServer()})
 	}
 	if n.compute != nil {
-		fs = append(fs, form{"gce", func(ctx context.Context, server string, _ time.Duration) error { return n.setPushrev(ctx, server) }, false})
+		fs = append(fs, form{"gce", n.gceSend, true})
 	}
 	return fs
 }
 
-func (n *Nudger) publish(ctx context.Context, server string, spread time.Duration) error {
+func (n *Nudger) publish(ctx context.Context, target manifest.Target, spread time.Duration) error {
+	server := Address(target)
 	t, err := n.pub.topic(ctx, server)
 	if err == nil {
 		msg := &pubsub.Message{Body: []byte(server)}
@@ -337,7 +346,8 @@ func (n *Nudger) publish(ctx context.Context, server string, spread time.Duratio
 	return nil
 }
 
-func (n *Nudger) post(ctx context.Context, server string, spread time.Duration) error {
+func (n *Nudger) post(ctx context.Context, target manifest.Target, spread time.Duration) error {
+	server := Address(target)
 	u := n.tmpl.Expand(server)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(server))
 	if err != nil {

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pushpull/pushpull/internal/backoff"
 	"slices"
 	"strings"
 
 	"cloud.google.com/go/compute/metadata"
+
+	"github.com/pushpull/pushpull/internal/backoff"
 )
 
 // errAppeared ends a wait on the attribute directory.
@@ -28,12 +29,25 @@ var errAppeared = errors.New("attribute appeared")
 // WatchGCE returns ctx.Err() when ctx ends, and an error at once for an
 // invalid attr. pulld watches PushrevKey, which the GCE form sets.
 func WatchGCE(ctx context.Context, attr string, h Hooks) error {
+	return watchAttribute(ctx, "instance/attributes/", attr, h)
+}
+
+// WatchGCEProject is WatchGCE for the project metadata attribute attr
+// (project/attributes/{attr}), which every instance of the project sees:
+// pulld watches GroupPushrevKey of each of its groups, which the GCE form
+// sets to nudge a group with one change.
+func WatchGCEProject(ctx context.Context, attr string, h Hooks) error {
+	return watchAttribute(ctx, "project/attributes/", attr, h)
+}
+
+// watchAttribute is WatchGCE on the attribute directory dir.
+func watchAttribute(ctx context.Context, dir, attr string, h Hooks) error {
 	if attr == "" || strings.ContainsAny(attr, "/?&#") {
 		return fmt.Errorf("nudge: watch gce: invalid attribute name %q", attr)
 	}
-	log := h.logger().With("source", "gce", "attribute", attr)
+	log := h.logger().With("source", "gce", "attribute", dir+attr)
 	c := metadata.NewWithOptions(&metadata.Options{Logger: log})
-	suffix := "instance/attributes/" + attr
+	suffix := dir + attr
 	// last is the value last seen and known says whether there is one. A
 	// re-established subscription whose first value differs from it nudges:
 	// the change happened while nobody was waiting.
@@ -68,7 +82,7 @@ func WatchGCE(ctx context.Context, attr string, h Hooks) error {
 			// subscription that follows reads its first value after it
 			// appeared and nudges for it.
 			var werr error
-			appeared, werr = waitAppear(ctx, c, attr, h)
+			appeared, werr = waitAppear(ctx, c, dir, attr, h)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -89,12 +103,12 @@ func WatchGCE(ctx context.Context, attr string, h Hooks) error {
 	}
 }
 
-// waitAppear waits on the instance attribute directory until attr is listed.
+// waitAppear waits on the attribute directory dir until attr is listed.
 // It reports whether attr appeared after the wait started (true, nil), was
 // there at once (true, nil), or the wait failed.
-func waitAppear(ctx context.Context, c *metadata.Client, attr string, h Hooks) (bool, error) {
+func waitAppear(ctx context.Context, c *metadata.Client, dir, attr string, h Hooks) (bool, error) {
 	first := true
-	err := c.SubscribeWithContext(ctx, "instance/attributes/", func(_ context.Context, v string, ok bool) error {
+	err := c.SubscribeWithContext(ctx, dir, func(_ context.Context, v string, ok bool) error {
 		if first {
 			first = false
 			h.ready()

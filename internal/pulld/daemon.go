@@ -292,6 +292,10 @@ func (d *daemon) startSources(ctx context.Context, wg *sync.WaitGroup) {
 		switch src.kind {
 		case NudgeGCE:
 			start(src.name(), func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchGCE(ctx, src.arg, h) })
+			for _, doc := range d.docs[1:] { // each group: its project attribute
+				attr := nudge.GroupPushrevKey(doc.target.Name)
+				start(src.name()+"-"+nudge.Address(doc.target), func(ctx context.Context, h nudge.Hooks) error { return nudge.WatchGCEProject(ctx, attr, h) })
+			}
 		default:
 			subs := src.subscriptions(addrs)
 			for _, u := range slices.Sorted(maps.Keys(subs)) {

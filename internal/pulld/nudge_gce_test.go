@@ -87,3 +87,41 @@ func TestNudgeGCEEndToEnd(t *testing.T) {
 		t.Fatalf("the third push did not race another writer (races left %d, items %q)", races.Load(), items)
 	}
 }
+
+// TestNudgeGCEGroupEndToEnd follows a group nudge by GCE: nudge.Nudger
+// sets the project metadata item of group web through the Compute API,
+// the instance's metadata server shows it under project/attributes/, and
+// pulld -nudge gce in group web, polling only every hour, reconciles at
+// once.
+func TestNudgeGCEGroupEndToEnd(t *testing.T) {
+	md := metadatatest.Start(t)
+	md.Setenv(t)
+	cs := computetest.Start(t)
+	web1 := computetest.Instance{Project: "my-project", Zone: "us-central1-a", Name: "web-1"}
+	cs.Add(web1, map[string]string{nudge.PushrevKey: "0"})
+	cs.Mirror(web1, md)
+	cs.AddProject("my-project", map[string]string{"ssh-keys": "alice:ssh-ed25519 AAAA alice"})
+	cs.MirrorProject("my-project", md)
+	n, err := nudge.New(t.Context(), nudge.Config{GCE: "my-project/us-central1-a", GCEEndpoint: cs.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close(t.Context()) })
+
+	h := s3Harness(t)
+	h.cfg.Nudge = []string{"gce"}
+	h.cfg.Groups = []string{"web"}
+	r := startRig(t, h, []string{"gce", "gce-group-web"}, func(t testing.TB) {
+		t.Helper()
+		if err := n.NudgeGroup(t.Context(), "web", 1); err != nil {
+			t.Fatalf("NudgeGroup: %v", err)
+		}
+	})
+	for i := 1; i <= 2; i++ {
+		time.Sleep(250 * time.Millisecond) // past pulld's nudge rate limit
+		if d := r.push(t, i); d > gceNudgeLatency {
+			t.Fatalf("push %d: RESTARTING %v after the group's GCE nudge, want within %v (poll is 1 h)", i, d, gceNudgeLatency)
+		}
+		r.settle(t, i+1)
+	}
+}

@@ -7,8 +7,11 @@
 //
 //	GET  projects/{project}/zones/{zone}/instances/{name}
 //	POST projects/{project}/zones/{zone}/instances/{name}/setMetadata
+//	GET  projects/{project}
+//	POST projects/{project}/setCommonInstanceMetadata
 //
-// for the instances added with Add. GET returns the instance with its
+// for the instances added with Add and the projects added with
+// AddProject (whose common instance metadata every instance sees). GET returns the instance with its
 // metadata items and fingerprint. setMetadata replaces all the items with
 // those of the request when the request's fingerprint is the current one,
 // and answers a finished Operation; otherwise it answers 412
@@ -67,24 +70,26 @@ type Server struct {
 
 	mu        sync.Mutex
 	instances map[Instance]*instance
+	projects  map[string]*instance // common instance metadata, by project
 	beforeSet func(Instance)
 	ops       int // operations created, for unique operation names
 }
 
 // instance is one instance's state; guarded by Server.mu.
 type instance struct {
-	id     uint64
-	keys   []string // item keys in the order they were given
-	items  map[string]string
-	gen    int // bumped on every change of the items
-	mirror *metadatatest.Server
-	shown  map[string]string // items last mirrored
+	id      uint64
+	keys    []string // item keys in the order they were given
+	items   map[string]string
+	gen     int    // bumped on every change of the items
+	dir     string // where the items appear on a metadata server: instance/attributes/ or project/attributes/
+	mirrors []*metadatatest.Server
+	shown   map[string]string // items last mirrored
 }
 
 // Start starts a server with no instances. It is closed when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{instances: map[Instance]*instance{}}
+	s := &Server{instances: map[Instance]*instance{}, projects: map[string]*instance{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	s.Endpoint = s.srv.URL + basePath
@@ -103,12 +108,56 @@ func (s *Server) Add(in Instance, items map[string]string) {
 	defer s.mu.Unlock()
 	inst, ok := s.instances[in]
 	if !ok {
-		inst = &instance{id: uint64(len(s.instances)) + 1000}
+		inst = &instance{id: uint64(len(s.instances)) + 1000, dir: "instance/attributes/"}
 		s.instances[in] = inst
 	}
 	m := make(map[string]string, len(items))
 	maps.Copy(m, items)
 	inst.replace(slices.Sorted(maps.Keys(m)), m)
+}
+
+// AddProject creates project with the common instance metadata items
+// given (nil for none), or replaces them.
+func (s *Server) AddProject(project string, items map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.projects[project]
+	if !ok {
+		p = &instance{id: uint64(len(s.projects)) + 1, dir: "project/attributes/"}
+		s.projects[project] = p
+	}
+	m := maps.Clone(items)
+	if m == nil {
+		m = map[string]string{}
+	}
+	p.replace(slices.Sorted(maps.Keys(m)), m)
+}
+
+// ProjectItems returns a copy of project's common instance metadata items
+// and whether project exists.
+func (s *Server) ProjectItems(project string) (map[string]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.projects[project]
+	if !ok {
+		return nil, false
+	}
+	return maps.Clone(p.items), true
+}
+
+// MirrorProject copies project's common metadata items to each md as
+// project/attributes/{key}, now and after every change, as every
+// instance's metadata server shows them. It panics when project does not
+// exist.
+func (s *Server) MirrorProject(project string, md ...*metadatatest.Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.projects[project]
+	if !ok {
+		panic("computetest: MirrorProject of unknown project " + project)
+	}
+	p.mirrors, p.shown = md, nil
+	p.sync()
 }
 
 // Items returns a copy of the metadata items of in and whether in exists.
@@ -164,7 +213,7 @@ func (s *Server) Mirror(in Instance, md *metadatatest.Server) {
 	if !ok {
 		panic("computetest: Mirror of unknown instance " + in.String())
 	}
-	inst.mirror, inst.shown = md, nil
+	inst.mirrors, inst.shown = []*metadatatest.Server{md}, nil
 	inst.sync()
 }
 
@@ -176,19 +225,18 @@ func (inst *instance) replace(keys []string, items map[string]string) {
 	inst.sync()
 }
 
-// sync brings the mirror up to date; callers hold Server.mu.
+// sync brings the mirrors up to date; callers hold Server.mu.
 func (inst *instance) sync() {
-	if inst.mirror == nil {
-		return
-	}
-	for k := range inst.shown {
-		if _, ok := inst.items[k]; !ok {
-			inst.mirror.Delete("instance/attributes/" + k)
+	for _, md := range inst.mirrors {
+		for k := range inst.shown {
+			if _, ok := inst.items[k]; !ok {
+				md.Delete(inst.dir + k)
+			}
 		}
-	}
-	for _, k := range inst.keys {
-		if old, ok := inst.shown[k]; !ok || old != inst.items[k] {
-			inst.mirror.Set("instance/attributes/"+k, inst.items[k])
+		for _, k := range inst.keys {
+			if old, ok := inst.shown[k]; !ok || old != inst.items[k] {
+				md.Set(inst.dir+k, inst.items[k])
+			}
 		}
 	}
 	inst.shown = maps.Clone(inst.items)
@@ -227,14 +275,21 @@ func (inst *instance) metadata() metadataJSON {
 	return md
 }
 
-// pathRE matches the routes under basePath.
-var pathRE = regexp.MustCompile(`^projects/([^/]+)/zones/([^/]+)/instances/([^/]+)(/setMetadata)?$`)
+// pathRE and projectRE match the routes under basePath.
+var (
+	pathRE    = regexp.MustCompile(`^projects/([^/]+)/zones/([^/]+)/instances/([^/]+)(/setMetadata)?$`)
+	projectRE = regexp.MustCompile(`^projects/([^/]+)(/setCommonInstanceMetadata)?$`)
+)
 
 // keyRE is what GCE accepts as a metadata key.
 var keyRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,127}$`)
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, basePath)
+	if p := projectRE.FindStringSubmatch(rest); ok && p != nil {
+		s.serveProject(w, r, p[1], p[2] != "")
+		return
+	}
 	m := pathRE.FindStringSubmatch(rest)
 	if !ok || m == nil {
 		writeError(w, http.StatusNotFound, "notFound", "no such route: "+r.Method+" "+r.URL.Path)
@@ -246,6 +301,49 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.get(w, in)
 	case set && r.Method == http.MethodPost:
 		s.setMetadata(w, r, in)
+	default:
+		writeError(w, http.StatusMethodNotAllowed, "methodNotAllowed", r.Method+" not allowed on "+r.URL.Path)
+	}
+}
+
+// serveProject answers GET projects/{project} (its common instance
+// metadata) and POST …/setCommonInstanceMetadata, conditional on the
+// fingerprint as for instances.
+func (s *Server) serveProject(w http.ResponseWriter, r *http.Request, project string, set bool) {
+	switch {
+	case !set && r.Method == http.MethodGet:
+		s.mu.Lock()
+		p, ok := s.projects[project]
+		var body map[string]any
+		if ok {
+			body = map[string]any{"kind": "compute#project", "name": project, "id": strconv.FormatUint(p.id, 10), "commonInstanceMetadata": p.metadata()}
+		}
+		s.mu.Unlock()
+		if !ok {
+			writeError(w, http.StatusNotFound, "notFound", fmt.Sprintf("The resource 'projects/%s' was not found", project))
+			return
+		}
+		writeJSON(w, http.StatusOK, body)
+	case set && r.Method == http.MethodPost:
+		keys, items, fingerprint, ok := readItems(w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		p, ok := s.projects[project]
+		if !ok {
+			writeError(w, http.StatusNotFound, "notFound", fmt.Sprintf("The resource 'projects/%s' was not found", project))
+			return
+		}
+		if fingerprint != p.fingerprint() {
+			writeError(w, http.StatusPreconditionFailed, "conditionNotMet", "Supplied fingerprint does not match current metadata fingerprint.")
+			return
+		}
+		p.replace(keys, items)
+		s.ops++
+		writeJSON(w, http.StatusOK, map[string]any{"kind": "compute#operation", "name": fmt.Sprintf("operation-%d", s.ops),
+			"operationType": "compute.projects.setCommonInstanceMetadata", "status": "DONE", "progress": 100})
 	default:
 		writeError(w, http.StatusMethodNotAllowed, "methodNotAllowed", r.Method+" not allowed on "+r.URL.Path)
 	}
@@ -276,22 +374,23 @@ func (s *Server) get(w http.ResponseWriter, in Instance) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-func (s *Server) setMetadata(w http.ResponseWriter, r *http.Request, in Instance) {
+// readItems decodes a Metadata request body, answering 400 for a
+// malformed one; ok is false then.
+func readItems(w http.ResponseWriter, r *http.Request) (keys []string, items map[string]string, fingerprint string, ok bool) {
 	var req metadataJSON
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", "Invalid JSON payload received: "+err.Error())
-		return
+		return nil, nil, "", false
 	}
-	keys := make([]string, 0, len(req.Items))
-	items := make(map[string]string, len(req.Items))
+	items = make(map[string]string, len(req.Items))
 	for _, it := range req.Items {
 		if !keyRE.MatchString(it.Key) {
 			writeError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("Invalid value for field 'resource.items[].key': '%s'", it.Key))
-			return
+			return nil, nil, "", false
 		}
 		if _, dup := items[it.Key]; dup {
 			writeError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("Duplicate metadata key '%s'", it.Key))
-			return
+			return nil, nil, "", false
 		}
 		keys = append(keys, it.Key)
 		if it.Value != nil {
@@ -300,9 +399,17 @@ func (s *Server) setMetadata(w http.ResponseWriter, r *http.Request, in Instance
 			items[it.Key] = ""
 		}
 	}
+	return keys, items, req.Fingerprint, true
+}
+
+func (s *Server) setMetadata(w http.ResponseWriter, r *http.Request, in Instance) {
+	keys, items, fingerprint, ok := readItems(w, r)
+	if !ok {
+		return
+	}
 
 	s.mu.Lock()
-	_, ok := s.instances[in]
+	_, ok = s.instances[in]
 	before := s.beforeSet
 	s.mu.Unlock()
 	if !ok {
@@ -320,7 +427,7 @@ func (s *Server) setMetadata(w http.ResponseWriter, r *http.Request, in Instance
 		notFound(w, in)
 		return
 	}
-	if req.Fingerprint != inst.fingerprint() {
+	if fingerprint != inst.fingerprint() {
 		s.mu.Unlock()
 		writeError(w, http.StatusPreconditionFailed, "conditionNotMet", "Supplied fingerprint does not match current metadata fingerprint.")
 		return
