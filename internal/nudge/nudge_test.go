@@ -508,7 +508,8 @@ func TestParseTopic(t *testing.T) {
 		{"nats://pushpull.{SERVER}", false, false, ""},
 		{"nats://pushpull.{server", false, false, ""},
 		{"{server}", false, false, ""},
-		{"gcppubsub://projects/p/topics/nudge-{server}", false, false, ""}, // driver not linked in
+		{"gcppubsub://projects/p/topics/nudge-{server}", true, true, "gcppubsub://projects/p/topics/nudge-web-1"}, // linked in for GCS fleets
+		{"azuresb://nudge-{server}", false, false, ""},                                                            // driver not linked in
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

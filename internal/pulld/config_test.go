@@ -32,7 +32,8 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown nudge", func(c *Config) { c.Nudge = []string{"carrier-pigeon"} }, "-nudge"},
 		{"nats queue refused", func(c *Config) { c.Nudge = []string{"nats://s?queue=q"} }, "-nudge"},
 		{"per-server nudge", func(c *Config) { c.Nudge = []string{"nats://pushpull.{server}?natsv2=true"} }, ""},
-		{"unknown placeholder", func(c *Config) { c.Nudge = []string{"nats://pushpull.{host}"} }, `-nudge "nats://pushpull.{host}"`},
+		{"unknown placeholder", func(c *Config) { c.Nudge = []string{"nats://pushpull.{hostname}"} }, `-nudge "nats://pushpull.{hostname}"`},
+		{"host placeholder", func(c *Config) { c.Nudge = []string{"nats://pushpull.{host}.{server}"} }, ""},
 		{"per-server subject invalid for this server", func(c *Config) {
 			c.Server, c.Nudge = "web.", []string{"nats://pushpull.{server}"}
 		}, `"pushpull.web." has an empty token`},
