@@ -123,22 +123,34 @@ func (n *Nudger) gceSend(ctx context.Context, t manifest.Target, _ time.Duration
 // setPushrev).
 func (n *Nudger) setProjectPushrev(ctx context.Context, group string) error {
 	key, value := GroupPushrevKey(group), newPushrev(time.Now())
+	return n.retryStale(ctx, "group "+group, func() error { return n.trySetProjectPushrev(ctx, key, value) })
+}
+
+// retryStale runs try, a read and a conditional set of metadata, again
+// while GCE answers 412 (someone else changed the metadata between the
+// read and the set), gceAttempts times in all with a little jitter, so
+// that two nudgers racing on one item do not keep colliding. what names
+// the nudge in errors.
+func (n *Nudger) retryStale(ctx context.Context, what string, try func() error) error {
 	var err error
 	for attempt := 1; attempt <= gceAttempts; attempt++ {
 		if attempt > 1 {
+			n.log.Debug("metadata changed meanwhile, trying again", "nudge", what, "attempt", attempt)
 			if serr := backoff.Sleep(ctx, backoff.Jitter(backoff.Delay(attempt-1, 30*time.Millisecond, 0))); serr != nil {
-				return fmt.Errorf("nudge group %s: gce: %w (after: %w)", group, serr, err)
+				return fmt.Errorf("nudge %s: gce: %w (after: %w)", what, serr, err)
 			}
 		}
-		err = n.trySetProjectPushrev(ctx, key, value)
-		if err == nil || !isStale(err) {
+		if err = try(); err == nil || !isStale(err) {
 			break
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("nudge group %s: gce: %w", group, err)
+	switch {
+	case err == nil:
+		return nil
+	case isStale(err):
+		return fmt.Errorf("nudge %s: gce: metadata changed under us %d times: %w", what, gceAttempts, err)
 	}
-	return nil
+	return fmt.Errorf("nudge %s: gce: %w", what, err)
 }
 
 func (n *Nudger) trySetProjectPushrev(ctx context.Context, key, value string) error {
@@ -196,28 +208,7 @@ func (n *Nudger) setPushrev(ctx context.Context, server string) error {
 		return fmt.Errorf("nudge %s: gce: not a GCE instance name (1-63 lowercase letters, digits and hyphens, starting with a letter)", server)
 	}
 	value := newPushrev(time.Now())
-	var err error
-	for attempt := 1; attempt <= gceAttempts; attempt++ {
-		if attempt > 1 {
-			n.log.Debug("instance metadata changed meanwhile, trying again", "server", server, "attempt", attempt)
-			// A little jitter, so that two nudgers racing on one instance
-			// do not keep colliding.
-			if serr := backoff.Sleep(ctx, backoff.Jitter(backoff.Delay(attempt-1, 30*time.Millisecond, 0))); serr != nil {
-				return fmt.Errorf("nudge %s: gce: %w (after: %w)", server, serr, err)
-			}
-		}
-		err = n.trySetPushrev(ctx, server, value)
-		if err == nil || !isStale(err) {
-			break
-		}
-	}
-	if err != nil {
-		if isStale(err) {
-			return fmt.Errorf("nudge %s: gce: metadata changed under us %d times: %w", server, gceAttempts, err)
-		}
-		return fmt.Errorf("nudge %s: gce: %w", server, err)
-	}
-	return nil
+	return n.retryStale(ctx, server, func() error { return n.trySetPushrev(ctx, server, value) })
 }
 
 // trySetPushrev reads the instance's metadata and sets pushrev to value

@@ -29,20 +29,6 @@ func member(t *testing.T, bucket, server string, groups ...string) *harness {
 	return h
 }
 
-// setGroup writes group's manifest with entries.
-func setGroup(t *testing.T, store *blobstore.Store, group string, entries ...manifest.Entry) {
-	t.Helper()
-	if entries == nil {
-		entries = []manifest.Entry{}
-	}
-	if _, err := store.UpdateManifest(t.Context(), manifest.Group(group), func(m *manifest.Manifest, _ bool) error {
-		m.Packages = entries
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // objects counts the objects under prefix.
 func objects(t *testing.T, store *blobstore.Store, prefix string) []string {
 	t.Helper()
@@ -84,7 +70,7 @@ func TestGroupsEndToEnd(t *testing.T) {
 			}
 
 			// One write of groups/web.json; no server manifest exists.
-			setGroup(t, store, "web", entry(hello1))
+			pulldtest.SetDocument(t, store, manifest.Group("web"), entry(hello1))
 			web1.start("http")
 			web2.start("http")
 			web1.client.Nudge(t)
@@ -112,7 +98,7 @@ func TestGroupsEndToEnd(t *testing.T) {
 
 			// canary names hello too: web-1 is in both, so its hello is
 			// held and reported; canary's api proceeds.
-			setGroup(t, store, "canary", entry(hello2), entry(api1))
+			pulldtest.SetDocument(t, store, manifest.Group("canary"), entry(hello2), entry(api1))
 			web1.client.Nudge(t)
 			st = web1.waitEnv("api", manifest.StateServing, api1.String())
 			es, _ := st.Lookup("hello")
@@ -132,7 +118,7 @@ func TestGroupsEndToEnd(t *testing.T) {
 
 			// Removing web's entry stops hello where web's entry served,
 			// and ends web-1's conflict: canary's hello applies there.
-			setGroup(t, store, "web")
+			pulldtest.SetDocument(t, store, manifest.Group("web"))
 			for _, h := range []*harness{web1, web2, web3} {
 				h.client.Nudge(t)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/testing/pulldtest"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -24,12 +25,7 @@ func newGroupDaemon(t *testing.T, groups ...string) (*daemon, *fakeEngine) {
 // setGroup writes group's manifest with entries.
 func setGroup(t *testing.T, s *blobstore.Store, group string, entries ...manifest.Entry) {
 	t.Helper()
-	if _, err := s.UpdateManifest(t.Context(), manifest.Group(group), func(m *manifest.Manifest, _ bool) error {
-		m.Packages = entries
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	pulldtest.SetDocument(t, s, manifest.Group(group), entries...)
 }
 
 // TestGroups checks the merge rules as pulld acts on them: a host with

@@ -226,13 +226,7 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	recs, err := s.b.ListAudit(ctx, manifest.Group(name), historyLimit)
-	if err != nil {
-		p.HistErr = err.Error()
-	}
-	for _, rec := range recs {
-		p.History = append(p.History, historyEntry{Time: at(rec.Time, pg.Now), User: rec.User, Action: rec.Action, Changes: describeChange(s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After))})
-	}
+	p.History, p.HistErr = s.history(ctx, manifest.Group(name), pg.Now)
 	s.render(w, r, http.StatusOK, "group", p)
 }
 

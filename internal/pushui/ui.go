@@ -278,8 +278,22 @@ type serverPage struct {
 	Flash    []string
 }
 
-// historyLimit is how many audit records the server page shows.
+// historyLimit is how many audit records a server's or group's page shows.
 const historyLimit = 50
+
+// history returns the newest historyLimit changes of t's manifest as the
+// viewer may see them, or why they could not be listed.
+func (s *Server) history(ctx context.Context, t manifest.Target, now time.Time) ([]historyEntry, string) {
+	recs, err := s.b.ListAudit(ctx, t, historyLimit)
+	var out []historyEntry
+	for _, rec := range recs {
+		out = append(out, historyEntry{Time: at(rec.Time, now), User: rec.User, Action: rec.Action, Changes: describeChange(s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After))})
+	}
+	if err != nil {
+		return out, err.Error()
+	}
+	return out, ""
+}
 
 // handleServer renders one server, read fresh from the bucket, with its
 // history.
@@ -296,13 +310,7 @@ func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
 	if ss.Manifest != nil {
 		p.Manifest = string(s.forViewer(ctx, ss.Manifest).Marshal())
 	}
-	recs, err := s.b.ListAudit(ctx, manifest.Server(name), historyLimit)
-	if err != nil {
-		p.HistErr = err.Error()
-	}
-	for _, rec := range recs {
-		p.History = append(p.History, historyEntry{Time: at(rec.Time, p.Now), User: rec.User, Action: rec.Action, Changes: describeChange(s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After))})
-	}
+	p.History, p.HistErr = s.history(ctx, manifest.Server(name), p.Now)
 	s.render(w, r, http.StatusOK, "server", p)
 }
 

@@ -134,7 +134,17 @@ func EnvIs(env string, state manifest.State, pkg string) func(*manifest.Status) 
 // SetManifest points server's manifest at entries (conditional update).
 func SetManifest(t testing.TB, store *blobstore.Store, server string, entries ...manifest.Entry) {
 	t.Helper()
-	if _, err := store.UpdateManifest(t.Context(), manifest.Server(server), func(m *manifest.Manifest, _ bool) error {
+	SetDocument(t, store, manifest.Server(server), entries...)
+}
+
+// SetDocument sets the entries of target's manifest, a server's or a
+// group's (conditional update); no entries writes an explicit empty one.
+func SetDocument(t testing.TB, store *blobstore.Store, target manifest.Target, entries ...manifest.Entry) {
+	t.Helper()
+	if entries == nil {
+		entries = []manifest.Entry{}
+	}
+	if _, err := store.UpdateManifest(t.Context(), target, func(m *manifest.Manifest, _ bool) error {
 		m.Packages = entries
 		return nil
 	}); err != nil {
