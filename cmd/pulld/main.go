@@ -42,8 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
+		return cli.Exit(stderr, "pulld", err)
 	}
 	cfg.Out = stdout
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -94,15 +93,12 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 	fs.StringVar(&cfg.Self, "self", pulld.DefaultSelf, "`app` name of pulld's own package: pulld exits after updating it")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
 	fs.BoolVar(&showVers, "version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return cfg, level, err
 	}
 	if showVers {
 		fmt.Fprintln(stdout, "pulld", pulld.VersionString())
 		return cfg, level, flag.ErrHelp
-	}
-	if fs.NArg() > 0 {
-		return cfg, level, fmt.Errorf("pulld: unexpected arguments %q", fs.Args())
 	}
 	cfg.Nudge = nudges
 	cfg.VerifyKeys = verifyKeys

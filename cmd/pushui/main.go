@@ -52,15 +52,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.NudgeURL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
 	fs.StringVar(&cfg.NudgeGCE, "nudge-gce", env.GCE, "nudge servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
 	fs.DurationVar(&cfg.Refresh, "refresh", time.Minute, "list the bucket again in the background this often (0: only on the refresh button)")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pushui: unexpected arguments: %q\n", fs.Args())
-		return 2
+		return cli.Exit(stderr, "pushui", err)
 	}
 	for _, a := range strings.Split(admins, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -69,8 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	if cfg.TrustedProxies, err = pushui.ParseTrustedProxies(trusted); err != nil {
-		fmt.Fprintf(stderr, "pushui: -trusted-proxy: %v\n", err)
-		return 2
+		return cli.Exit(stderr, "pushui", fmt.Errorf("pushui: %w: -trusted-proxy: %v", cli.ErrUsage, err))
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 

@@ -46,8 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "release:", err)
-		return 2
+		return cli.Exit(stderr, "release", err)
 	}
 	cfg.Out = stdout
 	cfg.Summary = stderr
@@ -67,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (release.Config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: release -bucket URL -app NAME [-dir DIR] [-note T] [-commit SHA] [-branch B] [-repo R]
-               [-format tar.zst|tar.gz] [-sign-key FILE] [-deploy SERVER,…]
+               [-format tar.zst|tar.gz] [-sign-key FILE] [-deploy SERVER,…] [-deploy-group GROUP,…]
        release -list -bucket URL -app NAME
 
 Packages DIR into the bucket and prints the package name as the last line.
@@ -96,22 +95,19 @@ Packages DIR into the bucket and prints the package name as the last line.
 	fs.StringVar(&cfg.Nudge.GCE, "nudge-gce", env.GCE, "nudge deployed servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
 	fs.BoolVar(&cfg.List, "list", false, "list the app's packages, newest first, instead of releasing")
 	fs.BoolVar(&cfg.AllowUnconditionalStore, "allow-unconditional-store", false, "write to an S3 store that ignores If-Match/If-None-Match (refused by default: concurrent edits would be lost); safe only with a single writer")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	f, err := manifest.ParseFormat(format)
 	if err != nil {
-		return cfg, fmt.Errorf("-format: %w", err)
+		return cfg, fmt.Errorf("release: %w: -format: %w", cli.ErrUsage, err)
 	}
 	cfg.Format = f
 	if cfg.Deploy, err = release.ParseServers(deploy); err != nil {
-		return cfg, fmt.Errorf("-deploy: %w", err)
+		return cfg, fmt.Errorf("release: %w: -deploy: %w", cli.ErrUsage, err)
 	}
 	if cfg.DeployGroups, err = release.ParseGroups(deployGroups); err != nil {
-		return cfg, fmt.Errorf("-deploy-group: %w", err)
+		return cfg, fmt.Errorf("release: %w: -deploy-group: %w", cli.ErrUsage, err)
 	}
 	cfg.SignPassword = os.Getenv(release.PasswordEnv)
 	return cfg, nil

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 )
@@ -33,4 +34,32 @@ func Exit(stderr io.Writer, prog string, err error, also ...error) int {
 		}
 	}
 	return 1
+}
+
+// Parse parses args with fs, as flag.FlagSet.Parse does, but quietly: a bad
+// flag or value is returned as one line wrapping ErrUsage (for Exit to print
+// with its hint), not printed with the whole usage; -h and -help print the
+// usage (fs.Usage, or the defaults) and return flag.ErrHelp. Arguments left after the
+// flags are an error too.
+func Parse(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	if usage == nil {
+		usage = fs.PrintDefaults
+	}
+	out := fs.Output()
+	fs.Usage = func() {} // a bad flag is one line, not the whole usage
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage()
+		return flag.ErrHelp
+	case err != nil:
+		return fmt.Errorf("%s: %w: %v", fs.Name(), ErrUsage, err)
+	case fs.NArg() > 0:
+		return fmt.Errorf("%s: %w: unexpected arguments %q", fs.Name(), ErrUsage, fs.Args())
+	}
+	return nil
 }
