@@ -46,6 +46,10 @@ type Entry struct {
 	OnFailure Policy
 	// Restart is an opaque token; changing it asks the host to restart the env.
 	Restart string
+	// Rollout, when set, moves the members of a group from the rollout's
+	// previous package to Package a share at a time; For resolves it for
+	// one server.
+	Rollout *Rollout
 }
 
 // EnvName returns the entry's env: Env, or the package's app when Env is empty.
@@ -113,6 +117,9 @@ func (e Entry) Validate() error {
 	case "", PolicyRollback, PolicyContinue, PolicyStop:
 	default:
 		return fmt.Errorf("on_failure %q: want rollback, continue or stop", e.OnFailure)
+	}
+	if e.Rollout != nil {
+		return e.Rollout.Validate(e.Package)
 	}
 	return nil
 }
@@ -192,6 +199,7 @@ type entryJSON struct {
 	Config    map[string]string `json:"config,omitempty"`
 	OnFailure Policy            `json:"on_failure,omitempty"`
 	Restart   string            `json:"restart,omitempty"`
+	Rollout   *rolloutJSON      `json:"rollout,omitempty"`
 }
 
 func parseEntry(r json.RawMessage) (Entry, error) {
@@ -208,7 +216,15 @@ func parseEntry(r json.RawMessage) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	return Entry{Package: p, Env: ej.Env, Config: ej.Config, OnFailure: ej.OnFailure, Restart: ej.Restart}, nil
+	e := Entry{Package: p, Env: ej.Env, Config: ej.Config, OnFailure: ej.OnFailure, Restart: ej.Restart}
+	if r := ej.Rollout; r != nil {
+		prev, err := ParsePackageName(r.Previous)
+		if err != nil {
+			return Entry{}, fmt.Errorf("rollout: previous: %w", err)
+		}
+		e.Rollout = &Rollout{ID: r.ID, Previous: prev, Percent: r.Percent, Canaries: r.Canaries}
+	}
+	return e, nil
 }
 
 // Marshal returns the canonical encoding of m: the object form, two-space
@@ -225,6 +241,9 @@ func (m *Manifest) Marshal() []byte {
 	out.Packages = make([]any, 0, len(m.Packages))
 	for _, e := range m.Packages {
 		ej := entryJSON{Package: e.Package.String(), Env: e.Env, Config: e.Config, OnFailure: e.OnFailure, Restart: e.Restart}
+		if r := e.Rollout; r != nil {
+			ej.Rollout = &rolloutJSON{ID: r.ID, Previous: r.Previous.String(), Percent: r.Percent, Canaries: r.Canaries}
+		}
 		if ej.Env == e.Package.App {
 			ej.Env = ""
 		}
@@ -234,7 +253,7 @@ func (m *Manifest) Marshal() []byte {
 		if len(ej.Config) == 0 {
 			ej.Config = nil
 		}
-		if ej.Env == "" && ej.Config == nil && ej.OnFailure == "" && ej.Restart == "" {
+		if ej.Env == "" && ej.Config == nil && ej.OnFailure == "" && ej.Restart == "" && ej.Rollout == nil {
 			out.Packages = append(out.Packages, ej.Package)
 		} else {
 			out.Packages = append(out.Packages, ej)
@@ -253,6 +272,11 @@ func (m *Manifest) Clone() *Manifest {
 	for i := range c.Packages {
 		if c.Packages[i].Config != nil {
 			c.Packages[i].Config = clone(c.Packages[i].Config)
+		}
+		if r := c.Packages[i].Rollout; r != nil {
+			cr := *r
+			cr.Canaries = slices.Clone(r.Canaries)
+			c.Packages[i].Rollout = &cr
 		}
 	}
 	return c

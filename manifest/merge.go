@@ -27,6 +27,10 @@ type Desired struct {
 	// Held maps each env that must be left exactly as it is to the reason:
 	// two of the host's groups name it and the server manifest does not.
 	Held map[string]string
+	// Rollouts maps each env whose entry is under a rollout to the
+	// rollout's ID; its entry in Entries is already resolved for the host
+	// (Entry.For).
+	Rollouts map[string]string
 	// Missing lists the groups whose manifest does not exist. Their envs
 	// are unknown, so an installed env that no document names is left as
 	// it is (as a missing server manifest leaves everything) rather than
@@ -35,7 +39,9 @@ type Desired struct {
 }
 
 // Merge combines a host's server manifest and its groups' into what the
-// host is to serve, env by env (docs/design.md, "Groups"):
+// host is to serve, env by env (docs/design.md, "Groups"), each entry
+// resolved for the host named by the server Source (Entry.For: the side of
+// a rollout it is on):
 //
 //   - an env the server manifest names is the server's entry, whatever its
 //     groups say (pinning one host, Teletraan's hotfix);
@@ -47,7 +53,13 @@ type Desired struct {
 // Sources in the host's order; a nil Manifest is a document that does not exist. Merge
 // does not validate the manifests (Parse did) and does not modify them.
 func Merge(sources []Source) Desired {
-	d := Desired{From: map[string]Target{}, Overrides: map[string][]string{}, Held: map[string]string{}}
+	d := Desired{From: map[string]Target{}, Overrides: map[string][]string{}, Held: map[string]string{}, Rollouts: map[string]string{}}
+	server := ""
+	for _, s := range sources {
+		if !s.Target.IsGroup() {
+			server = s.Target.Name
+		}
+	}
 	byGroup := map[string][]string{} // env → groups that name it
 	for _, s := range sources {
 		if !s.Target.IsGroup() || s.Manifest == nil {
@@ -89,7 +101,10 @@ func Merge(sources []Source) Desired {
 				d.Overrides[env] = gs
 			}
 			d.From[env] = s.Target
-			d.Entries = append(d.Entries, e)
+			if e.Rollout != nil {
+				d.Rollouts[env] = e.Rollout.ID
+			}
+			d.Entries = append(d.Entries, e.For(server))
 		}
 	}
 	return d

@@ -24,9 +24,9 @@ const (
 // Status is what pulld reports about one server, at status/{server}.json,
 // after each reconcile and as a heartbeat.
 type Status struct {
-	Server       string    `json:"server"`
-	PulldVersion string    `json:"pulld_version"`
-	Host         HostInfo  `json:"host"`
+	Server       string   `json:"server"`
+	PulldVersion string   `json:"pulld_version"`
+	Host         HostInfo `json:"host"`
 	// Time is when pulld last wrote or confirmed this status. pulld leaves
 	// it out of what it writes, so that an unchanged status is rewritten
 	// with the same bytes as a heartbeat; readers take it from the object's
@@ -105,6 +105,9 @@ type EnvStatus struct {
 	// Held, when set, says why pulld leaves the env exactly as it is: two
 	// of the host's groups name it, or a group's manifest is missing.
 	Held string `json:"held,omitempty"`
+	// Rollout is the ID of the rollout the env's entry is under, if any;
+	// Desired is then the side of it the host is on.
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // Lookup returns the status of env, if reported.

@@ -18,16 +18,19 @@ import (
 
 // Defaults of Config's fields.
 const (
-	DefaultRoot        = "/var/lib/pulld"
-	DefaultPoll        = 5 * time.Minute
-	DefaultHeartbeat   = 30 * time.Minute
-	DefaultListen      = "127.0.0.1:10114" // Skia's pulld port
-	DefaultKeep        = 5
-	DefaultStepTimeout = 30 * time.Minute // Teletraan's
-	DefaultGrace       = 2 * time.Minute
-	DefaultSelf        = "pulld"
-	DefaultRetryMin    = time.Minute
-	DefaultRetryMax    = time.Hour
+	DefaultRoot      = "/var/lib/pulld"
+	DefaultPoll      = 5 * time.Minute
+	DefaultHeartbeat = 30 * time.Minute
+	// DefaultRolloutHeartbeat is the heartbeat while an entry is under a
+	// rollout, so that its controller tells a dead host from a quiet one.
+	DefaultRolloutHeartbeat = 10 * time.Second
+	DefaultListen           = "127.0.0.1:10114" // Skia's pulld port
+	DefaultKeep             = 5
+	DefaultStepTimeout      = 30 * time.Minute // Teletraan's
+	DefaultGrace            = 2 * time.Minute
+	DefaultSelf             = "pulld"
+	DefaultRetryMin         = time.Minute
+	DefaultRetryMax         = time.Hour
 )
 
 // HostPlaceholder stands for this host's server name in a -nudge
@@ -64,9 +67,13 @@ type Config struct {
 
 	Poll      time.Duration // poll period, ±20% jitter
 	Heartbeat time.Duration // longest interval between status writes
-	Listen    string        // address of the HTTP endpoints; "" for none (the flag defaults to DefaultListen)
-	Nudge     []string      // nudge sources: "gce", "gce:ATTR", or pub/sub subscription URLs, in which {server} stands for Server
-	HostInfo  string        // Teletraan host_info file; "" for none (the flag defaults to DefaultHostInfo)
+	// RolloutHeartbeat replaces Poll and Heartbeat, when shorter, while
+	// some entry is under a rollout: pulld then polls its manifests and
+	// confirms its status that often.
+	RolloutHeartbeat time.Duration
+	Listen           string   // address of the HTTP endpoints; "" for none (the flag defaults to DefaultListen)
+	Nudge            []string // nudge sources: "gce", "gce:ATTR", or pub/sub subscription URLs, in which {server} stands for Server
+	HostInfo         string   // Teletraan host_info file; "" for none (the flag defaults to DefaultHostInfo)
 
 	// ComputeEnvType is COMPUTE_ENV_TYPE of the scripts; "" takes
 	// compute_env_type of host_info, else Teletraan's PRODUCTION.
@@ -115,6 +122,7 @@ func (c *Config) Validate() error {
 	}
 	setDuration(&c.Poll, DefaultPoll)
 	setDuration(&c.Heartbeat, DefaultHeartbeat)
+	setDuration(&c.RolloutHeartbeat, DefaultRolloutHeartbeat)
 	setDuration(&c.StepTimeout, DefaultStepTimeout)
 	setDuration(&c.Grace, DefaultGrace)
 	setDuration(&c.RetryMin, DefaultRetryMin)
@@ -122,7 +130,7 @@ func (c *Config) Validate() error {
 	if c.Splay != 0 && !c.Once && !c.DryRun {
 		return bad("-splay is for -once (cron mode); the daemon spreads its first poll by itself")
 	}
-	for name, d := range map[string]time.Duration{"-splay": c.Splay, "-poll": c.Poll, "-heartbeat": c.Heartbeat, "-step-timeout": c.StepTimeout, "-grace": c.Grace, "-retry-min": c.RetryMin, "-retry-max": c.RetryMax} {
+	for name, d := range map[string]time.Duration{"-splay": c.Splay, "-poll": c.Poll, "-heartbeat": c.Heartbeat, "-rollout-heartbeat": c.RolloutHeartbeat, "-step-timeout": c.StepTimeout, "-grace": c.Grace, "-retry-min": c.RetryMin, "-retry-max": c.RetryMax} {
 		if d < 0 {
 			return bad("%s %v is negative", name, d)
 		}

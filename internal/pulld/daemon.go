@@ -412,6 +412,9 @@ func (d *daemon) loop(ctx context.Context) error {
 // retry of a failed env.
 func (d *daemon) nextWake(c cycle, now time.Time) time.Duration {
 	next := backoff.Jitter(d.cfg.Poll)
+	if d.inRollout() {
+		next = min(next, d.cfg.RolloutHeartbeat) // the controller watches the heartbeats
+	}
 	if d.bucketFails > 0 {
 		next = retryDelay(d.bucketFails, min(errRetryMin, d.cfg.Poll), d.cfg.Poll)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/testing/pulldtest"
@@ -151,4 +152,60 @@ func TestGroups(t *testing.T) {
 			t.Errorf("manifest error %q does not name groups/web.json", st.ManifestError)
 		}
 	})
+}
+
+// TestRolloutSides checks that each member takes its side of a group's
+// rollout by itself: the canary serves the new package, the others the
+// previous one; a larger share moves more of them with no other write;
+// status names the rollout, and while it runs pulld polls and heartbeats
+// every RolloutHeartbeat instead of its idle periods.
+func TestRolloutSides(t *testing.T) {
+	v1, v2 := pkg(t, "hello", 1), pkg(t, "hello", 2)
+	r := &manifest.Rollout{ID: "r-1", Previous: v1, Canaries: []string{"web-1"}}
+	entry := manifest.Entry{Package: v2, Rollout: r}
+	for _, tc := range []struct {
+		server string
+		want   manifest.PackageName
+	}{{"web-1", v2}, {"web-2", v1}} {
+		t.Run(tc.server, func(t *testing.T) {
+			d, eng := newGroupDaemon(t, "web")
+			d.cfg.Server = tc.server
+			d.docs = newDocuments(tc.server, []string{"web"})
+			setGroup(t, d.store, "web", entry)
+			if err := d.reconcile(t.Context(), t.Context()).err(); err != nil {
+				t.Fatal(err)
+			}
+			wantCalls(t, eng, "apply hello "+tc.want.String())
+			if es := envState(t, d, "hello"); es.Rollout != "r-1" || es.Desired != tc.want.String() {
+				t.Errorf("status %+v, want desired %s under rollout r-1", es, tc.want)
+			}
+			if hb := d.heartbeat(); hb != d.cfg.RolloutHeartbeat {
+				t.Errorf("heartbeat %v during a rollout, want %v", hb, d.cfg.RolloutHeartbeat)
+			}
+			if next := d.nextWake(cycle{}, time.Now()); next > d.cfg.RolloutHeartbeat {
+				t.Errorf("next poll in %v during a rollout, want within %v", next, d.cfg.RolloutHeartbeat)
+			}
+			// The rollout reaches 100%: everyone serves v2, and once the
+			// entry carries no rollout the idle periods are back.
+			all := entry
+			all.Rollout = &manifest.Rollout{ID: "r-1", Previous: v1, Percent: 100}
+			setGroup(t, d.store, "web", all)
+			if err := d.reconcile(t.Context(), t.Context()).err(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want != v2 {
+				wantCalls(t, eng, "apply hello "+v2.String())
+			} else {
+				wantCalls(t, eng)
+			}
+			setGroup(t, d.store, "web", manifest.Entry{Package: v2})
+			if err := d.reconcile(t.Context(), t.Context()).err(); err != nil {
+				t.Fatal(err)
+			}
+			wantCalls(t, eng)
+			if hb := d.heartbeat(); hb != max(d.cfg.Poll, d.cfg.Heartbeat) {
+				t.Errorf("heartbeat %v after the rollout, want the idle %v", hb, max(d.cfg.Poll, d.cfg.Heartbeat))
+			}
+		})
+	}
 }

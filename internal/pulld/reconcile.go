@@ -80,11 +80,12 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 		}
 	}
 	for _, rec := range d.envs {
-		rec.status.Source, rec.status.Held = "", ""
+		rec.status.Source, rec.status.Held, rec.status.Rollout = "", "", ""
 	}
 	for _, e := range m.Entries {
 		rec := d.record(e.EnvName(), e.Package.App)
 		rec.status.Desired, rec.status.Source = e.Package.String(), m.From[e.EnvName()].Source()
+		rec.status.Rollout = m.Rollouts[e.EnvName()]
 	}
 	for env, why := range m.Held {
 		d.record(env, "").status.Held = why

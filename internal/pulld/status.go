@@ -17,7 +17,7 @@ func (d *daemon) snapshot() *manifest.Status {
 		Time:         time.Now().UTC(),
 		// Status.Stale reads this as the heartbeat period: the longest a
 		// healthy pulld goes without writing its status.
-		PollSeconds:   int64(max(d.cfg.Poll, d.cfg.Heartbeat) / time.Second),
+		PollSeconds:   int64(d.heartbeat() / time.Second),
 		ManifestError: d.manifestErr,
 		Envs:          []manifest.EnvStatus{},
 	}
@@ -46,6 +46,21 @@ func (d *daemon) snapshot() *manifest.Status {
 	return st
 }
 
+// heartbeat is the longest pulld goes without writing its status: the
+// larger of the poll and heartbeat periods, or the rollout heartbeat
+// while some entry is under a rollout.
+func (d *daemon) heartbeat() time.Duration {
+	hb := max(d.cfg.Poll, d.cfg.Heartbeat)
+	if d.inRollout() {
+		hb = min(hb, d.cfg.RolloutHeartbeat)
+	}
+	return hb
+}
+
+// inRollout reports whether some entry the host follows is under a
+// rollout.
+func (d *daemon) inRollout() bool { return len(d.desired.Rollouts) > 0 }
+
 // publish makes the loop's current state what /status, /metrics and the
 // next status write show.
 func (d *daemon) publish() {
@@ -63,7 +78,7 @@ func (d *daemon) writeStatus(ctx context.Context, force bool) {
 	doc := st
 	doc.Time = time.Time{}
 	body := doc.Marshal()
-	if !force && bytes.Equal(body, d.lastDoc) && time.Since(d.lastWrite) < d.cfg.Heartbeat {
+	if !force && bytes.Equal(body, d.lastDoc) && time.Since(d.lastWrite) < d.heartbeat() {
 		return
 	}
 	st.Time = time.Time{} // the object's modification time is the heartbeat

@@ -1,0 +1,75 @@
+package manifest_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// TestRollout checks how members follow a rollout: canaries and the servers
+// whose place falls below the share serve the new package, the others the
+// previous one; a larger share keeps every server a smaller one took; the
+// shares are about right over many servers; the entry round-trips.
+func TestRollout(t *testing.T) {
+	v1, v2 := mergePkg(t, "hello", 1), mergePkg(t, "hello", 2)
+	r := &manifest.Rollout{ID: "r-1", Previous: v1, Canaries: []string{"web-0007"}}
+	e := manifest.Entry{Package: v2, Rollout: r}
+	servers := make([]string, 10000)
+	for i := range servers {
+		servers[i] = fmt.Sprintf("web-%04d", i)
+	}
+	took := map[string]bool{}
+	for _, pct := range []float64{0, 1, 10, 50, 100} {
+		r.Percent = pct
+		n := 0
+		for _, s := range servers {
+			got := e.For(s)
+			if got.Rollout != nil {
+				t.Fatal("a resolved entry carries its rollout")
+			}
+			if got.Package == v2 {
+				n++
+			} else if took[s] {
+				t.Fatalf("%v%%: %s left the rollout it had joined at a smaller share", pct, s)
+			}
+			took[s] = got.Package == v2
+		}
+		if !took["web-0007"] {
+			t.Errorf("%v%%: the canary does not serve the new package", pct)
+		}
+		if want := pct / 100 * float64(len(servers)); float64(n) < want-150 || float64(n) > want+150 {
+			t.Errorf("%v%%: %d of %d servers on the new package, want about %.0f", pct, n, len(servers), want)
+		}
+	}
+	m := &manifest.Manifest{Packages: []manifest.Entry{{Package: v2, Rollout: &manifest.Rollout{ID: "r-1", Previous: v1, Percent: 12.5, Canaries: []string{"web-1"}}}}}
+	got, err := manifest.Parse(m.Marshal())
+	if err != nil || string(got.Marshal()) != string(m.Marshal()) || !strings.Contains(string(m.Marshal()), `"percent": 12.5`) {
+		t.Fatalf("round trip: %v\n%s", err, m.Marshal())
+	}
+	for _, bad := range []string{
+		`{"packages": [{"package": "` + v2.String() + `", "rollout": {"id": "r", "previous": "` + mergePkg(t, "api", 1).String() + `", "percent": 5}}]}`,
+		`{"packages": [{"package": "` + v2.String() + `", "rollout": {"id": "r", "previous": "` + v1.String() + `", "percent": 101}}]}`,
+		`{"packages": [{"package": "` + v2.String() + `", "rollout": {"id": "Bad ID", "previous": "` + v1.String() + `", "percent": 5}}]}`,
+		`{"packages": [{"package": "` + v2.String() + `", "rollout": {"id": "r", "percent": 5}}]}`,
+		`{"packages": [{"package": "` + v2.String() + `", "rollout": {"id": "r", "previous": "` + v1.String() + `", "percent": 5, "extra": 1}}]}`,
+	} {
+		if _, err := manifest.Parse([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+// TestMergeRollout checks that Merge resolves a group's rollout for the
+// host and says which envs are under one.
+func TestMergeRollout(t *testing.T) {
+	v1, v2 := mergePkg(t, "hello", 1), mergePkg(t, "hello", 2)
+	g := &manifest.Manifest{Packages: []manifest.Entry{{Package: v2, Rollout: &manifest.Rollout{ID: "r-1", Previous: v1, Canaries: []string{"web-1"}}}}}
+	for server, want := range map[string]manifest.PackageName{"web-1": v2, "web-2": v1} {
+		d := manifest.Merge([]manifest.Source{{Target: manifest.Server(server)}, {Target: manifest.Group("web"), Manifest: g}})
+		if len(d.Entries) != 1 || d.Entries[0].Package != want || d.Rollouts["hello"] != "r-1" {
+			t.Errorf("%s: %+v (rollouts %v), want %s under r-1", server, d.Entries, d.Rollouts, want)
+		}
+	}
+}
