@@ -50,6 +50,8 @@ type Entry struct {
 	// previous package to Package a share at a time; For resolves it for
 	// one server.
 	Rollout *Rollout
+	// Health, when set, is the check the host runs while the env serves.
+	Health *Health
 }
 
 // EnvName returns the entry's env: Env, or the package's app when Env is empty.
@@ -117,6 +119,11 @@ func (e Entry) Validate() error {
 	case "", PolicyRollback, PolicyContinue, PolicyStop:
 	default:
 		return fmt.Errorf("on_failure %q: want rollback, continue or stop", e.OnFailure)
+	}
+	if e.Health != nil {
+		if err := e.Health.Validate(); err != nil {
+			return err
+		}
 	}
 	if e.Rollout != nil {
 		return e.Rollout.Validate(e.Package)
@@ -200,6 +207,7 @@ type entryJSON struct {
 	OnFailure Policy            `json:"on_failure,omitempty"`
 	Restart   string            `json:"restart,omitempty"`
 	Rollout   *rolloutJSON      `json:"rollout,omitempty"`
+	Health    *healthJSON       `json:"health,omitempty"`
 }
 
 func parseEntry(r json.RawMessage) (Entry, error) {
@@ -224,6 +232,11 @@ func parseEntry(r json.RawMessage) (Entry, error) {
 		}
 		e.Rollout = &Rollout{ID: r.ID, Previous: prev, Percent: r.Percent, Canaries: r.Canaries}
 	}
+	if ej.Health != nil {
+		if e.Health, err = ej.Health.toHealth(); err != nil {
+			return Entry{}, err
+		}
+	}
 	return e, nil
 }
 
@@ -244,6 +257,9 @@ func (m *Manifest) Marshal() []byte {
 		if r := e.Rollout; r != nil {
 			ej.Rollout = &rolloutJSON{ID: r.ID, Previous: r.Previous.String(), Percent: r.Percent, Canaries: r.Canaries}
 		}
+		if e.Health != nil {
+			ej.Health = e.Health.toJSON()
+		}
 		if ej.Env == e.Package.App {
 			ej.Env = ""
 		}
@@ -253,7 +269,7 @@ func (m *Manifest) Marshal() []byte {
 		if len(ej.Config) == 0 {
 			ej.Config = nil
 		}
-		if ej.Env == "" && ej.Config == nil && ej.OnFailure == "" && ej.Restart == "" && ej.Rollout == nil {
+		if ej.Env == "" && ej.Config == nil && ej.OnFailure == "" && ej.Restart == "" && ej.Rollout == nil && ej.Health == nil {
 			out.Packages = append(out.Packages, ej.Package)
 		} else {
 			out.Packages = append(out.Packages, ej)
@@ -272,6 +288,10 @@ func (m *Manifest) Clone() *Manifest {
 	for i := range c.Packages {
 		if c.Packages[i].Config != nil {
 			c.Packages[i].Config = clone(c.Packages[i].Config)
+		}
+		if h := c.Packages[i].Health; h != nil {
+			ch := *h
+			c.Packages[i].Health = &ch
 		}
 		if r := c.Packages[i].Rollout; r != nil {
 			cr := *r

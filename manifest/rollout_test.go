@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -70,6 +71,31 @@ func TestMergeRollout(t *testing.T) {
 		d := manifest.Merge([]manifest.Source{{Target: manifest.Server(server)}, {Target: manifest.Group("web"), Manifest: g}})
 		if len(d.Entries) != 1 || d.Entries[0].Package != want || d.Rollouts["hello"] != "r-1" {
 			t.Errorf("%s: %+v (rollouts %v), want %s under r-1", server, d.Entries, d.Rollouts, want)
+		}
+	}
+}
+
+func TestHealth(t *testing.T) {
+	v1 := mergePkg(t, "hello", 1)
+	m := &manifest.Manifest{Packages: []manifest.Entry{{Package: v1, Health: &manifest.Health{HTTP: "http://127.0.0.1:8081/healthz", Every: 5 * time.Second}}}}
+	got, err := manifest.Parse(m.Marshal())
+	if err != nil || string(got.Marshal()) != string(m.Marshal()) || got.Packages[0].Health.Period() != 5*time.Second || got.Packages[0].Health.Limit() != manifest.DefaultHealthTimeout {
+		t.Fatalf("round trip: %v\n%s", err, m.Marshal())
+	}
+	for _, bad := range []string{
+		`{}`,
+		`{"http": "http://x/", "exec": "bin/check"}`,
+		`{"http": "ftp://x/"}`,
+		`{"exec": "/bin/true"}`,
+		`{"exec": "../check"}`,
+		`{"exec": "bin/../../x"}`,
+		`{"exec": "bin/check", "every": "100ms"}`,
+		`{"exec": "bin/check", "every": "5s", "timeout": "10s"}`,
+		`{"exec": "bin/check", "every": "soon"}`,
+	} {
+		doc := `{"packages": [{"package": "` + v1.String() + `", "health": ` + bad + `}]}`
+		if _, err := manifest.Parse([]byte(doc)); err == nil {
+			t.Errorf("accepted health %s", bad)
 		}
 	}
 }

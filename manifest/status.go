@@ -108,6 +108,12 @@ type EnvStatus struct {
 	// Rollout is the ID of the rollout the env's entry is under, if any;
 	// Desired is then the side of it the host is on.
 	Rollout string `json:"rollout,omitempty"`
+	// Healthy is the outcome of the entry's health check while the env
+	// serves (nil: no check, or none yet); HealthySince is when it last
+	// became healthy, and HealthError why the last check failed.
+	Healthy      *bool     `json:"healthy,omitempty"`
+	HealthySince time.Time `json:"healthy_since,omitzero"`
+	HealthError  string    `json:"health_error,omitempty"`
 }
 
 // Lookup returns the status of env, if reported.

@@ -229,6 +229,11 @@ func (e *Engine) Close() error {
 
 // Paths.
 
+// CurrentDir returns the path of env's current link, the serving build's
+// directory once resolved: where its programs run. It does not check that
+// env serves anything.
+func (e *Engine) CurrentDir(env string) string { return e.currentLink(env) }
+
 func (e *Engine) envDir(env string) string    { return filepath.Join(e.root, "envs", env) }
 func (e *Engine) buildsDir(env string) string { return filepath.Join(e.envDir(env), "builds") }
 func (e *Engine) currentLink(env string) string {

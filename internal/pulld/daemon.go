@@ -57,6 +57,7 @@ const (
 const (
 	sourceSignal = "sighup"
 	sourceHTTP   = "http"
+	sourceHealth = "health" // an env's health flipped: write status
 	sourceFile   = "file"
 )
 
@@ -93,6 +94,7 @@ type daemon struct {
 	statusTimeout time.Duration // bounds one status write
 	lastDoc       []byte        // status last written, Time zeroed, to skip unchanged writes
 	acting        acting        // the action act is running
+	health        *health       // the envs' health checks; nil outside daemon mode
 }
 
 // newDaemon builds a daemon on an open store and engine.
@@ -253,6 +255,7 @@ func (d *daemon) serve(ctx context.Context) error {
 		}
 	})
 	d.startSources(srcCtx, &sources)
+	d.health = newHealth(srcCtx, d.eng.CurrentDir, func() { d.nudge(sourceHealth) })
 
 	d.sd.send(systemd.SdNotifyReady + "\nSTATUS=polling " + d.cfg.Server)
 	sources.Go(func() { d.sd.watchdog(srcCtx, &d.live) })

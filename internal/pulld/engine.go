@@ -28,6 +28,9 @@ type engine interface {
 	Stop(ctx context.Context, env string) pkginstall.Result
 	// Installed lists the envs with a build in service, in a stable order.
 	Installed() ([]pkginstall.Installed, error)
+	// CurrentDir is the directory of env's serving build (its current
+	// link), where health checks run.
+	CurrentDir(env string) string
 	// Close releases the engine and its lock on the root.
 	Close() error
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ type fakeEngine struct {
 	started  chan string                     // when set, receives the env of every Apply as it starts
 	canceled []string                        // envs whose Apply saw its context end
 	plans    int                             // calls of Plan from outside
+	root     string                          // CurrentDir's base: a test's directory of "builds", one per env
 	hook     func(string, pkginstall.Action) // pkginstall's Config.Started: the daemon's started
 }
 
@@ -118,6 +120,8 @@ func (f *fakeEngine) Installed() ([]pkginstall.Installed, error) {
 }
 
 func (f *fakeEngine) Close() error { return nil }
+
+func (f *fakeEngine) CurrentDir(env string) string { return filepath.Join(f.root, env) }
 
 // install marks e as installed without a call being recorded.
 func (f *fakeEngine) install(e manifest.Entry) {

@@ -179,8 +179,8 @@ func TestRolloutSides(t *testing.T) {
 			if es := envState(t, d, "hello"); es.Rollout != "r-1" || es.Desired != tc.want.String() {
 				t.Errorf("status %+v, want desired %s under rollout r-1", es, tc.want)
 			}
-			if hb := d.heartbeat(); hb != d.cfg.RolloutHeartbeat {
-				t.Errorf("heartbeat %v during a rollout, want %v", hb, d.cfg.RolloutHeartbeat)
+			if hb := d.reportPeriod(); hb != d.cfg.RolloutHeartbeat {
+				t.Errorf("status period %v during a rollout, want %v", hb, d.cfg.RolloutHeartbeat)
 			}
 			if next := d.nextWake(cycle{}, time.Now()); next > d.cfg.RolloutHeartbeat {
 				t.Errorf("next poll in %v during a rollout, want within %v", next, d.cfg.RolloutHeartbeat)
@@ -203,8 +203,8 @@ func TestRolloutSides(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantCalls(t, eng)
-			if hb := d.heartbeat(); hb != max(d.cfg.Poll, d.cfg.Heartbeat) {
-				t.Errorf("heartbeat %v after the rollout, want the idle %v", hb, max(d.cfg.Poll, d.cfg.Heartbeat))
+			if hb := d.reportPeriod(); hb != max(d.cfg.Poll, d.cfg.Heartbeat) {
+				t.Errorf("status period %v after the rollout, want the idle %v", hb, max(d.cfg.Poll, d.cfg.Heartbeat))
 			}
 		})
 	}

@@ -119,6 +119,13 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 		}
 	}
 	d.stopLeftovers(stop, work, m, &c, noteRetry)
+	serving := map[string]manifest.Entry{} // the envs serving their entry, for their health checks
+	for _, e := range m.Entries {
+		if rec := d.envs[e.EnvName()]; rec != nil && rec.status.State == manifest.StateServing && rec.status.Serving == e.Package.String() {
+			serving[e.EnvName()] = e
+		}
+	}
+	d.health.sync(serving)
 	result := resultOK
 	if len(c.failed) > 0 {
 		result = resultFailed

@@ -17,7 +17,7 @@ func (d *daemon) snapshot() *manifest.Status {
 		Time:         time.Now().UTC(),
 		// Status.Stale reads this as the heartbeat period: the longest a
 		// healthy pulld goes without writing its status.
-		PollSeconds:   int64(d.heartbeat() / time.Second),
+		PollSeconds:   int64(d.reportPeriod() / time.Second),
 		ManifestError: d.manifestErr,
 		Envs:          []manifest.EnvStatus{},
 	}
@@ -38,6 +38,7 @@ func (d *daemon) snapshot() *manifest.Status {
 			continue
 		}
 		es := rec.status
+		d.health.fill(&es)
 		if r := rec.retry; r != nil && es.Error != "" {
 			es.Error += "; next attempt at " + r.next.UTC().Format(time.RFC3339)
 		}
@@ -46,15 +47,26 @@ func (d *daemon) snapshot() *manifest.Status {
 	return st
 }
 
-// heartbeat is the longest pulld goes without writing its status: the
-// larger of the poll and heartbeat periods, or the rollout heartbeat
-// while some entry is under a rollout.
+// heartbeat is the period after which an unchanged status is written
+// again: Heartbeat, or the rollout heartbeat while some entry is under a
+// rollout.
 func (d *daemon) heartbeat() time.Duration {
-	hb := max(d.cfg.Poll, d.cfg.Heartbeat)
 	if d.inRollout() {
-		hb = min(hb, d.cfg.RolloutHeartbeat)
+		return min(d.cfg.Heartbeat, d.cfg.RolloutHeartbeat)
 	}
-	return hb
+	return d.cfg.Heartbeat
+}
+
+// reportPeriod is the longest pulld goes without writing its status, as
+// status tells readers (PollSeconds): a status write waits for a poll, so
+// the larger of the poll period and the heartbeat; while some entry is
+// under a rollout pulld polls every rollout heartbeat too.
+func (d *daemon) reportPeriod() time.Duration {
+	poll := d.cfg.Poll
+	if d.inRollout() {
+		poll = min(poll, d.cfg.RolloutHeartbeat)
+	}
+	return max(poll, d.heartbeat())
 }
 
 // inRollout reports whether some entry the host follows is under a
