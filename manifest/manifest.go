@@ -52,6 +52,9 @@ type Entry struct {
 	Rollout *Rollout
 	// Health, when set, is the check the host runs while the env serves.
 	Health *Health
+	// Stage, when set, asks the host to download and unpack that package
+	// of the app beside what serves, for a later switch with no download.
+	Stage PackageName
 }
 
 // EnvName returns the entry's env: Env, or the package's app when Env is empty.
@@ -124,6 +127,9 @@ func (e Entry) Validate() error {
 		if err := e.Health.Validate(); err != nil {
 			return err
 		}
+	}
+	if !e.Stage.IsZero() && e.Stage.App != e.Package.App {
+		return fmt.Errorf("stage %s is not a package of %s", e.Stage, e.Package.App)
 	}
 	if e.Rollout != nil {
 		return e.Rollout.Validate(e.Package)
@@ -208,6 +214,7 @@ type entryJSON struct {
 	Restart   string            `json:"restart,omitempty"`
 	Rollout   *rolloutJSON      `json:"rollout,omitempty"`
 	Health    *healthJSON       `json:"health,omitempty"`
+	Stage     string            `json:"stage,omitempty"`
 }
 
 func parseEntry(r json.RawMessage) (Entry, error) {
@@ -237,6 +244,11 @@ func parseEntry(r json.RawMessage) (Entry, error) {
 			return Entry{}, err
 		}
 	}
+	if ej.Stage != "" {
+		if e.Stage, err = ParsePackageName(ej.Stage); err != nil {
+			return Entry{}, fmt.Errorf("stage: %w", err)
+		}
+	}
 	return e, nil
 }
 
@@ -260,6 +272,7 @@ func (m *Manifest) Marshal() []byte {
 		if e.Health != nil {
 			ej.Health = e.Health.toJSON()
 		}
+		ej.Stage = e.Stage.String()
 		if ej.Env == e.Package.App {
 			ej.Env = ""
 		}
@@ -269,7 +282,7 @@ func (m *Manifest) Marshal() []byte {
 		if len(ej.Config) == 0 {
 			ej.Config = nil
 		}
-		if ej.Env == "" && ej.Config == nil && ej.OnFailure == "" && ej.Restart == "" && ej.Rollout == nil && ej.Health == nil {
+		if ej.Env == "" && ej.Config == nil && ej.OnFailure == "" && ej.Restart == "" && ej.Rollout == nil && ej.Health == nil && ej.Stage == "" {
 			out.Packages = append(out.Packages, ej.Package)
 		} else {
 			out.Packages = append(out.Packages, ej)

@@ -99,3 +99,16 @@ func TestHealth(t *testing.T) {
 		}
 	}
 }
+
+func TestStageField(t *testing.T) {
+	v1, v2 := mergePkg(t, "hello", 1), mergePkg(t, "hello", 2)
+	m := &manifest.Manifest{Packages: []manifest.Entry{{Package: v1, Stage: v2}}}
+	got, err := manifest.Parse(m.Marshal())
+	if err != nil || got.Packages[0].Stage != v2 {
+		t.Fatalf("round trip: %v\n%s", err, m.Marshal())
+	}
+	bad := `{"packages": [{"package": "` + v1.String() + `", "stage": "` + mergePkg(t, "api", 1).String() + `"}]}`
+	if _, err := manifest.Parse([]byte(bad)); err == nil {
+		t.Error("accepted a stage of another app")
+	}
+}

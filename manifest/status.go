@@ -108,6 +108,9 @@ type EnvStatus struct {
 	// Rollout is the ID of the rollout the env's entry is under, if any;
 	// Desired is then the side of it the host is on.
 	Rollout string `json:"rollout,omitempty"`
+	// Staged is the package the host holds unpacked beside what serves,
+	// for a switch with no download (an entry's stage).
+	Staged string `json:"staged,omitempty"`
 	// Healthy is the outcome of the entry's health check while the env
 	// serves (nil: no check, or none yet); HealthySince is when it last
 	// became healthy, and HealthError why the last check failed.

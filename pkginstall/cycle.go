@@ -30,6 +30,7 @@ const (
 	ActRollback Action = "rollback" // switch back to an older build kept on disk
 	ActRestart  Action = "restart"  // same build, new config or restart token
 	ActStop     Action = "stop"     // STOPPING, then no build serves
+	ActStage    Action = "stage"    // download and unpack a build for a later switch (Stage)
 )
 
 // What says how an action ended.
@@ -42,6 +43,7 @@ const (
 	RolledBack       What = "rolled back"         // the entry's older build serves (rollback action)
 	Restarted        What = "restarted"           // the serving build was restarted
 	Stopped          What = "stopped"             // STOPPING ran, current removed
+	Staged           What = "staged"              // the build is kept for a later switch (Stage)
 	Failed           What = "failed"              // failed; the env is left as it is
 	FailedRolledBack What = "failed, rolled back" // failed; the previous build, or the serving build with its previous config, serves again
 	FailedStopped    What = "failed, stopped"     // failed; STOPPING ran, current removed
@@ -549,6 +551,74 @@ func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err 
 	res.State, res.What = manifest.StateRolledBack, FailedRolledBack
 }
 
+// Stage downloads, verifies and unpacks p into env's builds without
+// switching to it, so that a later Apply of an entry naming p needs no
+// download (Depro's stage-then-flip): no script runs and what serves is
+// untouched. A build already kept is not downloaded again. The staged
+// build is kept, as the serving one is, until another is staged; the
+// Result is Staged, or Failed with the reason (the env is left as it is).
+func (e *Engine) Stage(ctx context.Context, env string, p manifest.PackageName) Result {
+	res := Result{Env: env, Action: ActStage, DeployID: newDeployID()}
+	fail := func(err error) Result {
+		res.Err, res.What = err, Failed
+		return res
+	}
+	switch {
+	case e.readOnly:
+		return fail(fmt.Errorf("pkginstall: stage %s: %w", env, ErrReadOnly))
+	case p.IsZero():
+		return fail(errors.New("pkginstall: stage: no package"))
+	}
+	if err := manifest.CheckName("env", env); err != nil {
+		return fail(fmt.Errorf("pkginstall: stage: %w", err))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	es := e.env(env)
+	res.State, res.Serving = es.State, es.serving()
+	id := p.ID()
+	if e.kept(env, id) {
+		res.What = Unchanged
+		if es.Staged != p.String() {
+			res.What = Staged
+			es.Staged = p.String()
+			if err := e.save(); err != nil {
+				return fail(err)
+			}
+		}
+		return res
+	}
+	a := &attempt{e: e, env: env, es: es, res: &res, deployID: res.DeployID,
+		log: e.log.With("env", env, "deploy_id", res.DeployID, "package", p.String())}
+	a.scripts = a.log
+	e.started(env, ActStage)
+	a.log.Info("stage started")
+	u, rec, err := a.download(ctx, p)
+	if err != nil {
+		a.log.Error("stage failed", "err", err)
+		return fail(err)
+	}
+	if err := u.modes.Apply(); err != nil {
+		removeAll(u.dir)
+		return fail(fmt.Errorf("pkginstall: stage %s: %w", id, err))
+	}
+	rec.Installed = time.Now().UTC()
+	es.Builds[id], es.Staged = rec, p.String()
+	if err := e.save(); err != nil {
+		removeAll(u.dir)
+		return fail(err)
+	}
+	if err := os.Rename(u.dir, e.buildDir(env, id)); err != nil {
+		removeAll(u.dir)
+		return fail(fmt.Errorf("pkginstall: stage %s: %w", id, err))
+	}
+	wrote("builds/" + id)
+	e.prune(env)
+	res.What, res.Downloaded = Staged, a.res.Downloaded
+	a.log.Info("stage done")
+	return res
+}
+
 // Stop runs the serving build's STOPPING script for env and removes
 // current. When STOPPING fails on every try, current stays, so that Stop
 // can be tried again; the Result is FAILED.
@@ -616,7 +686,7 @@ func (e *Engine) prune(env string) {
 	if es == nil {
 		return
 	}
-	protect := map[string]bool{e.currentID(env): true, packageID(es.Serving): true, packageID(es.Previous): true, packageID(es.Target): true}
+	protect := map[string]bool{e.currentID(env): true, packageID(es.Serving): true, packageID(es.Previous): true, packageID(es.Target): true, packageID(es.Staged): true}
 	ents, err := os.ReadDir(e.buildsDir(env))
 	if err != nil {
 		return

@@ -449,6 +449,9 @@ type envState struct {
 
 	// Builds describes the builds under builds/, by id.
 	Builds map[string]buildRecord `json:"builds,omitempty"`
+	// Staged is the package Stage last put under builds/ for a later
+	// switch; it is kept like the serving build.
+	Staged string `json:"staged,omitempty"`
 }
 
 // buildRecord describes one build on disk, for BUILD_* without the bucket.
@@ -631,6 +634,9 @@ type Installed struct {
 	// State and Step are as last recorded.
 	State manifest.State
 	Step  string
+	// Staged is the package staged for a later switch (Stage), the zero
+	// PackageName for none.
+	Staged manifest.PackageName
 	// Since is when the env was first installed.
 	Since time.Time
 	// Updated is when its state last changed, and DeployID the attempt
@@ -654,6 +660,12 @@ func (es *envState) serving() manifest.PackageName {
 	return p
 }
 
+// staged is Staged, parsed, while its build is kept.
+func (es *envState) staged() manifest.PackageName {
+	p, _ := manifest.ParsePackageName(es.Staged)
+	return p
+}
+
 // Installed lists the envs whose current names a build, oldest install
 // first (then by name).
 func (e *Engine) Installed() ([]Installed, error) {
@@ -664,7 +676,7 @@ func (e *Engine) Installed() ([]Installed, error) {
 		if e.currentID(env) == "" {
 			continue
 		}
-		out = append(out, Installed{Env: env, Package: es.serving(), State: es.State, Step: es.Step, Since: es.Since, Updated: es.Updated, DeployID: es.DeployID})
+		out = append(out, Installed{Env: env, Package: es.serving(), Staged: es.staged(), State: es.State, Step: es.Step, Since: es.Since, Updated: es.Updated, DeployID: es.DeployID})
 	}
 	slices.SortFunc(out, func(a, b Installed) int {
 		if c := a.Since.Compare(b.Since); c != 0 {

@@ -24,6 +24,9 @@ type engine interface {
 	// (ActNone). When it acts, it first calls the Started hook the engine
 	// was opened with.
 	Apply(ctx context.Context, e manifest.Entry) pkginstall.Result
+	// Stage downloads and unpacks p for env beside what serves, for a
+	// later switch with no download; it runs no script.
+	Stage(ctx context.Context, env string, p manifest.PackageName) pkginstall.Result
 	// Stop runs STOPPING for env and takes it out of service.
 	Stop(ctx context.Context, env string) pkginstall.Result
 	// Installed lists the envs with a build in service, in a stable order.

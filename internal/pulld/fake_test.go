@@ -121,6 +121,13 @@ func (f *fakeEngine) Installed() ([]pkginstall.Installed, error) {
 
 func (f *fakeEngine) Close() error { return nil }
 
+func (f *fakeEngine) Stage(_ context.Context, env string, p manifest.PackageName) pkginstall.Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "stage "+env+" "+p.String())
+	return pkginstall.Result{Env: env, Action: pkginstall.ActStage, What: pkginstall.Staged}
+}
+
 func (f *fakeEngine) CurrentDir(env string) string { return filepath.Join(f.root, env) }
 
 // install marks e as installed without a call being recorded.

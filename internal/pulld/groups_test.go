@@ -209,3 +209,23 @@ func TestRolloutSides(t *testing.T) {
 		})
 	}
 }
+
+// TestStageEntry checks an entry's stage: pulld stages the package once,
+// beside what serves, and reports it; switching to it later is a deploy of
+// a kept build.
+func TestStageEntry(t *testing.T) {
+	d, eng := newGroupDaemon(t, "web")
+	v1, v2 := pkg(t, "hello", 1), pkg(t, "hello", 2)
+	setGroup(t, d.store, "web", manifest.Entry{Package: v1, Stage: v2})
+	if err := d.reconcile(t.Context(), t.Context()).err(); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, eng, "apply hello "+v1.String(), "stage hello "+v2.String())
+	if es := envState(t, d, "hello"); es.Staged != v2.String() || es.Serving != v1.String() {
+		t.Errorf("status %+v, want serving v1 with v2 staged", es)
+	}
+	if err := d.reconcile(t.Context(), t.Context()).err(); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, eng) // staged once
+}

@@ -118,6 +118,7 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 			d.selfUpdated = true
 		}
 	}
+	d.stage(stop, work, m)
 	d.stopLeftovers(stop, work, m, &c, noteRetry)
 	serving := map[string]manifest.Entry{} // the envs serving their entry, for their health checks
 	for _, e := range m.Entries {
@@ -135,6 +136,30 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 	d.met.reconciles.WithLabelValues(result).Inc()
 	d.publish()
 	return c
+}
+
+// stage stages the package each entry's Stage names, for envs that do not
+// serve or hold it already. A failure is logged and tried again at the
+// next reconcile; it never touches what serves.
+func (d *daemon) stage(stop, work context.Context, m manifest.Desired) {
+	for _, e := range m.Entries {
+		rec := d.envs[e.EnvName()]
+		if e.Stage.IsZero() || rec == nil || stop.Err() != nil {
+			continue
+		}
+		p := e.Stage.String()
+		if rec.status.Staged == p || rec.status.Serving == p {
+			continue
+		}
+		o := d.eng.Stage(work, e.EnvName(), e.Stage)
+		d.met.downloaded.Add(float64(o.Downloaded))
+		if o.Failed() {
+			d.log.Error("stage failed; will try again", "env", e.EnvName(), "package", p, "err", o.Err)
+			continue
+		}
+		d.log.Info("staged", "env", e.EnvName(), "package", p)
+		rec.status.Staged = p
+	}
 }
 
 // stopLeftovers stops the installed envs that no document names, unless
