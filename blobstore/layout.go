@@ -23,6 +23,7 @@ const (
 	StatusPrefix   = "status/"
 	AuditPrefix    = "audit/"
 	ConfigPrefix   = "config/"
+	RolloutsPrefix = "rollouts/"
 	uploadsPrefix  = "uploads/" // packages being streamed in, before they are sealed; write probes
 )
 
@@ -290,6 +291,86 @@ func (s *Store) listDocuments(ctx context.Context, prefix string, kind manifest.
 	}
 	slices.SortFunc(out, func(a, b Listed) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// RolloutKey returns rollouts/{group}/{env}/{id}.json, after checking the
+// names.
+func RolloutKey(group, env, id string) (string, error) {
+	for _, n := range [][2]string{{"group", group}, {"env", env}, {"rollout", id}} {
+		if err := manifest.CheckName(n[0], n[1]); err != nil {
+			return "", fmt.Errorf("blobstore: %w", err)
+		}
+	}
+	return RolloutsPrefix + group + "/" + env + "/" + id + ".json", nil
+}
+
+// ReadRollout reads a rollout record and its Version; ErrNotFound when
+// there is none.
+func (s *Store) ReadRollout(ctx context.Context, group, env, id string) (*manifest.RolloutRecord, Version, error) {
+	key, err := RolloutKey(group, env, id)
+	if err != nil {
+		return nil, "", err
+	}
+	data, v, err := s.Read(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := manifest.ParseRolloutRecord(data)
+	if err != nil {
+		return nil, v, fmt.Errorf("blobstore: %s: %w", key, err)
+	}
+	return r, v, nil
+}
+
+// WriteRollout writes r if the record's current Version is ifVersion (""
+// = it must not exist): its controller's lease and every step are
+// conditional writes, so two controllers never both drive it.
+func (s *Store) WriteRollout(ctx context.Context, r *manifest.RolloutRecord, ifVersion Version) (Version, error) {
+	key, err := RolloutKey(r.Strategy.Group, r.Strategy.Env, r.ID)
+	if err != nil {
+		return "", err
+	}
+	return s.Write(ctx, key, r.Marshal(), ifVersion)
+}
+
+// ListRollouts returns the rollout records under rollouts/, of group when
+// it is not "", each with its Version, oldest ID first.
+func (s *Store) ListRollouts(ctx context.Context, group string) ([]*manifest.RolloutRecord, []Version, error) {
+	prefix := RolloutsPrefix
+	if group != "" {
+		if err := manifest.CheckName("group", group); err != nil {
+			return nil, nil, fmt.Errorf("blobstore: %w", err)
+		}
+		prefix += group + "/"
+	}
+	var recs []*manifest.RolloutRecord
+	var vs []Version
+	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, classify("list", prefix, err)
+		}
+		if o.IsDir || !strings.HasSuffix(o.Key, ".json") {
+			continue
+		}
+		data, v, err := s.Read(ctx, o.Key)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := manifest.ParseRolloutRecord(data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("blobstore: %s: %w", o.Key, err)
+		}
+		recs, vs = append(recs, r), append(vs, v)
+	}
+	return recs, vs, nil
 }
 
 // ReadStatus reads status/{server}.json; ErrNotFound when pulld has not

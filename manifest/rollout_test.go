@@ -1,7 +1,9 @@
 package manifest_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +112,39 @@ func TestStageField(t *testing.T) {
 	bad := `{"packages": [{"package": "` + v1.String() + `", "stage": "` + mergePkg(t, "api", 1).String() + `"}]}`
 	if _, err := manifest.Parse([]byte(bad)); err == nil {
 		t.Error("accepted a stage of another app")
+	}
+}
+
+func TestRolloutRecord(t *testing.T) {
+	v1, v2 := mergePkg(t, "hello", 1), mergePkg(t, "hello", 2)
+	var s manifest.RolloutStrategy
+	if err := json.Unmarshal([]byte(`{"group": "web", "package": "`+v2.String()+`", "max_failures": "10%", "min_healthy_time": "30s", "stage_first": true}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Env != "hello" || !slices.Equal(s.Steps, []float64{10, 50, 100}) || s.MaxFailures.Of(25) != 3 || s.MinStaged.Of(7) != 7 || time.Duration(s.MinHealthyTime) != 30*time.Second {
+		t.Errorf("strategy with defaults: %+v", s)
+	}
+	r := &manifest.RolloutRecord{ID: "web--hello--1", Strategy: s, Previous: v1, State: manifest.RolloutRunning,
+		History: []manifest.RolloutStep{{Canaries: []string{"web-1"}, Hosts: 1}}}
+	got, err := manifest.ParseRolloutRecord(r.Marshal())
+	if err != nil || string(got.Marshal()) != string(r.Marshal()) {
+		t.Fatalf("round trip: %v\n%s", err, r.Marshal())
+	}
+	for _, bad := range []string{
+		`{"group": "web", "package": "` + v2.String() + `", "steps": [10, 50]}`,
+		`{"group": "web", "package": "` + v2.String() + `", "steps": [50, 10, 100]}`,
+		`{"group": "web", "package": "` + v2.String() + `", "max_failures": "200%"}`,
+		`{"group": "Web", "package": "` + v2.String() + `"}`,
+	} {
+		var s manifest.RolloutStrategy
+		if err := json.Unmarshal([]byte(bad), &s); err == nil {
+			if err = s.WithDefaults().Validate(); err == nil {
+				t.Errorf("accepted %s", bad)
+			}
+		}
 	}
 }

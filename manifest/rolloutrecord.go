@@ -1,0 +1,255 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RolloutState is where a rollout stands.
+type RolloutState string
+
+// The states of a rollout. Running and paused rollouts are active: at most
+// one per group env.
+const (
+	RolloutRunning   RolloutState = "running"
+	RolloutPaused    RolloutState = "paused"
+	RolloutSucceeded RolloutState = "succeeded"
+	RolloutFailed    RolloutState = "failed"
+	RolloutReverted  RolloutState = "reverted"
+	RolloutAborted   RolloutState = "aborted"
+)
+
+// Active reports whether s is running or paused.
+func (s RolloutState) Active() bool { return s == RolloutRunning || s == RolloutPaused }
+
+// Duration is a time.Duration that JSON holds as a Go duration string
+// ("90s", "5m").
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Quota is a number of hosts, absolute ("2") or a share of the group
+// ("10%"), as JSON holds it: a number or a string.
+type Quota struct {
+	N       int
+	Percent float64 // used when IsPercent
+	// IsPercent says the quota is a share.
+	IsPercent bool
+}
+
+// Of returns the quota for a group of n hosts, rounding a share up.
+func (q Quota) Of(n int) int {
+	if q.IsPercent {
+		return int(math.Ceil(q.Percent * float64(n) / 100))
+	}
+	return q.N
+}
+
+// MarshalJSON writes N, or "P%".
+func (q Quota) MarshalJSON() ([]byte, error) {
+	if q.IsPercent {
+		return json.Marshal(strconv.FormatFloat(q.Percent, 'f', -1, 64) + "%")
+	}
+	return json.Marshal(q.N)
+}
+
+// UnmarshalJSON reads a non-negative number, or a string "P%" (0–100).
+func (q *Quota) UnmarshalJSON(b []byte) error {
+	var n int
+	if err := json.Unmarshal(b, &n); err == nil {
+		if n < 0 {
+			return fmt.Errorf("quota %d is negative", n)
+		}
+		*q = Quota{N: n}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("quota %s: want a number of hosts or \"P%%\"", b)
+	}
+	p, ok := strings.CutSuffix(s, "%")
+	v, err := strconv.ParseFloat(p, 64)
+	if !ok || err != nil || v < 0 || v > 100 {
+		return fmt.Errorf("quota %q: want a number of hosts or \"P%%\" with P from 0 to 100", s)
+	}
+	*q = Quota{Percent: v, IsPercent: true}
+	return nil
+}
+
+// RolloutStrategy is how a rollout proceeds (POST /api/rollouts), after
+// WithDefaults.
+type RolloutStrategy struct {
+	Group string `json:"group"`
+	// Env is the group's env to roll out; its app when empty.
+	Env     string      `json:"env,omitempty"`
+	Package PackageName `json:"package"`
+	// Canary is how many members take the new build first, by name.
+	Canary int `json:"canary"`
+	// Steps are the shares, in percent, of the waves after the canaries;
+	// the last must be 100.
+	Steps []float64 `json:"steps"`
+	// MinHealthyTime is how long a host must serve the build healthy to
+	// count; HealthyDeadline how long a host of a step has to get there;
+	// ProgressDeadline how long a step may go without any host getting
+	// there.
+	MinHealthyTime   Duration `json:"min_healthy_time"`
+	HealthyDeadline  Duration `json:"healthy_deadline"`
+	ProgressDeadline Duration `json:"progress_deadline"`
+	// MaxFailures is how many hosts may fail before the rollout does.
+	MaxFailures Quota `json:"max_failures"`
+	// AutoRevert sends every member back to the previous build when the
+	// rollout fails.
+	AutoRevert bool `json:"auto_revert"`
+	// PauseAfterCanary stops after the canaries, until resumed.
+	PauseAfterCanary bool `json:"pause_after_canary"`
+	// StageFirst has every member stage the build, and waits for
+	// MinStaged of them, before any switches.
+	StageFirst bool  `json:"stage_first"`
+	MinStaged  Quota `json:"min_staged"`
+}
+
+// Defaults of a rollout strategy.
+var (
+	DefaultRolloutSteps            = []float64{10, 50, 100}
+	DefaultRolloutMinHealthyTime   = Duration(10 * time.Second)
+	DefaultRolloutHealthyDeadline  = Duration(5 * time.Minute)
+	DefaultRolloutProgressDeadline = Duration(10 * time.Minute)
+)
+
+// WithDefaults returns s with its defaults: env the package's app, one
+// canary, steps 10/50/100, min_healthy_time 10 s, healthy_deadline 5 min,
+// progress_deadline 10 min, max_failures 0, min_staged 100%.
+func (s RolloutStrategy) WithDefaults() RolloutStrategy {
+	if s.Env == "" {
+		s.Env = s.Package.App
+	}
+	if s.Steps == nil {
+		s.Steps = DefaultRolloutSteps
+	}
+	if s.MinHealthyTime == 0 {
+		s.MinHealthyTime = DefaultRolloutMinHealthyTime
+	}
+	if s.HealthyDeadline == 0 {
+		s.HealthyDeadline = DefaultRolloutHealthyDeadline
+	}
+	if s.ProgressDeadline == 0 {
+		s.ProgressDeadline = DefaultRolloutProgressDeadline
+	}
+	if s.StageFirst && s.MinStaged == (Quota{}) {
+		s.MinStaged = Quota{Percent: 100, IsPercent: true}
+	}
+	return s
+}
+
+// Validate checks a strategy after WithDefaults.
+func (s RolloutStrategy) Validate() error {
+	if err := CheckName("group", s.Group); err != nil {
+		return err
+	}
+	if err := CheckName("env", s.Env); err != nil {
+		return err
+	}
+	switch {
+	case s.Package.IsZero():
+		return errors.New("rollout: no package")
+	case s.Canary < 0:
+		return errors.New("rollout: negative canary")
+	case len(s.Steps) == 0 || s.Steps[len(s.Steps)-1] != 100:
+		return errors.New("rollout: steps must end at 100")
+	case s.MinHealthyTime < 0 || s.HealthyDeadline <= 0 || s.ProgressDeadline <= 0:
+		return errors.New("rollout: durations must be positive")
+	}
+	for i, p := range s.Steps {
+		if p <= 0 || p > 100 || i > 0 && p <= s.Steps[i-1] {
+			return fmt.Errorf("rollout: steps %v must rise from above 0 to 100", s.Steps)
+		}
+	}
+	return nil
+}
+
+// RolloutStep is one step of a rollout as its record keeps it: the
+// canaries (Percent 0, with Canaries named) or one wave's share.
+type RolloutStep struct {
+	Percent  float64   `json:"percent"`
+	Canaries []string  `json:"canaries,omitempty"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended,omitzero"`
+	// Hosts is how many members the step had put on the new build, Done
+	// how many of them served it healthy for min_healthy_time, Failed
+	// their names that did not by healthy_deadline.
+	Hosts   int      `json:"hosts"`
+	Done    int      `json:"done"`
+	Failed  []string `json:"failed,omitempty"`
+	Outcome string   `json:"outcome,omitempty"` // "done", "failed", "aborted", "staged"
+}
+
+// RolloutLease says which controller drives a rollout until when.
+type RolloutLease struct {
+	Holder  string    `json:"holder"`
+	Expires time.Time `json:"expires"`
+}
+
+// RolloutRecord is rollouts/{group}/{env}/{id}.json: a rollout's strategy
+// and where it stands. Its controller rewrites it conditionally, under a
+// lease, so that one controller at a time drives it.
+type RolloutRecord struct {
+	ID       string          `json:"id"`
+	Strategy RolloutStrategy `json:"strategy"`
+	// Previous is what the group served before (auto_revert's target).
+	Previous PackageName  `json:"previous,omitzero"`
+	State    RolloutState `json:"state"`
+	Reason   string       `json:"reason,omitempty"` // why it failed, was aborted, reverted
+	// Step indexes History: the step under way, or the last.
+	Step    int           `json:"step"`
+	History []RolloutStep `json:"history"`
+	// Staging is set while stage_first waits for members to stage.
+	Staging bool         `json:"staging,omitempty"`
+	Lease   RolloutLease `json:"lease"`
+	Created time.Time    `json:"created"`
+	Updated time.Time    `json:"updated"`
+}
+
+// Marshal encodes r as indented JSON with a trailing newline.
+func (r *RolloutRecord) Marshal() []byte {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		panic(err) // plain values: cannot fail
+	}
+	return append(b, '\n')
+}
+
+// ParseRolloutRecord decodes a record written by Marshal, refusing unknown
+// fields and duplicate keys.
+func ParseRolloutRecord(data []byte) (*RolloutRecord, error) {
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New("invalid rollout record: not a JSON object")
+	}
+	var r RolloutRecord
+	if err := decodeStrict(data, &r); err != nil {
+		return nil, fmt.Errorf("invalid rollout record: %w", err)
+	}
+	if err := CheckName("rollout", r.ID); err != nil {
+		return nil, fmt.Errorf("invalid rollout record: %w", err)
+	}
+	if err := r.Strategy.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid rollout record: %w", err)
+	}
+	return &r, nil
+}
