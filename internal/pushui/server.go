@@ -25,6 +25,7 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleet"
+	"github.com/pushpull/pushpull/internal/rollout"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -77,14 +78,15 @@ type Options struct {
 // bucket. It keeps the bucket's state in memory (see Refresh). It is safe
 // for concurrent use.
 type Server struct {
-	b      bucket
-	fleet  *fleet.Writer
-	pc     atomic.Pointer[pushConfig]
-	auth   *auth
-	nudger Nudger
-	log    *slog.Logger
-	now    func() time.Time
-	cache  *cache
+	b        bucket
+	fleet    *fleet.Writer
+	rollouts *rollout.Driver
+	pc       atomic.Pointer[pushConfig]
+	auth     *auth
+	nudger   Nudger
+	log      *slog.Logger
+	now      func() time.Time
+	cache    *cache
 
 	pages         map[string]*template.Template
 	sections      []*template.Template // one per rendering goroutine (see renderSections)
@@ -142,6 +144,7 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	// the members pushui knows of (the cache exists by the first write).
 	s.fleet = fleet.New(opts.Store, fleet.Options{Nudger: opts.Nudger, Logger: opts.Logger, Now: now,
 		Members: func(g string) int { return len(s.cache.load().members(g)) }})
+	s.rollouts = s.newDriver(opts)
 	if err := s.bootstrapConfig(ctx, opts.Config); err != nil {
 		return nil, err
 	}
@@ -202,6 +205,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/apps/{app}/packages", s.apiPackages)
 	mux.HandleFunc("POST /api/deploy", s.apiDeploy)
 	mux.HandleFunc("GET /api/groups", s.apiGroups)
+	mux.HandleFunc("POST /api/rollouts", s.apiStartRollout)
+	mux.HandleFunc("GET /api/rollouts", s.apiRollouts)
+	mux.HandleFunc("GET /api/rollouts/{group}/{env}/{id}", s.apiRollout)
+	mux.HandleFunc("POST /api/rollouts/{group}/{env}/{id}/{cmd}", s.apiRolloutCommand)
 	mux.HandleFunc("GET /api/groups/{group}", s.apiGetManifest)
 	mux.HandleFunc("PUT /api/groups/{group}", s.apiPutManifest)
 	mux.HandleFunc("GET /api/groups/{group}/history", s.apiHistory)

@@ -23,6 +23,8 @@ var (
 	// ErrNotActive: a command for a rollout that has ended, or one that
 	// does not apply in its state (resume of a running rollout).
 	ErrNotActive = errors.New("the rollout is not in a state that allows this")
+	// ErrStrategy: the strategy is invalid, or asks for nothing to do.
+	ErrStrategy = errors.New("invalid rollout strategy")
 )
 
 // DefaultLease is how long a controller holds a rollout without renewing.
@@ -74,12 +76,12 @@ func (d *Driver) log() *slog.Logger {
 // under rollouts/{group}/{env}/{id}.json and writes the first step into
 // the group's manifest (the canaries, the first wave, or with stage_first
 // the staging). The error wraps ErrActive when the group env has an active
-// rollout, manifest.ErrInvalidName or a plain error for a bad strategy,
-// and fleet's errors for a write the push config refuses.
+// rollout, ErrStrategy for a bad strategy, and fleet's errors for a write
+// the push config refuses.
 func (d *Driver) Start(ctx context.Context, s manifest.RolloutStrategy, user string) (*manifest.RolloutRecord, error) {
 	s = s.WithDefaults()
 	if err := s.Validate(); err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrStrategy, err)
 	}
 	recs, _, err := d.Store.ListRollouts(ctx, s.Group)
 	if err != nil {
@@ -102,7 +104,7 @@ func (d *Driver) Start(ctx context.Context, s manifest.RolloutStrategy, user str
 		}
 	}
 	if had && base.Package == s.Package && base.Rollout == nil {
-		return nil, fmt.Errorf("rollout: group %s already serves %s", s.Group, s.Package)
+		return nil, fmt.Errorf("%w: group %s already serves %s", ErrStrategy, s.Group, s.Package)
 	}
 	members, err := d.Members(ctx, s.Group)
 	if err != nil {
@@ -301,7 +303,7 @@ func (d *Driver) Command(ctx context.Context, group, env, id, cmd, user string) 
 	case cmd == "abort" && r.State.Active():
 		rec.State, rec.Reason = manifest.RolloutAborted, "aborted by "+user
 	case !slices.Contains([]string{"pause", "resume", "promote", "revert", "abort"}, cmd):
-		return nil, fmt.Errorf("rollout: unknown command %q", cmd)
+		return nil, fmt.Errorf("%w: unknown command %q", ErrNotActive, cmd)
 	default:
 		return nil, fmt.Errorf("rollout %s is %s: cannot %s: %w", id, r.State, cmd, ErrNotActive)
 	}

@@ -1,0 +1,139 @@
+package pushui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
+	"github.com/pushpull/pushpull/internal/rollout"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// rolloutTick is how often pushui drives its rollouts.
+const rolloutTick = 5 * time.Second
+
+// newDriver returns the rollout driver of s: its members come from the
+// cache, refreshed before each move (which reads only what changed).
+func (s *Server) newDriver(opts Options) *rollout.Driver {
+	host, _ := os.Hostname()
+	return &rollout.Driver{
+		Store:  opts.Store,
+		Fleet:  s.fleet,
+		Holder: "pushui@" + host + "/" + strconv.Itoa(os.Getpid()),
+		Now:    s.now,
+		Log:    s.log,
+		Members: func(ctx context.Context, group string) ([]rollout.Member, error) {
+			if err := s.cache.refresh(ctx); err != nil {
+				return nil, err
+			}
+			st, now := s.cache.load(), s.now()
+			var out []rollout.Member
+			for _, name := range st.members(group) {
+				ss := st.servers[name]
+				out = append(out, rollout.Member{Name: name, Status: ss.Status, Stale: ss.Status.Stale(now)})
+			}
+			return out, nil
+		},
+	}
+}
+
+// DriveRollouts drives the bucket's rollouts until ctx ends, one move
+// every few seconds (Driver.Tick: one pushui replica at a time drives each
+// rollout, under a lease). Run calls it; it returns when ctx ends.
+func (s *Server) DriveRollouts(ctx context.Context) {
+	t := time.NewTicker(rolloutTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.rollouts.Tick(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("rollout tick failed", "err", err)
+			}
+		}
+	}
+}
+
+// apiStartRollout answers POST /api/rollouts: start a rollout of the body's
+// strategy (manifest.RolloutStrategy, with its documented defaults). 201
+// with the record; 409 when the group env has an active rollout; 400 for
+// a bad strategy or one the push config refuses.
+func (s *Server) apiStartRollout(w http.ResponseWriter, r *http.Request) {
+	var st manifest.RolloutStrategy
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		s.apiError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
+		return
+	}
+	if err := s.knownGroup(st.Group); err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	rec, err := s.rollouts.Start(r.Context(), st, userOf(r.Context()))
+	if err != nil {
+		s.rolloutFail(w, err)
+		return
+	}
+	s.cache.refreshGroup(r.Context(), st.Group)
+	writeJSON(w, http.StatusCreated, rec)
+}
+
+// apiRollouts answers GET /api/rollouts[?group=]: the records, oldest
+// first.
+func (s *Server) apiRollouts(w http.ResponseWriter, r *http.Request) {
+	group := r.URL.Query().Get("group")
+	recs, _, err := s.b.ListRollouts(r.Context(), group)
+	if err != nil {
+		s.apiFail(w, err)
+		return
+	}
+	if recs == nil {
+		recs = []*manifest.RolloutRecord{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rollouts": recs})
+}
+
+// apiRollout answers GET /api/rollouts/{group}/{env}/{id}: the record.
+func (s *Server) apiRollout(w http.ResponseWriter, r *http.Request) {
+	rec, _, err := s.b.ReadRollout(r.Context(), r.PathValue("group"), r.PathValue("env"), r.PathValue("id"))
+	if err != nil {
+		s.rolloutFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+// apiRolloutCommand answers POST /api/rollouts/{group}/{env}/{id}/{cmd}:
+// pause, resume, promote, abort or revert (Driver.Command).
+func (s *Server) apiRolloutCommand(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.rollouts.Command(r.Context(), r.PathValue("group"), r.PathValue("env"), r.PathValue("id"), r.PathValue("cmd"), userOf(r.Context()))
+	if err != nil {
+		s.rolloutFail(w, err)
+		return
+	}
+	s.cache.refreshGroup(r.Context(), r.PathValue("group"))
+	writeJSON(w, http.StatusOK, rec)
+}
+
+// rolloutFail answers a rollout error with the status its kind calls for.
+func (s *Server) rolloutFail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, rollout.ErrActive), errors.Is(err, rollout.ErrNotActive):
+		s.apiError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, blobstore.ErrNotFound):
+		s.apiError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, rollout.ErrStrategy), errors.Is(err, manifest.ErrInvalidName),
+		errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
+		s.apiError(w, http.StatusBadRequest, err.Error())
+	default:
+		s.apiFail(w, err)
+	}
+}
