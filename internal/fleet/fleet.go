@@ -277,6 +277,38 @@ func (w *Writer) check(ctx context.Context, conf *manifest.PushConfig, t manifes
 	return nil
 }
 
+// Allows reports, before anything is written, whether a change that puts
+// app on t could pass Edit's allow-list: the push config lists t and
+// allows app there, or, with no config, t's manifest exists. The error
+// wraps ErrNotAllowed. release calls it before it uploads, so that a
+// refused -deploy stores nothing.
+func (w *Writer) Allows(ctx context.Context, t manifest.Target, app string) error {
+	if err := t.Check(); err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	conf, _, err := w.Config(ctx)
+	if err != nil {
+		return fmt.Errorf("fleet: push config: %w", err)
+	}
+	if conf == nil {
+		changed, _, err := w.store.ChangedManifest(ctx, t, "")
+		if err != nil {
+			return err
+		}
+		if !changed { // no manifest
+			return fmt.Errorf("fleet: %s has no manifest, and there is no push config (%s) to allow one: %w", t, blobstore.PushConfigKey, ErrNotAllowed)
+		}
+		return nil
+	}
+	switch {
+	case !conf.Lists(t):
+		return fmt.Errorf("fleet: %s is not in the push config (%s): %w", t, blobstore.PushConfigKey, ErrNotAllowed)
+	case !conf.Allowed(t, app):
+		return fmt.Errorf("fleet: app %s is not allowed on %s: %w", app, t, ErrNotAllowed)
+	}
+	return nil
+}
+
 // packageExists reports an error wrapping ErrNoPackage unless p is in the
 // bucket; a package seen once is remembered.
 func (w *Writer) packageExists(ctx context.Context, p manifest.PackageName) error {

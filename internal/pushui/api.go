@@ -318,7 +318,7 @@ func (s *Server) apiFail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &in):
 		s.apiError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, errUnknownServer):
+	case errors.Is(err, errUnknown):
 		s.apiError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, blobstore.ErrConflict):
 		s.apiError(w, http.StatusPreconditionFailed, err.Error())
@@ -500,7 +500,7 @@ func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
 		changes, err = s.deployMany(ctx, userOf(ctx), req.Servers, p, action, false)
 	}
 	if err != nil {
-		if errors.Is(err, errUnknownServer) {
+		if errors.Is(err, errUnknown) {
 			s.apiError(w, http.StatusBadRequest, err.Error())
 			return
 		}

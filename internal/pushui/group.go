@@ -23,7 +23,7 @@ func (s *Server) pathTarget(r *http.Request) (manifest.Target, error) {
 	return manifest.Server(server), s.knownServer(server)
 }
 
-// knownGroup reports an error wrapping errUnknownServer unless group is in
+// knownGroup reports an error wrapping errUnknown unless group is in
 // the push config, has a manifest, or is named by a host's status.
 func (s *Server) knownGroup(group string) error {
 	if err := manifest.CheckName("group", group); err != nil {
@@ -35,7 +35,7 @@ func (s *Server) knownGroup(group string) error {
 	if _, ok := s.cache.load().groups[group]; ok {
 		return nil
 	}
-	return fmt.Errorf("group %s: %w (not in the push config, no manifest in the bucket, no host reports it)", group, errUnknownServer)
+	return fmt.Errorf("group %s: %w (not in the push config, no manifest in the bucket, no host reports it)", group, errUnknown)
 }
 
 // deployGroup sets p in group's manifest: one write, whatever the group's

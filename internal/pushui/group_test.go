@@ -171,3 +171,25 @@ func TestGroupAPI(t *testing.T) {
 		t.Errorf("GET /api/groups: web = %+v (all %+v)", web, out.Groups)
 	}
 }
+
+// TestPinKeepsGroupConfig checks that pinning one host's version of an app
+// its group gives it (Teletraan's hotfix) starts from the group's entry:
+// only the version changes.
+func TestPinKeepsGroupConfig(t *testing.T) {
+	f := groupFixture(t)
+	e := manifest.Entry{Package: f.h3, Config: map[string]string{"MESSAGE": "from the group"}, OnFailure: manifest.PolicyContinue}
+	if _, err := f.store.UpdateManifest(t.Context(), manifest.Group("web"), func(m *manifest.Manifest, _ bool) error {
+		m.Packages = []manifest.Entry{e}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := f.server()
+	w := do(t, s, http.MethodPost, "/api/deploy", strings.NewReader(`{"package": "`+f.h1.String()+`", "servers": ["web-1"]}`), "Content-Type", "application/json")
+	wantCode(t, w, http.StatusOK)
+	m, _ := f.manifest("web-1")
+	got, ok := m.Lookup("hello")
+	if !ok || got.Package != f.h1 || got.Config["MESSAGE"] != "from the group" || got.Policy() != manifest.PolicyContinue {
+		t.Errorf("pin %+v, want h1 with the group's config and policy", got)
+	}
+}

@@ -537,7 +537,7 @@ func (s *Server) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &in):
 		s.fail(w, r, http.StatusBadRequest, err.Error())
-	case errors.Is(err, errUnknownServer):
+	case errors.Is(err, errUnknown):
 		s.fail(w, r, http.StatusNotFound, err.Error())
 	case errors.Is(err, blobstore.ErrConflict):
 		s.fail(w, r, http.StatusPreconditionFailed, err.Error())
@@ -570,7 +570,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 		s.formFail(w, r, server, app, err)
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "set "+app+" to "+p.String(), setPackage(p))
+	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "set "+app+" to "+p.String(), s.pinPackage(server, p))
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return

@@ -33,9 +33,9 @@ func badInput(format string, args ...any) error {
 // replaces it).
 var errBrokenManifest = errors.New("the manifest in the bucket is invalid")
 
-// errUnknownServer is wrapped when a server is neither configured nor in
-// the bucket.
-var errUnknownServer = errors.New("unknown server")
+// errUnknown is wrapped when a server or group is neither configured nor
+// in the bucket (nor, for a group, named by a host).
+var errUnknown = errors.New("not known to pushui")
 
 // change is the outcome of one manifest edit: what fleet.Writer.Edit did,
 // or for one server of a promote, why it was skipped or failed.
@@ -45,7 +45,7 @@ type change struct {
 	Err     error  // a promote's per-server failure
 }
 
-// knownServer reports an error wrapping errUnknownServer unless server is
+// knownServer reports an error wrapping errUnknown unless server is
 // configured or has a manifest pushui has seen.
 func (s *Server) knownServer(server string) error {
 	if err := manifest.CheckName("server", server); err != nil {
@@ -57,7 +57,7 @@ func (s *Server) knownServer(server string) error {
 	if _, ok := s.cache.load().servers[server]; ok {
 		return nil
 	}
-	return fmt.Errorf("server %s: %w (not in the push config, no manifest in the bucket)", server, errUnknownServer)
+	return fmt.Errorf("server %s: %w (not in the push config, no manifest in the bucket)", server, errUnknown)
 }
 
 // checkDeploy reports early, before any write, whether p may go on t: the
@@ -131,6 +131,34 @@ func (s *Server) editLatest(ctx context.Context, user string, t manifest.Target,
 func setPackage(p manifest.PackageName) func(*manifest.Manifest) error {
 	return func(m *manifest.Manifest) error {
 		m.SetPackage(p)
+		return nil
+	}
+}
+
+// pinPackage returns the edit of server's own manifest that points app
+// p.App at p. When the server's own manifest has no entry for the app but
+// one of its groups gives it one, the pin starts from the group's entry
+// (its env, config, policy and health), so that pinning a host's version
+// (Teletraan's hotfix) changes only the version.
+func (s *Server) pinPackage(server string, p manifest.PackageName) func(*manifest.Manifest) error {
+	var fromGroup []manifest.Entry
+	if ss := s.cache.load().servers[server]; ss != nil {
+		d := effective(ss, s.cache.load().groups)
+		for _, e := range d.Entries {
+			if d.From[e.EnvName()].IsGroup() && e.Package.App == p.App {
+				fromGroup = append(fromGroup, e)
+			}
+		}
+	}
+	return func(m *manifest.Manifest) error {
+		if slices.ContainsFunc(m.Packages, func(e manifest.Entry) bool { return e.Package.App == p.App }) || len(fromGroup) == 0 {
+			m.SetPackage(p)
+			return nil
+		}
+		for _, e := range fromGroup {
+			e.Package, e.Rollout, e.Stage, e.Restart = p, nil, manifest.PackageName{}, ""
+			m.Packages = append(m.Packages, e)
+		}
 		return nil
 	}
 }
@@ -209,7 +237,7 @@ func (s *Server) deployMany(ctx context.Context, user string, servers []string, 
 	}
 	forEach(len(todo), 8, func(j int) {
 		i := todo[j]
-		c, err := s.editLatest(ctx, user, manifest.Server(servers[i]), action, setPackage(p))
+		c, err := s.editLatest(ctx, user, manifest.Server(servers[i]), action, s.pinPackage(servers[i], p))
 		if err != nil {
 			c = &change{Change: fleet.Change{Target: manifest.Server(servers[i])}, Err: err}
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
@@ -33,6 +34,39 @@ func checkConditional(ctx context.Context, store *blobstore.Store, cfg *Config) 
 	return nil
 }
 
+// checkDeploy refuses, before anything is uploaded, a -deploy or
+// -deploy-group target the push config does not allow the app on (or, with
+// no config, one without a manifest): its error wraps cli.ErrUsage and
+// fleet.ErrNotAllowed, and nothing is stored.
+func checkDeploy(ctx context.Context, store *blobstore.Store, cfg *Config) error {
+	w := fleet.New(store, fleet.Options{Logger: cfg.Logger})
+	var errs []error
+	for _, t := range targets(cfg) {
+		if err := w.Allows(ctx, t, cfg.App); err != nil {
+			if !errors.Is(err, fleet.ErrNotAllowed) {
+				return err
+			}
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: nothing stored: %w", cli.ErrUsage, errors.Join(errs...))
+	}
+	return nil
+}
+
+// targets lists cfg's servers, then its groups.
+func targets(cfg *Config) []manifest.Target {
+	var out []manifest.Target
+	for _, s := range cfg.Deploy {
+		out = append(out, manifest.Server(s))
+	}
+	for _, g := range cfg.DeployGroups {
+		out = append(out, manifest.Group(g))
+	}
+	return out
+}
+
 // deploy points every server of cfg.Deploy and every group of
 // cfg.DeployGroups at name through the fleet writer, the one path that
 // changes desired state: the push config in the bucket must allow the app
@@ -47,14 +81,7 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	var errs []error
 	w := fleet.New(store, fleet.Options{Logger: cfg.Logger, Now: cfg.Now})
 	action := "release " + name.App + " to " + name.String()
-	var targets []manifest.Target
-	for _, s := range cfg.Deploy {
-		targets = append(targets, manifest.Server(s))
-	}
-	for _, g := range cfg.DeployGroups {
-		targets = append(targets, manifest.Group(g))
-	}
-	for _, t := range targets {
+	for _, t := range targets(cfg) {
 		c, err := w.Edit(ctx, fleet.Edit{Target: t, User: p.meta.User, Action: action, Latest: true, Apply: func(m *manifest.Manifest) error {
 			m.SetPackage(name)
 			return nil
@@ -63,7 +90,6 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 			if errors.Is(err, manifest.ErrInvalidManifest) {
 				err = fmt.Errorf("manifest refused, left as it is: %w", err)
 			}
-			cfg.Logger.Error("deploy failed", string(t.Kind), t.Name, "package", name.String(), "err", err)
 			errs = append(errs, fmt.Errorf("%s: %w", t, err))
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 
 	"gocloud.dev/pubsub"
 
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/testing/computetest"
@@ -202,8 +203,8 @@ func mustNudger(t *testing.T, cfg *Config) *nudge.Nudger {
 }
 
 // TestDeployWithoutConfig: with no push config in the bucket, -deploy
-// updates the servers that already have a manifest and refuses the others
-// (a typo must not create a manifest), writing nothing for them.
+// updates the servers that already have a manifest, and a server without
+// one (a typo) refuses the whole release before anything is uploaded.
 func TestDeployWithoutConfig(t *testing.T) {
 	bucket := "file://" + t.TempDir()
 	store := openStore(t, bucket)
@@ -212,18 +213,22 @@ func TestDeployWithoutConfig(t *testing.T) {
 	}
 	cfg := testConfig(bucket, "hello", appTree(t))
 	cfg.Deploy = []string{"web-1", "web-typo"}
-	res, err := Run(t.Context(), cfg)
-	if !errors.Is(err, ErrDeploy) || !errors.Is(err, fleet.ErrNotAllowed) || !strings.Contains(err.Error(), "server web-typo has no manifest, and there is no push config") {
+	if _, err := Run(t.Context(), cfg); !errors.Is(err, cli.ErrUsage) || !errors.Is(err, fleet.ErrNotAllowed) || !strings.Contains(err.Error(), "server web-typo has no manifest, and there is no push config") {
 		t.Fatalf("Run = %v, want the typo refused", err)
 	}
-	if !slices.Equal(res.Deployed, []manifest.Target{manifest.Server("web-1")}) {
-		t.Errorf("Deployed = %v, want [web-1]", res.Deployed)
+	if names, _ := store.ListPackageNames(t.Context(), "hello"); len(names) != 0 {
+		t.Errorf("packages stored by a refused release: %v", names)
 	}
 	if _, v, err := store.ReadManifest(t.Context(), manifest.Server("web-typo")); err != nil || v != "" {
 		t.Errorf("a manifest was written for the typo: %q, %v", v, err)
 	}
+	cfg.Deploy = []string{"web-1"}
+	res, err := Run(t.Context(), cfg)
+	if err != nil || !slices.Equal(res.Deployed, []manifest.Target{manifest.Server("web-1")}) {
+		t.Fatalf("Run = %+v, %v; want web-1 deployed", res, err)
+	}
 	if m, _, _ := store.ReadManifest(t.Context(), manifest.Server("web-1")); len(m.Packages) != 1 || m.Packages[0].Package != res.Name {
-		t.Errorf("web-1 = %s", m.Marshal())
+		t.Errorf("web-1 manifest %+v", m)
 	}
 }
 
@@ -268,11 +273,19 @@ func TestDeployGroup(t *testing.T) {
 	defer sub.Shutdown(t.Context())
 
 	cfg := testConfig(bucket, "hello", appTree(t))
-	cfg.DeployGroups = []string{"web", "db"}
+	refused := cfg
+	refused.DeployGroups = []string{"web", "db"} // its nudger would close the test's mem:// topic
+	if _, err := Run(t.Context(), refused); !errors.Is(err, cli.ErrUsage) || !errors.Is(err, fleet.ErrNotAllowed) || !strings.Contains(err.Error(), "group db") {
+		t.Fatalf("Run = %v, want db refused before the upload", err)
+	}
+	if names, _ := store.ListPackageNames(t.Context(), "hello"); len(names) != 0 {
+		t.Errorf("packages stored by a refused release: %v", names)
+	}
+	cfg.DeployGroups = []string{"web"}
 	cfg.Nudge.Topic = topic
 	res, err := Run(t.Context(), cfg)
-	if !errors.Is(err, ErrDeploy) || !errors.Is(err, fleet.ErrNotAllowed) || !strings.Contains(err.Error(), "group db") {
-		t.Fatalf("Run = %v, want db refused", err)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if !slices.Equal(res.Deployed, []manifest.Target{manifest.Group("web")}) {
 		t.Errorf("Deployed = %v", res.Deployed)

@@ -80,6 +80,9 @@ func run(ctx context.Context, cfg Config) (Result, error) {
 	if err := checkConditional(ctx, store, &cfg); err != nil {
 		return Result{}, err
 	}
+	if err := checkDeploy(ctx, store, &cfg); err != nil {
+		return Result{}, err
+	}
 	res, err := upload(ctx, store, &cfg, p)
 	if err != nil {
 		return Result{}, err
