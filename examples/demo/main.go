@@ -354,7 +354,7 @@ func (d *demo) configure(ctx context.Context) error {
 	if _, _, err := do(req); err != nil {
 		return err
 	}
-	d.say("PUT /api/groups/%s: hello's message and health check", group)
+	d.say("PUT /api/groups/%s: hello's message and start-up check timeout", group)
 	return nil
 }
 

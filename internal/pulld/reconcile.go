@@ -79,7 +79,9 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 			c.retryAt = r.next
 		}
 	}
-	for _, rec := range d.envs {
+	prevHeld := map[string]string{}
+	for env, rec := range d.envs {
+		prevHeld[env] = rec.status.Held
 		rec.status.Source, rec.status.Held, rec.status.Rollout = "", "", ""
 	}
 	for _, e := range m.Entries {
@@ -89,7 +91,7 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 	}
 	for env, why := range m.Held {
 		d.record(env, "").status.Held = why
-		c.failed = append(c.failed, env)
+		c.failed = append(c.failed, env+" (held: "+why+")")
 	}
 	for _, e := range m.Entries {
 		env := e.EnvName()
@@ -120,6 +122,14 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 	}
 	d.stage(stop, work, m)
 	d.stopLeftovers(stop, work, m, &c, noteRetry)
+	for env, rec := range d.envs { // say so when an env starts or stops being held
+		switch held := rec.status.Held; {
+		case held != "" && held != prevHeld[env]:
+			d.log.Warn("env held: left as it is", "env", env, "reason", held)
+		case held == "" && prevHeld[env] != "":
+			d.log.Info("env no longer held", "env", env)
+		}
+	}
 	serving := map[string]manifest.Entry{} // the envs serving their entry, for their health checks
 	for _, e := range m.Entries {
 		if rec := d.envs[e.EnvName()]; rec != nil && rec.status.State == manifest.StateServing && rec.status.Serving == e.Package.String() {
@@ -186,7 +196,7 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m manifest.Desired, c
 		rec.status.Desired = ""
 		if len(m.Missing) > 0 {
 			rec.status.Held = fmt.Sprintf("no document names env %s, and group %s has no manifest: left as it is", ie.Env, strings.Join(m.Missing, ", "))
-			c.failed = append(c.failed, ie.Env)
+			c.failed = append(c.failed, ie.Env+" (held: "+rec.status.Held+")")
 			continue
 		}
 		if stop.Err() != nil {

@@ -106,6 +106,7 @@ type groupPage struct {
 	Pager       pager
 	Counts      []stateCount
 	Overrides   int
+	Held        int // member envs pulld holds (a conflict between groups, a missing group manifest)
 	Apps        []groupApp // what the deploy form offers
 	Others      []string   // groups an entry can be promoted to
 	History     []historyEntry
@@ -157,7 +158,10 @@ func buildGroup(st *state, conf *manifest.PushConfig, name string, now time.Time
 				if me.State == "" {
 					me.State = manifest.StateUnknown
 				}
-				me.Same = es.Serving == ge.Package.Name && es.State == manifest.StateServing
+				me.Same = es.Serving == ge.Package.Name && es.State == manifest.StateServing && es.Held == ""
+				if es.Held != "" {
+					p.Held++
+				}
 			}
 			if me.Same {
 				p.Entries[i].Done++
@@ -404,6 +408,7 @@ type apiGroup struct {
 	Stale    int            `json:"stale"`     // members with no heartbeat for three poll periods
 	Pending  int            `json:"pending"`   // members that have not acted on the current revision
 	Override int            `json:"overrides"` // member envs pinned by the member's own manifest
+	Held     int            `json:"held"`      // member envs pulld leaves as they are (see their status's held)
 	States   map[string]int `json:"states"`    // member envs by state
 	Done     int            `json:"done"`      // member envs serving the group's entry
 }
@@ -439,7 +444,7 @@ func (s *Server) groupSummaries(now time.Time) []apiGroup {
 	for _, name := range st.groupNames(s.conf()) {
 		p := buildGroup(st, s.conf(), name, now, lb)
 		a := apiGroup{Name: name, InConfig: p.InConfig, Allowed: nonNil(p.Allowed), Exists: p.Exists, Revision: p.Revision,
-			Version: strings.Trim(p.Version, `"`), Error: p.ManifestErr, Members: p.MemberCount, Override: p.Overrides, States: map[string]int{}}
+			Version: strings.Trim(p.Version, `"`), Error: p.ManifestErr, Members: p.MemberCount, Override: p.Overrides, Held: p.Held, States: map[string]int{}}
 		for _, c := range p.Counts {
 			a.States[string(c.State)] = c.N
 		}

@@ -193,3 +193,24 @@ func TestPinKeepsGroupConfig(t *testing.T) {
 		t.Errorf("pin %+v, want h1 with the group's config and policy", got)
 	}
 }
+
+// TestHeldShown checks that an env pulld holds is shown as held, not as
+// an app the push config refuses, and counted on the group.
+func TestHeldShown(t *testing.T) {
+	f := groupFixture(t)
+	why := "groups web, other all name env hello and the server manifest does not: left as it is"
+	f.setStatus(&manifest.Status{Server: "web-3", Time: fixtureNow, PollSeconds: 300, Groups: []manifest.GroupStatus{{Name: "web", Revision: 1}, {Name: "other"}},
+		Envs: []manifest.EnvStatus{{Env: "hello", App: "hello", Serving: f.h3.String(), State: manifest.StateServing, Held: why}}})
+	s := f.server()
+	row := text(query(t, getPage(t, s, "/servers/web-3"), "tr[data-app=hello]"))
+	if !strings.Contains(row, "held") || strings.Contains(row, "not allowed") {
+		t.Errorf("web-3 hello row %q, want held and not 'not allowed'", row)
+	}
+	if got := text(query(t, getPage(t, s, "/groups/web"), "#members tr[data-server=web-3] td[data-env=hello]")); !strings.Contains(got, "held") || strings.Contains(got, "= desired") {
+		t.Errorf("group page web-3 hello %q, want held, not done", got)
+	}
+	w := do(t, s, http.MethodGet, "/api/groups", nil)
+	if !strings.Contains(w.Body.String(), `"held":1`) {
+		t.Errorf("GET /api/groups does not count the held env: %s", w.Body)
+	}
+}

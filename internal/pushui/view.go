@@ -269,6 +269,12 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 			r := &v.Rows[i]
 			fillStatus(r, es, now, inline, lb)
 			r.Drift = es.Serving != "" && es.State != manifest.StateStopped
+			if es.Held != "" {
+				// Held by pulld (a conflict between groups, a missing
+				// group manifest): not the allow-list's doing, and not
+				// drift nobody asked for; Held says what it is.
+				r.Allowed, r.Drift = true, false
+			}
 		}
 	}
 	for i := range v.Rows {

@@ -106,7 +106,7 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	switch {
 	case len(servers)+len(groups) == 0:
 	case p.nudger == nil || !p.nudger.Enabled():
-		cfg.Logger.Info("no nudge configured: the hosts pick the package up at their next poll", "servers", servers, "groups", groups)
+		cfg.Logger.Info("no nudge configured: the hosts pick the package up at their next poll (on file://, within a second through their file watch)", "servers", servers, "groups", groups)
 	default:
 		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nudgeTimeout)
 		defer cancel()
