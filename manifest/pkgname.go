@@ -151,8 +151,14 @@ func (p PackageName) Compare(q PackageName) int {
 // MarshalText implements encoding.TextMarshaler.
 func (p PackageName) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
-// UnmarshalText implements encoding.TextUnmarshaler with ParsePackageName.
+// UnmarshalText implements encoding.TextUnmarshaler with ParsePackageName;
+// the empty string, which MarshalText writes for the zero PackageName, is
+// the zero PackageName.
 func (p *PackageName) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*p = PackageName{}
+		return nil
+	}
 	q, err := ParsePackageName(string(b))
 	if err != nil {
 		return err
