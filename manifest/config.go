@@ -20,6 +20,9 @@ import (
 type PushConfig struct {
 	Servers map[string][]string `json:"servers"`
 	Groups  map[string][]string `json:"groups,omitempty"`
+	// Rollouts holds, per group, the strategy of release -rollout (its
+	// group and package left out: release fills them in).
+	Rollouts map[string]RolloutStrategy `json:"rollouts,omitempty"`
 }
 
 // ParsePushConfig decodes and validates a push config: a JSON object with
@@ -71,7 +74,26 @@ func (c *PushConfig) Validate() error {
 			}
 		}
 	}
+	for g, st := range c.Rollouts {
+		if err := CheckName("group", g); err != nil {
+			return fmt.Errorf("push config: rollouts: %w", err)
+		}
+		if st.Group != "" || !st.Package.IsZero() {
+			return fmt.Errorf("push config: rollouts[%q]: give the strategy without group and package (release -rollout fills them in)", g)
+		}
+		if err := st.WithDefaults().validateShape(); err != nil {
+			return fmt.Errorf("push config: rollouts[%q]: %w", g, err)
+		}
+	}
 	return nil
+}
+
+// RolloutFor returns the strategy of a rollout of p to group: the
+// group's default from Rollouts (or none), with its group and package.
+func (c *PushConfig) RolloutFor(group string, p PackageName) RolloutStrategy {
+	s := c.Rollouts[group]
+	s.Group, s.Package = group, p
+	return s.WithDefaults()
 }
 
 // Lists reports whether the config names t: a server under "servers", a
@@ -114,7 +136,7 @@ func (c *PushConfig) Allowed(t Target, app string) bool {
 // Marshal returns the canonical encoding of c: indented JSON with sorted
 // keys and a trailing newline. ParsePushConfig(c.Marshal()) gives c back.
 func (c *PushConfig) Marshal() []byte {
-	out := PushConfig{Servers: c.Servers, Groups: c.Groups}
+	out := PushConfig{Servers: c.Servers, Groups: c.Groups, Rollouts: c.Rollouts}
 	if out.Servers == nil {
 		out.Servers = map[string][]string{}
 	}
@@ -130,6 +152,13 @@ func (c *PushConfig) Clone() *PushConfig {
 	out := &PushConfig{Servers: make(map[string][]string, len(c.Servers))}
 	for s, apps := range c.Servers {
 		out.Servers[s] = slices.Clone(apps)
+	}
+	if c.Rollouts != nil {
+		out.Rollouts = make(map[string]RolloutStrategy, len(c.Rollouts))
+		for g, st := range c.Rollouts {
+			st.Steps = slices.Clone(st.Steps)
+			out.Rollouts[g] = st
+		}
 	}
 	if c.Groups != nil {
 		out.Groups = make(map[string][]string, len(c.Groups))

@@ -148,3 +148,27 @@ func TestRolloutRecord(t *testing.T) {
 		}
 	}
 }
+
+func TestPushConfigRollouts(t *testing.T) {
+	c, err := manifest.ParsePushConfig([]byte(`{"servers": {}, "groups": {"web": ["hello"]}, "rollouts": {"web": {"canary": 2, "steps": [25, 100], "auto_revert": true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mergePkg(t, "hello", 2)
+	s := c.RolloutFor("web", p)
+	if s.Group != "web" || s.Package != p || s.Canary != 2 || !slices.Equal(s.Steps, []float64{25, 100}) || !s.AutoRevert || s.Env != "hello" || s.Validate() != nil {
+		t.Errorf("RolloutFor = %+v", s)
+	}
+	if got, err := manifest.ParsePushConfig(c.Marshal()); err != nil || string(got.Marshal()) != string(c.Marshal()) {
+		t.Errorf("round trip: %v\n%s", err, c.Marshal())
+	}
+	for _, bad := range []string{
+		`{"servers": {}, "rollouts": {"web": {"steps": [50]}}}`,
+		`{"servers": {}, "rollouts": {"web": {"group": "web"}}}`,
+		`{"servers": {}, "rollouts": {"Web": {}}}`,
+	} {
+		if _, err := manifest.ParsePushConfig([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}

@@ -166,9 +166,16 @@ func (s RolloutStrategy) Validate() error {
 	if err := CheckName("env", s.Env); err != nil {
 		return err
 	}
-	switch {
-	case s.Package.IsZero():
+	if s.Package.IsZero() {
 		return errors.New("rollout: no package")
+	}
+	return s.validateShape()
+}
+
+// validateShape checks what a strategy says about the steps, whatever its
+// group and package: a default strategy in the push config has neither.
+func (s RolloutStrategy) validateShape() error {
+	switch {
 	case s.Canary < 0:
 		return errors.New("rollout: negative canary")
 	case len(s.Steps) == 0 || s.Steps[len(s.Steps)-1] != 100:

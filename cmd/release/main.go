@@ -66,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (release.Config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: release -bucket URL -app NAME [-dir DIR] [-note T] [-commit SHA] [-branch B] [-repo R]
-               [-format tar.zst|tar.gz] [-sign-key FILE] [-deploy SERVER,…] [-deploy-group GROUP,…]
+               [-format tar.zst|tar.gz] [-sign-key FILE] [-deploy SERVER,…] [-deploy-group GROUP,…] [-rollout GROUP,…]
        release -list -bucket URL -app NAME
 
 Packages DIR into the bucket and prints the package name as the last line.
@@ -74,9 +74,9 @@ Packages DIR into the bucket and prints the package name as the last line.
 		fs.PrintDefaults()
 	}
 	var (
-		cfg                  release.Config
-		format               string
-		deploy, deployGroups string
+		cfg                            release.Config
+		format                         string
+		deploy, deployGroups, rollouts string
 	)
 	env := nudge.FromEnv()
 	fs.StringVar(&cfg.Bucket, "bucket", "", "bucket `URL`: file:///dir, gs://bucket, s3://bucket?…, mem:// (required)")
@@ -89,6 +89,7 @@ Packages DIR into the bucket and prints the package name as the last line.
 	fs.StringVar(&format, "format", string(manifest.FormatZstd), "archive `format`: tar.zst or tar.gz")
 	fs.StringVar(&cfg.SignKey, "sign-key", "", "minisign secret key `file` to sign the package with (password in $"+release.PasswordEnv+")")
 	fs.StringVar(&deploy, "deploy", "", "comma-separated `servers` to point at the new package")
+	fs.StringVar(&rollouts, "rollout", "", "comma-separated `groups` to start a rollout of the new package on, with each group's strategy from the push config's rollouts (pushui drives it)")
 	fs.StringVar(&deployGroups, "deploy-group", "", "comma-separated `groups` to point at the new package (one write per group, whatever its size)")
 	fs.StringVar(&cfg.Nudge.Topic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge deployed servers on; {server} in it becomes each server's name, for a topic per server (recommended for large fleets), e.g. nats://pushpull.{server}?natsv2=true (default $"+nudge.EnvTopic+")")
 	fs.StringVar(&cfg.Nudge.URL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
@@ -108,6 +109,9 @@ Packages DIR into the bucket and prints the package name as the last line.
 	}
 	if cfg.DeployGroups, err = release.ParseGroups(deployGroups); err != nil {
 		return cfg, fmt.Errorf("release: %w: -deploy-group: %w", cli.ErrUsage, err)
+	}
+	if cfg.Rollouts, err = release.ParseGroups(rollouts); err != nil {
+		return cfg, fmt.Errorf("release: %w: -rollout: %w", cli.ErrUsage, err)
 	}
 	cfg.SignPassword = os.Getenv(release.PasswordEnv)
 	return cfg, nil

@@ -1,8 +1,6 @@
 package pulld_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,20 +36,7 @@ func newRolloutFleet(t *testing.T, bucket string) *rolloutFleet {
 		t.Fatal(err)
 	}
 	f.d = &rollout.Driver{Store: f.store, Fleet: desired.New(f.store, desired.Options{}), Holder: "test",
-		Members: func(ctx context.Context, group string) ([]rollout.Member, error) {
-			var out []rollout.Member
-			for _, h := range f.hosts {
-				st, err := f.store.ReadStatus(ctx, h.cfg.Server)
-				if errors.Is(err, blobstore.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, rollout.Member{Name: h.cfg.Server, Status: st})
-			}
-			return out, nil
-		}}
+		Members: rollout.BucketMembers(f.store, time.Now)}
 	return f
 }
 

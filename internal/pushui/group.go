@@ -106,7 +106,7 @@ type groupPage struct {
 	Pager       pager
 	Counts      []stateCount
 	Overrides   int
-	Held        int // member envs pulld holds (a conflict between groups, a missing group manifest)
+	Held        int        // member envs pulld holds (a conflict between groups, a missing group manifest)
 	Apps        []groupApp // what the deploy form offers
 	Others      []string   // groups an entry can be promoted to
 	History     []historyEntry

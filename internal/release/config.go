@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,10 @@ type Config struct {
 	// DeployGroups groups whose manifests are (one write per group,
 	// whatever its size).
 	Deploy, DeployGroups []string
+	// Rollouts lists groups to start a rollout of the package on, with
+	// each group's default strategy from the push config (rollouts);
+	// pushui drives it from there.
+	Rollouts []string
 	// AllowUnconditionalStore lets release write to an S3 store that does
 	// not honour conditional writes (checked at start), with a warning:
 	// safe only when nothing else writes desired state.
@@ -127,6 +132,14 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: -deploy-group: %v", cli.ErrUsage, err)
 		}
 	}
+	for _, g := range c.Rollouts {
+		if err := manifest.CheckName("group", g); err != nil {
+			return fmt.Errorf("%w: -rollout: %v", cli.ErrUsage, err)
+		}
+		if slices.Contains(c.DeployGroups, g) {
+			return fmt.Errorf("%w: -rollout %s and -deploy-group %s: give one", cli.ErrUsage, g, g)
+		}
+	}
 	if c.List && (c.deploys() || c.SignKey != "" || c.Commit != "" || c.Note != "") {
 		return fmt.Errorf("%w: -list takes only -bucket and -app", cli.ErrUsage)
 	}
@@ -152,7 +165,7 @@ func ParseServers(s string) ([]string, error) { return parseNames("server", s) }
 func ParseGroups(s string) ([]string, error) { return parseNames("group", s) }
 
 // deploys reports whether c points any manifest at the package.
-func (c *Config) deploys() bool { return len(c.Deploy)+len(c.DeployGroups) > 0 }
+func (c *Config) deploys() bool { return len(c.Deploy)+len(c.DeployGroups)+len(c.Rollouts) > 0 }
 
 func parseNames(kind, s string) ([]string, error) {
 	var out []string

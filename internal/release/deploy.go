@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/internal/rollout"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -55,16 +58,52 @@ func checkDeploy(ctx context.Context, store *blobstore.Store, cfg *Config) error
 	return nil
 }
 
-// targets lists cfg's servers, then its groups.
+// targets lists cfg's servers, then its groups (deployed or rolled out).
 func targets(cfg *Config) []manifest.Target {
 	var out []manifest.Target
 	for _, s := range cfg.Deploy {
 		out = append(out, manifest.Server(s))
 	}
-	for _, g := range cfg.DeployGroups {
+	for _, g := range slices.Concat(cfg.DeployGroups, cfg.Rollouts) {
 		out = append(out, manifest.Group(g))
 	}
 	return out
+}
+
+// startRollouts starts a rollout of name on each group of cfg.Rollouts,
+// with the group's default strategy from the push config, and returns
+// their IDs. release holds each new rollout's lease for a second only, so
+// that pushui takes it over at its next tick and drives it.
+func startRollouts(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepared, name manifest.PackageName) ([]string, error) {
+	opts := fleet.Options{Logger: cfg.Logger, Now: cfg.Now}
+	if p.nudger != nil && p.nudger.Enabled() {
+		opts.Nudger = p.nudger
+	}
+	w := fleet.New(store, opts)
+	conf, _, err := w.Config(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s stored, but: push config: %w", ErrDeploy, name, err)
+	}
+	if conf == nil {
+		conf = &manifest.PushConfig{}
+	}
+	host, _ := os.Hostname()
+	d := &rollout.Driver{Store: store, Fleet: w, Holder: "release@" + host, Lease: time.Second,
+		Members: rollout.BucketMembers(store, time.Now), Log: cfg.Logger}
+	var ids []string
+	var errs []error
+	for _, g := range cfg.Rollouts {
+		r, err := d.Start(ctx, conf.RolloutFor(g, name), p.meta.User)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("group %s: %w", g, err))
+			continue
+		}
+		ids = append(ids, r.ID)
+	}
+	if len(errs) > 0 {
+		return ids, fmt.Errorf("%w: %s stored, but: %w", ErrDeploy, name, errors.Join(errs...))
+	}
+	return ids, nil
 }
 
 // deploy points every server of cfg.Deploy and every group of

@@ -19,6 +19,7 @@ import (
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/testing/computetest"
+	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -305,4 +306,47 @@ func TestDeployGroup(t *testing.T) {
 		t.Fatalf("nudge message %v, %v; want %q", msg, err, nudge.Address(manifest.Group("web")))
 	}
 	msg.Ack()
+}
+
+// TestRolloutFlag checks -rollout: the package is stored and a rollout of
+// it starts on the group with the group's strategy from the push config
+// (here one canary), its first step written into the group's manifest; a
+// group the config does not allow the app on is refused before the upload.
+func TestRolloutFlag(t *testing.T) {
+	bucket := "file://" + t.TempDir()
+	store := openStore(t, bucket)
+	if err := store.Put(t.Context(), "config/push.json", []byte(`{"servers": {}, "groups": {"web": ["hello"]}, "rollouts": {"web": {"canary": 1, "auto_revert": true}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	old := deploytest.Build(t, store, "hello", 1, nil)
+	if _, err := store.WriteManifest(t.Context(), manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{{Package: old}}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"web-1", "web-2", "api-1"} {
+		st := &manifest.Status{Server: h, PollSeconds: 300, Envs: []manifest.EnvStatus{}}
+		if h != "api-1" {
+			st.Groups = []manifest.GroupStatus{{Name: "web", Revision: 1}}
+		}
+		if err := store.WriteStatus(t.Context(), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(bucket, "hello", appTree(t))
+	cfg.Rollouts = []string{"db"}
+	if _, err := Run(t.Context(), cfg); !errors.Is(err, fleet.ErrNotAllowed) {
+		t.Fatalf("Run -rollout db = %v, want refused", err)
+	}
+	cfg.Rollouts = []string{"web"}
+	res, err := Run(t.Context(), cfg)
+	if err != nil || len(res.Rollouts) != 1 {
+		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	rec, _, err := store.ReadRollout(t.Context(), "web", "hello", res.Rollouts[0])
+	if err != nil || rec.State != manifest.RolloutRunning || rec.Previous != old || !rec.Strategy.AutoRevert || len(rec.History[0].Canaries) != 1 || rec.History[0].Canaries[0] == "api-1" {
+		t.Fatalf("rollout record %+v, %v", rec, err)
+	}
+	m, _, _ := store.ReadManifest(t.Context(), manifest.Group("web"))
+	if e, _ := m.Lookup("hello"); e.Package != res.Name || e.Rollout == nil || e.Rollout.Previous != old {
+		t.Errorf("group entry %+v, want the new package under a rollout from the old one", e)
+	}
 }

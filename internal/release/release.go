@@ -31,6 +31,8 @@ type Result struct {
 	// Deployed lists the servers and groups whose manifests now name the
 	// package.
 	Deployed []manifest.Target
+	// Rollouts lists the IDs of the rollouts started (-rollout).
+	Rollouts []string
 	Elapsed  time.Duration
 }
 
@@ -91,8 +93,16 @@ func run(ctx context.Context, cfg Config) (Result, error) {
 		fmt.Fprintln(cfg.Summary, summary(res))
 	}
 	var derr error
-	if cfg.deploys() {
+	if len(cfg.Deploy)+len(cfg.DeployGroups) > 0 {
 		res.Deployed, derr = deploy(ctx, store, &cfg, p, res.Name)
+	}
+	if len(cfg.Rollouts) > 0 {
+		var rerr error
+		res.Rollouts, rerr = startRollouts(ctx, store, &cfg, p, res.Name)
+		for _, id := range res.Rollouts {
+			cfg.Logger.Info("rollout started: pushui drives it", "rollout", id)
+		}
+		derr = errors.Join(derr, rerr)
 	}
 	fmt.Fprintln(cfg.Out, res.Name)
 	return res, derr

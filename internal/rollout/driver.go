@@ -316,3 +316,30 @@ func (d *Driver) Command(ctx context.Context, group, env, id, cmd, user string) 
 	d.log().Info("rollout command", "rollout", id, "command", cmd, "user", user, "state", string(rec.State))
 	return rec, nil
 }
+
+// BucketMembers returns a Driver.Members that reads a group's members from
+// the bucket: one listing of status/, then a read of each status, keeping
+// the hosts whose status names the group. It suits a controller that holds
+// no cache of its own (release -rollout); pushui uses its cache instead.
+func BucketMembers(store *blobstore.Store, now func() time.Time) func(ctx context.Context, group string) ([]Member, error) {
+	return func(ctx context.Context, group string) ([]Member, error) {
+		listed, err := store.ListStatuses(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []Member
+		for _, l := range listed {
+			st, err := store.ReadStatus(ctx, l.Name)
+			if errors.Is(err, blobstore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if st.InGroup(group) {
+				out = append(out, Member{Name: l.Name, Status: st, Stale: st.Stale(now())})
+			}
+		}
+		return out, nil
+	}
+}
