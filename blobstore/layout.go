@@ -267,27 +267,23 @@ func names(docs []Listed, err error) ([]string, error) {
 // names are valid for kind, sorted by name.
 func (s *Store) listDocuments(ctx context.Context, prefix string, kind manifest.Kind) ([]Listed, error) {
 	var out []Listed
-	it := s.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, classify("list", prefix, err)
-		}
+	err := s.each(ctx, &blob.ListOptions{Prefix: prefix, Delimiter: "/"}, func(o *blob.ListObject) error {
 		name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, prefix), ".json")
 		if !ok || o.IsDir || manifest.CheckName(string(kind), name) != nil {
-			continue
+			return nil
 		}
 		v, digest, err := s.d.listed(ctx, o)
 		if errors.Is(err, ErrNotFound) || err == nil && v == "" {
-			continue // removed since it was listed
+			return nil // removed since it was listed
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		out = append(out, Listed{Name: name, Version: v, Digest: digest, Modified: o.ModTime})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Listed) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -345,32 +341,47 @@ func (s *Store) ListRollouts(ctx context.Context, group string) ([]*manifest.Rol
 	}
 	var recs []*manifest.RolloutRecord
 	var vs []Version
-	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, classify("list", prefix, err)
-		}
+	err := s.each(ctx, &blob.ListOptions{Prefix: prefix}, func(o *blob.ListObject) error {
 		if o.IsDir || !strings.HasSuffix(o.Key, ".json") {
-			continue
+			return nil
 		}
 		data, v, err := s.Read(ctx, o.Key)
 		if errors.Is(err, ErrNotFound) {
-			continue
+			return nil
 		}
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		r, err := manifest.ParseRolloutRecord(data)
 		if err != nil {
-			return nil, nil, fmt.Errorf("blobstore: %s: %w", o.Key, err)
+			return fmt.Errorf("blobstore: %s: %w", o.Key, err)
 		}
 		recs, vs = append(recs, r), append(vs, v)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return recs, vs, nil
+}
+
+// each calls fn for every object a listing with opts returns, in order,
+// and stops at the first error, which it returns; a failed listing is
+// classified as the other bucket errors are.
+func (s *Store) each(ctx context.Context, opts *blob.ListOptions, fn func(*blob.ListObject) error) error {
+	it := s.bucket.List(opts)
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return classify("list", opts.Prefix, err)
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
 }
 
 // ReadStatus reads status/{server}.json; ErrNotFound when pulld has not

@@ -218,23 +218,17 @@ func (s *Store) ListPackageNames(ctx context.Context, app string) ([]manifest.Pa
 	}
 	prefix := PackagesPrefix + app + "/"
 	var names []manifest.PackageName
-	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, classify("list", prefix, err)
-		}
+	err := s.each(ctx, &blob.ListOptions{Prefix: prefix}, func(o *blob.ListObject) error {
 		if strings.HasSuffix(o.Key, SignatureSuffix) {
-			continue
+			return nil
 		}
-		p, err := manifest.ParsePackageName(strings.TrimPrefix(o.Key, PackagesPrefix))
-		if err != nil || p.App != app {
-			continue
+		if p, err := manifest.ParsePackageName(strings.TrimPrefix(o.Key, PackagesPrefix)); err == nil && p.App == app {
+			names = append(names, p)
 		}
-		names = append(names, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(names, func(a, b manifest.PackageName) int { return b.Compare(a) })
 	return names, nil

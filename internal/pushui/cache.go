@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -308,16 +309,8 @@ func (c *cache) storeGroup(g *groupState) {
 	defer c.mu.Unlock()
 	c.gen++
 	g.gen = c.gen
-	old := c.load()
-	st := *old
-	st.groups = make(map[string]*groupState, len(old.groups)+1)
-	for k, v := range old.groups {
-		st.groups[k] = v
-	}
-	if _, known := old.groups[g.Name]; !known {
-		st.groupOrder = insertSorted(slices.Clone(old.groupOrder), g.Name)
-	}
-	st.groups[g.Name] = g
+	st := *c.load()
+	st.groups = with(st.groups, g.Name, g, &st.groupOrder)
 	c.cur.Store(&st)
 }
 
@@ -452,16 +445,8 @@ func (c *cache) storeServer(s *serverState) {
 	defer c.mu.Unlock()
 	c.gen++
 	s.gen = c.gen
-	old := c.load()
-	st := *old
-	st.servers = make(map[string]*serverState, len(old.servers)+1)
-	for k, v := range old.servers {
-		st.servers[k] = v
-	}
-	if _, known := old.servers[s.Name]; !known {
-		st.order = insertSorted(slices.Clone(old.order), s.Name)
-	}
-	st.servers[s.Name] = s
+	st := *c.load()
+	st.servers = with(st.servers, s.Name, s, &st.order)
 	st.index()
 	c.cur.Store(&st)
 }
@@ -487,14 +472,25 @@ func (c *cache) storeApp(app string, a *appState) {
 	defer c.mu.Unlock()
 	c.gen++
 	a.gen = c.gen
-	old := c.load()
-	st := *old
-	st.apps = make(map[string]*appState, len(old.apps)+1)
-	for k, v := range old.apps {
-		st.apps[k] = v
-	}
-	st.apps[app] = a
+	st := *c.load()
+	st.apps = with(st.apps, app, a, nil)
 	c.cur.Store(&st)
+}
+
+// with returns a copy of m with m[name] = v and, when order is not nil,
+// replaces *order (sorted names) by a copy with name inserted if it is
+// new: how a writer of the published state changes one entry without
+// touching what readers hold.
+func with[T any](m map[string]T, name string, v T, order *[]string) map[string]T {
+	out := maps.Clone(m)
+	if out == nil {
+		out = map[string]T{}
+	}
+	if _, known := m[name]; !known && order != nil {
+		*order = insertSorted(slices.Clone(*order), name)
+	}
+	out[name] = v
+	return out
 }
 
 func insertSorted(s []string, v string) []string {

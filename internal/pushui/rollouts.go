@@ -19,19 +19,18 @@ import (
 const rolloutTick = 5 * time.Second
 
 // newDriver returns the rollout driver of s: its members come from the
-// cache, refreshed before each move (which reads only what changed).
+// cache, refreshed once per tick that moves a rollout (reading only what
+// changed), and not at all while none runs.
 func (s *Server) newDriver(opts Options) *rollout.Driver {
 	host, _ := os.Hostname()
 	return &rollout.Driver{
-		Store:  opts.Store,
-		Fleet:  s.fleet,
-		Holder: "pushui@" + host + "/" + strconv.Itoa(os.Getpid()),
-		Now:    s.now,
-		Log:    s.log,
+		Store:   opts.Store,
+		Fleet:   s.fleet,
+		Holder:  "pushui@" + host + "/" + strconv.Itoa(os.Getpid()),
+		Now:     s.now,
+		Log:     s.log,
+		Refresh: func(ctx context.Context) error { return s.cache.refresh(ctx) },
 		Members: func(ctx context.Context, group string) ([]rollout.Member, error) {
-			if err := s.cache.refresh(ctx); err != nil {
-				return nil, err
-			}
 			st, now := s.cache.load(), s.now()
 			var out []rollout.Member
 			for _, name := range st.members(group) {

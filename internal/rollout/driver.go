@@ -45,6 +45,10 @@ type Driver struct {
 	Lease time.Duration
 	// Members returns the members of group as their statuses show them.
 	Members func(ctx context.Context, group string) ([]Member, error)
+	// Refresh, when set, is called once per Tick that has a running
+	// rollout, before Members: a controller that caches the statuses
+	// (pushui) refreshes them there, and pays nothing while no rollout runs.
+	Refresh func(ctx context.Context) error
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 	// Log receives one line per decision; nil discards.
@@ -198,9 +202,16 @@ func (d *Driver) Tick(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	refreshed := false
 	for i, r := range recs {
 		if r.State != manifest.RolloutRunning {
 			continue
+		}
+		if !refreshed && d.Refresh != nil {
+			if err := d.Refresh(ctx); err != nil {
+				return err
+			}
+			refreshed = true
 		}
 		if err := d.tick(ctx, r, vs[i]); err != nil {
 			errs = append(errs, fmt.Errorf("rollout %s: %w", r.ID, err))
