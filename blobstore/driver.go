@@ -42,6 +42,9 @@ type driver interface {
 	// would give it) and the hex MD5 of its content, without a request per
 	// object where the backend's listing carries them.
 	listed(ctx context.Context, o *blob.ListObject) (Version, string, error)
+	// next is it.Next, with the backend's transient listing failures
+	// retried (it.Next asks again for the page that failed).
+	next(ctx context.Context, it *blob.ListIterator) (*blob.ListObject, error)
 }
 
 // listedMD5 is the hex MD5 a listing gives, "" when it gives none (an S3
@@ -58,6 +61,10 @@ type document struct {
 // portable is what every backend does through gocloud's portable API
 // alone; drivers embed it and replace what they must.
 type portable struct{ b *blob.Bucket }
+
+func (portable) next(ctx context.Context, it *blob.ListIterator) (*blob.ListObject, error) {
+	return it.Next(ctx)
+}
 
 // readAll returns key's reader (closed) and content. A document larger
 // than MaxDocumentSize is refused without reading its body, and so is one

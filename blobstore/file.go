@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/renameio/v2"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 )
 
 // fileDriver is the file:// backend, the embedded default. A file:// bucket
@@ -110,6 +111,19 @@ func (d *fileDriver) read(ctx context.Context, key string) (document, error) {
 func (d *fileDriver) listed(ctx context.Context, o *blob.ListObject) (Version, string, error) {
 	v, err := d.stat(ctx, o.Key)
 	return v, string(v), err
+}
+
+// next retries a page whose listing failed as not found: fileblob walks
+// the directory and fails the page when a file vanishes between the
+// directory read and its stat (another writer's temporary file, an
+// editor's swap file). Another listing of the page no longer sees it.
+func (d *fileDriver) next(ctx context.Context, it *blob.ListIterator) (*blob.ListObject, error) {
+	for try := 1; ; try++ {
+		o, err := it.Next(ctx)
+		if gcerrors.Code(err) != gcerrors.NotFound || try == 10 {
+			return o, err
+		}
+	}
 }
 
 func (d *fileDriver) stat(ctx context.Context, key string) (Version, error) {

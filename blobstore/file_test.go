@@ -3,9 +3,11 @@ package blobstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -127,5 +129,48 @@ func TestFileStatReadsOnlyWhenStamped(t *testing.T) {
 	}
 	if _, v, err := s.Changed(ctx, "servers/web1.json", ""); err != nil || v != contentVersion([]byte(`{"packages": [ ]}`)) {
 		t.Fatalf("Changed after a write = %q, %v; want the new content's version", v, err)
+	}
+}
+
+// TestFileListingWhileFilesComeAndGo: an editor's swap file or another
+// writer's temporary file that vanishes while fileblob walks the directory
+// does not fail the listing (fileblob reports it as not found), even with
+// a thousand such files a second.
+func TestFileListingWhileFilesComeAndGo(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(t.Context(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := &manifest.Status{Server: "web-1"}
+	if err := s.WriteStatus(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	churned := make(chan struct{})
+	go func() {
+		defer close(churned)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			p := filepath.Join(dir, "status", fmt.Sprintf(".swp%d", i%50))
+			os.WriteFile(p, nil, 0o644)
+			os.Remove(p)
+			time.Sleep(time.Millisecond) // a thousand writes a second
+		}
+	}()
+	defer func() { close(done); <-churned }()
+	for range 300 {
+		got, err := s.ListStatuses(t.Context())
+		if err != nil {
+			t.Fatalf("listing while files come and go: %v", err)
+		}
+		if len(got) != 1 || got[0].Name != "web-1" {
+			t.Fatalf("listing = %v, want web-1 alone", got)
+		}
 	}
 }

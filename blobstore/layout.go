@@ -371,7 +371,7 @@ func (s *Store) ListRollouts(ctx context.Context, group string) ([]*manifest.Rol
 func (s *Store) each(ctx context.Context, opts *blob.ListOptions, fn func(*blob.ListObject) error) error {
 	it := s.bucket.List(opts)
 	for {
-		o, err := it.Next(ctx)
+		o, err := s.d.next(ctx, it)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -475,27 +475,27 @@ func (s *Store) ListConfigAudit(ctx context.Context, limit int) ([]*manifest.Aud
 
 func (s *Store) listAudit(ctx context.Context, prefix string, limit int) ([]*manifest.AuditRecord, error) {
 	var out []*manifest.AuditRecord
-	it := s.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
-	for len(out) < limit {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, classify("list", prefix, err)
+	errEnough := errors.New("enough")
+	err := s.each(ctx, &blob.ListOptions{Prefix: prefix, Delimiter: "/"}, func(o *blob.ListObject) error {
+		if len(out) == limit {
+			return errEnough
 		}
 		if o.IsDir {
-			continue
+			return nil
 		}
 		data, _, err := s.Read(ctx, o.Key)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r, err := manifest.ParseAuditRecord(data)
 		if err != nil {
-			return nil, fmt.Errorf("blobstore: %s: %w", o.Key, err)
+			return fmt.Errorf("blobstore: %s: %w", o.Key, err)
 		}
 		out = append(out, r)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, err
 	}
 	return out, nil
 }

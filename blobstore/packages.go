@@ -272,19 +272,15 @@ func (s *Store) StatPackages(ctx context.Context, names []manifest.PackageName) 
 // ListApps returns the apps that have a packages/ folder, sorted.
 func (s *Store) ListApps(ctx context.Context) ([]string, error) {
 	var apps []string
-	it := s.bucket.List(&blob.ListOptions{Prefix: PackagesPrefix, Delimiter: "/"})
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, classify("list", PackagesPrefix, err)
-		}
+	err := s.each(ctx, &blob.ListOptions{Prefix: PackagesPrefix, Delimiter: "/"}, func(o *blob.ListObject) error {
 		app := strings.TrimSuffix(strings.TrimPrefix(o.Key, PackagesPrefix), "/")
 		if o.IsDir && manifest.CheckName("app", app) == nil {
 			apps = append(apps, app)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.Sort(apps)
 	return apps, nil
