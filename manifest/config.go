@@ -89,9 +89,13 @@ func (c *PushConfig) Validate() error {
 }
 
 // RolloutFor returns the strategy of a rollout of p to group: the
-// group's default from Rollouts (or none), with its group and package.
+// group's default from Rollouts (else DefaultRolloutStrategy), with its
+// group and package.
 func (c *PushConfig) RolloutFor(group string, p PackageName) RolloutStrategy {
-	s := c.Rollouts[group]
+	s, ok := c.Rollouts[group]
+	if !ok {
+		s = DefaultRolloutStrategy()
+	}
 	s.Group, s.Package = group, p
 	return s.WithDefaults()
 }

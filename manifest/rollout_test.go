@@ -172,3 +172,37 @@ func TestPushConfigRollouts(t *testing.T) {
 		}
 	}
 }
+
+// TestRolloutStrategyDefaults: a JSON strategy is decoded over the
+// defaults, so that what it leaves out has its default and an explicit
+// zero stays zero; decoding never changes the defaults themselves.
+func TestRolloutStrategyDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		json    string
+		healthy time.Duration
+		canary  int
+		steps   []float64
+	}{
+		{`{}`, 10 * time.Second, 1, []float64{10, 50, 100}},
+		{`{"min_healthy_time": "0s", "canary": 0}`, 0, 0, []float64{10, 50, 100}},
+		{`{"steps": [50, 100]}`, 10 * time.Second, 1, []float64{50, 100}},
+		{`{"steps": [25, 100], "min_healthy_time": "1m"}`, time.Minute, 1, []float64{25, 100}},
+	} {
+		t.Run(tc.json, func(t *testing.T) {
+			var s manifest.RolloutStrategy
+			if err := json.Unmarshal([]byte(tc.json), &s); err != nil {
+				t.Fatal(err)
+			}
+			if time.Duration(s.MinHealthyTime) != tc.healthy || s.Canary != tc.canary || !slices.Equal(s.Steps, tc.steps) {
+				t.Errorf("decoded %+v; want min_healthy_time %v, canary %d, steps %v", s, tc.healthy, tc.canary, tc.steps)
+			}
+			if !slices.Equal(manifest.DefaultRolloutSteps, []float64{10, 50, 100}) {
+				t.Fatalf("decoding changed the default steps: %v", manifest.DefaultRolloutSteps)
+			}
+		})
+	}
+	var s manifest.RolloutStrategy
+	if err := json.Unmarshal([]byte(`{"canaries": 2}`), &s); err == nil {
+		t.Error("accepted an unknown field")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,9 @@ func (s RolloutState) Active() bool { return s == RolloutRunning || s == Rollout
 // Duration is a time.Duration that JSON holds as a Go duration string
 // ("90s", "5m").
 type Duration time.Duration
+
+// String is the Go duration string ("1m30s").
+func (d Duration) String() string { return time.Duration(d).String() }
 
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
@@ -133,18 +137,46 @@ var (
 	DefaultRolloutProgressDeadline = Duration(10 * time.Minute)
 )
 
-// WithDefaults returns s with its defaults: env the package's app, one
-// canary, steps 10/50/100, min_healthy_time 10 s, healthy_deadline 5 min,
-// progress_deadline 10 min, max_failures 0, min_staged 100%.
+// DefaultRolloutStrategy is the strategy a JSON strategy is decoded over
+// (so that what it leaves out has its default, and an explicit
+// "min_healthy_time": "0s" stays 0): one canary, steps 10/50/100,
+// min_healthy_time 10 s, healthy_deadline 5 min, progress_deadline 10 min,
+// max_failures 0, and min_staged 100% when stage_first.
+func DefaultRolloutStrategy() RolloutStrategy {
+	return RolloutStrategy{
+		Canary:           1,
+		Steps:            slices.Clone(DefaultRolloutSteps), // decoding reuses a slice's array
+		MinHealthyTime:   DefaultRolloutMinHealthyTime,
+		HealthyDeadline:  DefaultRolloutHealthyDeadline,
+		ProgressDeadline: DefaultRolloutProgressDeadline,
+	}
+}
+
+// UnmarshalJSON decodes a strategy over DefaultRolloutStrategy, refusing
+// unknown fields.
+func (s *RolloutStrategy) UnmarshalJSON(b []byte) error {
+	type plain RolloutStrategy // without this method
+	p := plain(DefaultRolloutStrategy())
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return err
+	}
+	*s = RolloutStrategy(p)
+	return nil
+}
+
+// WithDefaults returns s with what only its other fields decide: env the
+// package's app, min_staged 100% with stage_first, and the default steps
+// and deadlines where s has none (a strategy built in Go; one decoded
+// from JSON has them already). A zero min_healthy_time stays zero: a host
+// counts as soon as it serves the build (healthy, with a health check).
 func (s RolloutStrategy) WithDefaults() RolloutStrategy {
 	if s.Env == "" {
 		s.Env = s.Package.App
 	}
 	if s.Steps == nil {
-		s.Steps = DefaultRolloutSteps
-	}
-	if s.MinHealthyTime == 0 {
-		s.MinHealthyTime = DefaultRolloutMinHealthyTime
+		s.Steps = slices.Clone(DefaultRolloutSteps)
 	}
 	if s.HealthyDeadline == 0 {
 		s.HealthyDeadline = DefaultRolloutHealthyDeadline

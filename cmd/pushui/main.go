@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.NudgeURL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
 	fs.StringVar(&cfg.NudgeGCE, "nudge-gce", env.GCE, "nudge servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
 	fs.DurationVar(&cfg.Refresh, "refresh", time.Minute, "list the bucket again in the background this often (0: only on the refresh button)")
+	fs.DurationVar(&cfg.RolloutTick, "rollout-tick", pushui.DefaultRolloutTick, "move the running rollouts this often; a replica holds a rollout for six ticks, after which another replica takes it over")
 	if err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

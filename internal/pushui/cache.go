@@ -1,6 +1,7 @@
 package pushui
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -85,6 +86,10 @@ type state struct {
 	byGroup map[string][]string
 	apps    map[string]*appState
 	asOf    time.Time // when the last full refresh finished
+	// gen is the cache generation this state was published at: it moves
+	// when anything a page shows changed (a write, or a refresh that read
+	// a changed document or saw one come or go), not on a heartbeat.
+	gen uint64
 }
 
 // cache holds the bucket as pushui last saw it: every server's manifest and
@@ -145,6 +150,26 @@ func forEach(n, limit int, fn func(i int)) {
 func (c *cache) refresh(ctx context.Context) error {
 	c.refreshing.Lock()
 	defer c.refreshing.Unlock()
+	return c.refreshLocked(ctx)
+}
+
+// refreshIfOlder refreshes unless the last full refresh finished less than
+// age ago; concurrent callers share one refresh. Live pages call it, so
+// that a fleet watched by many viewers costs one refresh per age, and an
+// unwatched one nothing.
+func (c *cache) refreshIfOlder(ctx context.Context, age time.Duration) error {
+	if c.now().Sub(c.load().asOf) < age {
+		return nil
+	}
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
+	if c.now().Sub(c.load().asOf) < age {
+		return nil // done by the caller we waited for
+	}
+	return c.refreshLocked(ctx)
+}
+
+func (c *cache) refreshLocked(ctx context.Context) error {
 	c.mu.Lock()
 	startGen := c.gen
 	c.mu.Unlock()
@@ -277,8 +302,54 @@ func (c *cache) refresh(ctx context.Context) error {
 		}
 	}
 	st.index()
+	if changed(old, st) {
+		c.gen++
+	}
+	st.gen = c.gen
 	c.cur.Store(st)
 	return nil
+}
+
+// sameServer reports whether a and b show the same: manifest version,
+// errors and status, apart from the status's time (a heartbeat).
+func sameServer(a, b *serverState) bool {
+	if a.Version != b.Version || a.ManifestErr != b.ManifestErr || a.StatusErr != b.StatusErr || (a.Status == nil) != (b.Status == nil) {
+		return false
+	}
+	if a.Status == nil {
+		return true
+	}
+	sa, sb := *a.Status, *b.Status
+	sa.Time, sb.Time = time.Time{}, time.Time{}
+	return bytes.Equal(sa.Marshal(), sb.Marshal())
+}
+
+// changed reports whether next shows anything prev does not: a server,
+// group or app that came or went, or a document with another version,
+// digest or error. A heartbeat (the same status bytes written again) is
+// no change.
+func changed(prev, next *state) bool {
+	if !slices.Equal(prev.order, next.order) || !slices.Equal(prev.groupOrder, next.groupOrder) || len(prev.apps) != len(next.apps) {
+		return true
+	}
+	for name, n := range next.servers {
+		p := prev.servers[name]
+		if p == nil || p.Version != n.Version || p.ManifestErr != n.ManifestErr || p.statusDigest != n.statusDigest ||
+			p.StatusErr != n.StatusErr || (p.Status == nil) != (n.Status == nil) {
+			return true
+		}
+	}
+	for name, n := range next.groups {
+		if p := prev.groups[name]; p == nil || p.Version != n.Version || p.ManifestErr != n.ManifestErr {
+			return true
+		}
+	}
+	for name, n := range next.apps {
+		if p := prev.apps[name]; p == nil || p.Err != n.Err || !slices.Equal(p.Names, n.Names) {
+			return true
+		}
+	}
+	return false
 }
 
 // readGroup reads one group's manifest; errors are recorded in the result.
@@ -304,13 +375,20 @@ func (c *cache) refreshGroup(ctx context.Context, name string) *groupState {
 }
 
 // storeGroup publishes g as the group's state.
+// Storing what the cache already holds changes nothing (nor the
+// generation, so that a page re-reading its group does not make every live
+// page reload).
 func (c *cache) storeGroup(g *groupState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old := c.load().groups[g.Name]; old != nil && old.Version == g.Version && old.ManifestErr == g.ManifestErr {
+		return
+	}
 	c.gen++
 	g.gen = c.gen
 	st := *c.load()
 	st.groups = with(st.groups, g.Name, g, &st.groupOrder)
+	st.gen = c.gen
 	c.cur.Store(&st)
 }
 
@@ -440,14 +518,21 @@ func (c *cache) refreshServer(ctx context.Context, name string) *serverState {
 }
 
 // storeServer publishes s as the server's state.
+// A server that shows the same as before apart from its status's time (a
+// heartbeat) is stored without moving the generation (see storeGroup).
 func (c *cache) storeServer(s *serverState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
-	s.gen = c.gen
+	if old := c.load().servers[s.Name]; old != nil && sameServer(old, s) {
+		s.gen = old.gen
+	} else {
+		c.gen++
+		s.gen = c.gen
+	}
 	st := *c.load()
 	st.servers = with(st.servers, s.Name, s, &st.order)
 	st.index()
+	st.gen = c.gen
 	c.cur.Store(&st)
 }
 
@@ -467,13 +552,18 @@ func (c *cache) storeManifest(t manifest.Target, m *manifest.Manifest, v blobsto
 }
 
 // storeApp publishes an app's listing.
+// Storing what the cache already holds changes nothing (see storeGroup).
 func (c *cache) storeApp(app string, a *appState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old := c.load().apps[app]; old != nil && old.Err == a.Err && slices.Equal(old.Names, a.Names) {
+		return
+	}
 	c.gen++
 	a.gen = c.gen
 	st := *c.load()
 	st.apps = with(st.apps, app, a, nil)
+	st.gen = c.gen
 	c.cur.Store(&st)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,7 +89,27 @@ type groupEnv struct {
 	Policy   manifest.Policy
 	Config   string
 	Done     int // members serving it
+	// Rollout is the entry's active rollout, if any: Previous serves the
+	// members that have not taken Package yet.
+	Rollout     *manifest.Rollout
+	Previous    *pkgLabel
+	RolloutURL  string
+	RolloutStep string // "canaries", "10%"
 }
+
+// rolloutRow is one rollout in a group's list.
+type rolloutRow struct {
+	ID, Env, URL string
+	Package      *pkgLabel
+	State        manifest.RolloutState
+	Class        string
+	Step         string
+	Reason       string
+	Created      moment
+}
+
+// rolloutsShown bounds the rollouts a group page lists.
+const rolloutsShown = 10
 
 type groupPage struct {
 	page
@@ -112,6 +133,12 @@ type groupPage struct {
 	History     []historyEntry
 	HistErr     string
 	Flash       []string
+	Rollouts    []rolloutRow // newest first
+	RolloutsErr string
+	// Strategy is the group's default rollout strategy, which the start
+	// form offers.
+	Strategy      manifest.RolloutStrategy
+	StrategySteps string
 }
 
 // groupApp is one app the deploy form offers, with its packages.
@@ -132,8 +159,19 @@ func buildGroup(st *state, conf *manifest.PushConfig, name string, now time.Time
 	if m != nil {
 		p.Revision = m.Revision
 		for _, e := range m.Packages {
-			p.Entries = append(p.Entries, groupEnv{Env: e.EnvName(), App: e.Package.App, ShowEnv: e.EnvName() != e.Package.App,
-				Package: lb.of(e.Package), Policy: e.Policy(), Config: formatConfigInline(e.Config)})
+			ge := groupEnv{Env: e.EnvName(), App: e.Package.App, ShowEnv: e.EnvName() != e.Package.App,
+				Package: lb.of(e.Package), Policy: e.Policy(), Config: formatConfigInline(e.Config)}
+			if e.Rollout != nil {
+				ge.Rollout, ge.Previous, ge.RolloutURL = e.Rollout, lb.of(e.Rollout.Previous), rolloutURL(name, e.EnvName(), e.Rollout.ID)
+				ge.RolloutStep = strconv.FormatFloat(e.Rollout.Percent, 'f', -1, 64) + "%"
+				if e.Rollout.Percent == 0 {
+					ge.RolloutStep = "canaries"
+					if len(e.Rollout.Canaries) == 0 {
+						ge.RolloutStep = "staging"
+					}
+				}
+			}
+			p.Entries = append(p.Entries, ge)
 		}
 	}
 	counts := map[manifest.State]int{}
@@ -231,7 +269,46 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.History, p.HistErr = s.history(ctx, manifest.Group(name), pg.Now)
+	p.Rollouts, p.RolloutsErr = s.groupRollouts(ctx, name, pg.Now)
+	p.Strategy = s.conf().RolloutFor(name, manifest.PackageName{})
+	steps := make([]string, len(p.Strategy.Steps))
+	for i, v := range p.Strategy.Steps {
+		steps[i] = strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	p.StrategySteps = strings.Join(steps, ", ")
 	s.render(w, r, http.StatusOK, "group", p)
+}
+
+// groupRollouts lists group's newest rollouts, or why they cannot be.
+func (s *Server) groupRollouts(ctx context.Context, group string, now time.Time) ([]rolloutRow, string) {
+	recs, _, err := s.b.ListRollouts(ctx, group)
+	if err != nil {
+		return nil, err.Error()
+	}
+	slices.SortFunc(recs, func(a, b *manifest.RolloutRecord) int { return b.Created.Compare(a.Created) })
+	lb := newLabels()
+	var out []rolloutRow
+	for _, r := range recs[:min(len(recs), rolloutsShown)] {
+		row := rolloutRow{ID: r.ID, Env: r.Strategy.Env, URL: rolloutURL(group, r.Strategy.Env, r.ID), Package: lb.of(r.Strategy.Package),
+			State: r.State, Class: "r-" + string(r.State), Reason: r.Reason, Created: at(r.Created, now)}
+		if len(r.History) > 0 {
+			row.Step = describeRolloutStep(r)
+		}
+		out = append(out, row)
+	}
+	return out, ""
+}
+
+// describeRolloutStep names a rollout's current step.
+func describeRolloutStep(r *manifest.RolloutRecord) string {
+	h := r.History[r.Step]
+	switch {
+	case r.Staging:
+		return "staging"
+	case h.Percent == 0 && len(h.Canaries) > 0:
+		return "canaries"
+	}
+	return strconv.FormatFloat(h.Percent, 'f', -1, 64) + "%"
 }
 
 // groupFlashes turns the query a group write redirects with into messages.
@@ -411,6 +488,16 @@ type apiGroup struct {
 	Held     int            `json:"held"`      // member envs pulld leaves as they are (see their status's held)
 	States   map[string]int `json:"states"`    // member envs by state
 	Done     int            `json:"done"`      // member envs serving the group's entry
+	// Rollouts are the group's active rollouts, from its manifest.
+	Rollouts []apiRolloutRef `json:"rollouts"`
+}
+
+// apiRolloutRef names an active rollout and where it stands.
+type apiRolloutRef struct {
+	Env  string `json:"env"`
+	ID   string `json:"id"`
+	Step string `json:"step"` // "staging", "canaries", "50%"
+	URL  string `json:"url"`  // its page
 }
 
 type groupsPage struct {
@@ -456,8 +543,12 @@ func (s *Server) groupSummaries(now time.Time) []apiGroup {
 				a.Pending++
 			}
 		}
+		a.Rollouts = []apiRolloutRef{}
 		for _, e := range p.Entries {
 			a.Done += e.Done
+			if e.Rollout != nil {
+				a.Rollouts = append(a.Rollouts, apiRolloutRef{Env: e.Env, ID: e.Rollout.ID, Step: e.RolloutStep, URL: e.RolloutURL})
+			}
 		}
 		out = append(out, a)
 	}

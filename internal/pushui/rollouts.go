@@ -15,8 +15,18 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// rolloutTick is how often pushui drives its rollouts.
-const rolloutTick = 5 * time.Second
+// DefaultRolloutTick is how often pushui drives its rollouts by default
+// (Options.RolloutTick). A replica holds a rollout's lease for six ticks,
+// so another takes over within half a minute of its death.
+const DefaultRolloutTick = 5 * time.Second
+
+// rolloutTick returns opts' tick, or the default.
+func (opts Options) rolloutTick() time.Duration {
+	if opts.RolloutTick > 0 {
+		return opts.RolloutTick
+	}
+	return DefaultRolloutTick
+}
 
 // newDriver returns the rollout driver of s: its members come from the
 // cache, refreshed once per tick that moves a rollout (reading only what
@@ -27,6 +37,7 @@ func (s *Server) newDriver(opts Options) *rollout.Driver {
 		Store:   opts.Store,
 		Fleet:   s.fleet,
 		Holder:  "pushui@" + host + "/" + strconv.Itoa(os.Getpid()),
+		Lease:   6 * opts.rolloutTick(),
 		Now:     s.now,
 		Log:     s.log,
 		Refresh: func(ctx context.Context) error { return s.cache.refresh(ctx) },
@@ -43,10 +54,11 @@ func (s *Server) newDriver(opts Options) *rollout.Driver {
 }
 
 // DriveRollouts drives the bucket's rollouts until ctx ends, one move
-// every few seconds (Driver.Tick: one pushui replica at a time drives each
-// rollout, under a lease). Run calls it; it returns when ctx ends.
+// every Options.RolloutTick (Driver.Tick: one pushui replica at a time
+// drives each rollout, under a lease). Run calls it; it returns when ctx
+// ends.
 func (s *Server) DriveRollouts(ctx context.Context) {
-	t := time.NewTicker(rolloutTick)
+	t := time.NewTicker(s.rolloutTick)
 	defer t.Stop()
 	for {
 		select {

@@ -37,6 +37,7 @@ type Config struct {
 	NudgeURL                string         // HTTP nudge URL template ({server})
 	NudgeGCE                string         // PROJECT/ZONE of the GCE instances nudged by metadata (instance name = server name)
 	Refresh                 time.Duration  // background re-listing interval; 0 = only on demand
+	RolloutTick             time.Duration  // how often rollouts move; 0 = DefaultRolloutTick
 	Logger                  *slog.Logger   // required
 }
 
@@ -60,6 +61,8 @@ func (cfg *Config) Check() error {
 		return fmt.Errorf("pushui: %w: -trusted-proxy says who may set -auth-header; give -auth-header too", cli.ErrUsage)
 	case cfg.Refresh < 0:
 		return fmt.Errorf("pushui: %w: -refresh must not be negative", cli.ErrUsage)
+	case cfg.RolloutTick < 0:
+		return fmt.Errorf("pushui: %w: -rollout-tick must not be negative", cli.ErrUsage)
 	}
 	loop, err := isLoopback(cfg.Addr)
 	if err != nil {
@@ -99,7 +102,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	opts := Options{AuthHeader: cfg.AuthHeader, TrustedProxies: cfg.TrustedProxies, IAPAudience: cfg.IAPAudience, Admins: cfg.Admins, Logger: log}
+	opts := Options{AuthHeader: cfg.AuthHeader, TrustedProxies: cfg.TrustedProxies, IAPAudience: cfg.IAPAudience, Admins: cfg.Admins, Logger: log, RolloutTick: cfg.RolloutTick}
 	if cfg.IAPAudience != "" {
 		v, err := idtoken.NewValidator(ctx)
 		if err != nil {

@@ -72,21 +72,26 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// RolloutTick is how often DriveRollouts moves the rollouts; 0 means
+	// DefaultRolloutTick. The lease a replica holds on a rollout lasts six
+	// ticks.
+	RolloutTick time.Duration
 }
 
 // Server is pushui's HTTP handler: the web UI and the JSON API over one
 // bucket. It keeps the bucket's state in memory (see Refresh). It is safe
 // for concurrent use.
 type Server struct {
-	b        bucket
-	fleet    *fleet.Writer
-	rollouts *rollout.Driver
-	pc       atomic.Pointer[pushConfig]
-	auth     *auth
-	nudger   Nudger
-	log      *slog.Logger
-	now      func() time.Time
-	cache    *cache
+	b           bucket
+	fleet       *fleet.Writer
+	rollouts    *rollout.Driver
+	rolloutTick time.Duration
+	pc          atomic.Pointer[pushConfig]
+	auth        *auth
+	nudger      Nudger
+	log         *slog.Logger
+	now         func() time.Time
+	cache       *cache
 
 	pages         map[string]*template.Template
 	sections      []*template.Template // one per rendering goroutine (see renderSections)
@@ -144,7 +149,7 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	// the members pushui knows of (the cache exists by the first write).
 	s.fleet = fleet.New(opts.Store, fleet.Options{Nudger: opts.Nudger, Logger: opts.Logger, Now: now,
 		Members: func(g string) int { return len(s.cache.load().members(g)) }})
-	s.rollouts = s.newDriver(opts)
+	s.rollouts, s.rolloutTick = s.newDriver(opts), opts.rolloutTick()
 	if err := s.bootstrapConfig(ctx, opts.Config); err != nil {
 		return nil, err
 	}
@@ -191,6 +196,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /groups/{group}/envs/{env}/restart", s.handleGroupRestart)
 	mux.HandleFunc("POST /groups/{group}/envs/{env}/config", s.handleGroupConfig)
 	mux.HandleFunc("POST /groups/{group}/envs/{env}/promote", s.handlePromoteEnv)
+	mux.HandleFunc("POST /groups/{group}/rollouts", s.handleStartRollout)
+	mux.HandleFunc("GET /rollouts/{group}/{env}/{id}", s.handleRollout)
+	mux.HandleFunc("POST /rollouts/{group}/{env}/{id}/{cmd}", s.handleRolloutCommand)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", s.staticHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -205,6 +213,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/apps/{app}/packages", s.apiPackages)
 	mux.HandleFunc("POST /api/deploy", s.apiDeploy)
 	mux.HandleFunc("GET /api/groups", s.apiGroups)
+	mux.HandleFunc("GET /api/live", s.apiLive)
 	mux.HandleFunc("POST /api/rollouts", s.apiStartRollout)
 	mux.HandleFunc("GET /api/rollouts", s.apiRollouts)
 	mux.HandleFunc("GET /api/rollouts/{group}/{env}/{id}", s.apiRollout)
@@ -335,7 +344,7 @@ func (s *Server) parseTemplates() error {
 		}
 	}
 	s.pages = map[string]*template.Template{}
-	for _, name := range []string{"index", "server", "app", "promote", "config", "error", "group", "groups"} {
+	for _, name := range []string{"index", "server", "app", "promote", "config", "error", "group", "groups", "rollout"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("pushui: parse template %s: %w", name, err)

@@ -28,6 +28,11 @@ type page struct {
 	Now      time.Time
 	// Here is the request's path and query, where a refresh returns to.
 	Here string
+	// Live is the generation of what the page shows (liveGeneration):
+	// the page's script asks /api/live for it and reloads what changed.
+	// LiveRollout names the rollout (group/env/id) a rollout page follows.
+	Live        string
+	LiveRollout string
 }
 
 func (s *Server) page(r *http.Request, title string) page {
@@ -40,6 +45,7 @@ func (s *Server) page(r *http.Request, title string) page {
 		CanWrite: user != "" && s.auth.isAdmin(user),
 		Now:      s.now(),
 		Here:     r.URL.RequestURI(),
+		Live:     liveGeneration(s.cache.load(), ""),
 	}
 }
 
@@ -541,7 +547,7 @@ func (s *Server) failErr(w http.ResponseWriter, r *http.Request, err error) {
 		s.fail(w, r, http.StatusNotFound, err.Error())
 	case errors.Is(err, blobstore.ErrConflict):
 		s.fail(w, r, http.StatusPreconditionFailed, err.Error())
-	case errors.Is(err, errBrokenManifest):
+	case errors.Is(err, errBrokenManifest), errors.Is(err, errState):
 		s.fail(w, r, http.StatusConflict, err.Error())
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -33,6 +33,10 @@ func badInput(format string, args ...any) error {
 // replaces it).
 var errBrokenManifest = errors.New("the manifest in the bucket is invalid")
 
+// errState is wrapped when what is asked does not fit the state of what
+// it acts on (a second active rollout, pausing a finished one): 409.
+var errState = errors.New("not in this state")
+
 // errUnknown is wrapped when a server or group is neither configured nor
 // in the bucket (nor, for a group, named by a host).
 var errUnknown = errors.New("not known to pushui")

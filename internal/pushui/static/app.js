@@ -1,5 +1,6 @@
 // pushui: small progressive enhancements. Every page works without this
-// file; it adds live filtering, confirmations and ticking relative times.
+// file; it adds live updates, live filtering, confirmations and ticking
+// relative times.
 "use strict";
 
 (function () {
@@ -12,9 +13,20 @@
       server: form.elements.server.value.toLowerCase(),
       app: form.elements.app.value.toLowerCase(),
     };
-    var sections = Array.prototype.slice.call(document.querySelectorAll("section.server"));
-    var count = document.getElementById("count");
-    var none = document.getElementById("none");
+    var sections, count, none;
+    var scan = function () {
+      sections = Array.prototype.slice.call(document.querySelectorAll("section.server"));
+      count = document.getElementById("count");
+      none = document.getElementById("none");
+    };
+    scan();
+    // A live update brings the sections the server filtered by the URL,
+    // which holds what is typed: that is the new starting point.
+    document.addEventListener("pushui:live", function () {
+      scan();
+      initial.server = form.elements.server.value.trim().toLowerCase();
+      initial.app = form.elements.app.value.trim().toLowerCase();
+    });
     var timer = null;
 
     var apply = function () {
@@ -118,4 +130,53 @@
     }
   });
   setInterval(tick, 30000);
+
+  // Live pages: regions marked data-live (each with an id) are replaced by
+  // the same regions of the page loaded again, whenever /api/live says
+  // what the page shows changed (and every 15 s, for what time changes:
+  // a host falling silent). A region holding the focus, a form being
+  // filled in or an opened output is left alone until the next change.
+  var body = document.body;
+  if (body.dataset.live !== undefined && document.querySelector("[data-live][id]")) {
+    var gen = body.dataset.live;
+    var src = "/api/live" + (body.dataset.liveRollout ? "?rollout=" + encodeURIComponent(body.dataset.liveRollout) : "");
+    var edited = new WeakSet();
+    document.addEventListener("input", function (ev) {
+      if (ev.target.form) edited.add(ev.target.form);
+    });
+    var busy = function (el) {
+      var a = document.activeElement;
+      if (a && a !== body && el.contains(a) && a.matches("input, select, textarea")) return true;
+      if (el.querySelector("details[open]")) return true;
+      return Array.prototype.some.call(el.querySelectorAll("form"), function (f) { return edited.has(f); });
+    };
+    var loaded = Date.now();
+    var reload = function () {
+      return fetch(location.href, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          document.querySelectorAll("[data-live][id]").forEach(function (el) {
+            var fresh = doc.getElementById(el.id);
+            if (fresh && fresh.innerHTML !== el.innerHTML && !busy(el)) el.replaceWith(document.importNode(fresh, true));
+          });
+          gen = doc.body.dataset.live;
+          loaded = Date.now();
+          tick();
+          document.dispatchEvent(new Event("pushui:live"));
+        });
+    };
+    var poll = function () {
+      fetch(src, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (j) {
+          if (document.hidden) return;
+          if (j && j.generation !== gen || Date.now() - loaded > 15000) return reload();
+        })
+        .catch(function () {})
+        .then(function () { setTimeout(poll, 1000); });
+    };
+    setTimeout(poll, 1000);
+  }
 })();

@@ -1,0 +1,209 @@
+package pushui
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// liveFixture is a group web of four members serving hello h1 (group
+// manifest and statuses), on the real clock: live pages compare the
+// cache's age with it.
+func liveFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	f.conf.Groups["web"] = []string{"hello"}
+	if _, err := f.store.WriteManifest(t.Context(), manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{{Package: f.h1}}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		f.memberStatus(fmt.Sprintf("web-%d", i+1), f.h1, manifest.StateServing, "")
+	}
+	return f
+}
+
+// memberStatus writes a status of group web's member server, with hello
+// in state serving pkg (or failing with output).
+func (f *fixture) memberStatus(server string, pkg manifest.PackageName, state manifest.State, output string) {
+	f.t.Helper()
+	es := manifest.EnvStatus{Env: "hello", App: "hello", Desired: pkg.String(), Serving: pkg.String(), State: state, Updated: time.Now().UTC()}
+	if output != "" {
+		es.Serving, es.Error, es.Output, es.Step = "", "POST_RESTART exited with status 1", output, "POST_RESTART"
+	}
+	f.setStatus(&manifest.Status{Server: server, PulldVersion: "v1.0.0", PollSeconds: 60, Groups: []manifest.GroupStatus{{Name: "web"}},
+		Envs: []manifest.EnvStatus{es}})
+}
+
+// TestBrowserRollout starts a rollout from the group page in headless
+// Chromium and follows it on its page without reloading: the canary's
+// report, the next step, a failing host with its script output, pause and
+// resume with the buttons; the group page and the index show the active
+// rollout; a half-typed form on a live page survives an update.
+func TestBrowserRollout(t *testing.T) {
+	f := liveFixture(t)
+	srv := f.server(func(o *Options) { o.Now = time.Now })
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	ctx := newBrowser(t)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	textOf := func(sel string) string { return get(t, ctx, chromedp.Text(css(sel))) }
+	// waitText waits (without reloading) until sel's text contains want.
+	waitText := func(sel, want string) {
+		t.Helper()
+		deadline := time.Now().Add(8 * time.Second)
+		for {
+			got := get(t, ctx, chromedp.Evaluate[string](`(document.querySelector(`+jsString(sel)+`) || {}).textContent || ""`))
+			if strings.Contains(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				screenshot(t, ctx, "pushui-rollout-stuck.png")
+				t.Fatalf("%s shows %q, want %q within 8 s without a reload", sel, got, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	stillSamePage := func() {
+		t.Helper()
+		if !get(t, ctx, chromedp.Evaluate[bool](`window.__sameDocument === true`)) {
+			t.Fatal("the page was reloaded: live updates must not reload it")
+		}
+	}
+	acceptConfirms := script(`window.confirm = () => true; window.__sameDocument = true`)
+
+	act(t, ctx,
+		chromedp.Navigate(hs.URL+"/groups/web"),
+		chromedp.WaitVisible(css(`form.rollout-start`)),
+		acceptConfirms,
+		chromedp.SetValue(css(`form.rollout-start select[name=package]`), f.h2.String()),
+		chromedp.SetValue(css(`form.rollout-start input[name=steps]`), "50, 100"),
+		chromedp.SetValue(css(`form.rollout-start input[name=min_healthy_time]`), "0s"),
+		chromedp.Click(css(`form.rollout-start button`)),
+		chromedp.WaitVisible(css(`#rollout-state`)),
+		acceptConfirms,
+	)
+	if got := textOf("#rollout-state"); got != "running" {
+		t.Fatalf("rollout state %q, want running", got)
+	}
+	if got := textOf(".alert.flash"); !strings.Contains(got, f.h2.String()) {
+		t.Errorf("flash %q does not name the build", got)
+	}
+	recs, _, err := f.store.ListRollouts(t.Context(), "web")
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("rollouts in the bucket: %v, %v", recs, err)
+	}
+	rec := recs[0]
+	canary := rec.History[0].Canaries[0]
+	if got := textOf("#serving"); got != "0" {
+		t.Errorf("serving the new build: %s, want 0", got)
+	}
+
+	t.Run("canary reports", func(t *testing.T) {
+		f.memberStatus(canary, f.h2, manifest.StateServing, "")
+		waitText("#serving", "1")
+		stillSamePage()
+	})
+
+	t.Run("next step", func(t *testing.T) {
+		if err := srv.rollouts.Tick(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		waitText("#steps tbody", "50% of members")
+		stillSamePage()
+	})
+
+	t.Run("failing host", func(t *testing.T) {
+		got, _, err := f.store.ReadRollout(t.Context(), "web", "hello", rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &manifest.Rollout{ID: got.ID, Previous: got.Previous, Percent: got.History[got.Step].Percent, Canaries: got.History[got.Step].Canaries}
+		victim := canary // unless the wave has another member
+		for i := range 4 {
+			if s := fmt.Sprintf("web-%d", i+1); s != canary && r.Takes(s) {
+				victim = s
+				break
+			}
+		}
+		f.memberStatus(victim, f.h2, manifest.StateFailed, "curl: (7) Failed to connect to localhost port 8081\n")
+		waitText("#failing", "Failed to connect to localhost port 8081")
+		waitText("#failing", victim)
+		stillSamePage()
+	})
+
+	t.Run("pause and resume", func(t *testing.T) {
+		act(t, ctx,
+			chromedp.Click(css(`button.cmd-pause`)),
+			chromedp.WaitVisible(css(`button.cmd-resume`)),
+			acceptConfirms,
+		)
+		if got := textOf("#rollout-state"); got != "paused" {
+			t.Errorf("after pause: %q", got)
+		}
+		if r, _, _ := f.store.ReadRollout(t.Context(), "web", "hello", rec.ID); r.State != manifest.RolloutPaused {
+			t.Errorf("bucket says %s after pause", r.State)
+		}
+		act(t, ctx,
+			chromedp.Click(css(`button.cmd-resume`)),
+			chromedp.WaitVisible(css(`button.cmd-pause`)),
+			acceptConfirms,
+		)
+		if r, _, _ := f.store.ReadRollout(t.Context(), "web", "hello", rec.ID); r.State != manifest.RolloutRunning {
+			t.Errorf("bucket says %s after resume", r.State)
+		}
+		screenshot(t, ctx, "pushui-rollout.png")
+	})
+
+	t.Run("group page and index", func(t *testing.T) {
+		act(t, ctx,
+			chromedp.Navigate(hs.URL+"/"),
+			chromedp.WaitVisible(css(`#groups`)),
+		)
+		if got := textOf(`#groups tr[data-group="web"]`); !strings.Contains(got, "hello: 50%") {
+			t.Errorf("index's group row %q does not show the active rollout", got)
+		}
+		act(t, ctx,
+			chromedp.Navigate(hs.URL+"/groups/web"),
+			chromedp.WaitVisible(css(`#rollouts`)),
+			script(`window.__sameDocument = true`),
+		)
+		if got := textOf(`#entries`); !strings.Contains(got, "rollout: 50%") {
+			t.Errorf("group entries %q do not show the active rollout", got)
+		}
+		// A half-typed form survives an update of the page around it.
+		steps := func() string {
+			return get(t, ctx, chromedp.Evaluate[string](`document.querySelector("form.rollout-start input[name=steps]").value`))
+		}
+		act(t, ctx, chromedp.SendKeys(css(`form.rollout-start input[name=steps]`), "75"))
+		typed := steps()
+		if !strings.Contains(typed, "75") {
+			t.Fatalf("typing did not reach the form: %q", typed)
+		}
+		f.memberStatus("web-4", f.h1, manifest.StateDeploying, "")
+		waitText(`#members tr[data-server="web-4"]`, "DEPLOYING")
+		if v := steps(); v != typed {
+			t.Errorf("the form being typed in lost its text: %q, was %q", v, typed)
+		}
+		stillSamePage()
+	})
+}
+
+// script is a browser step that runs js and ignores its value.
+func script(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](js)(ctx, tg)
+		return err
+	})
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}

@@ -1,0 +1,353 @@
+package pushui
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
+	"github.com/pushpull/pushpull/internal/rollout"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// rolloutPage is one rollout as its page shows it: the record, and the
+// group's members as their statuses show them against it.
+type rolloutPage struct {
+	page
+	Group, Env, ID string
+	ShowEnv        bool // the env is not named after the app
+	Record         *manifest.RolloutRecord
+	Package        *pkgLabel
+	Previous       *pkgLabel
+	StateClass     string
+	Created        moment
+	Updated        moment
+	Strategy       []string // the strategy, one "name value" per item
+	Steps          []rolloutStepView
+	// Members is the group's size; OnNew the members whose side of the
+	// current step is the new build, Serving those serving it (healthy
+	// when the entry has a health check). Bar is Serving as a percentage
+	// of Members.
+	Members, OnNew, Serving int
+	Bar                     int
+	// New and Old count the members on each side by state.
+	New, Old []stateCount
+	// Failing are the members of the new side that failed, or are stale,
+	// with their error and the script's output (at most failingShown).
+	Failing      []failingHost
+	FailingMore  int
+	Commands     []string // what the operator may do now
+	Flash        []string
+	FlashWarning string
+}
+
+// rolloutStepView is one row of the steps table.
+type rolloutStepView struct {
+	Label          string
+	Hosts, Done    int
+	Failed         []string
+	Outcome        string
+	Started, Ended moment
+	Current        bool
+}
+
+// failingHost is a member of the new side that is not getting there.
+type failingHost struct {
+	Name, State, Why string
+	Step, DeployID   string
+	Output           string
+	Updated          moment
+}
+
+// failingShown bounds the failing hosts a rollout page details.
+const failingShown = 20
+
+// rolloutCommands are the commands a rollout in each state accepts
+// (rollout.Driver.Command).
+func rolloutCommands(s manifest.RolloutState) []string {
+	switch s {
+	case manifest.RolloutRunning:
+		return []string{"pause", "promote", "abort", "revert"}
+	case manifest.RolloutPaused:
+		return []string{"resume", "promote", "abort", "revert"}
+	case manifest.RolloutFailed:
+		return []string{"revert"}
+	}
+	return nil
+}
+
+// rolloutURL is a rollout's page.
+func rolloutURL(group, env, id string) string {
+	return "/rollouts/" + url.PathEscape(group) + "/" + url.PathEscape(env) + "/" + url.PathEscape(id)
+}
+
+// buildRollout joins a rollout's record with the group's members.
+func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *labels) *rolloutPage {
+	s := rec.Strategy
+	p := &rolloutPage{Group: s.Group, Env: s.Env, ID: rec.ID, Record: rec, Package: lb.of(s.Package), Previous: lb.of(rec.Previous),
+		StateClass: "r-" + string(rec.State), Commands: rolloutCommands(rec.State)}
+	p.Strategy = strategyFacts(s)
+	p.ShowEnv = s.Env != s.Package.App
+	p.Created, p.Updated = at(rec.Created, now), at(rec.Updated, now)
+	for i, h := range rec.History {
+		v := rolloutStepView{Hosts: h.Hosts, Done: h.Done, Failed: h.Failed, Outcome: h.Outcome, Started: at(h.Started, now), Current: i == rec.Step && rec.State.Active()}
+		if !h.Ended.IsZero() {
+			v.Ended = at(h.Ended, now)
+		}
+		switch {
+		case h.Outcome == "staged" || rec.Staging && i == rec.Step:
+			v.Label = "stage on every member"
+		case h.Percent == 0 && len(h.Canaries) > 0:
+			v.Label = "canaries: " + strings.Join(h.Canaries, ", ")
+		default:
+			v.Label = strconv.FormatFloat(h.Percent, 'f', -1, 64) + "% of members"
+		}
+		p.Steps = append(p.Steps, v)
+	}
+	var cur manifest.RolloutStep
+	if len(rec.History) > 0 {
+		cur = rec.History[rec.Step]
+	}
+	side := &manifest.Rollout{ID: rec.ID, Previous: rec.Previous, Percent: cur.Percent, Canaries: cur.Canaries}
+	if rec.Staging {
+		side.Percent, side.Canaries = 0, nil
+	}
+	if rec.State == manifest.RolloutSucceeded {
+		side.Percent = 100
+	}
+	newCounts, oldCounts := map[manifest.State]int{}, map[manifest.State]int{}
+	for _, name := range st.members(s.Group) {
+		ss := st.servers[name]
+		p.Members++
+		es, ok := ss.Status.Lookup(s.Env)
+		state := es.State
+		if !ok || state == "" {
+			state = manifest.StateUnknown
+		}
+		onNew := side.Takes(name) || rec.Previous.IsZero()
+		if rec.State == manifest.RolloutReverted || rec.State == manifest.RolloutAborted && !side.Takes(name) {
+			onNew = false
+		}
+		if !onNew {
+			oldCounts[state]++
+			continue
+		}
+		p.OnNew++
+		newCounts[state]++
+		serving := ok && es.Serving == s.Package.String() && es.State == manifest.StateServing && (es.Healthy == nil || *es.Healthy)
+		if serving {
+			p.Serving++
+			continue
+		}
+		stale := ss.Status.Stale(now)
+		failed := ok && es.Desired == s.Package.String() && (es.State == manifest.StateFailed || es.State == manifest.StateRolledBack)
+		unhealthy := ok && es.Healthy != nil && !*es.Healthy
+		if !failed && !stale && !unhealthy && !slices.Contains(cur.Failed, name) {
+			continue
+		}
+		if len(p.Failing) == failingShown {
+			p.FailingMore++
+			continue
+		}
+		f := failingHost{Name: name, State: string(state), Step: es.Step, DeployID: es.DeployID, Output: es.Output, Updated: at(es.Updated, now), Why: es.Error}
+		switch {
+		case stale:
+			f.Why = "no heartbeat since " + ago(ss.Status.Time, now)
+		case unhealthy && f.Why == "":
+			f.Why = "health check failing: " + es.HealthError
+		case f.Why == "":
+			f.Why = "not serving the build healthy by healthy_deadline"
+		}
+		p.Failing = append(p.Failing, f)
+	}
+	if p.Members > 0 {
+		p.Bar = p.Serving * 100 / p.Members
+	}
+	p.New, p.Old = sortedCounts(newCounts), sortedCounts(oldCounts)
+	return p
+}
+
+// sortedCounts lists counts by state name.
+func sortedCounts(counts map[manifest.State]int) []stateCount {
+	var out []stateCount
+	for state, n := range counts {
+		out = append(out, stateCount{State: state, Class: "s-" + strings.ToLower(string(state)), N: n})
+	}
+	slices.SortFunc(out, func(a, b stateCount) int { return strings.Compare(string(a.State), string(b.State)) })
+	return out
+}
+
+// strategyFacts says a strategy in a few short items.
+func strategyFacts(s manifest.RolloutStrategy) []string {
+	steps := make([]string, len(s.Steps))
+	for i, p := range s.Steps {
+		steps[i] = strconv.FormatFloat(p, 'f', -1, 64) + "%"
+	}
+	facts := []string{
+		fmt.Sprintf("canary %d", s.Canary),
+		"steps " + strings.Join(steps, " → "),
+		"min_healthy_time " + time.Duration(s.MinHealthyTime).String(),
+		"healthy_deadline " + time.Duration(s.HealthyDeadline).String(),
+		"progress_deadline " + time.Duration(s.ProgressDeadline).String(),
+		"max_failures " + quotaText(s.MaxFailures),
+	}
+	if s.AutoRevert {
+		facts = append(facts, "auto_revert")
+	}
+	if s.PauseAfterCanary {
+		facts = append(facts, "pause_after_canary")
+	}
+	if s.StageFirst {
+		facts = append(facts, "stage_first, min_staged "+quotaText(s.MinStaged))
+	}
+	return facts
+}
+
+func quotaText(q manifest.Quota) string {
+	if q.IsPercent {
+		return strconv.FormatFloat(q.Percent, 'f', -1, 64) + "%"
+	}
+	return strconv.Itoa(q.N)
+}
+
+// handleRollout renders one rollout: its state, its steps, the members by
+// side and state, and the failing ones with their script's output. The
+// page follows the rollout live (liveGeneration).
+func (s *Server) handleRollout(w http.ResponseWriter, r *http.Request) {
+	group, env, id := r.PathValue("group"), r.PathValue("env"), r.PathValue("id")
+	if err := s.knownGroup(group); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	rec, v, err := s.b.ReadRollout(ctx, group, env, id)
+	switch {
+	case errors.Is(err, blobstore.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "no rollout "+id+" of group "+group+" env "+env)
+		return
+	case errors.Is(err, manifest.ErrInvalidName):
+		s.failErr(w, r, badInput("%v", err))
+		return
+	case err != nil:
+		s.failErr(w, r, err)
+		return
+	}
+	s.cache.refreshGroup(ctx, group)
+	pg := s.page(r, "rollout "+id)
+	pg.Live = liveGeneration(s.cache.load(), v)
+	pg.LiveRollout = group + "/" + env + "/" + id
+	p := buildRollout(s.cache.load(), rec, pg.Now, newLabels())
+	p.page = pg
+	if cmd := r.URL.Query().Get("done"); slices.Contains([]string{"pause", "resume", "promote", "abort", "revert", "start"}, cmd) {
+		p.Flash = append(p.Flash, rolloutFlash(cmd, rec))
+	}
+	s.render(w, r, http.StatusOK, "rollout", p)
+}
+
+// rolloutFlash says what a command did, naming the build.
+func rolloutFlash(cmd string, rec *manifest.RolloutRecord) string {
+	what := rec.Strategy.Package.String()
+	switch cmd {
+	case "start":
+		return "Rollout of " + what + " to group " + rec.Strategy.Group + " started."
+	case "revert":
+		return "Reverted: every member goes back to " + rec.Previous.String() + "."
+	case "promote":
+		return "Promoted: every member goes to " + what + " now."
+	}
+	return "Rollout of " + what + ": " + cmd + " done; it is " + string(rec.State) + "."
+}
+
+// handleRolloutCommand runs a button's command and returns to the page.
+func (s *Server) handleRolloutCommand(w http.ResponseWriter, r *http.Request) {
+	group, env, id, cmd := r.PathValue("group"), r.PathValue("env"), r.PathValue("id"), r.PathValue("cmd")
+	if err := s.knownGroup(group); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	if _, err := s.rollouts.Command(r.Context(), group, env, id, cmd, userOf(r.Context())); err != nil {
+		s.failErr(w, r, rolloutFormError(err))
+		return
+	}
+	s.cache.refreshGroup(r.Context(), group)
+	http.Redirect(w, r, rolloutURL(group, env, id)+"?done="+url.QueryEscape(cmd), http.StatusSeeOther)
+}
+
+// handleStartRollout starts a rollout from the group page's form: the
+// package, and the strategy's main knobs (the rest have their defaults,
+// or the group's default strategy from the push config when the form asks
+// for it).
+func (s *Server) handleStartRollout(w http.ResponseWriter, r *http.Request) {
+	group := r.PathValue("group")
+	if err := s.knownGroup(group); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	pkg, err := manifest.ParsePackageName(r.PostFormValue("package"))
+	if err != nil {
+		s.failErr(w, r, badInput("%v", err))
+		return
+	}
+	st, err := strategyFromForm(r, s.conf().RolloutFor(group, pkg))
+	if err != nil {
+		s.failErr(w, r, badInput("%v", err))
+		return
+	}
+	rec, err := s.rollouts.Start(r.Context(), st, userOf(r.Context()))
+	if err != nil {
+		s.failErr(w, r, rolloutFormError(err))
+		return
+	}
+	s.cache.refreshGroup(r.Context(), group)
+	http.Redirect(w, r, rolloutURL(group, rec.Strategy.Env, rec.ID)+"?done=start", http.StatusSeeOther)
+}
+
+// strategyFromForm reads the start form's knobs over def, the group's
+// default strategy for the package.
+func strategyFromForm(r *http.Request, def manifest.RolloutStrategy) (manifest.RolloutStrategy, error) {
+	st := def
+	var err error
+	if v := r.PostFormValue("canary"); v != "" {
+		if st.Canary, err = strconv.Atoi(v); err != nil {
+			return st, fmt.Errorf("canary %q: want a number of hosts", v)
+		}
+	}
+	if v := strings.TrimSpace(r.PostFormValue("steps")); v != "" {
+		st.Steps = nil
+		for f := range strings.FieldsFuncSeq(v, func(c rune) bool { return c == ',' || c == ' ' || c == '%' }) {
+			n, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				return st, fmt.Errorf("steps %q: want percentages such as 10, 50, 100", v)
+			}
+			st.Steps = append(st.Steps, n)
+		}
+	}
+	if v := r.PostFormValue("min_healthy_time"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return st, fmt.Errorf("min_healthy_time %q: want a duration such as 30s", v)
+		}
+		st.MinHealthyTime = manifest.Duration(d)
+	}
+	st.AutoRevert = st.AutoRevert || r.PostFormValue("auto_revert") == "on"
+	st.PauseAfterCanary = st.PauseAfterCanary || r.PostFormValue("pause_after_canary") == "on"
+	st.StageFirst = st.StageFirst || r.PostFormValue("stage_first") == "on"
+	return st, nil
+}
+
+// rolloutFormError maps the driver's errors to the page's kinds.
+func rolloutFormError(err error) error {
+	switch {
+	case errors.Is(err, rollout.ErrActive), errors.Is(err, rollout.ErrNotActive):
+		return fmt.Errorf("%w: %w", errState, err)
+	case errors.Is(err, rollout.ErrStrategy), errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
+		return badInput("%v", err)
+	}
+	return err
+}
