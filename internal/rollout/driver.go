@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
@@ -329,28 +330,50 @@ func (d *Driver) Command(ctx context.Context, group, env, id, cmd, user string) 
 }
 
 // BucketMembers returns a Driver.Members that reads a group's members from
-// the bucket: one listing of status/, then a read of each status, keeping
-// the hosts whose status names the group. It suits a controller that holds
-// no cache of its own (release -rollout); pushui uses its cache instead.
+// the bucket: one listing of status/ per call (a request per thousand
+// hosts), and a read of each status whose content changed since the last
+// call (a heartbeat only moves its time, which the listing carries),
+// keeping the hosts whose status names the group. It suits a controller
+// that holds no cache of its own (release -rollout, a benchmark); pushui
+// uses its cache instead. The function is safe for concurrent use.
 func BucketMembers(store *blobstore.Store, now func() time.Time) func(ctx context.Context, group string) ([]Member, error) {
+	type seen struct {
+		digest string
+		status *manifest.Status
+	}
+	var mu sync.Mutex
+	known := map[string]seen{}
 	return func(ctx context.Context, group string) ([]Member, error) {
 		listed, err := store.ListStatuses(ctx)
 		if err != nil {
 			return nil, err
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		var out []Member
+		next := make(map[string]seen, len(listed))
 		for _, l := range listed {
-			st, err := store.ReadStatus(ctx, l.Name)
-			if errors.Is(err, blobstore.ErrNotFound) {
-				continue
+			k, ok := known[l.Name]
+			if !ok || k.digest == "" || k.digest != l.Digest {
+				st, err := store.ReadStatus(ctx, l.Name)
+				if errors.Is(err, blobstore.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				k = seen{l.Digest, st}
+			} else {
+				cp := *k.status
+				cp.Time = l.Modified.UTC() // a heartbeat: the same bytes, written again
+				k.status = &cp
 			}
-			if err != nil {
-				return nil, err
-			}
-			if st.InGroup(group) {
-				out = append(out, Member{Name: l.Name, Status: st, Stale: st.Stale(now())})
+			next[l.Name] = k
+			if k.status.InGroup(group) {
+				out = append(out, Member{Name: l.Name, Status: k.status, Stale: k.status.Stale(now())})
 			}
 		}
+		known = next
 		return out, nil
 	}
 }
