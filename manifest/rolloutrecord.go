@@ -155,15 +155,27 @@ func DefaultRolloutStrategy() RolloutStrategy {
 // UnmarshalJSON decodes a strategy over DefaultRolloutStrategy, refusing
 // unknown fields.
 func (s *RolloutStrategy) UnmarshalJSON(b []byte) error {
-	type plain RolloutStrategy // without this method
-	p := plain(DefaultRolloutStrategy())
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	v, err := DefaultRolloutStrategy().Decode(b)
+	if err != nil {
 		return err
 	}
-	*s = RolloutStrategy(p)
+	*s = v
 	return nil
+}
+
+// Decode returns s with the fields that the JSON object data gives
+// replaced, refusing unknown fields: how pushui reads POST /api/rollouts
+// over the group's default strategy.
+func (s RolloutStrategy) Decode(data []byte) (RolloutStrategy, error) {
+	type plain RolloutStrategy // without UnmarshalJSON
+	p := plain(s)
+	p.Steps = slices.Clone(s.Steps) // decoding reuses a slice's array
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return s, err
+	}
+	return RolloutStrategy(p), nil
 }
 
 // WithDefaults returns s with what only its other fields decide: env the

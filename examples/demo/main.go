@@ -9,16 +9,18 @@
 // one), builds three versions of the sample app examples/hello (v1, v2 and
 // a v3 that crashes on start) and releases them with bin/release, the first
 // with -deploy-group demo (one write of groups/demo.json), after writing
-// the push config (group "demo" may carry hello, and so may each server)
-// into the bucket at config/push.json, as an operator would with cp: every
-// writer obeys the bucket's config. It starts pushui on 127.0.0.1:8000,
+// the push config (group "demo" may carry hello, and so may each server;
+// the group's default rollout strategy) into the bucket at
+// config/push.json, as an operator would with cp: every writer obeys the
+// bucket's config. It starts pushui on 127.0.0.1:8000 (moving rollouts
+// every 2 s),
 // sets the group's hello config (its message and health check timeout)
 // through pushui's JSON API (GET the group's manifest, PUT it back with
 // If-Match), and starts one pulld per server with -groups demo and no
 // manifest of its own, each with its own root and, in its environment,
-// the port its hello listens on (as two real hosts would both use one
-// port, two hosts on one machine cannot), whose logs it shows with the
-// server's name in front. Once both servers answer with v1 it prints what
+// the port its hello listens on (as real hosts would all use one port,
+// three hosts on one machine cannot), whose logs it shows with the
+// server's name in front. Once every server answers with v1 it prints what
 // to try next.
 //
 // pulld notices manifest changes within a second without any nudge
@@ -67,6 +69,7 @@ type demoServer struct {
 var servers = []demoServer{
 	{"demo-1", "127.0.0.1:10115", 8081},
 	{"demo-2", "127.0.0.1:10116", 8082},
+	{"demo-3", "127.0.0.1:10117", 8083},
 }
 
 // version is one build of the sample app.
@@ -82,14 +85,17 @@ var versions = []version{
 	{"v3", "-X main.version=v3 -X main.crash=yes", "v3: BROKEN on purpose (crashes on start): pulld rolls it back"},
 }
 
-// group is the group both servers are in.
+// group is the group every server is in.
 const group = "demo"
 
-// pushConfig is the push config: which apps may go where. The servers are
-// listed too, so that one of them can be pinned (its own manifest).
+// pushConfig is the push config: which apps may go where, and the group's
+// default rollout strategy (the group page's form and release -rollout
+// start from it). The servers are listed too, so that one of them can be
+// pinned (its own manifest).
 const pushConfig = `{
-  "servers": {"demo-1": ["hello"], "demo-2": ["hello"]},
-  "groups": {"demo": ["hello"]}
+  "servers": {"demo-1": ["hello"], "demo-2": ["hello"], "demo-3": ["hello"]},
+  "groups": {"demo": ["hello"]},
+  "rollouts": {"demo": {"canary": 1, "steps": [50, 100], "min_healthy_time": "5s", "auto_revert": true}}
 }
 `
 
@@ -192,7 +198,7 @@ func (d *demo) setup() error {
 }
 
 // start builds and releases the sample app, then starts pushui and the
-// pullds and waits until both servers serve v1.
+// pullds and waits until every server serves v1.
 func (d *demo) start(ctx context.Context) error {
 	conf := filepath.Join(d.dir, "bucket", "config", "push.json")
 	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
@@ -300,7 +306,7 @@ func (d *demo) startPushui(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := d.spawn("pushui", logFile, "-bucket", d.bucket, "-addr", d.ui, "-refresh", "2s")
+	p, err := d.spawn("pushui", logFile, "-bucket", d.bucket, "-addr", d.ui, "-refresh", "2s", "-rollout-tick", "2s")
 	if err != nil {
 		return err
 	}
@@ -529,8 +535,8 @@ func (d *demo) printNext() {
 	var b strings.Builder
 	fmt.Fprintf(&b, `
 ────────────────────────────────────────────────────────────────────────
-pushpull demo: two servers (demo-1, demo-2) in group demo serve hello v1.
-Neither has a manifest of its own: both follow groups/demo.json.
+pushpull demo: three servers (demo-1, demo-2, demo-3) in group demo serve
+hello v1. None has a manifest of its own: all follow groups/demo.json.
 
   pushui   http://%s/    group: http://%[1]s/groups/demo
 `, d.ui)
@@ -540,27 +546,29 @@ Neither has a manifest of its own: both follow groups/demo.json.
 	fmt.Fprintf(&b, `
 Try this (the versions' commits are made up: v1 is 111111111111, v2 is
 222222222222, v3 is 333333333333):
-  1. Open http://%[1]s/groups/demo and deploy v2 to the group: one write
-     of groups/demo.json. Both pullds see it within a second and run the
-     deploy scripts (their output is below); curl http://127.0.0.1:8081/
-     answers "hello v2 on demo-1", and :8082 "hello v2 on demo-2".
-  2. Deploy v3 to the group, broken on purpose: its server crashes,
-     POST_RESTART fails three times, and each pulld rolls back to the
-     build before by itself. pushui shows hello ROLLED_BACK on both, with
-     the script's output. (pulld tries v3 again after a minute, then two,
-     … until you pick another version.)
-  3. Deploy v1 to the group: a rollback to a build still on each host, so
-     nothing is downloaded.
+  1. Roll out v2: open http://%[1]s/groups/demo, pick v2 under
+     Rollouts and press "Roll out". The rollout page follows it live: one
+     canary first, then 50%%, then 100%%, each step one write of
+     groups/demo.json, each waiting until its hosts serve v2 for 5 s.
+  2. Roll out v3, broken on purpose: its canary's POST_RESTART fails and
+     that pulld rolls back by itself; the rollout fails on the canary and
+     reverts the group to v2 (auto_revert in the push config's rollouts).
+     Only the canary ever ran v3: the page shows it with the script's
+     output.
+  3. Deploy v1 to the whole group at once (Deploy, not Roll out): one write
+     that every member follows; v1 is still on each host, so nothing is
+     downloaded ("rollback, no download").
   4. Pin one host, Teletraan's hotfix: open hello on demo-1
      (http://%[1]s/servers/demo-1/apps/hello) and deploy v2 there. demo-1's
-     own manifest wins over the group; demo-2 stays on the group's v1, and
-     the group's page shows demo-1 as pinned. Remove hello from demo-1's
-     own manifest to let it follow the group again.
-  5. Release a build of your own straight to the group:
+     own manifest wins over the group; the others stay on the group's
+     build, and the group's page shows demo-1 as pinned. Remove hello from
+     demo-1's own manifest to let it follow the group again.
+  5. Release a build of your own and roll it out to the group with the
+     group's default strategy:
        go build -ldflags "-X main.version=mine" -o /tmp/hello-mine/hello ./examples/hello
        cp -r examples/hello/teletraan /tmp/hello-mine/
        bin/release -bucket %[2]s -app hello -dir /tmp/hello-mine \
-         -commit 4444444444444444444444444444444444444444 -note "my build" -deploy-group demo
+         -commit 4444444444444444444444444444444444444444 -note "my build" -rollout demo
 
 The bucket is plain files: ls -R %[3]s
 Ctrl-C stops everything, including the hello servers.

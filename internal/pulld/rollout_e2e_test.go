@@ -66,7 +66,8 @@ func (f *rolloutFleet) drive(r *manifest.RolloutRecord) *manifest.RolloutRecord 
 }
 
 // TestRolloutEndToEnd runs rollouts with real pullds on file:// and S3: a
-// good build goes canary → waves → succeeded and every member serves it;
+// good build goes canary → paused → resumed → waves → succeeded and every
+// member serves it (only the canary while paused);
 // a broken one fails on its canary and is reverted, with exactly one host
 // having run it; a stage-first rollout has every member stage the build
 // before any switches, and the switches download nothing.
@@ -99,9 +100,36 @@ func TestRolloutEndToEnd(t *testing.T) {
 				h.waitEnv("hello", manifest.StateServing, v1.String())
 			}
 
-			// A good build: canary, 10/50/100, succeeded.
-			r, err := f.d.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: v2, Canary: 1, MinHealthyTime: manifest.Duration(time.Millisecond)}, "ann")
+			// A good build: canary, a pause after it (only the canary
+			// serves v2 meanwhile, and ticks move nothing), resumed: waves
+			// 10/50/100, succeeded.
+			r, err := f.d.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: v2, Canary: 1, PauseAfterCanary: true, MinHealthyTime: manifest.Duration(time.Millisecond)}, "ann")
 			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.drive(r); got.State != manifest.RolloutPaused {
+				t.Fatalf("good build after its canary: %s (%s), want paused", got.State, got.Reason)
+			}
+			canary := r.History[0].Canaries[0]
+			for range 3 {
+				if err := f.d.Tick(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if m, _, err := f.store.ReadManifest(t.Context(), manifest.Group("web")); err != nil {
+				t.Fatal(err)
+			} else if e, _ := m.Lookup("hello"); e.Rollout == nil || e.Rollout.Percent != 0 {
+				t.Fatalf("entry while paused after the canary: %+v, want the canary step still", e.Rollout)
+			}
+			for _, h := range f.hosts {
+				h.client.Nudge(t)
+				want := v1
+				if h.cfg.Server == canary {
+					want = v2
+				}
+				h.waitEnv("hello", manifest.StateServing, want.String())
+			}
+			if _, err := f.d.Command(t.Context(), "web", "hello", r.ID, "resume", "ann"); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.drive(r); got.State != manifest.RolloutSucceeded {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -73,19 +74,31 @@ func (s *Server) DriveRollouts(ctx context.Context) {
 }
 
 // apiStartRollout answers POST /api/rollouts: start a rollout of the body's
-// strategy (manifest.RolloutStrategy, with its documented defaults). 201
-// with the record; 409 when the group env has an active rollout; 400 for
-// a bad strategy or one the push config refuses.
+// strategy (manifest.RolloutStrategy), whose fields left out take the
+// group's default from the push config's rollouts, else the built-in
+// defaults. 201 with the record; 409 when the group env has an active
+// rollout; 400 for a bad strategy or one the push config refuses.
 func (s *Server) apiStartRollout(w http.ResponseWriter, r *http.Request) {
-	var st manifest.RolloutStrategy
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
 		s.apiError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
 		return
 	}
-	if err := s.knownGroup(st.Group); err != nil {
+	var target struct {
+		Group   string               `json:"group"`
+		Package manifest.PackageName `json:"package"`
+	}
+	if err := json.Unmarshal(body, &target); err != nil {
+		s.apiError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
+		return
+	}
+	if err := s.knownGroup(target.Group); err != nil {
 		s.apiFail(w, err)
+		return
+	}
+	st, err := s.conf().RolloutFor(target.Group, target.Package).Decode(body)
+	if err != nil {
+		s.apiError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
 		return
 	}
 	rec, err := s.rollouts.Start(r.Context(), st, userOf(r.Context()))

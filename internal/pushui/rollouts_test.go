@@ -3,8 +3,10 @@ package pushui
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -65,5 +67,21 @@ func TestRolloutAPI(t *testing.T) {
 	m, _, _ = f.store.ReadManifest(t.Context(), manifest.Group("web"))
 	if e, _ := m.Lookup("hello"); e.Package != f.h3 || e.Rollout != nil {
 		t.Errorf("group entry after the revert: %+v, want the previous build", e)
+	}
+}
+
+// TestRolloutAPIGroupDefaults: what a POST /api/rollouts leaves out comes
+// from the group's default strategy in the push config, what it gives
+// wins, and an explicit zero stays zero.
+func TestRolloutAPIGroupDefaults(t *testing.T) {
+	f := groupFixture(t)
+	f.conf.Rollouts = map[string]manifest.RolloutStrategy{"web": {Canary: 2, Steps: []float64{25, 100}, MinHealthyTime: manifest.Duration(time.Minute), AutoRevert: true,
+		HealthyDeadline: manifest.DefaultRolloutHealthyDeadline, ProgressDeadline: manifest.DefaultRolloutProgressDeadline}}
+	s := f.server()
+	w := do(t, s, http.MethodPost, "/api/rollouts", strings.NewReader(`{"group": "web", "package": "`+f.h2.String()+`", "canary": 0, "min_healthy_time": "0s"}`), "Content-Type", "application/json")
+	wantCode(t, w, http.StatusCreated)
+	st := decode[manifest.RolloutRecord](t, w).Strategy
+	if st.Canary != 0 || st.MinHealthyTime != 0 || !slices.Equal(st.Steps, []float64{25, 100}) || !st.AutoRevert {
+		t.Errorf("strategy %+v: want canary 0 and min_healthy_time 0 as given, steps 25/100 and auto_revert from the group's default", st)
 	}
 }
