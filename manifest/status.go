@@ -88,16 +88,21 @@ type HostInfo struct {
 
 // EnvStatus is the reported state of one env.
 type EnvStatus struct {
-	Env      string    `json:"env"`
-	App      string    `json:"app"`
-	Desired  string    `json:"desired,omitempty"` // package the manifest names
-	Serving  string    `json:"serving,omitempty"` // package `current` points at
-	State    State     `json:"state"`
-	Step     string    `json:"step,omitempty"` // the step reached (e.g. POST_RESTART)
-	Error    string    `json:"error,omitempty"`
-	Output   string    `json:"output,omitempty"` // last 10 KB of the failing script's output
-	DeployID string    `json:"deploy_id,omitempty"`
-	Updated  time.Time `json:"updated"`
+	Env      string `json:"env"`
+	App      string `json:"app"`
+	Desired  string `json:"desired,omitempty"` // package the manifest names
+	Serving  string `json:"serving,omitempty"` // package `current` points at
+	State    State  `json:"state"`
+	Step     string `json:"step,omitempty"` // the step reached (e.g. POST_RESTART)
+	Error    string `json:"error,omitempty"`
+	Output   string `json:"output,omitempty"` // last 10 KB of the failing script's output
+	DeployID string `json:"deploy_id,omitempty"`
+	// Action is what the host is doing while the env is DEPLOYING:
+	// "deploy" (a download and install), "rollback" (a switch to a build
+	// kept on the host: no download), "restart" or "stop" (the env is
+	// being removed).
+	Action  string    `json:"action,omitempty"`
+	Updated time.Time `json:"updated"`
 	// Source says where the env's desired entry came from: "server" (the
 	// host's own manifest) or "group:NAME" (Target.Source); empty when no
 	// document names the env.

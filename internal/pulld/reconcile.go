@@ -231,7 +231,7 @@ func (d *daemon) act(work context.Context, rec *envRecord, key string, run func(
 		rec.retry = nil
 		serving := o.Serving.String()
 		if rec.status.State != manifest.StateServing || rec.status.Serving != serving {
-			rec.status.State, rec.status.Serving = manifest.StateServing, serving
+			rec.status.State, rec.status.Serving, rec.status.Action = manifest.StateServing, serving, ""
 			rec.status.Error, rec.status.Output = "", ""
 			rec.status.Updated = time.Now().UTC()
 		}
@@ -244,7 +244,7 @@ func (d *daemon) act(work context.Context, rec *envRecord, key string, run func(
 	}
 	d.met.actionDuration.WithLabelValues(string(o.Action)).Observe(took.Seconds())
 	d.met.downloaded.Add(float64(o.Downloaded))
-	rec.status.State, rec.status.Step, rec.status.Serving = o.State, o.Step, o.Serving.String()
+	rec.status.State, rec.status.Step, rec.status.Serving, rec.status.Action = o.State, o.Step, o.Serving.String(), ""
 	rec.status.Error, rec.status.Output, rec.status.DeployID = errText(o.Err), o.Output, o.DeployID
 	rec.status.Updated = time.Now().UTC()
 	if !o.Failed() {
@@ -284,7 +284,7 @@ func (d *daemon) started(env string, act pkginstall.Action) {
 	d.acting.start = time.Now()
 	d.acting.log = d.log.With("env", env, "action", string(act), "package", rec.status.Desired)
 	d.acting.log.Info("action started", "serving", rec.status.Serving)
-	rec.status.State = manifest.StateDeploying
+	rec.status.State, rec.status.Action = manifest.StateDeploying, string(act)
 	rec.status.Step, rec.status.Error, rec.status.Output = "", "", ""
 	rec.status.Updated = time.Now().UTC()
 	d.publish()

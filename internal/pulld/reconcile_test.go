@@ -434,15 +434,15 @@ func TestDeployingWhileActing(t *testing.T) {
 	go func() { done <- d.reconcile(t.Context(), t.Context()) }()
 	waitFor(t, eng.started, "a")
 	es, ok := readStatus(t, d.store).Lookup("a")
-	if !ok || es.State != manifest.StateDeploying || es.Desired != a1.String() {
-		t.Errorf("status while deploying: %+v, want DEPLOYING %s", es, a1)
+	if !ok || es.State != manifest.StateDeploying || es.Desired != a1.String() || es.Action != "deploy" {
+		t.Errorf("status while deploying: %+v, want DEPLOYING %s, action deploy", es, a1)
 	}
 	eng.gate <- struct{}{}
 	if err := (<-done).err(); err != nil {
 		t.Fatal(err)
 	}
 	after := envState(t, d, "a")
-	if after.State != manifest.StateServing || after.Serving != a1.String() {
+	if after.State != manifest.StateServing || after.Serving != a1.String() || after.Action != "" {
 		t.Errorf("status after the deploy: %+v", after)
 	}
 	// Nothing to do: the engine is asked, says so, and the env's status

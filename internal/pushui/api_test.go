@@ -71,7 +71,7 @@ func TestAPIServers(t *testing.T) {
 	if e := envs["hello"]; e.Drift || e.Failed || !e.NewerAvailable || e.Desired != f.h2.String() || e.Serving != f.h2.String() {
 		t.Errorf("web-1 hello %+v", e)
 	}
-	if e := envs["api"]; !e.Drift || !e.Failed || e.State != "FAILED" || e.Serving != "" {
+	if e := envs["api"]; e.Drift || !e.Failed || e.State != "FAILED" || e.Serving != "" { // a failure, not drift
 		t.Errorf("web-1 api %+v", e)
 	}
 	if !by["web-2"].Stale || by["web-1"].Stale {

@@ -91,8 +91,8 @@ func TestMainPage(t *testing.T) {
 		}},
 		{"failure with error and output on demand", func(t *testing.T) {
 			r := row("web-1", "api")
-			if !hasClass(r, "failed") || !hasClass(r, "drift") {
-				t.Errorf("class %q, want failed and drift", attr(r, "class"))
+			if !hasClass(r, "failed") || hasClass(r, "drift") {
+				t.Errorf("class %q, want failed (it needs attention), not drift", attr(r, "class"))
 			}
 			if got := text(query(t, r, "details.err summary")); got != "POST_RESTART exited with status 1" {
 				t.Errorf("error summary %q", got)
@@ -107,9 +107,9 @@ func TestMainPage(t *testing.T) {
 				t.Errorf("step %q", got)
 			}
 		}},
-		{"drift: serving another build", func(t *testing.T) {
-			r := row("web-2", "hello")
-			if !hasClass(r, "drift") || hasClass(r, "failed") {
+		{"drift: serving another build on a stale host", func(t *testing.T) {
+			r := row("web-2", "hello") // DEPLOYING, but its heartbeat is two hours old: not in progress
+			if !hasClass(r, "drift") || hasClass(r, "failed") || hasClass(r, "progress") {
 				t.Errorf("class %q, want drift only", attr(r, "class"))
 			}
 			pks := attrs(t, r, "span.pkg", "title")
@@ -393,8 +393,8 @@ func TestDeploy(t *testing.T) {
 	if got := attrs(t, main, "section[data-server=web-1] tr[data-app=hello] span.pkg", "title"); len(got) != 2 || got[0] != f.h3.String() || got[1] != f.h2.String() {
 		t.Errorf("main page shows desired, serving = %v, want the new %s and the still serving %s", got, f.h3, f.h2)
 	}
-	if !hasClass(query(t, main, "section[data-server=web-1] tr[data-app=hello]"), "drift") {
-		t.Error("web-1 hello is not marked as drifting until the host catches up")
+	if r := query(t, main, "section[data-server=web-1] tr[data-app=hello]"); !hasClass(r, "progress") || hasClass(r, "drift") {
+		t.Errorf("web-1 hello has class %q: want it in progress until the host catches up, not drift", attr(r, "class"))
 	}
 	// History shows it, before → after.
 	hist := getPage(t, s, "/servers/web-1")

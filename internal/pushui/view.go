@@ -112,11 +112,18 @@ type rowView struct {
 	Output           string // the failing script's output, when shown inline
 	HasOutput        bool   // there is output, loaded on demand
 	Updated          moment
-	Drift            bool // serving something other than the manifest says
-	Failed           bool // failed or rolled back
-	Dirty            bool // the desired build has uncommitted changes
-	Old              bool // a newer package of the app exists
-	Class            string
+	Drift            bool // serving something other than the manifest says, and not on the way there
+	Failed           bool // failed, rolled back or held: needs attention
+	// InProgress says the host is on its way to the desired state: acting
+	// (DEPLOYING) or yet to read the newest revision. StateLabel names
+	// what it does ("DEPLOYING", "ROLLING BACK", "RESTARTING",
+	// "REMOVING"), ActionNote how ("rollback, no download").
+	InProgress bool
+	StateLabel string
+	ActionNote string
+	Dirty      bool // the desired build has uncommitted changes
+	Old        bool // a newer package of the app exists
+	Class      string
 }
 
 // serverView is one server's section: its manifest against its status.
@@ -138,7 +145,9 @@ type serverView struct {
 	HostErr      string // pulld could not use the newest manifest
 	Pending      bool   // pulld has not acted on the current revision yet
 	Rows         []rowView
-	Problems     int // rows with drift or failures
+	Problems     int // rows that need attention: failed, rolled back, held
+	Busy         int // rows in progress
+	Drifting     int // rows with drift nobody asked for
 	Class        string
 }
 
@@ -281,9 +290,20 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 		r := &v.Rows[i]
 		r.Server = s.Name
 		r.ShowEnv = r.Env != r.App
+		// Serving something else than desired is progress while the host
+		// acts or has yet to read the newest revision, attention when its
+		// attempt failed, and drift nobody asked for otherwise.
+		// A stale host is not on its way anywhere: it needs attention.
+		r.InProgress = !v.Stale && (r.State == manifest.StateDeploying || r.Drift && v.Pending && !r.Failed)
+		if r.InProgress {
+			r.Failed = false // a retry under way
+		}
+		if r.InProgress || r.Failed {
+			r.Drift = false
+		}
 		switch {
-		case r.Drift && r.Failed:
-			r.Class = "drift failed"
+		case r.InProgress:
+			r.Class = "progress"
 		case r.Drift:
 			r.Class = "drift"
 		case r.Failed:
@@ -314,14 +334,30 @@ func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, l
 	}
 	r.Updated = at(es.Updated, now)
 	r.Failed = es.State == manifest.StateFailed || es.State == manifest.StateRolledBack || es.Error != "" || es.Held != ""
+	r.StateLabel = string(r.State)
+	if es.State == manifest.StateDeploying {
+		switch es.Action {
+		case "rollback":
+			r.StateLabel, r.ActionNote = "ROLLING BACK", "rollback, no download"
+		case "restart":
+			r.StateLabel = "RESTARTING"
+		case "stop":
+			r.StateLabel = "REMOVING"
+		}
+	}
 }
 
 // tally counts the rows that need attention and sets the section's class.
 func (v *serverView) tally() {
-	v.Problems = 0
+	v.Problems, v.Busy, v.Drifting = 0, 0, 0
 	for _, r := range v.Rows {
-		if r.Drift || r.Failed {
+		switch {
+		case r.Failed:
 			v.Problems++
+		case r.InProgress:
+			v.Busy++
+		case r.Drift:
+			v.Drifting++
 		}
 	}
 	var cls []string
@@ -330,6 +366,9 @@ func (v *serverView) tally() {
 	}
 	if v.Problems > 0 || v.ManifestErr != "" || v.HostErr != "" {
 		cls = append(cls, "trouble")
+	}
+	if v.Busy > 0 {
+		cls = append(cls, "busy")
 	}
 	v.Class = strings.Join(cls, " ")
 }

@@ -1,0 +1,69 @@
+package pushui
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// TestRowStates checks how a row says what is happening: a deploy, a
+// rollback to a kept build, a restart and a removal under way are in
+// progress (blue) with their own label; a host yet to read the newest
+// revision is in progress too; a failure needs attention; serving another
+// build with nothing under way is drift; and a stale host's rows are never
+// in progress. The server's badges count each kind.
+func TestRowStates(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	v1 := manifest.PackageName{App: "hello", Built: now.Add(-2 * time.Hour), Commit: "111111111111", Format: manifest.FormatZstd}
+	v2 := manifest.PackageName{App: "hello", Built: now.Add(-time.Hour), Commit: "222222222222", Format: manifest.FormatZstd}
+	for _, tc := range []struct {
+		name     string
+		desired  *manifest.PackageName // nil: no entry
+		es       manifest.EnvStatus
+		hostRev  int64 // the revision pulld acted on; the manifest's is 2
+		stale    bool
+		class    string
+		label    string
+		note     string
+		problems int
+		busy     int
+		drifting int
+	}{
+		{"deploying", &v2, manifest.EnvStatus{Serving: v1.String(), State: manifest.StateDeploying, Action: "deploy"}, 2, false, "progress", "DEPLOYING", "", 0, 1, 0},
+		{"rollback", &v1, manifest.EnvStatus{Serving: v2.String(), State: manifest.StateDeploying, Action: "rollback"}, 2, false, "progress", "ROLLING BACK", "rollback, no download", 0, 1, 0},
+		{"restart", &v1, manifest.EnvStatus{Serving: v1.String(), State: manifest.StateDeploying, Action: "restart"}, 2, false, "progress", "RESTARTING", "", 0, 1, 0},
+		{"removal", nil, manifest.EnvStatus{Serving: v1.String(), State: manifest.StateDeploying, Action: "stop"}, 2, false, "progress", "REMOVING", "", 0, 1, 0},
+		{"not read yet", &v2, manifest.EnvStatus{Serving: v1.String(), State: manifest.StateServing}, 1, false, "progress", "SERVING_BUILD", "", 0, 1, 0},
+		{"failed", &v2, manifest.EnvStatus{Desired: v2.String(), Serving: v1.String(), State: manifest.StateRolledBack, Error: "POST_RESTART exited with status 1"}, 2, false, "failed", "ROLLED_BACK", "", 1, 0, 0},
+		{"drift", &v2, manifest.EnvStatus{Serving: v1.String(), State: manifest.StateServing}, 2, false, "drift", "SERVING_BUILD", "", 0, 0, 1},
+		{"stale host", &v2, manifest.EnvStatus{Serving: v1.String(), State: manifest.StateDeploying, Action: "deploy"}, 2, true, "drift", "DEPLOYING", "", 0, 0, 1},
+		{"serving", &v2, manifest.EnvStatus{Serving: v2.String(), State: manifest.StateServing}, 2, false, "", "SERVING_BUILD", "", 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &manifest.Manifest{Revision: 2}
+			if tc.desired != nil {
+				m.Packages = []manifest.Entry{{Package: *tc.desired}}
+			}
+			es := tc.es
+			es.Env, es.App, es.Updated = "hello", "hello", now
+			st := &manifest.Status{Server: "web-1", Time: now.Add(-time.Minute), PollSeconds: 300, ManifestRevision: tc.hostRev, Envs: []manifest.EnvStatus{es}}
+			if tc.stale {
+				st.Time = now.Add(-time.Hour)
+			}
+			s := &serverState{Name: "web-1", Manifest: m, Version: "1", Status: st}
+			conf := &manifest.PushConfig{Servers: map[string][]string{"web-1": {"hello"}}}
+			v := buildServer(s, conf, nil, nil, now, false, newLabels())
+			if len(v.Rows) != 1 {
+				t.Fatalf("%d rows", len(v.Rows))
+			}
+			r := v.Rows[0]
+			if r.Class != tc.class || r.StateLabel != tc.label || r.ActionNote != tc.note {
+				t.Errorf("row class %q, label %q, note %q; want %q, %q, %q", r.Class, r.StateLabel, r.ActionNote, tc.class, tc.label, tc.note)
+			}
+			if v.Problems != tc.problems || v.Busy != tc.busy || v.Drifting != tc.drifting {
+				t.Errorf("badges: %d need attention, %d in progress, %d drift; want %d, %d, %d", v.Problems, v.Busy, v.Drifting, tc.problems, tc.busy, tc.drifting)
+			}
+		})
+	}
+}
