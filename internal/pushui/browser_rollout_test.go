@@ -76,7 +76,7 @@ func TestBrowserRollout(t *testing.T) {
 			t.Fatal("the page was reloaded: live updates must not reload it")
 		}
 	}
-	acceptConfirms := script(`window.confirm = () => true; window.__sameDocument = true`)
+	acceptConfirms := script(`window.confirm = q => { sessionStorage.setItem("asked", q); return true }; window.__sameDocument = true`)
 
 	act(t, ctx,
 		chromedp.Navigate(hs.URL+"/groups/web"),
@@ -94,6 +94,9 @@ func TestBrowserRollout(t *testing.T) {
 	}
 	if got := textOf(".alert.flash"); !strings.Contains(got, f.h2.String()) {
 		t.Errorf("flash %q does not name the build", got)
+	}
+	if asked := get(t, ctx, chromedp.Evaluate[string](`sessionStorage.getItem("asked")`)); !strings.Contains(asked, f.h2.Commit) || !strings.Contains(asked, "faster greetings") {
+		t.Errorf("the confirmation asked %q: want the build's commit and note", asked)
 	}
 	recs, _, err := f.store.ListRollouts(t.Context(), "web")
 	if err != nil || len(recs) != 1 {

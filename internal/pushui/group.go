@@ -243,7 +243,7 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 	p.page = pg
 	lo, hi, pager := paginate(r, len(p.Members), serversPerPage)
 	p.Members, p.Pager = p.Members[lo:hi], pager
-	p.Flash = groupFlashes(r.URL.Query(), name)
+	p.Flash = s.groupFlashes(ctx, r.URL.Query(), name, p.MemberCount)
 	if g := s.cache.load().groups[name]; g != nil && g.Manifest != nil {
 		p.Manifest = string(s.forViewer(ctx, g.Manifest).Marshal())
 	}
@@ -312,7 +312,7 @@ func describeRolloutStep(r *manifest.RolloutRecord) string {
 }
 
 // groupFlashes turns the query a group write redirects with into messages.
-func groupFlashes(q url.Values, group string) []string {
+func (s *Server) groupFlashes(ctx context.Context, q url.Values, group string, members int) []string {
 	what := q.Get("what")
 	if strings.ContainsAny(what, "<>\n") || len(what) > 300 {
 		what = ""
@@ -320,7 +320,14 @@ func groupFlashes(q url.Values, group string) []string {
 	var out []string
 	switch q.Get("done") {
 	case "deploy":
-		out = append(out, "Saved: every member of "+group+" will deploy "+what+".")
+		if p, err := manifest.ParsePackageName(what); err == nil {
+			what = s.versionText(ctx, p)
+		}
+		saved := "Saved"
+		if rev := q.Get("rev"); rev != "" && strings.Trim(rev, "0123456789") == "" {
+			saved += " in groups/" + group + ".json, revision " + rev
+		}
+		out = append(out, fmt.Sprintf("%s: its %d member%s will deploy %s; follow them below.", saved, members, plural(members), what))
 	case "remove":
 		out = append(out, "Removed "+what+" from "+group+": its members will stop it.")
 	case "restart":
@@ -553,4 +560,12 @@ func (s *Server) groupSummaries(now time.Time) []apiGroup {
 		out = append(out, a)
 	}
 	return out
+}
+
+// plural is "s" unless n is 1.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -82,7 +82,7 @@ func TestGroupForms(t *testing.T) {
 	if entry("web", "api").Package != f.a2 {
 		t.Error("deploy did not write api")
 	}
-	if got := text(query(t, getPage(t, s, w.Header().Get("Location")), ".alert.flash")); !strings.Contains(got, "every member of web will deploy "+f.a2.String()) {
+	if got := text(query(t, getPage(t, s, w.Header().Get("Location")), ".alert.flash")); !strings.Contains(got, "its 2 members will deploy api "+f.a2.Commit+" (dirty) “trying a fix”") {
 		t.Errorf("flash %q", got)
 	}
 	// A stale version writes nothing.

@@ -358,7 +358,7 @@ func TestDeploy(t *testing.T) {
 	_, v := f.manifest("web-1")
 	w := postForm(t, s, "/servers/web-1/apps/hello/deploy", url.Values{"package": {f.h3.String()}, "version": {string(v)}})
 	wantCode(t, w, http.StatusSeeOther)
-	if loc := w.Header().Get("Location"); loc != "/servers/web-1/apps/hello?done=deploy" {
+	if loc := w.Header().Get("Location"); loc != "/servers/web-1/apps/hello?done=deploy&what="+url.QueryEscape(f.h3.String()) {
 		t.Errorf("redirect to %q", loc)
 	}
 	if got := f.desired("web-1", "hello"); got != f.h3.String() {
@@ -382,7 +382,7 @@ func TestDeploy(t *testing.T) {
 	}
 
 	doc := getPage(t, s, w.Header().Get("Location"))
-	if got := text(query(t, doc, ".alert.flash")); !strings.Contains(got, "web-1 will deploy") {
+	if got := text(query(t, doc, ".alert.flash")); !strings.Contains(got, "web-1 will deploy hello "+f.h3.Commit) {
 		t.Errorf("flash %q", got)
 	}
 	if !hasClass(query(t, doc, `tr[data-package="`+f.h3.String()+`"]`), "desired") {
@@ -565,10 +565,16 @@ func TestPromote(t *testing.T) {
 	s := f.server()
 	before := f.snapshot()
 	w := postForm(t, s, "/promote", url.Values{"package": {f.h1.String()}, "group": {"web"}, "from": {"web-1"}})
-	wantCode(t, w, http.StatusOK)
-	doc := parseHTML(t, w.Body.Bytes())
-	if got := text(query(t, doc, ".alert.flash")); !strings.Contains(got, "groups/web.json, revision 1") || !strings.Contains(got, "its 2 members") {
-		t.Errorf("flash %q", got)
+	wantCode(t, w, http.StatusSeeOther)
+	// It lands on the group's page, which names the build and follows the
+	// members to it.
+	doc := getPage(t, s, w.Header().Get("Location"))
+	if got := text(query(t, doc, ".alert.flash")); !strings.Contains(got, "groups/web.json, revision 1") || !strings.Contains(got, "its 2 members") ||
+		!strings.Contains(got, "hello "+f.h1.Commit+" “first”") {
+		t.Errorf("flash %q: want the revision, the members and the build by commit and note", got)
+	}
+	if got := text(query(t, doc, "#entries tr[data-env=hello] td.done")); got != "0 of 2" {
+		t.Errorf("members serving it: %q, want 0 of 2 (the page follows them)", got)
 	}
 	m, _, err := f.store.ReadManifest(t.Context(), manifest.Group("web"))
 	if e, ok := m.Lookup("hello"); err != nil || !ok || e.Package != f.h1 {
@@ -585,8 +591,8 @@ func TestPromote(t *testing.T) {
 	}
 	// Again: nothing to change, nothing written.
 	w = postForm(t, s, "/promote", url.Values{"package": {f.h1.String()}, "group": {"web"}})
-	wantCode(t, w, http.StatusOK)
-	if got := text(query(t, parseHTML(t, w.Body.Bytes()), ".alert.flash")); !strings.Contains(got, "Nothing to save") {
+	wantCode(t, w, http.StatusSeeOther)
+	if got := text(query(t, getPage(t, s, w.Header().Get("Location")), ".alert.flash")); !strings.Contains(got, "Nothing to save") {
 		t.Errorf("second promote %q", got)
 	}
 	// An app the group may not carry, and an unknown group, are refused.

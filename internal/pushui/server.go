@@ -344,7 +344,7 @@ func (s *Server) parseTemplates() error {
 		}
 	}
 	s.pages = map[string]*template.Template{}
-	for _, name := range []string{"index", "server", "app", "promote", "config", "error", "group", "groups", "rollout"} {
+	for _, name := range []string{"index", "server", "app", "config", "error", "group", "groups", "rollout"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("pushui: parse template %s: %w", name, err)

@@ -310,7 +310,7 @@ func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ss := s.cache.refreshServer(r.Context(), name)
-	p := &serverPage{page: s.page(r, name), Flash: flashes(r.URL.Query(), name, "")}
+	p := &serverPage{page: s.page(r, name), Flash: s.flashes(r.Context(), r.URL.Query(), name, "")}
 	p.Server = buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, newLabels())
 	ctx := r.Context()
 	if ss.Manifest != nil {
@@ -436,7 +436,7 @@ func (s *Server) handleApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := s.appData(r.Context(), r, server, app)
-	p.Flash = flashes(r.URL.Query(), server, app)
+	p.Flash = s.flashes(r.Context(), r.URL.Query(), server, app)
 	s.render(w, r, http.StatusOK, "app", p)
 }
 
@@ -451,7 +451,7 @@ func (s *Server) checkServerApp(server, app string) error {
 }
 
 // flashes turns the query a write redirects with into messages.
-func flashes(q url.Values, server, app string) []string {
+func (s *Server) flashes(ctx context.Context, q url.Values, server, app string) []string {
 	var out []string
 	env := q.Get("env")
 	if manifest.CheckName("env", env) != nil {
@@ -459,7 +459,11 @@ func flashes(q url.Values, server, app string) []string {
 	}
 	switch q.Get("done") {
 	case "deploy":
-		out = append(out, "Saved: "+server+" will deploy the chosen version of "+app+".")
+		what := "the chosen version of " + app
+		if p, err := manifest.ParsePackageName(q.Get("what")); err == nil && p.App == app {
+			what = s.versionText(ctx, p)
+		}
+		out = append(out, "Saved: "+server+" will deploy "+what+".")
 	case "remove":
 		removed := q.Get("app")
 		if manifest.CheckName("app", removed) != nil {
@@ -581,7 +585,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 		s.formFail(w, r, server, app, err)
 		return
 	}
-	afterWrite(w, r, "/servers/"+server+"/apps/"+app, "deploy", c, nil)
+	afterWrite(w, r, "/servers/"+server+"/apps/"+app, "deploy", c, url.Values{"what": {p.String()}})
 }
 
 // handleRemove removes every env of the app from the server; the form must
@@ -670,18 +674,9 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
 	afterWrite(w, r, "/servers/"+server+"/apps/"+app, "config", c, url.Values{"env": {env}})
 }
 
-type promotePage struct {
-	page
-	Package string
-	App     string
-	Group   string
-	From    string // the server whose page the promote came from
-	Result  *change
-	Members int
-}
-
 // handlePromote sets one package in a group's manifest, from a server's
-// app page: one write, which every member follows.
+// app page: one write, which every member follows. It returns to the
+// group's page, which follows the members to the build.
 func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 	p, err := manifest.ParsePackageName(r.PostFormValue("package"))
 	if err != nil {
@@ -689,18 +684,32 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	group := r.PostFormValue("group")
-	from := r.PostFormValue("from")
-	if manifest.CheckName("server", from) != nil {
-		from = ""
-	}
 	c, err := s.deployGroup(r.Context(), userOf(r.Context()), group, p)
 	if err != nil {
 		s.failErr(w, r, err)
 		return
 	}
-	pp := &promotePage{page: s.page(r, "Deploy "+p.App+" to "+group), Package: p.String(), App: p.App, Group: group, From: from, Result: c,
-		Members: len(s.cache.load().members(group))}
-	s.render(w, r, http.StatusOK, "promote", pp)
+	// The group's page says what was saved and follows the members to
+	// the new build, live.
+	extra := url.Values{"what": {p.String()}}
+	if c.Changed {
+		extra.Set("rev", strconv.FormatInt(c.After.Revision, 10))
+	}
+	afterWrite(w, r, "/groups/"+group, "deploy", c, extra)
+}
+
+// versionText names a package as people know it: its app, commit and
+// release note ("hello 2222222222bb “faster greetings”"), for flashes and
+// prompts.
+func (s *Server) versionText(ctx context.Context, p manifest.PackageName) string {
+	t := p.App + " " + p.Commit
+	if p.Dirty {
+		t += " (dirty)"
+	}
+	if d := s.cache.describe(ctx, []manifest.PackageName{p}); len(d) == 1 && d[0].Meta.Note != "" {
+		t += " “" + d[0].Meta.Note + "”"
+	}
+	return t
 }
 
 // describeChange lists, per env, how after differs from before, for the

@@ -72,12 +72,20 @@
     }
   }
 
-  // Buttons with data-confirm ask before their form is sent.
+  // Buttons with data-confirm ask before their form is sent. {name} in
+  // the question becomes what the form's control of that name shows (the
+  // chosen option's text), so that the question names the version.
   document.addEventListener("submit", function (ev) {
     var btn = ev.submitter;
-    if (btn && btn.dataset.confirm && !window.confirm(btn.dataset.confirm)) {
-      ev.preventDefault();
-    }
+    if (!btn || !btn.dataset.confirm) return;
+    var form = ev.target;
+    var q = btn.dataset.confirm.replace(/\{([a-z_]+)\}/g, function (all, name) {
+      var el = form.elements[name];
+      if (!el) return all;
+      if (el.tagName === "SELECT" && el.selectedIndex >= 0) return el.options[el.selectedIndex].text;
+      return el.value;
+    });
+    if (!window.confirm(q)) ev.preventDefault();
   });
 
   // Script output is loaded when its error is opened, so the main page
