@@ -1,6 +1,7 @@
 package pushui
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -63,6 +64,35 @@ func TestRowStates(t *testing.T) {
 			}
 			if v.Problems != tc.problems || v.Busy != tc.busy || v.Drifting != tc.drifting {
 				t.Errorf("badges: %d need attention, %d in progress, %d drift; want %d, %d, %d", v.Problems, v.Busy, v.Drifting, tc.problems, tc.busy, tc.drifting)
+			}
+		})
+	}
+}
+
+// TestStateFilter filters the main page by state: what needs attention
+// (web-1's api failed; web-2 is stale), what is in progress, silent hosts.
+func TestStateFilter(t *testing.T) {
+	f := newFixture(t)
+	f.setStatus(&manifest.Status{Server: "db-1", PollSeconds: 300, Time: fixtureNow, Envs: []manifest.EnvStatus{
+		{Env: "hello", App: "hello", Desired: f.h3.String(), Serving: f.h2.String(), State: manifest.StateDeploying, Action: "deploy", Updated: fixtureNow},
+	}})
+	s := f.server()
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{"db-1", "old-1", "web-1", "web-2"}},
+		{"?state=attention", []string{"web-1", "web-2"}},
+		{"?state=stale", []string{"web-2"}},
+		{"?state=progress", []string{"db-1"}},
+		{"?state=drift", []string{"web-2"}}, // stale, DEPLOYING for two hours: not in progress
+		{"?state=attention&server=web-1", []string{"web-1"}},
+		{"?state=bogus", []string{"db-1", "old-1", "web-1", "web-2"}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			doc := getPage(t, s, "/"+tc.query)
+			if got := attrs(t, doc, "section.server", "data-server"); !slices.Equal(got, tc.want) {
+				t.Errorf("servers %v, want %v", got, tc.want)
 			}
 		})
 	}

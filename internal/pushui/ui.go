@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,10 +124,10 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Summary = s.groupSummaries(p.Now)
 	var err error
-	if f.App != "" {
-		// Which servers carry a matching app is known only once their
-		// rows are built: filter first, then page.
-		names = s.withApp(st, names, f.App, p.Now)
+	if f.App != "" || f.State != "" {
+		// Which servers carry a matching app, or are in a state, is
+		// known only once their rows are built: filter first, then page.
+		names = s.matchingRows(st, names, f, p.Now)
 	}
 	p.Matching = len(names)
 	lo, hi, pg := paginate(r, len(names), serversPerPage)
@@ -142,14 +141,20 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "index", p)
 }
 
-// withApp returns the servers of names with a row whose app or env
-// contains app.
-func (s *Server) withApp(st *state, names []string, app string, now time.Time) []string {
+// matchingRows returns the servers of names that f's app and state keep:
+// with a row whose app or env contains f.App, in f.State.
+func (s *Server) matchingRows(st *state, names []string, f filter, now time.Time) []string {
 	lb := newLabels()
 	out := names[:0:0]
 	for _, name := range names {
 		v := buildServer(st.servers[name], s.conf(), st.groups, st.apps, now, false, lb)
-		if slices.ContainsFunc(v.Rows, matching(app)) {
+		if f.App != "" {
+			v.keepRows(matching(f.App))
+			if len(v.Rows) == 0 {
+				continue
+			}
+		}
+		if f.inState(v) {
 			out = append(out, name)
 		}
 	}

@@ -12,21 +12,57 @@ import (
 )
 
 // filter is the main page's filter, kept in the URL query: server and app
-// name substrings and an exact group name. Empty fields match everything.
+// name substrings, an exact group name and a state (one of filterStates).
+// Empty fields match everything.
 type filter struct {
-	Server, App, Group string
+	Server, App, Group, State string
+}
+
+// filterStates are the states the main page filters servers by, with
+// their labels: what needs attention (failed, rolled back or held envs, a
+// manifest error, a stale host), what is in progress, drift, and silent
+// (stale) hosts.
+var filterStates = []struct{ Value, Label string }{
+	{"attention", "needs attention"},
+	{"progress", "in progress"},
+	{"drift", "drift"},
+	{"stale", "silent (stale)"},
 }
 
 func filterFrom(q url.Values) filter {
-	return filter{
+	f := filter{
 		Server: strings.ToLower(strings.TrimSpace(q.Get("server"))),
 		App:    strings.ToLower(strings.TrimSpace(q.Get("app"))),
 		Group:  strings.TrimSpace(q.Get("group")),
 	}
+	for _, s := range filterStates {
+		if q.Get("state") == s.Value {
+			f.State = s.Value
+		}
+	}
+	return f
 }
 
 // Active reports whether the filter hides anything.
-func (f filter) Active() bool { return f.Server != "" || f.App != "" || f.Group != "" }
+func (f filter) Active() bool { return f.Server != "" || f.App != "" || f.Group != "" || f.State != "" }
+
+// States lists the state filter's choices, for the form.
+func (f filter) States() []struct{ Value, Label string } { return filterStates }
+
+// inState reports whether v is in the filter's state.
+func (f filter) inState(v serverView) bool {
+	switch f.State {
+	case "attention":
+		return v.Problems > 0 || v.Stale || v.ManifestErr != "" || v.HostErr != "" || v.StatusErr != ""
+	case "progress":
+		return v.Busy > 0
+	case "drift":
+		return v.Drifting > 0
+	case "stale":
+		return v.Stale
+	}
+	return true
+}
 
 // pkgLabel is a package as the pages show it: what a person needs to tell
 // builds apart (build time and commit) with the full name at hand.

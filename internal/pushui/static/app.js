@@ -52,7 +52,7 @@
       if (count) count.textContent = String(shown);
       if (none) none.hidden = shown > 0;
       var q = new URLSearchParams(new FormData(form));
-      ["server", "app", "group"].forEach(function (k) {
+      ["server", "app", "group", "state"].forEach(function (k) {
         if (!q.get(k)) q.delete(k);
       });
       var qs = q.toString();
@@ -67,9 +67,9 @@
         timer = setTimeout(apply, 120);
       });
     });
-    if (form.elements.group) {
-      form.elements.group.addEventListener("change", function () { form.submit(); });
-    }
+    ["group", "state"].forEach(function (name) {
+      if (form.elements[name]) form.elements[name].addEventListener("change", function () { form.submit(); });
+    });
   }
 
   // Buttons with data-confirm ask before their form is sent. {name} in
