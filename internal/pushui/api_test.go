@@ -526,3 +526,33 @@ func TestCrossOrigin(t *testing.T) {
 	w := do(t, s, http.MethodPost, "/api/deploy", strings.NewReader(`{"package": "`+f.h1.String()+`", "servers": ["web-2"]}`))
 	wantCode(t, w, http.StatusOK)
 }
+
+// TestAPIDoc checks the API reference: GET /api lists every route the mux
+// serves from the same table, with an example for each, and every route
+// it lists reaches a handler (not the catch-all 404).
+func TestAPIDoc(t *testing.T) {
+	f := newFixture(t)
+	s := f.server()
+	doc := getPage(t, s, "/api")
+	listed := attrs(t, doc, "table.api-routes tr[id]", "id")
+	routes := s.apiRoutes()
+	if len(listed) != len(routes) || len(routes) < 18 {
+		t.Fatalf("the reference lists %d routes, the table has %d", len(listed), len(routes))
+	}
+	fill := strings.NewReplacer("{server}", "web-1", "{group}", "web", "{app}", "hello", "{env}", "hello", "{id}", "20200101t000000-000000", "{cmd}", "pause")
+	for i, rt := range routes {
+		if listed[i] != rt.Method+" "+rt.Path {
+			t.Errorf("row %d is %q, want %s %s", i, listed[i], rt.Method, rt.Path)
+		}
+		if rt.What == "" || rt.Answers == "" || !strings.Contains(rt.Example, "curl") {
+			t.Errorf("%s %s: undocumented", rt.Method, rt.Path)
+		}
+		w := do(t, s, rt.Method, fill.Replace(rt.Path), strings.NewReader("{}"), "Content-Type", "application/json")
+		if strings.Contains(w.Body.String(), "no such API endpoint") {
+			t.Errorf("%s %s: not served", rt.Method, rt.Path)
+		}
+	}
+	if got := attr(query(t, getPage(t, s, "/"), `header nav a[href="/api"]`), "href"); got != "/api" {
+		t.Error("the API link does not lead to the reference")
+	}
+}

@@ -205,24 +205,10 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 
-	mux.HandleFunc("GET /api/servers", s.apiServers)
-	mux.HandleFunc("GET /api/servers/{server}", s.apiGetManifest)
-	mux.HandleFunc("PUT /api/servers/{server}", s.apiPutManifest)
-	mux.HandleFunc("GET /api/servers/{server}/history", s.apiHistory)
-	mux.HandleFunc("GET /api/servers/{server}/status", s.apiStatus)
-	mux.HandleFunc("GET /api/apps/{app}/packages", s.apiPackages)
-	mux.HandleFunc("POST /api/deploy", s.apiDeploy)
-	mux.HandleFunc("GET /api/groups", s.apiGroups)
-	mux.HandleFunc("GET /api/live", s.apiLive)
-	mux.HandleFunc("POST /api/rollouts", s.apiStartRollout)
-	mux.HandleFunc("GET /api/rollouts", s.apiRollouts)
-	mux.HandleFunc("GET /api/rollouts/{group}/{env}/{id}", s.apiRollout)
-	mux.HandleFunc("POST /api/rollouts/{group}/{env}/{id}/{cmd}", s.apiRolloutCommand)
-	mux.HandleFunc("GET /api/groups/{group}", s.apiGetManifest)
-	mux.HandleFunc("PUT /api/groups/{group}", s.apiPutManifest)
-	mux.HandleFunc("GET /api/groups/{group}/history", s.apiHistory)
-	mux.HandleFunc("GET /api/config", s.apiGetConfig)
-	mux.HandleFunc("PUT /api/config", s.apiPutConfig)
+	for _, rt := range s.apiRoutes() { // the API reference's table
+		mux.HandleFunc(rt.Method+" "+rt.Path, rt.handler)
+	}
+	mux.HandleFunc("GET /api", s.handleAPIDoc)
 	mux.HandleFunc("GET /config", s.handleConfigPage)
 	mux.HandleFunc("POST /config", s.handleConfigSave)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -344,7 +330,7 @@ func (s *Server) parseTemplates() error {
 		}
 	}
 	s.pages = map[string]*template.Template{}
-	for _, name := range []string{"index", "server", "app", "config", "error", "group", "groups", "rollout"} {
+	for _, name := range []string{"index", "server", "app", "config", "error", "group", "groups", "rollout", "api"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("pushui: parse template %s: %w", name, err)

@@ -1,0 +1,112 @@
+package pushui
+
+import (
+	"net/http"
+	"strings"
+)
+
+// apiRoute is one route of the JSON API: how the mux finds its handler
+// and what the reference page (GET /api) says about it. The table below
+// is the one home of both, so the page cannot forget a route.
+type apiRoute struct {
+	Method, Path string
+	handler      http.HandlerFunc
+	What         string // what it does
+	Body         string // the request body, "" for none
+	Answers      string // the status codes and what they carry
+	Example      string // a curl command line; $PUSHUI is pushui's base URL
+}
+
+// apiRoutes returns the API's routes, in the order the reference lists
+// them.
+func (s *Server) apiRoutes() []apiRoute {
+	const m = `{"revision": 3, "packages": [{"package": "hello/hello-20261122T101500Z-0123456789ab.tar.zst", "config": {"MESSAGE": "hi"}}]}`
+	return []apiRoute{
+		{"GET", "/api/servers", s.apiServers,
+			"Every server with its desired state (its own manifest merged with its groups') and what its pulld reports, from pushui's cache; as_of says when the bucket was last listed in full. Filters: ?server= and ?app= (substrings), ?group=. Script output is left out.",
+			"", "200 {as_of, servers: [{name, in_config, groups, allowed, version, manifest, manifest_error, status, status_error, stale, pending, envs: [{env, app, desired, serving, state, step, error, drift, failed, newer_available, allowed}]}]}",
+			`curl -s "$PUSHUI/api/servers?group=web"`},
+		{"GET", "/api/servers/{server}", s.apiGetManifest,
+			"The server's own manifest, read fresh, in canonical form, with its version as ETag. A configured server without one gets an empty manifest and no ETag.",
+			"", "200 manifest + ETag; 404 unknown server; 409 a manifest that does not parse (with its ETag, so that a PUT can replace it)",
+			`curl -si "$PUSHUI/api/servers/web-1"`},
+		{"PUT", "/api/servers/{server}", s.apiPutManifest,
+			"Replace the server's manifest, if it is still the one you read: If-Match with the ETag of the GET, or If-None-Match: * to create it. The revision written is one more than the higher of the body's and the current one. A body equal to the current manifest writes nothing. The host is nudged.",
+			m, "200 the manifest written + ETag (X-Pushui-Nudge-Error when the host could not be nudged); 428 without If-Match or If-None-Match; 412 the manifest changed (the current one in the body); 400 the body does not parse, or names an app the push config does not allow or a package that does not exist; nothing is written in those cases",
+			`curl -s -X PUT -H 'If-Match: "ETAG"' --data-binary @web-1.json "$PUSHUI/api/servers/web-1"`},
+		{"GET", "/api/servers/{server}/history", s.apiHistory,
+			"The server's manifest changes, newest first: who, when, what, before and after. ?limit=N (default 50).",
+			"", "200 {server|group, records: [{time, user, action, changes, before, after}]}",
+			`curl -s "$PUSHUI/api/servers/web-1/history?limit=5"`},
+		{"GET", "/api/servers/{server}/status", s.apiStatus,
+			"The server's status as its pulld last wrote it, read fresh, script output included.",
+			"", "200 status; 404 before its first report",
+			`curl -s "$PUSHUI/api/servers/web-1/status"`},
+		{"GET", "/api/groups", s.apiGroups,
+			"Every group pushui knows (configured, with a manifest, or named by a host's status) with its members counted by state and its active rollouts, from the cache.",
+			"", "200 {as_of, groups: [{name, in_config, allowed, exists, revision, members, stale, pending, overrides, held, states, done, rollouts}]}",
+			`curl -s "$PUSHUI/api/groups"`},
+		{"GET", "/api/groups/{group}", s.apiGetManifest,
+			"The group's manifest, as GET /api/servers/{server} for a server's.",
+			"", "as GET /api/servers/{server}", `curl -si "$PUSHUI/api/groups/web"`},
+		{"PUT", "/api/groups/{group}", s.apiPutManifest,
+			"Replace the group's manifest, as PUT /api/servers/{server}: one write, whatever the group's size; its members are nudged with one message.",
+			m, "as PUT /api/servers/{server}",
+			`curl -s -X PUT -H 'If-Match: "ETAG"' --data-binary @web.json "$PUSHUI/api/groups/web"`},
+		{"GET", "/api/groups/{group}/history", s.apiHistory,
+			"The group's manifest changes, as a server's history.",
+			"", "as GET /api/servers/{server}/history", `curl -s "$PUSHUI/api/groups/web/history"`},
+		{"GET", "/api/apps/{app}/packages", s.apiPackages,
+			"The app's packages, newest first, with their metadata (commit, branch, repo, note, who built it, size).",
+			"", "200 {app, packages: [{name, built, commit, branch, repo, user, host, dirty, note, sha256, format, size, error}]}",
+			`curl -s "$PUSHUI/api/apps/hello/packages"`},
+		{"POST", "/api/deploy", s.apiDeploy,
+			`Set one app's version on the listed servers, or in a group's manifest (one write). Each manifest is a read-modify-write retried on conflict that touches only that app's entries.`,
+			`{"package": "hello/hello-20261122T101500Z-0123456789ab.tar.zst", "servers": ["web-1", "web-2"]}  or  {"package": …, "group": "web"}`,
+			"200 {results: [{server|group, changed, revision, version, skipped, error, nudge_error, audit_error}]}; 400 unknown server, app not allowed, missing package (nothing written); 502 a write failed (see each result)",
+			`curl -s -d '{"package": "hello/hello-20261122T101500Z-0123456789ab.tar.zst", "group": "web"}' "$PUSHUI/api/deploy"`},
+		{"POST", "/api/rollouts", s.apiStartRollout,
+			"Start a rollout to a group: canaries, then waves, gated by the members' health. Fields left out take the group's default from the push config's rollouts, else canary 1, steps [10, 50, 100], min_healthy_time 10s, healthy_deadline 5m, progress_deadline 10m, max_failures 0, min_staged 100% (with stage_first). env defaults to the package's app.",
+			`{"group": "web", "package": "hello/hello-20261122T101500Z-0123456789ab.tar.zst", "canary": 1, "steps": [10, 50, 100], "min_healthy_time": "30s", "max_failures": "10%", "auto_revert": true, "pause_after_canary": false, "stage_first": false}`,
+			"201 the rollout record {id, strategy, previous, state, reason, step, history, lease, created, updated}; 409 the group env has an active rollout; 400 a bad strategy, an app the group may not carry, a package that does not exist; 404 unknown group",
+			`curl -s -d '{"group": "web", "package": "hello/hello-20261122T101500Z-0123456789ab.tar.zst", "auto_revert": true}' "$PUSHUI/api/rollouts"`},
+		{"GET", "/api/rollouts", s.apiRollouts,
+			"The rollout records, oldest first; ?group= for one group's.",
+			"", "200 {rollouts: [record]}", `curl -s "$PUSHUI/api/rollouts?group=web"`},
+		{"GET", "/api/rollouts/{group}/{env}/{id}", s.apiRollout,
+			`One rollout's record: its state ("running", "paused", "succeeded", "failed", "reverted", "aborted"), its current step and the history of its steps (when, how many hosts, done, failed, outcome).`,
+			"", "200 record; 404 no such rollout", `curl -s "$PUSHUI/api/rollouts/web/hello/20261201t101500-0a1b2c"`},
+		{"POST", "/api/rollouts/{group}/{env}/{id}/{cmd}", s.apiRolloutCommand,
+			"pause (running → paused), resume (paused → running), promote (every member on the new build now), abort (stop where it is), revert (every member back on the previous build).",
+			"", "200 record; 409 the rollout's state does not allow the command; 404 no such rollout",
+			`curl -s -X POST "$PUSHUI/api/rollouts/web/hello/20261201t101500-0a1b2c/pause"`},
+		{"GET", "/api/config", s.apiGetConfig,
+			"The push config in the bucket (which apps may go on which servers and groups, and the groups' default rollout strategies), with its ETag.",
+			"", "200 config + ETag", `curl -si "$PUSHUI/api/config"`},
+		{"PUT", "/api/config", s.apiPutConfig,
+			"Replace the push config, if it is still the one you read (If-Match).",
+			`{"servers": {"web-1": ["hello"]}, "groups": {"web": ["hello", "api"]}, "rollouts": {"web": {"canary": 1, "auto_revert": true}}}`,
+			"200 + ETag; 428 without If-Match; 412 it changed meanwhile; 400 not a valid config; nothing is written in those cases",
+			`curl -s -X PUT -H 'If-Match: "ETAG"' --data-binary @push.json "$PUSHUI/api/config"`},
+		{"GET", "/api/live", s.apiLive,
+			"The generation of what pushui's pages show, after refreshing its cache if it is older than a second (?rollout=group/env/id adds that rollout's record version). Pages ask it every second and reload what changed when it moves.",
+			"", `200 {"generation": "42"}`, `curl -s "$PUSHUI/api/live"`},
+	}
+}
+
+// apiPage is the API reference (GET /api).
+type apiPage struct {
+	page
+	Routes []apiRoute
+	Base   string
+}
+
+// handleAPIDoc renders the API reference: every route with its method,
+// body, answers and an example.
+func (s *Server) handleAPIDoc(w http.ResponseWriter, r *http.Request) {
+	p := &apiPage{page: s.page(r, "API"), Routes: s.apiRoutes(), Base: "http://" + r.Host}
+	for i := range p.Routes {
+		p.Routes[i].Example = strings.ReplaceAll(p.Routes[i].Example, "$PUSHUI", p.Base)
+	}
+	s.render(w, r, http.StatusOK, "api", p)
+}
