@@ -18,9 +18,14 @@ import (
 
 // Defaults of Config's fields.
 const (
-	DefaultRoot      = "/var/lib/pulld"
-	DefaultPoll      = 5 * time.Minute
-	DefaultHeartbeat = 30 * time.Minute
+	DefaultRoot = "/var/lib/pulld"
+	DefaultPoll = 5 * time.Minute
+	// DefaultHeartbeat is the poll period, so that pushui shows a host
+	// that stopped reporting as silent within three poll periods (15 min;
+	// manifest.Status.Stale). A large fleet may raise it to save status
+	// writes (docs/scale.md), and a host is then silent after three
+	// heartbeats.
+	DefaultHeartbeat = DefaultPoll
 	// DefaultRolloutHeartbeat is the heartbeat while an entry is under a
 	// rollout, so that its controller tells a dead host from a quiet one.
 	DefaultRolloutHeartbeat = 10 * time.Second

@@ -42,12 +42,15 @@
 // random delay of up to a tenth of that (at most 30 s), so a fleet rebooted
 // at once spreads its reads. The status is written after every reconcile
 // that changed it, when an action starts (state DEPLOYING), and as a
-// heartbeat at the first poll at least -heartbeat (default 30 min) after the
-// last write. The heartbeat is less frequent than the poll so that an idle
-// host costs at most 14 bucket requests an hour (12 polls, 2 status writes);
-// a status write per poll would double that for the whole fleet. For the
-// same reason status.poll_seconds carries max(poll, heartbeat): it is what
-// manifest.Status.Stale needs to tell a quiet host from a dead one.
+// heartbeat at the first poll at least four fifths of -heartbeat (default:
+// the poll period, 5 min) after the last write, so that by default every
+// poll writes one and pushui shows a host that stopped reporting as silent
+// within three poll periods (15 min). An idle host in no group then costs
+// 24 bucket requests an hour (12 conditional checks, 12 status writes);
+// a large fleet may raise -heartbeat to write less, at the price of seeing
+// a dead host later. status.poll_seconds carries max(poll, heartbeat): it
+// is what manifest.Status.Stale needs to tell a quiet host from a dead
+// one.
 //
 // # Nudges
 //

@@ -45,8 +45,8 @@ func (f *fleet) controller() *rollout.Driver {
 	return &rollout.Driver{Store: f.store, Fleet: w, Holder: "bench", Members: rollout.BucketMembers(f.store, time.Now)}
 }
 
-// runRollout starts a rollout of s and ticks it until it ends.
-func (f *fleet) runRollout(d *rollout.Driver, s manifest.RolloutStrategy, onTick func(*manifest.RolloutRecord)) *manifest.RolloutRecord {
+// runRollout starts a rollout of s and ticks it every tick until it ends.
+func (f *fleet) runRollout(d *rollout.Driver, tick time.Duration, s manifest.RolloutStrategy, onTick func(*manifest.RolloutRecord)) *manifest.RolloutRecord {
 	f.t.Helper()
 	r, err := d.Start(f.t.Context(), s, "bench")
 	if err != nil {
@@ -54,7 +54,7 @@ func (f *fleet) runRollout(d *rollout.Driver, s manifest.RolloutStrategy, onTick
 	}
 	deadline := time.Now().Add(fleetConvergeTimeout)
 	for {
-		time.Sleep(fleetRolloutTick)
+		time.Sleep(tick)
 		if err := d.Tick(f.t.Context()); err != nil {
 			f.t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func (f *fleet) revision() int64 {
 // rollout with a canary and steps 10/50/100, a stage-first one, and a
 // broken build with canary 1, max_failures 0 and auto_revert, which must
 // be run by exactly one host and reverted.
-func (f *fleet) rolloutRound(d *rollout.Driver) fleetRollout {
+func (f *fleet) rolloutRound(d *rollout.Driver, tick time.Duration) fleetRollout {
 	f.t.Helper()
 	var r fleetRollout
 	push := f.push(f.release(), fleetConvergeTimeout)
@@ -100,7 +100,7 @@ func (f *fleet) rolloutRound(d *rollout.Driver) fleetRollout {
 	p := f.release()
 	rev := f.revision()
 	start := time.Now()
-	rec := f.runRollout(d, strategy(p), nil)
+	rec := f.runRollout(d, tick, strategy(p), nil)
 	if rec.State != manifest.RolloutSucceeded {
 		f.t.Fatalf("rollout: %s (%s)", rec.State, rec.Reason)
 	}
@@ -116,7 +116,7 @@ func (f *fleet) rolloutRound(d *rollout.Driver) fleetRollout {
 	start = time.Now()
 	var flipAt time.Time
 	var flipLog int
-	rec = f.runRollout(d, s, func(got *manifest.RolloutRecord) {
+	rec = f.runRollout(d, tick, s, func(got *manifest.RolloutRecord) {
 		if flipAt.IsZero() && !got.Staging {
 			flipAt, flipLog = got.History[0].Ended, len(f.px.Log())
 		}
@@ -141,7 +141,7 @@ func (f *fleet) rolloutRound(d *rollout.Driver) fleetRollout {
 	s.MaxFailures, s.AutoRevert = manifest.Quota{N: 0}, true
 	before := f.px.Counts().Requests
 	start = time.Now()
-	rec = f.runRollout(d, s, nil)
+	rec = f.runRollout(d, tick, s, nil)
 	r.broken = time.Since(start)
 	r.brokenRequests = f.px.Counts().Requests - before
 	if rec.State != manifest.RolloutReverted {
@@ -193,7 +193,7 @@ func BenchmarkFleetRollout(b *testing.B) {
 	d := f.controller()
 	var rounds []fleetRollout
 	for b.Loop() {
-		rounds = append(rounds, f.rolloutRound(d))
+		rounds = append(rounds, f.rolloutRound(d, fleetRolloutTick))
 	}
 	reportRollouts(b, rounds, n)
 }
@@ -236,7 +236,7 @@ func TestFleetRolloutSmall(t *testing.T) {
 	s3.Setenv(t)
 	f := newFleet(t, s3, fleetOptions{hosts: 12, topics: perServerTopics, group: true, poll: time.Hour})
 	f.setup(f.release())
-	r := f.rolloutRound(f.controller())
+	r := f.rolloutRound(f.controller(), 200*time.Millisecond)
 	if r.writes != r.moves {
 		t.Errorf("the rollout wrote the group manifest %d times in %d moves, want one write per move", r.writes, r.moves)
 	}

@@ -82,15 +82,16 @@ func (d *daemon) publish() {
 }
 
 // writeStatus writes the published status to status/{server}.json when it
-// changed since the last write, when the heartbeat period has passed, or
-// when force is set. A failed write is logged and counted; the next poll
+// changed since the last write, when four fifths of the heartbeat period
+// have passed (polls come ±20% around their period, so with -heartbeat
+// equal to -poll every poll writes one), or when force is set. A failed write is logged and counted; the next poll
 // writes again.
 func (d *daemon) writeStatus(ctx context.Context, force bool) {
 	st := *d.current.Load()
 	doc := st
 	doc.Time = time.Time{}
 	body := doc.Marshal()
-	if !force && bytes.Equal(body, d.lastDoc) && time.Since(d.lastWrite) < d.heartbeat() {
+	if !force && bytes.Equal(body, d.lastDoc) && time.Since(d.lastWrite) < d.heartbeat()*4/5 {
 		return
 	}
 	st.Time = time.Time{} // the object's modification time is the heartbeat
