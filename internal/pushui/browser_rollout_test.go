@@ -210,3 +210,54 @@ func script(js string) chromedp.Action[chromedp.Void] {
 func jsString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
+
+// TestBrowserLive checks that the server page and the index follow the
+// fleet without a reload: a host's deploy shows in progress, then serving,
+// each within about two seconds of its status write.
+func TestBrowserLive(t *testing.T) {
+	f := liveFixture(t)
+	srv := f.server(func(o *Options) { o.Now = time.Now })
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	ctx := newBrowser(t)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	within := func(sel, want string, d time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for {
+			got := get(t, ctx, chromedp.Evaluate[string](`(document.querySelector(`+jsString(sel)+`) || {}).textContent || ""`))
+			if strings.Contains(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s shows %q, want %q within %v without a reload", sel, got, want, d)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, page := range []struct{ name, path, row string }{
+		{"server page", "/servers/web-3", `tr[data-app="hello"]`},
+		{"index", "/", `section[data-server="web-3"] tr[data-app="hello"]`},
+	} {
+		t.Run(page.name, func(t *testing.T) {
+			act(t, ctx,
+				chromedp.Navigate(hs.URL+page.path),
+				chromedp.WaitVisible(css(page.row)),
+				script(`window.__sameDocument = true`),
+			)
+			deploying := manifest.EnvStatus{Env: "hello", App: "hello", Desired: f.h2.String(), Serving: f.h1.String(), State: manifest.StateDeploying, Action: "deploy", Updated: time.Now().UTC()}
+			f.setStatus(&manifest.Status{Server: "web-3", PollSeconds: 60, Groups: []manifest.GroupStatus{{Name: "web"}}, Envs: []manifest.EnvStatus{deploying}})
+			start := time.Now()
+			within(page.row, "DEPLOYING", 3*time.Second)
+			if cls := get(t, ctx, chromedp.Evaluate[string](`document.querySelector(`+jsString(page.row)+`).className`)); !strings.Contains(cls, "progress") {
+				t.Errorf("a deploy under way has class %q, want progress", cls)
+			}
+			t.Logf("DEPLOYING shown %v after the status write", time.Since(start).Round(time.Millisecond))
+			f.memberStatus("web-3", f.h1, manifest.StateServing, "")
+			within(page.row, "SERVING_BUILD", 3*time.Second)
+			if !get(t, ctx, chromedp.Evaluate[bool](`window.__sameDocument === true`)) {
+				t.Fatal("the page was reloaded")
+			}
+		})
+	}
+}
