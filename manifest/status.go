@@ -101,8 +101,12 @@ type EnvStatus struct {
 	// "deploy" (a download and install), "rollback" (a switch to a build
 	// kept on the host: no download), "restart" or "stop" (the env is
 	// being removed).
-	Action  string    `json:"action,omitempty"`
-	Updated time.Time `json:"updated"`
+	Action string `json:"action,omitempty"`
+	// Attempts is how many times in a row the host tried to reach the
+	// env's desired state and failed; NextAttempt is when it tries again.
+	Attempts    int       `json:"attempts,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	Updated     time.Time `json:"updated"`
 	// Source says where the env's desired entry came from: "server" (the
 	// host's own manifest) or "group:NAME" (Target.Source); empty when no
 	// document names the env.

@@ -129,7 +129,7 @@ func TestFailedEnvBacksOff(t *testing.T) {
 	}
 	wantCalls(t, eng, "apply a "+a.String(), "apply b "+b.String())
 	es := envState(t, d, "b")
-	if es.State != manifest.StateFailed || !strings.Contains(es.Error, "RESTARTING exited") || !strings.Contains(es.Error, "next attempt at") || es.Output != "boom\n" {
+	if es.State != manifest.StateFailed || !strings.Contains(es.Error, "RESTARTING exited") || es.Attempts != 1 || !es.NextAttempt.After(time.Now()) || es.Output != "boom\n" {
 		t.Errorf("status of b = %+v", es)
 	}
 	if cy.retryAt.IsZero() || time.Until(cy.retryAt) > d.cfg.RetryMin*2 {

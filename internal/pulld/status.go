@@ -40,7 +40,7 @@ func (d *daemon) snapshot() *manifest.Status {
 		es := rec.status
 		d.health.fill(&es)
 		if r := rec.retry; r != nil && es.Error != "" {
-			es.Error += "; next attempt at " + r.next.UTC().Format(time.RFC3339)
+			es.Attempts, es.NextAttempt = r.attempts, r.next.UTC()
 		}
 		st.Envs = append(st.Envs, es)
 	}

@@ -177,9 +177,9 @@ func TestBigFleetPage(t *testing.T) {
 		want int
 	}{
 		{"section.server", 100},
-		{"section.server tbody tr", 1000},
-		{"section.server.stale", 8},                     // i%13 == 0 for i < 100
-		{"tr.failed details.err a.output", 1000/11 + 1}, // k%11 == 0 for k < 1000; output loaded on demand
+		{"section.server tbody tr[data-app]", 1000},
+		{"section.server.stale", 8},                          // i%13 == 0 for i < 100
+		{"tr.failure-row details.err a.output", 1000/11 + 1}, // k%11 == 0 for k < 1000; output loaded on demand
 	} {
 		if n := len(queryAll(t, doc, c.sel)); n != c.want {
 			t.Errorf("%s: %d, want %d", c.sel, n, c.want)

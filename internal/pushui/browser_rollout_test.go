@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pushpull/pushpull/manifest"
@@ -260,4 +262,35 @@ func TestBrowserLive(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("failure panel and local times", func(t *testing.T) {
+		textOf := func(sel string) string { return get(t, ctx, chromedp.Text(css(sel))) }
+		tokyo, err := time.LoadLocation("Asia/Tokyo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.memberStatus("web-2", f.h2, manifest.StateFailed, "curl: (7) Failed to connect to localhost port 8081 after 0 ms: Couldn't connect to server\n")
+		act(t, ctx,
+			chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"})
+				return err
+			}),
+			chromedp.Navigate(hs.URL+"/servers/web-2"),
+			chromedp.WaitVisible(css(`tr[data-failure-app="hello"] summary`)),
+			chromedp.Click(css(`tr[data-failure-app="hello"] summary`)),
+			chromedp.WaitVisible(css(`tr[data-failure-app="hello"] pre`)),
+		)
+		ratio := get(t, ctx, chromedp.Evaluate[float64](`document.querySelector('tr[data-failure-app="hello"] td').offsetWidth / document.querySelector('tr[data-failure-app="hello"]').closest("table").offsetWidth`))
+		if ratio < 0.95 {
+			t.Errorf("the failure panel is %.0f%% of the table's width, want all of it", ratio*100)
+		}
+		if got := textOf(`tr[data-failure-app="hello"] summary`); !strings.Contains(got, "POST_RESTART exited with status 1") || !strings.Contains(got, "at POST_RESTART") {
+			t.Errorf("failure summary %q: want the error and its step", got)
+		}
+		heartbeat := textOf(`section.server .facts time`)
+		if want := time.Now().In(tokyo).Format("15:"); !strings.HasPrefix(heartbeat, want) || !strings.Contains(heartbeat, "·") {
+			t.Errorf("heartbeat shown as %q: want the viewer's local time (Tokyo, %s…) and the relative time", heartbeat, want)
+		}
+		screenshot(t, ctx, "pushui-failure.png")
+	})
 }

@@ -364,10 +364,10 @@ func TestBrowserOverview(t *testing.T) {
 		t.Fatalf("%d outputs on the page before any was asked for", n)
 	}
 	act(t, ctx,
-		chromedp.Click(css(`section[data-server="api-2"] tr[data-app="api"] details.err summary`)),
-		chromedp.WaitVisible(css(`section[data-server="api-2"] tr[data-app="api"] details.err pre`)),
+		chromedp.Click(css(`section[data-server="api-2"] tr[data-failure-app="api"] details.err summary`)),
+		chromedp.WaitVisible(css(`section[data-server="api-2"] tr[data-failure-app="api"] details.err pre`)),
 	)
-	out := get(t, ctx, chromedp.Text(css(`section[data-server="api-2"] tr[data-app="api"] details.err pre`)))
+	out := get(t, ctx, chromedp.Text(css(`section[data-server="api-2"] tr[data-failure-app="api"] details.err pre`)))
 	if !strings.Contains(out, "Connection refused") || !strings.Contains(out, "health check failed after 30s") {
 		t.Errorf("output fetched on demand: %q", out)
 	}

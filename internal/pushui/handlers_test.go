@@ -94,10 +94,11 @@ func TestMainPage(t *testing.T) {
 			if !hasClass(r, "failed") || hasClass(r, "drift") {
 				t.Errorf("class %q, want failed (it needs attention), not drift", attr(r, "class"))
 			}
-			if got := text(query(t, r, "details.err summary")); got != "POST_RESTART exited with status 1" {
+			fr := query(t, doc, `section[data-server="web-1"] tr[data-failure-app="api"]`) // the full-width row below
+			if got := text(query(t, fr, "details.err summary")); !strings.HasPrefix(got, "POST_RESTART exited with status 1") || !strings.Contains(got, "at POST_RESTART") {
 				t.Errorf("error summary %q", got)
 			}
-			if got := attr(query(t, r, "details.err a.output"), "href"); got != "/servers/web-1/envs/api/output" {
+			if got := attr(query(t, fr, "details.err a.output"), "href"); got != "/servers/web-1/envs/api/output" {
 				t.Errorf("output link %q", got)
 			}
 			if got := text(query(t, r, ".state")); got != "FAILED" {
@@ -209,7 +210,7 @@ func TestMainPageFilter(t *testing.T) {
 				t.Errorf("servers %q, want %q", got, tt.servers)
 			}
 			for server, apps := range tt.rows {
-				if got := strings.Join(attrs(t, doc, "section[data-server="+server+"] tbody tr", "data-app"), ","); got != apps {
+				if got := strings.Join(attrs(t, doc, "section[data-server="+server+"] tbody tr[data-app]", "data-app"), ","); got != apps {
 					t.Errorf("%s rows %q, want %q", server, got, apps)
 				}
 			}
@@ -792,7 +793,7 @@ func TestOutput(t *testing.T) {
 	wantCode(t, do(t, s, http.MethodGet, "/servers/db-1/envs/hello/output", nil), http.StatusNotFound)
 	// Server and app pages show it inline.
 	doc := getPage(t, s, "/servers/web-1")
-	if got := text(query(t, doc, "tr[data-app=api] details.err pre")); got != "health check failed: connection refused" {
+	if got := text(query(t, doc, "tr[data-failure-app=api] details.err pre")); got != "health check failed: connection refused" {
 		t.Errorf("inline output %q", got)
 	}
 }

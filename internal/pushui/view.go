@@ -144,7 +144,9 @@ type rowView struct {
 	State            manifest.State
 	StateClass       string
 	Step             string // the step reached, when it says more than State
-	Error            string
+	Error            string // with the app's package names relative to it
+	Attempts         int    // failed attempts in a row
+	NextAttempt      moment // when the host tries again
 	Output           string // the failing script's output, when shown inline
 	HasOutput        bool   // there is output, loaded on demand
 	Updated          moment
@@ -361,7 +363,12 @@ func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, l
 	if es.Step != string(r.State) {
 		r.Step = es.Step
 	}
-	r.Error = es.Error
+	// Within an app's row its packages need no "app/" in front.
+	r.Error = strings.ReplaceAll(es.Error, es.App+"/"+es.App+"-", es.App+"-")
+	r.Attempts = es.Attempts
+	if !es.NextAttempt.IsZero() {
+		r.NextAttempt = at(es.NextAttempt, now)
+	}
 	r.Held = es.Held
 	if inline {
 		r.Output = es.Output

@@ -43,6 +43,8 @@
         sec.querySelectorAll("tbody tr[data-app]").forEach(function (tr) {
           var hit = !app || tr.dataset.app.indexOf(app) >= 0 || (tr.dataset.env || "").indexOf(app) >= 0;
           tr.hidden = !hit;
+          var next = tr.nextElementSibling; // its failure panel
+          if (next && next.classList.contains("failure-row")) next.hidden = !hit;
           if (hit) rows++;
         });
         if (app && rows === 0) ok = false;
@@ -123,10 +125,17 @@
     else return t.toISOString().slice(0, 10);
     return secs < 0 ? "in " + s : s + " ago";
   };
+  // Times in the viewer's own zone, the relative time beside them:
+  // "14:03 · 5m ago", or "Nov 28, 14:03 · 3d ago" on another day.
+  var local = function (t) {
+    var hm = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (t.toDateString() === new Date().toDateString()) return hm;
+    return t.toLocaleDateString([], { month: "short", day: "numeric" }) + ", " + hm;
+  };
   var tick = function () {
     document.querySelectorAll("time[datetime]").forEach(function (el) {
       var t = new Date(el.getAttribute("datetime"));
-      if (!isNaN(t)) el.textContent = rel(t);
+      if (!isNaN(t)) el.textContent = local(t) + " · " + rel(t);
     });
   };
   // Exact times on hover, set when first hovered (cheap on big pages).
@@ -134,9 +143,10 @@
     var el = ev.target;
     if (el instanceof HTMLTimeElement && !el.title) {
       var t = new Date(el.getAttribute("datetime"));
-      if (!isNaN(t)) el.title = t.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+      if (!isNaN(t)) el.title = t.toLocaleString([], { dateStyle: "full", timeStyle: "long" });
     }
   });
+  tick();
   setInterval(tick, 30000);
 
   // Live pages: regions marked data-live (each with an id) are replaced by
