@@ -104,7 +104,7 @@ func main() {
 	dir := flag.String("dir", "", "demo `directory` (default: a new one under the system's temporary directory)")
 	uiAddr := flag.String("ui", "127.0.0.1:8000", "pushui's listen `address`")
 	flag.Parse()
-	d := &demo{bin: *binDir, dir: *dir, ui: *uiAddr}
+	d := &demo{bin: *binDir, dir: *dir, ui: *uiAddr, commits: commits()}
 	if err := d.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
@@ -114,6 +114,7 @@ func main() {
 // demo is one run of the demo and the processes it started.
 type demo struct {
 	bin, dir, ui string
+	commits      map[string]string // version → commit
 	bucket       string
 	out          sync.Mutex // serialises lines written to stdout
 	procs        []*proc    // started processes, stopped in reverse order
@@ -269,14 +270,36 @@ func (d *demo) buildHello(ctx context.Context, v version) (string, error) {
 	return dir, os.CopyFS(filepath.Join(dir, "teletraan"), os.DirFS(filepath.Join("examples", "hello", "teletraan")))
 }
 
+// repo is where pushpull's commits are published: the demo's releases
+// name it (-repo), so pushui links their commits and the changes between
+// them.
+const repo = "https://github.com/pushpull/pushpull"
+
+// commits returns the commit each version is released as: the three
+// newest commits of this checkout (v1 the oldest), so that pushui's commit
+// and compare links lead somewhere real, or, outside a git checkout,
+// made-up ones (1111…, 2222…, 3333…).
+func commits() map[string]string {
+	out := map[string]string{}
+	log, err := exec.Command("git", "log", "-3", "--format=%H").Output()
+	if lines := strings.Fields(string(log)); err == nil && len(lines) == 3 {
+		for i, v := range versions {
+			out[v.name] = lines[2-i]
+		}
+		return out
+	}
+	for _, v := range versions {
+		out[v.name] = strings.Repeat(strings.TrimPrefix(v.name, "v"), 40)
+	}
+	return out
+}
+
 // release runs bin/release on a build and shows the package name, the last
 // line it printed. The builds are outside any git repository, so the
-// commit is given: a made-up one per version (1111…, 2222…, 3333…), so
-// that the versions are easy to tell apart in pushui.
+// commit and repository are given.
 func (d *demo) release(ctx context.Context, v version, dir string, extra ...string) error {
-	commit := strings.Repeat(strings.TrimPrefix(v.name, "v"), 40)
 	args := append([]string{"-bucket", d.bucket, "-app", "hello", "-dir", dir, "-note", v.note,
-		"-commit", commit, "-branch", "demo"}, extra...)
+		"-commit", d.commits[v.name], "-branch", "demo", "-repo", repo}, extra...)
 	d.say("$ bin/release %s", strings.Join(quoteAll(args), " "))
 	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "release"), args...)
 	cmd.Stderr = os.Stderr
@@ -544,8 +567,8 @@ hello v1. None has a manifest of its own: all follow groups/demo.json.
 		fmt.Fprintf(&b, "  %s   hello: curl http://127.0.0.1:%d/    pulld: curl http://%s/status\n", s.name, s.helloPort, s.pulldAddr)
 	}
 	fmt.Fprintf(&b, `
-Try this (the versions' commits are made up: v1 is 111111111111, v2 is
-222222222222, v3 is 333333333333):
+Try this (v1 is commit %[4]s, v2 %[5]s, v3 %[6]s; pushui links them
+and the changes between them on %[7]s):
   1. Roll out v2: open http://%[1]s/groups/demo, pick v2 under
      Rollouts and press "Roll out". The rollout page follows it live: one
      canary first, then 50%%, then 100%%, each step one write of
@@ -573,6 +596,6 @@ Try this (the versions' commits are made up: v1 is 111111111111, v2 is
 The bucket is plain files: ls -R %[3]s
 Ctrl-C stops everything, including the hello servers.
 ────────────────────────────────────────────────────────────────────────
-`, d.ui, d.bucket, filepath.Join(d.dir, "bucket"))
+`, d.ui, d.bucket, filepath.Join(d.dir, "bucket"), d.commits["v1"][:12], d.commits["v2"][:12], d.commits["v3"][:12], repo)
 	d.say("%s", b.String())
 }

@@ -59,7 +59,7 @@ func (s *Server) apiServers(w http.ResponseWriter, r *http.Request) {
 	st := s.cache.load()
 	now := s.now()
 	f := filterFrom(r.URL.Query())
-	lb := newLabels()
+	lb := s.cache.labels()
 	out := struct {
 		AsOf    time.Time   `json:"as_of"`
 		Servers []apiServer `json:"servers"`

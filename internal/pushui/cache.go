@@ -36,6 +36,10 @@ var _ bucket = (*blobstore.Store)(nil)
 // readConcurrency bounds the bucket requests a refresh has in flight.
 const readConcurrency = 16
 
+// describedPerApp is how many of each app's newest packages a refresh
+// knows the metadata of (once each: packages are immutable).
+const describedPerApp = 20
+
 // serverState is what the cache knows about one server. It is immutable
 // once stored: updates store a new value.
 type serverState struct {
@@ -263,6 +267,9 @@ func (c *cache) refreshLocked(ctx context.Context) error {
 	apps := make([]*appState, len(appNames))
 	forEach(len(appNames), readConcurrency, func(i int) {
 		apps[i] = c.listApp(ctx, appNames[i])
+		// The newest builds' metadata (notes, commits), for the labels:
+		// fetched once per package, which never changes.
+		c.describe(ctx, apps[i].Names[:min(len(apps[i].Names), describedPerApp)])
 	})
 
 	c.mu.Lock()
@@ -596,6 +603,20 @@ func insertSorted(s []string, v string) []string {
 type pkg struct {
 	blobstore.PackageInfo
 	Err error
+}
+
+// labels returns a labeller for one page that names packages with the
+// metadata the cache holds (release notes, commit links), asking the
+// bucket nothing.
+func (c *cache) labels() *labels {
+	l := newLabels()
+	l.meta = func(p manifest.PackageName) (manifest.PackageMeta, bool) {
+		c.metaMu.Lock()
+		defer c.metaMu.Unlock()
+		info, ok := c.meta[p.String()]
+		return info.Meta, ok
+	}
+	return l
 }
 
 // packages lists app's packages again (one listing request) and returns

@@ -239,7 +239,7 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	s.cache.refreshGroup(ctx, name)
 	pg := s.page(r, "group "+name)
-	p := buildGroup(s.cache.load(), s.conf(), name, pg.Now, newLabels())
+	p := buildGroup(s.cache.load(), s.conf(), name, pg.Now, s.cache.labels())
 	p.page = pg
 	lo, hi, pager := paginate(r, len(p.Members), serversPerPage)
 	p.Members, p.Pager = p.Members[lo:hi], pager
@@ -286,7 +286,7 @@ func (s *Server) groupRollouts(ctx context.Context, group string, now time.Time)
 		return nil, err.Error()
 	}
 	slices.SortFunc(recs, func(a, b *manifest.RolloutRecord) int { return b.Created.Compare(a.Created) })
-	lb := newLabels()
+	lb := s.cache.labels()
 	var out []rolloutRow
 	for _, r := range recs[:min(len(recs), rolloutsShown)] {
 		row := rolloutRow{ID: r.ID, Env: r.Strategy.Env, URL: rolloutURL(group, r.Strategy.Env, r.ID), Package: lb.of(r.Strategy.Package),
@@ -533,7 +533,7 @@ func (s *Server) apiGroups(w http.ResponseWriter, r *http.Request) {
 // groupSummaries summarizes every group pushui knows, from the cache.
 func (s *Server) groupSummaries(now time.Time) []apiGroup {
 	st := s.cache.load()
-	lb := newLabels()
+	lb := s.cache.labels()
 	out := []apiGroup{}
 	for _, name := range st.groupNames(s.conf()) {
 		p := buildGroup(st, s.conf(), name, now, lb)

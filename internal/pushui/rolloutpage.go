@@ -242,7 +242,7 @@ func (s *Server) handleRollout(w http.ResponseWriter, r *http.Request) {
 	pg := s.page(r, "rollout "+id)
 	pg.Live = liveGeneration(s.cache.load(), v)
 	pg.LiveRollout = group + "/" + env + "/" + id
-	p := buildRollout(s.cache.load(), rec, pg.Now, newLabels())
+	p := buildRollout(s.cache.load(), rec, pg.Now, s.cache.labels())
 	p.page = pg
 	if cmd := r.URL.Query().Get("done"); slices.Contains([]string{"pause", "resume", "promote", "abort", "revert", "start"}, cmd) {
 		p.Flash = append(p.Flash, rolloutFlash(cmd, rec))

@@ -97,3 +97,34 @@ func TestStateFilter(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseNotesAndLinks: rows name builds by release note first, link
+// their commits when the repository is known, and link the changes from
+// the serving commit to the desired one.
+func TestReleaseNotesAndLinks(t *testing.T) {
+	f := newFixture(t)
+	s := f.server()
+	doc := getPage(t, s, "/")
+	web1 := query(t, doc, `section[data-server="web-1"] tr[data-app="hello"]`)
+	if got := text(query(t, web1, ".relnote")); got != "faster greetings" {
+		t.Errorf("web-1 hello's note %q, want the release note of h2", got)
+	}
+	if got := attr(query(t, web1, "span.pkg a"), "href"); got != "https://github.com/example/hello/commit/2222222222bb2222222222222222222222222222" {
+		t.Errorf("commit link %q", got)
+	}
+	web2 := query(t, doc, `section[data-server="web-2"] tr[data-app="hello"]`)
+	if got := attr(query(t, web2, "a.compare"), "href"); got != "https://github.com/example/hello/compare/2222222222bb2222222222222222222222222222...3333333333cc3333333333333333333333333333" {
+		t.Errorf("compare link %q, want serving h2 ... desired h3", got)
+	}
+	for _, tc := range []struct{ repo, want string }{
+		{"https://gitlab.com/group/sub/hello.git", "https://gitlab.com/group/sub/hello/-/compare/aa...bb"},
+		{"https://bitbucket.org/o/r", ""},
+		{"", ""},
+	} {
+		from := &pkgLabel{repo: tc.repo, fullCommit: "aa"}
+		to := &pkgLabel{repo: tc.repo, fullCommit: "bb"}
+		if got := compareURL(from, to); got != tc.want {
+			t.Errorf("compareURL(%q) = %q, want %q", tc.repo, got, tc.want)
+		}
+	}
+}

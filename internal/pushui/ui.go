@@ -144,7 +144,7 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 // matchingRows returns the servers of names that f's app and state keep:
 // with a row whose app or env contains f.App, in f.State.
 func (s *Server) matchingRows(st *state, names []string, f filter, now time.Time) []string {
-	lb := newLabels()
+	lb := s.cache.labels()
 	out := names[:0:0]
 	for _, name := range names {
 		v := buildServer(st.servers[name], s.conf(), st.groups, st.apps, now, false, lb)
@@ -181,7 +181,7 @@ func (s *Server) renderSections(st *state, names []string, app string, now time.
 	for w := range min(runtime.GOMAXPROCS(0), len(chunks), len(s.sections)) {
 		tmpl := s.sections[w]
 		wg.Go(func() {
-			lb := newLabels()
+			lb := s.cache.labels()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(chunks) {
@@ -316,7 +316,7 @@ func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
 	}
 	ss := s.cache.refreshServer(r.Context(), name)
 	p := &serverPage{page: s.page(r, name), Flash: s.flashes(r.Context(), r.URL.Query(), name, "")}
-	p.Server = buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, newLabels())
+	p.Server = buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, s.cache.labels())
 	ctx := r.Context()
 	if ss.Manifest != nil {
 		p.Manifest = string(s.forViewer(ctx, ss.Manifest).Marshal())
@@ -379,7 +379,7 @@ func (s *Server) appData(ctx context.Context, r *http.Request, server, app strin
 	if err != nil {
 		p.ListErr = err.Error()
 	}
-	v := buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, newLabels())
+	v := buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, s.cache.labels())
 	v.keepRows(func(r rowView) bool { return r.App == app })
 	p.Server = v
 

@@ -71,6 +71,11 @@ type pkgLabel struct {
 	Commit string
 	Short  string // build time, minutes in UTC; "" when unknown
 	Dirty  bool
+	// Note is the release note, CommitURL the commit's page, and repo
+	// and fullCommit what compareURL needs, when the package's metadata
+	// is known (pushui reads the newest packages' at each refresh).
+	Note, CommitURL  string
+	repo, fullCommit string
 }
 
 func labelOf(p manifest.PackageName) *pkgLabel {
@@ -89,6 +94,9 @@ const shortTime = "2006-01-02 15:04"
 type labels struct {
 	byName   map[manifest.PackageName]*pkgLabel
 	byString map[string]*pkgLabel
+	// meta returns a package's metadata if pushui holds it (no request);
+	// nil labels without notes or links.
+	meta func(manifest.PackageName) (manifest.PackageMeta, bool)
 }
 
 func newLabels() *labels {
@@ -103,9 +111,35 @@ func (l *labels) of(p manifest.PackageName) *pkgLabel {
 	lb, ok := l.byName[p]
 	if !ok {
 		lb = labelOf(p)
+		if l.meta != nil {
+			if m, ok := l.meta(p); ok {
+				lb.Note, lb.repo, lb.fullCommit = m.Note, m.Repo, m.Commit
+				lb.CommitURL = commitURL(m.Repo, m.Commit)
+			}
+		}
 		l.byName[p] = lb
 	}
 	return lb
+}
+
+// compareURL links the changes from one package's commit to another's on
+// the repository's site (GitHub, GitLab), "" when it cannot: unknown
+// metadata, another repository, the same commit.
+func compareURL(from, to *pkgLabel) string {
+	if from == nil || to == nil || from.repo == "" || from.repo != to.repo || from.fullCommit == to.fullCommit {
+		return ""
+	}
+	c := commitURL(to.repo, to.fullCommit)
+	if c == "" || !isHexString(from.fullCommit) {
+		return ""
+	}
+	switch base, _, _ := strings.Cut(c, "/commit/"); {
+	case strings.HasPrefix(c, "https://github.com/"):
+		return base + "/compare/" + from.fullCommit + "..." + to.fullCommit
+	case strings.HasPrefix(c, "https://gitlab.com/"):
+		return strings.TrimSuffix(base, "/-") + "/-/compare/" + from.fullCommit + "..." + to.fullCommit
+	}
+	return ""
 }
 
 // ofString labels a package name as pulld reports it; a name that does
@@ -140,7 +174,8 @@ type rowView struct {
 	InManifest       bool
 	Reported         bool // pulld reports the env
 	Desired, Serving *pkgLabel
-	Same             bool // serving what is desired
+	Same             bool   // serving what is desired
+	CompareURL       string // the changes from the serving commit to the desired one
 	State            manifest.State
 	StateClass       string
 	Step             string // the step reached, when it says more than State
@@ -273,6 +308,9 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 				fillStatus(&r, es, now, inline, lb)
 				r.Drift = es.Serving != r.Desired.Name
 				r.Same = !r.Drift
+				if r.Drift {
+					r.CompareURL = compareURL(r.Serving, r.Desired)
+				}
 			} else {
 				r.Drift = true
 			}
