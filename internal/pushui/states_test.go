@@ -1,7 +1,10 @@
 package pushui
 
 import (
+	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +129,50 @@ func TestReleaseNotesAndLinks(t *testing.T) {
 		if got := compareURL(from, to); got != tc.want {
 			t.Errorf("compareURL(%q) = %q, want %q", tc.repo, got, tc.want)
 		}
+	}
+}
+
+// TestHistoryOutcomes: the history says what the hosts did with the build
+// in force (here web-1 rolled back), that an older change was replaced,
+// and its "roll back to this" deploys that older build again.
+func TestHistoryOutcomes(t *testing.T) {
+	f := newFixture(t)
+	s := f.server()
+	deploy := func(p manifest.PackageName) {
+		t.Helper()
+		_, v := f.manifest("web-1")
+		wantCode(t, postForm(t, s, "/servers/web-1/apps/hello/deploy", url.Values{"package": {p.String()}, "version": {string(v)}}), http.StatusSeeOther)
+	}
+	deploy(f.h1)
+	deploy(f.h3)
+	f.setStatus(&manifest.Status{Server: "web-1", PollSeconds: 300, Time: fixtureNow, ManifestRevision: 3, Groups: []manifest.GroupStatus{{Name: "web"}}, Envs: []manifest.EnvStatus{
+		{Env: "hello", App: "hello", Desired: f.h3.String(), Serving: f.h1.String(), State: manifest.StateRolledBack, Error: "POST_RESTART exited with status 1", Updated: fixtureNow},
+	}})
+	s.cache.refreshServer(t.Context(), "web-1")
+	doc := getPage(t, s, "/servers/web-1")
+	rows := queryAll(t, doc, "#history tbody tr")
+	if len(rows) != 2 {
+		t.Fatalf("%d history rows, want 2", len(rows))
+	}
+	if got := text(query(t, rows[0], "td.outcome")); !strings.Contains(got, "serving on 0 of 1") || !strings.Contains(got, "rolled back on web-1") {
+		t.Errorf("newest row's outcome %q", got)
+	}
+	if len(queryAll(t, rows[0], "form.back")) != 0 {
+		t.Error("the change in force offers to roll back to itself")
+	}
+	if got := text(query(t, rows[1], "td.outcome")); !strings.Contains(got, "replaced by a later change") {
+		t.Errorf("older row's outcome %q", got)
+	}
+	form := query(t, rows[1], "form.back")
+	vals := url.Values{}
+	for _, in := range queryAll(t, form, "input") {
+		vals.Set(attr(in, "name"), attr(in, "value"))
+	}
+	if vals.Get("package") != f.h1.String() {
+		t.Fatalf("roll back to %q, want %s", vals.Get("package"), f.h1)
+	}
+	wantCode(t, postForm(t, s, attr(form, "action"), vals), http.StatusSeeOther)
+	if got := f.desired("web-1", "hello"); got != f.h1.String() {
+		t.Errorf("after roll back to this: hello = %s, want %s", got, f.h1)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -278,6 +279,16 @@ type historyEntry struct {
 	User    string
 	Action  string
 	Changes []string
+	// Outcome says what the hosts did with the build this change set,
+	// while it is the one in force ("serving on 3 of 3", "rolled back on
+	// web-2"), or that a later change replaced it. Older outcomes are not
+	// kept: pulld reports only where each host stands now.
+	Outcome string
+	// Back, when set, is the build this change set, which differs from
+	// the one in force: the row's "roll back to this" deploys it again
+	// (to BackURL, conditional on Version).
+	Back             *pkgLabel
+	BackURL, Version string
 }
 
 type serverPage struct {
@@ -296,14 +307,114 @@ const historyLimit = 50
 // viewer may see them, or why they could not be listed.
 func (s *Server) history(ctx context.Context, t manifest.Target, now time.Time) ([]historyEntry, string) {
 	recs, err := s.b.ListAudit(ctx, t, historyLimit)
+	st := s.cache.load()
+	var cur *manifest.Manifest
+	var version blobstore.Version
+	var statuses []*manifest.Status
+	if t.IsGroup() {
+		if g := st.groups[t.Name]; g != nil {
+			cur, version = g.Manifest, g.Version
+		}
+		for _, m := range st.members(t.Name) {
+			statuses = append(statuses, st.servers[m].Status)
+		}
+	} else if ss := st.servers[t.Name]; ss != nil {
+		cur, version = ss.Manifest, ss.Version
+		if ss.Status != nil {
+			statuses = append(statuses, ss.Status)
+		}
+	}
+	lb := s.cache.labels()
+	replaced := map[string]bool{} // envs a newer record set
 	var out []historyEntry
-	for _, rec := range recs {
-		out = append(out, historyEntry{Time: at(rec.Time, now), User: rec.User, Action: rec.Action, Changes: describeChange(s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After))})
+	for _, rec := range recs { // newest first
+		h := historyEntry{Time: at(rec.Time, now), User: rec.User, Action: rec.Action, Changes: describeChange(s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After))}
+		if e, ok := setEntry(rec.Before, rec.After); ok {
+			env := e.EnvName()
+			inForceEntry, inForce := manifest.Entry{}, false
+			if cur != nil {
+				inForceEntry, inForce = cur.Lookup(env)
+			}
+			switch {
+			case replaced[env]:
+				h.Outcome = "replaced by a later change"
+			case inForce && inForceEntry.Package == e.Package:
+				h.Outcome = outcome(statuses, env, e.Package)
+			}
+			if !inForce || inForceEntry.Package != e.Package {
+				h.Back, h.Version = lb.of(e.Package), string(version)
+				h.BackURL = "/servers/" + t.Name + "/apps/" + e.Package.App + "/deploy"
+				if t.IsGroup() {
+					h.BackURL = "/groups/" + t.Name + "/apps/" + e.Package.App + "/deploy"
+				}
+			}
+			replaced[env] = true
+		}
+		out = append(out, h)
 	}
 	if err != nil {
 		return out, err.Error()
 	}
 	return out, ""
+}
+
+// setEntry returns the one entry whose package a change set, if it set
+// exactly one.
+func setEntry(before, after *manifest.Manifest) (manifest.Entry, bool) {
+	if after == nil {
+		return manifest.Entry{}, false
+	}
+	var set []manifest.Entry
+	for _, e := range after.Packages {
+		if before != nil {
+			if b, ok := before.Lookup(e.EnvName()); ok && b.Package == e.Package {
+				continue
+			}
+		}
+		set = append(set, e)
+	}
+	if len(set) != 1 {
+		return manifest.Entry{}, false
+	}
+	return set[0], true
+}
+
+// outcome says what the hosts whose statuses are given did with p in env.
+func outcome(statuses []*manifest.Status, env string, p manifest.PackageName) string {
+	var serving, deploying, total int
+	var rolledBack, failed []string
+	for _, st := range statuses {
+		if st == nil {
+			continue
+		}
+		total++
+		es, ok := st.Lookup(env)
+		switch {
+		case !ok:
+		case es.Serving == p.String() && es.State == manifest.StateServing:
+			serving++
+		case es.State == manifest.StateDeploying:
+			deploying++
+		case es.Desired == p.String() && es.State == manifest.StateRolledBack:
+			rolledBack = append(rolledBack, st.Server)
+		case es.Desired == p.String() && es.State == manifest.StateFailed:
+			failed = append(failed, st.Server)
+		}
+	}
+	if total == 0 {
+		return "no host has reported yet"
+	}
+	parts := []string{fmt.Sprintf("serving on %d of %d", serving, total)}
+	if deploying > 0 {
+		parts = append(parts, fmt.Sprintf("%d deploying", deploying))
+	}
+	if len(rolledBack) > 0 {
+		parts = append(parts, "rolled back on "+strings.Join(rolledBack, ", "))
+	}
+	if len(failed) > 0 {
+		parts = append(parts, "failed on "+strings.Join(failed, ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // handleServer renders one server, read fresh from the bucket, with its
