@@ -195,11 +195,13 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 	}
 	a := &attempt{
 		e: e, env: env, es: es, res: &res, deployID: res.DeployID, config: entry.Config,
-		log: e.log.With("env", env, "deploy_id", res.DeployID, "package", entry.Package.String()),
+		log: e.log.With("env", env, "deploy_id", res.DeployID),
 	}
-	a.scripts = a.log
+	// Script lines name the package whose script runs (a rollback runs
+	// the previous build's); the attempt's own lines do not repeat it.
+	a.scripts = a.log.With("package", entry.Package.String())
 	e.started(env, res.Action)
-	a.log.Info("deploy started", "action", string(res.Action), "serving", es.Serving)
+	a.log.Info("deploy started", "package", entry.Package.String(), "action", string(res.Action), "serving", es.Serving)
 	if es.Since.IsZero() {
 		es.Since = time.Now().UTC()
 	}
@@ -472,7 +474,7 @@ func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err e
 		return
 	}
 	a.log.Warn("rolling back to the previous build", "previous", es.Previous, "failed_step", failedStep)
-	a.scripts = a.e.log.With("env", a.env, "deploy_id", a.deployID, "package", es.Previous)
+	a.scripts = a.log.With("package", es.Previous)
 	a.phase = "rollback"
 	a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
 	a.first = false
@@ -589,10 +591,10 @@ func (e *Engine) Stage(ctx context.Context, env string, p manifest.PackageName) 
 		return res
 	}
 	a := &attempt{e: e, env: env, es: es, res: &res, deployID: res.DeployID,
-		log: e.log.With("env", env, "deploy_id", res.DeployID, "package", p.String())}
-	a.scripts = a.log
+		log: e.log.With("env", env, "deploy_id", res.DeployID)}
+	a.scripts = a.log.With("package", p.String())
 	e.started(env, ActStage)
-	a.log.Info("stage started")
+	a.log.Info("stage started", "package", p.String())
 	u, rec, err := a.download(ctx, p)
 	if err != nil {
 		a.log.Error("stage failed", "err", err)
@@ -646,13 +648,13 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 	}
 	a := &attempt{
 		e: e, env: env, es: es, res: &res, deployID: res.DeployID, opcode: "STOP", dtype: "STOP",
-		config: es.Config, log: e.log.With("env", env, "deploy_id", res.DeployID, "package", es.Serving),
+		config: es.Config, log: e.log.With("env", env, "deploy_id", res.DeployID),
 	}
-	a.scripts = a.log
+	a.scripts = a.log.With("package", es.Serving)
 	a.build = es.Builds[id]
 	a.build.Package = es.Serving
 	e.started(env, ActStop)
-	a.log.Info("stop started")
+	a.log.Info("stop started", "package", es.Serving)
 	es.State, es.Action, es.DeployID, es.Error = manifest.StateDeploying, ActStop, res.DeployID, ""
 	a.step(StepStopping)
 	if err := a.script(ctx, StepStopping, id); err != nil {

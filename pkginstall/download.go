@@ -232,7 +232,7 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, rec, err
 	}
-	a.log.Info("package downloaded", "bytes", n, "files", stats.Files, "unpacked_bytes", stats.Bytes)
+	a.log.Info("package downloaded", "package", pkg.String(), "bytes", n, "files", stats.Files, "unpacked_bytes", stats.Bytes)
 	return &unpacked{dir: dir, modes: modes}, a.record(pkg, info), nil
 }
 

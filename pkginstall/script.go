@@ -91,7 +91,7 @@ func (a *attempt) runOnce(ctx context.Context, step, path, dir, id string, try i
 	cmd.WaitDelay = waitDelay
 
 	log := a.scripts.With("step", step, "try", try)
-	log.Info("script started", "path", path, "build", id, "log", logPath)
+	log.Info("script started", "log", logPath)
 	f := newFollower(logPath, log)
 	stopFollow := f.start()
 	start := time.Now()

@@ -86,7 +86,8 @@ func TestIdleRequests(t *testing.T) {
 			// 3 s is 30 polls (±20%); each poll checks every document once
 			// and writes the status (the heartbeat is the poll period).
 			for _, doc := range append([]string{"web-1"}, groups...) {
-				if n := heads[doc]; n < 20 || n > 40 || n != heads["web-1"] {
+				// (±1: the window may end between a poll's checks)
+				if n := heads[doc]; n < 20 || n > 40 || n < heads["web-1"]-1 || n > heads["web-1"]+1 {
 					t.Errorf("%s: %d checks in 3s at a 100ms poll (the server manifest: %d)", doc, n, heads["web-1"])
 				}
 			}

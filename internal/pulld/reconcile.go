@@ -240,7 +240,7 @@ func (d *daemon) act(work context.Context, rec *envRecord, key string, run func(
 	took := time.Since(d.acting.start)
 	log := d.acting.log
 	if log == nil { // the engine returned before acting (an invalid entry, a read-only root)
-		log = d.log.With("env", rec.status.Env, "action", string(o.Action), "package", rec.status.Desired)
+		log = d.log.With("env", rec.status.Env, "action", string(o.Action))
 	}
 	d.met.actionDuration.WithLabelValues(string(o.Action)).Observe(took.Seconds())
 	d.met.downloaded.Add(float64(o.Downloaded))
@@ -282,8 +282,8 @@ func (d *daemon) started(env string, act pkginstall.Action) {
 		return // not an action act runs (terminate reports on its own)
 	}
 	d.acting.start = time.Now()
-	d.acting.log = d.log.With("env", env, "action", string(act), "package", rec.status.Desired)
-	d.acting.log.Info("action started", "serving", rec.status.Serving)
+	d.acting.log = d.log.With("env", env, "action", string(act))
+	d.acting.log.Info("action started", "package", rec.status.Desired, "serving", rec.status.Serving)
 	rec.status.State, rec.status.Action = manifest.StateDeploying, string(act)
 	rec.status.Step, rec.status.Error, rec.status.Output = "", "", ""
 	rec.status.Updated = time.Now().UTC()
