@@ -818,8 +818,8 @@ func (w *world) wantFailed(pkg, want string) {
 	for _, s := range list.Servers {
 		for _, e := range s.Envs {
 			if s.Name == server && e.Env == "hello" {
-				if !e.Failed || !e.Drift || e.Desired != pkg || e.Error == "" {
-					w.t.Errorf("GET /api/servers: hello on %s is %+v, want failed, drifting, desired %s, with an error", server, e, pkg)
+				if !e.Failed || e.Drift || e.Desired != pkg || e.Error == "" { // a failure needs attention; it is not drift
+					w.t.Errorf("GET /api/servers: hello on %s is %+v, want failed (not drift), desired %s, with an error", server, e, pkg)
 				}
 				return
 			}

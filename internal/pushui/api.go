@@ -30,10 +30,12 @@ type apiEnv struct {
 	State          string `json:"state,omitempty"`
 	Step           string `json:"step,omitempty"`
 	Error          string `json:"error,omitempty"`
-	Drift          bool   `json:"drift"`           // serving ≠ desired
-	Failed         bool   `json:"failed"`          // FAILED or ROLLED_BACK
-	NewerAvailable bool   `json:"newer_available"` // a newer package of the app exists
-	Allowed        bool   `json:"allowed"`         // the config allows the app here
+	Drift          bool   `json:"drift"`            // serving ≠ desired, and nothing under way or failed: drift nobody asked for
+	Failed         bool   `json:"failed"`           // FAILED, ROLLED_BACK or held: needs attention
+	InProgress     bool   `json:"in_progress"`      // DEPLOYING, or the host has yet to read the newest revision
+	Action         string `json:"action,omitempty"` // while DEPLOYING: deploy, rollback (no download), restart, stop (removing)
+	NewerAvailable bool   `json:"newer_available"`  // a newer package of the app exists
+	Allowed        bool   `json:"allowed"`          // the config allows the app here
 }
 
 // apiServer is one server in GET /api/servers.
@@ -91,7 +93,7 @@ func (s *Server) apiServers(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			e := apiEnv{Env: row.Env, App: row.App, State: string(row.State), Step: row.Step, Error: row.Error,
-				Drift: row.Drift, Failed: row.Failed, NewerAvailable: row.Old, Allowed: row.Allowed}
+				Drift: row.Drift, Failed: row.Failed, InProgress: row.InProgress, Action: row.action, NewerAvailable: row.Old, Allowed: row.Allowed}
 			if row.Desired != nil {
 				e.Desired = row.Desired.Name
 			}

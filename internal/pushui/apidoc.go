@@ -24,7 +24,7 @@ func (s *Server) apiRoutes() []apiRoute {
 	return []apiRoute{
 		{"GET", "/api/servers", s.apiServers,
 			"Every server with its desired state (its own manifest merged with its groups') and what its pulld reports, from pushui's cache; as_of says when the bucket was last listed in full. Filters: ?server= and ?app= (substrings), ?group=. Script output is left out.",
-			"", "200 {as_of, servers: [{name, in_config, groups, allowed, version, manifest, manifest_error, status, status_error, stale, pending, envs: [{env, app, desired, serving, state, step, error, drift, failed, newer_available, allowed}]}]}",
+			"", "200 {as_of, servers: [{name, in_config, groups, allowed, version, manifest, manifest_error, status, status_error, stale, pending, envs: [{env, app, desired, serving, state, step, error, drift, failed, in_progress, action, newer_available, allowed}]}]}",
 			`curl -s "$PUSHUI/api/servers?group=web"`},
 		{"GET", "/api/servers/{server}", s.apiGetManifest,
 			"The server's own manifest, read fresh, in canonical form, with its version as ETag. A configured server without one gets an empty manifest and no ETag.",

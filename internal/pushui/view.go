@@ -194,8 +194,9 @@ type rowView struct {
 	InProgress bool
 	StateLabel string
 	ActionNote string
-	Dirty      bool // the desired build has uncommitted changes
-	Old        bool // a newer package of the app exists
+	action     string // the status's action, for the API
+	Dirty      bool   // the desired build has uncommitted changes
+	Old        bool   // a newer package of the app exists
 	Class      string
 }
 
@@ -417,6 +418,7 @@ func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, l
 	r.Failed = es.State == manifest.StateFailed || es.State == manifest.StateRolledBack || es.Error != "" || es.Held != ""
 	r.StateLabel = string(r.State)
 	if es.State == manifest.StateDeploying {
+		r.action = es.Action
 		switch es.Action {
 		case "rollback":
 			r.StateLabel, r.ActionNote = "ROLLING BACK", "rollback, no download"
