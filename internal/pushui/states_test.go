@@ -176,3 +176,39 @@ func TestHistoryOutcomes(t *testing.T) {
 		t.Errorf("after roll back to this: hello = %s, want %s", got, f.h1)
 	}
 }
+
+// TestGroupHistoryOutcome: a group's history says how many members serve
+// the build in force, and an older row rolls the group back.
+func TestGroupHistoryOutcome(t *testing.T) {
+	f := groupFixture(t) // group web: hello h3; web-1 serves h2, web-2 pins h1
+	s := f.server()
+	version := func() string {
+		_, v, _ := f.store.ReadManifest(t.Context(), manifest.Group("web"))
+		return string(v)
+	}
+	for _, p := range []manifest.PackageName{f.h2, f.h3} {
+		wantCode(t, postForm(t, s, "/groups/web/apps/hello/deploy", url.Values{"package": {p.String()}, "version": {version()}}), http.StatusSeeOther)
+	}
+	rows := queryAll(t, getPage(t, s, "/groups/web"), "#history tbody tr")
+	if len(rows) != 2 {
+		t.Fatalf("%d history rows, want 2", len(rows))
+	}
+	if got := text(query(t, rows[0], "td.outcome")); !strings.Contains(got, "serving on 0 of 2") {
+		t.Errorf("newest row's outcome %q, want none of the 2 members serving h3 yet", got)
+	}
+	form := query(t, rows[1], "form.back")
+	if got := attr(form, "action"); got != "/groups/web/apps/hello/deploy" {
+		t.Errorf("roll back to this posts to %q", got)
+	}
+}
+
+// TestErrorsRelativeToApp: within an app's row its packages are named
+// without the app's directory.
+func TestErrorsRelativeToApp(t *testing.T) {
+	var r rowView
+	fillStatus(&r, manifest.EnvStatus{App: "hello", State: manifest.StateRolledBack,
+		Error: "pkginstall: rolled back to hello/hello-20261122T101500Z-0123456789ab.tar.zst"}, time.Now(), false, newLabels())
+	if want := "pkginstall: rolled back to hello-20261122T101500Z-0123456789ab.tar.zst"; r.Error != want {
+		t.Errorf("error %q, want %q", r.Error, want)
+	}
+}
