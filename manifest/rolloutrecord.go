@@ -251,6 +251,19 @@ type RolloutStep struct {
 	Outcome string   `json:"outcome,omitempty"` // "done", "failed", "aborted", "staged"
 }
 
+// Label names the step as pages, logs and audit records show it:
+// "canaries", "staging" (the step before them, when stage_first), or the
+// wave's share ("50%").
+func (s RolloutStep) Label() string {
+	switch {
+	case s.Percent == 0 && len(s.Canaries) > 0:
+		return "canaries"
+	case s.Percent == 0:
+		return "staging"
+	}
+	return strconv.FormatFloat(s.Percent, 'f', -1, 64) + "%"
+}
+
 // RolloutLease says which controller drives a rollout until when.
 type RolloutLease struct {
 	Holder  string    `json:"holder"`

@@ -80,7 +80,7 @@ func chaosHelper(jobJSON string) int {
 // after each kill that current names a complete build, state.json parses,
 // and that a fresh engine cleans up and converges to a new entry.
 func TestChaos(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() && os.Getenv("CI") == "" { // CI never skips it
 		t.Skip("chaos test in -short mode")
 	}
 	bucketDir := t.TempDir()

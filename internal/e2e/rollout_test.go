@@ -23,11 +23,12 @@ import (
 // proc is a program the test started and stops (SIGTERM, then SIGKILL)
 // when it ends, showing its log if the test failed.
 type proc struct {
-	t    *testing.T
-	name string
-	cmd  *exec.Cmd
-	done chan error
-	log  string
+	t       *testing.T
+	name    string
+	cmd     *exec.Cmd
+	done    chan error
+	log     string
+	stopped bool
 }
 
 func startProc(t *testing.T, name string, env []string, path string, args ...string) *proc {
@@ -57,9 +58,10 @@ func startProc(t *testing.T, name string, env []string, path string, args ...str
 // stop sends sig and waits for the program to end (killing it after 20 s).
 // Stopping twice is harmless.
 func (p *proc) stop(sig syscall.Signal) {
-	if p.cmd.ProcessState != nil {
+	if p.stopped {
 		return
 	}
+	p.stopped = true
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
@@ -67,7 +69,6 @@ func (p *proc) stop(sig syscall.Signal) {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-	p.cmd.ProcessState = &os.ProcessState{} // stopped: stop again is a no-op
 }
 
 // rolloutWorld is group web of three real pullds serving the sample app,

@@ -324,7 +324,7 @@ func (s *Server) apiFail(w http.ResponseWriter, err error) {
 		s.apiError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, blobstore.ErrConflict):
 		s.apiError(w, http.StatusPreconditionFailed, err.Error())
-	case errors.Is(err, errBrokenManifest):
+	case errors.Is(err, errBrokenManifest), errors.Is(err, errState):
 		s.apiError(w, http.StatusConflict, err.Error())
 	default:
 		s.log.Error("api request failed", "err", err)

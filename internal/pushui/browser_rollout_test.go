@@ -56,22 +56,7 @@ func TestBrowserRollout(t *testing.T) {
 	ctx := newBrowser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	textOf := func(sel string) string { return get(t, ctx, chromedp.Text(css(sel))) }
-	// waitText waits (without reloading) until sel's text contains want.
-	waitText := func(sel, want string) {
-		t.Helper()
-		deadline := time.Now().Add(8 * time.Second)
-		for {
-			got := get(t, ctx, chromedp.Evaluate[string](`(document.querySelector(`+jsString(sel)+`) || {}).textContent || ""`))
-			if strings.Contains(got, want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				screenshot(t, ctx, "pushui-rollout-stuck.png")
-				t.Fatalf("%s shows %q, want %q within 8 s without a reload", sel, got, want)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	waitText := func(sel, want string) { t.Helper(); waitText(t, ctx, sel, want, 8*time.Second) }
 	stillSamePage := func() {
 		t.Helper()
 		if !get(t, ctx, chromedp.Evaluate[bool](`window.__sameDocument === true`)) {
@@ -200,6 +185,25 @@ func TestBrowserRollout(t *testing.T) {
 	})
 }
 
+// waitText waits up to d, without reloading, until the text of the page's
+// element sel contains want, and fails the test (with a screenshot) if it
+// does not.
+func waitText(t *testing.T, ctx context.Context, sel, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		got := get(t, ctx, chromedp.Evaluate[string](`(document.querySelector(`+jsString(sel)+`) || {}).textContent || ""`))
+		if strings.Contains(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			screenshot(t, ctx, "pushui-stuck.png")
+			t.Fatalf("%s shows %q, want %q within %v without a reload", sel, got, want, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // script is a browser step that runs js and ignores its value.
 func script(js string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -223,20 +227,7 @@ func TestBrowserLive(t *testing.T) {
 	t.Cleanup(hs.Close)
 	ctx := newBrowser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	within := func(sel, want string, d time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for {
-			got := get(t, ctx, chromedp.Evaluate[string](`(document.querySelector(`+jsString(sel)+`) || {}).textContent || ""`))
-			if strings.Contains(got, want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s shows %q, want %q within %v without a reload", sel, got, want, d)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	within := func(sel, want string, d time.Duration) { t.Helper(); waitText(t, ctx, sel, want, d) }
 	for _, page := range []struct{ name, path, row string }{
 		{"server page", "/servers/web-3", `tr[data-app="hello"]`},
 		{"index", "/", `section[data-server="web-3"] tr[data-app="hello"]`},

@@ -163,13 +163,7 @@ func buildGroup(st *state, conf *manifest.PushConfig, name string, now time.Time
 				Package: lb.of(e.Package), Policy: e.Policy(), Config: formatConfigInline(e.Config)}
 			if e.Rollout != nil {
 				ge.Rollout, ge.Previous, ge.RolloutURL = e.Rollout, lb.of(e.Rollout.Previous), rolloutURL(name, e.EnvName(), e.Rollout.ID)
-				ge.RolloutStep = strconv.FormatFloat(e.Rollout.Percent, 'f', -1, 64) + "%"
-				if e.Rollout.Percent == 0 {
-					ge.RolloutStep = "canaries"
-					if len(e.Rollout.Canaries) == 0 {
-						ge.RolloutStep = "staging"
-					}
-				}
+				ge.RolloutStep = manifest.RolloutStep{Percent: e.Rollout.Percent, Canaries: e.Rollout.Canaries}.Label()
 			}
 			p.Entries = append(p.Entries, ge)
 		}
@@ -292,23 +286,11 @@ func (s *Server) groupRollouts(ctx context.Context, group string, now time.Time)
 		row := rolloutRow{ID: r.ID, Env: r.Strategy.Env, URL: rolloutURL(group, r.Strategy.Env, r.ID), Package: lb.of(r.Strategy.Package),
 			State: r.State, Class: "r-" + string(r.State), Reason: r.Reason, Created: at(r.Created, now)}
 		if len(r.History) > 0 {
-			row.Step = describeRolloutStep(r)
+			row.Step = r.History[r.Step].Label()
 		}
 		out = append(out, row)
 	}
 	return out, ""
-}
-
-// describeRolloutStep names a rollout's current step.
-func describeRolloutStep(r *manifest.RolloutRecord) string {
-	h := r.History[r.Step]
-	switch {
-	case r.Staging:
-		return "staging"
-	case h.Percent == 0 && len(h.Canaries) > 0:
-		return "canaries"
-	}
-	return strconv.FormatFloat(h.Percent, 'f', -1, 64) + "%"
 }
 
 // groupFlashes turns the query a group write redirects with into messages.

@@ -130,10 +130,7 @@ func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *lab
 		if !ok || state == "" {
 			state = manifest.StateUnknown
 		}
-		onNew := side.Takes(name) || rec.Previous.IsZero()
-		if rec.State == manifest.RolloutReverted || rec.State == manifest.RolloutAborted && !side.Takes(name) {
-			onNew = false
-		}
+		onNew := (side.Takes(name) || rec.Previous.IsZero()) && rec.State != manifest.RolloutReverted
 		if !onNew {
 			oldCounts[state]++
 			continue
@@ -272,7 +269,7 @@ func (s *Server) handleRolloutCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.rollouts.Command(r.Context(), group, env, id, cmd, userOf(r.Context())); err != nil {
-		s.failErr(w, r, rolloutFormError(err))
+		s.failErr(w, r, rolloutError(err))
 		return
 	}
 	s.cache.refreshGroup(r.Context(), group)
@@ -301,7 +298,7 @@ func (s *Server) handleStartRollout(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := s.rollouts.Start(r.Context(), st, userOf(r.Context()))
 	if err != nil {
-		s.failErr(w, r, rolloutFormError(err))
+		s.failErr(w, r, rolloutError(err))
 		return
 	}
 	s.cache.refreshGroup(r.Context(), group)
@@ -341,12 +338,19 @@ func strategyFromForm(r *http.Request, def manifest.RolloutStrategy) (manifest.R
 	return st, nil
 }
 
-// rolloutFormError maps the driver's errors to the page's kinds.
-func rolloutFormError(err error) error {
+// rolloutError maps the rollout driver's errors to pushui's kinds, which
+// failErr and apiFail answer: errState (409) for a command the rollout's
+// state refuses or a second active rollout, errUnknown (404) for no such
+// rollout, bad input (400) for a bad strategy or name or one the push
+// config refuses.
+func rolloutError(err error) error {
 	switch {
 	case errors.Is(err, rollout.ErrActive), errors.Is(err, rollout.ErrNotActive):
 		return fmt.Errorf("%w: %w", errState, err)
-	case errors.Is(err, rollout.ErrStrategy), errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
+	case errors.Is(err, blobstore.ErrNotFound):
+		return fmt.Errorf("%w: %w", errUnknown, err)
+	case errors.Is(err, rollout.ErrStrategy), errors.Is(err, manifest.ErrInvalidName),
+		errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
 		return badInput("%v", err)
 	}
 	return err

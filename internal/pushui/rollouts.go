@@ -3,15 +3,12 @@ package pushui
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/rollout"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -59,16 +56,23 @@ func (s *Server) newDriver(opts Options) *rollout.Driver {
 // drives each rollout, under a lease). Run calls it; it returns when ctx
 // ends.
 func (s *Server) DriveRollouts(ctx context.Context) {
-	t := time.NewTicker(s.rolloutTick)
+	every(ctx, s.rolloutTick, func() {
+		if err := s.rollouts.Tick(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rollout tick failed", "err", err)
+		}
+	})
+}
+
+// every calls fn every d until ctx ends, and then returns.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.rollouts.Tick(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("rollout tick failed", "err", err)
-			}
+			fn()
 		}
 	}
 }
@@ -147,17 +151,6 @@ func (s *Server) apiRolloutCommand(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
-// rolloutFail answers a rollout error with the status its kind calls for.
-func (s *Server) rolloutFail(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, rollout.ErrActive), errors.Is(err, rollout.ErrNotActive):
-		s.apiError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, blobstore.ErrNotFound):
-		s.apiError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, rollout.ErrStrategy), errors.Is(err, manifest.ErrInvalidName),
-		errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
-		s.apiError(w, http.StatusBadRequest, err.Error())
-	default:
-		s.apiFail(w, err)
-	}
-}
+// rolloutFail answers a rollout error with the status its kind calls for
+// (rolloutError).
+func (s *Server) rolloutFail(w http.ResponseWriter, err error) { s.apiFail(w, rolloutError(err)) }

@@ -168,20 +168,11 @@ func Run(ctx context.Context, cfg Config) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.Refresh > 0 {
-		go func() {
-			t := time.NewTicker(cfg.Refresh)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if err := srv.Refresh(ctx); err != nil && ctx.Err() == nil {
-						log.Warn("background refresh failed", "err", err)
-					}
-				}
+		go every(ctx, cfg.Refresh, func() {
+			if err := srv.Refresh(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("background refresh failed", "err", err)
 			}
-		}()
+		})
 	}
 	go srv.DriveRollouts(ctx)
 	errc := make(chan error, 1)

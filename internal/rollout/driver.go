@@ -157,13 +157,10 @@ func newID(now time.Time) string {
 
 func describeStep(r *manifest.RolloutRecord) string {
 	st := r.History[r.Step]
-	switch {
-	case r.Staging:
-		return "staging"
-	case len(st.Canaries) > 0 && st.Percent == 0:
+	if st.Label() == "canaries" {
 		return "canaries " + strings.Join(st.Canaries, ", ")
 	}
-	return fmt.Sprintf("%g%%", st.Percent)
+	return st.Label()
 }
 
 // write applies a decision to the group's manifest: the entry for the
