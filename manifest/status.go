@@ -126,6 +126,42 @@ type EnvStatus struct {
 	Healthy      *bool     `json:"healthy,omitempty"`
 	HealthySince time.Time `json:"healthy_since,omitzero"`
 	HealthError  string    `json:"health_error,omitempty"`
+	// Recent are the outcomes of the env's last finished actions on this
+	// host, newest first, at most RecentOutcomes of them: what a history
+	// page says the host did with each change after a later one replaced
+	// it.
+	Recent []Outcome `json:"recent,omitempty"`
+}
+
+// RecentOutcomes is how many outcomes an env's status keeps (EnvStatus.Recent).
+const RecentOutcomes = 8
+
+// Outcome is how one finished action on an env ended.
+type Outcome struct {
+	// Package is the package the action was for: the entry's build for a
+	// deploy, rollback or restart, the serving build for a stop.
+	Package string `json:"package"`
+	// Action is "deploy", "rollback", "restart" or "stop".
+	Action string `json:"action"`
+	// State is where the env stood afterwards: SERVING_BUILD, ROLLED_BACK,
+	// FAILED or STOPPED.
+	State    State     `json:"state"`
+	DeployID string    `json:"deploy_id,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// Remember returns recent with o put first, keeping at most RecentOutcomes;
+// recent is not modified.
+func Remember(recent []Outcome, o Outcome) []Outcome {
+	out := make([]Outcome, 0, min(len(recent)+1, RecentOutcomes))
+	out = append(out, o)
+	for _, r := range recent {
+		if len(out) == RecentOutcomes {
+			break
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // Lookup returns the status of env, if reported.

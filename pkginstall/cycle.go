@@ -86,6 +86,9 @@ type Result struct {
 	DeployID string
 	// Downloaded counts the package bytes read from the bucket.
 	Downloaded int64
+	// Recent are the env's last outcomes after this action, its own
+	// first; nil when the action was not run (ActNone, an invalid entry).
+	Recent []manifest.Outcome
 }
 
 // Failed reports whether the action did not reach its goal.
@@ -222,7 +225,8 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 	if res.Err != nil {
 		es.Error = res.Err.Error()
 	}
-	res.Serving = es.serving()
+	es.remember(entry.Package.String(), &res)
+	res.Serving, res.Recent = es.serving(), slices.Clone(es.Recent)
 	e.prune(env)
 	if err := e.save(); err != nil && res.Err == nil {
 		res.Err = err
@@ -660,6 +664,8 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 	if err := a.script(ctx, StepStopping, id); err != nil {
 		res.Err, res.State, res.What, res.Serving = err, manifest.StateFailed, Failed, es.serving()
 		es.State, es.Error = manifest.StateFailed, err.Error()
+		es.remember(es.Serving, &res)
+		res.Recent = slices.Clone(es.Recent)
 		a.step(StepStopping)
 		a.log.Error("stop failed", "err", err)
 		return res
@@ -667,13 +673,17 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 	if err := os.Remove(e.currentLink(env)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		res.Err, res.State, res.What, res.Serving = fmt.Errorf("pkginstall: stop %s: %w", env, err), manifest.StateFailed, Failed, es.serving()
 		es.State, es.Error = manifest.StateFailed, res.Err.Error()
+		es.remember(es.Serving, &res)
+		res.Recent = slices.Clone(es.Recent)
 		a.step(StepStopping)
 		return res
 	}
 	wrote("current removed")
+	res.State, res.What, res.Output = manifest.StateStopped, Stopped, ""
+	es.remember(es.Serving, &res)
+	res.Recent = slices.Clone(es.Recent)
 	es.Serving, es.Healthy = "", false
 	es.State = manifest.StateStopped
-	res.State, res.What, res.Output = manifest.StateStopped, Stopped, ""
 	a.step(StepStopping)
 	a.log.Info("stop done")
 	return res

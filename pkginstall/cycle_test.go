@@ -3,6 +3,7 @@ package pkginstall_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -767,5 +768,59 @@ func TestCorruptState(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.root, "state.json.bad")); err != nil {
 		t.Errorf("corrupt state not kept aside: %v", err)
+	}
+}
+
+// TestRecentOutcomes: each finished action's outcome is kept, newest
+// first, at most manifest.RecentOutcomes, in the Result and in Installed,
+// and across a restart of the engine; an unchanged entry adds none.
+func TestRecentOutcomes(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.release("hello", 1, app("v1"))
+	v2 := f.release("hello", 2, app("v2", "teletraan/FAIL_RESTARTING", ""))
+	f.mustApply(f.entry(v1))
+	r := f.apply(f.entry(v2))
+	if r.State != manifest.StateRolledBack {
+		t.Fatalf("v2: %s", r.State)
+	}
+	type kept struct {
+		pkg    manifest.PackageName
+		action string
+		state  manifest.State
+	}
+	check := func(what string, got []manifest.Outcome, want ...kept) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d outcomes %+v, want %d", what, len(got), got, len(want))
+		}
+		for i, w := range want {
+			if g := got[i]; g.Package != w.pkg.String() || g.Action != w.action || g.State != w.state || g.Time.IsZero() || g.DeployID == "" {
+				t.Errorf("%s: outcome %d = %+v, want %s %s %s", what, i, g, w.action, w.pkg, w.state)
+			}
+		}
+	}
+	want := []kept{{v2, "deploy", manifest.StateRolledBack}, {v1, "deploy", manifest.StateServing}}
+	check("Result", r.Recent, want...)
+	if r := f.apply(f.entry(v1)); r.Action != pkginstall.ActNone || r.Recent != nil {
+		t.Errorf("an unchanged entry: action %s, recent %+v", r.Action, r.Recent)
+	}
+	f.reopen()
+	inst, err := f.eng.Installed()
+	if err != nil || len(inst) != 1 {
+		t.Fatalf("Installed = %+v, %v", inst, err)
+	}
+	check("Installed after reopen", inst[0].Recent, want...)
+
+	r = f.apply(f.entry(v1, "restart", "again"))
+	want = append([]kept{{v1, "restart", manifest.StateServing}}, want...)
+	check("after a restart", r.Recent, want...)
+	r = f.eng.Stop(t.Context(), "hello")
+	want = append([]kept{{v1, "stop", manifest.StateStopped}}, want...)
+	check("after a stop", r.Recent, want...)
+	for i := range manifest.RecentOutcomes {
+		r = f.apply(f.entry(v1, "restart", fmt.Sprint(i)))
+	}
+	if len(r.Recent) != manifest.RecentOutcomes || r.Recent[0].Action != "deploy" && r.Recent[0].Action != "restart" {
+		t.Errorf("after many actions: %d outcomes, newest %+v", len(r.Recent), r.Recent[0])
 	}
 }

@@ -452,6 +452,16 @@ type envState struct {
 	// Staged is the package Stage last put under builds/ for a later
 	// switch; it is kept like the serving build.
 	Staged string `json:"staged,omitempty"`
+	// Recent are the outcomes of the env's last finished actions, newest
+	// first (manifest.Remember).
+	Recent []manifest.Outcome `json:"recent,omitempty"`
+}
+
+// remember records how the attempt res describes ended, for Installed.
+func (es *envState) remember(p string, res *Result) {
+	es.Recent = manifest.Remember(es.Recent, manifest.Outcome{
+		Package: p, Action: string(res.Action), State: res.State, DeployID: res.DeployID, Time: time.Now().UTC(),
+	})
 }
 
 // buildRecord describes one build on disk, for BUILD_* without the bucket.
@@ -643,6 +653,9 @@ type Installed struct {
 	// that changed it last.
 	Updated  time.Time
 	DeployID string
+	// Recent are the outcomes of the env's last finished actions, newest
+	// first, as manifest.EnvStatus.Recent reports them.
+	Recent []manifest.Outcome
 }
 
 // started calls Config.Started, if set.
@@ -676,7 +689,7 @@ func (e *Engine) Installed() ([]Installed, error) {
 		if e.currentID(env) == "" {
 			continue
 		}
-		out = append(out, Installed{Env: env, Package: es.serving(), Staged: es.staged(), State: es.State, Step: es.Step, Since: es.Since, Updated: es.Updated, DeployID: es.DeployID})
+		out = append(out, Installed{Env: env, Package: es.serving(), Staged: es.staged(), State: es.State, Step: es.Step, Since: es.Since, Updated: es.Updated, DeployID: es.DeployID, Recent: slices.Clone(es.Recent)})
 	}
 	slices.SortFunc(out, func(a, b Installed) int {
 		if c := a.Since.Compare(b.Since); c != 0 {

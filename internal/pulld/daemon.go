@@ -131,7 +131,7 @@ func (d *daemon) seedInstalled() {
 		rec := d.record(ie.Env, ie.Package.App)
 		rec.status.Serving, rec.status.State, rec.status.Step = ie.Package.String(), ie.State, ie.Step
 		rec.status.Updated, rec.status.DeployID = ie.Updated, ie.DeployID
-		rec.status.Staged = ie.Staged.String()
+		rec.status.Staged, rec.status.Recent = ie.Staged.String(), ie.Recent
 	}
 }
 

@@ -201,9 +201,25 @@ func TestEndToEnd(t *testing.T) {
 	if got := pulldtest.Current(t, root, "hello"); got != "" {
 		t.Fatalf("current = %q after removal, want none", got)
 	}
-	pulldtest.WaitStatus(t, wait, h.bucketStatus, func(st *manifest.Status) bool {
+	st = pulldtest.WaitStatus(t, wait, h.bucketStatus, func(st *manifest.Status) bool {
 		return pulldtest.EnvIs("hello", manifest.StateStopped, "")(st) && st.ManifestRevision == 4
 	})
+	// The status keeps what each action did, newest first, for the
+	// history pages.
+	es, _ = st.Lookup("hello")
+	var got []string
+	for _, o := range es.Recent {
+		got = append(got, o.Action+" "+o.Package+" "+string(o.State))
+	}
+	want := []string{
+		"stop " + v1.String() + " STOPPED",
+		"rollback " + v1.String() + " SERVING_BUILD",
+		"deploy " + v2.String() + " SERVING_BUILD",
+		"deploy " + v1.String() + " SERVING_BUILD",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("recent outcomes\n got %q\nwant %q", got, want)
+	}
 
 	// A clean shutdown runs no script.
 	if err := h.stop(); err != nil {

@@ -247,6 +247,9 @@ func (d *daemon) act(work context.Context, rec *envRecord, key string, run func(
 	rec.status.State, rec.status.Step, rec.status.Serving, rec.status.Action = o.State, o.Step, o.Serving.String(), ""
 	rec.status.Error, rec.status.Output, rec.status.DeployID = errText(o.Err), o.Output, o.DeployID
 	rec.status.Updated = time.Now().UTC()
+	if o.Recent != nil {
+		rec.status.Recent = o.Recent
+	}
 	if !o.Failed() {
 		d.met.actions.WithLabelValues(string(o.Action), "ok").Inc()
 		rec.retry = nil

@@ -3,6 +3,7 @@ package pulld
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -455,7 +456,7 @@ func TestDeployingWhileActing(t *testing.T) {
 		t.Fatalf("the engine acted on %s with nothing to do", env)
 	default:
 	}
-	if es := envState(t, d, "a"); es != after {
+	if es := envState(t, d, "a"); !reflect.DeepEqual(es, after) {
 		t.Errorf("status after a cycle with nothing to do: %+v, want %+v", es, after)
 	}
 }

@@ -133,7 +133,8 @@ func TestReleaseNotesAndLinks(t *testing.T) {
 }
 
 // TestHistoryOutcomes: the history says what the hosts did with the build
-// in force (here web-1 rolled back), that an older change was replaced,
+// in force (here web-1 rolled back), what they had done with an older
+// change before a later one replaced it (from the outcomes pulld keeps),
 // and its "roll back to this" deploys that older build again.
 func TestHistoryOutcomes(t *testing.T) {
 	f := newFixture(t)
@@ -145,8 +146,18 @@ func TestHistoryOutcomes(t *testing.T) {
 	}
 	deploy(f.h1)
 	deploy(f.h3)
+	recs, err := f.store.ListAudit(t.Context(), manifest.Server("web-1"), 10)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("audit: %d records, %v", len(recs), err)
+	}
+	// What pulld keeps: it deployed h1 after the first change, and h3,
+	// rolled back, after the second.
+	recent := []manifest.Outcome{
+		{Package: f.h3.String(), Action: "deploy", State: manifest.StateRolledBack, Time: recs[0].Time.Add(2 * time.Second)},
+		{Package: f.h1.String(), Action: "deploy", State: manifest.StateServing, Time: recs[1].Time}, // before the second change, made at once
+	}
 	f.setStatus(&manifest.Status{Server: "web-1", PollSeconds: 300, Time: fixtureNow, ManifestRevision: 3, Groups: []manifest.GroupStatus{{Name: "web"}}, Envs: []manifest.EnvStatus{
-		{Env: "hello", App: "hello", Desired: f.h3.String(), Serving: f.h1.String(), State: manifest.StateRolledBack, Error: "POST_RESTART exited with status 1", Updated: fixtureNow},
+		{Env: "hello", App: "hello", Desired: f.h3.String(), Serving: f.h1.String(), State: manifest.StateRolledBack, Error: "POST_RESTART exited with status 1", Updated: fixtureNow, Recent: recent},
 	}})
 	s.cache.refreshServer(t.Context(), "web-1")
 	doc := getPage(t, s, "/servers/web-1")
@@ -160,8 +171,8 @@ func TestHistoryOutcomes(t *testing.T) {
 	if len(queryAll(t, rows[0], "form.back")) != 0 {
 		t.Error("the change in force offers to roll back to itself")
 	}
-	if got := text(query(t, rows[1], "td.outcome")); !strings.Contains(got, "replaced by a later change") {
-		t.Errorf("older row's outcome %q", got)
+	if got := text(query(t, rows[1], "td.outcome")); !strings.Contains(got, "replaced by a later change") || !strings.Contains(got, "had served on 1 of 1") {
+		t.Errorf("older row's outcome %q, want replaced after serving on web-1", got)
 	}
 	form := query(t, rows[1], "form.back")
 	vals := url.Values{}
@@ -210,5 +221,54 @@ func TestErrorsRelativeToApp(t *testing.T) {
 		Error: "pkginstall: rolled back to hello/hello-20261122T101500Z-0123456789ab.tar.zst"}, time.Now(), false, newLabels())
 	if want := "pkginstall: rolled back to hello-20261122T101500Z-0123456789ab.tar.zst"; r.Error != want {
 		t.Errorf("error %q, want %q", r.Error, want)
+	}
+}
+
+// TestPastOutcome: an older change's outcome counts, per host, the last
+// outcome for its package between the change and the next one, allowing
+// for clock skew, and says which hosts kept no record that far back.
+func TestPastOutcome(t *testing.T) {
+	f := newFixture(t)
+	p, other := f.h1, f.h2.String()
+	from := fixtureNow.Add(-time.Hour)
+	until := fixtureNow
+	out := func(pkg string, state manifest.State, at time.Time) manifest.Outcome {
+		return manifest.Outcome{Package: pkg, Action: "deploy", State: state, Time: at}
+	}
+	host := func(name string, recent ...manifest.Outcome) *manifest.Status {
+		return &manifest.Status{Server: name, Envs: []manifest.EnvStatus{{Env: "hello", App: "hello", Recent: recent}}}
+	}
+	full := func(first manifest.Outcome) []manifest.Outcome { // as many as a host keeps, all after from
+		r := []manifest.Outcome{first}
+		for len(r) < manifest.RecentOutcomes {
+			r = append(r, out(other, manifest.StateServing, from.Add(time.Minute)))
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name  string
+		hosts []*manifest.Status
+		want  string
+	}{
+		{"served", []*manifest.Status{host("a", out(p.String(), manifest.StateServing, from.Add(time.Minute)))}, "had served on 1 of 1"},
+		{"skewed clock", []*manifest.Status{host("a", out(p.String(), manifest.StateServing, from.Add(-10*time.Second)))}, "had served on 1 of 1"},
+		{"failed then served: the last counts", []*manifest.Status{host("a",
+			out(p.String(), manifest.StateServing, from.Add(2*time.Minute)),
+			out(p.String(), manifest.StateFailed, from.Add(time.Minute)))}, "had served on 1 of 1"},
+		{"rolled back", []*manifest.Status{host("a", out(p.String(), manifest.StateRolledBack, from.Add(time.Minute))), host("b", out(p.String(), manifest.StateServing, from.Add(time.Minute)))}, "had served on 1 of 2; rolled back on a"},
+		{"failed", []*manifest.Status{host("a", out(p.String(), manifest.StateFailed, from.Add(time.Minute)))}, "had served on 0 of 1; failed on a"},
+		{"after the next change: not this change's", []*manifest.Status{host("a", out(p.String(), manifest.StateServing, until.Add(time.Minute)), out(other, manifest.StateServing, from.Add(-time.Hour)))}, "had served on 0 of 1"},
+		{"an earlier deploy of the same build", []*manifest.Status{host("a", out(p.String(), manifest.StateServing, from.Add(-time.Hour)))}, "had served on 0 of 1"},
+		{"no outcomes kept", []*manifest.Status{host("a")}, "had served on 0 of 1; no record on 1"},
+		{"kept outcomes do not reach back", []*manifest.Status{host("a", full(out(other, manifest.StateServing, until.Add(-time.Minute)))...)}, "had served on 0 of 1; no record on 1"},
+		{"kept outcomes full but include it", []*manifest.Status{host("a", full(out(p.String(), manifest.StateServing, until.Add(-time.Minute)))...)}, "had served on 1 of 1"},
+		{"no hosts", nil, "replaced by a later change"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := pastOutcome(tc.hosts, "hello", p, from, until)
+			if !strings.HasPrefix(got, "replaced by a later change") || !strings.HasSuffix(got, tc.want) {
+				t.Errorf("pastOutcome = %q, want it to end %q", got, tc.want)
+			}
+		})
 	}
 }

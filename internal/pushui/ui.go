@@ -281,8 +281,8 @@ type historyEntry struct {
 	Changes []string
 	// Outcome says what the hosts did with the build this change set,
 	// while it is the one in force ("serving on 3 of 3", "rolled back on
-	// web-2"), or that a later change replaced it. Older outcomes are not
-	// kept: pulld reports only where each host stands now.
+	// web-2"), or, once a later change replaced it, what the hosts had
+	// done with it by then, from the outcomes each keeps (pastOutcome).
 	Outcome string
 	// Back, when set, is the build this change set, which differs from
 	// the one in force: the row's "roll back to this" deploys it again
@@ -325,7 +325,7 @@ func (s *Server) history(ctx context.Context, t manifest.Target, now time.Time) 
 		}
 	}
 	lb := s.cache.labels()
-	replaced := map[string]bool{} // envs a newer record set
+	replaced := map[string]time.Time{} // envs a newer record set, and when
 	var out []historyEntry
 	for _, rec := range recs { // newest first
 		h := historyEntry{Time: at(rec.Time, now), User: rec.User, Action: rec.Action, Changes: describeChange(s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After))}
@@ -335,9 +335,9 @@ func (s *Server) history(ctx context.Context, t manifest.Target, now time.Time) 
 			if cur != nil {
 				inForceEntry, inForce = cur.Lookup(env)
 			}
-			switch {
-			case replaced[env]:
-				h.Outcome = "replaced by a later change"
+			switch until, ok := replaced[env]; {
+			case ok:
+				h.Outcome = pastOutcome(statuses, env, e.Package, rec.Time, until)
 			case inForce && inForceEntry.Package == e.Package:
 				h.Outcome = outcome(statuses, env, e.Package)
 			}
@@ -348,7 +348,7 @@ func (s *Server) history(ctx context.Context, t manifest.Target, now time.Time) 
 					h.BackURL = "/groups/" + t.Name + "/apps/" + e.Package.App + "/deploy"
 				}
 			}
-			replaced[env] = true
+			replaced[env] = rec.Time
 		}
 		out = append(out, h)
 	}
@@ -413,6 +413,66 @@ func outcome(statuses []*manifest.Status, env string, p manifest.PackageName) st
 	}
 	if len(failed) > 0 {
 		parts = append(parts, "failed on "+strings.Join(failed, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// clockSkew is how much earlier than a change's audit time a host's
+// outcome may be stamped and still count as the change's: the two clocks
+// are different machines'.
+const clockSkew = 30 * time.Second
+
+// pastOutcome says what the hosts whose statuses are given did with p in
+// env after a change set it at from, until a later change at until
+// replaced it, from the outcomes each host keeps (EnvStatus.Recent): the
+// last outcome for p in that window counts. A host whose kept outcomes do
+// not reach back to from has no record of it.
+func pastOutcome(statuses []*manifest.Status, env string, p manifest.PackageName, from, until time.Time) string {
+	var serving, unknown, total int
+	var rolledBack, failed []string
+	for _, st := range statuses {
+		if st == nil {
+			continue
+		}
+		total++
+		es, _ := st.Lookup(env)
+		var last *manifest.Outcome
+		reaches := len(es.Recent) > 0 && len(es.Recent) < manifest.RecentOutcomes // it kept every outcome it had
+		for i := range es.Recent {
+			o := &es.Recent[i]
+			if o.Time.Before(from.Add(-clockSkew)) {
+				reaches = true
+				break
+			}
+			if last == nil && o.Package == p.String() && o.Time.Before(until) {
+				last = o
+			}
+		}
+		switch {
+		case last == nil && !reaches:
+			unknown++
+		case last == nil:
+		case last.State == manifest.StateServing:
+			serving++
+		case last.State == manifest.StateRolledBack:
+			rolledBack = append(rolledBack, st.Server)
+		case last.State == manifest.StateFailed:
+			failed = append(failed, st.Server)
+		}
+	}
+	parts := []string{"replaced by a later change"}
+	if total == 0 {
+		return parts[0]
+	}
+	parts = append(parts, fmt.Sprintf("had served on %d of %d", serving, total))
+	if len(rolledBack) > 0 {
+		parts = append(parts, "rolled back on "+strings.Join(rolledBack, ", "))
+	}
+	if len(failed) > 0 {
+		parts = append(parts, "failed on "+strings.Join(failed, ", "))
+	}
+	if unknown > 0 {
+		parts = append(parts, fmt.Sprintf("no record on %d", unknown))
 	}
 	return strings.Join(parts, "; ")
 }
