@@ -34,6 +34,7 @@ FUZZ_TARGETS ?= \
 	./pkgformat:FuzzRender \
 	./internal/release:FuzzParseServers \
 	./pkgformat:FuzzCheckScript \
+	./pkgformat:FuzzParseControl \
 	./internal/release:FuzzRedactURL \
 	./internal/nudge:FuzzParseTemplate \
 	./internal/nudge:FuzzParseGCE \

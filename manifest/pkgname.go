@@ -17,16 +17,25 @@ type Format string
 const (
 	FormatZstd Format = "tar.zst" // tar, zstd-compressed (the default)
 	FormatGzip Format = "tar.gz"  // tar, gzip-compressed
+	FormatDeb  Format = "deb"     // a Debian package, installed with dpkg (pkgformat.WriteDeb)
 )
+
+// formats lists the formats, the default first.
+var formats = []Format{FormatZstd, FormatGzip, FormatDeb}
 
 // ParseFormat returns the Format named s.
 func ParseFormat(s string) (Format, error) {
-	switch f := Format(s); f {
-	case FormatZstd, FormatGzip:
-		return f, nil
+	for _, f := range formats {
+		if Format(s) == f {
+			return f, nil
+		}
 	}
-	return "", fmt.Errorf("unknown package format %q (want %s or %s)", s, FormatZstd, FormatGzip)
+	return "", fmt.Errorf("unknown package format %q (want %s, %s or %s)", s, FormatZstd, FormatGzip, FormatDeb)
 }
+
+// IsArchive reports whether f is a tar archive pulld unpacks, rather than
+// a Debian package it installs with dpkg.
+func (f Format) IsArchive() bool { return f == FormatZstd || f == FormatGzip }
 
 // BuildTimeLayout is the layout of the build time inside a package name.
 const BuildTimeLayout = "20060102T150405Z"
@@ -80,15 +89,19 @@ func ParsePackageName(s string) (PackageName, error) {
 	p.App = app
 	rest, ok := strings.CutPrefix(file, app+"-")
 	if !ok {
+		if strings.HasPrefix(file, app+":") {
+			return bad("a Skia push name: import the bucket with release -import-skia, which names it {app}/{app}-{time}-{commit}.deb")
+		}
 		return bad("file name does not start with " + app + "-")
 	}
-	switch {
-	case strings.HasSuffix(rest, "."+string(FormatZstd)):
-		p.Format = FormatZstd
-	case strings.HasSuffix(rest, "."+string(FormatGzip)):
-		p.Format = FormatGzip
-	default:
-		return bad("extension is not ." + string(FormatZstd) + " or ." + string(FormatGzip))
+	for _, f := range formats {
+		if strings.HasSuffix(rest, "."+string(f)) {
+			p.Format = f
+			break
+		}
+	}
+	if p.Format == "" {
+		return bad("extension is not ." + string(FormatZstd) + ", ." + string(FormatGzip) + " or ." + string(FormatDeb))
 	}
 	rest = strings.TrimSuffix(rest, "."+string(p.Format))
 	if r, ok := strings.CutSuffix(rest, "-dirty"); ok {

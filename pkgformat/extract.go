@@ -26,6 +26,7 @@ package pkgformat
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -170,6 +171,9 @@ func ExtractDeferred(r io.Reader, format manifest.Format, dir string, lim Limits
 		return Stats{}, nil, err
 	}
 
+	if format == manifest.FormatDeb {
+		return keepDeb(root, r, lim)
+	}
 	x := newExtractor(root, format, lim)
 	x.src = &srcReader{r: r}
 	var dec io.Reader
@@ -199,6 +203,39 @@ func ExtractDeferred(r io.Reader, format manifest.Format, dir string, lim Limits
 		return x.stats, nil, err
 	}
 	return x.stats, x.dirModes(dir), nil
+}
+
+// debMagic starts every Debian package: an ar archive whose first member
+// is debian-binary.
+const debMagic = "!<arch>\ndebian-binary"
+
+// keepDeb is ExtractDeferred for a Debian package, which pulld keeps whole
+// for dpkg: it copies r to DebFile in root, at most lim.MaxBytes, after
+// checking that it starts as a .deb does. dpkg checks the rest when it
+// installs it.
+func keepDeb(root *os.Root, r io.Reader, lim Limits) (Stats, *DirModes, error) {
+	head := make([]byte, len(debMagic))
+	if _, err := io.ReadFull(r, head); err != nil || string(head) != debMagic {
+		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return Stats{}, nil, fmt.Errorf("unpack: deb %w: it does not start as a Debian package (an ar archive whose first member is debian-binary)", ErrCorrupt)
+		}
+		return Stats{}, nil, fmt.Errorf("unpack: reading deb: %w", err)
+	}
+	f, err := root.OpenFile(DebFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return Stats{}, nil, fmt.Errorf("unpack: %w", err)
+	}
+	n, err := io.Copy(f, io.LimitReader(io.MultiReader(bytes.NewReader(head), r), lim.MaxBytes+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		return Stats{}, nil, fmt.Errorf("unpack: reading deb: %w", err)
+	case n > lim.MaxBytes:
+		return Stats{}, nil, fmt.Errorf("unpack: deb %w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
+	}
+	return Stats{Files: 1, Bytes: n}, &DirModes{}, nil
 }
 
 func checkEmpty(root *os.Root, dir string) error {
@@ -578,6 +615,9 @@ type dirMode struct {
 // cannot change (for example one the caller removed) with an error naming
 // it.
 func (m *DirModes) Apply() error {
+	if len(m.dirs) == 0 {
+		return nil
+	}
 	root, err := os.OpenRoot(m.dir)
 	if err != nil {
 		return fmt.Errorf("unpack: set directory modes: %w", err)

@@ -86,7 +86,7 @@ Packages DIR into the bucket and prints the package name as the last line.
 	fs.StringVar(&cfg.Commit, "commit", "", "commit `SHA` (default: HEAD of DIR's git repository; required outside one)")
 	fs.StringVar(&cfg.Branch, "branch", "", "`branch` (default: DIR's current git branch)")
 	fs.StringVar(&cfg.Repo, "repo", "", "repository `URL` (default: DIR's git remote origin, without credentials)")
-	fs.StringVar(&format, "format", string(manifest.FormatZstd), "archive `format`: tar.zst or tar.gz")
+	fs.StringVar(&format, "format", string(manifest.FormatZstd), "package `format`: tar.zst, tar.gz or deb (a Debian package of the tree as its file system image, with debian/ for maintainer scripts and control fields)")
 	fs.StringVar(&cfg.SignKey, "sign-key", "", "minisign secret key `file` to sign the package with (password in $"+release.PasswordEnv+")")
 	fs.StringVar(&deploy, "deploy", "", "comma-separated `servers` to point at the new package")
 	fs.StringVar(&rollouts, "rollout", "", "comma-separated `groups` to start a rollout of the new package on, with each group's strategy from the push config's rollouts (pushui drives it)")

@@ -133,7 +133,12 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !t.HasScripts {
+	switch {
+	case cfg.Format == manifest.FormatDeb:
+		if err := t.CheckDeb(cfg.App); err != nil {
+			return nil, err
+		}
+	case !t.HasScripts:
 		cfg.Logger.Warn("no teletraan/ directory: releasing a package without deploy scripts", "dir", cfg.Dir)
 	}
 	if n := len(t.Writable); n > 0 {
@@ -241,7 +246,11 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 		}
 	}
 	stopProgress := startProgress(cfg.Progress, p.tree.Size, &read, &written, start)
-	err = p.tree.WriteArchive(ctx, out, p.meta.Format, p.meta.Built, onRead)
+	if p.meta.Format == manifest.FormatDeb {
+		err = p.tree.WriteDeb(ctx, out, p.name, p.meta, onRead)
+	} else {
+		err = p.tree.WriteArchive(ctx, out, p.meta.Format, p.meta.Built, onRead)
+	}
 	stopProgress()
 	if err != nil {
 		return Result{}, fmt.Errorf("upload %s: %w", p.name, err)
