@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,6 +33,9 @@ func ParseFormat(s string) (Format, error) {
 	}
 	return "", fmt.Errorf("unknown package format %q (want %s, %s or %s)", s, FormatZstd, FormatGzip, FormatDeb)
 }
+
+// Formats returns the package formats, the default first.
+func Formats() []Format { return slices.Clone(formats) }
 
 // IsArchive reports whether f is a tar archive pulld unpacks, rather than
 // a Debian package it installs with dpkg.

@@ -1,6 +1,7 @@
 package pkginstall
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -152,7 +155,10 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 	// a package released before it was recorded is checked by its object
 	// size, a lower bound.
 	need, what := info.Meta.Size, "unpacks to"
-	if need == 0 {
+	switch {
+	case pkg.Format == manifest.FormatDeb:
+		need, what = info.Size+info.Meta.Size, "is kept and installs" // the .deb stays beside what dpkg installs
+	case need == 0:
 		need, what = info.Size, "is"
 	}
 	if free, err := freeSpace(e.buildsDir(a.env)); err == nil && free < need {
@@ -198,7 +204,7 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 		format = info.Meta.Format
 	}
 	lim := e.cfg.MaxUnpack
-	if n := info.Meta.Size; n > 0 && (lim.MaxBytes <= 0 || n < lim.MaxBytes) {
+	if n := info.Meta.Size; n > 0 && format.IsArchive() && (lim.MaxBytes <= 0 || n < lim.MaxBytes) {
 		lim.MaxBytes = n // an archive that unpacks to more than recorded stops at once
 	}
 	stats, modes, xerr := pkgformat.ExtractDeferred(r, format, dir, lim)
@@ -232,8 +238,29 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, rec, err
 	}
+	rec = a.record(pkg, info)
+	if format == manifest.FormatDeb {
+		if rec.Deb, err = debPackage(ctx, filepath.Join(dir, pkgformat.DebFile)); err != nil {
+			return nil, rec, err
+		}
+	}
 	a.log.Info("package downloaded", "package", pkg.String(), "bytes", n, "files", stats.Files, "unpacked_bytes", stats.Bytes)
-	return &unpacked{dir: dir, modes: modes}, a.record(pkg, info), nil
+	return &unpacked{dir: dir, modes: modes}, rec, nil
+}
+
+// debPackage returns the Debian package name in the control file of the
+// .deb at path, read by dpkg-deb (which runs nothing of the package).
+func debPackage(ctx context.Context, path string) (string, error) {
+	out, err := exec.CommandContext(ctx, "dpkg-deb", "--field", path, "Package").Output()
+	name := strings.TrimSpace(string(out))
+	if err != nil || name == "" {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
+		}
+		return "", fmt.Errorf("unpack: deb %w: dpkg-deb cannot read its Package: %v", pkgformat.ErrCorrupt, err)
+	}
+	return name, nil
 }
 
 // packageURL returns the URL of pkg's object in the bucket at bucketURL,

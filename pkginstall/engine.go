@@ -107,6 +107,10 @@ type Config struct {
 	// Engine busy, so it must not call the Engine. pulld reports DEPLOYING
 	// from it, which is how it plans only once.
 	Started func(env string, a Action)
+	// AptFix, for a .deb whose dpkg -i fails (unmet Depends), runs apt-get
+	// -f install to bring its dependencies in, as a Skia host's operator
+	// did by hand.
+	AptFix bool
 }
 
 func (c *Config) setDefaults() {
@@ -474,6 +478,9 @@ type buildRecord struct {
 	Installed time.Time `json:"installed"`
 	// Used is when the build last became current.
 	Used time.Time `json:"used"`
+	// Deb is the Debian package name of a .deb build, which dpkg -r
+	// removes.
+	Deb string `json:"deb,omitempty"`
 }
 
 // touch records that build id becomes current now.
@@ -589,7 +596,7 @@ func guessPackage(env, id string, es *envState) string {
 		}
 	}
 	app, _, _ := strings.Cut(id, "-")
-	for _, f := range []manifest.Format{manifest.FormatZstd, manifest.FormatGzip} {
+	for _, f := range manifest.Formats() {
 		if p, err := manifest.ParsePackageName(app + "/" + id + "." + string(f)); err == nil {
 			return p.String()
 		}

@@ -33,8 +33,13 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 	e := a.e
 	a.step(step)
 	dir := pkgformat.ScriptsDir(e.buildDir(a.env, id), a.env)
-	path := filepath.Join(dir, step)
-	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+	argv := []string{filepath.Join(dir, step)}
+	if deb := filepath.Join(e.buildDir(a.env, id), pkgformat.DebFile); exists(deb) {
+		dir, argv = e.buildDir(a.env, id), a.dpkg(step, id, deb)
+		if argv == nil {
+			return nil // a .deb has nothing to run at this step
+		}
+	} else if _, err := os.Lstat(argv[0]); errors.Is(err, os.ErrNotExist) {
 		a.scripts.Debug("script missing; skipped", "step", step, "build", id)
 		return nil
 	}
@@ -43,7 +48,7 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		err = a.runOnce(ctx, step, path, dir, id, try)
+		err = a.runOnce(ctx, step, argv, dir, try)
 		if err == nil {
 			return nil
 		}
@@ -60,8 +65,48 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 	return fmt.Errorf("pkginstall: %s of %s: %w: %w", step, id, ErrScript, err)
 }
 
-// runOnce runs one attempt of a script.
-func (a *attempt) runOnce(ctx context.Context, step, path, dir, id string, try int) error {
+// exists reports whether path names something.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// dpkgScript is what a .deb's RESTARTING step runs: dpkg -i, keeping
+// conffiles an admin changed, and with AptFix, when dpkg -i fails,
+// apt-get -f install to bring the unmet dependencies in, which succeeds
+// only when it leaves the package installed. Its arguments are the .deb,
+// the Debian package name and "1" for AptFix.
+const dpkgScript = `dpkg --force-confdef --force-confold -i "$1" && exit 0
+status=$?
+[ "$3" = 1 ] || exit $status
+echo "dpkg -i failed: apt-get -f install brings in what $2 depends on"
+apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -f install || exit $?
+dpkg -s "$2" | grep -qx 'Status: install ok installed' && exit 0
+echo "apt-get -f install left $2 not installed" >&2
+exit 1
+`
+
+// dpkg returns the command a .deb's step runs: at RESTARTING dpkg -i of
+// deb (dpkgScript), at STOPPING dpkg -r of its Debian package; nil at the
+// other steps. The maintainer scripts see the step's environment, config
+// values and Teletraan's variables included: dpkg passes it on.
+func (a *attempt) dpkg(step, id, deb string) []string {
+	pkg := a.es.Builds[id].Deb
+	switch step {
+	case StepRestarting:
+		apt := "0"
+		if a.e.cfg.AptFix {
+			apt = "1"
+		}
+		return []string{"/bin/sh", "-c", dpkgScript, "dpkg", deb, pkg, apt}
+	case StepStopping:
+		return []string{"dpkg", "-r", pkg}
+	}
+	return nil
+}
+
+// runOnce runs one attempt of a step's command, argv.
+func (a *attempt) runOnce(ctx context.Context, step string, argv []string, dir string, try int) error {
 	e := a.e
 	if err := os.MkdirAll(e.logsDir(a.env), privateDir); err != nil {
 		return err
@@ -75,7 +120,7 @@ func (a *attempt) runOnce(ctx context.Context, step, path, dir, id string, try i
 
 	sctx, cancel := context.WithTimeout(ctx, e.cfg.StepTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(sctx, path)
+	cmd := exec.CommandContext(sctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = a.environ(step, dir)
 	cmd.Stdin = nil
