@@ -51,9 +51,9 @@ var ErrInvalidControl = errors.New("invalid debian/control")
 // sort as builds do.
 type DebControl struct {
 	Package, Architecture, Maintainer, Description string
-	Section, Priority, Homepage                     string
-	Depends, PreDepends, Recommends, Suggests       []string
-	Conflicts, Breaks, Replaces, Provides           []string
+	Section, Priority, Homepage                    string
+	Depends, PreDepends, Recommends, Suggests      []string
+	Conflicts, Breaks, Replaces, Provides          []string
 }
 
 // debNameRE is Debian's rule for package names.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/manifest"
-	"github.com/pushpull/pushpull/pkginstall"
 	"github.com/pushpull/pushpull/pkgformat"
+	"github.com/pushpull/pushpull/pkginstall"
 )
 
 // debApp is a .deb of version whose files install under inst, and whose
