@@ -36,6 +36,7 @@ FUZZ_TARGETS ?= \
 	./pkgformat:FuzzCheckScript \
 	./pkgformat:FuzzParseControl \
 	./internal/release:FuzzRedactURL \
+	./internal/release:FuzzParseSkiaName \
 	./internal/nudge:FuzzParseTemplate \
 	./internal/nudge:FuzzParseGCE \
 	./internal/nudge:FuzzParseTopic \

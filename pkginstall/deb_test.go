@@ -178,3 +178,47 @@ func TestDebRefused(t *testing.T) {
 		t.Errorf("dpkg: %q %q", st, v)
 	}
 }
+
+// TestDebAptFix installs a .deb whose Depends no installed package meets:
+// dpkg -i alone fails; with AptFix, apt-get -f install brings the
+// dependency in from the apt sources (here a repository of the test's
+// own) and the deploy succeeds.
+func TestDebAptFix(t *testing.T) {
+	for _, fix := range []bool{false, true} {
+		name := "without AptFix"
+		if fix {
+			name = "with AptFix"
+		}
+		t.Run(name, func(t *testing.T) {
+			dpkg := deploytest.NewDpkg(t)
+			f := newFixture(t, func(c *pkginstall.Config) { c.AptFix = fix })
+			inst := t.TempDir()
+			depName := deploytest.Name(t, "dep", 1, manifest.FormatDeb)
+			dpkg.AptRepo(deploytest.PackDeb(t, depName, map[string]string{
+				inst + "/opt/dep/here": "yes\n",
+				"debian/control":       "Package: pushpull-test-dep\n",
+			}))
+			files := debApp(inst, "v1", false)
+			files["debian/control"] += "Depends: pushpull-test-dep\n"
+			v1 := deploytest.BuildDeb(t, f.store, "hello", 1, files)
+			r := f.apply(manifest.Entry{Package: v1})
+			st, _ := dpkg.Status(debName)
+			depSt, _ := dpkg.Status("pushpull-test-dep")
+			if !fix {
+				if r.Err == nil || !strings.Contains(r.Output, "pushpull-test-dep") || st == "install ok installed" {
+					t.Errorf("without AptFix: err %v, status %q, output %q; want dpkg's unmet dependency", r.Err, st, r.Output)
+				}
+				return
+			}
+			if r.Err != nil || r.State != manifest.StateServing {
+				t.Fatalf("with AptFix: %s %v\n%s", r.State, r.Err, r.Output)
+			}
+			if st != "install ok installed" || depSt != "install ok installed" {
+				t.Errorf("dpkg: hello %q, dep %q", st, depSt)
+			}
+			if _, err := os.Stat(filepath.Join(inst, "opt/dep/here")); err != nil {
+				t.Errorf("the dependency's files: %v", err)
+			}
+		})
+	}
+}

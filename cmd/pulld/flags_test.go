@@ -16,7 +16,7 @@ func TestParseFlags(t *testing.T) {
 		"-bucket", "file:///b", "-server", "web-1", "-root", "/r", "-once", "-poll", "1m",
 		"-heartbeat", "10m", "-listen", ":1", "-nudge", "gce", "-nudge", "mem://t", "-keep", "3",
 		"-step-timeout", "5m", "-grace", "7s", "-verify-key", "/k.pub", "-verify-key", "/k2.pub", "-host-info", "/hi",
-		"-self", "me", "-log-level", "debug", "-retry-min", "30s", "-retry-max", "2h",
+		"-self", "me", "-log-level", "debug", "-retry-min", "30s", "-retry-max", "2h", "-apt-fix",
 	}, &out, &errs)
 	if err != nil {
 		t.Fatal(err)
@@ -25,13 +25,13 @@ func TestParseFlags(t *testing.T) {
 		Bucket: "file:///b", Server: "web-1", Root: "/r", Once: true, Poll: time.Minute,
 		Heartbeat: 10 * time.Minute, Listen: ":1", Nudge: []string{"gce", "mem://t"}, Keep: 3,
 		StepTimeout: 5 * time.Minute, Grace: 7 * time.Second, VerifyKeys: []string{"/k.pub", "/k2.pub"}, HostInfo: "/hi", Self: "me",
-		RetryMin: 30 * time.Second, RetryMax: 2 * time.Hour,
+		RetryMin: 30 * time.Second, RetryMax: 2 * time.Hour, AptFix: true,
 	}
 	if cfg.Bucket != want.Bucket || cfg.Server != want.Server || cfg.Root != want.Root || cfg.Once != want.Once ||
 		cfg.Poll != want.Poll || cfg.Heartbeat != want.Heartbeat || cfg.Listen != want.Listen ||
 		!slices.Equal(cfg.Nudge, want.Nudge) || cfg.Keep != want.Keep || cfg.StepTimeout != want.StepTimeout ||
 		cfg.Grace != want.Grace || !slices.Equal(cfg.VerifyKeys, want.VerifyKeys) || cfg.HostInfo != want.HostInfo || cfg.Self != want.Self ||
-		cfg.RetryMin != want.RetryMin || cfg.RetryMax != want.RetryMax {
+		cfg.RetryMin != want.RetryMin || cfg.RetryMax != want.RetryMax || cfg.AptFix != want.AptFix {
 		t.Errorf("config = %+v\nwant %+v", cfg, want)
 	}
 	if level.String() != "DEBUG" {
@@ -47,7 +47,7 @@ func TestFlagDefaults(t *testing.T) {
 	}
 	if cfg.Root != pulld.DefaultRoot || cfg.Poll != pulld.DefaultPoll || cfg.Listen != pulld.DefaultListen ||
 		cfg.Keep != pulld.DefaultKeep || cfg.StepTimeout != pulld.DefaultStepTimeout || cfg.Self != "pulld" ||
-		cfg.RetryMin != pulld.DefaultRetryMin || cfg.RetryMax != pulld.DefaultRetryMax {
+		cfg.RetryMin != pulld.DefaultRetryMin || cfg.RetryMax != pulld.DefaultRetryMax || cfg.AptFix {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	if cfg.Server == "" || strings.Contains(cfg.Server, ".") {

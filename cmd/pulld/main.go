@@ -6,7 +6,7 @@
 //	      [-poll D] [-heartbeat D] [-listen ADDR] [-nudge SRC]… [-keep N]
 //	      [-step-timeout D] [-grace D] [-retry-min D] [-retry-max D]
 //	      [-verify-key FILE]… [-host-info FILE]
-//	      [-self APP] [-log-level LEVEL]
+//	      [-self APP] [-apt-fix] [-log-level LEVEL]
 //
 // Exit status: 0 on a clean shutdown, a self-update, or (-once) when every
 // env serves its manifest entry; 1 when an env failed or pulld could not
@@ -92,6 +92,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 	fs.StringVar(&cfg.ComputeEnvType, "compute-env-type", "", "COMPUTE_ENV_TYPE of the deploy scripts (default: compute_env_type of -host-info, else PRODUCTION)")
 	fs.DurationVar(&cfg.Splay, "splay", 0, "with -once, wait a random `duration` up to this before the first request, so a fleet's cron jobs spread out")
 	fs.StringVar(&cfg.Self, "self", pulld.DefaultSelf, "`app` name of pulld's own package: pulld exits after updating it")
+	fs.BoolVar(&cfg.AptFix, "apt-fix", false, "when dpkg -i of a .deb fails, run apt-get -f install to bring in what it depends on")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
 	fs.BoolVar(&showVers, "version", false, "print the version and exit")
 	if err := cli.Parse(fs, args); err != nil {

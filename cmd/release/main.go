@@ -3,10 +3,11 @@
 // can point servers at it (Teletraan's auto-deploy to staging).
 //
 //	release -bucket URL -app NAME [-dir DIR] [-note T] [-commit SHA]
-//	        [-branch B] [-repo R] [-format tar.zst|tar.gz] [-sign-key FILE]
+//	        [-branch B] [-repo R] [-format tar.zst|tar.gz|deb] [-sign-key FILE]
 //	        [-deploy SERVER,…] [-nudge-topic URL] [-nudge-url TEMPLATE]
 //	        [-nudge-gce PROJECT/ZONE]
 //	release -list -bucket URL -app NAME
+//	release -import-skia URL -bucket URL
 //
 // The package name is the last line on stdout. Progress goes to stderr when
 // it is a terminal; otherwise stderr gets one summary line. An encrypted
@@ -66,8 +67,9 @@ func parseFlags(args []string, stderr io.Writer) (release.Config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: release -bucket URL -app NAME [-dir DIR] [-note T] [-commit SHA] [-branch B] [-repo R]
-               [-format tar.zst|tar.gz] [-sign-key FILE] [-deploy SERVER,…] [-deploy-group GROUP,…] [-rollout GROUP,…]
+               [-format tar.zst|tar.gz|deb] [-sign-key FILE] [-deploy SERVER,…] [-deploy-group GROUP,…] [-rollout GROUP,…]
        release -list -bucket URL -app NAME
+       release -import-skia URL -bucket URL
 
 Packages DIR into the bucket and prints the package name as the last line.
 `)
@@ -95,6 +97,7 @@ Packages DIR into the bucket and prints the package name as the last line.
 	fs.StringVar(&cfg.Nudge.URL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
 	fs.StringVar(&cfg.Nudge.GCE, "nudge-gce", env.GCE, "nudge deployed servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
 	fs.BoolVar(&cfg.List, "list", false, "list the app's packages, newest first, instead of releasing")
+	fs.StringVar(&cfg.ImportSkia, "import-skia", "", "instead of releasing, import the Skia push bucket at `URL` (debs/, server/) into -bucket: packages, server manifests and, when -bucket has none, a push config; nothing in URL is modified")
 	fs.BoolVar(&cfg.AllowUnconditionalStore, "allow-unconditional-store", false, "write to an S3 store that ignores If-Match/If-None-Match (refused by default: concurrent edits would be lost); safe only with a single writer")
 	if err := cli.Parse(fs, args); err != nil {
 		return cfg, err

@@ -93,6 +93,9 @@ type Config struct {
 	VerifyKeys  []string      // minisign public key files, any of which may sign; none installs unsigned packages
 	Grace       time.Duration // how long a running script may go on after SIGTERM
 	Self        string        // app name of pulld's own package
+	// AptFix runs apt-get -f install when a .deb's dpkg -i fails, to bring
+	// in what it depends on (pkginstall.Config.AptFix).
+	AptFix bool
 
 	// RetryMin and RetryMax bound the backoff between attempts at an env
 	// whose last attempt failed.

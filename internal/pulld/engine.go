@@ -81,6 +81,7 @@ func engineConfig(cfg Config, store *blobstore.Store) (pkginstall.Config, error)
 		Keep:           cfg.Keep,
 		StepTimeout:    cfg.StepTimeout,
 		Logger:         cfg.Logger,
+		AptFix:         cfg.AptFix,
 	}
 	for _, path := range cfg.VerifyKeys {
 		key, err := signing.LoadPublicKey(path)

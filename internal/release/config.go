@@ -42,6 +42,9 @@ type Config struct {
 
 	// List prints App's packages instead of releasing.
 	List bool
+	// ImportSkia, when set, is the URL of a Skia push bucket to import into
+	// Bucket instead of releasing (ImportSkia); App and Dir are not used.
+	ImportSkia string
 
 	Note   string          // free text stored as metadata
 	Commit string          // commit; "" reads git's HEAD
@@ -101,6 +104,12 @@ func (c *Config) validate() error {
 	if c.Bucket == "" {
 		return fmt.Errorf("%w: -bucket is required", cli.ErrUsage)
 	}
+	if c.ImportSkia != "" {
+		if c.ImportSkia == c.Bucket {
+			return fmt.Errorf("%w: -import-skia %s is -bucket: import into another bucket", cli.ErrUsage, c.ImportSkia)
+		}
+		return c.defaults()
+	}
 	if c.App == "" {
 		return fmt.Errorf("%w: -app is required", cli.ErrUsage)
 	}
@@ -143,6 +152,11 @@ func (c *Config) validate() error {
 	if c.List && (c.deploys() || c.SignKey != "" || c.Commit != "" || c.Note != "") {
 		return fmt.Errorf("%w: -list takes only -bucket and -app", cli.ErrUsage)
 	}
+	return c.defaults()
+}
+
+// defaults fills in Out, Now and Logger.
+func (c *Config) defaults() error {
 	if c.Out == nil {
 		c.Out = os.Stdout
 	}

@@ -58,6 +58,9 @@ func run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.validate(); err != nil {
 		return Result{}, err
 	}
+	if cfg.ImportSkia != "" {
+		return Result{}, runImport(ctx, &cfg)
+	}
 	if cfg.List {
 		store, err := blobstore.Open(ctx, cfg.Bucket)
 		if err != nil {

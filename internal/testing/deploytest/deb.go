@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +15,21 @@ import (
 )
 
 // BuildDeb releases files as a Debian package, app's package number seq
-// (see Name), into store, and returns its name. Keys are absolute paths
-// where dpkg installs the file ("/tmp/TestX/001/opt/hello/version"), or
-// paths under debian/ for the control file and maintainer scripts; a file
-// is executable when it starts with "#!". The package is what release
-// -format deb makes (pkgformat.WriteDeb), with Meta(name).
+// (see Name), into store, and returns its name; see PackDeb.
 func BuildDeb(t testing.TB, store *blobstore.Store, app string, seq int, files map[string]string) manifest.PackageName {
+	t.Helper()
+	name := Name(t, app, seq, manifest.FormatDeb)
+	Release(t, store, name, PackDeb(t, name, files))
+	return name
+}
+
+// PackDeb returns files as the Debian package name, what release -format
+// deb makes of them (pkgformat.WriteDeb, with Meta(name)). Keys are
+// absolute paths where dpkg installs the file
+// ("/tmp/TestX/001/opt/hello/version"), or paths under debian/ for the
+// control file and maintainer scripts; a file is executable when it starts
+// with "#!".
+func PackDeb(t testing.TB, name manifest.PackageName, files map[string]string) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	for p, content := range files {
@@ -39,13 +49,11 @@ func BuildDeb(t testing.TB, store *blobstore.Store, app string, seq int, files m
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := Name(t, app, seq, manifest.FormatDeb)
 	var buf bytes.Buffer
 	if err := tree.WriteDeb(t.Context(), &buf, name, Meta(name), nil); err != nil {
 		t.Fatal(err)
 	}
-	Release(t, store, name, buf.Bytes())
-	return name
+	return buf.Bytes()
 }
 
 // Dpkg is a dpkg database of a test's own.
@@ -87,4 +95,57 @@ func (d *Dpkg) Status(pkg string) (status, version string) {
 	}
 	status, version, _ = strings.Cut(string(out), "\t")
 	return status, version
+}
+
+// AptRepo serves debs to apt from a local repository of the test's own:
+// it writes them with a Packages index, points APT_CONFIG (which apt-get
+// reads, also when pulld runs it) at a configuration whose only source is
+// that repository and whose package status is d's, and runs apt-get
+// update. Nothing of the host's apt configuration, lists or cache is used.
+func (d *Dpkg) AptRepo(debs ...[]byte) {
+	d.t.Helper()
+	dir := d.t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	for _, sub := range []string{"repo", "lists/partial", "cache/archives/partial", "parts", "prefs"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	var index bytes.Buffer
+	for i, deb := range debs {
+		file := fmt.Sprintf("p%d.deb", i)
+		path := filepath.Join(repo, file)
+		if err := os.WriteFile(path, deb, 0o644); err != nil {
+			d.t.Fatal(err)
+		}
+		control, err := exec.Command("dpkg-deb", "--field", path).Output()
+		if err != nil {
+			d.t.Fatalf("dpkg-deb --field %s: %v", path, err)
+		}
+		fmt.Fprintf(&index, "%sFilename: ./%s\nSize: %d\nSHA256: %s\n\n", control, file, len(deb), SHA256(deb))
+	}
+	if err := os.WriteFile(filepath.Join(repo, "Packages"), index.Bytes(), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sources.list"), []byte("deb [trusted=yes] file:"+repo+" ./\n"), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`Dir::Etc::SourceList "%[1]s/sources.list";
+Dir::Etc::SourceParts "%[1]s/parts";
+Dir::Etc::Preferences "%[1]s/prefs/none";
+Dir::Etc::PreferencesParts "%[1]s/prefs";
+Dir::State::Lists "%[1]s/lists";
+Dir::State::status "%[2]s/status";
+Dir::Cache "%[1]s/cache";
+APT::Sandbox::User "root";
+DPkg::Options:: "--admindir=%[2]s";
+`, dir, d.Admin)
+	confPath := filepath.Join(dir, "apt.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Setenv("APT_CONFIG", confPath)
+	if out, err := exec.Command("apt-get", "update").CombinedOutput(); err != nil {
+		d.t.Fatalf("apt-get update of the test's repository: %v\n%s", err, out)
+	}
 }
