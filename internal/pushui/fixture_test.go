@@ -95,12 +95,18 @@ func emptyFixture(t testing.TB) *fixture {
 
 func (f *fixture) addPackage(app string, built time.Time, commit string, dirty bool, repo, note string) manifest.PackageName {
 	f.t.Helper()
-	name, err := manifest.NewPackageName(app, built, commit, dirty, manifest.FormatZstd)
+	return f.addPackageAs(manifest.FormatZstd, app, built, commit, dirty, repo, note)
+}
+
+// addPackageAs is addPackage in format.
+func (f *fixture) addPackageAs(format manifest.Format, app string, built time.Time, commit string, dirty bool, repo, note string) manifest.PackageName {
+	f.t.Helper()
+	name, err := manifest.NewPackageName(app, built, commit, dirty, format)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	w, err := f.store.NewPackageWriter(context.Background(), name, manifest.PackageMeta{
-		App: app, Commit: commit, Branch: "main", Repo: repo, Built: built, User: "alice", Host: "ci-7", Dirty: dirty, Note: note,
+		App: app, Commit: commit, Branch: "main", Repo: repo, Built: built, User: "alice", Host: "ci-7", Dirty: dirty, Note: note, Format: format,
 	})
 	if err != nil {
 		f.t.Fatal(err)

@@ -1,6 +1,7 @@
 package pushui
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -270,5 +271,41 @@ func TestPastOutcome(t *testing.T) {
 				t.Errorf("pastOutcome = %q, want it to end %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDebPackages: a .deb is listed, labelled, deployed and described by
+// the API as the other formats are.
+func TestDebPackages(t *testing.T) {
+	f := newFixture(t)
+	deb := f.addPackageAs(manifest.FormatDeb, "hello", fixtureNow.Add(-time.Hour), "4444444444dd4444444444444444444444444444", false, "https://github.com/example/hello.git", "packaged as a .deb")
+	s := f.server()
+	doc := getPage(t, s, "/servers/web-1/apps/hello")
+	row := query(t, doc, `tr[data-package="`+deb.String()+`"]`)
+	if got := text(query(t, row, "td.note")); got != "packaged as a .deb" {
+		t.Errorf("the .deb's row has the note %q", got)
+	}
+	if len(queryAll(t, row, ".badge.deb")) != 1 {
+		t.Error("the .deb's row does not say it is one")
+	}
+	if len(queryAll(t, query(t, doc, `tr[data-package="`+f.h3.String()+`"]`), ".badge.deb")) != 0 {
+		t.Error("a tar.zst is marked .deb")
+	}
+
+	_, v := f.manifest("web-1")
+	wantCode(t, postForm(t, s, "/servers/web-1/apps/hello/deploy", url.Values{"package": {deb.String()}, "version": {string(v)}}), http.StatusSeeOther)
+	if got := f.desired("web-1", "hello"); got != deb.String() {
+		t.Errorf("after deploying the .deb: hello = %s", got)
+	}
+	var got struct {
+		Packages []struct{ Name, Format string }
+	}
+	w := do(t, s, http.MethodGet, "/api/apps/hello/packages", nil)
+	wantCode(t, w, http.StatusOK)
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Packages) == 0 || got.Packages[0].Name != deb.String() || got.Packages[0].Format != "deb" {
+		t.Errorf("API packages %+v, want the .deb newest with format deb", got.Packages)
 	}
 }

@@ -504,6 +504,7 @@ type pkgRow struct {
 	Branch, User, Host     string
 	Note                   string
 	Dirty                  bool
+	Deb                    bool // a Debian package, which pulld installs with dpkg
 	Size                   int64
 	Desired, Serving, Last bool // Last: the newest package
 	MetaErr                string
@@ -578,7 +579,7 @@ func (s *Server) appData(ctx context.Context, r *http.Request, server, app strin
 		if pk.Err == nil && !pk.Meta.Built.IsZero() {
 			built = pk.Meta.Built
 		}
-		row := pkgRow{Name: pk.Name.String(), Built: at(built, p.Now), Commit: pk.Name.Commit, Dirty: pk.Name.Dirty, Size: pk.Size, Last: i == 0}
+		row := pkgRow{Name: pk.Name.String(), Built: at(built, p.Now), Commit: pk.Name.Commit, Dirty: pk.Name.Dirty, Deb: pk.Name.Format == manifest.FormatDeb, Size: pk.Size, Last: i == 0}
 		if pk.Err != nil {
 			row.MetaErr = pk.Err.Error()
 		} else {
