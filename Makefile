@@ -47,7 +47,7 @@ FUZZ_TARGETS ?= \
 	./internal/pushui:FuzzCommitURL \
 	./internal/pushui:FuzzPrecondition
 
-.PHONY: help tools build test test-stores fuzz demo bench lint clean distclean
+.PHONY: help tools build test test-stores fuzz demo bench lint package clean distclean
 
 help:
 	@echo "make build   go build ./... and the programs into ./bin"
@@ -56,6 +56,7 @@ help:
 	@echo "make test-stores   the bucket contract suite against more S3 servers (MinIO), not part of make test"
 	@echo "make demo    a two-server fleet on this machine, pushui on 127.0.0.1:8000 (Ctrl-C stops it)"
 	@echo "make bench   run the benchmarks"
+	@echo "make package Debian packages of pulld (with its systemd unit), pushui and release into ./dist"
 	@echo "make lint    go vet and staticcheck"
 	@echo "make tools   install pinned fake-gcs-server, versitygw and staticcheck into ./bin"
 	@echo "make clean   remove built programs and test artifacts (keeps the tools)"
@@ -148,9 +149,15 @@ lint:
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
+# pushpull-pulld, pushpull-pushui and pushpull-release as .deb files in
+# dist/, each beside its tree in dist/trees/ (see tools/package).
+package:
+	$(GO) run ./tools/package -out dist
+
 clean:
 	rm -f $(addprefix bin/,$(CMDS))
 	rm -f *.test *.out *.prof
+	rm -rf dist
 
 # Also removes the installed tools; the next `make test` reinstalls them.
 distclean: clean
