@@ -14,6 +14,13 @@
 //	root/envs/{env}/current -> builds/{id} the serving build, switched atomically
 //	root/envs/{env}/logs/                  one file per script attempt
 //
+// A Debian package (manifest.FormatDeb) is not unpacked: its build
+// directory holds the verified .deb (pkgformat.DebFile), and its steps are
+// dpkg's: RESTARTING runs dpkg -i (with Config.AptFix, apt-get -f install
+// when that fails), STOPPING dpkg -r of its Package, the other steps have
+// nothing to run. The cycle, the kept builds, the failure policies and the
+// per-attempt logs are the same (docs/skia.md).
+//
 // # The cycle
 //
 // A deploy walks Teletraan's steps. The script of each step comes from a

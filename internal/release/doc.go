@@ -1,6 +1,10 @@
 // Package release implements the release command: it packages a build directory into the bucket as an immutable,
 // optionally signed package, and can point servers' manifests at it.
 //
+// With Format deb the tree is instead written as a Debian package, in
+// memory (pkgformat.WriteDeb), and ImportSkia (release -import-skia) moves
+// a Skia push bucket into pushpull's layout (docs/skia.md).
+//
 // # Packaging
 //
 // The tree is walked first, reading only file metadata, to validate it and
