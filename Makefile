@@ -36,7 +36,7 @@ FUZZ_TARGETS ?= \
 	./pkgformat:FuzzCheckScript \
 	./pkgformat:FuzzParseControl \
 	./internal/release:FuzzRedactURL \
-	./internal/release:FuzzParseSkiaName \
+	./internal/skia:FuzzParseName \
 	./internal/nudge:FuzzParseTemplate \
 	./internal/nudge:FuzzParseGCE \
 	./internal/nudge:FuzzParseTopic \
@@ -109,11 +109,15 @@ fuzz:
 			*) echo "fuzz test $$name in $$f is not in FUZZ_TARGETS (Makefile)" >&2; exit 1;; esac; \
 		done; \
 	done
+	@listed=""; for pkg in $$(for ft in $(FUZZ_TARGETS); do echo $${ft%%:*}; done | sort -u); do \
+		listed="$$listed $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' | sed "s|^|$$pkg:|" | tr '\n' ' ')"; \
+	done; \
+	for ft in $(FUZZ_TARGETS); do \
+		case " $$listed " in *" $$ft "*) ;; \
+		*) echo "fuzz target $$ft not found (FUZZ_TARGETS in Makefile)" >&2; exit 1;; esac; \
+	done
 	@for ft in $(FUZZ_TARGETS); do \
 		pkg=$${ft%%:*}; name=$${ft##*:}; \
-		if ! $(GO) test -list "^$$name\$$" $$pkg | grep -x "$$name" >/dev/null; then \
-			echo "fuzz target $$name not found in $$pkg (FUZZ_TARGETS in Makefile)" >&2; exit 1; \
-		fi; \
 		echo "$(GO) test -run='^\$$' -fuzz='^$$name\$$' -fuzztime=$(FUZZTIME) $$pkg"; \
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done

@@ -184,6 +184,19 @@ func (p *PackageName) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// MaxCommitLen is the most hex digits a commit may have (a SHA-256 object
+// name).
+const MaxCommitLen = 64
+
+// CheckCommit reports why s is not a commit as packages record it: CommitLen
+// to MaxCommitLen lowercase hex digits.
+func CheckCommit(s string) error {
+	if len(s) < CommitLen || len(s) > MaxCommitLen || !isHex(s) || strings.ToLower(s) != s {
+		return fmt.Errorf("commit %q is not %d to %d lowercase hex digits", s, CommitLen, MaxCommitLen)
+	}
+	return nil
+}
+
 func isHex(s string) bool {
 	for _, c := range s {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {

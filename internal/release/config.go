@@ -127,8 +127,8 @@ func (c *Config) validate() error {
 	}
 	if c.Commit != "" {
 		c.Commit = strings.ToLower(c.Commit)
-		if !isHex(c.Commit) || len(c.Commit) < manifest.CommitLen || len(c.Commit) > 64 {
-			return fmt.Errorf("%w: -commit %q: want %d to 64 hex digits", cli.ErrUsage, c.Commit, manifest.CommitLen)
+		if err := manifest.CheckCommit(c.Commit); err != nil {
+			return fmt.Errorf("%w: -commit: %v", cli.ErrUsage, err)
 		}
 	}
 	for _, s := range c.Deploy {
@@ -200,11 +200,3 @@ func parseNames(kind, s string) ([]string, error) {
 	return out, nil
 }
 
-func isHex(s string) bool {
-	for _, r := range s {
-		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
-			return false
-		}
-	}
-	return true
-}

@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,95 +16,9 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleet"
+	"github.com/pushpull/pushpull/internal/skia"
 	"github.com/pushpull/pushpull/manifest"
 )
-
-// Skia push's bucket layout and object metadata, which ImportSkia reads.
-const (
-	skiaDebs    = "debs/"   // debs/{app}/{app}:{user}@{host}:{RFC 3339 time}:{commit}.deb
-	skiaServers = "server/" // server/{host}.json: the names of the .debs the host runs
-)
-
-// The metadata keys Skia's release.sh stored on every .deb.
-const (
-	skiaAppName  = "appname"
-	skiaUserID   = "userid"
-	skiaHash     = "hash"
-	skiaDateTime = "datetime"
-	skiaDirty    = "dirty"
-	skiaNote     = "note"
-	skiaServices = "services"
-)
-
-// skiaPackage is one .deb of a Skia push bucket.
-type skiaPackage struct {
-	App, User, Host string
-	Built           time.Time
-	Commit          string // as long as Skia gave it
-}
-
-// ErrSkiaName is wrapped by the error for a name that is not a Skia push
-// package name.
-var ErrSkiaName = errors.New("not a Skia push package name")
-
-// parseSkiaName parses a Skia push package name as server/{host}.json
-// lists it: {app}/{app}:{user}@{host}:{RFC 3339 time}:{commit}.deb.
-func parseSkiaName(s string) (skiaPackage, error) {
-	bad := func(why string) (skiaPackage, error) {
-		return skiaPackage{}, fmt.Errorf("%w %q: %s", ErrSkiaName, s, why)
-	}
-	app, file, ok := strings.Cut(s, "/")
-	if !ok {
-		return bad("want {app}/{app}:{user}@{host}:{time}:{commit}.deb")
-	}
-	if err := manifest.CheckName("app", app); err != nil {
-		return bad(err.Error())
-	}
-	rest, ok := strings.CutPrefix(file, app+":")
-	if !ok {
-		return bad("file name does not start with " + app + ":")
-	}
-	rest, ok = strings.CutSuffix(rest, ".deb")
-	if !ok {
-		return bad("not a .deb")
-	}
-	userHost, rest, ok1 := strings.Cut(rest, ":")
-	i := strings.LastIndexByte(rest, ':')
-	if !ok1 || i < 0 {
-		return bad("want {user}@{host}:{time}:{commit}")
-	}
-	when, commit := rest[:i], rest[i+1:]
-	p := skiaPackage{App: app, Commit: strings.ToLower(commit)}
-	p.User, p.Host, _ = strings.Cut(userHost, "@")
-	t, err := time.Parse(time.RFC3339, when)
-	if err != nil {
-		return bad(fmt.Sprintf("time %q is not RFC 3339", when))
-	}
-	p.Built = t.UTC()
-	if len(commit) < manifest.CommitLen || len(commit) > 64 || !isHex(p.Commit) {
-		return bad(fmt.Sprintf("commit %q is not %d to 64 hex digits", commit, manifest.CommitLen))
-	}
-	return p, nil
-}
-
-// name is the pushpull name of p: {app}/{app}-{time}-{commit 12}[-dirty].deb.
-func (p skiaPackage) name(dirty bool) (manifest.PackageName, error) {
-	return manifest.NewPackageName(p.App, p.Built, p.Commit, dirty, manifest.FormatDeb)
-}
-
-// parseSkiaServer parses server/{host}.json: a JSON list of package names
-// (Skia's layout), or an object with that list under "Names".
-func parseSkiaServer(data []byte) ([]string, error) {
-	var names []string
-	if err := json.Unmarshal(data, &names); err == nil {
-		return names, nil
-	}
-	var obj struct{ Names []string }
-	if err := json.Unmarshal(data, &obj); err != nil || obj.Names == nil {
-		return nil, errors.New(`not a JSON list of package names (["app/app:user@host:time:commit.deb", …])`)
-	}
-	return obj.Names, nil
-}
 
 // ImportSummary is what ImportSkia did.
 type ImportSummary struct {
@@ -135,19 +48,19 @@ func ImportSkia(ctx context.Context, from, to *blobstore.Store, user string, log
 	note := func(format string, args ...any) { sum.Notes = append(sum.Notes, fmt.Sprintf(format, args...)) }
 	src := from.Bucket()
 	imported := map[string]manifest.PackageName{} // Skia name → pushpull name
-	it := src.List(&blob.ListOptions{Prefix: skiaDebs})
+	it := src.List(&blob.ListOptions{Prefix: skia.DebsPrefix})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return sum, fmt.Errorf("list %s: %w", skiaDebs, err)
+			return sum, fmt.Errorf("list %s: %w", skia.DebsPrefix, err)
 		}
 		if obj.IsDir || !strings.HasSuffix(obj.Key, ".deb") {
 			continue
 		}
-		skiaName := strings.TrimPrefix(obj.Key, skiaDebs)
+		skiaName := strings.TrimPrefix(obj.Key, skia.DebsPrefix)
 		p, copied, err := importDeb(ctx, src, to, obj.Key, skiaName, note)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -166,16 +79,16 @@ func ImportSkia(ctx context.Context, from, to *blobstore.Store, user string, log
 	}
 
 	servers := map[string]*manifest.Manifest{}
-	it = src.List(&blob.ListOptions{Prefix: skiaServers})
+	it = src.List(&blob.ListOptions{Prefix: skia.ServersPrefix})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return sum, fmt.Errorf("list %s: %w", skiaServers, err)
+			return sum, fmt.Errorf("list %s: %w", skia.ServersPrefix, err)
 		}
-		host, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, skiaServers), ".json")
+		host, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, skia.ServersPrefix), ".json")
 		if obj.IsDir || !ok {
 			continue
 		}
@@ -187,7 +100,7 @@ func ImportSkia(ctx context.Context, from, to *blobstore.Store, user string, log
 		if err != nil {
 			return sum, fmt.Errorf("read %s: %w", obj.Key, err)
 		}
-		names, err := parseSkiaServer(data)
+		names, err := skia.ParseServer(data)
 		if err != nil {
 			note("%s not imported: %v", obj.Key, err)
 			continue
@@ -273,7 +186,7 @@ func runImport(ctx context.Context, cfg *Config) error {
 // importDeb copies the .deb at key of src into to, unless it is there
 // already, and returns its pushpull name and whether it copied it.
 func importDeb(ctx context.Context, src *blob.Bucket, to *blobstore.Store, key, skiaName string, note func(string, ...any)) (manifest.PackageName, bool, error) {
-	sp, err := parseSkiaName(skiaName)
+	sp, err := skia.ParseName(skiaName)
 	if err != nil {
 		return manifest.PackageName{}, false, err
 	}
@@ -282,34 +195,34 @@ func importDeb(ctx context.Context, src *blob.Bucket, to *blobstore.Store, key, 
 		return manifest.PackageName{}, false, err
 	}
 	md := attrs.Metadata
-	if a := md[skiaAppName]; a != "" && a != sp.App {
-		return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skiaAppName, a, sp.App)
+	if a := md[skia.MetaAppName]; a != "" && a != sp.App {
+		return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skia.MetaAppName, a, sp.App)
 	}
-	if h := strings.ToLower(md[skiaHash]); h != "" && !strings.HasPrefix(h, sp.Commit) && !strings.HasPrefix(sp.Commit, h) {
-		return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skiaHash, h, sp.Commit)
+	if h := strings.ToLower(md[skia.MetaHash]); h != "" && !strings.HasPrefix(h, sp.Commit) && !strings.HasPrefix(sp.Commit, h) {
+		return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skia.MetaHash, h, sp.Commit)
 	}
-	meta := manifest.PackageMeta{App: sp.App, Commit: sp.Commit, Built: sp.Built, User: sp.User, Host: sp.Host, Note: md[skiaNote], Format: manifest.FormatDeb}
-	if h := strings.ToLower(md[skiaHash]); len(h) > len(meta.Commit) {
+	meta := manifest.PackageMeta{App: sp.App, Commit: sp.Commit, Built: sp.Built, User: sp.User, Host: sp.Host, Note: md[skia.MetaNote], Format: manifest.FormatDeb}
+	if h := strings.ToLower(md[skia.MetaHash]); len(h) > len(meta.Commit) {
 		meta.Commit = h // the full commit
 	}
-	if u := md[skiaUserID]; u != "" {
+	if u := md[skia.MetaUserID]; u != "" {
 		meta.User, meta.Host, _ = strings.Cut(u, "@")
 	}
-	if d := md[skiaDirty]; d != "" {
+	if d := md[skia.MetaDirty]; d != "" {
 		if meta.Dirty, err = strconv.ParseBool(d); err != nil {
-			return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, not true or false", skiaDirty, d)
+			return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, not true or false", skia.MetaDirty, d)
 		}
 	}
-	if s := md[skiaDateTime]; s != "" {
+	if s := md[skia.MetaDateTime]; s != "" {
 		if t, err := time.Parse(time.RFC3339, s); err != nil || !t.Equal(sp.Built) {
-			return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skiaDateTime, s, sp.Built.Format(time.RFC3339))
+			return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skia.MetaDateTime, s, sp.Built.Format(time.RFC3339))
 		}
 	}
-	p, err := sp.name(meta.Dirty)
+	p, err := sp.PackageName(meta.Dirty)
 	if err != nil {
 		return manifest.PackageName{}, false, err
 	}
-	if s := md[skiaServices]; s != "" {
+	if s := md[skia.MetaServices]; s != "" {
 		note("%s: services %s are not carried over: the .deb's maintainer scripts restart them", key, s)
 	}
 	if _, err := to.StatPackage(ctx, p); err == nil {

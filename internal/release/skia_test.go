@@ -17,6 +17,7 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/pulld"
+	"github.com/pushpull/pushpull/internal/skia"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
@@ -62,7 +63,7 @@ func snapshot(t *testing.T, b *blob.Bucket) []string {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256(data)
-		out = append(out, obj.Key+" "+hex.EncodeToString(sum[:])+" "+attrs.Metadata[skiaNote])
+		out = append(out, obj.Key+" "+hex.EncodeToString(sum[:])+" "+attrs.Metadata[skia.MetaNote])
 	}
 	return out
 }
@@ -104,14 +105,14 @@ func TestImportSkia(t *testing.T) {
 				})
 			}
 			skiaMeta := func(user, when, hash, note string) map[string]string {
-				return map[string]string{skiaAppName: "hello", skiaUserID: user, skiaHash: hash, skiaDateTime: when, skiaDirty: "false", skiaNote: note, skiaServices: "hello.service"}
+				return map[string]string{skia.MetaAppName: "hello", skia.MetaUserID: user, skia.MetaHash: hash, skia.MetaDateTime: when, skia.MetaDirty: "false", skia.MetaNote: note, skia.MetaServices: "hello.service"}
 			}
 			b := from.Bucket()
-			putSkia(t, b, skiaDebs+skiaHello1, deb("v1"), skiaMeta("alice@build-1.corp", "2014-12-09T18:45:59Z", "2d9eea8b121f61ac8f1ab853fedc30fc092b3f70", "first"))
-			putSkia(t, b, skiaDebs+skiaHello2, deb("v2"), skiaMeta("alice@build-1.corp", "2014-12-09T19:05:02Z", "7e0ff6059e653eb75a36efb621d0fd66d1ced433", "second"))
-			putSkia(t, b, skiaDebs+skiaBroken, deb("v3"), skiaMeta("bob@build-2", "2014-12-10T08:00:00Z", "ffffffffffffffffffffffffffffffffffffffff", "lies"))
-			putSkia(t, b, skiaServers+"web-1.json", []byte(`["`+skiaHello2+`", "logserver/"]`), nil)
-			putSkia(t, b, skiaServers+"web-2.json", []byte(`["`+skiaHello1+`", "push/push:jc@h:2014-12-09T18:45:59Z:2d9eea8b121f61ac8f1ab853fedc30fc092b3f70.deb"]`), nil)
+			putSkia(t, b, skia.DebsPrefix+skiaHello1, deb("v1"), skiaMeta("alice@build-1.corp", "2014-12-09T18:45:59Z", "2d9eea8b121f61ac8f1ab853fedc30fc092b3f70", "first"))
+			putSkia(t, b, skia.DebsPrefix+skiaHello2, deb("v2"), skiaMeta("alice@build-1.corp", "2014-12-09T19:05:02Z", "7e0ff6059e653eb75a36efb621d0fd66d1ced433", "second"))
+			putSkia(t, b, skia.DebsPrefix+skiaBroken, deb("v3"), skiaMeta("bob@build-2", "2014-12-10T08:00:00Z", "ffffffffffffffffffffffffffffffffffffffff", "lies"))
+			putSkia(t, b, skia.ServersPrefix+"web-1.json", []byte(`["`+skiaHello2+`", "logserver/"]`), nil)
+			putSkia(t, b, skia.ServersPrefix+"web-2.json", []byte(`["`+skiaHello1+`", "push/push:jc@h:2014-12-09T18:45:59Z:2d9eea8b121f61ac8f1ab853fedc30fc092b3f70.deb"]`), nil)
 			before := snapshot(t, b)
 
 			var out bytes.Buffer
@@ -187,56 +188,4 @@ func TestImportSkia(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestParseSkiaName covers Skia's names and their refusals.
-func TestParseSkiaName(t *testing.T) {
-	p, err := parseSkiaName(skiaHello2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.App != "hello" || p.User != "alice" || p.Host != "build-1.corp" || !p.Built.Equal(time.Date(2014, 12, 9, 19, 5, 2, 0, time.UTC)) || p.Commit != "7e0ff6059e653eb75a36efb621d0fd66d1ced433" {
-		t.Errorf("parsed %+v", p)
-	}
-	if n, _ := p.name(false); n.String() != "hello/hello-20141209T190502Z-7e0ff6059e65.deb" {
-		t.Errorf("pushpull name %s", n)
-	}
-	for _, bad := range []string{
-		"hello/", "hello", "hello/web:a@b:2014-12-09T19:05:02Z:7e0ff6059e65.deb",
-		"hello/hello:a@b:2014-12-09T19:05:02Z:7e0ff6059e65.tar.gz", "hello/hello:a@b:yesterday:7e0ff6059e65.deb",
-		"hello/hello:a@b:2014-12-09T19:05:02Z:xyz.deb", "hello/hello:2014-12-09T19:05:02Z.deb", "Hello/Hello:a@b:2014-12-09T19:05:02Z:7e0ff6059e65.deb",
-	} {
-		if _, err := parseSkiaName(bad); !errors.Is(err, ErrSkiaName) {
-			t.Errorf("parseSkiaName(%q) = %v, want ErrSkiaName", bad, err)
-		}
-	}
-	if _, err := manifest.ParsePackageName(skiaHello2); err == nil || !strings.Contains(err.Error(), "release -import-skia") {
-		t.Errorf("a Skia name in a manifest: %v, want a pointer to the importer", err)
-	}
-}
-
-// FuzzParseSkiaName checks parseSkiaName's contract: it never panics,
-// refusals wrap ErrSkiaName, and what it accepts has a valid pushpull name.
-func FuzzParseSkiaName(f *testing.F) {
-	for _, s := range []string{skiaHello1, skiaHello2, "hello/", "a/a:b@c:2014-12-09T19:05:02+01:00:0123456789ab.deb", "a/a::::.deb"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		p, err := parseSkiaName(s)
-		if err != nil {
-			if !errors.Is(err, ErrSkiaName) {
-				t.Fatalf("error %v does not wrap ErrSkiaName", err)
-			}
-			return
-		}
-		for _, dirty := range []bool{false, true} {
-			n, err := p.name(dirty)
-			if err != nil {
-				t.Fatalf("accepted %q, whose pushpull name fails: %v", s, err)
-			}
-			if back, err := manifest.ParsePackageName(n.String()); err != nil || back != n {
-				t.Fatalf("pushpull name %s of %q does not parse back: %v", n, s, err)
-			}
-		}
-	})
 }
