@@ -199,4 +199,3 @@ func parseNames(kind, s string) ([]string, error) {
 	}
 	return out, nil
 }
-
