@@ -287,6 +287,13 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 			}
 			tmp, a.build = u, rec
 		}
+		if other := e.debOwner(a.env, a.build.Deb); other != "" {
+			if tmp != nil {
+				removeAll(tmp.dir)
+			}
+			a.failEarly(fmt.Errorf("pkginstall: %s: Debian package %s is env %s's on this host, and dpkg installs a package once: give each env its own Package (debian/control)", entry.Package, a.build.Deb, other))
+			return
+		}
 		if servingID != "" {
 			if err := a.script(ctx, StepPostDownload, servingID); err != nil {
 				if tmp != nil {
@@ -340,6 +347,23 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 		res.What = RolledBack
 	}
 	a.step(StepServing)
+}
+
+// debOwner returns the env other than env whose serving build is the
+// Debian package deb, "" for none (or when deb is "").
+func (e *Engine) debOwner(env, deb string) string {
+	if deb == "" {
+		return ""
+	}
+	for other, es := range e.state.Envs {
+		if other == env {
+			continue
+		}
+		if id := e.currentID(other); id != "" && es.Builds[id].Deb == deb {
+			return other
+		}
+	}
+	return ""
 }
 
 // restart is the RESTART cycle: re-render, then the serving build's restart

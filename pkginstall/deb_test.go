@@ -222,3 +222,37 @@ func TestDebAptFix(t *testing.T) {
 		})
 	}
 }
+
+// TestDebOneEnvPerPackage: a second env whose .deb is the same Debian
+// package as a serving env's is refused before anything is installed, so
+// that removing one env can never take away the other's files.
+func TestDebOneEnvPerPackage(t *testing.T) {
+	f, dpkg, inst := debFixture(t)
+	v1 := deploytest.BuildDeb(t, f.store, "hello", 1, debApp(inst, "v1", false))
+	v2 := deploytest.BuildDeb(t, f.store, "hello", 2, debApp(inst, "v2", false))
+	f.mustApply(manifest.Entry{Package: v1, Env: "hello-a"})
+	r := f.apply(manifest.Entry{Package: v2, Env: "hello-b"})
+	if r.Err == nil || r.State != manifest.StateFailed || !strings.Contains(r.Err.Error(), "is env hello-a's on this host") {
+		t.Fatalf("second env: %s %v", r.State, r.Err)
+	}
+	if st, v := dpkg.Status(debName); st != "install ok installed" || v != pkgformat.DebVersion(v1) {
+		t.Errorf("dpkg: %q %q, want hello-a's v1 untouched", st, v)
+	}
+}
+
+// TestTarWithPackageDebFile: a tar package that happens to hold a file
+// named package.deb is a tar package: its own scripts run, not dpkg.
+func TestTarWithPackageDebFile(t *testing.T) {
+	f, dpkg, _ := debFixture(t)
+	v1 := f.release("hello", 1, app("v1", pkgformat.DebFile, "not for dpkg"))
+	f.mustApply(f.entry(v1))
+	if got := f.steps(); !slices.Contains(got, expect("DEPLOY", v1, v1, "RESTARTING")[0]) {
+		t.Errorf("steps %q: the package's RESTARTING did not run", got)
+	}
+	if st, _ := dpkg.Status(debName); st != "" {
+		t.Errorf("dpkg ran: %q", st)
+	}
+	if r := f.eng.Stop(t.Context(), "hello"); r.Err != nil {
+		t.Errorf("stop: %v", r.Err)
+	}
+}

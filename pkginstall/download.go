@@ -253,6 +253,9 @@ func (a *attempt) fetch(ctx context.Context, pkg manifest.PackageName) (u *unpac
 func debPackage(ctx context.Context, path string) (string, error) {
 	out, err := exec.CommandContext(ctx, "dpkg-deb", "--field", path, "Package").Output()
 	name := strings.TrimSpace(string(out))
+	if errors.Is(err, exec.ErrNotFound) {
+		return "", fmt.Errorf("pkginstall: dpkg-deb is not installed: .deb packages need Debian's dpkg on the host: %w", err)
+	}
 	if err != nil || name == "" {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

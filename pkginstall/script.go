@@ -34,7 +34,8 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 	a.step(step)
 	dir := pkgformat.ScriptsDir(e.buildDir(a.env, id), a.env)
 	argv := []string{filepath.Join(dir, step)}
-	if deb := filepath.Join(e.buildDir(a.env, id), pkgformat.DebFile); exists(deb) {
+	if a.es.Builds[id].Deb != "" { // a .deb build: its Package was read when it was downloaded
+		deb := filepath.Join(e.buildDir(a.env, id), pkgformat.DebFile)
 		dir, argv = e.buildDir(a.env, id), a.dpkg(step, id, deb)
 		if argv == nil {
 			return nil // a .deb has nothing to run at this step
@@ -65,25 +66,50 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 	return fmt.Errorf("pkginstall: %s of %s: %w: %w", step, id, ErrScript, err)
 }
 
-// exists reports whether path names something.
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
-}
-
 // dpkgScript is what a .deb's RESTARTING step runs: dpkg -i, keeping
 // conffiles an admin changed, and with AptFix, when dpkg -i fails,
 // apt-get -f install to bring the unmet dependencies in, which succeeds
 // only when it leaves the package installed. Its arguments are the .deb,
 // the Debian package name and "1" for AptFix.
-const dpkgScript = `dpkg --force-confdef --force-confold -i "$1" && exit 0
+//
+// dpkg exits 2 when it cannot run at all, as when another dpkg or apt
+// (unattended-upgrades) holds its lock: that is waited out, for up to
+// five minutes (and the step timeout), rather than counted as a failure
+// of the package. apt-get -f install is told never to remove a package
+// (--no-remove), so that fixing one package's dependencies cannot take
+// another away; it then fails instead.
+const dpkgScript = `dpkg_wait() {
+	n=0
+	while :; do
+		"$@"
+		st=$?
+		[ "$st" = 2 ] && [ "$n" -lt 60 ] || return "$st"
+		n=$((n + 1))
+		echo "dpkg could not run (exit status 2: is another dpkg or apt holding its lock?); trying again in 5 s"
+		sleep 5
+	done
+}
+dpkg_wait dpkg --force-confdef --force-confold -i "$1" && exit 0
 status=$?
 [ "$3" = 1 ] || exit $status
 echo "dpkg -i failed: apt-get -f install brings in what $2 depends on"
-apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -f install || exit $?
+apt-get -y --no-remove -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -f install || exit $?
 dpkg -s "$2" | grep -qx 'Status: install ok installed' && exit 0
 echo "apt-get -f install left $2 not installed" >&2
 exit 1
+`
+
+// dpkgRemove is what a .deb's STOPPING step runs: dpkg -r of its Package
+// ($1), waiting out a held lock as dpkgScript does.
+const dpkgRemove = `n=0
+while :; do
+	dpkg -r "$1"
+	st=$?
+	[ "$st" = 2 ] && [ "$n" -lt 60 ] || exit "$st"
+	n=$((n + 1))
+	echo "dpkg could not run (exit status 2: is another dpkg or apt holding its lock?); trying again in 5 s"
+	sleep 5
+done
 `
 
 // dpkg returns the command a .deb's step runs: at RESTARTING dpkg -i of
@@ -100,7 +126,7 @@ func (a *attempt) dpkg(step, id, deb string) []string {
 		}
 		return []string{"/bin/sh", "-c", dpkgScript, "dpkg", deb, pkg, apt}
 	case StepStopping:
-		return []string{"dpkg", "-r", pkg}
+		return []string{"/bin/sh", "-c", dpkgRemove, "dpkg", pkg}
 	}
 	return nil
 }

@@ -58,6 +58,10 @@ func (d *daemon) terminate(ctx context.Context) error {
 	for _, ie := range slices.Backward(installed) {
 		rec := d.record(ie.Env, "")
 		rec.status.Serving = ie.Package.String()
+		if ie.Package.App == d.cfg.Self {
+			d.log.Info("pulld's own env left installed", "env", ie.Env)
+			continue
+		}
 		if ctx.Err() != nil {
 			failed = append(failed, ie.Env)
 			continue

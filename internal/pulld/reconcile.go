@@ -194,6 +194,12 @@ func (d *daemon) stopLeftovers(stop, work context.Context, m manifest.Desired, c
 			continue
 		}
 		rec.status.Desired = ""
+		if ie.Package.App == d.cfg.Self {
+			// Removing pulld's own package would take this host out of
+			// the fleet, and dpkg -r of it would stop pulld mid-action.
+			rec.status.Held = "pulld's own package (-self " + d.cfg.Self + "): pulld never removes itself; remove it by hand"
+			continue
+		}
 		if len(m.Missing) > 0 {
 			rec.status.Held = fmt.Sprintf("no document names env %s, and group %s has no manifest: left as it is", ie.Env, strings.Join(m.Missing, ", "))
 			c.failed = append(c.failed, ie.Env+" (held: "+rec.status.Held+")")

@@ -278,6 +278,27 @@ func TestSelfUpdate(t *testing.T) {
 	}
 }
 
+// TestNeverStopsSelf: an env of pulld's own app that leaves the manifests
+// is held, not stopped (dpkg -r of pulld would take the host out of the
+// fleet), and the cycle does not fail for it; the other envs are stopped.
+func TestNeverStopsSelf(t *testing.T) {
+	d, eng := newTestDaemon(t)
+	self1, a := pkg(t, "pulld", 1), pkg(t, "a", 2)
+	setManifest(t, d.store, entries(self1, a)...)
+	if err := d.reconcile(t.Context(), t.Context()).err(); err != nil {
+		t.Fatal(err)
+	}
+	eng.calls = nil
+	setManifest(t, d.store)
+	if err := d.reconcile(t.Context(), t.Context()).err(); err != nil {
+		t.Fatalf("a manifest without pulld's own env: %v", err)
+	}
+	wantCalls(t, eng, "stop a")
+	if es := envState(t, d, "pulld"); !strings.Contains(es.Held, "never removes itself") {
+		t.Errorf("pulld's env: held %q", es.Held)
+	}
+}
+
 // TestNudgeDuringReconcile checks that a nudge arriving while a reconcile
 // runs is not lost: one more reconcile follows and picks up the change.
 func TestNudgeDuringReconcile(t *testing.T) {
