@@ -80,3 +80,18 @@ func TestReleaseDeb(t *testing.T) {
 		})
 	}
 }
+
+// TestSameBuildOtherFormat: a .deb of a build (app, second, commit) that
+// is in the bucket as a tar package is refused, since hosts keep builds by
+// that ID.
+func TestSameBuildOtherFormat(t *testing.T) {
+	bucket := "file://" + t.TempDir()
+	if _, err := Run(t.Context(), testConfig(bucket, "hello", appTree(t))); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(bucket, "hello", makeTree(t, map[string]file{"opt/x": {data: "x"}}))
+	cfg.Format = manifest.FormatDeb
+	if _, err := Run(t.Context(), cfg); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "the same build as") {
+		t.Fatalf("Run = %v, want ErrExists naming the tar.zst", err)
+	}
+}

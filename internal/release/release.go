@@ -88,6 +88,9 @@ func run(ctx context.Context, cfg Config) (Result, error) {
 	if err := checkDeploy(ctx, store, &cfg); err != nil {
 		return Result{}, err
 	}
+	if err := checkOtherFormats(ctx, store, p.name); err != nil {
+		return Result{}, err
+	}
 	res, err := upload(ctx, store, &cfg, p)
 	if err != nil {
 		return Result{}, err
@@ -291,6 +294,27 @@ func upload(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 		Name: p.name, Meta: pw.Meta(), Size: pw.Size(), Raw: read.Load(), Files: p.tree.Files,
 		Signed: p.key != nil, Elapsed: time.Since(start),
 	}, nil
+}
+
+// checkOtherFormats refuses a package whose build (app, second, commit) is
+// already in the bucket in another format: a host keeps a build under its
+// ID, which the format is not part of.
+func checkOtherFormats(ctx context.Context, store *blobstore.Store, name manifest.PackageName) error {
+	for _, f := range manifest.Formats() {
+		if f == name.Format {
+			continue
+		}
+		other := name
+		other.Format = f
+		_, err := store.StatPackage(ctx, other)
+		if err == nil {
+			return fmt.Errorf("%w: %s, the same build as %s (a host keeps builds by app, time and commit; wait a second and retry)", ErrExists, other, name)
+		}
+		if !errors.Is(err, blobstore.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // countingWriter counts the bytes written through it.

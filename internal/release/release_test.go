@@ -85,10 +85,14 @@ func TestRoundTrip(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			bucket := b.start(t)
-			for _, format := range []manifest.Format{manifest.FormatZstd, manifest.FormatGzip} {
+			for i, format := range []manifest.Format{manifest.FormatZstd, manifest.FormatGzip} {
 				t.Run(string(format), func(t *testing.T) {
 					cfg := testConfig(bucket, "hello", appTree(t))
 					cfg.Format = format
+					// A second apart: one build (app, second, commit) is
+					// one package, whatever its format.
+					built := fixedNow.Add(time.Duration(i) * time.Second)
+					cfg.Now = func() time.Time { return built }
 					cfg.Note = "first release\nof hello"
 					cfg.Branch, cfg.Repo = "main", "https://example.com/hello.git"
 					cfg.SignKey = keyFile
@@ -98,14 +102,14 @@ func TestRoundTrip(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Run: %v", err)
 					}
-					want := "hello/hello-20261122T101500Z-0123456789ab." + string(format)
+					want := "hello/hello-" + built.Format(manifest.BuildTimeLayout) + "-0123456789ab." + string(format)
 					if res.Name.String() != want || out.String() != want+"\n" {
 						t.Fatalf("name %s, stdout %q; want %s", res.Name, out.String(), want)
 					}
 					store := openStore(t, bucket)
 					info, members := readBack(t, store, res.Name)
 					wantMeta := manifest.PackageMeta{
-						App: "hello", Commit: cfg.Commit, Branch: "main", Repo: cfg.Repo, Built: fixedNow,
+						App: "hello", Commit: cfg.Commit, Branch: "main", Repo: cfg.Repo, Built: built,
 						User: "alice", Host: "build-1", Note: cfg.Note, SHA256: res.Meta.SHA256, Format: format,
 						Size: unpackedSize(wantMembers),
 					}

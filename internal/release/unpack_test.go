@@ -14,9 +14,9 @@ import (
 // (pkgformat.Extract, used by pulld) accepts and restores: contents, modes
 // (minus setuid/setgid/sticky, which it drops), links and mtimes.
 func TestUnpacks(t *testing.T) {
-	bucket := "file://" + t.TempDir()
 	for _, format := range []string{"tar.zst", "tar.gz"} {
 		t.Run(format, func(t *testing.T) {
+			bucket := "file://" + t.TempDir() // one build is one package, whatever its format
 			cfg := testConfig(bucket, "hello", appTree(t))
 			cfg.Format = manifest.Format(format)
 			res, err := Run(t.Context(), cfg)
