@@ -44,7 +44,7 @@ func DebScripts() []string { return slices.Clone(debScripts) }
 
 // ErrInvalidControl is wrapped by every error about a malformed
 // debian/control.
-var ErrInvalidControl = errors.New("invalid debian/control")
+var ErrInvalidControl = errors.New("invalid control file")
 
 // DebControl is what a tree's debian/control may set. Version is not among
 // it: release sets it from the build time (DebVersion), so that versions
@@ -100,6 +100,9 @@ func ParseControl(data []byte) (DebControl, error) {
 			values[field].WriteString("\n" + v)
 			continue
 		}
+		if strings.ContainsFunc(line, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			return bad(n, "control character in %q", line)
+		}
 		name, value, ok := strings.Cut(line, ":")
 		key := strings.ToLower(strings.TrimSpace(name))
 		switch {
@@ -117,6 +120,9 @@ func ParseControl(data []byte) (DebControl, error) {
 		values[key].WriteString(strings.TrimSpace(value))
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return bad(n+1, "longer than 64 KiB")
+		}
 		return bad(n+1, "%v", err)
 	}
 	for key, b := range values {
@@ -222,6 +228,14 @@ func (t *Tree) debInfo(p manifest.PackageName, meta manifest.PackageMeta) (*nfpm
 	var problems []error
 	for _, e := range t.entries {
 		src := filepath.Join(t.root, filepath.FromSlash(e.rel))
+		if e.rel == "DEBIAN" {
+			problems = append(problems, fmt.Errorf("DEBIAN/: dpkg-deb's control directory; release takes the maintainer scripts and control file from %s/", DebianDir))
+			continue
+		}
+		if strings.ContainsFunc(e.rel, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			problems = append(problems, fmt.Errorf("%q: a control character in a path, which dpkg refuses", e.rel))
+			continue
+		}
 		if IsDebian(e.rel) {
 			if err := t.debianEntry(info, e, src); err != nil {
 				problems = append(problems, err)

@@ -176,6 +176,8 @@ func TestCheckDeb(t *testing.T) {
 		{"app not a Debian name", "Hello", map[string]string{"x": "x"}, "not a Debian package name"},
 		{"named in control", "my_app", map[string]string{"debian/control": "Package: my-app\n"}, ""},
 		{"underscore becomes hyphen", "my_app", map[string]string{"x": "x"}, ""},
+		{"dpkg-deb's DEBIAN", "hello", map[string]string{"DEBIAN/control": "Package: x\n"}, "DEBIAN/: dpkg-deb's control directory"},
+		{"newline in a path", "hello", map[string]string{"opt/a\nb": "x"}, "control character in a path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tree, err := pkgformat.WalkTree(writeTree(t, tc.files))
@@ -213,6 +215,8 @@ func TestParseControl(t *testing.T) {
 		{name: "bad package", in: "Package: Web_1\n", err: "not a Debian package name"},
 		{name: "multi-line package", in: "Package: web\n more\n", err: "not a Debian package name"},
 		{name: "multi-line section", in: "Section: a\n b\n", err: "spans lines"},
+		{name: "control character", in: "Section: a\x01b\n", err: "control character"},
+		{name: "too long", in: "Description: " + strings.Repeat("x", 70<<10) + "\n", err: "longer than 64 KiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := pkgformat.ParseControl([]byte(tc.in))

@@ -209,13 +209,21 @@ func ExtractDeferred(r io.Reader, format manifest.Format, dir string, lim Limits
 // is debian-binary.
 const debMagic = "!<arch>\ndebian-binary"
 
+// DebMagicLen is how many first bytes of a file IsDebHead needs.
+const DebMagicLen = len(debMagic)
+
+// IsDebHead reports whether head, the first DebMagicLen bytes of a file,
+// start a Debian package (an ar archive whose first member is
+// debian-binary).
+func IsDebHead(head []byte) bool { return string(head) == debMagic }
+
 // keepDeb is ExtractDeferred for a Debian package, which pulld keeps whole
 // for dpkg: it copies r to DebFile in root, at most lim.MaxBytes, after
 // checking that it starts as a .deb does. dpkg checks the rest when it
 // installs it.
 func keepDeb(root *os.Root, r io.Reader, lim Limits) (Stats, *DirModes, error) {
 	head := make([]byte, len(debMagic))
-	if _, err := io.ReadFull(r, head); err != nil || string(head) != debMagic {
+	if _, err := io.ReadFull(r, head); err != nil || !IsDebHead(head) {
 		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return Stats{}, nil, fmt.Errorf("unpack: deb %w: it does not start as a Debian package (an ar archive whose first member is debian-binary)", ErrCorrupt)
 		}

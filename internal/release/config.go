@@ -105,8 +105,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: -bucket is required", cli.ErrUsage)
 	}
 	if c.ImportSkia != "" {
-		if c.ImportSkia == c.Bucket {
-			return fmt.Errorf("%w: -import-skia %s is -bucket: import into another bucket", cli.ErrUsage, c.ImportSkia)
+		if c.App != "" || c.List || c.deploys() || c.Note != "" || c.Commit != "" || c.Branch != "" || c.Repo != "" ||
+			c.Dir != "" && c.Dir != "." || c.Format != "" && c.Format != manifest.FormatZstd {
+			return fmt.Errorf("%w: -import-skia takes only -bucket, -sign-key and -allow-unconditional-store", cli.ErrUsage)
 		}
 		return c.defaults()
 	}

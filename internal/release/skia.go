@@ -2,128 +2,170 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"aead.dev/minisign"
 	"gocloud.dev/blob"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/fleet"
+	"github.com/pushpull/pushpull/internal/signing"
 	"github.com/pushpull/pushpull/internal/skia"
 	"github.com/pushpull/pushpull/manifest"
+	"github.com/pushpull/pushpull/pkgformat"
 )
 
 // ImportSummary is what ImportSkia did.
 type ImportSummary struct {
 	Copied, AlreadyThere int // packages
 	Written, Unchanged   int // server manifests
+	// Failed counts the packages and server lists that could not be
+	// imported (each has a note); placeholders dropped are not failures.
+	Failed int
 	// Notes lists, one line each, what the import changed or left out: a
 	// placeholder dropped, a package it could not import, a manifest left
 	// alone, the push config it wrote.
 	Notes []string
 }
 
+// ErrIncomplete is wrapped by ImportSkia's error when some package or
+// server list could not be imported; the rest was.
+var ErrIncomplete = errors.New("import incomplete")
+
+// ImportOptions are ImportSkia's settings beside its buckets.
+type ImportOptions struct {
+	User string // recorded in the audit records
+	// SignKey, when set, signs every package imported (and one already
+	// imported without a signature), for fleets whose pulld -verify-key.
+	SignKey *minisign.PrivateKey
+	Logger  *slog.Logger // one line per package copied and manifest written
+}
+
 // ImportSkia copies a Skia push bucket (from) into pushpull's layout in
-// to: every debs/{app}/*.deb as the package {app}/{app}-{time}-{commit}.deb
-// with pushpull's metadata made from Skia's (appname, userid, hash,
-// datetime, dirty, note; services is reported, as the maintainer scripts
+// to: every debs/{app}/*.deb that is a Debian package as the package
+// {app}/{app}-{time}-{commit}.deb with pushpull's metadata made from
+// Skia's (appname, userid, hash, datetime, dirty and note, each checked
+// against the name; services is reported, as the maintainer scripts
 // restart them), and every server/{host}.json as servers/{host}.json
 // naming those packages, without Skia's "app/" placeholders (an app with
-// no version chosen) and without names whose .deb is not there. With no
-// push config in to, it writes one allowing each server the apps it runs.
+// no version chosen), duplicates, and names whose .deb is not there. With
+// no push config in to, it writes one allowing each server the apps it
+// lists, placeholders included, and each server to already has the apps
+// its manifest names.
 //
-// It is idempotent: a package already in to is not copied again, and a
+// It is idempotent: a package already in to with the same content is not
+// copied again (one whose content differs is a collision, reported), and a
 // server manifest that exists is left alone (reported when it differs from
 // the import). Nothing in from is modified. The manifests are written
-// through fleet, with an audit record by user, and nothing is nudged.
-func ImportSkia(ctx context.Context, from, to *blobstore.Store, user string, log *slog.Logger) (ImportSummary, error) {
+// through fleet, with an audit record by opts.User, and nothing is
+// nudged. The error wraps ErrIncomplete when something could not be
+// imported.
+func ImportSkia(ctx context.Context, from, to *blobstore.Store, opts ImportOptions) (ImportSummary, error) {
 	var sum ImportSummary
 	note := func(format string, args ...any) { sum.Notes = append(sum.Notes, fmt.Sprintf(format, args...)) }
+	fail := func(format string, args ...any) { sum.Failed++; note(format, args...) }
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	src := from.Bucket()
 	imported := map[string]manifest.PackageName{} // Skia name → pushpull name
-	it := src.List(&blob.ListOptions{Prefix: skia.DebsPrefix})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
+	err := eachKey(ctx, src, skia.DebsPrefix, func(key string) error {
+		if !strings.HasSuffix(key, ".deb") {
+			return nil
 		}
-		if err != nil {
-			return sum, fmt.Errorf("list %s: %w", skia.DebsPrefix, err)
-		}
-		if obj.IsDir || !strings.HasSuffix(obj.Key, ".deb") {
-			continue
-		}
-		skiaName := strings.TrimPrefix(obj.Key, skia.DebsPrefix)
-		p, copied, err := importDeb(ctx, src, to, obj.Key, skiaName, note)
-		if err != nil {
-			if ctx.Err() != nil {
-				return sum, err
-			}
-			note("package %s not imported: %v", obj.Key, err)
-			continue
-		}
-		imported[skiaName] = p
-		if copied {
+		skiaName := strings.TrimPrefix(key, skia.DebsPrefix)
+		p, copied, err := importDeb(ctx, src, to, key, skiaName, opts.SignKey, note)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return err
+		case err != nil:
+			fail("package %s not imported: %v", key, err)
+		case copied:
+			imported[skiaName] = p
 			sum.Copied++
-			log.Info("package imported", "from", obj.Key, "package", p.String())
-		} else {
+			log.Info("package imported", "from", key, "package", p.String())
+		default:
+			imported[skiaName] = p
 			sum.AlreadyThere++
 		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
 	}
 
 	servers := map[string]*manifest.Manifest{}
-	it = src.List(&blob.ListOptions{Prefix: skia.ServersPrefix})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return sum, fmt.Errorf("list %s: %w", skia.ServersPrefix, err)
-		}
-		host, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, skia.ServersPrefix), ".json")
-		if obj.IsDir || !ok {
-			continue
+	placeholders := map[string][]string{} // server → apps it lists without a version
+	err = eachKey(ctx, src, skia.ServersPrefix, func(key string) error {
+		host, ok := strings.CutSuffix(strings.TrimPrefix(key, skia.ServersPrefix), ".json")
+		if !ok {
+			return nil
 		}
 		if err := manifest.CheckName("server", host); err != nil {
-			note("%s not imported: %v", obj.Key, err)
-			continue
+			fail("%s not imported: %v", key, err)
+			return nil
 		}
-		data, err := src.ReadAll(ctx, obj.Key)
+		data, err := readLimited(ctx, src, key)
 		if err != nil {
-			return sum, fmt.Errorf("read %s: %w", obj.Key, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			fail("%s not imported: %v", key, err)
+			return nil
 		}
 		names, err := skia.ParseServer(data)
 		if err != nil {
-			note("%s not imported: %v", obj.Key, err)
-			continue
+			fail("%s not imported: %v", key, err)
+			return nil
 		}
 		m := &manifest.Manifest{Packages: []manifest.Entry{}}
+		var dropped, missing []string
+		seen := map[string]bool{}
 		for _, n := range names {
-			app, file, _ := strings.Cut(n, "/")
-			switch p, ok := imported[n]; {
-			case file == "":
-				note("%s: dropped the placeholder %q (app %s has no version chosen)", obj.Key, n, app)
-			case !ok:
-				note("%s: dropped %q: no such .deb was imported", obj.Key, n)
-			default:
+			p, ok := imported[n]
+			switch app, file, _ := strings.Cut(n, "/"); {
+			case seen[n]:
+			case ok:
 				m.Packages = append(m.Packages, manifest.Entry{Package: p})
+			case file == "" && manifest.CheckName("app", app) == nil:
+				dropped = append(dropped, app)
+				placeholders[host] = append(placeholders[host], app)
+			default:
+				missing = append(missing, fmt.Sprintf("%q", n))
 			}
+			seen[n] = true
+		}
+		if len(dropped) > 0 {
+			note("%s: dropped the placeholders of %s (no version chosen)", key, strings.Join(dropped, ", "))
+		}
+		if len(missing) > 0 {
+			note("%s: dropped %d names whose .deb was not imported: %s", key, len(missing), strings.Join(missing[:min(len(missing), 5)], ", "))
 		}
 		if err := m.Validate(); err != nil {
-			note("%s not imported: %v", obj.Key, err)
-			continue
+			fail("%s not imported: %v", key, err)
+			return nil
 		}
 		servers[host] = m
+		return nil
+	})
+	if err != nil {
+		return sum, err
 	}
-	if err := importConfig(ctx, to, servers, user, note); err != nil {
+	if err := importConfig(ctx, to, servers, placeholders, opts.User, note); err != nil {
 		return sum, err
 	}
 	w := fleet.New(to, fleet.Options{Logger: log})
@@ -131,7 +173,7 @@ func ImportSkia(ctx context.Context, from, to *blobstore.Store, user string, log
 		m := servers[host]
 		t := manifest.Server(host)
 		_, err := w.Edit(ctx, fleet.Edit{
-			Target: t, User: user, Action: "import from Skia push " + from.URL(), IfVersion: "",
+			Target: t, User: opts.User, Action: "import from Skia push " + from.URL(), IfVersion: "",
 			Apply: func(cur *manifest.Manifest) error { cur.Packages = m.Packages; return nil },
 		})
 		switch {
@@ -146,17 +188,72 @@ func ImportSkia(ctx context.Context, from, to *blobstore.Store, user string, log
 			if ctx.Err() != nil {
 				return sum, err
 			}
-			note("servers/%s.json not written: %v", host, err)
+			fail("servers/%s.json not written: %v", host, err)
 		default:
 			sum.Written++
+			log.Info("server manifest written", "server", host, "envs", len(m.Packages))
 		}
 	}
+	if sum.Failed > 0 {
+		return sum, fmt.Errorf("%w: %s not imported (see above)", ErrIncomplete, plural(sum.Failed, "package or server list"))
+	}
 	return sum, nil
+}
+
+// eachKey calls fn with every key under prefix of b, in order.
+func eachKey(ctx context.Context, b *blob.Bucket, prefix string, fn func(key string) error) error {
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if obj.IsDir {
+			continue
+		}
+		if err := fn(obj.Key); err != nil {
+			return err
+		}
+	}
+}
+
+// readLimited reads key of b, refusing one larger than a document may be.
+func readLimited(ctx context.Context, b *blob.Bucket, key string) ([]byte, error) {
+	r, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, blobstore.MaxDocumentSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > blobstore.MaxDocumentSize {
+		return nil, fmt.Errorf("larger than %d bytes", blobstore.MaxDocumentSize)
+	}
+	return data, nil
 }
 
 // runImport is Run for cfg.ImportSkia: it imports that bucket into
 // cfg.Bucket and prints the summary to cfg.Out.
 func runImport(ctx context.Context, cfg *Config) error {
+	if err := sameBucket(cfg.ImportSkia, cfg.Bucket); err != nil {
+		return err
+	}
+	opts := ImportOptions{User: cfg.User, Logger: cfg.Logger}
+	if opts.User == "" {
+		opts.User = currentUser()
+	}
+	if cfg.SignKey != "" {
+		key, err := signing.LoadPrivateKey(cfg.SignKey, cfg.SignPassword)
+		if err != nil {
+			return fmt.Errorf("%w: -sign-key: %w", cli.ErrUsage, err)
+		}
+		opts.SignKey = &key
+	}
 	from, err := blobstore.Open(ctx, cfg.ImportSkia)
 	if err != nil {
 		return fmt.Errorf("-import-skia: %w", err)
@@ -170,11 +267,7 @@ func runImport(ctx context.Context, cfg *Config) error {
 	if err := checkConditional(ctx, to, cfg); err != nil {
 		return err
 	}
-	user := cfg.User
-	if user == "" {
-		user = currentUser()
-	}
-	sum, err := ImportSkia(ctx, from, to, user, cfg.Logger)
+	sum, err := ImportSkia(ctx, from, to, opts)
 	for _, n := range sum.Notes {
 		fmt.Fprintln(cfg.Out, n)
 	}
@@ -183,9 +276,35 @@ func runImport(ctx context.Context, cfg *Config) error {
 	return err
 }
 
+// sameBucket refuses an import whose source and destination are one
+// bucket, or file:// directories one inside the other.
+func sameBucket(from, to string) error {
+	bad := fmt.Errorf("%w: -import-skia %s and -bucket %s are the same bucket: import into another one", cli.ErrUsage, from, to)
+	if from == to {
+		return bad
+	}
+	fu, ferr := url.Parse(from)
+	tu, terr := url.Parse(to)
+	if ferr != nil || terr != nil || fu.Scheme != tu.Scheme {
+		return nil
+	}
+	if fu.Scheme != "file" {
+		if fu.Host == tu.Host {
+			return bad // one bucket, whatever the query (a prefix= is still inside it)
+		}
+		return nil
+	}
+	a, b := filepath.Clean(fu.Path), filepath.Clean(tu.Path)
+	if a == b || strings.HasPrefix(a, b+string(filepath.Separator)) || strings.HasPrefix(b, a+string(filepath.Separator)) {
+		return bad
+	}
+	return nil
+}
+
 // importDeb copies the .deb at key of src into to, unless it is there
-// already, and returns its pushpull name and whether it copied it.
-func importDeb(ctx context.Context, src *blob.Bucket, to *blobstore.Store, key, skiaName string, note func(string, ...any)) (manifest.PackageName, bool, error) {
+// already with the same content, signing it with key when key is set, and
+// returns its pushpull name and whether it copied it.
+func importDeb(ctx context.Context, src *blob.Bucket, to *blobstore.Store, key, skiaName string, sign *minisign.PrivateKey, note func(string, ...any)) (manifest.PackageName, bool, error) {
 	sp, err := skia.ParseName(skiaName)
 	if err != nil {
 		return manifest.PackageName{}, false, err
@@ -194,54 +313,68 @@ func importDeb(ctx context.Context, src *blob.Bucket, to *blobstore.Store, key, 
 	if err != nil {
 		return manifest.PackageName{}, false, err
 	}
-	md := attrs.Metadata
-	if a := md[skia.MetaAppName]; a != "" && a != sp.App {
-		return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skia.MetaAppName, a, sp.App)
-	}
-	if h := strings.ToLower(md[skia.MetaHash]); h != "" && !strings.HasPrefix(h, sp.Commit) && !strings.HasPrefix(sp.Commit, h) {
-		return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skia.MetaHash, h, sp.Commit)
-	}
-	meta := manifest.PackageMeta{App: sp.App, Commit: sp.Commit, Built: sp.Built, User: sp.User, Host: sp.Host, Note: md[skia.MetaNote], Format: manifest.FormatDeb}
-	if h := strings.ToLower(md[skia.MetaHash]); len(h) > len(meta.Commit) {
-		meta.Commit = h // the full commit
-	}
-	if u := md[skia.MetaUserID]; u != "" {
-		meta.User, meta.Host, _ = strings.Cut(u, "@")
-	}
-	if d := md[skia.MetaDirty]; d != "" {
-		if meta.Dirty, err = strconv.ParseBool(d); err != nil {
-			return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, not true or false", skia.MetaDirty, d)
-		}
-	}
-	if s := md[skia.MetaDateTime]; s != "" {
-		if t, err := time.Parse(time.RFC3339, s); err != nil || !t.Equal(sp.Built) {
-			return manifest.PackageName{}, false, fmt.Errorf("its %s is %q, its name says %s", skia.MetaDateTime, s, sp.Built.Format(time.RFC3339))
-		}
+	meta, err := skiaMeta(sp, attrs.Metadata)
+	if err != nil {
+		return manifest.PackageName{}, false, err
 	}
 	p, err := sp.PackageName(meta.Dirty)
 	if err != nil {
 		return manifest.PackageName{}, false, err
 	}
-	if s := md[skia.MetaServices]; s != "" {
+	if s := attrs.Metadata[skia.MetaServices]; s != "" {
 		note("%s: services %s are not carried over: the .deb's maintainer scripts restart them", key, s)
 	}
-	if _, err := to.StatPackage(ctx, p); err == nil {
+	info, err := to.StatPackage(ctx, p)
+	switch {
+	case err == nil:
+		sum, err := hashObject(ctx, src, key)
+		if err != nil {
+			return manifest.PackageName{}, false, err
+		}
+		if sum != info.Meta.SHA256 {
+			return manifest.PackageName{}, false, fmt.Errorf("collides with %s, already in the bucket with other content (the same app, second and commit)", p)
+		}
+		if sign != nil {
+			if _, err := to.ReadSignature(ctx, p); errors.Is(err, blobstore.ErrNotFound) {
+				h := signing.NewHasher()
+				if err := copyObject(ctx, src, key, h); err != nil {
+					return manifest.PackageName{}, false, err
+				}
+				if err := to.WriteSignature(ctx, p, h.Sign(*sign, p.String(), sum)); err != nil {
+					return manifest.PackageName{}, false, err
+				}
+			} else if err != nil {
+				return manifest.PackageName{}, false, err
+			}
+		}
 		return p, false, nil
-	} else if !errors.Is(err, blobstore.ErrNotFound) {
+	case !errors.Is(err, blobstore.ErrNotFound):
 		return manifest.PackageName{}, false, err
 	}
-	r, err := src.NewReader(ctx, key, nil)
-	if err != nil {
-		return manifest.PackageName{}, false, err
-	}
-	defer r.Close()
 	pw, err := to.NewPackageWriter(ctx, p, meta)
 	if err != nil {
 		return manifest.PackageName{}, false, err
 	}
-	if _, err := io.Copy(pw, r); err != nil {
+	var h *signing.Hasher
+	dst := io.Writer(pw)
+	if sign != nil {
+		h = signing.NewHasher()
+		dst = io.MultiWriter(pw, h)
+	}
+	head := &headChecker{w: dst}
+	if err := copyObject(ctx, src, key, head); err != nil {
 		pw.Abort()
-		return manifest.PackageName{}, false, fmt.Errorf("copy: %w", err)
+		return manifest.PackageName{}, false, err
+	}
+	if !head.deb() {
+		pw.Abort()
+		return manifest.PackageName{}, false, fmt.Errorf("not a Debian package (no ar archive with debian-binary first)")
+	}
+	if h != nil {
+		if err := to.WriteSignature(ctx, p, h.Sign(*sign, p.String(), pw.SHA256())); err != nil {
+			pw.Abort()
+			return manifest.PackageName{}, false, err
+		}
 	}
 	if err := pw.Close(); err != nil {
 		return manifest.PackageName{}, false, err
@@ -249,9 +382,80 @@ func importDeb(ctx context.Context, src *blob.Bucket, to *blobstore.Store, key, 
 	return p, true, nil
 }
 
+// skiaMeta is pushpull's metadata for the Skia package sp, from its object
+// metadata md, each of which must agree with the name.
+func skiaMeta(sp skia.Package, md map[string]string) (manifest.PackageMeta, error) {
+	meta := manifest.PackageMeta{App: sp.App, Commit: sp.Commit, Built: sp.Built, User: sp.User, Host: sp.Host, Note: md[skia.MetaNote], Format: manifest.FormatDeb}
+	if a := md[skia.MetaAppName]; a != "" && a != sp.App {
+		return meta, fmt.Errorf("its %s is %q, its name says %s", skia.MetaAppName, a, sp.App)
+	}
+	if h := strings.ToLower(md[skia.MetaHash]); h != "" {
+		if manifest.CheckCommit(h) != nil || !strings.HasPrefix(h, sp.Commit) && !strings.HasPrefix(sp.Commit, h) {
+			return meta, fmt.Errorf("its %s is %q, its name says %s", skia.MetaHash, md[skia.MetaHash], sp.Commit)
+		}
+		if len(h) > len(meta.Commit) {
+			meta.Commit = h // the full commit
+		}
+	}
+	if u := md[skia.MetaUserID]; u != "" && u != sp.User+"@"+sp.Host {
+		return meta, fmt.Errorf("its %s is %q, its name says %s@%s", skia.MetaUserID, u, sp.User, sp.Host)
+	}
+	if d := md[skia.MetaDirty]; d != "" {
+		var err error
+		if meta.Dirty, err = strconv.ParseBool(d); err != nil {
+			return meta, fmt.Errorf("its %s is %q, not true or false", skia.MetaDirty, d)
+		}
+	}
+	if s := md[skia.MetaDateTime]; s != "" {
+		if t, err := time.Parse(time.RFC3339, s); err != nil || !t.Equal(sp.Built) {
+			return meta, fmt.Errorf("its %s is %q, its name says %s", skia.MetaDateTime, s, sp.Built.Format(time.RFC3339))
+		}
+	}
+	return meta, nil
+}
+
+// copyObject streams key of b into w.
+func copyObject(ctx context.Context, b *blob.Bucket, key string, w io.Writer) error {
+	r, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	return nil
+}
+
+// hashObject returns the hex sha256 of key of b.
+func hashObject(ctx context.Context, b *blob.Bucket, key string) (string, error) {
+	h := sha256.New()
+	if err := copyObject(ctx, b, key, h); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// headChecker passes writes through to w and keeps the first bytes, to
+// tell whether they start a Debian package.
+type headChecker struct {
+	w    io.Writer
+	head []byte
+}
+
+func (c *headChecker) Write(p []byte) (int, error) {
+	if n := pkgformat.DebMagicLen - len(c.head); n > 0 {
+		c.head = append(c.head, p[:min(n, len(p))]...)
+	}
+	return c.w.Write(p)
+}
+
+func (c *headChecker) deb() bool { return pkgformat.IsDebHead(c.head) }
+
 // importConfig writes a push config allowing each imported server the apps
-// its manifest runs, when to has none.
-func importConfig(ctx context.Context, to *blobstore.Store, servers map[string]*manifest.Manifest, user string, note func(string, ...any)) error {
+// it lists, placeholders included, and each server that already has a
+// manifest in to the apps that manifest names, when to has no push config.
+func importConfig(ctx context.Context, to *blobstore.Store, servers map[string]*manifest.Manifest, placeholders map[string][]string, user string, note func(string, ...any)) error {
 	if len(servers) == 0 {
 		return nil
 	}
@@ -262,12 +466,33 @@ func importConfig(ctx context.Context, to *blobstore.Store, servers map[string]*
 		return nil // the operator's: fleet enforces it
 	}
 	c := &manifest.PushConfig{Servers: map[string][]string{}}
-	for host, m := range servers {
-		apps := []string{}
-		for _, e := range m.Packages {
-			apps = append(apps, e.Package.App)
+	allow := func(host string, apps ...string) {
+		for _, a := range apps {
+			if !slices.Contains(c.Servers[host], a) {
+				c.Servers[host] = append(c.Servers[host], a)
+			}
 		}
-		c.Servers[host] = apps
+	}
+	existing, err := to.ListServers(ctx)
+	if err != nil {
+		return fmt.Errorf("push config: %w", err)
+	}
+	for _, host := range existing {
+		c.Servers[host] = []string{}
+		if m, _, err := to.ReadManifest(ctx, manifest.Server(host)); err == nil {
+			for _, e := range m.Packages {
+				allow(host, e.Package.App)
+			}
+		}
+	}
+	for host, m := range servers {
+		if c.Servers[host] == nil {
+			c.Servers[host] = []string{}
+		}
+		for _, e := range m.Packages {
+			allow(host, e.Package.App)
+		}
+		allow(host, placeholders[host]...)
 	}
 	w := fleet.New(to, fleet.Options{})
 	if _, err := w.PutConfig(ctx, user, c, ""); err != nil {
@@ -276,6 +501,6 @@ func importConfig(ctx context.Context, to *blobstore.Store, servers map[string]*
 		}
 		return fmt.Errorf("push config: %w", err)
 	}
-	note("%s written: each imported server may run the apps it runs now (edit it to allow more)", blobstore.PushConfigKey)
+	note("%s written: each server may run the apps it lists (edit it to allow more)", blobstore.PushConfigKey)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/pulld"
 	"github.com/pushpull/pushpull/internal/skia"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
@@ -29,6 +30,8 @@ const (
 	skiaHello1 = "hello/hello:alice@build-1.corp:2014-12-09T18:45:59Z:2d9eea8b121f61ac8f1ab853fedc30fc092b3f70.deb"
 	skiaHello2 = "hello/hello:alice@build-1.corp:2014-12-09T19:05:02Z:7e0ff6059e653eb75a36efb621d0fd66d1ced433.deb"
 	skiaBroken = "hello/hello:bob@build-2:2014-12-10T08:00:00Z:52a8ec0da66d45a58274947080870b742404a92f.deb"
+	skiaFake   = "hello/hello:alice@build-1.corp:2014-12-11T00:00:00Z:0123456789ab.deb"
+	skiaTwin   = "hello/hello:carol@build-3:2014-12-09T20:05:02+01:00:7e0ff6059e65.deb"
 )
 
 // putSkia writes an object as Skia push's release.sh stored it: under
@@ -111,24 +114,33 @@ func TestImportSkia(t *testing.T) {
 			putSkia(t, b, skia.DebsPrefix+skiaHello1, deb("v1"), skiaMeta("alice@build-1.corp", "2014-12-09T18:45:59Z", "2d9eea8b121f61ac8f1ab853fedc30fc092b3f70", "first"))
 			putSkia(t, b, skia.DebsPrefix+skiaHello2, deb("v2"), skiaMeta("alice@build-1.corp", "2014-12-09T19:05:02Z", "7e0ff6059e653eb75a36efb621d0fd66d1ced433", "second"))
 			putSkia(t, b, skia.DebsPrefix+skiaBroken, deb("v3"), skiaMeta("bob@build-2", "2014-12-10T08:00:00Z", "ffffffffffffffffffffffffffffffffffffffff", "lies"))
-			putSkia(t, b, skia.ServersPrefix+"web-1.json", []byte(`["`+skiaHello2+`", "logserver/"]`), nil)
+			// Not a Debian package, though named one.
+			putSkia(t, b, skia.DebsPrefix+skiaFake, []byte("just text"), skiaMeta("alice@build-1.corp", "2014-12-11T00:00:00Z", "", ""))
+			// The same instant and commit as hello2, in another zone, by
+			// someone else: the same pushpull name, other content.
+			putSkia(t, b, skia.DebsPrefix+skiaTwin, deb("twin"), map[string]string{skia.MetaAppName: "hello"})
+			putSkia(t, b, skia.ServersPrefix+"web-1.json", []byte(`["`+skiaHello2+`", "logserver/", "`+skiaHello2+`"]`), nil)
 			putSkia(t, b, skia.ServersPrefix+"web-2.json", []byte(`["`+skiaHello1+`", "push/push:jc@h:2014-12-09T18:45:59Z:2d9eea8b121f61ac8f1ab853fedc30fc092b3f70.deb"]`), nil)
 			before := snapshot(t, b)
 
 			var out bytes.Buffer
-			cfg := Config{Bucket: toURL, ImportSkia: fromURL, User: "importer", Out: &out}
-			if _, err := Run(t.Context(), cfg); err != nil {
-				t.Fatalf("import: %v\n%s", err, out.String())
+			pub, keyFile := makeKey(t)
+			cfg := Config{Bucket: toURL, ImportSkia: fromURL, User: "importer", Out: &out, SignKey: keyFile}
+			// Three objects cannot be imported: the import says which and
+			// why, does the rest, and fails (exit 1).
+			if _, err := Run(t.Context(), cfg); !errors.Is(err, ErrIncomplete) {
+				t.Fatalf("import: %v, want ErrIncomplete\n%s", err, out.String())
 			}
 			for _, want := range []string{
-				`servers/web-1.json: dropped the placeholder "logserver/"`,
-				`server/web-2.json: dropped "push/push:jc@h:`,
+				`server/web-1.json: dropped the placeholders of logserver (no version chosen)`,
+				`server/web-2.json: dropped 1 names whose .deb was not imported: "push/push:jc@h:`,
 				"debs/" + skiaBroken + " not imported: its hash is \"ffff",
+				"debs/" + skiaFake + " not imported: not a Debian package",
+				"debs/" + skiaTwin + " not imported: collides with hello/hello-20141209T190502Z-7e0ff6059e65.deb",
 				"services hello.service are not carried over",
 				"config/push.json written",
 				"2 packages copied, 0 packages already there; 2 server manifests written, 0 server manifests unchanged",
 			} {
-				want = strings.Replace(want, "servers/web-1.json", "server/web-1.json", 1)
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("summary lacks %q:\n%s", want, out.String())
 				}
@@ -153,7 +165,8 @@ func TestImportSkia(t *testing.T) {
 				t.Fatalf("servers/web-1.json: %+v, %v", m, err)
 			}
 			conf, _, err := to.ReadPushConfig(t.Context())
-			if err != nil || conf == nil || !slices.Equal(conf.Servers["web-1"], []string{"hello"}) || !slices.Equal(conf.Servers["web-2"], []string{"hello"}) {
+			verifySignature(t, to, p2, info.Meta.SHA256, pub)
+			if err != nil || conf == nil || !slices.Equal(conf.Servers["web-1"], []string{"hello", "logserver"}) || !slices.Equal(conf.Servers["web-2"], []string{"hello"}) {
 				t.Errorf("push config: %+v, %v", conf, err)
 			}
 			if recs, _ := to.ListAudit(t.Context(), manifest.Server("web-1"), 5); len(recs) != 1 || recs[0].User != "importer" {
@@ -161,7 +174,7 @@ func TestImportSkia(t *testing.T) {
 			}
 
 			out.Reset()
-			if _, err := Run(t.Context(), cfg); err != nil {
+			if _, err := Run(t.Context(), cfg); !errors.Is(err, ErrIncomplete) {
 				t.Fatalf("second import: %v", err)
 			}
 			if !strings.Contains(out.String(), "0 packages copied, 2 packages already there; 0 server manifests written, 2 server manifests unchanged") {
@@ -185,6 +198,32 @@ func TestImportSkia(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(root, "envs/hello/builds", p2.ID(), pkgformat.DebFile)); err != nil {
 				t.Errorf("the .deb is not kept for rollback: %v", err)
+			}
+		})
+	}
+}
+
+// TestImportRefusals: an import into its own bucket (however the URL is
+// spelt) and flags an import does not take are usage errors, before
+// anything is read.
+func TestImportRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"same URL", Config{ImportSkia: "file:///tmp/x", Bucket: "file:///tmp/x"}},
+		{"same directory spelt otherwise", Config{ImportSkia: "file:///tmp/x", Bucket: "file:///tmp/./x/"}},
+		{"inside it", Config{ImportSkia: "file:///tmp/x", Bucket: "file:///tmp/x/new"}},
+		{"same GCS bucket with a prefix", Config{ImportSkia: "gs://skia-push", Bucket: "gs://skia-push?prefix=pp/"}},
+		{"-app", Config{ImportSkia: "gs://a", Bucket: "gs://b", App: "hello"}},
+		{"-deploy", Config{ImportSkia: "gs://a", Bucket: "gs://b", Deploy: []string{"web-1"}}},
+		{"-dir", Config{ImportSkia: "gs://a", Bucket: "gs://b", Dir: "/nonexistent"}},
+		{"-format deb", Config{ImportSkia: "gs://a", Bucket: "gs://b", Format: manifest.FormatDeb}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Out = io.Discard
+			if _, err := Run(t.Context(), tc.cfg); !errors.Is(err, cli.ErrUsage) {
+				t.Errorf("Run = %v, want a usage error", err)
 			}
 		})
 	}

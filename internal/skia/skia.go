@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,6 +34,9 @@ const (
 	MetaNote     = "note"
 	MetaServices = "services" // the systemd services the package restarts
 )
+
+// userRE is what the user and the host of a name may be.
+var userRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
 // ErrName is wrapped by the error for a name that is not a Skia push
 // package name.
@@ -74,6 +78,9 @@ func ParseName(s string) (Package, error) {
 	when, commit := rest[:i], rest[i+1:]
 	p := Package{App: app, Commit: strings.ToLower(commit)}
 	p.User, p.Host, _ = strings.Cut(userHost, "@")
+	if !userRE.MatchString(p.User) || !userRE.MatchString(p.Host) {
+		return bad(fmt.Sprintf("%q is not {user}@{host}", userHost))
+	}
 	t, err := time.Parse(time.RFC3339, when)
 	if err != nil {
 		return bad(fmt.Sprintf("time %q is not RFC 3339", when))

@@ -146,7 +146,10 @@ func build(ctx context.Context, cfg Config, prog, goarch, arch string) (Built, e
 			}
 		}
 		root := filepath.Join(b.Tree, "var", "lib", "pulld")
-		if err := os.MkdirAll(root, 0o711); err != nil {
+		if err := os.MkdirAll(filepath.Dir(root), 0o755); err != nil {
+			return Built{}, err
+		}
+		if err := os.Mkdir(root, 0o711); err != nil {
 			return Built{}, err
 		}
 		if err := os.Chmod(root, 0o711); err != nil { // whatever the umask

@@ -75,6 +75,11 @@ func buildFor(t *testing.T, out string, built time.Time, programs ...string) []B
 func TestPackageInstalls(t *testing.T) {
 	built := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	bs := buildFor(t, filepath.Join(t.TempDir(), "dist"), built, "pulld")
+	for _, dir := range []string{"var", "var/lib"} { // only pulld's root is 0711
+		if fi, err := os.Stat(filepath.Join(bs[0].Tree, dir)); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("the package's /%s: %v, %v; want 0755", dir, fi.Mode(), err)
+		}
+	}
 	r := newRoot(t)
 	for _, b := range bs {
 		r.dpkg("-i", b.Deb)
