@@ -137,11 +137,11 @@ func ImportSkia(ctx context.Context, from, to *blobstore.Store, opts ImportOptio
 		seen := map[string]bool{}
 		for _, n := range names {
 			p, ok := imported[n]
-			switch app, file, _ := strings.Cut(n, "/"); {
+			switch app, isPlaceholder := strings.CutSuffix(n, "/"); {
 			case seen[n]:
 			case ok:
 				m.Packages = append(m.Packages, manifest.Entry{Package: p})
-			case file == "" && manifest.CheckName("app", app) == nil:
+			case isPlaceholder && manifest.CheckName("app", app) == nil:
 				dropped = append(dropped, app)
 				placeholders[host] = append(placeholders[host], app)
 			default:
