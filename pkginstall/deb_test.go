@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/manifest"
@@ -254,5 +256,38 @@ func TestTarWithPackageDebFile(t *testing.T) {
 	}
 	if r := f.eng.Stop(t.Context(), "hello"); r.Err != nil {
 		t.Errorf("stop: %v", r.Err)
+	}
+}
+
+// TestDebWaitsForLock: while another dpkg holds its lock (here the test,
+// as unattended-upgrades would), dpkg -i is tried again until the lock is
+// free, and the deploy succeeds rather than failing the package.
+func TestDebWaitsForLock(t *testing.T) {
+	f, dpkg, inst := debFixture(t)
+	v1 := deploytest.BuildDeb(t, f.store, "hello", 1, debApp(inst, "v1", false))
+	lock, err := os.OpenFile(filepath.Join(dpkg.Admin, "lock-frontend"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	fl := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}
+	if err := syscall.FcntlFlock(lock.Fd(), syscall.F_SETLK, &fl); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(time.Second)
+		fl.Type = syscall.F_UNLCK
+		_ = syscall.FcntlFlock(lock.Fd(), syscall.F_SETLK, &fl)
+	}()
+	r := f.mustApply(manifest.Entry{Package: v1})
+	if st, _ := dpkg.Status(debName); st != "install ok installed" {
+		t.Errorf("dpkg: %q", st)
+	}
+	logs, _ := filepath.Glob(filepath.Join(f.root, "envs/hello/logs", r.DeployID+".RESTARTING.*.log"))
+	if len(logs) != 1 {
+		t.Fatalf("RESTARTING logs %q, want one try that waited", logs)
+	}
+	if b, _ := os.ReadFile(logs[0]); !strings.Contains(string(b), "trying again in 5 s") {
+		t.Errorf("the try did not wait for the lock:\n%s", b)
 	}
 }

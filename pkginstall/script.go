@@ -78,18 +78,7 @@ func (a *attempt) script(ctx context.Context, step, id string) error {
 // of the package. apt-get -f install is told never to remove a package
 // (--no-remove), so that fixing one package's dependencies cannot take
 // another away; it then fails instead.
-const dpkgScript = `dpkg_wait() {
-	n=0
-	while :; do
-		"$@"
-		st=$?
-		[ "$st" = 2 ] && [ "$n" -lt 60 ] || return "$st"
-		n=$((n + 1))
-		echo "dpkg could not run (exit status 2: is another dpkg or apt holding its lock?); trying again in 5 s"
-		sleep 5
-	done
-}
-dpkg_wait dpkg --force-confdef --force-confold -i "$1" && exit 0
+const dpkgScript = dpkgWait + `dpkg_wait dpkg --force-confdef --force-confold -i "$1" && exit 0
 status=$?
 [ "$3" = 1 ] || exit $status
 echo "dpkg -i failed: apt-get -f install brings in what $2 depends on"
@@ -101,15 +90,23 @@ exit 1
 
 // dpkgRemove is what a .deb's STOPPING step runs: dpkg -r of its Package
 // ($1), waiting out a held lock as dpkgScript does.
-const dpkgRemove = `n=0
-while :; do
-	dpkg -r "$1"
-	st=$?
-	[ "$st" = 2 ] && [ "$n" -lt 60 ] || exit "$st"
-	n=$((n + 1))
-	echo "dpkg could not run (exit status 2: is another dpkg or apt holding its lock?); trying again in 5 s"
-	sleep 5
-done
+const dpkgRemove = dpkgWait + `dpkg_wait dpkg -r "$1"
+`
+
+// dpkgWait defines the shell function dpkg_wait, which runs its arguments
+// and, while they exit 2 (dpkg could not run: its lock is held), runs them
+// again every 5 s, 60 times at most.
+const dpkgWait = `dpkg_wait() {
+	n=0
+	while :; do
+		"$@"
+		st=$?
+		[ "$st" = 2 ] && [ "$n" -lt 60 ] || return "$st"
+		n=$((n + 1))
+		echo "dpkg could not run (exit status 2: is another dpkg or apt holding its lock?); trying again in 5 s"
+		sleep 5
+	done
+}
 `
 
 // dpkg returns the command a .deb's step runs: at RESTARTING dpkg -i of
