@@ -36,11 +36,8 @@ const (
 	DebFile = "package.deb"
 )
 
-// DebScripts are the maintainer scripts a tree's DebianDir may hold.
+// debScripts are the maintainer scripts a tree's DebianDir may hold.
 var debScripts = []string{"preinst", "postinst", "prerm", "postrm"}
-
-// DebScripts returns the maintainer script names.
-func DebScripts() []string { return slices.Clone(debScripts) }
 
 // ErrInvalidControl is wrapped by every error about a malformed
 // debian/control.
@@ -159,13 +156,13 @@ func DebVersion(p manifest.PackageName) string {
 	return v
 }
 
-// DebPackageName is the Debian package name a tree of app gets when its
+// debPackageName is the Debian package name a tree of app gets when its
 // control file names none: app, with underscores as hyphens.
-func DebPackageName(app string) string { return strings.ReplaceAll(app, "_", "-") }
+func debPackageName(app string) string { return strings.ReplaceAll(app, "_", "-") }
 
-// IsDebian reports whether the slash-separated path rel is under the
+// isDebian reports whether the slash-separated path rel is under the
 // tree's DebianDir, which a .deb does not install.
-func IsDebian(rel string) bool { return rel == DebianDir || strings.HasPrefix(rel, DebianDir+"/") }
+func isDebian(rel string) bool { return rel == DebianDir || strings.HasPrefix(rel, DebianDir+"/") }
 
 // WriteDeb writes t as the Debian package named p to w: every entry
 // outside DebianDir installed at /{its path}, owned by root, its mode
@@ -208,7 +205,7 @@ func (t *Tree) debInfo(p manifest.PackageName, meta manifest.PackageMeta) (*nfpm
 		return nil, fmt.Errorf("%w: %s/: a .deb's deploy steps are its maintainer scripts under %s/ (%s)", ErrInvalidTree, ScriptDir, DebianDir, strings.Join(debScripts, ", "))
 	}
 	info := &nfpm.Info{
-		Name:          DebPackageName(p.App),
+		Name:          debPackageName(p.App),
 		Arch:          "all",
 		Platform:      "linux",
 		Version:       DebVersion(p),
@@ -236,7 +233,7 @@ func (t *Tree) debInfo(p manifest.PackageName, meta manifest.PackageMeta) (*nfpm
 			problems = append(problems, fmt.Errorf("%q: a control character in a path, which dpkg refuses", e.rel))
 			continue
 		}
-		if IsDebian(e.rel) {
+		if isDebian(e.rel) {
 			if err := t.debianEntry(info, e, src); err != nil {
 				problems = append(problems, err)
 			}

@@ -31,6 +31,17 @@ func liveFixture(t *testing.T) *fixture {
 	return f
 }
 
+// liveBrowser serves a liveFixture on the real clock to a new headless
+// browser tab; the server stops when the test ends.
+func liveBrowser(t *testing.T) (*fixture, *Server, *httptest.Server, context.Context) {
+	t.Helper()
+	f := liveFixture(t)
+	srv := f.server(func(o *Options) { o.Now = time.Now })
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return f, srv, hs, newBrowser(t)
+}
+
 // memberStatus writes a status of group web's member server, with hello
 // in state serving pkg (or failing with output).
 func (f *fixture) memberStatus(server string, pkg manifest.PackageName, state manifest.State, output string) {
@@ -49,11 +60,7 @@ func (f *fixture) memberStatus(server string, pkg manifest.PackageName, state ma
 // resume with the buttons; the group page and the index show the active
 // rollout; a half-typed form on a live page survives an update.
 func TestBrowserRollout(t *testing.T) {
-	f := liveFixture(t)
-	srv := f.server(func(o *Options) { o.Now = time.Now })
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	ctx := newBrowser(t)
+	f, srv, hs, ctx := liveBrowser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	textOf := func(sel string) string { return get(t, ctx, chromedp.Text(css(sel))) }
 	waitText := func(sel, want string) { t.Helper(); waitText(t, ctx, sel, want, 8*time.Second) }
@@ -221,11 +228,7 @@ func jsString(s string) string {
 // fleet without a reload: a host's deploy shows in progress, then serving,
 // each within about two seconds of its status write.
 func TestBrowserLive(t *testing.T) {
-	f := liveFixture(t)
-	srv := f.server(func(o *Options) { o.Now = time.Now })
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	ctx := newBrowser(t)
+	f, _, hs, ctx := liveBrowser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	within := func(sel, want string, d time.Duration) { t.Helper(); waitText(t, ctx, sel, want, d) }
 	for _, page := range []struct{ name, path, row string }{

@@ -10,16 +10,18 @@ import (
 	"strings"
 )
 
-// gitFacts are what release reads from DIR's repository.
-type gitFacts struct {
+// GitFacts are what release reads from DIR's repository.
+type GitFacts struct {
 	Commit, Branch, Repo string
 	Dirty                bool
 }
 
-// readGit returns the git facts of the repository holding dir. Its error
-// wraps ErrNotGit when dir is in no repository (or git is missing).
-func readGit(ctx context.Context, dir string) (gitFacts, error) {
-	var g gitFacts
+// ReadGit returns the git facts of the repository holding dir: HEAD's
+// commit, the branch, origin without credentials, and whether the tree has
+// changes (untracked files included). Its error wraps ErrNotGit when dir is
+// in no repository (or git is missing).
+func ReadGit(ctx context.Context, dir string) (GitFacts, error) {
+	var g GitFacts
 	if _, err := git(ctx, dir, "rev-parse", "--show-toplevel"); err != nil {
 		return g, fmt.Errorf("%w: %s: %v", ErrNotGit, dir, err)
 	}

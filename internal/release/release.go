@@ -157,7 +157,7 @@ func prepare(ctx context.Context, cfg *Config) (*prepared, error) {
 		Built: cfg.Now().UTC().Truncate(time.Second),
 		Size:  t.Size,
 	}
-	g, err := readGit(ctx, cfg.Dir)
+	g, err := ReadGit(ctx, cfg.Dir)
 	switch {
 	case errors.Is(err, ErrNotGit) && cfg.Commit != "":
 		// Not a repository: the flags are all there is.

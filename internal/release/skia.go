@@ -327,23 +327,26 @@ func importDeb(ctx context.Context, src *blob.Bucket, to *blobstore.Store, key, 
 	info, err := to.StatPackage(ctx, p)
 	switch {
 	case err == nil:
-		sum, err := hashObject(ctx, src, key)
-		if err != nil {
+		unsigned := false
+		if sign != nil {
+			_, err := to.ReadSignature(ctx, p)
+			if err != nil && !errors.Is(err, blobstore.ErrNotFound) {
+				return manifest.PackageName{}, false, err
+			}
+			unsigned = err != nil
+		}
+		// One read of the object: its sha256, and the signature's digest
+		// when it is to be signed now.
+		h, sh := sha256.New(), signing.NewHasher()
+		if err := copyObject(ctx, src, key, io.MultiWriter(h, sh)); err != nil {
 			return manifest.PackageName{}, false, err
 		}
+		sum := hex.EncodeToString(h.Sum(nil))
 		if sum != info.Meta.SHA256 {
 			return manifest.PackageName{}, false, fmt.Errorf("collides with %s, already in the bucket with other content (the same app, second and commit)", p)
 		}
-		if sign != nil {
-			if _, err := to.ReadSignature(ctx, p); errors.Is(err, blobstore.ErrNotFound) {
-				h := signing.NewHasher()
-				if err := copyObject(ctx, src, key, h); err != nil {
-					return manifest.PackageName{}, false, err
-				}
-				if err := to.WriteSignature(ctx, p, h.Sign(*sign, p.String(), sum)); err != nil {
-					return manifest.PackageName{}, false, err
-				}
-			} else if err != nil {
+		if unsigned {
+			if err := to.WriteSignature(ctx, p, sh.Sign(*sign, p.String(), sum)); err != nil {
 				return manifest.PackageName{}, false, err
 			}
 		}
@@ -425,15 +428,6 @@ func copyObject(ctx context.Context, b *blob.Bucket, key string, w io.Writer) er
 		return fmt.Errorf("copy: %w", err)
 	}
 	return nil
-}
-
-// hashObject returns the hex sha256 of key of b.
-func hashObject(ctx context.Context, b *blob.Bucket, key string) (string, error) {
-	h := sha256.New()
-	if err := copyObject(ctx, b, key, h); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // headChecker passes writes through to w and keeps the first bytes, to

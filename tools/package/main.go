@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/release"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -46,11 +48,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.Programs = strings.Split(progs, ",")
 	}
 	if cfg.Commit == "" {
-		var err error
-		if cfg.Commit, cfg.Dirty, err = gitSource(ctx, cfg.Module); err != nil {
-			fmt.Fprintln(stderr, "package:", err)
+		g, err := release.ReadGit(ctx, cfg.Module) // dirty as release says it
+		if err != nil {
+			fmt.Fprintln(stderr, "package:", err, "(give -commit outside a checkout)")
 			return 1
 		}
+		cfg.Commit, cfg.Dirty = g.Commit, g.Dirty
 	}
 	cfg.Built = time.Now().UTC()
 	built, err := Build(ctx, cfg)

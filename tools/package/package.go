@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/pushpull/pushpull/manifest"
@@ -181,18 +180,4 @@ func build(ctx context.Context, cfg Config, prog, goarch, arch string) (Built, e
 		return Built{}, err
 	}
 	return b, nil
-}
-
-// gitSource returns the commit of dir's git checkout and whether it has
-// uncommitted changes.
-func gitSource(ctx context.Context, dir string) (string, bool, error) {
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "HEAD").Output()
-	if err != nil {
-		return "", false, fmt.Errorf("git rev-parse HEAD in %s (give -commit outside a checkout): %w", dir, err)
-	}
-	status, err := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
-	if err != nil {
-		return "", false, err
-	}
-	return strings.TrimSpace(string(out)), len(bytes.TrimSpace(status)) > 0, nil
 }
