@@ -29,6 +29,8 @@ type driver interface {
 	write(ctx context.Context, key string, data []byte, ifVersion Version) (Version, error)
 	// put stores data at key unconditionally.
 	put(ctx context.Context, key string, data []byte) error
+	// delete removes key; a key that does not exist is ErrNotFound.
+	delete(ctx context.Context, key string) error
 	// attributes returns key's attributes (a package's metadata).
 	attributes(ctx context.Context, key string) (*blob.Attributes, error)
 	// stage opens a writer for a package's staging object.
@@ -101,6 +103,10 @@ func (p portable) attrs(ctx context.Context, key string) (*blob.Attributes, erro
 func (p portable) put(ctx context.Context, key string, data []byte) error {
 	err := p.b.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: contentType(key)})
 	return classify("write", key, err)
+}
+
+func (p portable) delete(ctx context.Context, key string) error {
+	return classify("delete", key, p.b.Delete(ctx, key))
 }
 
 func (p portable) attributes(ctx context.Context, key string) (*blob.Attributes, error) {

@@ -217,6 +217,15 @@ func (d *fileDriver) put(ctx context.Context, key string, data []byte) error {
 	return d.portable.put(ctx, key, data)
 }
 
+func (d *fileDriver) delete(ctx context.Context, key string) error {
+	unlock, err := d.lock(true)
+	if err != nil {
+		return fmt.Errorf("blobstore: delete %s: %w", key, err)
+	}
+	defer unlock()
+	return d.portable.delete(ctx, key)
+}
+
 func (d *fileDriver) attributes(ctx context.Context, key string) (*blob.Attributes, error) {
 	unlock, err := d.lock(false)
 	if err != nil {

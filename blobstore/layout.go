@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gocloud.dev/blob"
@@ -289,21 +290,35 @@ func (s *Store) listDocuments(ctx context.Context, prefix string, kind manifest.
 	return out, nil
 }
 
-// RolloutKey returns rollouts/{group}/{env}/{id}.json, after checking the
-// names.
-func RolloutKey(group, env, id string) (string, error) {
-	for _, n := range [][2]string{{"group", group}, {"env", env}, {"rollout", id}} {
+// currentRolloutsPrefix holds one CurrentRollout per group env that ever
+// had a rollout. "_current" can never be a group's name (names start with
+// a letter or digit), so it shares rollouts/ with the records.
+const currentRolloutsPrefix = RolloutsPrefix + "_current/"
+
+// RolloutRef names one rollout record, rollouts/{group}/{env}/{id}.json.
+type RolloutRef struct{ Group, Env, ID string }
+
+// Key returns the record's key, after checking the names.
+func (r RolloutRef) Key() (string, error) {
+	for _, n := range [][2]string{{"group", r.Group}, {"env", r.Env}, {"rollout", r.ID}} {
 		if err := manifest.CheckName(n[0], n[1]); err != nil {
 			return "", fmt.Errorf("blobstore: %w", err)
 		}
 	}
-	return RolloutsPrefix + group + "/" + env + "/" + id + ".json", nil
+	return RolloutsPrefix + r.Group + "/" + r.Env + "/" + r.ID + ".json", nil
+}
+
+// RefOf returns the ref of a record: where it is stored.
+func RefOf(r *manifest.RolloutRecord) RolloutRef {
+	return RolloutRef{Group: r.Strategy.Group, Env: r.Strategy.Env, ID: r.ID}
 }
 
 // ReadRollout reads a rollout record and its Version; ErrNotFound when
-// there is none.
-func (s *Store) ReadRollout(ctx context.Context, group, env, id string) (*manifest.RolloutRecord, Version, error) {
-	key, err := RolloutKey(group, env, id)
+// there is none. A record that does not parse, contradicts itself or
+// names another group, env or ID than its key is an error (returned with
+// the Version) naming the key and the reason.
+func (s *Store) ReadRollout(ctx context.Context, ref RolloutRef) (*manifest.RolloutRecord, Version, error) {
+	key, err := ref.Key()
 	if err != nil {
 		return nil, "", err
 	}
@@ -312,6 +327,9 @@ func (s *Store) ReadRollout(ctx context.Context, group, env, id string) (*manife
 		return nil, "", err
 	}
 	r, err := manifest.ParseRolloutRecord(data)
+	if err == nil && RefOf(r) != ref {
+		err = fmt.Errorf("invalid rollout record: it is rollout %s of group %s env %s, not the one its key names", r.ID, r.Strategy.Group, r.Strategy.Env)
+	}
 	if err != nil {
 		return nil, v, fmt.Errorf("blobstore: %s: %w", key, err)
 	}
@@ -322,47 +340,231 @@ func (s *Store) ReadRollout(ctx context.Context, group, env, id string) (*manife
 // = it must not exist): its controller's lease and every step are
 // conditional writes, so two controllers never both drive it.
 func (s *Store) WriteRollout(ctx context.Context, r *manifest.RolloutRecord, ifVersion Version) (Version, error) {
-	key, err := RolloutKey(r.Strategy.Group, r.Strategy.Env, r.ID)
+	key, err := RefOf(r).Key()
 	if err != nil {
 		return "", err
 	}
 	return s.Write(ctx, key, r.Marshal(), ifVersion)
 }
 
-// ListRollouts returns the rollout records under rollouts/, of group when
-// it is not "", each with its Version, oldest ID first.
-func (s *Store) ListRollouts(ctx context.Context, group string) ([]*manifest.RolloutRecord, []Version, error) {
+// SetAsideRollout moves the record at ref, whatever it holds, to the same
+// key with ".invalid" added, where listings no longer see it and a person
+// can still read it: how an invalid record is aborted. It returns the key
+// it moved the record to.
+func (s *Store) SetAsideRollout(ctx context.Context, ref RolloutRef) (string, error) {
+	key, err := ref.Key()
+	if err != nil {
+		return "", err
+	}
+	data, _, err := s.Read(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	aside := key + ".invalid"
+	if err := s.Put(ctx, aside, data); err != nil {
+		return "", err
+	}
+	return aside, s.d.delete(ctx, key)
+}
+
+// SetAside reports whether the record at ref was set aside
+// (SetAsideRollout): one small request.
+func (s *Store) SetAside(ctx context.Context, ref RolloutRef) (bool, error) {
+	key, err := ref.Key()
+	if err != nil {
+		return false, err
+	}
+	v, err := s.d.stat(ctx, key+".invalid")
+	return v != "", err
+}
+
+// ListedRollout is one record of a listing.
+type ListedRollout struct {
+	RolloutRef
+	Record  *manifest.RolloutRecord // nil when Err is set
+	Version Version
+	// Err says why the record could not be read, or is invalid (as
+	// ReadRollout reports it); the listing goes on past it.
+	Err error
+}
+
+// MaxRolloutsPage bounds the records one ListRollouts call reads.
+const MaxRolloutsPage = 1000
+
+// ListRollouts returns a page of group's rollout records (every group's
+// when group is ""), newest first by ID (IDs begin with their start
+// time), of at most limit records (1 to MaxRolloutsPage), starting after
+// the record after names ("group/env/id", from a previous page's next;
+// "" = the newest). It reads only the page's records: the listing itself
+// is one request per thousand records, so a page costs the same at any
+// history size up to that. next is the cursor of the following page, ""
+// after the last. A record that cannot be read or is invalid is in the
+// page with its Err; only a failed listing fails the call.
+func (s *Store) ListRollouts(ctx context.Context, group, after string, limit int) (page []ListedRollout, next string, err error) {
+	refs, err := s.ListRolloutRefs(ctx, group)
+	if err != nil {
+		return nil, "", err
+	}
+	limit = max(1, min(limit, MaxRolloutsPage))
+	i := 0
+	if after != "" {
+		i = slices.IndexFunc(refs, func(r RolloutRef) bool { return r.Cursor() == after }) + 1
+		if i == 0 {
+			return nil, "", fmt.Errorf("blobstore: rollouts after %q: %w", after, ErrNotFound)
+		}
+	}
+	refs = refs[i:]
+	if len(refs) > limit {
+		next = refs[limit-1].Cursor()
+		refs = refs[:limit]
+	}
+	page = make([]ListedRollout, len(refs))
+	errs := make(chan struct{}, 8) // bounds the reads in flight
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		wg.Add(1)
+		errs <- struct{}{}
+		go func() {
+			defer func() { <-errs; wg.Done() }()
+			r, v, err := s.ReadRollout(ctx, ref)
+			page[i] = ListedRollout{RolloutRef: ref, Record: r, Version: v, Err: err}
+		}()
+	}
+	wg.Wait()
+	return slices.DeleteFunc(page, func(l ListedRollout) bool { return errors.Is(l.Err, ErrNotFound) }), next, nil
+}
+
+// Cursor is the ref as ListRollouts' after and next spell it.
+func (r RolloutRef) Cursor() string { return r.Group + "/" + r.Env + "/" + r.ID }
+
+// ListRolloutRefs lists the records of group (every group's when group is
+// ""), newest first by ID, without reading any: one request per thousand.
+// Keys that are not a record's (names that are not names, objects set
+// aside) are skipped.
+func (s *Store) ListRolloutRefs(ctx context.Context, group string) ([]RolloutRef, error) {
 	prefix := RolloutsPrefix
 	if group != "" {
 		if err := manifest.CheckName("group", group); err != nil {
-			return nil, nil, fmt.Errorf("blobstore: %w", err)
+			return nil, fmt.Errorf("blobstore: %w", err)
 		}
 		prefix += group + "/"
 	}
-	var recs []*manifest.RolloutRecord
-	var vs []Version
+	var refs []RolloutRef
 	err := s.each(ctx, &blob.ListOptions{Prefix: prefix}, func(o *blob.ListObject) error {
-		if o.IsDir || !strings.HasSuffix(o.Key, ".json") {
+		rest, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, RolloutsPrefix), ".json")
+		parts := strings.Split(rest, "/")
+		if o.IsDir || !ok || len(parts) != 3 {
 			return nil
 		}
-		data, v, err := s.Read(ctx, o.Key)
-		if errors.Is(err, ErrNotFound) {
+		ref := RolloutRef{Group: parts[0], Env: parts[1], ID: parts[2]}
+		if _, err := ref.Key(); err != nil {
+			return nil
+		}
+		refs = append(refs, ref)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(refs, func(a, b RolloutRef) int {
+		if c := strings.Compare(b.ID, a.ID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Cursor(), b.Cursor())
+	})
+	return refs, nil
+}
+
+// Current is one group env's CurrentRollout marker.
+type Current struct {
+	Group, Env string
+	// ID is the rollout it names; "" in a listing (which reads no marker).
+	ID      string
+	Version Version // "" when there is no marker
+	// Digest is the hex MD5 of the marker's content, as ListManifests
+	// gives it, "" where the listing gives none.
+	Digest   string
+	Modified time.Time
+}
+
+// CurrentRolloutKey returns rollouts/_current/{group}/{env}.json.
+func CurrentRolloutKey(group, env string) (string, error) {
+	for _, n := range [][2]string{{"group", group}, {"env", env}} {
+		if err := manifest.CheckName(n[0], n[1]); err != nil {
+			return "", fmt.Errorf("blobstore: %w", err)
+		}
+	}
+	return currentRolloutsPrefix + group + "/" + env + ".json", nil
+}
+
+// ReadCurrentRollout reads group env's marker: a Current with Version ""
+// when there is none. A marker that does not parse is an error naming it,
+// returned with its Version (a writer may replace it).
+func (s *Store) ReadCurrentRollout(ctx context.Context, group, env string) (Current, error) {
+	key, err := CurrentRolloutKey(group, env)
+	if err != nil {
+		return Current{}, err
+	}
+	c := Current{Group: group, Env: env}
+	doc, err := s.d.read(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	c.Version, c.Modified = doc.version, doc.modified
+	cur, err := manifest.ParseCurrentRollout(doc.data)
+	if err != nil {
+		return c, fmt.Errorf("blobstore: %s: %w", key, err)
+	}
+	c.ID = cur.ID
+	return c, nil
+}
+
+// WriteCurrentRollout makes id group env's current rollout, only if the
+// marker's Version is ifVersion ("" = there must be none): the one write
+// that decides which of two simultaneous starts wins.
+func (s *Store) WriteCurrentRollout(ctx context.Context, group, env, id string, ifVersion Version) (Version, error) {
+	key, err := CurrentRolloutKey(group, env)
+	if err != nil {
+		return "", err
+	}
+	if err := manifest.CheckName("rollout", id); err != nil {
+		return "", fmt.Errorf("blobstore: %w", err)
+	}
+	return s.Write(ctx, key, manifest.CurrentRollout{ID: id}.Marshal(), ifVersion)
+}
+
+// ListCurrentRollouts lists the markers of every group env, sorted, with
+// their Versions and Digests but not their IDs: one request per thousand
+// group envs, whatever the history holds.
+func (s *Store) ListCurrentRollouts(ctx context.Context) ([]Current, error) {
+	var out []Current
+	err := s.each(ctx, &blob.ListOptions{Prefix: currentRolloutsPrefix}, func(o *blob.ListObject) error {
+		rest, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, currentRolloutsPrefix), ".json")
+		group, env, two := strings.Cut(rest, "/")
+		if o.IsDir || !ok || !two {
+			return nil
+		}
+		if _, err := CurrentRolloutKey(group, env); err != nil {
+			return nil
+		}
+		v, digest, err := s.d.listed(ctx, o)
+		if errors.Is(err, ErrNotFound) || err == nil && v == "" {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		r, err := manifest.ParseRolloutRecord(data)
-		if err != nil {
-			return fmt.Errorf("blobstore: %s: %w", o.Key, err)
-		}
-		recs, vs = append(recs, r), append(vs, v)
+		out = append(out, Current{Group: group, Env: env, Version: v, Digest: digest, Modified: o.ModTime})
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return recs, vs, nil
+	slices.SortFunc(out, func(a, b Current) int { return strings.Compare(a.Group+"/"+a.Env, b.Group+"/"+b.Env) })
+	return out, nil
 }
 
 // each calls fn for every object a listing with opts returns, in order,
@@ -396,6 +598,9 @@ func (s *Store) ReadStatus(ctx context.Context, server string) (*manifest.Status
 		return nil, err
 	}
 	st, err := manifest.ParseStatus(doc.data)
+	if err == nil && st.Server != server {
+		err = fmt.Errorf("%w: it names server %q", manifest.ErrInconsistentStatus, st.Server)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: %s: %w", key, err)
 	}

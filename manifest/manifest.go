@@ -345,15 +345,17 @@ func (m *Manifest) Apps() []string {
 }
 
 // SetPackage points every entry of p's app at p, keeping each entry's env,
-// config and policy, or appends a plain entry when the app has none. It
-// reports whether anything changed.
+// config and policy, or appends a plain entry when the app has none. A
+// plain deploy ends whatever rollout or stage the entry carried: every
+// member takes p. It reports whether anything changed.
 func (m *Manifest) SetPackage(p PackageName) bool {
 	found, changed := false, false
 	for i := range m.Packages {
-		if m.Packages[i].Package.App == p.App {
+		e := &m.Packages[i]
+		if e.Package.App == p.App {
 			found = true
-			if m.Packages[i].Package.String() != p.String() {
-				m.Packages[i].Package = p
+			if e.Package.String() != p.String() || e.Rollout != nil || !e.Stage.IsZero() {
+				e.Package, e.Rollout, e.Stage = p, nil, PackageName{}
 				changed = true
 			}
 		}

@@ -57,6 +57,15 @@ func (r *Rollout) Validate(p PackageName) error {
 	return nil
 }
 
+// Equal reports whether r and o are the same rollout block (both nil
+// counts).
+func (r *Rollout) Equal(o *Rollout) bool {
+	if r == nil || o == nil {
+		return r == o
+	}
+	return r.ID == o.ID && r.Previous == o.Previous && r.Percent == o.Percent && slices.Equal(r.Canaries, o.Canaries)
+}
+
 // Takes reports whether server serves the rollout's new package: it is a
 // canary, or its place, a hash of the rollout ID and its name spread evenly
 // over [0, 100), falls below Percent. A server's place is fixed for the

@@ -128,8 +128,9 @@ func TestRolloutRecord(t *testing.T) {
 	if s.Env != "hello" || !slices.Equal(s.Steps, []float64{10, 50, 100}) || s.MaxFailures.Of(25) != 3 || s.MinStaged.Of(7) != 7 || time.Duration(s.MinHealthyTime) != 30*time.Second {
 		t.Errorf("strategy with defaults: %+v", s)
 	}
-	r := &manifest.RolloutRecord{ID: "web--hello--1", Strategy: s, Previous: v1, State: manifest.RolloutRunning,
-		History: []manifest.RolloutStep{{Canaries: []string{"web-1"}, Hosts: 1}}}
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	r := &manifest.RolloutRecord{ID: "web--hello--1", Strategy: s, Previous: v1, State: manifest.RolloutRunning, Created: t0, Updated: t0,
+		History: []manifest.RolloutStep{{Canaries: []string{"web-1"}, Hosts: 1, Started: t0}}}
 	got, err := manifest.ParseRolloutRecord(r.Marshal())
 	if err != nil || string(got.Marshal()) != string(r.Marshal()) {
 		t.Fatalf("round trip: %v\n%s", err, r.Marshal())
@@ -205,4 +206,85 @@ func TestRolloutStrategyDefaults(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"canaries": 2}`), &s); err == nil {
 		t.Error("accepted an unknown field")
 	}
+}
+
+// TestRolloutRecordConsistency checks that a record that contradicts
+// itself is refused whole, with the reason: the controller would
+// otherwise index past its history, obey a state it does not know, or
+// trust times that cannot be.
+func TestRolloutRecordConsistency(t *testing.T) {
+	v1, v2 := mergePkg(t, "hello", 1), mergePkg(t, "hello", 2)
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	good := func() *manifest.RolloutRecord {
+		s := manifest.RolloutStrategy{Group: "web", Package: v2}.WithDefaults()
+		return &manifest.RolloutRecord{ID: "r1", Strategy: s, Previous: v1, State: manifest.RolloutRunning, Created: t0, Updated: t0.Add(time.Minute), Step: 1,
+			History: []manifest.RolloutStep{
+				{Canaries: []string{"web-1"}, Hosts: 1, Done: 1, Started: t0, Ended: t0.Add(time.Second), Outcome: manifest.StepDone},
+				{Percent: 10, Canaries: []string{"web-1"}, Started: t0.Add(time.Second)},
+			}}
+	}
+	if _, err := manifest.ParseRolloutRecord(good().Marshal()); err != nil {
+		t.Fatalf("the good record: %v", err)
+	}
+	tests := []struct {
+		name, want string
+		bad        func(r *manifest.RolloutRecord)
+	}{
+		{"step past its history", "outside its history", func(r *manifest.RolloutRecord) { r.Step = 99 }},
+		{"negative step", "outside its history", func(r *manifest.RolloutRecord) { r.Step = -1 }},
+		{"no history", "no steps", func(r *manifest.RolloutRecord) { r.History, r.Step = nil, 0 }},
+		{"unknown state", "state", func(r *manifest.RolloutRecord) { r.State = "exploded" }},
+		{"invalid is never stored", "state", func(r *manifest.RolloutRecord) { r.State = manifest.RolloutInvalid }},
+		{"unknown outcome", "outcome", func(r *manifest.RolloutRecord) { r.History[0].Outcome = "great" }},
+		{"a share the strategy lacks", "not one of the strategy's steps", func(r *manifest.RolloutRecord) { r.History[1].Percent = 42 }},
+		{"an earlier step with no outcome", "no outcome", func(r *manifest.RolloutRecord) { r.History[0].Outcome = "" }},
+		{"no created time", "no created", func(r *manifest.RolloutRecord) { r.Created = time.Time{} }},
+		{"updated before created", "before it was created", func(r *manifest.RolloutRecord) { r.Updated = t0.Add(-time.Hour) }},
+		{"a step before the rollout", "before the rollout was created", func(r *manifest.RolloutRecord) { r.History[0].Started = t0.Add(-time.Hour) }},
+		{"ended before started", "ended before it started", func(r *manifest.RolloutRecord) { r.History[0].Ended = t0.Add(-time.Hour) }},
+		{"steps out of order", "started before step 0", func(r *manifest.RolloutRecord) {
+			r.History[0].Started = t0.Add(time.Hour)
+			r.History[0].Ended = t0.Add(time.Hour)
+		}},
+		{"negative hosts", "negative", func(r *manifest.RolloutRecord) { r.History[1].Hosts = -3 }},
+		{"a failed host that is no name", "server", func(r *manifest.RolloutRecord) { r.History[1].Failed = []string{"../etc"} }},
+		{"staging past the first step", "staging", func(r *manifest.RolloutRecord) { r.Staging = true }},
+		{"a holder with no expiry", "expiry", func(r *manifest.RolloutRecord) { r.Lease.Holder = "pushui-a" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := good()
+			tc.bad(r)
+			_, err := manifest.ParseRolloutRecord(r.Marshal())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseRolloutRecord = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+
+	// A lease no controller takes (2099) is invalid at any time before it.
+	r := good()
+	r.Lease = manifest.RolloutLease{Holder: "thief", Expires: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := r.CheckLease(t0); err == nil || !strings.Contains(err.Error(), "thief") {
+		t.Errorf("CheckLease of a lease until 2099 = %v, want an error naming its holder", err)
+	}
+	r.Lease.Expires = t0.Add(manifest.MaxRolloutLease)
+	if err := r.CheckLease(t0); err != nil {
+		t.Errorf("CheckLease of the longest lease = %v", err)
+	}
+}
+
+func FuzzParseRolloutRecord(f *testing.F) {
+	f.Add([]byte(`{"id": "r1", "state": "running", "step": 99, "history": []}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := manifest.ParseRolloutRecord(data)
+		if err != nil {
+			return
+		}
+		_ = r.History[r.Step] // a parsed record can be indexed by its step
+		if _, err := manifest.ParseRolloutRecord(r.Marshal()); err != nil {
+			t.Fatalf("a parsed record does not parse again: %v", err)
+		}
+	})
 }

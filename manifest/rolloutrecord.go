@@ -24,10 +24,54 @@ const (
 	RolloutFailed    RolloutState = "failed"
 	RolloutReverted  RolloutState = "reverted"
 	RolloutAborted   RolloutState = "aborted"
+	// RolloutInvalid is never stored: listings, pages and the API show a
+	// record that does not parse or contradicts itself in this state, with
+	// the reason, and the controller leaves it alone until it is aborted.
+	RolloutInvalid RolloutState = "invalid"
 )
 
 // Active reports whether s is running or paused.
 func (s RolloutState) Active() bool { return s == RolloutRunning || s == RolloutPaused }
+
+// stored reports whether s is one of the states a record may hold.
+func (s RolloutState) stored() bool {
+	switch s {
+	case RolloutRunning, RolloutPaused, RolloutSucceeded, RolloutFailed, RolloutReverted, RolloutAborted:
+		return true
+	}
+	return false
+}
+
+// StepOutcome is how a rollout step ended.
+type StepOutcome string
+
+// The outcomes of a step; a step under way has none.
+const (
+	StepDone    StepOutcome = "done"    // its hosts served the build healthy
+	StepFailed  StepOutcome = "failed"  // more hosts failed than allowed, or it made no progress
+	StepStaged  StepOutcome = "staged"  // stage_first: enough members staged the build
+	StepSkipped StepOutcome = "skipped" // its wave put no host on the build (members exist, none fell in it)
+	StepEmpty   StepOutcome = "empty"   // the group had no members (allow_empty)
+)
+
+func (o StepOutcome) known() bool {
+	switch o {
+	case "", StepDone, StepFailed, StepStaged, StepSkipped, StepEmpty:
+		return true
+	}
+	return false
+}
+
+// ClockSkew is how far apart pushpull allows two machines' clocks to be
+// when it compares times one wrote with times another wrote: a rollout's
+// steps written by two controllers, a host's status against the
+// controller's clock, an outcome against the audit record of its change.
+const ClockSkew = 30 * time.Second
+
+// MaxRolloutLease is the longest lease a controller may take on a rollout.
+// A record whose lease runs out later than this from now is invalid (a
+// hand-written lease of 2099 must not block a rollout forever).
+const MaxRolloutLease = 10 * time.Minute
 
 // Duration is a time.Duration that JSON holds as a Go duration string
 // ("90s", "5m").
@@ -127,6 +171,11 @@ type RolloutStrategy struct {
 	// MinStaged of them, before any switches.
 	StageFirst bool  `json:"stage_first"`
 	MinStaged  Quota `json:"min_staged"`
+	// AllowEmpty lets a rollout start on a group with no members, and
+	// lets its steps pass with none (each marked "empty"). Without it a
+	// group with no members is refused, and a step that finds none waits
+	// for members until the progress deadline.
+	AllowEmpty bool `json:"allow_empty,omitempty"`
 }
 
 // Defaults of a rollout strategy.
@@ -245,10 +294,14 @@ type RolloutStep struct {
 	// Hosts is how many members the step had put on the new build, Done
 	// how many of them served it healthy for min_healthy_time, Failed
 	// their names that did not by healthy_deadline.
-	Hosts   int      `json:"hosts"`
-	Done    int      `json:"done"`
-	Failed  []string `json:"failed,omitempty"`
-	Outcome string   `json:"outcome,omitempty"` // "done", "failed", "aborted", "staged"
+	Hosts   int         `json:"hosts"`
+	Done    int         `json:"done"`
+	Failed  []string    `json:"failed,omitempty"`
+	Outcome StepOutcome `json:"outcome,omitempty"`
+	// Suspect lists the hosts of the step whose status the controller did
+	// not trust ("web-3: status names server web-1"): never counted as
+	// done, failed when they stay so past healthy_deadline.
+	Suspect []string `json:"suspect,omitempty"`
 }
 
 // Label names the step as pages, logs and audit records show it:
@@ -312,8 +365,104 @@ func ParseRolloutRecord(data []byte) (*RolloutRecord, error) {
 	if err := CheckName("rollout", r.ID); err != nil {
 		return nil, fmt.Errorf("invalid rollout record: %w", err)
 	}
-	if err := r.Strategy.Validate(); err != nil {
+	if err := r.check(); err != nil {
 		return nil, fmt.Errorf("invalid rollout record: %w", err)
 	}
 	return &r, nil
+}
+
+// check reports what makes a decoded record contradict itself: a bad
+// strategy, a state or outcome outside the known set, a step outside its
+// history, steps that are not the strategy's, times out of order (beyond
+// ClockSkew), names that are not names.
+func (r *RolloutRecord) check() error {
+	if err := r.Strategy.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case !r.State.stored():
+		return fmt.Errorf("state %q is not one of running, paused, succeeded, failed, reverted, aborted", r.State)
+	case len(r.History) == 0:
+		return errors.New("no steps in its history")
+	case r.Step < 0 || r.Step >= len(r.History):
+		return fmt.Errorf("step %d is outside its history of %d steps", r.Step, len(r.History))
+	case r.Created.IsZero() || r.Updated.IsZero():
+		return errors.New("no created or updated time")
+	case r.Updated.Before(r.Created.Add(-ClockSkew)):
+		return fmt.Errorf("updated %s before it was created %s", r.Updated.Format(time.RFC3339), r.Created.Format(time.RFC3339))
+	case r.Staging && (r.Step != 0 || !r.Strategy.StageFirst):
+		return errors.New("staging, but not in the first step of a stage_first rollout")
+	case r.Lease.Holder != "" && r.Lease.Expires.IsZero():
+		return errors.New("a lease holder with no expiry")
+	}
+	for i, st := range r.History {
+		at := fmt.Sprintf("step %d", i)
+		switch {
+		case !st.Outcome.known():
+			return fmt.Errorf("%s: outcome %q is not one of done, failed, staged, skipped, empty", at, st.Outcome)
+		case st.Percent != 0 && !slices.Contains(r.Strategy.Steps, st.Percent):
+			return fmt.Errorf("%s: %v%% is not one of the strategy's steps %v", at, st.Percent, r.Strategy.Steps)
+		case st.Hosts < 0 || st.Done < 0:
+			return fmt.Errorf("%s: negative host counts", at)
+		case st.Started.IsZero():
+			return fmt.Errorf("%s: no start time", at)
+		case st.Started.Before(r.Created.Add(-ClockSkew)):
+			return fmt.Errorf("%s: started %s, before the rollout was created", at, st.Started.Format(time.RFC3339))
+		case !st.Ended.IsZero() && st.Ended.Before(st.Started.Add(-ClockSkew)):
+			return fmt.Errorf("%s: ended before it started", at)
+		case i > 0 && st.Started.Before(r.History[i-1].Started.Add(-ClockSkew)):
+			return fmt.Errorf("%s: started before step %d", at, i-1)
+		case i < len(r.History)-1 && st.Outcome == "":
+			return fmt.Errorf("%s: a step before the last with no outcome", at)
+		}
+		for _, n := range slices.Concat(st.Canaries, st.Failed) {
+			if err := CheckName("server", n); err != nil {
+				return fmt.Errorf("%s: %w", at, err)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckLease reports a lease that runs out more than MaxRolloutLease (and
+// ClockSkew) after now: no controller takes such a lease, so the record
+// was written by hand or by a broken writer, and obeying it would stop the
+// rollout until then.
+func (r *RolloutRecord) CheckLease(now time.Time) error {
+	if limit := now.Add(MaxRolloutLease + ClockSkew); r.Lease.Expires.After(limit) {
+		return fmt.Errorf("invalid rollout record: its lease, held by %q, runs out at %s, more than %v from now", r.Lease.Holder, r.Lease.Expires.Format(time.RFC3339), MaxRolloutLease)
+	}
+	return nil
+}
+
+// CurrentRollout is rollouts/_current/{group}/{env}.json: which rollout of
+// a group env is its latest. Starting a rollout writes it conditionally on
+// the version read (create-only when there is none), so that of two starts
+// at once exactly one wins; the controller finds the rollouts to drive by
+// listing these, one per group env, however many records the history
+// holds.
+type CurrentRollout struct {
+	ID string `json:"id"`
+}
+
+// Marshal encodes c as JSON with a trailing newline.
+func (c CurrentRollout) Marshal() []byte {
+	b, _ := json.Marshal(c)
+	return append(b, '\n')
+}
+
+// ParseCurrentRollout decodes a CurrentRollout, refusing unknown fields,
+// duplicate keys and an ID that is not a name.
+func ParseCurrentRollout(data []byte) (CurrentRollout, error) {
+	var c CurrentRollout
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return c, errors.New("invalid current rollout: not a JSON object")
+	}
+	if err := decodeStrict(data, &c); err != nil {
+		return c, fmt.Errorf("invalid current rollout: %w", err)
+	}
+	if err := CheckName("rollout", c.ID); err != nil {
+		return c, fmt.Errorf("invalid current rollout: %w", err)
+	}
+	return c, nil
 }

@@ -183,19 +183,47 @@ func (s *Status) Stale(now time.Time) bool {
 	return now.Sub(s.Time) > 3*p
 }
 
+// ErrInvalidStatus is wrapped by every error ParseStatus returns.
+var ErrInvalidStatus = errors.New("invalid status")
+
+// ErrInconsistentStatus is wrapped when a status contradicts where it is
+// stored or the clock: status/web-3.json naming server web-1, or a time in
+// the future. Such a status is shown as what it is, never as serving.
+var ErrInconsistentStatus = errors.New("inconsistent status")
+
+// CheckTimes reports a status that claims a time later than now (beyond
+// ClockSkew): its own, or an env's update or healthy-since time. pulld
+// writes none of those ahead of its clock, so such a status comes from a
+// host whose clock is wrong or from another writer; readers show it as
+// what it is and never count it as serving.
+func (s *Status) CheckTimes(now time.Time) error {
+	limit := now.Add(ClockSkew)
+	if s.Time.After(limit) {
+		return fmt.Errorf("status of %s: its time %s is in the future: %w", s.Server, s.Time.UTC().Format(time.RFC3339), ErrInconsistentStatus)
+	}
+	for _, e := range s.Envs {
+		for _, t := range []time.Time{e.Updated, e.HealthySince} {
+			if t.After(limit) {
+				return fmt.Errorf("status of %s: env %s claims a time in the future (%s): %w", s.Server, e.Env, t.UTC().Format(time.RFC3339), ErrInconsistentStatus)
+			}
+		}
+	}
+	return nil
+}
+
 // ParseStatus decodes a status document: a JSON object. Unknown fields are
 // ignored, so an older reader can show a newer pulld's status; duplicate
 // keys are refused.
 func ParseStatus(data []byte) (*Status, error) {
 	var s Status
 	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
-		return nil, errors.New("invalid status: not a JSON object")
+		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidStatus)
 	}
 	if err := checkDuplicateKeys(data); err != nil {
-		return nil, fmt.Errorf("invalid status: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidStatus, err)
 	}
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("invalid status: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidStatus, err)
 	}
 	return &s, nil
 }

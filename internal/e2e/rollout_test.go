@@ -165,7 +165,7 @@ func (w *rolloutWorld) start(base, strategy string) string {
 // record reads the rollout's record from the bucket.
 func (w *rolloutWorld) record(id string) *manifest.RolloutRecord {
 	w.t.Helper()
-	r, _, err := w.store.ReadRollout(w.t.Context(), "web", "hello", id)
+	r, _, err := w.store.ReadRollout(w.t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: id})
 	if err != nil {
 		w.t.Fatal(err)
 	}

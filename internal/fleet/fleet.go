@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +44,31 @@ var (
 	ErrNotAllowed = errors.New("refused by the push config")
 	// ErrNoPackage: a package the change introduces is not in the bucket.
 	ErrNoPackage = errors.New("does not exist in the bucket")
+	// ErrRolloutActive: the change would move an env that an active
+	// rollout drives (errors.As gives the *RolloutActiveError naming it).
+	ErrRolloutActive = errors.New("an active rollout drives it")
 )
+
+// RolloutActiveError is the refusal of a change that would move an env
+// under an active rollout: the rollout's own steps are the only writes of
+// that env's entry until it ends (abort it first).
+type RolloutActiveError struct {
+	Target     manifest.Target // what the change was for
+	Group, Env string          // the rollout's
+	ID         string
+	State      manifest.RolloutState
+}
+
+func (e *RolloutActiveError) Error() string {
+	on := ""
+	if !e.Target.IsGroup() {
+		on = " (" + e.Target.String() + " is a member)"
+	}
+	return fmt.Sprintf("fleet: rollout %s of group %s env %s is %s%s: abort it first", e.ID, e.Group, e.Env, e.State, on)
+}
+
+// Is makes the error match ErrRolloutActive.
+func (e *RolloutActiveError) Is(target error) bool { return target == ErrRolloutActive }
 
 // Nudger tells servers' pulld that their manifest, or their group's,
 // changed. *nudge.Nudger implements it. It must be safe for concurrent use.
@@ -71,6 +96,10 @@ type Options struct {
 	// nudge (nudge.Spread); nil means unknown. pushui counts them from
 	// the statuses it holds.
 	Members func(group string) int
+	// AbortRollout aborts the active rollout id of group env for user: what
+	// an Edit with AbortRollout set does to the rollouts in its way
+	// (rollout.Driver.Command). nil refuses such an Edit as any other.
+	AbortRollout func(ctx context.Context, group, env, id, user string) error
 }
 
 // Writer changes desired state in one bucket. It is safe for concurrent
@@ -83,6 +112,7 @@ type Writer struct {
 	log     *slog.Logger
 	now     func() time.Time
 	members func(group string) int
+	abort   func(ctx context.Context, group, env, id, user string) error
 
 	mu       sync.Mutex
 	conf     *manifest.PushConfig
@@ -90,6 +120,7 @@ type Writer struct {
 	confErr  error
 	confRead bool
 	exists   map[string]bool // packages known to exist
+	ended    map[string]string // rollouts known to have ended: "group/env@marker version" → ID
 }
 
 // New returns a Writer over store; it does not close store.
@@ -102,7 +133,7 @@ func New(store *blobstore.Store, opts Options) *Writer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{store: store, nudger: opts.Nudger, log: log, now: now, members: opts.Members, exists: map[string]bool{}}
+	return &Writer{store: store, nudger: opts.Nudger, log: log, now: now, members: opts.Members, abort: opts.AbortRollout, exists: map[string]bool{}, ended: map[string]string{}}
 }
 
 // Config returns the push config in the bucket and its version: nil and ""
@@ -154,6 +185,17 @@ type Edit struct {
 	// does not parse (a PUT of a whole manifest does); Apply is then given
 	// an empty one.
 	OverInvalid bool
+	// Rollout is the ID of the rollout that makes this change (its
+	// controller's steps), which may move the env it drives. Any other
+	// change that moves an env under an active rollout (its package,
+	// rollout or stage, or its removal) is refused with a
+	// *RolloutActiveError: of a group's env, or of a server's env that a
+	// group of the server (as its status reports them) rolls out.
+	Rollout string
+	// AbortRollout asks that the active rollouts in the change's way be
+	// aborted first (Options.AbortRollout), instead of refusing it; the
+	// audit record's action says which were.
+	AbortRollout bool
 }
 
 // Change is what an Edit did.
@@ -180,7 +222,11 @@ func (w *Writer) Edit(ctx context.Context, e Edit) (Change, error) {
 	if err != nil {
 		return Change{}, fmt.Errorf("fleet: push config: %w", err)
 	}
+	guard, aborted := w.rolloutGuard(e)
 	check := func(before, after *manifest.Manifest, existed bool) error {
+		if err := guard(ctx, before, after); err != nil {
+			return err
+		}
 		return w.check(ctx, conf, e.Target, before, after, existed)
 	}
 	var c Change
@@ -191,6 +237,9 @@ func (w *Writer) Edit(ctx context.Context, e Edit) (Change, error) {
 	}
 	if err != nil || !c.Changed {
 		return c, err
+	}
+	if ids := aborted(); len(ids) > 0 {
+		e.Action += " (aborted rollout " + strings.Join(ids, ", ") + " first)"
 	}
 	w.written(ctx, e, &c)
 	return c, nil
@@ -275,6 +324,127 @@ func (w *Writer) check(ctx context.Context, conf *manifest.PushConfig, t manifes
 		}
 	}
 	return nil
+}
+
+// moved returns the envs whose entry differs between before and after in
+// what a rollout drives: the package, the rollout, the stage, or the
+// entry's presence.
+func moved(before, after *manifest.Manifest) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range []*manifest.Manifest{before, after} {
+		for _, e := range m.Packages {
+			env := e.EnvName()
+			if seen[env] {
+				continue
+			}
+			seen[env] = true
+			a, okA := before.Lookup(env)
+			b, okB := after.Lookup(env)
+			if okA != okB || a.Package != b.Package || a.Stage != b.Stage || !a.Rollout.Equal(b.Rollout) {
+				out = append(out, env)
+			}
+		}
+	}
+	return out
+}
+
+// rolloutGuard returns the check that refuses e when it moves an env under
+// an active rollout other than e.Rollout (or, with e.AbortRollout, aborts
+// that rollout first), and a func returning the rollouts it aborted. It
+// lists the current-rollout markers at most once per Edit (one request),
+// and reads a server's status for its groups and a marker's record only
+// when a moved env needs them.
+func (w *Writer) rolloutGuard(e Edit) (func(ctx context.Context, before, after *manifest.Manifest) error, func() []string) {
+	var (
+		listed  bool
+		current map[string]blobstore.Current // by "group/env"
+		groups  []string                     // the target's: itself, or a server's from its status
+		aborted []string
+	)
+	return func(ctx context.Context, before, after *manifest.Manifest) error {
+		envs := moved(before, after)
+		if len(envs) == 0 {
+			return nil
+		}
+		if !listed {
+			curs, err := w.store.ListCurrentRollouts(ctx)
+			if err != nil {
+				return fmt.Errorf("fleet: rollouts: %w", err)
+			}
+			current = map[string]blobstore.Current{}
+			for _, c := range curs {
+				current[c.Group+"/"+c.Env] = c
+			}
+			switch {
+			case len(current) == 0:
+			case e.Target.IsGroup():
+				groups = []string{e.Target.Name}
+			default:
+				st, err := w.store.ReadStatus(ctx, e.Target.Name)
+				if err == nil {
+					groups = st.GroupNames()
+				}
+			}
+			listed = true
+		}
+		for _, g := range groups {
+			for _, env := range envs {
+				c, ok := current[g+"/"+env]
+				if !ok {
+					continue
+				}
+				id, state, err := w.activeRollout(ctx, c)
+				if err != nil {
+					return err
+				}
+				if !state.Active() || id == e.Rollout {
+					continue
+				}
+				if !e.AbortRollout || w.abort == nil {
+					return &RolloutActiveError{Target: e.Target, Group: g, Env: env, ID: id, State: state}
+				}
+				if err := w.abort(ctx, g, env, id, e.User); err != nil {
+					return fmt.Errorf("fleet: abort rollout %s of group %s env %s: %w", id, g, env, err)
+				}
+				w.log.Info("rollout aborted for a deploy", "rollout", id, "user", e.User)
+				aborted = append(aborted, id)
+			}
+		}
+		return nil
+	}, func() []string { return aborted }
+}
+
+// activeRollout returns the rollout c names and its state, remembering a
+// rollout that has ended by the marker's version (an ended rollout never
+// becomes active again, and a new one moves the marker). A record that is
+// missing or invalid counts as not active: its controller does not drive
+// it, and a deploy is how an operator moves on.
+func (w *Writer) activeRollout(ctx context.Context, c blobstore.Current) (string, manifest.RolloutState, error) {
+	key := c.Group + "/" + c.Env + "@" + string(c.Version)
+	w.mu.Lock()
+	id, ended := w.ended[key]
+	w.mu.Unlock()
+	if ended {
+		return id, manifest.RolloutSucceeded, nil
+	}
+	rc, err := w.store.ReadCurrentRollout(ctx, c.Group, c.Env)
+	if err != nil || rc.ID == "" {
+		return "", "", nil
+	}
+	r, v, err := w.store.ReadRollout(ctx, blobstore.RolloutRef{Group: c.Group, Env: c.Env, ID: rc.ID})
+	switch {
+	case errors.Is(err, blobstore.ErrNotFound) || err != nil && v != "":
+		return rc.ID, manifest.RolloutInvalid, nil
+	case err != nil:
+		return "", "", fmt.Errorf("fleet: rollouts: %w", err)
+	}
+	if !r.State.Active() && rc.Version == c.Version {
+		w.mu.Lock()
+		w.ended[key] = r.ID
+		w.mu.Unlock()
+	}
+	return r.ID, r.State, nil
 }
 
 // Allows reports, before anything is written, whether a change that puts

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/blobstore"
 	desired "github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/rollout"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
@@ -58,7 +59,7 @@ func (f *fleet) runRollout(d *rollout.Driver, tick time.Duration, s manifest.Rol
 		if err := d.Tick(f.t.Context()); err != nil {
 			f.t.Fatal(err)
 		}
-		got, _, err := f.store.ReadRollout(f.t.Context(), fleetGroup, fleetApp, r.ID)
+		got, _, err := f.store.ReadRollout(f.t.Context(), blobstore.RolloutRef{Group: fleetGroup, Env: fleetApp, ID: r.ID})
 		if err != nil {
 			f.t.Fatal(err)
 		}

@@ -52,7 +52,7 @@ func (f *rolloutFleet) drive(r *manifest.RolloutRecord) *manifest.RolloutRecord 
 		for _, h := range f.hosts {
 			h.client.Nudge(f.t)
 		}
-		got, _, err := f.store.ReadRollout(f.t.Context(), "web", "hello", r.ID)
+		got, _, err := f.store.ReadRollout(f.t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: r.ID})
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestRolloutEndToEnd(t *testing.T) {
 				}
 				h.waitEnv("hello", manifest.StateServing, want.String())
 			}
-			if _, err := f.d.Command(t.Context(), "web", "hello", r.ID, "resume", "ann"); err != nil {
+			if _, err := f.d.Command(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: r.ID}, rollout.Command("resume"), "ann"); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.drive(r); got.State != manifest.RolloutSucceeded {

@@ -451,6 +451,9 @@ type deployRequest struct {
 	Package string   `json:"package"`
 	Servers []string `json:"servers,omitempty"`
 	Group   string   `json:"group,omitempty"`
+	// AbortRollout aborts the active rollouts that would otherwise refuse
+	// the deploy (409) first; the audit records say so.
+	AbortRollout bool `json:"abort_rollout,omitempty"`
 }
 
 // deployResult is one manifest's outcome in POST /api/deploy: a server's,
@@ -496,10 +499,10 @@ func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
 	var changes []*change
 	if req.Group != "" {
 		var c *change
-		c, err = s.deployGroup(ctx, userOf(ctx), req.Group, p)
+		c, err = s.deployGroup(ctx, userOf(ctx), req.Group, p, req.AbortRollout)
 		changes = []*change{c}
 	} else {
-		changes, err = s.deployMany(ctx, userOf(ctx), req.Servers, p, action, false)
+		changes, err = s.deployMany(ctx, userOf(ctx), req.Servers, p, action, false, req.AbortRollout)
 	}
 	if err != nil {
 		if errors.Is(err, errUnknown) {

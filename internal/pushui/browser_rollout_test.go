@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -92,11 +93,11 @@ func TestBrowserRollout(t *testing.T) {
 	if asked := get(t, ctx, chromedp.Evaluate[string](`sessionStorage.getItem("asked")`)); !strings.Contains(asked, f.h2.Commit) || !strings.Contains(asked, "faster greetings") {
 		t.Errorf("the confirmation asked %q: want the build's commit and note", asked)
 	}
-	recs, _, err := f.store.ListRollouts(t.Context(), "web")
-	if err != nil || len(recs) != 1 {
+	recs, _, err := f.store.ListRollouts(t.Context(), "web", "", 10)
+	if err != nil || len(recs) != 1 || recs[0].Err != nil {
 		t.Fatalf("rollouts in the bucket: %v, %v", recs, err)
 	}
-	rec := recs[0]
+	rec := recs[0].Record
 	canary := rec.History[0].Canaries[0]
 	if got := textOf("#serving"); got != "0" {
 		t.Errorf("serving the new build: %s, want 0", got)
@@ -117,7 +118,7 @@ func TestBrowserRollout(t *testing.T) {
 	})
 
 	t.Run("failing host", func(t *testing.T) {
-		got, _, err := f.store.ReadRollout(t.Context(), "web", "hello", rec.ID)
+		got, _, err := f.store.ReadRollout(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: rec.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +145,7 @@ func TestBrowserRollout(t *testing.T) {
 		if got := textOf("#rollout-state"); got != "paused" {
 			t.Errorf("after pause: %q", got)
 		}
-		if r, _, _ := f.store.ReadRollout(t.Context(), "web", "hello", rec.ID); r.State != manifest.RolloutPaused {
+		if r, _, _ := f.store.ReadRollout(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: rec.ID}); r.State != manifest.RolloutPaused {
 			t.Errorf("bucket says %s after pause", r.State)
 		}
 		act(t, ctx,
@@ -152,7 +153,7 @@ func TestBrowserRollout(t *testing.T) {
 			chromedp.WaitVisible(css(`button.cmd-pause`)),
 			acceptConfirms,
 		)
-		if r, _, _ := f.store.ReadRollout(t.Context(), "web", "hello", rec.ID); r.State != manifest.RolloutRunning {
+		if r, _, _ := f.store.ReadRollout(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: rec.ID}); r.State != manifest.RolloutRunning {
 			t.Errorf("bucket says %s after resume", r.State)
 		}
 		screenshot(t, ctx, "pushui-rollout.png")

@@ -23,8 +23,6 @@ type bucket interface {
 	ReadStatus(ctx context.Context, server string) (*manifest.Status, error)
 	ListManifests(ctx context.Context, kind manifest.Kind) ([]blobstore.Listed, error)
 	ListStatuses(ctx context.Context) ([]blobstore.Listed, error)
-	ListRollouts(ctx context.Context, group string) ([]*manifest.RolloutRecord, []blobstore.Version, error)
-	ReadRollout(ctx context.Context, group, env, id string) (*manifest.RolloutRecord, blobstore.Version, error)
 	ListPackageNames(ctx context.Context, app string) ([]manifest.PackageName, error)
 	StatPackage(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error)
 	StatPackages(ctx context.Context, names []manifest.PackageName) ([]blobstore.PackageInfo, error)

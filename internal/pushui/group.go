@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -40,8 +41,10 @@ func (s *Server) knownGroup(group string) error {
 }
 
 // deployGroup sets p in group's manifest: one write, whatever the group's
-// size, re-applied when another writer gets in between.
-func (s *Server) deployGroup(ctx context.Context, user, group string, p manifest.PackageName) (*change, error) {
+// size, re-applied when another writer gets in between. An active rollout
+// of the app's env refuses it, unless abort asks to abort the rollout
+// first.
+func (s *Server) deployGroup(ctx context.Context, user, group string, p manifest.PackageName, abort bool) (*change, error) {
 	if err := s.knownGroup(group); err != nil {
 		return nil, err
 	}
@@ -50,7 +53,7 @@ func (s *Server) deployGroup(ctx context.Context, user, group string, p manifest
 	if err := s.checkDeploy(ctx, t, p); err != nil {
 		return nil, err
 	}
-	return s.editLatest(ctx, user, t, "set "+p.App+" to "+p.String(), setPackage(p))
+	return s.edit(ctx, fleet.Edit{Target: t, User: user, Action: "set " + p.App + " to " + p.String(), Apply: setPackage(p), Latest: true, AbortRollout: abort})
 }
 
 // stateCount is how many member envs are in one state.
@@ -135,6 +138,9 @@ type groupPage struct {
 	Flash       []string
 	Rollouts    []rolloutRow // newest first
 	RolloutsErr string
+	// ActiveRollout says a rollout of the group is running or paused: the
+	// deploy form offers to abort it first.
+	ActiveRollout bool
 	// Strategy is the group's default rollout strategy, which the start
 	// form offers.
 	Strategy      manifest.RolloutStrategy
@@ -264,6 +270,7 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	p.History, p.HistErr = s.history(ctx, manifest.Group(name), pg.Now)
 	p.Rollouts, p.RolloutsErr = s.groupRollouts(ctx, name, pg.Now)
+	p.ActiveRollout = slices.ContainsFunc(p.Rollouts, func(r rolloutRow) bool { return r.State.Active() })
 	p.Strategy = s.conf().RolloutFor(name, manifest.PackageName{})
 	steps := make([]string, len(p.Strategy.Steps))
 	for i, v := range p.Strategy.Steps {
@@ -275,14 +282,13 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 
 // groupRollouts lists group's newest rollouts, or why they cannot be.
 func (s *Server) groupRollouts(ctx context.Context, group string, now time.Time) ([]rolloutRow, string) {
-	recs, _, err := s.b.ListRollouts(ctx, group)
+	recs, _, err := s.rollouts.List(ctx, group, "", rolloutsShown)
 	if err != nil {
 		return nil, err.Error()
 	}
-	slices.SortFunc(recs, func(a, b *manifest.RolloutRecord) int { return b.Created.Compare(a.Created) })
 	lb := s.cache.labels()
 	var out []rolloutRow
-	for _, r := range recs[:min(len(recs), rolloutsShown)] {
+	for _, r := range recs {
 		row := rolloutRow{ID: r.ID, Env: r.Strategy.Env, URL: rolloutURL(group, r.Strategy.Env, r.ID), Package: lb.of(r.Strategy.Package),
 			State: r.State, Class: "r-" + string(r.State), Reason: r.Reason, Created: at(r.Created, now)}
 		if len(r.History) > 0 {
@@ -360,7 +366,8 @@ func (s *Server) handleGroupDeploy(w http.ResponseWriter, r *http.Request) {
 		if err := s.checkDeploy(ctx, t, p); err != nil {
 			return nil, err
 		}
-		return s.editIfVersion(ctx, user, t, v, "set "+p.App+" to "+p.String(), setPackage(p))
+		return s.edit(ctx, fleet.Edit{Target: t, User: user, Action: "set " + p.App + " to " + p.String(), Apply: setPackage(p), IfVersion: v,
+			AbortRollout: r.PostFormValue("abort_rollout") == "on"})
 	})
 }
 

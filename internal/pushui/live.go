@@ -44,7 +44,7 @@ func (s *Server) apiLive(w http.ResponseWriter, r *http.Request) {
 			s.apiError(w, http.StatusBadRequest, "rollout: want group/env/id")
 			return
 		}
-		_, ver, err := s.b.ReadRollout(ctx, parts[0], parts[1], parts[2])
+		_, ver, err := s.rollouts.Get(ctx, blobstore.RolloutRef{Group: parts[0], Env: parts[1], ID: parts[2]})
 		if err != nil && !errors.Is(err, blobstore.ErrNotFound) {
 			s.rolloutFail(w, err)
 			return

@@ -42,7 +42,7 @@ type rolloutPage struct {
 	// with their error and the script's output (at most failingShown).
 	Failing      []failingHost
 	FailingMore  int
-	Commands     []string // what the operator may do now
+	Commands     []rollout.Command // what the operator may do now
 	Flash        []string
 	FlashWarning string
 }
@@ -68,20 +68,6 @@ type failingHost struct {
 // failingShown bounds the failing hosts a rollout page details.
 const failingShown = 20
 
-// rolloutCommands are the commands a rollout in each state accepts
-// (rollout.Driver.Command).
-func rolloutCommands(s manifest.RolloutState) []string {
-	switch s {
-	case manifest.RolloutRunning:
-		return []string{"pause", "promote", "abort", "revert"}
-	case manifest.RolloutPaused:
-		return []string{"resume", "promote", "abort", "revert"}
-	case manifest.RolloutFailed:
-		return []string{"revert"}
-	}
-	return nil
-}
-
 // rolloutURL is a rollout's page.
 func rolloutURL(group, env, id string) string {
 	return "/rollouts/" + url.PathEscape(group) + "/" + url.PathEscape(env) + "/" + url.PathEscape(id)
@@ -91,17 +77,17 @@ func rolloutURL(group, env, id string) string {
 func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *labels) *rolloutPage {
 	s := rec.Strategy
 	p := &rolloutPage{Group: s.Group, Env: s.Env, ID: rec.ID, Record: rec, Package: lb.of(s.Package), Previous: lb.of(rec.Previous),
-		StateClass: "r-" + string(rec.State), Commands: rolloutCommands(rec.State)}
+		StateClass: "r-" + string(rec.State), Commands: rollout.Commands(rec.State)}
 	p.Strategy = strategyFacts(s)
 	p.ShowEnv = s.Env != s.Package.App
 	p.Created, p.Updated = at(rec.Created, now), at(rec.Updated, now)
 	for i, h := range rec.History {
-		v := rolloutStepView{Hosts: h.Hosts, Done: h.Done, Failed: h.Failed, Outcome: h.Outcome, Started: at(h.Started, now), Current: i == rec.Step && rec.State.Active()}
+		v := rolloutStepView{Hosts: h.Hosts, Done: h.Done, Failed: h.Failed, Outcome: string(h.Outcome), Started: at(h.Started, now), Current: i == rec.Step && rec.State.Active()}
 		if !h.Ended.IsZero() {
 			v.Ended = at(h.Ended, now)
 		}
 		switch {
-		case h.Outcome == "staged" || rec.Staging && i == rec.Step:
+		case h.Outcome == manifest.StepStaged || rec.Staging && i == rec.Step:
 			v.Label = "stage on every member"
 		case h.Percent == 0 && len(h.Canaries) > 0:
 			v.Label = "canaries: " + strings.Join(h.Canaries, ", ")
@@ -223,7 +209,7 @@ func (s *Server) handleRollout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	rec, v, err := s.b.ReadRollout(ctx, group, env, id)
+	rec, v, err := s.rollouts.Get(ctx, blobstore.RolloutRef{Group: group, Env: env, ID: id})
 	switch {
 	case errors.Is(err, blobstore.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "no rollout "+id+" of group "+group+" env "+env)
@@ -241,10 +227,15 @@ func (s *Server) handleRollout(w http.ResponseWriter, r *http.Request) {
 	pg.LiveRollout = group + "/" + env + "/" + id
 	p := buildRollout(s.cache.load(), rec, pg.Now, s.cache.labels())
 	p.page = pg
-	if cmd := r.URL.Query().Get("done"); slices.Contains([]string{"pause", "resume", "promote", "abort", "revert", "start"}, cmd) {
+	if cmd := r.URL.Query().Get("done"); cmd == "start" || validCommand(cmd) {
 		p.Flash = append(p.Flash, rolloutFlash(cmd, rec))
 	}
 	s.render(w, r, http.StatusOK, "rollout", p)
+}
+
+func validCommand(s string) bool {
+	_, err := rollout.ParseCommand(s)
+	return err == nil
 }
 
 // rolloutFlash says what a command did, naming the build.
@@ -268,7 +259,11 @@ func (s *Server) handleRolloutCommand(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, err)
 		return
 	}
-	if _, err := s.rollouts.Command(r.Context(), group, env, id, cmd, userOf(r.Context())); err != nil {
+	c, err := rollout.ParseCommand(cmd)
+	if err == nil {
+		_, err = s.rollouts.Command(r.Context(), blobstore.RolloutRef{Group: group, Env: env, ID: id}, c, userOf(r.Context()))
+	}
+	if err != nil {
 		s.failErr(w, r, rolloutError(err))
 		return
 	}
@@ -345,7 +340,8 @@ func strategyFromForm(r *http.Request, def manifest.RolloutStrategy) (manifest.R
 // config refuses.
 func rolloutError(err error) error {
 	switch {
-	case errors.Is(err, rollout.ErrActive), errors.Is(err, rollout.ErrNotActive):
+	case errors.Is(err, rollout.ErrActive), errors.Is(err, rollout.ErrNotActive), errors.Is(err, rollout.ErrInvalid),
+		errors.Is(err, fleet.ErrRolloutActive):
 		return fmt.Errorf("%w: %w", errState, err)
 	case errors.Is(err, blobstore.ErrNotFound):
 		return fmt.Errorf("%w: %w", errUnknown, err)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/rollout"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -114,24 +115,41 @@ func (s *Server) apiStartRollout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, rec)
 }
 
-// apiRollouts answers GET /api/rollouts[?group=]: the records, oldest
-// first.
+// rolloutsPage is how many records GET /api/rollouts returns by default.
+const rolloutsPage = 50
+
+// apiRollouts answers GET /api/rollouts[?group=][&limit=N][&after=CURSOR]:
+// a page of records, newest first (at most limit, default 50, at most
+// blobstore.MaxRolloutsPage), and "next", the cursor of the next page when
+// there is one. A record that is invalid is listed in state "invalid" with
+// the reason.
 func (s *Server) apiRollouts(w http.ResponseWriter, r *http.Request) {
-	group := r.URL.Query().Get("group")
-	recs, _, err := s.b.ListRollouts(r.Context(), group)
+	q := r.URL.Query()
+	limit := rolloutsPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > blobstore.MaxRolloutsPage {
+			s.apiError(w, http.StatusBadRequest, "limit "+strconv.Quote(v)+": want a number from 1 to "+strconv.Itoa(blobstore.MaxRolloutsPage))
+			return
+		}
+		limit = n
+	}
+	recs, next, err := s.rollouts.List(r.Context(), q.Get("group"), q.Get("after"), limit)
 	if err != nil {
-		s.apiFail(w, err)
+		s.rolloutFail(w, err)
 		return
 	}
-	if recs == nil {
-		recs = []*manifest.RolloutRecord{}
+	out := map[string]any{"rollouts": recs}
+	if next != "" {
+		out["next"] = next
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rollouts": recs})
+	writeJSON(w, http.StatusOK, out)
 }
 
-// apiRollout answers GET /api/rollouts/{group}/{env}/{id}: the record.
+// apiRollout answers GET /api/rollouts/{group}/{env}/{id}: the record (in
+// state "invalid", with the reason, when it is).
 func (s *Server) apiRollout(w http.ResponseWriter, r *http.Request) {
-	rec, _, err := s.b.ReadRollout(r.Context(), r.PathValue("group"), r.PathValue("env"), r.PathValue("id"))
+	rec, _, err := s.rollouts.Get(r.Context(), pathRollout(r))
 	if err != nil {
 		s.rolloutFail(w, err)
 		return
@@ -142,13 +160,22 @@ func (s *Server) apiRollout(w http.ResponseWriter, r *http.Request) {
 // apiRolloutCommand answers POST /api/rollouts/{group}/{env}/{id}/{cmd}:
 // pause, resume, promote, abort or revert (Driver.Command).
 func (s *Server) apiRolloutCommand(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.rollouts.Command(r.Context(), r.PathValue("group"), r.PathValue("env"), r.PathValue("id"), r.PathValue("cmd"), userOf(r.Context()))
+	cmd, err := rollout.ParseCommand(r.PathValue("cmd"))
+	var rec *manifest.RolloutRecord
+	if err == nil {
+		rec, err = s.rollouts.Command(r.Context(), pathRollout(r), cmd, userOf(r.Context()))
+	}
 	if err != nil {
 		s.rolloutFail(w, err)
 		return
 	}
 	s.cache.refreshGroup(r.Context(), r.PathValue("group"))
 	writeJSON(w, http.StatusOK, rec)
+}
+
+// pathRollout is the rollout a request's path names.
+func pathRollout(r *http.Request) blobstore.RolloutRef {
+	return blobstore.RolloutRef{Group: r.PathValue("group"), Env: r.PathValue("env"), ID: r.PathValue("id")}
 }
 
 // rolloutFail answers a rollout error with the status its kind calls for

@@ -148,7 +148,11 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	// A group's nudge spreads its members' reads over a window sized to
 	// the members pushui knows of (the cache exists by the first write).
 	s.fleet = fleet.New(opts.Store, fleet.Options{Nudger: opts.Nudger, Logger: opts.Logger, Now: now,
-		Members: func(g string) int { return len(s.cache.load().members(g)) }})
+		Members: func(g string) int { return len(s.cache.load().members(g)) },
+		AbortRollout: func(ctx context.Context, group, env, id, user string) error {
+			_, err := s.rollouts.Command(ctx, blobstore.RolloutRef{Group: group, Env: env, ID: id}, rollout.Abort, user)
+			return err
+		}})
 	s.rollouts, s.rolloutTick = s.newDriver(opts), opts.rolloutTick()
 	if err := s.bootstrapConfig(ctx, opts.Config); err != nil {
 		return nil, err

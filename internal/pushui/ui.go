@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -757,7 +758,8 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 		s.formFail(w, r, server, app, err)
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "set "+app+" to "+p.String(), s.pinPackage(server, p))
+	c, err := s.edit(r.Context(), fleet.Edit{Target: manifest.Server(server), User: userOf(r.Context()), Action: "set " + app + " to " + p.String(),
+		Apply: s.pinPackage(server, p), IfVersion: blobstore.Version(r.PostFormValue("version")), AbortRollout: r.PostFormValue("abort_rollout") == "on"})
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -861,7 +863,7 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	group := r.PostFormValue("group")
-	c, err := s.deployGroup(r.Context(), userOf(r.Context()), group, p)
+	c, err := s.deployGroup(r.Context(), userOf(r.Context()), group, p, r.PostFormValue("abort_rollout") == "on")
 	if err != nil {
 		s.failErr(w, r, err)
 		return

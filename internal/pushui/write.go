@@ -96,6 +96,8 @@ func (s *Server) edit(ctx context.Context, e fleet.Edit) (*change, error) {
 		return &change{Change: c}, nil
 	case errors.Is(err, fleet.ErrNotAllowed), errors.Is(err, fleet.ErrNoPackage):
 		return nil, badInput("%v", err)
+	case errors.Is(err, fleet.ErrRolloutActive):
+		return nil, fmt.Errorf("%w: %w", errState, err)
 	case errors.Is(err, manifest.ErrInvalidManifest):
 		s.reread(ctx, e.Target)
 		return nil, fmt.Errorf("%w: %v", errBrokenManifest, err)
@@ -213,7 +215,7 @@ func setConfig(t manifest.Target, env string, cfg map[string]string) func(*manif
 // fails the whole request with nothing written, unless skipDisallowed is
 // set (promote to a group), which then skips those servers and says so.
 // Per-server write failures are reported in each change's Err.
-func (s *Server) deployMany(ctx context.Context, user string, servers []string, p manifest.PackageName, action string, skipDisallowed bool) ([]*change, error) {
+func (s *Server) deployMany(ctx context.Context, user string, servers []string, p manifest.PackageName, action string, skipDisallowed, abort bool) ([]*change, error) {
 	if len(servers) == 0 {
 		return nil, badInput("no servers given")
 	}
@@ -241,7 +243,7 @@ func (s *Server) deployMany(ctx context.Context, user string, servers []string, 
 	}
 	forEach(len(todo), 8, func(j int) {
 		i := todo[j]
-		c, err := s.editLatest(ctx, user, manifest.Server(servers[i]), action, s.pinPackage(servers[i], p))
+		c, err := s.edit(ctx, fleet.Edit{Target: manifest.Server(servers[i]), User: user, Action: action, Apply: s.pinPackage(servers[i], p), Latest: true, AbortRollout: abort})
 		if err != nil {
 			c = &change{Change: fleet.Change{Target: manifest.Server(servers[i])}, Err: err}
 		}

@@ -15,6 +15,7 @@ import (
 
 	"gocloud.dev/pubsub"
 
+	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
@@ -341,7 +342,7 @@ func TestRolloutFlag(t *testing.T) {
 	if err != nil || len(res.Rollouts) != 1 {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
-	rec, _, err := store.ReadRollout(t.Context(), "web", "hello", res.Rollouts[0])
+	rec, _, err := store.ReadRollout(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: res.Rollouts[0]})
 	if err != nil || rec.State != manifest.RolloutRunning || rec.Previous != old || !rec.Strategy.AutoRevert || len(rec.History[0].Canaries) != 1 || rec.History[0].Canaries[0] == "api-1" {
 		t.Fatalf("rollout record %+v, %v", rec, err)
 	}

@@ -102,7 +102,7 @@ func Entry(rec *manifest.RolloutRecord, base manifest.Entry, percent float64, ca
 func Advance(rec manifest.RolloutRecord, base manifest.Entry, members []Member, now time.Time) Decision {
 	d := Decision{Record: rec}
 	r := &d.Record
-	if r.State != manifest.RolloutRunning || len(r.History) == 0 {
+	if r.State != manifest.RolloutRunning || r.Step < 0 || r.Step >= len(r.History) {
 		return d
 	}
 	s := r.Strategy
@@ -117,10 +117,15 @@ func Advance(rec manifest.RolloutRecord, base manifest.Entry, members []Member, 
 				staged++
 			}
 		}
-		step.Done = staged
+		step.Hosts, step.Done = n, staged
 		switch {
+		case n == 0 && !s.AllowEmpty:
+			if now.Sub(step.Started) > time.Duration(s.ProgressDeadline) {
+				return fail(d, base, "group "+s.Group+" has no members (no host reports it)")
+			}
+			return d
 		case staged >= s.MinStaged.Of(n):
-			step.Ended, step.Outcome = now, "staged"
+			step.Ended, step.Outcome = now, manifest.StepStaged
 			r.Staging = false
 			return next(d, base, members, now)
 		case now.Sub(step.Started) > time.Duration(s.ProgressDeadline):
@@ -130,35 +135,65 @@ func Advance(rec manifest.RolloutRecord, base manifest.Entry, members []Member, 
 	}
 
 	rollout := &manifest.Rollout{ID: r.ID, Previous: r.Previous, Percent: step.Percent, Canaries: step.Canaries}
-	var in, done, failed []string
+	var in, done, failed, suspect []string
 	for _, m := range members {
 		if !rollout.Takes(m.Name) && !r.Previous.IsZero() {
 			continue
 		}
 		in = append(in, m.Name)
 		es, ok := m.env(s.Env)
+		why := distrust(m, r, now)
+		if why != "" {
+			suspect = append(suspect, m.Name+": "+why)
+		}
 		switch {
-		case ok && es.Serving == s.Package.String() && es.State == manifest.StateServing && healthyFor(es, time.Duration(s.MinHealthyTime), now):
+		case why == "" && ok && es.Desired == s.Package.String() && es.Serving == s.Package.String() && es.State == manifest.StateServing && healthyFor(es, time.Duration(s.MinHealthyTime), now):
 			done = append(done, m.Name)
-		case ok && es.Desired == s.Package.String() && (es.State == manifest.StateFailed || es.State == manifest.StateRolledBack):
+		case why == "" && ok && es.Desired == s.Package.String() && (es.State == manifest.StateFailed || es.State == manifest.StateRolledBack):
 			failed = append(failed, m.Name) // its own deploy failed
 		case m.Stale || now.Sub(step.Started) > time.Duration(s.HealthyDeadline):
-			failed = append(failed, m.Name) // not there in time
+			failed = append(failed, m.Name) // not there in time, or not to be believed
 		}
 	}
-	step.Hosts, step.Done, step.Failed = len(in), len(done), failed
+	// A named canary that no longer reports as a member (its status gone,
+	// unreadable or no longer naming the group) is still the step's: it
+	// cannot pass by vanishing.
+	for _, c := range step.Canaries {
+		if slices.Contains(in, c) {
+			continue
+		}
+		in = append(in, c)
+		suspect = append(suspect, c+": no status naming the group")
+		if now.Sub(step.Started) > time.Duration(s.HealthyDeadline) {
+			failed = append(failed, c)
+		}
+	}
+	step.Hosts, step.Done, step.Failed, step.Suspect = len(in), len(done), failed, suspect
 	switch {
 	case len(failed) > s.MaxFailures.Of(n):
-		step.Ended, step.Outcome = now, "failed"
+		step.Ended, step.Outcome = now, manifest.StepFailed
 		return fail(d, base, itoa(len(failed))+" hosts failed ("+strings.Join(failed, ", ")+"), more than max_failures "+itoa(s.MaxFailures.Of(n)))
+	case n == 0 && !s.AllowEmpty:
+		// No members: nothing has been shown to work. Wait for some.
+		if now.Sub(step.Started) > time.Duration(s.ProgressDeadline) {
+			step.Ended, step.Outcome = now, manifest.StepFailed
+			return fail(d, base, "group "+s.Group+" has no members (no host reports it)")
+		}
+		return d
 	case len(done) < len(in)-len(failed):
 		if now.Sub(step.Started) > time.Duration(s.ProgressDeadline) {
-			step.Ended, step.Outcome = now, "failed"
+			step.Ended, step.Outcome = now, manifest.StepFailed
 			return fail(d, base, "no progress by the progress deadline")
 		}
 		return d // waiting
 	}
-	step.Ended, step.Outcome = now, "done"
+	step.Ended, step.Outcome = now, manifest.StepDone
+	switch {
+	case n == 0:
+		step.Outcome = manifest.StepEmpty
+	case len(in) == 0:
+		step.Outcome = manifest.StepSkipped
+	}
 	if step.Percent >= 100 {
 		r.State = manifest.RolloutSucceeded
 		e := base
@@ -173,6 +208,37 @@ func Advance(rec manifest.RolloutRecord, base manifest.Entry, members []Member, 
 	return next(d, base, members, now)
 }
 
+// distrust returns why a member's status cannot count for the rollout at
+// now, "" when it can: a status must be the member's own (its server
+// field), claim no time in the future, and, when it reports the new build
+// from the group's entry, report it under this rollout and since it
+// began. A member with no status yet is not distrusted: it has not
+// reported. Anyone who may write status/{server}.json can still write a
+// status that passes (docs/operations.md).
+func distrust(m Member, r *manifest.RolloutRecord, now time.Time) string {
+	st := m.Status
+	if st == nil {
+		return ""
+	}
+	if st.Server != m.Name {
+		return "its status names server " + strconv.Quote(st.Server)
+	}
+	if err := st.CheckTimes(now); err != nil {
+		return "its status claims a time in the future"
+	}
+	es, ok := st.Lookup(r.Strategy.Env)
+	if !ok || es.Serving != r.Strategy.Package.String() || es.Source != manifest.Group(r.Strategy.Group).Source() {
+		return ""
+	}
+	switch {
+	case !r.Previous.IsZero() && es.Rollout != r.ID:
+		return "it reports the new build under rollout " + strconv.Quote(es.Rollout) + ", not this one"
+	case es.Updated.Before(r.Created.Add(-manifest.ClockSkew)):
+		return "it reports serving the new build since before the rollout began"
+	}
+	return ""
+}
+
 // next starts the step after the current one: the canaries when none ran
 // yet, else the next share of the strategy's steps.
 func next(d Decision, base manifest.Entry, members []Member, now time.Time) Decision {
@@ -181,7 +247,7 @@ func next(d Decision, base manifest.Entry, members []Member, now time.Time) Deci
 	cur := r.History[r.Step]
 	st := manifest.RolloutStep{Started: now}
 	switch {
-	case cur.Outcome == "staged" && s.Canary > 0:
+	case cur.Outcome == manifest.StepStaged && s.Canary > 0 && len(members) > 0:
 		st.Canaries = Canaries(r.ID, members, s.Canary)
 	default:
 		st.Percent = s.Steps[0]
@@ -206,14 +272,14 @@ func fail(d Decision, base manifest.Entry, why string) Decision {
 	r := &d.Record
 	r.State, r.Reason = manifest.RolloutFailed, why
 	if r.Strategy.AutoRevert {
-		Revert(&d, base)
+		revert(&d, base)
 	}
 	return d
 }
 
-// Revert sends every member back to the previous build: the entry as it
+// revert sends every member back to the previous build: the entry as it
 // was before the rollout, or none when there was none.
-func Revert(d *Decision, base manifest.Entry) {
+func revert(d *Decision, base manifest.Entry) {
 	r := &d.Record
 	r.State = manifest.RolloutReverted
 	if r.Previous.IsZero() {

@@ -20,18 +20,25 @@ import (
 // entry (Entry.For, as pulld does through manifest.Merge) and reports it
 // serving, healthy, unless the build is one that breaks.
 type sim struct {
-	t      *testing.T
+	t      testing.TB
 	store  *blobstore.Store
 	now    time.Time
 	names  []string
 	broken map[manifest.PackageName]bool
 	ran    map[string][]manifest.PackageName // what each member has run
+	// forged replaces a member's status with one of the test's: what a
+	// writer of status/{server}.json other than its pulld can report.
+	forged map[string]func(st *manifest.Status)
 	mu     sync.Mutex
 }
 
-func newSim(t *testing.T, n int) *sim {
-	s := &sim{t: t, now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), broken: map[manifest.PackageName]bool{}, ran: map[string][]manifest.PackageName{}}
-	st, err := blobstore.Open(t.Context(), "file://"+t.TempDir())
+func newSim(t *testing.T, n int) *sim { return newSimAt(t, n, "file://"+t.TempDir()) }
+
+// newSimAt is newSim on the bucket at url.
+func newSimAt(t testing.TB, n int, url string) *sim {
+	s := &sim{t: t, now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), broken: map[manifest.PackageName]bool{}, ran: map[string][]manifest.PackageName{},
+		forged: map[string]func(*manifest.Status){}}
+	st, err := blobstore.Open(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +66,13 @@ func (s *sim) members(ctx context.Context, group string) ([]rollout.Member, erro
 	for _, name := range s.names {
 		st := &manifest.Status{Server: name, Groups: []manifest.GroupStatus{{Name: group, Revision: m.Revision}}}
 		if e, ok := m.Lookup("hello"); ok {
+			var rid string
+			if e.Rollout != nil {
+				rid = e.Rollout.ID
+			}
 			e = e.For(name)
-			es := manifest.EnvStatus{Env: "hello", App: "hello", Desired: e.Package.String(), Serving: e.Package.String(), State: manifest.StateServing, Updated: s.now.Add(-time.Minute)}
+			es := manifest.EnvStatus{Env: "hello", App: "hello", Desired: e.Package.String(), Serving: e.Package.String(), State: manifest.StateServing,
+				Updated: s.now.Add(-time.Minute), Source: manifest.Group(group).Source(), Rollout: rid}
 			if !e.Stage.IsZero() {
 				es.Staged = e.Stage.String()
 			}
@@ -72,6 +84,9 @@ func (s *sim) members(ctx context.Context, group string) ([]rollout.Member, erro
 				es.Serving = ""
 			}
 			st.Envs = append(st.Envs, es)
+		}
+		if f := s.forged[name]; f != nil {
+			f(st)
 		}
 		out = append(out, rollout.Member{Name: name, Status: st})
 	}
@@ -101,7 +116,7 @@ func (s *sim) run(d *rollout.Driver, r *manifest.RolloutRecord, n int) *manifest
 			s.t.Fatal(err)
 		}
 		s.now = s.now.Add(15 * time.Second)
-		got, _, err := s.store.ReadRollout(s.t.Context(), r.Strategy.Group, r.Strategy.Env, r.ID)
+		got, _, err := s.store.ReadRollout(s.t.Context(), blobstore.RolloutRef{Group: r.Strategy.Group, Env: r.Strategy.Env, ID: r.ID})
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -194,13 +209,13 @@ func TestRolloutPauseResumeAndStage(t *testing.T) {
 	if got.State != manifest.RolloutPaused || len(got.History) != 2 || got.History[0].Outcome != "staged" || len(got.History[1].Canaries) != 2 {
 		t.Fatalf("after staging and canaries: %s %+v", got.State, got.History)
 	}
-	if _, err := d.Command(t.Context(), "web", "hello", r.ID, "resume", "ann"); err != nil {
+	if _, err := d.Command(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: r.ID}, rollout.Command("resume"), "ann"); err != nil {
 		t.Fatal(err)
 	}
 	if got = s.run(d, r, 20); got.State != manifest.RolloutSucceeded {
 		t.Fatalf("after resume: %s (%s)", got.State, got.Reason)
 	}
-	if _, err := d.Command(t.Context(), "web", "hello", r.ID, "pause", "ann"); !errors.Is(err, rollout.ErrNotActive) {
+	if _, err := d.Command(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: r.ID}, rollout.Command("pause"), "ann"); !errors.Is(err, rollout.ErrNotActive) {
 		t.Errorf("pause of a finished rollout = %v, want ErrNotActive", err)
 	}
 }
@@ -221,12 +236,16 @@ func TestRolloutLease(t *testing.T) {
 	if err := b.Tick(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	got, _, _ := s.store.ReadRollout(t.Context(), "web", "hello", r.ID)
+	got, _, _ := s.store.ReadRollout(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: r.ID})
 	if got.Lease.Holder != "pushui-a" || got.Step != 0 {
 		t.Fatalf("b moved a's rollout: %+v", got)
 	}
 	s.now = s.now.Add(rollout.DefaultLease + time.Second) // a died
-	if got = s.run(b, r, 20); got.State != manifest.RolloutSucceeded || got.Lease.Holder != "pushui-b" {
-		t.Errorf("after a's lease ran out: %s, held by %s", got.State, got.Lease.Holder)
+	if got = s.run(b, r, 20); got.State != manifest.RolloutSucceeded {
+		t.Errorf("after a's lease ran out: %s (%s)", got.State, got.Reason)
+	}
+	recs, _ := s.store.ListAudit(t.Context(), manifest.Group("web"), 1)
+	if len(recs) != 1 || recs[0].User != "pushui-b" {
+		t.Errorf("the last step was written by %+v, want pushui-b", recs)
 	}
 }
