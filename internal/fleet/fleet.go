@@ -119,7 +119,7 @@ type Writer struct {
 	confV    blobstore.Version
 	confErr  error
 	confRead bool
-	exists   map[string]bool // packages known to exist
+	exists   map[string]bool   // packages known to exist
 	ended    map[string]string // rollouts known to have ended: "group/env@marker version" → ID
 }
 
