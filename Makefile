@@ -29,6 +29,7 @@ FUZZ_TARGETS ?= \
 	./manifest:FuzzParsePackageName \
 	./manifest:FuzzParse \
 	./manifest:FuzzCheckName \
+	./manifest:FuzzParseRolloutRecord \
 	./pkgformat:FuzzCheckEntry \
 	./pkgformat:FuzzExtract \
 	./pkgformat:FuzzRender \

@@ -125,12 +125,12 @@ func newRolloutWorld(t *testing.T, bucket string) *rolloutWorld {
 	return w
 }
 
-// startUI starts a pushui replica driving rollouts every 300 ms (a lease
-// of 1.8 s) and returns it with its base URL.
+// startUI starts a pushui replica driving rollouts every 200 ms (a lease
+// of 1.2 s) and returns it with its base URL.
 func (w *rolloutWorld) startUI(name string) (*proc, string) {
 	w.t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(w.t)))
-	p := startProc(w.t, name, nil, bin.pushui, "-bucket", w.bucket, "-addr", addr, "-refresh", "0", "-rollout-tick", "300ms")
+	p := startProc(w.t, name, nil, bin.pushui, "-bucket", w.bucket, "-addr", addr, "-refresh", "0", "-rollout-tick", "200ms")
 	base := "http://" + addr
 	deadline := time.Now().Add(15 * time.Second)
 	for {

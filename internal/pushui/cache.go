@@ -496,6 +496,11 @@ func (c *cache) readManifest(ctx context.Context, s *serverState) {
 // readStatus reads s's status into s.
 func (c *cache) readStatus(ctx context.Context, s *serverState) {
 	st, err := c.b.ReadStatus(ctx, s.Name)
+	if err == nil {
+		// A status from the future is shown as what it is, never as
+		// serving (nor as a member of its groups).
+		err = st.CheckTimes(c.now())
+	}
 	switch {
 	case errors.Is(err, blobstore.ErrNotFound):
 	case err != nil:

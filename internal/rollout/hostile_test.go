@@ -326,56 +326,75 @@ func TestDeployUnderRollout(t *testing.T) {
 func TestFalseStatusDoesNotPass(t *testing.T) {
 	tests := []struct {
 		name  string
-		forge func(st *manifest.Status, v3 string, r *manifest.RolloutRecord, now time.Time)
+		forge func(st *manifest.Status, r *manifest.RolloutRecord, now time.Time)
 		want  string
 	}{
-		{"another server's", func(st *manifest.Status, v3 string, r *manifest.RolloutRecord, _ time.Time) {
-			st.Server = "web-99"
-		}, "names server"},
-		{"written by hand", func(st *manifest.Status, v3 string, r *manifest.RolloutRecord, _ time.Time) {
+		{"another server's", func(st *manifest.Status, r *manifest.RolloutRecord, _ time.Time) {
+			st.Server = "web-99" // refused as inconsistent: the canary has no status
+		}, "no status naming the group"},
+		{"written by hand", func(st *manifest.Status, r *manifest.RolloutRecord, _ time.Time) {
 			st.Envs[0].Rollout = ""
 		}, "not this one"},
-		{"serving since before", func(st *manifest.Status, v3 string, r *manifest.RolloutRecord, _ time.Time) {
+		{"serving since before", func(st *manifest.Status, r *manifest.RolloutRecord, _ time.Time) {
 			st.Envs[0].Updated = r.Created.Add(-time.Hour)
 		}, "since before the rollout began"},
-		{"from the future", func(st *manifest.Status, v3 string, r *manifest.RolloutRecord, now time.Time) {
+		{"from the future", func(st *manifest.Status, r *manifest.RolloutRecord, now time.Time) {
 			st.Envs[0].Updated = now.Add(time.Hour)
 		}, "future"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newSim(t, 10)
-			v1 := deploytest.Build(t, s.store, "hello", 1, nil)
-			v3 := deploytest.Build(t, s.store, "hello", 3, nil)
-			s.setGroup(v1)
-			s.broken[v3] = true
-			d := s.driver("pushui-a")
-			r, err := d.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: v3, Canary: 1, AutoRevert: true, MinHealthyTime: manifest.Duration(time.Second)}, "ann")
-			if err != nil {
-				t.Fatal(err)
-			}
-			canary := r.History[0].Canaries[0]
-			s.forged[canary] = func(st *manifest.Status) {
-				es := &st.Envs[0]
-				es.State, es.Serving, es.Error = manifest.StateServing, v3.String(), "" // the lie
-				tc.forge(st, v3.String(), r, s.now)
-			}
-			got := s.run(d, r, 40)
-			if got.State != manifest.RolloutReverted || len(got.History) != 1 {
-				t.Fatalf("rollout with a forged canary status: %s after %d steps (%s), want reverted at the canaries", got.State, len(got.History), got.Reason)
-			}
-			if sus := strings.Join(got.History[0].Suspect, "; "); !strings.Contains(sus, canary) || !strings.Contains(sus, tc.want) {
-				t.Errorf("suspects %q, want %s: %s", sus, canary, tc.want)
-			}
-			for name, runs := range s.ran {
-				for _, p := range runs {
-					if p == v3 && name != canary {
-						t.Errorf("%s ran the broken build", name)
+	eachBackend(t, func(t *testing.T, bucket func() string) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				s := newSimAt(t, 6, bucket())
+				s.now = time.Now().UTC() // the statuses' times are the bucket's
+				v1 := deploytest.Build(t, s.store, "hello", 1, nil)
+				v3 := deploytest.Build(t, s.store, "hello", 3, nil)
+				s.setGroup(v1)
+				s.broken[v3] = true
+				d := s.driver("pushui-a")
+				r, err := d.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: v3, Canary: 1, AutoRevert: true, MinHealthyTime: manifest.Duration(time.Second)}, "ann")
+				if err != nil {
+					t.Fatal(err)
+				}
+				canary := r.History[0].Canaries[0]
+				s.forged[canary] = func(st *manifest.Status) {
+					es := &st.Envs[0]
+					es.State, es.Serving, es.Error = manifest.StateServing, v3.String(), "" // the lie
+					tc.forge(st, r, s.now)
+				}
+				// Every status goes through the bucket, the forged one
+				// written at the canary's key as a thief would.
+				fromBucket := rollout.BucketMembers(s.store, func() time.Time { return s.now })
+				d.Members = func(ctx context.Context, group string) ([]rollout.Member, error) {
+					ms, err := s.members(ctx, group)
+					if err != nil {
+						return nil, err
+					}
+					for _, m := range ms {
+						m.Status.Time = time.Time{} // pulld leaves it to the object
+						if err := s.store.Put(ctx, "status/"+m.Name+".json", m.Status.Marshal()); err != nil {
+							return nil, err
+						}
+					}
+					return fromBucket(ctx, group)
+				}
+				got := s.run(d, r, 40)
+				if got.State != manifest.RolloutReverted || len(got.History) != 1 {
+					t.Fatalf("rollout with a forged canary status: %s after %d steps (%s), want reverted at the canaries", got.State, len(got.History), got.Reason)
+				}
+				if sus := strings.Join(got.History[0].Suspect, "; "); !strings.Contains(sus, canary) || !strings.Contains(sus, tc.want) {
+					t.Errorf("suspects %q, want %s: %s", sus, canary, tc.want)
+				}
+				for name, runs := range s.ran {
+					for _, p := range runs {
+						if p == v3 && name != canary {
+							t.Errorf("%s ran the broken build", name)
+						}
 					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // TestStatusNamingAnotherServer reads status/web-3.json that claims to be
