@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -96,6 +97,9 @@ type EnvStatus struct {
 	Step     string `json:"step,omitempty"` // the step reached (e.g. POST_RESTART)
 	Error    string `json:"error,omitempty"`
 	Output   string `json:"output,omitempty"` // last 10 KB of the failing script's output
+	// ExitCode is the failing script's exit code, 0 when it did not exit
+	// with one.
+	ExitCode int `json:"exit_code,omitempty"`
 	DeployID string `json:"deploy_id,omitempty"`
 	// Action is what the host is doing while the env is DEPLOYING:
 	// "deploy" (a download and install), "rollback" (a switch to a build
@@ -148,6 +152,35 @@ type Outcome struct {
 	State    State     `json:"state"`
 	DeployID string    `json:"deploy_id,omitempty"`
 	Time     time.Time `json:"time"`
+	// Step, Error, ExitCode and Output say, for an action that failed,
+	// where and why: the step that failed, the error, the script's exit
+	// code (0 when it did not exit with one: a timeout, a download), and
+	// the first OutcomeOutput bytes of its output.
+	Step     string `json:"step,omitempty"`
+	Error    string `json:"error,omitempty"`
+	ExitCode int    `json:"exit_code,omitempty"`
+	Output   string `json:"output,omitempty"`
+}
+
+// OutcomeOutput bounds the output an Outcome keeps: the first lines, which
+// usually say what went wrong, for every failure a host remembers.
+const OutcomeOutput = 1024
+
+// Failed reports whether the outcome is a failure: the action's build
+// rolled back or failed.
+func (o Outcome) Failed() bool { return o.State == StateRolledBack || o.State == StateFailed }
+
+// Head returns the first lines of output, at most OutcomeOutput bytes,
+// cut at a line's end where one falls in the second half.
+func Head(output string) string {
+	if len(output) <= OutcomeOutput {
+		return output
+	}
+	cut := output[:OutcomeOutput]
+	if i := strings.LastIndexByte(cut, '\n'); i >= OutcomeOutput/2 {
+		cut = cut[:i+1]
+	}
+	return cut
 }
 
 // Remember returns recent with o put first, keeping at most RecentOutcomes;

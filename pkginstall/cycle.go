@@ -80,8 +80,10 @@ type Result struct {
 	// ends with what was rolled back to ("; rolled back to {package}" or
 	// "; rolled back to the previous config"), which pulld reports.
 	Err error
-	// Output is the last OutputTail bytes of the failing script's output.
-	Output string
+	// Output is the last OutputTail bytes of the failing script's output,
+	// and ExitCode its exit code (0 when it did not exit with one).
+	Output   string
+	ExitCode int
 	// DeployID identifies this attempt; scripts see it as DEPLOY_ID.
 	DeployID string
 	// Downloaded counts the package bytes read from the bucket.

@@ -801,6 +801,20 @@ func TestRecentOutcomes(t *testing.T) {
 	}
 	want := []kept{{v2, "deploy", manifest.StateRolledBack}, {v1, "deploy", manifest.StateServing}}
 	check("Result", r.Recent, want...)
+	// The failure keeps where and why, after v1 serves again.
+	failed := func(what string, o manifest.Outcome) {
+		t.Helper()
+		if o.Step != pkginstall.StepRestarting || o.ExitCode == 0 || !strings.Contains(o.Error, "RESTARTING") || o.Output == "" || len(o.Output) > manifest.OutcomeOutput {
+			t.Errorf("%s: the failed outcome %+v, want its step, exit code, error and the head of its output", what, o)
+		}
+		if ok := r.Recent[1]; ok.Step != "" || ok.Error != "" || ok.Output != "" {
+			t.Errorf("%s: a successful outcome carries failure details: %+v", what, ok)
+		}
+	}
+	failed("Result", r.Recent[0])
+	if r.ExitCode == 0 {
+		t.Errorf("Result.ExitCode of a failed RESTARTING = 0")
+	}
 	if r := f.apply(f.entry(v1)); r.Action != pkginstall.ActNone || r.Recent != nil {
 		t.Errorf("an unchanged entry: action %s, recent %+v", r.Action, r.Recent)
 	}
@@ -810,6 +824,7 @@ func TestRecentOutcomes(t *testing.T) {
 		t.Fatalf("Installed = %+v, %v", inst, err)
 	}
 	check("Installed after reopen", inst[0].Recent, want...)
+	failed("Installed after reopen", inst[0].Recent[0])
 
 	r = f.apply(f.entry(v1, "restart", "again"))
 	want = append([]kept{{v1, "restart", manifest.StateServing}}, want...)

@@ -463,9 +463,11 @@ type envState struct {
 
 // remember records how the attempt res describes ended, for Installed.
 func (es *envState) remember(p string, res *Result) {
-	es.Recent = manifest.Remember(es.Recent, manifest.Outcome{
-		Package: p, Action: string(res.Action), State: res.State, DeployID: res.DeployID, Time: time.Now().UTC(),
-	})
+	o := manifest.Outcome{Package: p, Action: string(res.Action), State: res.State, DeployID: res.DeployID, Time: time.Now().UTC()}
+	if res.Failed() {
+		o.Step, o.Error, o.ExitCode, o.Output = res.Step, res.Err.Error(), res.ExitCode, manifest.Head(res.Output)
+	}
+	es.Recent = manifest.Remember(es.Recent, o)
 }
 
 // buildRecord describes one build on disk, for BUILD_* without the bucket.

@@ -174,6 +174,9 @@ func (a *attempt) runOnce(ctx context.Context, step string, argv []string, dir s
 		err = fmt.Errorf("%w after %v (process group killed): %w", ErrTimeout, e.cfg.StepTimeout, err)
 	}
 	if err != nil {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			a.res.ExitCode = ee.ExitCode()
+		}
 		log.Warn("script failed", "err", err, "took", took)
 		return err
 	}

@@ -289,3 +289,54 @@ func TestBrowserLive(t *testing.T) {
 		screenshot(t, ctx, "pushui-failure.png")
 	})
 }
+
+// TestBrowserFailingRollout follows a rollout whose canary fails, in
+// headless Chromium, as the README's v3 step tells it: while the canary
+// has rolled back, and after the controller reverted the group and the
+// canary serves the previous build again, the Failing hosts panel shows
+// the canary with the rollout's step, the step that failed, its exit code
+// and the first lines of the script's output; the state reads reverted;
+// the canary's server page keeps the failed attempt.
+func TestBrowserFailingRollout(t *testing.T) {
+	f, srv, hs, ctx := liveBrowser(t)
+	waitText := func(sel, want string) { t.Helper(); waitText(t, ctx, sel, want, 8*time.Second) }
+	rec, err := srv.rollouts.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: f.h2, Canary: 1, AutoRevert: true}, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary := rec.History[0].Canaries[0]
+	act(t, ctx, chromedp.Navigate(hs.URL+rolloutURL("web", "hello", rec.ID)), chromedp.WaitVisible(chromedp.CSS(`#rollout-state`)))
+
+	// The canary's pulld: POST_RESTART exits 3, it rolls back to h1 and
+	// remembers the failure.
+	output := "waiting for hello on :8081\nhello did not answer within 3 s\n"
+	failed := manifest.Outcome{Package: f.h2.String(), Action: "deploy", State: manifest.StateRolledBack, DeployID: "d-1", Time: time.Now().UTC(),
+		Step: "POST_RESTART", Error: "POST_RESTART: exit status 3; rolled back to " + f.h1.String(), ExitCode: 3, Output: output}
+	es := manifest.EnvStatus{Env: "hello", App: "hello", Desired: f.h2.String(), Serving: f.h1.String(), State: manifest.StateRolledBack, Step: "POST_RESTART",
+		Error: failed.Error, ExitCode: 3, Output: output, DeployID: "d-1", Updated: time.Now().UTC(), Source: "group:web", Rollout: rec.ID,
+		Recent: []manifest.Outcome{failed}}
+	f.setStatus(&manifest.Status{Server: canary, PollSeconds: 60, Groups: []manifest.GroupStatus{{Name: "web"}}, Envs: []manifest.EnvStatus{es}})
+	for _, want := range []string{canary, "canaries", "POST_RESTART", "exit 3", "hello did not answer within 3 s"} {
+		waitText("#failing", want)
+	}
+
+	if err := srv.rollouts.Tick(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitText("#rollout-state", "reverted")
+	// Reverted: the canary serves h1 again, as desired; its status no
+	// longer carries the error, only the outcome it remembers.
+	es.Desired, es.State, es.Step, es.Error, es.ExitCode, es.Output, es.Rollout = f.h1.String(), manifest.StateServing, "", "", 0, "", ""
+	f.setStatus(&manifest.Status{Server: canary, PollSeconds: 60, Groups: []manifest.GroupStatus{{Name: "web"}}, Envs: []manifest.EnvStatus{es}})
+	for _, want := range []string{canary, "POST_RESTART", "exit 3", "hello did not answer within 3 s"} {
+		waitText("#failing", want)
+	}
+	if got := get(t, ctx, chromedp.Text(chromedp.CSS(`#failing`))); strings.Contains(got, "None.") {
+		t.Errorf("the panel says None. after the revert: %q", got)
+	}
+
+	act(t, ctx, chromedp.Navigate(hs.URL+"/servers/"+canary), chromedp.WaitVisible(chromedp.CSS(`#live-server`)))
+	if got := get(t, ctx, chromedp.Text(chromedp.CSS(`#live-server`))); !strings.Contains(got, "Last attempt failed") || !strings.Contains(got, "POST_RESTART") || !strings.Contains(got, "exit 3") {
+		t.Errorf("the canary's server page after it serves h1 again: %q, want the failed attempt kept", got)
+	}
+}

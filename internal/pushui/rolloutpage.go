@@ -3,6 +3,7 @@ package pushui
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -57,12 +58,29 @@ type rolloutStepView struct {
 	Current        bool
 }
 
-// failingHost is a member of the new side that is not getting there.
+// failingHost is a host that failed a step of the rollout, or a member of
+// the new side that is not getting there: in which step of the rollout,
+// at which of its own steps, with what exit code, why, and the first
+// lines of the script's output.
 type failingHost struct {
 	Name, State, Why string
+	RolloutStep      string
 	Step, DeployID   string
+	ExitCode         int
 	Output           string
 	Updated          moment
+}
+
+// stepLabel names step i of rec as the steps table does.
+func stepLabel(rec *manifest.RolloutRecord, i int) string {
+	h := rec.History[i]
+	switch {
+	case h.Outcome == manifest.StepStaged || rec.Staging && i == rec.Step:
+		return "stage on every member"
+	case h.Percent == 0 && len(h.Canaries) > 0:
+		return "canaries: " + strings.Join(h.Canaries, ", ")
+	}
+	return strconv.FormatFloat(h.Percent, 'f', -1, 64) + "% of members"
 }
 
 // failingShown bounds the failing hosts a rollout page details.
@@ -86,14 +104,7 @@ func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *lab
 		if !h.Ended.IsZero() {
 			v.Ended = at(h.Ended, now)
 		}
-		switch {
-		case h.Outcome == manifest.StepStaged || rec.Staging && i == rec.Step:
-			v.Label = "stage on every member"
-		case h.Percent == 0 && len(h.Canaries) > 0:
-			v.Label = "canaries: " + strings.Join(h.Canaries, ", ")
-		default:
-			v.Label = strconv.FormatFloat(h.Percent, 'f', -1, 64) + "% of members"
-		}
+		v.Label = stepLabel(rec, i)
 		p.Steps = append(p.Steps, v)
 	}
 	var cur manifest.RolloutStep
@@ -108,6 +119,7 @@ func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *lab
 		side.Percent = 100
 	}
 	newCounts, oldCounts := map[manifest.State]int{}, map[manifest.State]int{}
+	failing := map[string]failingHost{}
 	for _, name := range st.members(s.Group) {
 		ss := st.servers[name]
 		p.Members++
@@ -134,11 +146,10 @@ func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *lab
 		if !failed && !stale && !unhealthy && !slices.Contains(cur.Failed, name) {
 			continue
 		}
-		if len(p.Failing) == failingShown {
-			p.FailingMore++
-			continue
+		f := failingHost{Name: name, State: string(state), Step: es.Step, DeployID: es.DeployID, ExitCode: es.ExitCode, Output: manifest.Head(es.Output), Updated: at(es.Updated, now), Why: es.Error}
+		if len(rec.History) > 0 {
+			f.RolloutStep = stepLabel(rec, rec.Step)
 		}
-		f := failingHost{Name: name, State: string(state), Step: es.Step, DeployID: es.DeployID, Output: es.Output, Updated: at(es.Updated, now), Why: es.Error}
 		switch {
 		case stale:
 			f.Why = "no heartbeat since " + ago(ss.Status.Time, now)
@@ -147,7 +158,38 @@ func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *lab
 		case f.Why == "":
 			f.Why = "not serving the build healthy by healthy_deadline"
 		}
-		p.Failing = append(p.Failing, f)
+		failing[name] = f
+	}
+	// Every host a step of the rollout failed, during it and after: what
+	// it did with the build, from the outcomes it keeps, once it serves the
+	// previous build again.
+	for i, h := range rec.History {
+		for _, name := range h.Failed {
+			if _, ok := failing[name]; ok {
+				continue
+			}
+			f := failingHost{Name: name, RolloutStep: stepLabel(rec, i), Why: "not serving the build healthy by healthy_deadline", State: string(manifest.StateUnknown)}
+			if ss := st.servers[name]; ss != nil && ss.Status != nil {
+				es, _ := ss.Status.Lookup(s.Env)
+				f.State = string(es.State)
+				for _, o := range es.Recent {
+					if o.Package == s.Package.String() && o.Failed() && !o.Time.Before(rec.Created.Add(-manifest.ClockSkew)) {
+						f.State, f.Step, f.DeployID, f.ExitCode, f.Output, f.Updated, f.Why = string(o.State), o.Step, o.DeployID, o.ExitCode, o.Output, at(o.Time, now), o.Error
+						break
+					}
+				}
+			} else {
+				f.Why = "no status: " + f.Why
+			}
+			failing[name] = f
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(failing)) {
+		if len(p.Failing) == failingShown {
+			p.FailingMore++
+			continue
+		}
+		p.Failing = append(p.Failing, failing[name])
 	}
 	if p.Members > 0 {
 		p.Bar = p.Serving * 100 / p.Members

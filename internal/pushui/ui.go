@@ -397,9 +397,9 @@ func outcome(statuses []*manifest.Status, env string, p manifest.PackageName) st
 		case es.State == manifest.StateDeploying:
 			deploying++
 		case es.Desired == p.String() && es.State == manifest.StateRolledBack:
-			rolledBack = append(rolledBack, st.Server)
+			rolledBack = append(rolledBack, st.Server+where(es.Step, es.ExitCode))
 		case es.Desired == p.String() && es.State == manifest.StateFailed:
-			failed = append(failed, st.Server)
+			failed = append(failed, st.Server+where(es.Step, es.ExitCode))
 		}
 	}
 	if total == 0 {
@@ -418,10 +418,20 @@ func outcome(statuses []*manifest.Status, env string, p manifest.PackageName) st
 	return strings.Join(parts, "; ")
 }
 
-// clockSkew is how much earlier than a change's audit time a host's
-// outcome may be stamped and still count as the change's: the two clocks
-// are different machines'.
-const clockSkew = 30 * time.Second
+// where says where a host's attempt failed: " (at POST_RESTART, exit 1)".
+func where(step string, exit int) string {
+	var parts []string
+	if step != "" {
+		parts = append(parts, "at "+step)
+	}
+	if exit != 0 {
+		parts = append(parts, "exit "+strconv.Itoa(exit))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
 
 // pastOutcome says what the hosts whose statuses are given did with p in
 // env after a change set it at from, until a later change at until
@@ -441,7 +451,10 @@ func pastOutcome(statuses []*manifest.Status, env string, p manifest.PackageName
 		reaches := len(es.Recent) > 0 && len(es.Recent) < manifest.RecentOutcomes // it kept every outcome it had
 		for i := range es.Recent {
 			o := &es.Recent[i]
-			if o.Time.Before(from.Add(-clockSkew)) {
+			// An outcome may be stamped up to manifest.ClockSkew before
+			// the change's audit time: the two clocks are different
+			// machines'.
+			if o.Time.Before(from.Add(-manifest.ClockSkew)) {
 				reaches = true
 				break
 			}
@@ -456,9 +469,9 @@ func pastOutcome(statuses []*manifest.Status, env string, p manifest.PackageName
 		case last.State == manifest.StateServing:
 			serving++
 		case last.State == manifest.StateRolledBack:
-			rolledBack = append(rolledBack, st.Server)
+			rolledBack = append(rolledBack, st.Server+where(last.Step, last.ExitCode))
 		case last.State == manifest.StateFailed:
-			failed = append(failed, st.Server)
+			failed = append(failed, st.Server+where(last.Step, last.ExitCode))
 		}
 	}
 	parts := []string{"replaced by a later change"}

@@ -195,9 +195,30 @@ type rowView struct {
 	StateLabel string
 	ActionNote string
 	action     string // the status's action, for the API
+	// Past is the host's last failed attempt at the env, kept after it
+	// serves again (a rollback, a revert): what failed, where, when. Only
+	// on pages about one server, and only while nothing newer happened.
+	Past       *pastFailure
 	Dirty      bool   // the desired build has uncommitted changes
 	Old        bool   // a newer package of the app exists
 	Class      string
+}
+
+// pastFailure is a failed attempt a host remembers (manifest.Outcome).
+type pastFailure struct {
+	Package  *pkgLabel
+	Action   string
+	State    manifest.State
+	Step     string
+	Error    string
+	ExitCode int
+	Output   string
+	When     moment
+}
+
+// failureOf returns o as a pastFailure.
+func failureOf(o manifest.Outcome, now time.Time, lb *labels) *pastFailure {
+	return &pastFailure{Package: lb.ofString(o.Package), Action: o.Action, State: o.State, Step: o.Step, Error: o.Error, ExitCode: o.ExitCode, Output: o.Output, When: at(o.Time, now)}
 }
 
 // serverView is one server's section: its manifest against its status.
@@ -411,6 +432,9 @@ func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, l
 	r.Held = es.Held
 	if inline {
 		r.Output = es.Output
+		if len(es.Recent) > 0 && es.Recent[0].Failed() && es.Error == "" {
+			r.Past = failureOf(es.Recent[0], now, lb)
+		}
 	} else {
 		r.HasOutput = es.Output != ""
 	}
