@@ -89,17 +89,17 @@ type HostInfo struct {
 
 // EnvStatus is the reported state of one env.
 type EnvStatus struct {
-	Env      string `json:"env"`
-	App      string `json:"app"`
-	Desired  string `json:"desired,omitempty"` // package the manifest names
-	Serving  string `json:"serving,omitempty"` // package `current` points at
-	State    State  `json:"state"`
-	Step     string `json:"step,omitempty"` // the step reached (e.g. POST_RESTART)
-	Error    string `json:"error,omitempty"`
-	Output   string `json:"output,omitempty"` // last 10 KB of the failing script's output
+	Env     string `json:"env"`
+	App     string `json:"app"`
+	Desired string `json:"desired,omitempty"` // package the manifest names
+	Serving string `json:"serving,omitempty"` // package `current` points at
+	State   State  `json:"state"`
+	Step    string `json:"step,omitempty"` // the step reached (e.g. POST_RESTART)
+	Error   string `json:"error,omitempty"`
+	Output  string `json:"output,omitempty"` // last 10 KB of the failing script's output
 	// ExitCode is the failing script's exit code, 0 when it did not exit
 	// with one.
-	ExitCode int `json:"exit_code,omitempty"`
+	ExitCode int    `json:"exit_code,omitempty"`
 	DeployID string `json:"deploy_id,omitempty"`
 	// Action is what the host is doing while the env is DEPLOYING:
 	// "deploy" (a download and install), "rollback" (a switch to a build

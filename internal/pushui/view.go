@@ -198,10 +198,10 @@ type rowView struct {
 	// Past is the host's last failed attempt at the env, kept after it
 	// serves again (a rollback, a revert): what failed, where, when. Only
 	// on pages about one server, and only while nothing newer happened.
-	Past       *pastFailure
-	Dirty      bool   // the desired build has uncommitted changes
-	Old        bool   // a newer package of the app exists
-	Class      string
+	Past  *pastFailure
+	Dirty bool // the desired build has uncommitted changes
+	Old   bool // a newer package of the app exists
+	Class string
 }
 
 // pastFailure is a failed attempt a host remembers (manifest.Outcome).
