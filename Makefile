@@ -55,7 +55,7 @@ help:
 	@echo "make test    install test servers (make tools), go test ./..., then make fuzz"
 	@echo "make fuzz    short fuzz runs of FUZZ_TARGETS (FUZZTIME inputs each)"
 	@echo "make test-stores   the bucket contract suite against more S3 servers (MinIO), not part of make test"
-	@echo "make demo    a two-server fleet on this machine, pushui on 127.0.0.1:8000 (Ctrl-C stops it)"
+	@echo "make demo    a three-server fleet on this machine, pushui on 127.0.0.1:8000 (Ctrl-C stops it)"
 	@echo "make bench   run the benchmarks"
 	@echo "make package Debian packages of pulld (with its systemd unit), pushui and release into ./dist"
 	@echo "make lint    go vet and staticcheck"
@@ -125,7 +125,7 @@ fuzz:
 
 # The demo (examples/demo): releases the sample app examples/hello into a
 # file:// bucket in a new temporary directory, runs pushui on 127.0.0.1:8000
-# and a pulld for each of two servers, and stops it all on Ctrl-C.
+# and a pulld for each of three servers, and stops it all on Ctrl-C.
 # DEMOFLAGS passes flags to it, e.g. DEMOFLAGS='-dir /tmp/pushpull-demo'.
 DEMOFLAGS ?=
 # It is built rather than run with `go run`, which exits 1 after a Ctrl-C

@@ -129,6 +129,28 @@ func writeInPlace(t *testing.T, path, data string) {
 	}
 }
 
+// TestMissingDirectoryError: Open's error for a missing file:// directory
+// is one line naming the bucket URL as given and the directory, and wraps
+// ErrNotFound.
+func TestMissingDirectoryError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "typo")
+	for _, tc := range []struct{ name, url string }{
+		{"plain", "file://" + dir},
+		{"with a prefix", "file://" + dir + "?prefix=team-a/"},
+		{"localhost", "file://localhost" + dir},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := blobstore.Open(t.Context(), tc.url)
+			if !errors.Is(err, blobstore.ErrNotFound) {
+				t.Fatalf("Open = %v, want ErrNotFound", err)
+			}
+			if want := "bucket " + tc.url + ": directory " + dir + " does not exist"; err.Error() != want {
+				t.Errorf("Open = %q\nwant %q", err, want)
+			}
+		})
+	}
+}
+
 // TestOpenMissingDirectory: a file:// URL naming a directory that does not
 // exist is refused by Open (a typo is not a new bucket) and made by Create.
 func TestOpenMissingDirectory(t *testing.T) {

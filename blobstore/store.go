@@ -89,7 +89,8 @@ type Store struct {
 }
 
 // Open opens the bucket at urlstr. A file:// URL must name an existing
-// directory; the error wraps ErrNotFound when it does not.
+// directory; when it does not, the error wraps ErrNotFound and reads
+// "bucket URL: directory DIR does not exist".
 func Open(ctx context.Context, urlstr string) (*Store, error) {
 	s, _, err := open(ctx, urlstr, false)
 	return s, err
@@ -112,7 +113,11 @@ func open(ctx context.Context, urlstr string, create bool) (*Store, bool, error)
 		if u.Host != "" && u.Host != "localhost" {
 			return nil, false, fmt.Errorf("blobstore: bucket URL %q: file URLs take an absolute path (file:///dir)", urlstr)
 		}
-		if created, err = checkDir(u.Path, create); err != nil {
+		created, err = checkDir(u.Path, create)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, false, &missingDirError{url: urlstr, dir: u.Path}
+		case err != nil:
 			return nil, false, fmt.Errorf("blobstore: bucket %s: %w", urlstr, err)
 		}
 		q := u.Query()
@@ -148,7 +153,8 @@ func open(ctx context.Context, urlstr string, create bool) (*Store, bool, error)
 }
 
 // checkDir checks that a file:// bucket's directory exists, making it when
-// create is set, and reports whether it made it.
+// create is set, and reports whether it made it. A missing directory is
+// ErrNotFound when create is not set.
 func checkDir(dir string, create bool) (bool, error) {
 	fi, err := os.Stat(dir)
 	switch {
@@ -159,13 +165,25 @@ func checkDir(dir string, create bool) (bool, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return false, err
 	case !create:
-		return false, fmt.Errorf("directory %s does not exist: %w", dir, ErrNotFound)
+		return false, ErrNotFound
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err
 	}
 	return true, nil
 }
+
+// missingDirError is Open's error for a file:// bucket whose directory
+// does not exist: one line naming the bucket and the directory, to which a
+// program may add how to make one (release -create). It wraps
+// ErrNotFound without repeating its text.
+type missingDirError struct{ url, dir string }
+
+func (e *missingDirError) Error() string {
+	return fmt.Sprintf("bucket %s: directory %s does not exist", e.url, e.dir)
+}
+
+func (e *missingDirError) Unwrap() error { return ErrNotFound }
 
 // Close releases the bucket.
 func (s *Store) Close() error { return s.bucket.Close() }

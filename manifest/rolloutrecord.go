@@ -144,10 +144,10 @@ func (q *Quota) UnmarshalJSON(b []byte) error {
 // RolloutStrategy is how a rollout proceeds (POST /api/rollouts), after
 // WithDefaults.
 type RolloutStrategy struct {
-	Group string `json:"group"`
+	Group string `json:"group,omitempty"`
 	// Env is the group's env to roll out; its app when empty.
 	Env     string      `json:"env,omitempty"`
-	Package PackageName `json:"package"`
+	Package PackageName `json:"package,omitzero"`
 	// Canary is how many members take the new build first, by name.
 	Canary int `json:"canary"`
 	// Steps are the shares, in percent, of the waves after the canaries;
@@ -338,9 +338,9 @@ type RolloutRecord struct {
 	History []RolloutStep `json:"history"`
 	// Staging is set while stage_first waits for members to stage.
 	Staging bool         `json:"staging,omitempty"`
-	Lease   RolloutLease `json:"lease"`
-	Created time.Time    `json:"created"`
-	Updated time.Time    `json:"updated"`
+	Lease   RolloutLease `json:"lease,omitzero"` // none once it has ended
+	Created time.Time    `json:"created,omitzero"`
+	Updated time.Time    `json:"updated,omitzero"`
 }
 
 // Marshal encodes r as indented JSON with a trailing newline.

@@ -99,3 +99,34 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Errorf("-h: exit %d, stderr %q", code, errs.String())
 	}
 }
+
+// TestHeartbeatFollowsPoll checks that -heartbeat, when not given, is the
+// -poll period pulld runs with, so that its status says when to expect the
+// next write (poll_seconds): -poll 30s writes every 30 s, not every 5 min.
+func TestHeartbeatFollowsPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		args            []string
+		poll, heartbeat time.Duration
+	}{
+		{"defaults", nil, pulld.DefaultPoll, pulld.DefaultHeartbeat},
+		{"-poll 30s", []string{"-poll", "30s"}, 30 * time.Second, 30 * time.Second},
+		{"-poll 30s -heartbeat 10m", []string{"-poll", "30s", "-heartbeat", "10m"}, 30 * time.Second, 10 * time.Minute},
+		{"-heartbeat 1m", []string{"-heartbeat", "1m"}, pulld.DefaultPoll, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			args := append([]string{"-bucket", "mem://", "-server", "web-1", "-host-info", "/nonexistent"}, tc.args...)
+			cfg, _, err := parseFlags(args, &out, &errs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Poll != tc.poll || cfg.Heartbeat != tc.heartbeat {
+				t.Errorf("poll %v, heartbeat %v; want %v, %v", cfg.Poll, cfg.Heartbeat, tc.poll, tc.heartbeat)
+			}
+		})
+	}
+}

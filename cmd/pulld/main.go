@@ -69,7 +69,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (pulld.Config, slog.Lev
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "print what a reconcile would do and change nothing")
 	fs.BoolVar(&cfg.Terminate, "terminate", false, "run STOPPING for every env (host going away) and exit")
 	fs.DurationVar(&cfg.Poll, "poll", pulld.DefaultPoll, "poll `period` of the manifest (±20% jitter)")
-	fs.DurationVar(&cfg.Heartbeat, "heartbeat", pulld.DefaultHeartbeat, "longest `period` between status writes when nothing changes")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "longest `period` between status writes when nothing changes (default: the -poll period, so that every poll writes one)")
 	fs.DurationVar(&cfg.RolloutHeartbeat, "rollout-heartbeat", pulld.DefaultRolloutHeartbeat, "poll and status heartbeat `period` while an entry is under a rollout")
 	fs.StringVar(&cfg.Listen, "listen", pulld.DefaultListen, "`address` of /status, /healthz, /metrics and POST /nudge; empty for none")
 	fs.Var(&nudges, "nudge", "nudge `source`, repeatable: gce, gce:ATTR, or a pub/sub subscription URL (mem://…, nats://subject?natsv2=true), in which {server} becomes -server, so that nats://pushpull.{server}?natsv2=true gives each host a subject of its own (recommended for large fleets)")

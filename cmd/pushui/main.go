@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -23,16 +24,20 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/pushui"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 // run parses args, serves until SIGINT or SIGTERM, and returns the exit
 // code: 0 after a clean shutdown, 1 when serving failed, 2 for bad usage.
-func run(args []string, stdout, stderr io.Writer) int {
+// With -hash-password it prints an htpasswd line instead, the password
+// read from stdin (without echo on a terminal).
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := nudge.FromEnv()
 	fs := flag.NewFlagSet("pushui", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -52,12 +57,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.NudgeURL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
 	fs.StringVar(&cfg.NudgeGCE, "nudge-gce", env.GCE, "nudge servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
 	fs.DurationVar(&cfg.Refresh, "refresh", time.Minute, "list the bucket again in the background this often (0: only on the refresh button)")
+	hashUser := fs.String("hash-password", "", "print an htpasswd line (bcrypt) for `USER` and exit, the password read from the terminal without echo, or from the first line of stdin; for -htpasswd where htpasswd -B is missing")
 	fs.DurationVar(&cfg.RolloutTick, "rollout-tick", pushui.DefaultRolloutTick, "move the running rollouts this often; a replica holds a rollout for six ticks, after which another replica takes it over")
 	if err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return cli.Exit(stderr, "pushui", err)
+	}
+	if *hashUser != "" {
+		return cli.Exit(stderr, "pushui", hashPassword(*hashUser, stdin, stdout, stderr))
 	}
 	for _, a := range strings.Split(admins, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -73,4 +82,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return cli.Exit(stderr, "pushui", pushui.Run(ctx, cfg))
+}
+
+// hashPassword prints user's htpasswd line, with the password read from
+// stdin: from the terminal without echo (asked twice), else its first line.
+func hashPassword(user string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var pw []byte
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(stderr, "password for %s: ", user)
+		p1, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return fmt.Errorf("pushui: read password: %w", err)
+		}
+		fmt.Fprintf(stderr, "again: ")
+		p2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return fmt.Errorf("pushui: read password: %w", err)
+		}
+		if string(p1) != string(p2) {
+			return fmt.Errorf("pushui: %w: the two passwords differ", cli.ErrUsage)
+		}
+		pw = p1
+	} else {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("pushui: read password from stdin: %w", err)
+		}
+		pw = []byte(strings.TrimRight(line, "\r\n"))
+	}
+	line, err := pushui.HtpasswdLine(user, pw)
+	if err != nil {
+		return fmt.Errorf("pushui: %w: %w", cli.ErrUsage, err)
+	}
+	_, err = fmt.Fprintln(stdout, line)
+	return err
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/pushui"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -76,7 +77,7 @@ func TestUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr syncBuffer
-			if code := run(tt.args, io.Discard, &stderr); code != tt.code {
+			if code := run(tt.args, strings.NewReader(""), io.Discard, &stderr); code != tt.code {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr.String())
 			}
 			if !strings.Contains(stderr.String(), tt.say) {
@@ -95,7 +96,7 @@ func serve(t *testing.T, args ...string) (string, func() int) {
 	t.Helper()
 	var stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(args, io.Discard, &stderr) }()
+	go func() { done <- run(args, strings.NewReader(""), io.Discard, &stderr) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if m := listeningRE.FindStringSubmatch(stderr.String()); m != nil {
@@ -227,5 +228,27 @@ func TestServeAuthenticated(t *testing.T) {
 	}
 	if code := stop(); code != 0 {
 		t.Errorf("exit %d", code)
+	}
+}
+
+// TestHashPassword prints an htpasswd line from a password on stdin, which
+// pushui's own -htpasswd reads; an empty password or a bad name is usage.
+func TestHashPassword(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run([]string{"-hash-password", "alice"}, strings.NewReader("s3cret\n"), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	ht, err := pushui.ParseHtpasswd([]byte(stdout.String()))
+	if err != nil || !ht.Verify("alice", "s3cret") || ht.Verify("alice", "s3cret\n") {
+		t.Errorf("the line %q does not verify alice's password: %v", stdout.String(), err)
+	}
+	if strings.Contains(stdout.String()+stderr.String(), "s3cret") {
+		t.Errorf("the password was echoed")
+	}
+	for _, bad := range [][2]string{{"alice", "\n"}, {"al ice", "pw\n"}} {
+		stderr.Reset()
+		if code := run([]string{"-hash-password", bad[0]}, strings.NewReader(bad[1]), io.Discard, &stderr); code != 2 {
+			t.Errorf("-hash-password %q with %q: exit %d, want 2 (%s)", bad[0], bad[1], code, stderr.String())
+		}
 	}
 }

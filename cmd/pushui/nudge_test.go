@@ -32,7 +32,7 @@ func TestNudgeGCEFlag(t *testing.T) {
 			t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json")
 			// A start-up failure is one plain line, not a log record.
 			var stderr syncBuffer
-			if code := run(append(base, tt.args...), io.Discard, &stderr); code != 1 {
+			if code := run(append(base, tt.args...), strings.NewReader(""), io.Discard, &stderr); code != 1 {
 				t.Errorf("exit %d, want 1; stderr:\n%s", code, stderr.String())
 			}
 			for _, want := range tt.say {

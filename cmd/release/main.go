@@ -2,20 +2,40 @@
 // immutable package, with its metadata, sha256 and optional signature, and
 // can point servers at it (Teletraan's auto-deploy to staging).
 //
-//	release -bucket URL -app NAME [-dir DIR] [-note T] [-commit SHA]
+//	release -bucket URL -app NAME [-create] [-dir DIR] [-note T] [-commit SHA]
 //	        [-branch B] [-repo R] [-format tar.zst|tar.gz|deb] [-sign-key FILE]
-//	        [-deploy SERVER,…] [-nudge-topic URL] [-nudge-url TEMPLATE]
-//	        [-nudge-gce PROJECT/ZONE]
+//	        [-deploy SERVER,…] [-deploy-group GROUP,…] [-rollout GROUP,…]
+//	        [-nudge-topic URL] [-nudge-url TEMPLATE] [-nudge-gce PROJECT/ZONE]
+//	        [-o text|json]
 //	release -list -bucket URL -app NAME
-//	release -import-skia URL -bucket URL
+//	release -import-skia URL -bucket URL [-create]
 //
-// The package name is the last line on stdout. Progress goes to stderr when
-// it is a terminal; otherwise stderr gets one summary line. An encrypted
-// signing key's password is read from $PUSHPULL_SIGN_PASSWORD.
+// The package name is the first line on stdout, followed by one line
+// "rollout GROUP ID" for each rollout -rollout started. With -o json stdout
+// is instead one JSON object:
+//
+//	{
+//	  "package": "hello/hello-20261207T101500Z-0123456789ab.tar.zst",
+//	  "sha256": "…",
+//	  "signed": false,
+//	  "deployed": [{"kind": "server", "name": "web-1"}, {"kind": "group", "name": "canary"}],
+//	  "rollouts": [{"group": "web", "env": "hello", "id": "20261207t101500-1a2b3c"}]
+//	}
+//
+// with "error" added when a deploy or rollout failed after the package was
+// stored (see release.JSONResult). Progress goes to stderr when it is a
+// terminal; otherwise stderr gets one summary line. An encrypted signing
+// key's password is read from $PUSHPULL_SIGN_PASSWORD.
+//
+// A file:// bucket must be an existing directory, as for pulld and pushui,
+// unless -create is given: then a missing one is made (a first release, or
+// -import-skia, into a new bucket), and the log says so.
 //
 // Exit status: 0 on success; 1 when the tree is invalid, the package exists,
-// the upload failed, or (the package stored and named on stdout) a server's
-// manifest could not be updated; 2 on bad flags. See internal/release.
+// the bucket directory does not exist, the upload failed, -list finds no
+// packages of the app, or (the package stored and named on stdout) a
+// server's manifest could not be updated or a rollout not started; 2 on
+// bad flags. See internal/release.
 package main
 
 import (
@@ -66,22 +86,26 @@ func parseFlags(args []string, stderr io.Writer) (release.Config, error) {
 	fs := flag.NewFlagSet("release", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: release -bucket URL -app NAME [-dir DIR] [-note T] [-commit SHA] [-branch B] [-repo R]
+		fmt.Fprint(stderr, `usage: release -bucket URL -app NAME [-create] [-dir DIR] [-note T] [-commit SHA] [-branch B] [-repo R]
                [-format tar.zst|tar.gz|deb] [-sign-key FILE] [-deploy SERVER,…] [-deploy-group GROUP,…] [-rollout GROUP,…]
+               [-o text|json]
        release -list -bucket URL -app NAME
-       release -import-skia URL -bucket URL
+       release -import-skia URL -bucket URL [-create]
 
-Packages DIR into the bucket and prints the package name as the last line.
+Packages DIR into the bucket and prints the package name as the first line,
+then "rollout GROUP ID" for each rollout started (-o json: one JSON object).
 `)
 		fs.PrintDefaults()
 	}
 	var (
 		cfg                            release.Config
-		format                         string
+		format, output                 string
 		deploy, deployGroups, rollouts string
 	)
 	env := nudge.FromEnv()
-	fs.StringVar(&cfg.Bucket, "bucket", "", "bucket `URL`: file:///dir, gs://bucket, s3://bucket?…, mem:// (required)")
+	fs.StringVar(&cfg.Bucket, "bucket", "", "bucket `URL`: file:///dir, gs://bucket, s3://bucket?…, mem:// (required); a file:// directory must exist unless -create")
+	fs.BoolVar(&cfg.Create, "create", false, "make the -bucket file:// directory when it does not exist: the first release (or -import-skia) into a new bucket; without it a missing directory is refused, since it is most often a typo")
+	fs.StringVar(&output, "o", "text", "stdout `format`: text (the package name, then \"rollout GROUP ID\" for each rollout started) or json (one object: package, sha256, signed, deployed [{kind, name}], rollouts [{group, env, id}], and error when a deploy or rollout failed after the upload)")
 	fs.StringVar(&cfg.App, "app", "", "app `name` (required)")
 	fs.StringVar(&cfg.Dir, "dir", ".", "build `directory` to package")
 	fs.StringVar(&cfg.Note, "note", "", "free `text` stored with the package")
@@ -96,7 +120,7 @@ Packages DIR into the bucket and prints the package name as the last line.
 	fs.StringVar(&cfg.Nudge.Topic, "nudge-topic", env.Topic, "pub/sub topic `URL` to nudge deployed servers on; {server} in it becomes each server's name, for a topic per server (recommended for large fleets), e.g. nats://pushpull.{server}?natsv2=true (default $"+nudge.EnvTopic+")")
 	fs.StringVar(&cfg.Nudge.URL, "nudge-url", env.URL, "HTTP nudge URL `template`, e.g. http://{server}:8080/nudge (default $"+nudge.EnvURL+")")
 	fs.StringVar(&cfg.Nudge.GCE, "nudge-gce", env.GCE, "nudge deployed servers by setting the metadata pushrev of the GCE instances of their name in `PROJECT/ZONE`, with Application Default Credentials (default $"+nudge.EnvGCE+")")
-	fs.BoolVar(&cfg.List, "list", false, "list the app's packages, newest first, instead of releasing")
+	fs.BoolVar(&cfg.List, "list", false, "list the app's packages, newest first, instead of releasing; an app with none is an error naming the apps the bucket has")
 	fs.StringVar(&cfg.ImportSkia, "import-skia", "", "instead of releasing, import the Skia push bucket at `URL` (debs/, server/) into -bucket: packages, server manifests and, when -bucket has none, a push config; nothing in URL is modified")
 	fs.BoolVar(&cfg.AllowUnconditionalStore, "allow-unconditional-store", false, "write to an S3 store that ignores If-Match/If-None-Match (refused by default: concurrent edits would be lost); safe only with a single writer")
 	if err := cli.Parse(fs, args); err != nil {
@@ -107,6 +131,13 @@ Packages DIR into the bucket and prints the package name as the last line.
 		return cfg, fmt.Errorf("release: %w: -format: %w", cli.ErrUsage, err)
 	}
 	cfg.Format = f
+	switch output {
+	case "text":
+	case "json":
+		cfg.JSON = true
+	default:
+		return cfg, fmt.Errorf("release: %w: -o %q: want text or json", cli.ErrUsage, output)
+	}
 	if cfg.Deploy, err = release.ParseServers(deploy); err != nil {
 		return cfg, fmt.Errorf("release: %w: -deploy: %w", cli.ErrUsage, err)
 	}

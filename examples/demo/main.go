@@ -294,8 +294,8 @@ func commits() map[string]string {
 	return out
 }
 
-// release runs bin/release on a build and shows the package name, the last
-// line it printed. The builds are outside any git repository, so the
+// release runs bin/release on a build and shows what it printed: the
+// package name first, then any rollout it started. The builds are outside any git repository, so the
 // commit and repository are given.
 func (d *demo) release(ctx context.Context, v version, dir string, extra ...string) error {
 	args := append([]string{"-bucket", d.bucket, "-app", "hello", "-dir", dir, "-note", v.note,
@@ -307,8 +307,9 @@ func (d *demo) release(ctx context.Context, v version, dir string, extra ...stri
 	if err != nil {
 		return fmt.Errorf("release %s: %v", v.name, err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	d.say("  → %s", strings.TrimSpace(lines[len(lines)-1]))
+	for line := range strings.Lines(strings.TrimSpace(string(out))) {
+		d.say("  → %s", strings.TrimSpace(line))
+	}
 	return nil
 }
 
@@ -383,7 +384,7 @@ func (d *demo) configure(ctx context.Context) error {
 	if _, _, err := do(req); err != nil {
 		return err
 	}
-	d.say("PUT /api/groups/%s: hello's message and start-up check timeout", group)
+	d.say("set hello's config in group %s through pushui's API: MESSAGE=%q, CHECK_TIMEOUT=5 s (how long POST_RESTART waits for it to answer)", group, "Hello from the demo group")
 	return nil
 }
 

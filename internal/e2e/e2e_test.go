@@ -353,9 +353,9 @@ func (w *world) release(v string) string {
 		w.t.Fatalf("release %s: exit %d\n%s%s", v, r.code, r.stdout, r.stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	name := strings.TrimSpace(lines[len(lines)-1])
+	name := strings.TrimSpace(lines[0])
 	if _, err := manifest.ParsePackageName(name); err != nil {
-		w.t.Fatalf("release %s: last line of output is not a package name: %v\n%s", v, err, r.stdout)
+		w.t.Fatalf("release %s: the first line of output is not a package name: %v\n%s", v, err, r.stdout)
 	}
 	w.t.Logf("released %s as %s", v, name)
 	return name

@@ -20,11 +20,12 @@ import (
 const (
 	DefaultRoot = "/var/lib/pulld"
 	DefaultPoll = 5 * time.Minute
-	// DefaultHeartbeat is the poll period, so that pushui shows a host
-	// that stopped reporting as silent within three poll periods (15 min;
-	// manifest.Status.Stale). A large fleet may raise it to save status
-	// writes (docs/scale.md), and a host is then silent after three
-	// heartbeats.
+	// DefaultHeartbeat is the heartbeat at the default poll period: a
+	// zero Config.Heartbeat takes the poll period, whatever it is, so that
+	// pushui shows a host that stopped reporting as silent within three
+	// poll periods (15 min at the default; manifest.Status.Stale). A large
+	// fleet may raise it to save status writes (docs/scale.md), and a host
+	// is then silent after three heartbeats.
 	DefaultHeartbeat = DefaultPoll
 	// DefaultRolloutHeartbeat is the heartbeat while an entry is under a
 	// rollout, so that its controller tells a dead host from a quiet one.
@@ -56,8 +57,8 @@ var (
 )
 
 // Config is everything pulld is told by its flags. Zero durations, Keep,
-// Root and Self mean their defaults (see Validate); an empty Listen or
-// HostInfo means none.
+// Root and Self mean their defaults (see Validate), a zero Heartbeat the
+// poll period; an empty Listen or HostInfo means none.
 type Config struct {
 	Bucket string // bucket URL (required)
 	Server string // this host's server name (required)
@@ -70,8 +71,10 @@ type Config struct {
 	DryRun    bool // print the plan and change nothing (implies Once)
 	Terminate bool // run STOPPING for every env and return
 
-	Poll      time.Duration // poll period, ±20% jitter
-	Heartbeat time.Duration // longest interval between status writes
+	Poll time.Duration // poll period, ±20% jitter
+	// Heartbeat is the longest interval between status writes; zero means
+	// Poll (every poll writes one).
+	Heartbeat time.Duration
 	// RolloutHeartbeat replaces Poll and Heartbeat, when shorter, while
 	// some entry is under a rollout: pulld then polls its manifests and
 	// confirms its status that often.
@@ -129,7 +132,6 @@ func (c *Config) Validate() error {
 		return bad("-dry-run and -terminate exclude each other")
 	}
 	setDuration(&c.Poll, DefaultPoll)
-	setDuration(&c.Heartbeat, DefaultHeartbeat)
 	setDuration(&c.RolloutHeartbeat, DefaultRolloutHeartbeat)
 	setDuration(&c.StepTimeout, DefaultStepTimeout)
 	setDuration(&c.Grace, DefaultGrace)
@@ -143,6 +145,7 @@ func (c *Config) Validate() error {
 			return bad("%s %v is negative", name, d)
 		}
 	}
+	setDuration(&c.Heartbeat, c.Poll) // after the check: a negative -poll is named as such
 	if c.RetryMax < c.RetryMin {
 		c.RetryMax = c.RetryMin
 	}

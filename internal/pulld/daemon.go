@@ -261,7 +261,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	d.sd.send(systemd.SdNotifyReady + "\nSTATUS=polling " + d.cfg.Server)
 	sources.Go(func() { d.sd.watchdog(srcCtx, &d.live) })
 	log.Info("pulld started", "version", version(), "server", d.cfg.Server, "bucket", d.store.URL(),
-		"root", d.cfg.Root, "poll", d.cfg.Poll, "nudge", d.cfg.Nudge)
+		"root", d.cfg.Root, "poll", d.cfg.Poll, "heartbeat", d.cfg.Heartbeat, "nudge", d.cfg.Nudge)
 
 	err := d.loop(ctx)
 	d.sd.send(systemd.SdNotifyStopping)

@@ -252,6 +252,10 @@ func (d *daemon) act(work context.Context, rec *envRecord, key string, run func(
 	d.met.downloaded.Add(float64(o.Downloaded))
 	rec.status.State, rec.status.Step, rec.status.Serving, rec.status.Action = o.State, o.Step, o.Serving.String(), ""
 	rec.status.Error, rec.status.Output, rec.status.DeployID = errText(o.Err), o.Output, o.DeployID
+	rec.status.ExitCode = 0
+	if o.Failed() {
+		rec.status.ExitCode = o.ExitCode
+	}
 	rec.status.Updated = time.Now().UTC()
 	if o.Recent != nil {
 		rec.status.Recent = o.Recent

@@ -9,12 +9,13 @@ import (
 // and what the reference page (GET /api) says about it. The table below
 // is the one home of both, so the page cannot forget a route.
 type apiRoute struct {
-	Method, Path string
-	handler      http.HandlerFunc
-	What         string // what it does
-	Body         string // the request body, "" for none
-	Answers      string // the status codes and what they carry
-	Example      string // a curl command line; $PUSHUI is pushui's base URL
+	Method  string           `json:"method"`
+	Path    string           `json:"path"`
+	handler http.HandlerFunc `json:"-"`
+	What    string           `json:"what"`           // what it does
+	Body    string           `json:"body,omitempty"` // the request body, "" for none
+	Answers string           `json:"answers"`        // the status codes and what they carry
+	Example string           `json:"example"`        // a curl command line; $PUSHUI is pushui's base URL
 }
 
 // apiRoutes returns the API's routes, in the order the reference lists
@@ -102,11 +103,26 @@ type apiPage struct {
 }
 
 // handleAPIDoc renders the API reference: every route with its method,
-// body, answers and an example.
+// body, answers and an example; as JSON ({"routes": [...]}) for a client
+// that asks for application/json rather than HTML.
 func (s *Server) handleAPIDoc(w http.ResponseWriter, r *http.Request) {
 	p := &apiPage{page: s.page(r, "API"), Routes: s.apiRoutes(), Base: "http://" + r.Host}
 	for i := range p.Routes {
 		p.Routes[i].Example = strings.ReplaceAll(p.Routes[i].Example, "$PUSHUI", p.Base)
 	}
+	w.Header().Add("Vary", "Accept")
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, map[string]any{"routes": p.Routes})
+		return
+	}
 	s.render(w, r, http.StatusOK, "api", p)
+}
+
+// wantsJSON reports whether r's Accept header prefers application/json to
+// text/html: it names JSON, and names it before any HTML.
+func wantsJSON(r *http.Request) bool {
+	accept := r.Header.Get("Accept")
+	j := strings.Index(accept, "application/json")
+	h := strings.Index(accept, "text/html")
+	return j >= 0 && (h < 0 || j < h)
 }

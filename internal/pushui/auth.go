@@ -9,10 +9,15 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/api/idtoken"
@@ -75,6 +80,24 @@ func ParseHtpasswd(data []byte) (*Htpasswd, error) {
 	h.key = make([]byte, 32)
 	_, _ = rand.Read(h.key)
 	return h, nil
+}
+
+// HtpasswdLine returns "user:hash", password's bcrypt hash as
+// htpasswd -B makes it, for an htpasswd file ParseHtpasswd reads. The
+// password must not be empty; the user name must be one ParseHtpasswd
+// takes.
+func HtpasswdLine(user string, password []byte) (string, error) {
+	switch {
+	case user == "" || strings.ContainsAny(user, " \t:\n"):
+		return "", fmt.Errorf("htpasswd: bad user name %q", user)
+	case len(password) == 0:
+		return "", errors.New("htpasswd: empty password")
+	}
+	hash, err := bcrypt.GenerateFromPassword(password, bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("htpasswd: %w", err)
+	}
+	return user + ":" + string(hash), nil
 }
 
 func isBcryptPrefix(hash string) bool {
@@ -275,4 +298,58 @@ func (s *Server) forViewer(ctx context.Context, m *manifest.Manifest) *manifest.
 		}
 	}
 	return masked
+}
+
+// refusedEvery is how often a refused sign-in of one user from one peer
+// is logged; the refusals between are counted in the next line.
+const refusedEvery = time.Minute
+
+// maxRefusedTracked bounds the (user, peer) pairs refusals remembers: a
+// flood of made-up names must not grow it without end.
+const maxRefusedTracked = 10000
+
+// refusals logs refused sign-ins (a wrong password and an unknown user
+// alike: the answer is the same 401) once per user and peer per
+// refusedEvery, and counts every one in a metric. It is safe for
+// concurrent use.
+type refusals struct {
+	log     *slog.Logger
+	counter prometheus.Counter
+	now     func() time.Time
+
+	mu   sync.Mutex
+	seen map[string]*refusedPair
+}
+
+type refusedPair struct {
+	logged     time.Time
+	suppressed int
+}
+
+// refused records that user's sign-in from peer (host:port) was refused.
+func (f *refusals) refused(user, peer string) {
+	f.counter.Inc()
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	key := user + "\x00" + peer
+	now := f.now()
+	f.mu.Lock()
+	p := f.seen[key]
+	if p == nil {
+		if len(f.seen) >= maxRefusedTracked {
+			clear(f.seen)
+		}
+		p = &refusedPair{}
+		f.seen[key] = p
+	}
+	if !p.logged.IsZero() && now.Sub(p.logged) < refusedEvery {
+		p.suppressed++
+		f.mu.Unlock()
+		return
+	}
+	more := p.suppressed
+	p.logged, p.suppressed = now, 0
+	f.mu.Unlock()
+	f.log.Warn("sign-in refused", "user", user, "peer", peer, "refused_since_last_line", more)
 }

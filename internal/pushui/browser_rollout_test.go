@@ -258,7 +258,7 @@ func TestBrowserLive(t *testing.T) {
 		})
 	}
 
-	t.Run("failure panel and local times", func(t *testing.T) {
+	t.Run("failure panel and times", func(t *testing.T) {
 		textOf := func(sel string) string { return get(t, ctx, chromedp.Text(css(sel))) }
 		tokyo, err := time.LoadLocation("Asia/Tokyo")
 		if err != nil {
@@ -282,9 +282,19 @@ func TestBrowserLive(t *testing.T) {
 		if got := textOf(`tr[data-failure-app="hello"] summary`); !strings.Contains(got, "POST_RESTART exited with status 1") || !strings.Contains(got, "at POST_RESTART") {
 			t.Errorf("failure summary %q: want the error and its step", got)
 		}
+		// One format everywhere, whatever the viewer's zone: relative,
+		// with the absolute time in UTC on hover.
 		heartbeat := textOf(`section.server .facts time`)
-		if want := time.Now().In(tokyo).Format("15:"); !strings.HasPrefix(heartbeat, want) || !strings.Contains(heartbeat, "·") {
-			t.Errorf("heartbeat shown as %q: want the viewer's local time (Tokyo, %s…) and the relative time", heartbeat, want)
+		if heartbeat != "just now" && !strings.HasSuffix(heartbeat, " ago") || strings.Contains(heartbeat, time.Now().In(tokyo).Format("15:04")) {
+			t.Errorf("heartbeat shown as %q: want it relative only", heartbeat)
+		}
+		title := get(t, ctx, chromedp.Evaluate[string](`document.querySelector("section.server .facts time").title`))
+		if _, err := time.Parse("2006-01-02 15:04:05 UTC", title); err != nil {
+			t.Errorf("heartbeat's hover %q: want the absolute time in UTC (%v)", title, err)
+		}
+		built := textOf(`section.server .pkg time`)
+		if _, err := time.Parse(time.DateOnly, built); !strings.HasSuffix(built, " ago") && err != nil { // older than a month: its date
+			t.Errorf("a build time shown as %q: want it relative, as every time", built)
 		}
 		screenshot(t, ctx, "pushui-failure.png")
 	})

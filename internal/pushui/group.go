@@ -151,6 +151,9 @@ type groupPage struct {
 type groupApp struct {
 	App      string
 	Packages []pkgRow
+	// HasDesired says one of Packages is the group's current build, which
+	// the deploy form preselects; else it preselects nothing.
+	HasDesired bool
 }
 
 // buildGroup joins a group's manifest with the statuses of its members.
@@ -260,8 +263,18 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				continue
 			}
+			var current manifest.PackageName
+			if g := s.cache.load().groups[name]; g != nil && g.Manifest != nil {
+				for _, e := range g.Manifest.Packages {
+					if e.Package.App == app {
+						current = e.Package
+					}
+				}
+			}
 			for _, pk := range pkgs[:min(len(pkgs), groupPackagesShown)] {
-				ga.Packages = append(ga.Packages, pkgRow{Name: pk.Name.String(), Built: at(pk.Name.Built, pg.Now), Commit: pk.Name.Commit, Dirty: pk.Name.Dirty, Note: pk.Meta.Note})
+				ga.Packages = append(ga.Packages, pkgRow{Name: pk.Name.String(), Built: at(pk.Name.Built, pg.Now), Commit: pk.Name.Commit, Dirty: pk.Name.Dirty, Note: pk.Meta.Note,
+					Desired: pk.Name == current})
+				ga.HasDesired = ga.HasDesired || pk.Name == current
 			}
 			if len(ga.Packages) > 0 {
 				p.Apps = append(p.Apps, ga)

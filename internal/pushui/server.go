@@ -23,6 +23,8 @@ import (
 
 	"google.golang.org/api/idtoken"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/rollout"
@@ -88,6 +90,8 @@ type Server struct {
 	rolloutTick time.Duration
 	pc          atomic.Pointer[pushConfig]
 	auth        *auth
+	refusals    *refusals
+	metrics     *prometheus.Registry
 	nudger      Nudger
 	log         *slog.Logger
 	now         func() time.Time
@@ -140,6 +144,10 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 		now:    now,
 		bufs:   sync.Pool{New: func() any { return new(bytes.Buffer) }},
 	}
+	s.metrics = prometheus.NewRegistry()
+	s.refusals = &refusals{log: opts.Logger, now: now, seen: map[string]*refusedPair{},
+		counter: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushui_sign_ins_refused_total", Help: "Sign-ins refused: an unknown user or a wrong password (HTTP Basic, -htpasswd)."})}
+	s.metrics.MustRegister(s.refusals.counter)
 	for _, a := range opts.Admins {
 		if a = strings.TrimSpace(a); a != "" {
 			s.auth.admins[a] = true
@@ -208,6 +216,7 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 
 	for _, rt := range s.apiRoutes() { // the API reference's table
 		mux.HandleFunc(rt.Method+" "+rt.Path, rt.handler)
@@ -249,7 +258,7 @@ func securityHeaders(h http.Handler) http.Handler {
 // state-changing request except a refresh of the cached view.
 func (s *Server) authenticate(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -257,6 +266,9 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 		if user == "" {
 			if s.auth.htpasswd != nil {
 				w.Header().Set("WWW-Authenticate", `Basic realm="pushui", charset="UTF-8"`)
+				if u, _, ok := r.BasicAuth(); ok {
+					s.refusals.refused(u, r.RemoteAddr)
+				}
 			}
 			if s.auth.htpasswd == nil { // a browser's first request to a Basic realm is not news
 				s.log.Warn("request refused: no identity", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "why", why)
@@ -314,11 +326,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // one clone per page so each can define its own "content".
 func (s *Server) parseTemplates() error {
 	funcs := template.FuncMap{
-		"ago":      ago,
-		"datetime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-		"size":     humanSize,
-		"join":     strings.Join,
-		"static":   func(name string) string { return "/static/" + name + "?v=" + s.staticVersion },
+		"ago":    ago,
+		"utc":    utc,
+		"iso":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"size":   humanSize,
+		"join":   strings.Join,
+		"static": func(name string) string { return "/static/" + name + "?v=" + s.staticVersion },
 	}
 	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
 	if err != nil {

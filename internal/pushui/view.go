@@ -69,8 +69,11 @@ func (f filter) inState(v serverView) bool {
 type pkgLabel struct {
 	Name   string // full package name
 	Commit string
-	Short  string // build time, minutes in UTC; "" when unknown
-	Dirty  bool
+	// Short is the build time in UTC ("" when unknown), shown on hover;
+	// pages show it relative (BuiltISO, which their script keeps current).
+	Short    string
+	BuiltISO string
+	Dirty    bool
 	// Note is the release note, CommitURL the commit's page, and repo
 	// and fullCommit what compareURL needs, when the package's metadata
 	// is known (pushui reads the newest packages' at each refresh).
@@ -82,11 +85,8 @@ func labelOf(p manifest.PackageName) *pkgLabel {
 	if p.IsZero() {
 		return nil
 	}
-	return &pkgLabel{Name: p.String(), Commit: p.Commit, Short: p.Built.UTC().Format(shortTime), Dirty: p.Dirty}
+	return &pkgLabel{Name: p.String(), Commit: p.Commit, Short: utc(p.Built), BuiltISO: p.Built.UTC().Format(time.RFC3339), Dirty: p.Dirty}
 }
-
-// shortTime is how build times are shown in tables.
-const shortTime = "2006-01-02 15:04"
 
 // labels memoizes package labels while one page is built: a fleet runs a
 // few packages on many servers. It is not safe for concurrent use; each
@@ -495,18 +495,25 @@ func matching(sub string) func(rowView) bool {
 // moment is a time as the pages show it: relative to the page's time,
 // with the exact time in RFC 3339 for the script (which keeps it current
 // and shows it on hover). ISO is "" for the zero time.
+// moment is a time as pages show it, in one format everywhere: relative
+// ("5m ago", kept current by the page's script), with the absolute time
+// in UTC on hover.
 type moment struct {
 	T   time.Time
 	ISO string
 	Ago string
+	UTC string // "2026-12-07 16:01:05 UTC"
 }
 
 func at(t, now time.Time) moment {
 	if t.IsZero() {
 		return moment{Ago: "never"}
 	}
-	return moment{T: t, ISO: t.UTC().Format(time.RFC3339), Ago: ago(t, now)}
+	return moment{T: t, ISO: t.UTC().Format(time.RFC3339), Ago: ago(t, now), UTC: utc(t)}
 }
+
+// utc is the absolute form of a time, shown on hover.
+func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
 // ago describes t relative to now, coarsely: "just now", "5m ago", "3h
 // ago", "2d ago", or the date when older than a month. Zero is "never".

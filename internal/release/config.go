@@ -32,6 +32,9 @@ var (
 	// ErrDeploy: the package was stored but some server's manifest could
 	// not be updated.
 	ErrDeploy = errors.New("deploy failed")
+	// ErrNoPackages: List found no packages of the app; the error names
+	// the apps the bucket has.
+	ErrNoPackages = errors.New("no packages")
 )
 
 // Config is everything release is told by its flags.
@@ -42,6 +45,15 @@ type Config struct {
 
 	// List prints App's packages instead of releasing.
 	List bool
+	// Create makes Bucket's directory when it is a file:// bucket whose
+	// directory does not exist: a first release, or import, into a new
+	// bucket. Without it such a bucket is refused, naming the directory,
+	// as every program refuses it (blobstore.Open): a typo in -bucket is
+	// not a new, empty bucket. List never creates one.
+	Create bool
+	// JSON prints the stored package as one JSON object (JSONResult)
+	// instead of its name and one line per rollout started.
+	JSON bool
 	// ImportSkia, when set, is the URL of a Skia push bucket to import into
 	// Bucket instead of releasing (ImportSkia); App and Dir are not used.
 	ImportSkia string
@@ -81,7 +93,8 @@ type Config struct {
 	// Now returns the current time; nil means time.Now. Tests fix it.
 	Now func() time.Time
 
-	// Out receives the package name (or the listing); nil means os.Stdout.
+	// Out receives the package name and the rollouts started, or the
+	// JSONResult (or the listing); nil means os.Stdout.
 	Out io.Writer
 	// Progress, when non-nil, receives a progress line (ending in "\r")
 	// several times a second while the package uploads, as for a terminal.
@@ -105,9 +118,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: -bucket is required", cli.ErrUsage)
 	}
 	if c.ImportSkia != "" {
-		if c.App != "" || c.List || c.deploys() || c.Note != "" || c.Commit != "" || c.Branch != "" || c.Repo != "" ||
+		if c.App != "" || c.List || c.deploys() || c.JSON || c.Note != "" || c.Commit != "" || c.Branch != "" || c.Repo != "" ||
 			c.Dir != "" && c.Dir != "." || c.Format != "" && c.Format != manifest.FormatZstd {
-			return fmt.Errorf("%w: -import-skia takes only -bucket, -sign-key and -allow-unconditional-store", cli.ErrUsage)
+			return fmt.Errorf("%w: -import-skia takes only -bucket, -create, -sign-key and -allow-unconditional-store", cli.ErrUsage)
 		}
 		return c.defaults()
 	}
@@ -150,7 +163,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: -rollout %s and -deploy-group %s: give one", cli.ErrUsage, g, g)
 		}
 	}
-	if c.List && (c.deploys() || c.SignKey != "" || c.Commit != "" || c.Note != "") {
+	if c.List && (c.deploys() || c.Create || c.JSON || c.SignKey != "" || c.Commit != "" || c.Note != "") {
 		return fmt.Errorf("%w: -list takes only -bucket and -app", cli.ErrUsage)
 	}
 	return c.defaults()

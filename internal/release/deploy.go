@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
@@ -58,13 +57,25 @@ func checkDeploy(ctx context.Context, store *blobstore.Store, cfg *Config) error
 	return nil
 }
 
-// targets lists cfg's servers, then its groups (deployed or rolled out).
+// targets lists cfg's servers, then its groups (deployed or rolled out):
+// every manifest the push config must allow the app on.
 func targets(cfg *Config) []manifest.Target {
+	out := deployTargets(cfg)
+	for _, g := range cfg.Rollouts {
+		out = append(out, manifest.Group(g))
+	}
+	return out
+}
+
+// deployTargets lists the manifests deploy points at the package: cfg's
+// servers, then its deployed groups. A group rolled out is not one of
+// them: its rollout writes its manifest, one step at a time.
+func deployTargets(cfg *Config) []manifest.Target {
 	var out []manifest.Target
 	for _, s := range cfg.Deploy {
 		out = append(out, manifest.Server(s))
 	}
-	for _, g := range slices.Concat(cfg.DeployGroups, cfg.Rollouts) {
+	for _, g := range cfg.DeployGroups {
 		out = append(out, manifest.Group(g))
 	}
 	return out
@@ -72,9 +83,9 @@ func targets(cfg *Config) []manifest.Target {
 
 // startRollouts starts a rollout of name on each group of cfg.Rollouts,
 // with the group's default strategy from the push config, and returns
-// their IDs. release holds each new rollout's lease for a second only, so
-// that pushui takes it over at its next tick and drives it.
-func startRollouts(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepared, name manifest.PackageName) ([]string, error) {
+// those it started. release holds each new rollout's lease for a second
+// only, so that pushui takes it over at its next tick and drives it.
+func startRollouts(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepared, name manifest.PackageName) ([]Rollout, error) {
 	opts := fleet.Options{Logger: cfg.Logger, Now: cfg.Now}
 	if p.nudger != nil && p.nudger.Enabled() {
 		opts.Nudger = p.nudger
@@ -90,7 +101,7 @@ func startRollouts(ctx context.Context, store *blobstore.Store, cfg *Config, p *
 	host, _ := os.Hostname()
 	d := &rollout.Driver{Store: store, Fleet: w, Holder: "release@" + host, Lease: time.Second,
 		Members: rollout.BucketMembers(store, time.Now), Log: cfg.Logger}
-	var ids []string
+	var started []Rollout
 	var errs []error
 	for _, g := range cfg.Rollouts {
 		r, err := d.Start(ctx, conf.RolloutFor(g, name), p.meta.User)
@@ -98,12 +109,13 @@ func startRollouts(ctx context.Context, store *blobstore.Store, cfg *Config, p *
 			errs = append(errs, fmt.Errorf("group %s: %w", g, err))
 			continue
 		}
-		ids = append(ids, r.ID)
+		ref := blobstore.RefOf(r)
+		started = append(started, Rollout{Group: ref.Group, Env: ref.Env, ID: ref.ID})
 	}
 	if len(errs) > 0 {
-		return ids, fmt.Errorf("%w: %s stored, but: %w", ErrDeploy, name, errors.Join(errs...))
+		return started, fmt.Errorf("%w: %s stored, but: %w", ErrDeploy, name, errors.Join(errs...))
 	}
-	return ids, nil
+	return started, nil
 }
 
 // deploy points every server of cfg.Deploy and every group of
@@ -120,7 +132,7 @@ func deploy(ctx context.Context, store *blobstore.Store, cfg *Config, p *prepare
 	var errs []error
 	w := fleet.New(store, fleet.Options{Logger: cfg.Logger, Now: cfg.Now})
 	action := "release " + name.App + " to " + name.String()
-	for _, t := range targets(cfg) {
+	for _, t := range deployTargets(cfg) {
 		c, err := w.Edit(ctx, fleet.Edit{Target: t, User: p.meta.User, Action: action, Latest: true, Apply: func(m *manifest.Manifest) error {
 			m.SetPackage(name)
 			return nil

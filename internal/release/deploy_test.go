@@ -1,6 +1,7 @@
 package release
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -234,21 +236,77 @@ func TestDeployWithoutConfig(t *testing.T) {
 	}
 }
 
-// TestCreatesBucketDirectory: release, the first writer of a bucket,
-// creates a missing file:// directory and says so in its log.
-func TestCreatesBucketDirectory(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "new-bucket")
-	var logs strings.Builder
-	cfg := testConfig("file://"+dir, "hello", appTree(t))
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	if _, err := Run(t.Context(), cfg); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Fatalf("bucket directory not created: %v", err)
-	}
-	if !strings.Contains(logs.String(), "bucket directory created") {
-		t.Fatalf("release did not say it created the directory:\n%s", logs.String())
+// TestMissingBucketDirectory: a file:// bucket whose directory does not
+// exist (a typo) is refused by a release, a listing and an import, with
+// one line naming the directory, and nothing is created nor uploaded;
+// with Create (-create) a release or an import makes it and says so in
+// its log, and an existing directory needs no -create.
+func TestMissingBucketDirectory(t *testing.T) {
+	tree := appTree(t)
+	for _, tc := range []struct {
+		name     string
+		exists   bool // the bucket directory is there beforehand
+		cfg      func(bucket string) Config
+		wantErr  string // with the directory for DIR and the URL for URL; "" for success
+		wantMade bool   // the log says the directory was made
+	}{
+		{"release", false, func(b string) Config { return testConfig(b, "hello", tree) },
+			"release: bucket URL: directory DIR does not exist (give -create to make a new bucket there)", false},
+		{"release -create", false, func(b string) Config {
+			c := testConfig(b, "hello", tree)
+			c.Create = true
+			return c
+		}, "", true},
+		{"release into an existing directory", true, func(b string) Config { return testConfig(b, "hello", tree) }, "", false},
+		{"release -create into an existing directory", true, func(b string) Config {
+			c := testConfig(b, "hello", tree)
+			c.Create = true
+			return c
+		}, "", false},
+		{"list", false, func(b string) Config { return Config{Bucket: b, App: "hello", List: true} },
+			"release: bucket URL: directory DIR does not exist", false},
+		{"import", false, func(b string) Config { return Config{Bucket: b, ImportSkia: "file://" + t.TempDir()} },
+			"release: bucket URL: directory DIR does not exist (give -create to make a new bucket there)", false},
+		{"import -create", false, func(b string) Config {
+			return Config{Bucket: b, ImportSkia: "file://" + t.TempDir(), Create: true}
+		}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "bucket")
+			if tc.exists {
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bucket := "file://" + dir
+			var logs, out strings.Builder
+			cfg := tc.cfg(bucket)
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			cfg.Out = &out
+			_, err := Run(t.Context(), cfg)
+			if tc.wantErr != "" {
+				want := strings.NewReplacer("URL", bucket, "DIR", dir).Replace(tc.wantErr)
+				if err == nil || err.Error() != want || !errors.Is(err, blobstore.ErrNotFound) {
+					t.Fatalf("Run = %v\nwant %s", err, want)
+				}
+				if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the bucket directory was made: %v", err)
+				}
+				if out.Len() > 0 {
+					t.Errorf("stdout %q, want nothing", out.String())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				t.Fatalf("bucket directory: %v", err)
+			}
+			if made := strings.Contains(logs.String(), "bucket directory created"); made != tc.wantMade {
+				t.Errorf("log says the directory was made: %v, want %v\n%s", made, tc.wantMade, logs.String())
+			}
+		})
 	}
 }
 
@@ -342,12 +400,119 @@ func TestRolloutFlag(t *testing.T) {
 	if err != nil || len(res.Rollouts) != 1 {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
-	rec, _, err := store.ReadRollout(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: res.Rollouts[0]})
+	rec, _, err := store.ReadRollout(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: res.Rollouts[0].ID})
 	if err != nil || rec.State != manifest.RolloutRunning || rec.Previous != old || !rec.Strategy.AutoRevert || len(rec.History[0].Canaries) != 1 || rec.History[0].Canaries[0] == "api-1" {
 		t.Fatalf("rollout record %+v, %v", rec, err)
 	}
 	m, _, _ := store.ReadManifest(t.Context(), manifest.Group("web"))
 	if e, _ := m.Lookup("hello"); e.Package != res.Name || e.Rollout == nil || e.Rollout.Previous != old {
 		t.Errorf("group entry %+v, want the new package under a rollout from the old one", e)
+	}
+}
+
+// TestRolloutOutput checks what a release with -deploy and -rollout prints
+// on stdout: the package name first, then "rollout GROUP ID" for each
+// rollout started; or, with JSON (-o json), one object naming the package,
+// its sha256, the servers deployed and the rollouts started. A rollout
+// that cannot start after the upload (group empty has no members) fails
+// the release with ErrDeploy, is missing from the output, and is the
+// object's error.
+func TestRolloutOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		json bool
+	}{
+		{"text", false},
+		{"json", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bucket := "file://" + t.TempDir()
+			store := openStore(t, bucket)
+			if err := store.Put(t.Context(), "config/push.json", []byte(`{"servers": {"web-1": ["hello"]}, "groups": {"web": ["hello"], "empty": ["hello"]}, "rollouts": {"web": {"canary": 1}}}`)); err != nil {
+				t.Fatal(err)
+			}
+			old := deploytest.Build(t, store, "hello", 1, nil)
+			for _, g := range []string{"web", "empty"} {
+				if _, err := store.WriteManifest(t.Context(), manifest.Group(g), &manifest.Manifest{Packages: []manifest.Entry{{Package: old}}}, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, h := range []string{"web-1", "web-2"} {
+				st := &manifest.Status{Server: h, PollSeconds: 300, Envs: []manifest.EnvStatus{}, Groups: []manifest.GroupStatus{{Name: "web", Revision: 1}}}
+				if err := store.WriteStatus(t.Context(), st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out strings.Builder
+			cfg := testConfig(bucket, "hello", appTree(t))
+			cfg.Deploy, cfg.Rollouts, cfg.JSON, cfg.Out = []string{"web-1"}, []string{"web", "empty"}, tc.json, &out
+			res, err := Run(t.Context(), cfg)
+			if !errors.Is(err, ErrDeploy) || !strings.Contains(err.Error(), "group empty") {
+				t.Fatalf("Run = %v, want ErrDeploy naming group empty", err)
+			}
+			if len(res.Rollouts) != 1 || res.Rollouts[0].Group != "web" || res.Rollouts[0].Env != "hello" || res.Rollouts[0].ID == "" {
+				t.Fatalf("Rollouts = %+v, want the one on web (%v)", res.Rollouts, err)
+			}
+			if _, _, err := store.ReadRollout(t.Context(), blobstore.RolloutRef{Group: "web", Env: "hello", ID: res.Rollouts[0].ID}); err != nil {
+				t.Fatalf("the rollout printed is not in the bucket: %v", err)
+			}
+			// A group rolled out is not also deployed at once: its manifest
+			// changes one step at a time, or not at all.
+			if !slices.Equal(res.Deployed, []manifest.Target{manifest.Server("web-1")}) {
+				t.Errorf("Deployed = %v, want web-1 only", res.Deployed)
+			}
+			if m, _, err := store.ReadManifest(t.Context(), manifest.Group("empty")); err != nil || m.Packages[0].Package != old {
+				t.Errorf("groups/empty.json = %+v, %v; want %s left as it was", m, err, old)
+			}
+			if !tc.json {
+				want := res.Name.String() + "\nrollout web " + res.Rollouts[0].ID + "\n"
+				if out.String() != want {
+					t.Errorf("stdout\n%s\nwant\n%s", out.String(), want)
+				}
+				return
+			}
+			var got map[string]any
+			dec := json.NewDecoder(strings.NewReader(out.String()))
+			if err := dec.Decode(&got); err != nil {
+				t.Fatalf("stdout is not a JSON object: %v\n%s", err, out.String())
+			}
+			if dec.More() {
+				t.Errorf("stdout holds more than one JSON value:\n%s", out.String())
+			}
+			want := map[string]any{
+				"package":  res.Name.String(),
+				"sha256":   res.Meta.SHA256,
+				"signed":   false,
+				"deployed": []any{map[string]any{"kind": "server", "name": "web-1"}},
+				"rollouts": []any{map[string]any{"group": "web", "env": "hello", "id": res.Rollouts[0].ID}},
+				"error":    strings.TrimPrefix(err.Error(), "release: "),
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("stdout\n%s\nwant %v", out.String(), want)
+			}
+		})
+	}
+}
+
+// TestJSONResultEmpty: with nothing deployed nor rolled out, -o json still
+// prints deployed and rollouts, as empty lists, and no error.
+func TestJSONResultEmpty(t *testing.T) {
+	var out strings.Builder
+	cfg := testConfig("file://"+t.TempDir(), "hello", appTree(t))
+	cfg.JSON, cfg.Out = true, &out
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+  "package": "` + res.Name.String() + `",
+  "sha256": "` + res.Meta.SHA256 + `",
+  "signed": false,
+  "deployed": [],
+  "rollouts": []
+}
+`
+	if out.String() != want {
+		t.Errorf("stdout\n%s\nwant\n%s", out.String(), want)
 	}
 }

@@ -93,10 +93,29 @@
 //
 // release.pub goes to every host (pulld -verify-key release.pub).
 //
-// The bucket: a file:// directory that does not exist is created (release is
-// the first writer) and the log says so. An S3 store that does not honour
-// conditional writes is refused before anything is uploaded, unless
+// The bucket: a file:// bucket must be an existing directory, as for every
+// program (blobstore.Open): one that does not exist is refused before
+// anything is uploaded, with one line naming the directory, since it is
+// most often a typo. With Create (-create) release makes it instead (the
+// first release, or ImportSkia, into a new bucket) and the log says so;
+// List never makes one. An S3 store that does not honour conditional
+// writes is refused before anything is uploaded, unless
 // AllowUnconditionalStore (-allow-unconditional-store).
+//
+// # Output
+//
+// A release prints the package name as the first line of Out, then one
+// line "rollout GROUP ID" for each rollout started (Rollouts), so that a
+// script reading the first line gets the name whatever it asked for. With
+// JSON (-o json) Out gets one JSON object instead, a JSONResult: package,
+// sha256, signed, deployed (the servers and groups now naming it, as
+// {"kind", "name"}), rollouts ({"group", "env", "id"}), and error when a
+// deploy or rollout failed after the package was stored. Nothing is
+// printed when nothing was stored.
+//
+// List (-list) prints a table of the app's packages; an app without any,
+// often a typo, is an error (ErrNoPackages, exit status 1) naming the apps
+// the bucket does have.
 //
 // # Deploying
 //

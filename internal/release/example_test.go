@@ -14,7 +14,7 @@ import (
 // Example releases a small build directory into a file:// bucket and lists
 // the app's packages. The command-line equivalent is
 //
-//	release -bucket file:///tmp/bucket -app hello -dir build -commit 0123456789abcdef -note "first release"
+//	release -bucket file:///tmp/bucket -create -app hello -dir build -commit 0123456789abcdef -note "first release"
 //	release -list -bucket file:///tmp/bucket -app hello
 func Example() {
 	tmp, err := os.MkdirTemp("", "release-example")
@@ -32,6 +32,7 @@ func Example() {
 
 	cfg := release.Config{
 		Bucket: "file://" + filepath.Join(tmp, "bucket"),
+		Create: true, // a new bucket directory
 		App:    "hello",
 		Dir:    build,
 		Commit: "0123456789abcdef", // build is not a git repository
@@ -47,7 +48,7 @@ func Example() {
 	fmt.Println(res.Meta.Commit, res.Meta.User, res.Meta.Dirty, len(res.Meta.SHA256))
 
 	cfg.List = true
-	cfg.Commit, cfg.Note = "", ""
+	cfg.Create, cfg.Commit, cfg.Note = false, "", ""
 	if _, err := release.Run(context.Background(), cfg); err != nil {
 		log.Fatal(err)
 	}

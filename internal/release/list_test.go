@@ -1,9 +1,12 @@
 package release
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushpull/pushpull/internal/cli"
 )
 
 // TestList checks that List prints an app's packages newest first, with
@@ -33,10 +36,36 @@ hello/hello-20261122T101500Z-0123456789ab.tar.zst  2026-11-22 10:15:00  01234567
 	if out.String() != want {
 		t.Errorf("List printed\n%s\nwant\n%s", out.String(), want)
 	}
+}
 
-	out.Reset()
-	cfg.App = "nothing"
-	if _, err := Run(t.Context(), cfg); err != nil || strings.Count(out.String(), "\n") != 1 {
-		t.Errorf("empty app: %v, %q", err, out.String())
+// TestListNoPackages: listing an app the bucket has no packages of (a
+// typo) prints nothing and is ErrNoPackages, one line naming the apps the
+// bucket has, or saying it has none.
+func TestListNoPackages(t *testing.T) {
+	full := "file://" + t.TempDir()
+	for _, app := range []string{"hello", "api"} {
+		if _, err := Run(t.Context(), testConfig(full, app, appTree(t))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, bucket, app, want string
+	}{
+		{"typo", full, "helo", `release: no packages of app "helo" in the bucket; it has: api, hello`},
+		{"empty bucket", "file://" + t.TempDir(), "hello", `release: no packages of app "hello" in the bucket; it has no packages at all`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			_, err := Run(t.Context(), Config{Bucket: tc.bucket, App: tc.app, List: true, Out: &out})
+			if !errors.Is(err, ErrNoPackages) || err.Error() != tc.want {
+				t.Errorf("Run = %v\nwant %s (ErrNoPackages)", err, tc.want)
+			}
+			if errors.Is(err, cli.ErrUsage) {
+				t.Errorf("Run = %v, a usage error (exit status 2); want a failure (1)", err)
+			}
+			if out.Len() > 0 {
+				t.Errorf("stdout %q, want nothing", out.String())
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,21 +32,102 @@ type Result struct {
 	// Deployed lists the servers and groups whose manifests now name the
 	// package.
 	Deployed []manifest.Target
-	// Rollouts lists the IDs of the rollouts started (-rollout).
-	Rollouts []string
+	// Rollouts lists the rollouts started (-rollout), in the order of
+	// Config.Rollouts.
+	Rollouts []Rollout
 	Elapsed  time.Duration
 }
 
+// Rollout is a rollout release started: its group, env and ID, by which
+// pushui's rollout page and API name it (/rollouts/{group}/{env}/{id}).
+type Rollout struct {
+	Group string `json:"group"`
+	Env   string `json:"env"`
+	ID    string `json:"id"`
+}
+
+// JSONResult is what release -o json prints: one JSON object, once the
+// package is stored.
+//
+//	{
+//	  "package": "hello/hello-20261207T101500Z-0123456789ab.tar.zst",
+//	  "sha256": "…",
+//	  "signed": false,
+//	  "deployed": [{"kind": "server", "name": "web-1"}, {"kind": "group", "name": "canary"}],
+//	  "rollouts": [{"group": "web", "env": "hello", "id": "20261207t101500-1a2b3c"}],
+//	  "error": "…"
+//	}
+//
+// deployed and rollouts are always lists, empty when nothing was asked
+// for or nothing succeeded; error is there only when a deploy or rollout
+// failed after the package was stored (release then exits 1 and prints
+// the error on stderr too).
+type JSONResult struct {
+	Package  string       `json:"package"`
+	SHA256   string       `json:"sha256"`
+	Signed   bool         `json:"signed"`
+	Deployed []JSONTarget `json:"deployed"`
+	Rollouts []Rollout    `json:"rollouts"`
+	Error    string       `json:"error,omitempty"`
+}
+
+// JSONTarget is a server or group of JSONResult.Deployed.
+type JSONTarget struct {
+	Kind manifest.Kind `json:"kind"` // "server" or "group"
+	Name string        `json:"name"`
+}
+
+// jsonResult is r as release -o json prints it, with err, the error of a
+// deploy or rollout after the package was stored, if any.
+func jsonResult(r Result, err error) JSONResult {
+	j := JSONResult{
+		Package: r.Name.String(), SHA256: r.Meta.SHA256, Signed: r.Signed,
+		Deployed: []JSONTarget{}, Rollouts: []Rollout{},
+	}
+	for _, t := range r.Deployed {
+		j.Deployed = append(j.Deployed, JSONTarget{Kind: t.Kind, Name: t.Name})
+	}
+	j.Rollouts = append(j.Rollouts, r.Rollouts...)
+	if err != nil {
+		j.Error = err.Error()
+	}
+	return j
+}
+
+// printResult prints what was stored to cfg.Out: the package name on the
+// first line, then "rollout GROUP ID" for each rollout started; or, with
+// cfg.JSON, the JSONResult.
+func printResult(cfg *Config, r Result, err error) error {
+	if cfg.JSON {
+		enc := json.NewEncoder(cfg.Out)
+		enc.SetIndent("", "  ")
+		if werr := enc.Encode(jsonResult(r, err)); werr != nil {
+			return fmt.Errorf("print the result: %w", werr)
+		}
+		return nil
+	}
+	fmt.Fprintln(cfg.Out, r.Name)
+	for _, ro := range r.Rollouts {
+		fmt.Fprintln(cfg.Out, "rollout", ro.Group, ro.ID)
+	}
+	return nil
+}
+
 // Run does what cfg says: with cfg.List it prints cfg.App's packages to
-// cfg.Out; otherwise it releases cfg.Dir as a package of cfg.App, prints the
-// package's name to cfg.Out as the last line and, with cfg.Deploy, points
-// those servers at it and nudges them.
+// cfg.Out (ErrNoPackages when it has none); otherwise it releases cfg.Dir
+// as a package of cfg.App, with cfg.Deploy and cfg.DeployGroups points
+// those servers and groups at it and nudges them, with cfg.Rollouts starts
+// a rollout of it on those groups, and prints to cfg.Out the package's
+// name as the first line and "rollout GROUP ID" for each rollout started
+// (or, with cfg.JSON, one JSONResult).
 //
 // Everything that can be checked before the upload is: flags, the tree
-// (ErrInvalidTree), git facts (ErrNotGit), the signing key and the nudge
-// configuration. When a server's manifest cannot be updated, the package is
-// stored anyway: Run prints its name and returns the Result with an error
-// wrapping ErrDeploy. Its errors start with "release: ".
+// (ErrInvalidTree), git facts (ErrNotGit), the signing key, the nudge
+// configuration and the bucket (a file:// directory that does not exist
+// is made only with cfg.Create). When a server's manifest cannot be
+// updated, the package is stored anyway: Run prints it and returns the
+// Result with an error wrapping ErrDeploy. Its errors start with
+// "release: ".
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	res, err := run(ctx, cfg)
 	if err != nil {
@@ -74,14 +156,11 @@ func run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer p.close()
-	store, created, err := blobstore.Create(ctx, cfg.Bucket)
+	store, err := openBucket(ctx, &cfg)
 	if err != nil {
 		return Result{}, err
 	}
 	defer store.Close()
-	if created {
-		cfg.Logger.Info("bucket directory created: this is the first release into it", "bucket", cfg.Bucket)
-	}
 	if err := checkConditional(ctx, store, &cfg); err != nil {
 		return Result{}, err
 	}
@@ -105,13 +184,37 @@ func run(ctx context.Context, cfg Config) (Result, error) {
 	if len(cfg.Rollouts) > 0 {
 		var rerr error
 		res.Rollouts, rerr = startRollouts(ctx, store, &cfg, p, res.Name)
-		for _, id := range res.Rollouts {
-			cfg.Logger.Info("rollout started: pushui drives it", "rollout", id)
+		for _, r := range res.Rollouts {
+			cfg.Logger.Info("rollout started: pushui drives it", "group", r.Group, "rollout", r.ID)
 		}
 		derr = errors.Join(derr, rerr)
 	}
-	fmt.Fprintln(cfg.Out, res.Name)
+	if err := printResult(&cfg, res, derr); err != nil {
+		return res, errors.Join(derr, err)
+	}
 	return res, derr
+}
+
+// openBucket opens cfg.Bucket to write into. A file:// bucket whose
+// directory does not exist is made with cfg.Create, and the log says so;
+// without it, it is refused with an error naming the directory and
+// -create, as blobstore.Open refuses it for every program.
+func openBucket(ctx context.Context, cfg *Config) (*blobstore.Store, error) {
+	if !cfg.Create {
+		store, err := blobstore.Open(ctx, cfg.Bucket)
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return nil, fmt.Errorf("%w (give -create to make a new bucket there)", err)
+		}
+		return store, err
+	}
+	store, created, err := blobstore.Create(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		cfg.Logger.Info("bucket directory created (-create): a new, empty bucket", "bucket", cfg.Bucket, "dir", store.LocalDir())
+	}
+	return store, nil
 }
 
 // prepared is what is known before the upload starts.

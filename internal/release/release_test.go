@@ -470,6 +470,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad nudge", func(c *Config) { c.Deploy = []string{"web-1"}; c.Nudge.URL = "ftp://{server}/" }, "nudge"},
 		{"bad nudge gce", func(c *Config) { c.Deploy = []string{"web-1"}; c.Nudge.GCE = "us-central1-a" }, `nudge: GCE "us-central1-a"`},
 		{"list with deploy", func(c *Config) { c.List = true; c.Deploy = []string{"web-1"} }, "-list takes only"},
+		{"list with create", func(c *Config) { c.List, c.Commit, c.Create = true, "", true }, "-list takes only"},
+		{"list with json", func(c *Config) { c.List, c.Commit, c.JSON = true, "", true }, "-list takes only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

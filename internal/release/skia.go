@@ -259,7 +259,7 @@ func runImport(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("-import-skia: %w", err)
 	}
 	defer from.Close()
-	to, _, err := blobstore.Create(ctx, cfg.Bucket)
+	to, err := openBucket(ctx, cfg)
 	if err != nil {
 		return err
 	}

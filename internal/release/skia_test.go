@@ -125,7 +125,7 @@ func TestImportSkia(t *testing.T) {
 
 			var out bytes.Buffer
 			pub, keyFile := makeKey(t)
-			cfg := Config{Bucket: toURL, ImportSkia: fromURL, User: "importer", Out: &out, SignKey: keyFile}
+			cfg := Config{Bucket: toURL, ImportSkia: fromURL, User: "importer", Out: &out, SignKey: keyFile, Create: true}
 			// Three objects cannot be imported: the import says which and
 			// why, does the rest, and fails (exit 1).
 			if _, err := Run(t.Context(), cfg); !errors.Is(err, ErrIncomplete) {
@@ -219,6 +219,7 @@ func TestImportRefusals(t *testing.T) {
 		{"-deploy", Config{ImportSkia: "gs://a", Bucket: "gs://b", Deploy: []string{"web-1"}}},
 		{"-dir", Config{ImportSkia: "gs://a", Bucket: "gs://b", Dir: "/nonexistent"}},
 		{"-format deb", Config{ImportSkia: "gs://a", Bucket: "gs://b", Format: manifest.FormatDeb}},
+		{"-o json", Config{ImportSkia: "gs://a", Bucket: "gs://b", JSON: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Out = io.Discard

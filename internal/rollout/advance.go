@@ -151,8 +151,11 @@ func Advance(rec manifest.RolloutRecord, base manifest.Entry, members []Member, 
 			done = append(done, m.Name)
 		case why == "" && ok && es.Desired == s.Package.String() && (es.State == manifest.StateFailed || es.State == manifest.StateRolledBack):
 			failed = append(failed, m.Name) // its own deploy failed
-		case m.Stale || now.Sub(step.Started) > time.Duration(s.HealthyDeadline):
-			failed = append(failed, m.Name) // not there in time, or not to be believed
+		case m.Stale && !(ok && es.State == manifest.StateDeploying), now.Sub(step.Started) > time.Duration(s.HealthyDeadline):
+			// Not there in time, not to be believed, or silent. A host
+			// in the middle of an action writes no heartbeat until it
+			// ends (a long POST_RESTART): the healthy deadline judges it.
+			failed = append(failed, m.Name)
 		}
 	}
 	// A named canary that no longer reports as a member (its status gone,
@@ -172,7 +175,7 @@ func Advance(rec manifest.RolloutRecord, base manifest.Entry, members []Member, 
 	switch {
 	case len(failed) > s.MaxFailures.Of(n):
 		step.Ended, step.Outcome = now, manifest.StepFailed
-		return fail(d, base, itoa(len(failed))+" hosts failed ("+strings.Join(failed, ", ")+"), more than max_failures "+itoa(s.MaxFailures.Of(n)))
+		return fail(d, base, hosts(len(failed))+" failed ("+strings.Join(failed, ", ")+"), more than max_failures "+itoa(s.MaxFailures.Of(n)))
 	case n == 0 && !s.AllowEmpty:
 		// No members: nothing has been shown to work. Wait for some.
 		if now.Sub(step.Started) > time.Duration(s.ProgressDeadline) {
@@ -302,3 +305,11 @@ func healthyFor(es manifest.EnvStatus, min time.Duration, now time.Time) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// hosts says "1 host" or "n hosts".
+func hosts(n int) string {
+	if n == 1 {
+		return "1 host"
+	}
+	return itoa(n) + " hosts"
+}

@@ -593,3 +593,29 @@ func TestOneStartWins(t *testing.T) {
 		}
 	})
 }
+
+// TestLongDeployIsNotDeath decides a canary whose POST_RESTART runs long:
+// its status says DEPLOYING and its heartbeat has gone quiet (a host
+// writes none in the middle of an action). It is not failed as silent;
+// the healthy deadline judges it.
+func TestLongDeployIsNotDeath(t *testing.T) {
+	v1, _ := manifest.ParsePackageName("hello/hello-20261201T120000Z-111111111111.tar.zst")
+	v2, _ := manifest.ParsePackageName("hello/hello-20261202T120000Z-222222222222.tar.zst")
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	rec := manifest.RolloutRecord{ID: "r1", Strategy: manifest.RolloutStrategy{Group: "web", Package: v2}.WithDefaults(),
+		Previous: v1, State: manifest.RolloutRunning, Created: now, Updated: now, History: []manifest.RolloutStep{{Canaries: []string{"a"}, Started: now}}}
+	member := func(state manifest.State) []rollout.Member {
+		st := &manifest.Status{Server: "a", Time: now, Envs: []manifest.EnvStatus{{Env: "hello", App: "hello", Desired: v2.String(), Serving: v1.String(), State: state,
+			Updated: now.Add(time.Second), Source: "group:web", Rollout: "r1"}}}
+		return []rollout.Member{{Name: "a", Status: st, Stale: true}}
+	}
+	if d := rollout.Advance(rec, manifest.Entry{Package: v1}, member(manifest.StateDeploying), now.Add(time.Minute)); d.Record.State != manifest.RolloutRunning || len(d.Record.History[0].Failed) != 0 {
+		t.Errorf("a deploying canary a minute in: %s, failed %v; want it still waited for", d.Record.State, d.Record.History[0].Failed)
+	}
+	if d := rollout.Advance(rec, manifest.Entry{Package: v1}, member(manifest.StateDeploying), now.Add(time.Duration(rec.Strategy.HealthyDeadline)+time.Second)); d.Record.State != manifest.RolloutFailed {
+		t.Errorf("a canary deploying past the healthy deadline: %s, want failed", d.Record.State)
+	}
+	if d := rollout.Advance(rec, manifest.Entry{Package: v1}, member(manifest.StateServing), now.Add(time.Minute)); d.Record.State != manifest.RolloutFailed {
+		t.Errorf("a silent canary that is not acting: %s, want failed", d.Record.State)
+	}
+}

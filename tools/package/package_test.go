@@ -152,7 +152,7 @@ func TestSelfUpdate(t *testing.T) {
 
 	bucket := "file://" + filepath.Join(t.TempDir(), "bucket")
 	res, err := release.Run(t.Context(), release.Config{
-		Bucket: bucket, App: "pulld", Dir: next.Tree, Format: manifest.FormatDeb, Commit: testCommit,
+		Bucket: bucket, Create: true, App: "pulld", Dir: next.Tree, Format: manifest.FormatDeb, Commit: testCommit,
 		Now: func() time.Time { return newAt }, Out: &bytes.Buffer{},
 	})
 	if err != nil {

@@ -125,27 +125,14 @@
     else return t.toISOString().slice(0, 10);
     return secs < 0 ? "in " + s : s + " ago";
   };
-  // Times in the viewer's own zone, the relative time beside them:
-  // "14:03 · 5m ago", or "Nov 28, 14:03 · 3d ago" on another day.
-  var local = function (t) {
-    var hm = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    if (t.toDateString() === new Date().toDateString()) return hm;
-    return t.toLocaleDateString([], { month: "short", day: "numeric" }) + ", " + hm;
-  };
+  // One format everywhere: relative, kept current; the absolute time in
+  // UTC is the element's title, set by the server.
   var tick = function () {
     document.querySelectorAll("time[datetime]").forEach(function (el) {
       var t = new Date(el.getAttribute("datetime"));
-      if (!isNaN(t)) el.textContent = local(t) + " · " + rel(t);
+      if (!isNaN(t)) el.textContent = rel(t);
     });
   };
-  // Exact times on hover, set when first hovered (cheap on big pages).
-  document.addEventListener("mouseover", function (ev) {
-    var el = ev.target;
-    if (el instanceof HTMLTimeElement && !el.title) {
-      var t = new Date(el.getAttribute("datetime"));
-      if (!isNaN(t)) el.title = t.toLocaleString([], { dateStyle: "full", timeStyle: "long" });
-    }
-  });
   tick();
   setInterval(tick, 30000);
 
