@@ -295,6 +295,23 @@ func (m *Manifest) Marshal() []byte {
 	return append(b, '\n')
 }
 
+// MaskedValue replaces config values in a manifest shown to someone who
+// may not see them (Masked).
+const MaskedValue = "•••"
+
+// Masked returns a copy of m with every config value replaced by
+// MaskedValue: the keys stay, so everyone sees what is configured, but not
+// the values, which often carry secrets. m is not modified.
+func (m *Manifest) Masked() *Manifest {
+	masked := m.Clone()
+	for i := range masked.Packages {
+		for k := range masked.Packages[i].Config {
+			masked.Packages[i].Config[k] = MaskedValue
+		}
+	}
+	return masked
+}
+
 // Clone returns a deep copy of m.
 func (m *Manifest) Clone() *Manifest {
 	c := &Manifest{Revision: m.Revision, Packages: slices.Clone(m.Packages)}

@@ -57,7 +57,7 @@ type apiServer struct {
 // apiServers answers GET /api/servers[?server=&app=&group=]: every server
 // with its desired and actual state, from the cache (as_of says when it
 // was last listed in full). Script output is left out.
-func (s *Server) apiServers(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiServers(w http.ResponseWriter, r *http.Request) {
 	st := s.cache.load()
 	now := s.now()
 	f := filterFrom(r.URL.Query())
@@ -124,18 +124,18 @@ func withoutOutput(st *manifest.Status) *manifest.Status {
 // apiStatus answers GET /api/servers/{server}/status: the server's status
 // as pulld last wrote it, read fresh, script output included; 404 before
 // its first report.
-func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiStatus(w http.ResponseWriter, r *http.Request) {
 	server := r.PathValue("server")
 	if err := s.knownServer(server); err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	ss := s.cache.refreshServer(r.Context(), server)
 	switch {
 	case ss.StatusErr != "":
-		s.apiError(w, http.StatusBadGateway, ss.StatusErr)
+		writeAPIError(w, http.StatusBadGateway, ss.StatusErr)
 	case ss.Status == nil:
-		s.apiError(w, http.StatusNotFound, server+" has not reported a status yet")
+		writeAPIError(w, http.StatusNotFound, server+" has not reported a status yet")
 	default:
 		writeJSON(w, http.StatusOK, ss.Status)
 	}
@@ -161,27 +161,27 @@ func etag(v blobstore.Version) string {
 // its ETag, so a PUT can replace it.
 //
 // GET /api/groups/{group} is the same for a group's manifest.
-func (s *Server) apiGetManifest(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiGetManifest(w http.ResponseWriter, r *http.Request) {
 	t, err := s.pathTarget(r)
 	if err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	m, v, err := s.b.ReadManifest(r.Context(), t)
 	if err != nil {
 		if errors.Is(err, manifest.ErrInvalidManifest) {
 			w.Header().Set("ETag", etag(v))
-			s.apiError(w, http.StatusConflict, err.Error())
+			writeAPIError(w, http.StatusConflict, err.Error())
 			return
 		}
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	if v != "" {
 		w.Header().Set("ETag", etag(v))
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeRaw(w, http.StatusOK, s.forViewer(r.Context(), m).Marshal())
+	writeRaw(w, http.StatusOK, forViewer(r.Context(), m).Marshal())
 }
 
 func writeRaw(w http.ResponseWriter, code int, body []byte) {
@@ -202,15 +202,15 @@ func writeRaw(w http.ResponseWriter, code int, body []byte) {
 // ever grows. A body equal to the current manifest writes nothing.
 //
 // PUT /api/groups/{group} is the same for a group's manifest.
-func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 	t, err := s.pathTarget(r)
 	if err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	ifMatch, ifNone := strings.TrimSpace(r.Header.Get("If-Match")), strings.TrimSpace(r.Header.Get("If-None-Match"))
 	if ifMatch == "" && ifNone != "*" {
-		s.apiError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET "+r.URL.Path+" (or If-None-Match: * to create a manifest)")
+		writeAPIError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET "+r.URL.Path+" (or If-None-Match: * to create a manifest)")
 		return
 	}
 	body, err := readBody(w, r, maxManifestBody)
@@ -220,13 +220,13 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	m, err := manifest.Parse(body)
 	if err != nil {
-		s.apiError(w, http.StatusBadRequest, err.Error())
+		writeAPIError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx := r.Context()
 	_, v, err := s.b.ReadManifest(ctx, t)
 	if err != nil && !errors.Is(err, manifest.ErrInvalidManifest) {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	if !preconditionHolds(ifMatch, ifNone, v) {
@@ -247,7 +247,7 @@ func (s *Server) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	w.Header().Set("ETag", etag(c.Version))
@@ -264,13 +264,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 // apiBodyError answers a body that could not be read: 413 when it was
 // larger than allowed, 400 otherwise.
-func (s *Server) apiBodyError(w http.ResponseWriter, what string, err error) {
+func (s *apiHandler) apiBodyError(w http.ResponseWriter, what string, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		s.apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s: larger than %d bytes", what, mbe.Limit))
+		writeAPIError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s: larger than %d bytes", what, mbe.Limit))
 		return
 	}
-	s.apiError(w, http.StatusBadRequest, "read "+what+": "+err.Error())
+	writeAPIError(w, http.StatusBadRequest, "read "+what+": "+err.Error())
 }
 
 func oneLine(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
@@ -301,7 +301,7 @@ func preconditionHolds(ifMatch, ifNone string, v blobstore.Version) bool {
 }
 
 // apiConflict answers 412 with t's current manifest and its ETag.
-func (s *Server) apiConflict(w http.ResponseWriter, r *http.Request, t manifest.Target) {
+func (s *apiHandler) apiConflict(w http.ResponseWriter, r *http.Request, t manifest.Target) {
 	m, v, err := s.b.ReadManifest(r.Context(), t)
 	s.reread(r.Context(), t)
 	out := map[string]any{"error": "manifest of " + t.String() + " changed since it was read: nothing written; GET it again"}
@@ -312,24 +312,6 @@ func (s *Server) apiConflict(w http.ResponseWriter, r *http.Request, t manifest.
 		w.Header().Set("ETag", etag(v))
 	}
 	writeJSON(w, http.StatusPreconditionFailed, out)
-}
-
-// apiFail answers an error with the status its kind calls for.
-func (s *Server) apiFail(w http.ResponseWriter, err error) {
-	var in *inputError
-	switch {
-	case errors.As(err, &in):
-		s.apiError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, errUnknown):
-		s.apiError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, blobstore.ErrConflict):
-		s.apiError(w, http.StatusPreconditionFailed, err.Error())
-	case errors.Is(err, errBrokenManifest), errors.Is(err, errState):
-		s.apiError(w, http.StatusConflict, err.Error())
-	default:
-		s.log.Error("api request failed", "err", err)
-		s.apiError(w, http.StatusBadGateway, err.Error())
-	}
 }
 
 // apiRecord is one audit record in GET /api/servers/{server}/history.
@@ -345,24 +327,24 @@ type apiRecord struct {
 // apiHistory answers GET /api/servers/{server}/history[?limit=N]: the
 // server's audit records, newest first; GET /api/groups/{group}/history,
 // the group's.
-func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiHistory(w http.ResponseWriter, r *http.Request) {
 	t, err := s.pathTarget(r)
 	if err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	limit := historyLimit
 	if q := r.URL.Query().Get("limit"); q != "" {
 		n, err := strconv.Atoi(q)
 		if err != nil || n < 1 || n > 1000 {
-			s.apiError(w, http.StatusBadRequest, "limit must be a number from 1 to 1000")
+			writeAPIError(w, http.StatusBadRequest, "limit must be a number from 1 to 1000")
 			return
 		}
 		limit = n
 	}
 	recs, err := s.b.ListAudit(r.Context(), t, limit)
 	if err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	out := struct {
@@ -377,7 +359,7 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	for _, rec := range recs {
-		rec.Before, rec.After = s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After)
+		rec.Before, rec.After = forViewer(ctx, rec.Before), forViewer(ctx, rec.After)
 		a := apiRecord{Time: rec.Time, User: rec.User, Action: rec.Action, Changes: nonNil(describeChange(rec.Before, rec.After)), Before: json.RawMessage("null"), After: json.RawMessage("null")}
 		if rec.Before != nil {
 			a.Before = rec.Before.Marshal()
@@ -410,15 +392,15 @@ type apiPackage struct {
 // apiPackages answers GET /api/apps/{app}/packages: the app's packages,
 // newest first, with their metadata (listed afresh; metadata from memory
 // when already known).
-func (s *Server) apiPackages(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiPackages(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	if err := manifest.CheckName("app", app); err != nil {
-		s.apiError(w, http.StatusBadRequest, err.Error())
+		writeAPIError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	pkgs, err := s.cache.packages(r.Context(), app)
 	if err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	out := struct {
@@ -477,21 +459,21 @@ type deployResult struct {
 // server, app not allowed on a listed server or on the group, missing
 // package) is 400 with nothing written; 502 when a write failed (see each
 // result).
-func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiDeploy(w http.ResponseWriter, r *http.Request) {
 	var req deployRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		s.apiError(w, http.StatusBadRequest, "deploy request: "+err.Error())
+		writeAPIError(w, http.StatusBadRequest, "deploy request: "+err.Error())
 		return
 	}
 	p, err := manifest.ParsePackageName(req.Package)
 	if err != nil {
-		s.apiError(w, http.StatusBadRequest, err.Error())
+		writeAPIError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if req.Group != "" && len(req.Servers) > 0 {
-		s.apiError(w, http.StatusBadRequest, "give servers or group, not both")
+		writeAPIError(w, http.StatusBadRequest, "give servers or group, not both")
 		return
 	}
 	action := "set " + p.App + " to " + p.String()
@@ -506,10 +488,10 @@ func (s *Server) apiDeploy(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if errors.Is(err, errUnknown) {
-			s.apiError(w, http.StatusBadRequest, err.Error())
+			writeAPIError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	out := struct {

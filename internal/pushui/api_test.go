@@ -535,7 +535,7 @@ func TestAPIDoc(t *testing.T) {
 	s := f.server()
 	doc := getPage(t, s, "/api")
 	listed := attrs(t, doc, "table.api-routes tr[id]", "id")
-	routes := s.apiRoutes()
+	routes := s.api.apiRoutes()
 	if len(listed) != len(routes) || len(routes) < 18 {
 		t.Fatalf("the reference lists %d routes, the table has %d", len(listed), len(routes))
 	}

@@ -18,9 +18,21 @@ type apiRoute struct {
 	Example string           `json:"example"`        // a curl command line; $PUSHUI is pushui's base URL
 }
 
+// mount adds the API's routes to mux, from the table of apiRoutes, and
+// answers 404 in JSON under /api/ for the rest.
+func (s *apiHandler) mount(mux *http.ServeMux) {
+	for _, rt := range s.apiRoutes() {
+		mux.HandleFunc(rt.Method+" "+rt.Path, rt.handler)
+	}
+	mux.HandleFunc("GET /api", s.handleAPIDoc)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
 // apiRoutes returns the API's routes, in the order the reference lists
 // them.
-func (s *Server) apiRoutes() []apiRoute {
+func (s *apiHandler) apiRoutes() []apiRoute {
 	const m = `{"revision": 3, "packages": [{"package": "hello/hello-20261122T101500Z-0123456789ab.tar.zst", "config": {"MESSAGE": "hi"}}]}`
 	return []apiRoute{
 		{"GET", "/api/servers", s.apiServers,
@@ -95,27 +107,21 @@ func (s *Server) apiRoutes() []apiRoute {
 	}
 }
 
-// apiPage is the API reference (GET /api).
-type apiPage struct {
-	page
-	Routes []apiRoute
-	Base   string
-}
-
-// handleAPIDoc renders the API reference: every route with its method,
-// body, answers and an example; as JSON ({"routes": [...]}) for a client
-// that asks for application/json rather than HTML.
-func (s *Server) handleAPIDoc(w http.ResponseWriter, r *http.Request) {
-	p := &apiPage{page: s.page(r, "API"), Routes: s.apiRoutes(), Base: "http://" + r.Host}
-	for i := range p.Routes {
-		p.Routes[i].Example = strings.ReplaceAll(p.Routes[i].Example, "$PUSHUI", p.Base)
+// handleAPIDoc answers the API reference: every route with its method,
+// body, answers and an example, as JSON ({"routes": [...]}) for a client
+// that asks for application/json, else as the page.
+func (s *apiHandler) handleAPIDoc(w http.ResponseWriter, r *http.Request) {
+	routes := s.apiRoutes()
+	base := "http://" + r.Host
+	for i := range routes {
+		routes[i].Example = strings.ReplaceAll(routes[i].Example, "$PUSHUI", base)
 	}
 	w.Header().Add("Vary", "Accept")
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusOK, map[string]any{"routes": p.Routes})
+		writeJSON(w, http.StatusOK, map[string]any{"routes": routes})
 		return
 	}
-	s.render(w, r, http.StatusOK, "api", p)
+	s.page(w, r, routes)
 }
 
 // wantsJSON reports whether r's Accept header prefers application/json to

@@ -164,6 +164,52 @@ type auth struct {
 	iap      *idtoken.Validator
 	audience string // IAP's signed-header audience, with iap
 	admins   map[string]bool
+	refusals *refusals
+	log      *slog.Logger
+}
+
+// authOptions configures the authentication (see Options).
+type authOptions struct {
+	Header         string
+	TrustedProxies []netip.Prefix
+	Htpasswd       *Htpasswd
+	IAP            *idtoken.Validator
+	IAPAudience    string
+	Admins         []string
+	Logger         *slog.Logger
+	Now            func() time.Time
+	// Metrics is where the refused sign-ins are counted
+	// (pushui_sign_ins_refused_total).
+	Metrics prometheus.Registerer
+}
+
+// newAuth returns the authentication o describes: at most one of Header,
+// Htpasswd and IAP, IAP with its audience.
+func newAuth(o authOptions) (*auth, error) {
+	n := 0
+	for _, on := range []bool{o.Header != "", o.Htpasswd != nil, o.IAP != nil} {
+		if on {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, errors.New("pushui: choose one authentication: an identity header, an htpasswd file or IAP")
+	}
+	if o.IAP != nil && o.IAPAudience == "" {
+		return nil, errors.New("pushui: IAP needs its audience")
+	}
+	a := &auth{header: o.Header, trusted: o.TrustedProxies, htpasswd: o.Htpasswd, iap: o.IAP, audience: o.IAPAudience, admins: map[string]bool{}, log: o.Logger}
+	for _, u := range o.Admins {
+		if u = strings.TrimSpace(u); u != "" {
+			a.admins[u] = true
+		}
+	}
+	a.refusals = &refusals{log: o.Logger, now: o.Now, seen: map[string]*refusedPair{},
+		counter: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushui_sign_ins_refused_total", Help: "Sign-ins refused: an unknown user or a wrong password (HTTP Basic, -htpasswd)."})}
+	if err := o.Metrics.Register(a.refusals.counter); err != nil {
+		return nil, fmt.Errorf("pushui: %w", err)
+	}
+	return a, nil
 }
 
 // enabled reports whether requests are authenticated at all.
@@ -270,34 +316,87 @@ func (a *auth) isAdmin(user string) bool {
 	return a.admins[user]
 }
 
-type ctxKey int
-
-const userKey ctxKey = 0
-
-// userOf returns the authenticated user of a request's context.
-func userOf(ctx context.Context) string {
-	u, _ := ctx.Value(userKey).(string)
-	return u
+// caller is who made a request, as the authentication middleware found.
+type caller struct {
+	name  string
+	admin bool // may change manifests
+	auth  bool // requests are authenticated at all
 }
 
-// maskedValue replaces config values shown to users who are not admins.
-const maskedValue = "•••"
+type ctxKey int
+
+const callerKey ctxKey = 0
+
+// callerOf returns the authenticated caller of a request's context (the
+// zero caller, who may not write, outside the middleware).
+func callerOf(ctx context.Context) caller {
+	c, _ := ctx.Value(callerKey).(caller)
+	return c
+}
+
+// userOf returns the authenticated user of a request's context.
+func userOf(ctx context.Context) string { return callerOf(ctx).name }
 
 // forViewer returns m as the request's user may see it: whole for admins
-// (and without authentication), with every config value replaced by
-// maskedValue for other signed-in users, since values often carry secrets.
-// The keys stay, so everyone sees what is configured. m is not modified.
-func (s *Server) forViewer(ctx context.Context, m *manifest.Manifest) *manifest.Manifest {
-	if m == nil || s.auth.isAdmin(userOf(ctx)) {
+// (and without authentication), with every config value masked
+// (manifest.Manifest.Masked) for other signed-in users, since values often
+// carry secrets. m is not modified.
+func forViewer(ctx context.Context, m *manifest.Manifest) *manifest.Manifest {
+	if m == nil || callerOf(ctx).admin {
 		return m
 	}
-	masked := m.Clone()
-	for i := range masked.Packages {
-		for k := range masked.Packages[i].Config {
-			masked.Packages[i].Config[k] = maskedValue
+	return m.Masked()
+}
+
+// viewer returns forViewer for ctx's caller.
+func viewer(ctx context.Context) func(*manifest.Manifest) *manifest.Manifest {
+	return func(m *manifest.Manifest) *manifest.Manifest { return forViewer(ctx, m) }
+}
+
+// protect wraps h in pushui's request checks: cross-origin writes are
+// refused (http.CrossOriginProtection), then authenticate.
+func (a *auth) protect(h http.Handler, fail func(w http.ResponseWriter, r *http.Request, code int, msg string)) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		fail(w, r, http.StatusForbidden, "cross-origin request refused: changes can only be made from pushui's own pages")
+	}))
+	return cop.Handler(a.authenticate(h, fail))
+}
+
+// authenticate identifies the user and refuses what they may not do:
+// anyone unidentified gets 401, and a non-admin gets 403 for every
+// state-changing request except a refresh of the cached view. /healthz
+// and /metrics are served to anyone. fail answers the refusals.
+func (a *auth) authenticate(h http.Handler, fail func(w http.ResponseWriter, r *http.Request, code int, msg string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
+			h.ServeHTTP(w, r)
+			return
 		}
-	}
-	return masked
+		user, why := a.identify(r)
+		if user == "" {
+			if a.htpasswd != nil {
+				w.Header().Set("WWW-Authenticate", `Basic realm="pushui", charset="UTF-8"`)
+				if u, _, ok := r.BasicAuth(); ok {
+					a.refusals.refused(u, r.RemoteAddr)
+				}
+			}
+			if a.htpasswd == nil { // a browser's first request to a Basic realm is not news
+				a.log.Warn("request refused: no identity", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "why", why)
+			}
+			fail(w, r, http.StatusUnauthorized, why)
+			return
+		}
+		c := caller{name: user, admin: a.isAdmin(user), auth: a.enabled()}
+		safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+		if !safe && r.URL.Path != "/refresh" && !c.admin {
+			a.log.Warn("write refused", "user", user, "method", r.Method, "path", r.URL.Path)
+			fail(w, r, http.StatusForbidden, user+" may look but not change anything (not in -admins)")
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
+	})
 }
 
 // refusedEvery is how often a refused sign-in of one user from one peer

@@ -96,8 +96,7 @@ func bigFleet(b testing.TB, servers, apps, pkgs int) *Server {
 		st.groupOrder = append(st.groupOrder, g)
 	}
 	slices.Sort(st.groupOrder)
-	st.index()
-	s.cache.cur.Store(st)
+	s.svc.cache.replace(st)
 	return s
 }
 

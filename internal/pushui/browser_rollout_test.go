@@ -110,7 +110,7 @@ func TestBrowserRollout(t *testing.T) {
 	})
 
 	t.Run("next step", func(t *testing.T) {
-		if err := srv.rollouts.Tick(t.Context()); err != nil {
+		if err := srv.svc.rollouts.Tick(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		waitText("#steps tbody", "50% of members")
@@ -310,7 +310,7 @@ func TestBrowserLive(t *testing.T) {
 func TestBrowserFailingRollout(t *testing.T) {
 	f, srv, hs, ctx := liveBrowser(t)
 	waitText := func(sel, want string) { t.Helper(); waitText(t, ctx, sel, want, 8*time.Second) }
-	rec, err := srv.rollouts.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: f.h2, Canary: 1, AutoRevert: true}, "ann")
+	rec, err := srv.svc.rollouts.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: f.h2, Canary: 1, AutoRevert: true}, "ann")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestBrowserFailingRollout(t *testing.T) {
 		waitText("#failing", want)
 	}
 
-	if err := srv.rollouts.Tick(t.Context()); err != nil {
+	if err := srv.svc.rollouts.Tick(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	waitText("#rollout-state", "reverted")

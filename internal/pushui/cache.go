@@ -121,6 +121,15 @@ func newCache(b bucket, conf func() *manifest.PushConfig, log *slog.Logger, now 
 	return c
 }
 
+// replace publishes st as the whole state, after indexing it: for tests
+// and benchmarks that build a fleet in memory.
+func (c *cache) replace(st *state) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st.index()
+	c.cur.Store(st)
+}
+
 // load returns the current state. Callers must not modify it.
 func (c *cache) load() *state { return c.cur.Load() }
 

@@ -23,12 +23,12 @@ func newPushConfig(c *manifest.PushConfig, v blobstore.Version) *pushConfig {
 }
 
 // conf returns the push config in force. Callers must not modify it.
-func (s *Server) conf() *manifest.PushConfig { return s.pc.Load().conf }
+func (s *service) conf() *manifest.PushConfig { return s.pc.Load().conf }
 
 // bootstrapConfig loads the bucket's push config, first writing boot there
 // (write-if-absent) when the bucket holds none. A bucket that already holds
 // a config different from boot keeps its own, with a warning.
-func (s *Server) bootstrapConfig(ctx context.Context, boot *manifest.PushConfig) error {
+func (s *service) bootstrapConfig(ctx context.Context, boot *manifest.PushConfig) error {
 	c, v, err := s.fleet.Config(ctx)
 	if err != nil {
 		return fmt.Errorf("pushui: push config in the bucket: %w", err)
@@ -56,7 +56,7 @@ func (s *Server) bootstrapConfig(ctx context.Context, boot *manifest.PushConfig)
 // reloadConfig follows the bucket's push config: one small request when it
 // is unchanged. A config that vanished or became invalid is logged and the
 // last good one kept for the pages (fleet refuses writes meanwhile).
-func (s *Server) reloadConfig(ctx context.Context) {
+func (s *service) reloadConfig(ctx context.Context) {
 	c, v, err := s.fleet.Config(ctx)
 	cur := s.pc.Load()
 	switch {
@@ -76,7 +76,7 @@ const maxConfigBody = blobstore.MaxDocumentSize
 
 // apiGetConfig answers GET /api/config: the push config in the bucket,
 // with its ETag.
-func (s *Server) apiGetConfig(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiGetConfig(w http.ResponseWriter, r *http.Request) {
 	s.reloadConfig(r.Context())
 	pc := s.pc.Load()
 	w.Header().Set("ETag", etag(pc.version))
@@ -87,10 +87,10 @@ func (s *Server) apiGetConfig(w http.ResponseWriter, r *http.Request) {
 // config, conditionally on If-Match with the ETag a GET returned. 428
 // without it, 412 when the config changed meanwhile, 400 when the body is
 // not a valid config; nothing is written in those cases.
-func (s *Server) apiPutConfig(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiPutConfig(w http.ResponseWriter, r *http.Request) {
 	ifMatch := strings.TrimSpace(r.Header.Get("If-Match"))
 	if ifMatch == "" {
-		s.apiError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET /api/config")
+		writeAPIError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET /api/config")
 		return
 	}
 	body, err := readBody(w, r, maxConfigBody)
@@ -100,26 +100,26 @@ func (s *Server) apiPutConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := manifest.ParsePushConfig(body)
 	if err != nil {
-		s.apiError(w, http.StatusBadRequest, err.Error())
+		writeAPIError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx := r.Context()
 	_, v, err := s.fleet.Config(ctx)
 	if err != nil && v == "" {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	if !preconditionHolds(ifMatch, "", v) {
-		s.apiError(w, http.StatusPreconditionFailed, "the push config changed since it was read: nothing written; GET it again")
+		writeAPIError(w, http.StatusPreconditionFailed, "the push config changed since it was read: nothing written; GET it again")
 		return
 	}
 	nv, err := s.fleet.PutConfig(ctx, userOf(ctx), c, v)
 	if errors.Is(err, blobstore.ErrConflict) {
-		s.apiError(w, http.StatusPreconditionFailed, "the push config changed since it was read: nothing written; GET it again")
+		writeAPIError(w, http.StatusPreconditionFailed, "the push config changed since it was read: nothing written; GET it again")
 		return
 	}
 	if err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	s.pc.Store(newPushConfig(c, nv))
@@ -136,21 +136,21 @@ type configPage struct {
 
 // handleConfigPage shows the push config, editable by admins, with its
 // history.
-func (s *Server) handleConfigPage(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleConfigPage(w http.ResponseWriter, r *http.Request) {
 	s.reloadConfig(r.Context())
 	pc := s.pc.Load()
 	p := &configPage{page: s.page(r, "push config"), Key: blobstore.PushConfigKey, Text: string(pc.conf.Marshal()), Version: string(pc.version), Saved: r.URL.Query().Get("saved") == "1"}
 	s.renderConfig(w, r, http.StatusOK, p)
 }
 
-func (s *Server) renderConfig(w http.ResponseWriter, r *http.Request, code int, p *configPage) {
+func (s *webUI) renderConfig(w http.ResponseWriter, r *http.Request, code int, p *configPage) {
 	p.History, _ = s.fleet.ConfigHistory(r.Context(), 20)
 	s.render(w, r, code, "config", p)
 }
 
 // handleConfigSave saves the posted push config if the bucket's is still
 // the one the page showed.
-func (s *Server) handleConfigSave(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleConfigSave(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	text := r.PostFormValue("config")
 	p := &configPage{page: s.page(r, "push config"), Key: blobstore.PushConfigKey, Text: text, Version: r.PostFormValue("version")}

@@ -88,8 +88,8 @@ func TestBootstrapConfig(t *testing.T) {
 	}
 	f.conf = &manifest.PushConfig{Servers: map[string][]string{"other": {"hello"}}}
 	s := f.server()
-	if _, ok := s.conf().Servers["web-1"]; !ok {
-		t.Fatalf("pushui uses %v, want the bucket's config", s.conf())
+	if _, ok := s.svc.conf().Servers["web-1"]; !ok {
+		t.Fatalf("pushui uses %v, want the bucket's config", s.svc.conf())
 	}
 	if !strings.Contains(f.logs.String(), "the bucket holds a different push config") {
 		t.Fatalf("no warning about the different -config:\n%s", f.logs.String())

@@ -17,7 +17,7 @@ import (
 
 // pathTarget returns the manifest a request's path names, {server} or
 // {group}, after checking that pushui knows it.
-func (s *Server) pathTarget(r *http.Request) (manifest.Target, error) {
+func (s *apiHandler) pathTarget(r *http.Request) (manifest.Target, error) {
 	if g := r.PathValue("group"); g != "" {
 		return manifest.Group(g), s.knownGroup(g)
 	}
@@ -27,7 +27,7 @@ func (s *Server) pathTarget(r *http.Request) (manifest.Target, error) {
 
 // knownGroup reports an error wrapping errUnknown unless group is in
 // the push config, has a manifest, or is named by a host's status.
-func (s *Server) knownGroup(group string) error {
+func (s *service) knownGroup(group string) error {
 	if err := manifest.CheckName("group", group); err != nil {
 		return badInput("%v", err)
 	}
@@ -44,7 +44,7 @@ func (s *Server) knownGroup(group string) error {
 // size, re-applied when another writer gets in between. An active rollout
 // of the app's env refuses it, unless abort asks to abort the rollout
 // first.
-func (s *Server) deployGroup(ctx context.Context, user, group string, p manifest.PackageName, abort bool) (*change, error) {
+func (s *service) deployGroup(ctx context.Context, user, group string, p manifest.PackageName, abort bool) (*change, error) {
 	if err := s.knownGroup(group); err != nil {
 		return nil, err
 	}
@@ -114,8 +114,9 @@ type rolloutRow struct {
 // rolloutsShown bounds the rollouts a group page lists.
 const rolloutsShown = 10
 
-type groupPage struct {
-	page
+// groupView is a group as the console and the API show it: its manifest's
+// entries joined with its members' statuses.
+type groupView struct {
 	Name        string
 	InConfig    bool
 	Allowed     []string
@@ -123,16 +124,21 @@ type groupPage struct {
 	Revision    int64
 	Exists      bool
 	ManifestErr string
-	Manifest    string
 	Entries     []groupEnv
-	Members     []memberView // this page's
+	Members     []memberView
 	MemberCount int
-	Pager       pager
 	Counts      []stateCount
 	Overrides   int
-	Held        int        // member envs pulld holds (a conflict between groups, a missing group manifest)
+	Held        int      // member envs pulld holds (a conflict between groups, a missing group manifest)
+	Others      []string // groups an entry can be promoted to
+}
+
+type groupPage struct {
+	page
+	*groupView
+	Manifest    string
+	Pager       pager
 	Apps        []groupApp // what the deploy form offers
-	Others      []string   // groups an entry can be promoted to
 	History     []historyEntry
 	HistErr     string
 	Flash       []string
@@ -157,8 +163,8 @@ type groupApp struct {
 }
 
 // buildGroup joins a group's manifest with the statuses of its members.
-func buildGroup(st *state, conf *manifest.PushConfig, name string, now time.Time, lb *labels) *groupPage {
-	p := &groupPage{Name: name, InConfig: conf.Lists(manifest.Group(name)), Allowed: conf.Groups[name]}
+func buildGroup(st *state, conf *manifest.PushConfig, name string, now time.Time, lb *labels) *groupView {
+	p := &groupView{Name: name, InConfig: conf.Lists(manifest.Group(name)), Allowed: conf.Groups[name]}
 	g := st.groups[name]
 	var m *manifest.Manifest
 	if g != nil {
@@ -233,7 +239,7 @@ const groupPackagesShown = 20
 // handleGroup renders one group: its entries, its members (the hosts whose
 // status names it) with their state per env, counts by state, the members
 // whose own manifest overrides the group, and its history.
-func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleGroup(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("group")
 	if err := s.knownGroup(name); err != nil {
 		s.failErr(w, r, err)
@@ -242,13 +248,12 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	s.cache.refreshGroup(ctx, name)
 	pg := s.page(r, "group "+name)
-	p := buildGroup(s.cache.load(), s.conf(), name, pg.Now, s.cache.labels())
-	p.page = pg
+	p := &groupPage{page: pg, groupView: buildGroup(s.cache.load(), s.conf(), name, pg.Now, s.cache.labels())}
 	lo, hi, pager := paginate(r, len(p.Members), serversPerPage)
 	p.Members, p.Pager = p.Members[lo:hi], pager
 	p.Flash = s.groupFlashes(ctx, r.URL.Query(), name, p.MemberCount)
 	if g := s.cache.load().groups[name]; g != nil && g.Manifest != nil {
-		p.Manifest = string(s.forViewer(ctx, g.Manifest).Marshal())
+		p.Manifest = string(forViewer(ctx, g.Manifest).Marshal())
 	}
 	if pg.CanWrite {
 		apps := slices.Clone(p.Allowed)
@@ -281,7 +286,7 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	p.History, p.HistErr = s.history(ctx, manifest.Group(name), pg.Now)
+	p.History, p.HistErr = s.cache.history(ctx, manifest.Group(name), pg.Now, viewer(ctx))
 	p.Rollouts, p.RolloutsErr = s.groupRollouts(ctx, name, pg.Now)
 	p.ActiveRollout = slices.ContainsFunc(p.Rollouts, func(r rolloutRow) bool { return r.State.Active() })
 	p.Strategy = s.conf().RolloutFor(name, manifest.PackageName{})
@@ -294,7 +299,7 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 // groupRollouts lists group's newest rollouts, or why they cannot be.
-func (s *Server) groupRollouts(ctx context.Context, group string, now time.Time) ([]rolloutRow, string) {
+func (s *webUI) groupRollouts(ctx context.Context, group string, now time.Time) ([]rolloutRow, string) {
 	recs, _, err := s.rollouts.List(ctx, group, "", rolloutsShown)
 	if err != nil {
 		return nil, err.Error()
@@ -313,7 +318,7 @@ func (s *Server) groupRollouts(ctx context.Context, group string, now time.Time)
 }
 
 // groupFlashes turns the query a group write redirects with into messages.
-func (s *Server) groupFlashes(ctx context.Context, q url.Values, group string, members int) []string {
+func (s *webUI) groupFlashes(ctx context.Context, q url.Values, group string, members int) []string {
 	what := q.Get("what")
 	if strings.ContainsAny(what, "<>\n") || len(what) > 300 {
 		what = ""
@@ -322,7 +327,7 @@ func (s *Server) groupFlashes(ctx context.Context, q url.Values, group string, m
 	switch q.Get("done") {
 	case "deploy":
 		if p, err := manifest.ParsePackageName(what); err == nil {
-			what = s.versionText(ctx, p)
+			what = s.cache.versionText(ctx, p)
 		}
 		saved := "Saved"
 		if rev := q.Get("rev"); rev != "" && strings.Trim(rev, "0123456789") == "" {
@@ -353,7 +358,7 @@ func (s *Server) groupFlashes(ctx context.Context, q url.Values, group string, m
 
 // groupWrite runs one form write on a group's manifest and redirects back
 // to the group's page with the outcome.
-func (s *Server) groupWrite(w http.ResponseWriter, r *http.Request, done, what string, write func(ctx context.Context, t manifest.Target, user string, v blobstore.Version) (*change, error)) {
+func (s *webUI) groupWrite(w http.ResponseWriter, r *http.Request, done, what string, write func(ctx context.Context, t manifest.Target, user string, v blobstore.Version) (*change, error)) {
 	group := r.PathValue("group")
 	if err := s.knownGroup(group); err != nil {
 		s.failErr(w, r, err)
@@ -369,7 +374,7 @@ func (s *Server) groupWrite(w http.ResponseWriter, r *http.Request, done, what s
 
 // handleGroupDeploy sets the form's package in the group's manifest, if
 // the manifest is still the one the page showed.
-func (s *Server) handleGroupDeploy(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleGroupDeploy(w http.ResponseWriter, r *http.Request) {
 	p, err := manifest.ParsePackageName(r.PostFormValue("package"))
 	if err != nil {
 		s.failErr(w, r, badInput("%v", err))
@@ -386,7 +391,7 @@ func (s *Server) handleGroupDeploy(w http.ResponseWriter, r *http.Request) {
 
 // handleGroupRemove removes every env of the app from the group; the form
 // must carry confirm=yes.
-func (s *Server) handleGroupRemove(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleGroupRemove(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	if err := manifest.CheckName("app", app); err != nil {
 		s.failErr(w, r, badInput("%v", err))
@@ -402,7 +407,7 @@ func (s *Server) handleGroupRemove(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleGroupRestart gives the env a new restart token on every member.
-func (s *Server) handleGroupRestart(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleGroupRestart(w http.ResponseWriter, r *http.Request) {
 	env := r.PathValue("env")
 	if err := manifest.CheckName("env", env); err != nil {
 		s.failErr(w, r, badInput("%v", err))
@@ -414,7 +419,7 @@ func (s *Server) handleGroupRestart(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleGroupConfig replaces the env's config values in the group.
-func (s *Server) handleGroupConfig(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleGroupConfig(w http.ResponseWriter, r *http.Request) {
 	env := r.PathValue("env")
 	if err := manifest.CheckName("env", env); err != nil {
 		s.failErr(w, r, badInput("%v", err))
@@ -434,7 +439,7 @@ func (s *Server) handleGroupConfig(w http.ResponseWriter, r *http.Request) {
 // this group to the group named by the form's "to", Teletraan's promote
 // (staging → prod): one write of the other group's manifest, replacing its
 // entry for the env, whatever else that manifest says.
-func (s *Server) handlePromoteEnv(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handlePromoteEnv(w http.ResponseWriter, r *http.Request) {
 	from, env, to := r.PathValue("group"), r.PathValue("env"), r.PostFormValue("to")
 	if err := s.knownGroup(from); err != nil {
 		s.failErr(w, r, err)
@@ -449,7 +454,7 @@ func (s *Server) handlePromoteEnv(w http.ResponseWriter, r *http.Request) {
 }
 
 // promote copies env's entry from group from to group to.
-func (s *Server) promote(ctx context.Context, user, from, env, to string) (*change, error) {
+func (s *service) promote(ctx context.Context, user, from, env, to string) (*change, error) {
 	if err := s.knownGroup(to); err != nil {
 		return nil, err
 	}
@@ -515,31 +520,29 @@ type groupsPage struct {
 }
 
 // handleGroups lists every group with its members counted by state.
-func (s *Server) handleGroups(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleGroups(w http.ResponseWriter, r *http.Request) {
 	p := &groupsPage{page: s.page(r, "Groups")}
-	p.Groups = s.groupSummaries(p.Now)
+	p.Groups = groupSummaries(s.cache.load(), s.conf(), p.Now, s.cache.labels())
 	s.render(w, r, http.StatusOK, "groups", p)
 }
 
 // apiGroups answers GET /api/groups: every group pushui knows (configured,
 // with a manifest, or reported by a host) with its members counted by
 // state, from the cache.
-func (s *Server) apiGroups(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiGroups(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		AsOf   time.Time  `json:"as_of"`
 		Groups []apiGroup `json:"groups"`
-	}{AsOf: s.cache.load().asOf, Groups: s.groupSummaries(s.now())}
+	}{AsOf: s.cache.load().asOf, Groups: groupSummaries(s.cache.load(), s.conf(), s.now(), s.cache.labels())}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// groupSummaries summarizes every group pushui knows, from the cache.
-func (s *Server) groupSummaries(now time.Time) []apiGroup {
-	st := s.cache.load()
-	lb := s.cache.labels()
+// groupSummaries summarizes every group of st and conf.
+func groupSummaries(st *state, conf *manifest.PushConfig, now time.Time, lb *labels) []apiGroup {
 	out := []apiGroup{}
-	for _, name := range st.groupNames(s.conf()) {
-		p := buildGroup(st, s.conf(), name, now, lb)
-		a := apiGroup{Name: name, InConfig: p.InConfig, Allowed: nonNil(p.Allowed), Exists: p.Exists, Revision: p.Revision,
+	for _, name := range st.groupNames(conf) {
+		p := buildGroup(st, conf, name, now, lb)
+		a := apiGroup{Name: name, InConfig: p.InConfig, Allowed: append([]string{}, p.Allowed...), Exists: p.Exists, Revision: p.Revision,
 			Version: strings.Trim(p.Version, `"`), Error: p.ManifestErr, Members: p.MemberCount, Override: p.Overrides, Held: p.Held, States: map[string]int{}}
 		for _, c := range p.Counts {
 			a.States[string(c.State)] = c.N

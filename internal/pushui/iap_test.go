@@ -200,7 +200,7 @@ func TestConfigValuesMasked(t *testing.T) {
 		if !strings.Contains(admin, "hunter2") {
 			t.Errorf("%s: the admin does not see the value", path)
 		}
-		if strings.Contains(viewer, "hunter2") || !strings.Contains(viewer, "DB_PASSWORD") || !strings.Contains(viewer, maskedValue) {
+		if strings.Contains(viewer, "hunter2") || !strings.Contains(viewer, "DB_PASSWORD") || !strings.Contains(viewer, manifest.MaskedValue) {
 			t.Errorf("%s: a viewer sees the value, or not the key masked:\n%.2000s", path, viewer)
 		}
 	}

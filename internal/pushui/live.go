@@ -31,22 +31,22 @@ func liveGeneration(st *state, rollout blobstore.Version) string {
 // refresh of the cache if it is older than liveAge (one shared refresh,
 // reading only what changed). A page whose generation differs loads
 // itself again and replaces what changed.
-func (s *Server) apiLive(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiLive(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := s.cache.refreshIfOlder(ctx, liveAge); err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	var v blobstore.Version
 	if ref := r.URL.Query().Get("rollout"); ref != "" {
 		parts := strings.Split(ref, "/")
 		if len(parts) != 3 {
-			s.apiError(w, http.StatusBadRequest, "rollout: want group/env/id")
+			writeAPIError(w, http.StatusBadRequest, "rollout: want group/env/id")
 			return
 		}
 		_, ver, err := s.rollouts.Get(ctx, blobstore.RolloutRef{Group: parts[0], Env: parts[1], ID: parts[2]})
 		if err != nil && !errors.Is(err, blobstore.ErrNotFound) {
-			s.rolloutFail(w, err)
+			s.rolloutFail(w, r, err)
 			return
 		}
 		v = ver

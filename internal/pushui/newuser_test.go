@@ -60,8 +60,8 @@ func TestAPIReferenceAsJSON(t *testing.T) {
 		t.Errorf("Content-Type %q, want JSON", ct)
 	}
 	doc := decode[struct{ Routes []apiRoute }](t, w)
-	if len(doc.Routes) != len(s.apiRoutes()) {
-		t.Fatalf("%d routes, want %d", len(doc.Routes), len(s.apiRoutes()))
+	if len(doc.Routes) != len(s.api.apiRoutes()) {
+		t.Fatalf("%d routes, want %d", len(doc.Routes), len(s.api.apiRoutes()))
 	}
 	for _, r := range doc.Routes {
 		if r.Method == "" || r.Path == "" || r.What == "" || !strings.Contains(r.Example, "http://") {

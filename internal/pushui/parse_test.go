@@ -145,7 +145,7 @@ func TestCommitURL(t *testing.T) {
 }
 
 func TestAgo(t *testing.T) {
-	now := fixtureNow
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		d    time.Duration
 		want string
@@ -171,7 +171,13 @@ func TestAgo(t *testing.T) {
 }
 
 func TestDescribeChange(t *testing.T) {
-	p := func(s string) manifest.PackageName { return mustName(t, s) }
+	p := func(s string) manifest.PackageName {
+		n, err := manifest.ParsePackageName(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	h1, h2 := p("hello/hello-20261101T000000Z-0123456789ab.tar.zst"), p("hello/hello-20261102T000000Z-0123456789ac.tar.zst")
 	a1 := p("api/api-20261101T000000Z-0123456789ab.tar.zst")
 	before := &manifest.Manifest{Packages: []manifest.Entry{{Package: h1}, {Package: a1, Env: "api-canary", Config: map[string]string{"A": "1"}}}}

@@ -19,8 +19,7 @@ import (
 
 // rolloutPage is one rollout as its page shows it: the record, and the
 // group's members as their statuses show them against it.
-type rolloutPage struct {
-	page
+type rolloutView struct {
 	Group, Env, ID string
 	ShowEnv        bool // the env is not named after the app
 	Record         *manifest.RolloutRecord
@@ -41,9 +40,14 @@ type rolloutPage struct {
 	New, Old []stateCount
 	// Failing are the members of the new side that failed, or are stale,
 	// with their error and the script's output (at most failingShown).
-	Failing      []failingHost
-	FailingMore  int
-	Commands     []rollout.Command // what the operator may do now
+	Failing     []failingHost
+	FailingMore int
+	Commands    []rollout.Command // what the operator may do now
+}
+
+type rolloutPage struct {
+	page
+	*rolloutView
 	Flash        []string
 	FlashWarning string
 }
@@ -92,9 +96,9 @@ func rolloutURL(group, env, id string) string {
 }
 
 // buildRollout joins a rollout's record with the group's members.
-func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *labels) *rolloutPage {
+func buildRollout(st *state, rec *manifest.RolloutRecord, now time.Time, lb *labels) *rolloutView {
 	s := rec.Strategy
-	p := &rolloutPage{Group: s.Group, Env: s.Env, ID: rec.ID, Record: rec, Package: lb.of(s.Package), Previous: lb.of(rec.Previous),
+	p := &rolloutView{Group: s.Group, Env: s.Env, ID: rec.ID, Record: rec, Package: lb.of(s.Package), Previous: lb.of(rec.Previous),
 		StateClass: "r-" + string(rec.State), Commands: rollout.Commands(rec.State)}
 	p.Strategy = strategyFacts(s)
 	p.ShowEnv = s.Env != s.Package.App
@@ -244,7 +248,7 @@ func quotaText(q manifest.Quota) string {
 // handleRollout renders one rollout: its state, its steps, the members by
 // side and state, and the failing ones with their script's output. The
 // page follows the rollout live (liveGeneration).
-func (s *Server) handleRollout(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleRollout(w http.ResponseWriter, r *http.Request) {
 	group, env, id := r.PathValue("group"), r.PathValue("env"), r.PathValue("id")
 	if err := s.knownGroup(group); err != nil {
 		s.failErr(w, r, err)
@@ -267,8 +271,7 @@ func (s *Server) handleRollout(w http.ResponseWriter, r *http.Request) {
 	pg := s.page(r, "rollout "+id)
 	pg.Live = liveGeneration(s.cache.load(), v)
 	pg.LiveRollout = group + "/" + env + "/" + id
-	p := buildRollout(s.cache.load(), rec, pg.Now, s.cache.labels())
-	p.page = pg
+	p := &rolloutPage{page: pg, rolloutView: buildRollout(s.cache.load(), rec, pg.Now, s.cache.labels())}
 	if cmd := r.URL.Query().Get("done"); cmd == "start" || validCommand(cmd) {
 		p.Flash = append(p.Flash, rolloutFlash(cmd, rec))
 	}
@@ -295,7 +298,7 @@ func rolloutFlash(cmd string, rec *manifest.RolloutRecord) string {
 }
 
 // handleRolloutCommand runs a button's command and returns to the page.
-func (s *Server) handleRolloutCommand(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleRolloutCommand(w http.ResponseWriter, r *http.Request) {
 	group, env, id, cmd := r.PathValue("group"), r.PathValue("env"), r.PathValue("id"), r.PathValue("cmd")
 	if err := s.knownGroup(group); err != nil {
 		s.failErr(w, r, err)
@@ -317,7 +320,7 @@ func (s *Server) handleRolloutCommand(w http.ResponseWriter, r *http.Request) {
 // package, and the strategy's main knobs (the rest have their defaults,
 // or the group's default strategy from the push config when the form asks
 // for it).
-func (s *Server) handleStartRollout(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleStartRollout(w http.ResponseWriter, r *http.Request) {
 	group := r.PathValue("group")
 	if err := s.knownGroup(group); err != nil {
 		s.failErr(w, r, err)

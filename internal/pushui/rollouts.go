@@ -30,13 +30,13 @@ func (opts Options) rolloutTick() time.Duration {
 // newDriver returns the rollout driver of s: its members come from the
 // cache, refreshed once per tick that moves a rollout (reading only what
 // changed), and not at all while none runs.
-func (s *Server) newDriver(opts Options) *rollout.Driver {
+func (s *service) newDriver(store *blobstore.Store, tick time.Duration) *rollout.Driver {
 	host, _ := os.Hostname()
 	return &rollout.Driver{
-		Store:   opts.Store,
+		Store:   store,
 		Fleet:   s.fleet,
 		Holder:  "pushui@" + host + "/" + strconv.Itoa(os.Getpid()),
-		Lease:   6 * opts.rolloutTick(),
+		Lease:   6 * tick,
 		Now:     s.now,
 		Log:     s.log,
 		Refresh: func(ctx context.Context) error { return s.cache.refresh(ctx) },
@@ -56,13 +56,7 @@ func (s *Server) newDriver(opts Options) *rollout.Driver {
 // every Options.RolloutTick (Driver.Tick: one pushui replica at a time
 // drives each rollout, under a lease). Run calls it; it returns when ctx
 // ends.
-func (s *Server) DriveRollouts(ctx context.Context) {
-	every(ctx, s.rolloutTick, func() {
-		if err := s.rollouts.Tick(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("rollout tick failed", "err", err)
-		}
-	})
-}
+func (s *Server) DriveRollouts(ctx context.Context) { s.svc.rollouts.Run(ctx, s.svc.rolloutTick) }
 
 // every calls fn every d until ctx ends, and then returns.
 func every(ctx context.Context, d time.Duration, fn func()) {
@@ -83,10 +77,10 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 // group's default from the push config's rollouts, else the built-in
 // defaults. 201 with the record; 409 when the group env has an active
 // rollout; 400 for a bad strategy or one the push config refuses.
-func (s *Server) apiStartRollout(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiStartRollout(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
-		s.apiError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
+		writeAPIError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
 		return
 	}
 	var target struct {
@@ -94,21 +88,21 @@ func (s *Server) apiStartRollout(w http.ResponseWriter, r *http.Request) {
 		Package manifest.PackageName `json:"package"`
 	}
 	if err := json.Unmarshal(body, &target); err != nil {
-		s.apiError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
+		writeAPIError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
 		return
 	}
 	if err := s.knownGroup(target.Group); err != nil {
-		s.apiFail(w, err)
+		s.failErrHook(w, r, err)
 		return
 	}
 	st, err := s.conf().RolloutFor(target.Group, target.Package).Decode(body)
 	if err != nil {
-		s.apiError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
+		writeAPIError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
 		return
 	}
 	rec, err := s.rollouts.Start(r.Context(), st, userOf(r.Context()))
 	if err != nil {
-		s.rolloutFail(w, err)
+		s.rolloutFail(w, r, err)
 		return
 	}
 	s.cache.refreshGroup(r.Context(), st.Group)
@@ -123,20 +117,20 @@ const rolloutsPage = 50
 // blobstore.MaxRolloutsPage), and "next", the cursor of the next page when
 // there is one. A record that is invalid is listed in state "invalid" with
 // the reason.
-func (s *Server) apiRollouts(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiRollouts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := rolloutsPage
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > blobstore.MaxRolloutsPage {
-			s.apiError(w, http.StatusBadRequest, "limit "+strconv.Quote(v)+": want a number from 1 to "+strconv.Itoa(blobstore.MaxRolloutsPage))
+			writeAPIError(w, http.StatusBadRequest, "limit "+strconv.Quote(v)+": want a number from 1 to "+strconv.Itoa(blobstore.MaxRolloutsPage))
 			return
 		}
 		limit = n
 	}
 	recs, next, err := s.rollouts.List(r.Context(), q.Get("group"), q.Get("after"), limit)
 	if err != nil {
-		s.rolloutFail(w, err)
+		s.rolloutFail(w, r, err)
 		return
 	}
 	out := map[string]any{"rollouts": recs}
@@ -148,10 +142,10 @@ func (s *Server) apiRollouts(w http.ResponseWriter, r *http.Request) {
 
 // apiRollout answers GET /api/rollouts/{group}/{env}/{id}: the record (in
 // state "invalid", with the reason, when it is).
-func (s *Server) apiRollout(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiRollout(w http.ResponseWriter, r *http.Request) {
 	rec, _, err := s.rollouts.Get(r.Context(), pathRollout(r))
 	if err != nil {
-		s.rolloutFail(w, err)
+		s.rolloutFail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
@@ -159,14 +153,14 @@ func (s *Server) apiRollout(w http.ResponseWriter, r *http.Request) {
 
 // apiRolloutCommand answers POST /api/rollouts/{group}/{env}/{id}/{cmd}:
 // pause, resume, promote, abort or revert (Driver.Command).
-func (s *Server) apiRolloutCommand(w http.ResponseWriter, r *http.Request) {
+func (s *apiHandler) apiRolloutCommand(w http.ResponseWriter, r *http.Request) {
 	cmd, err := rollout.ParseCommand(r.PathValue("cmd"))
 	var rec *manifest.RolloutRecord
 	if err == nil {
 		rec, err = s.rollouts.Command(r.Context(), pathRollout(r), cmd, userOf(r.Context()))
 	}
 	if err != nil {
-		s.rolloutFail(w, err)
+		s.rolloutFail(w, r, err)
 		return
 	}
 	s.cache.refreshGroup(r.Context(), r.PathValue("group"))
@@ -180,4 +174,6 @@ func pathRollout(r *http.Request) blobstore.RolloutRef {
 
 // rolloutFail answers a rollout error with the status its kind calls for
 // (rolloutError).
-func (s *Server) rolloutFail(w http.ResponseWriter, err error) { s.apiFail(w, rolloutError(err)) }
+func (s *apiHandler) rolloutFail(w http.ResponseWriter, r *http.Request, err error) {
+	s.failErrHook(w, r, rolloutError(err))
+}

@@ -177,7 +177,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go srv.DriveRollouts(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "bucket", cfg.Bucket, "servers", len(srv.cache.load().order), "auth", authMode(cfg), "nudge", nudger.Enabled())
+	log.Info("listening", "addr", ln.Addr().String(), "bucket", cfg.Bucket, "servers", len(srv.svc.cache.load().order), "auth", authMode(cfg), "nudge", nudger.Enabled())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("pushui: serve: %w", err)

@@ -84,24 +84,89 @@ type Options struct {
 // bucket. It keeps the bucket's state in memory (see Refresh). It is safe
 // for concurrent use.
 type Server struct {
+	svc     *service
+	web     *webUI
+	api     *apiHandler
+	auth    *auth
+	metrics *prometheus.Registry
+	handler http.Handler
+}
+
+// service is what pushui does, for its pages and its API alike: the view
+// of the bucket, the one write path, the rollouts and the push config.
+type service struct {
 	b           bucket
 	fleet       *fleet.Writer
 	rollouts    *rollout.Driver
 	rolloutTick time.Duration
 	pc          atomic.Pointer[pushConfig]
-	auth        *auth
-	refusals    *refusals
-	metrics     *prometheus.Registry
-	nudger      Nudger
 	log         *slog.Logger
 	now         func() time.Time
 	cache       *cache
+}
 
+// serviceOptions configures a service.
+type serviceOptions struct {
+	Store       *blobstore.Store // the bucket the writes go to
+	Bucket      bucket           // the bucket the view reads: Store, or a wrapper of it
+	Config      *manifest.PushConfig
+	Nudger      Nudger
+	Logger      *slog.Logger
+	Now         func() time.Time
+	RolloutTick time.Duration
+}
+
+// newService returns the service over o.Store, after bootstrapping the push
+// config (see Options.Config); its view is empty until refreshed.
+func newService(ctx context.Context, o serviceOptions) (*service, error) {
+	svc := &service{b: o.Bucket, log: o.Logger, now: o.Now, rolloutTick: o.RolloutTick}
+	// A group's nudge spreads its members' reads over a window sized to
+	// the members pushui knows of (the cache exists by the first write).
+	svc.fleet = fleet.New(o.Store, fleet.Options{Nudger: o.Nudger, Logger: o.Logger, Now: o.Now,
+		Members: func(g string) int { return len(svc.cache.load().members(g)) },
+		AbortRollout: func(ctx context.Context, group, env, id, user string) error {
+			_, err := svc.rollouts.Command(ctx, blobstore.RolloutRef{Group: group, Env: env, ID: id}, rollout.Abort, user)
+			return err
+		}})
+	svc.rollouts = svc.newDriver(o.Store, o.RolloutTick)
+	if err := svc.bootstrapConfig(ctx, o.Config); err != nil {
+		return nil, err
+	}
+	svc.cache = newCache(o.Bucket, svc.conf, o.Logger, o.Now)
+	return svc, nil
+}
+
+// newWebUI returns the pages over svc; failErr answers the errors of
+// their writes.
+func newWebUI(svc *service, failErr func(http.ResponseWriter, *http.Request, error)) (*webUI, error) {
+	s := &webUI{service: svc, failErrHook: failErr, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}, staticVersion: staticHash()}
+	if err := s.parseTemplates(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newAPIHandler returns the JSON API over svc; failErr answers the errors
+// of its writes, and page renders its reference for a browser.
+func newAPIHandler(svc *service, failErr func(http.ResponseWriter, *http.Request, error), page func(http.ResponseWriter, *http.Request, []apiRoute)) *apiHandler {
+	return &apiHandler{service: svc, failErrHook: failErr, page: page}
+}
+
+// webUI serves the pages.
+type webUI struct {
+	*service
+	failErrHook   func(http.ResponseWriter, *http.Request, error)
 	pages         map[string]*template.Template
 	sections      []*template.Template // one per rendering goroutine (see renderSections)
 	staticVersion string
-	handler       http.Handler
 	bufs          sync.Pool
+}
+
+// apiHandler serves the JSON API.
+type apiHandler struct {
+	*service
+	failErrHook func(http.ResponseWriter, *http.Request, error)
+	page        func(w http.ResponseWriter, r *http.Request, routes []apiRoute)
 }
 
 // New returns a Server for opts, after listing the bucket once (the error
@@ -121,12 +186,6 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		return nil, errors.New("pushui: no logger")
 	}
-	if n := countTrue(opts.AuthHeader != "", opts.Htpasswd != nil, opts.IAP != nil); n > 1 {
-		return nil, errors.New("pushui: choose one authentication: an identity header, an htpasswd file or IAP")
-	}
-	if opts.IAP != nil && opts.IAPAudience == "" {
-		return nil, errors.New("pushui: IAP needs its audience")
-	}
 	if opts.Config != nil {
 		if err := opts.Config.Validate(); err != nil {
 			return nil, fmt.Errorf("pushui: %w", err)
@@ -136,42 +195,21 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Server{
-		b:      b,
-		auth:   &auth{header: opts.AuthHeader, trusted: opts.TrustedProxies, htpasswd: opts.Htpasswd, iap: opts.IAP, audience: opts.IAPAudience, admins: map[string]bool{}},
-		nudger: opts.Nudger,
-		log:    opts.Logger,
-		now:    now,
-		bufs:   sync.Pool{New: func() any { return new(bytes.Buffer) }},
-	}
-	s.metrics = prometheus.NewRegistry()
-	s.refusals = &refusals{log: opts.Logger, now: now, seen: map[string]*refusedPair{},
-		counter: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushui_sign_ins_refused_total", Help: "Sign-ins refused: an unknown user or a wrong password (HTTP Basic, -htpasswd)."})}
-	s.metrics.MustRegister(s.refusals.counter)
-	for _, a := range opts.Admins {
-		if a = strings.TrimSpace(a); a != "" {
-			s.auth.admins[a] = true
-		}
-	}
-	// A group's nudge spreads its members' reads over a window sized to
-	// the members pushui knows of (the cache exists by the first write).
-	s.fleet = fleet.New(opts.Store, fleet.Options{Nudger: opts.Nudger, Logger: opts.Logger, Now: now,
-		Members: func(g string) int { return len(s.cache.load().members(g)) },
-		AbortRollout: func(ctx context.Context, group, env, id, user string) error {
-			_, err := s.rollouts.Command(ctx, blobstore.RolloutRef{Group: group, Env: env, ID: id}, rollout.Abort, user)
-			return err
-		}})
-	s.rollouts, s.rolloutTick = s.newDriver(opts), opts.rolloutTick()
-	if err := s.bootstrapConfig(ctx, opts.Config); err != nil {
+	svc, err := newService(ctx, serviceOptions{Store: opts.Store, Bucket: b, Config: opts.Config, Nudger: opts.Nudger, Logger: opts.Logger, Now: now, RolloutTick: opts.rolloutTick()})
+	if err != nil {
 		return nil, err
 	}
-	s.cache = newCache(b, s.conf, opts.Logger, now)
-	if err := s.parseTemplates(); err != nil {
+	s := &Server{svc: svc, metrics: prometheus.NewRegistry()}
+	if s.auth, err = newAuth(authOptions{Header: opts.AuthHeader, TrustedProxies: opts.TrustedProxies, Htpasswd: opts.Htpasswd,
+		IAP: opts.IAP, IAPAudience: opts.IAPAudience, Admins: opts.Admins, Logger: opts.Logger, Now: now, Metrics: s.metrics}); err != nil {
 		return nil, err
 	}
-	s.staticVersion = staticHash()
+	if s.web, err = newWebUI(svc, s.failErr); err != nil {
+		return nil, err
+	}
+	s.api = newAPIHandler(svc, s.failErr, s.web.handleAPIDoc)
 	s.handler = s.routes()
-	if err := s.cache.refresh(ctx); err != nil {
+	if err := svc.cache.refresh(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -182,8 +220,8 @@ func newServer(ctx context.Context, b bucket, opts Options) (*Server, error) {
 // The pages keep showing the previous state until it completes; on error
 // they keep it.
 func (s *Server) Refresh(ctx context.Context) error {
-	s.reloadConfig(ctx)
-	return s.cache.refresh(ctx)
+	s.svc.reloadConfig(ctx)
+	return s.svc.cache.refresh(ctx)
 }
 
 // ServeHTTP serves the UI and the API.
@@ -191,49 +229,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", s.handleIndex)
-	mux.HandleFunc("POST /refresh", s.handleRefresh)
-	mux.HandleFunc("GET /servers/{server}", s.handleServer)
-	mux.HandleFunc("GET /servers/{server}/apps/{app}", s.handleApp)
-	mux.HandleFunc("POST /servers/{server}/apps/{app}/deploy", s.handleDeploy)
-	mux.HandleFunc("POST /servers/{server}/apps/{app}/remove", s.handleRemove)
-	mux.HandleFunc("GET /servers/{server}/envs/{env}/output", s.handleOutput)
-	mux.HandleFunc("POST /servers/{server}/envs/{env}/restart", s.handleRestart)
-	mux.HandleFunc("POST /servers/{server}/envs/{env}/config", s.handleConfig)
-	mux.HandleFunc("POST /promote", s.handlePromote)
-	mux.HandleFunc("GET /groups", s.handleGroups)
-	mux.HandleFunc("GET /groups/{group}", s.handleGroup)
-	mux.HandleFunc("POST /groups/{group}/apps/{app}/deploy", s.handleGroupDeploy)
-	mux.HandleFunc("POST /groups/{group}/apps/{app}/remove", s.handleGroupRemove)
-	mux.HandleFunc("POST /groups/{group}/envs/{env}/restart", s.handleGroupRestart)
-	mux.HandleFunc("POST /groups/{group}/envs/{env}/config", s.handleGroupConfig)
-	mux.HandleFunc("POST /groups/{group}/envs/{env}/promote", s.handlePromoteEnv)
-	mux.HandleFunc("POST /groups/{group}/rollouts", s.handleStartRollout)
-	mux.HandleFunc("GET /rollouts/{group}/{env}/{id}", s.handleRollout)
-	mux.HandleFunc("POST /rollouts/{group}/{env}/{id}/{cmd}", s.handleRolloutCommand)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", s.staticHandler()))
+	s.web.mount(mux)
+	s.api.mount(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
-
-	for _, rt := range s.apiRoutes() { // the API reference's table
-		mux.HandleFunc(rt.Method+" "+rt.Path, rt.handler)
-	}
-	mux.HandleFunc("GET /api", s.handleAPIDoc)
-	mux.HandleFunc("GET /config", s.handleConfigPage)
-	mux.HandleFunc("POST /config", s.handleConfigSave)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		s.apiError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
-	})
-
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
-		s.fail(w, r, http.StatusForbidden, "cross-origin request refused: changes can only be made from pushui's own pages")
-	}))
-	return securityHeaders(cop.Handler(s.authenticate(mux)))
+	return securityHeaders(s.auth.protect(mux, s.fail))
 }
 
 // securityHeaders sets headers that keep the pages from being framed,
@@ -253,39 +256,6 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-// authenticate identifies the user and refuses what they may not do:
-// anyone unidentified gets 401, and a non-admin gets 403 for every
-// state-changing request except a refresh of the cached view.
-func (s *Server) authenticate(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
-			h.ServeHTTP(w, r)
-			return
-		}
-		user, why := s.auth.identify(r)
-		if user == "" {
-			if s.auth.htpasswd != nil {
-				w.Header().Set("WWW-Authenticate", `Basic realm="pushui", charset="UTF-8"`)
-				if u, _, ok := r.BasicAuth(); ok {
-					s.refusals.refused(u, r.RemoteAddr)
-				}
-			}
-			if s.auth.htpasswd == nil { // a browser's first request to a Basic realm is not news
-				s.log.Warn("request refused: no identity", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "why", why)
-			}
-			s.fail(w, r, http.StatusUnauthorized, why)
-			return
-		}
-		safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
-		if !safe && r.URL.Path != "/refresh" && !s.auth.isAdmin(user) {
-			s.log.Warn("write refused", "user", user, "method", r.Method, "path", r.URL.Path)
-			s.fail(w, r, http.StatusForbidden, user+" may look but not change anything (not in -admins)")
-			return
-		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey, user)))
-	})
-}
-
 func countTrue(bs ...bool) int {
 	n := 0
 	for _, b := range bs {
@@ -299,13 +269,44 @@ func countTrue(bs ...bool) int {
 // fail answers an error: JSON under /api/, a page elsewhere.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	if strings.HasPrefix(r.URL.Path, "/api/") {
-		s.apiError(w, code, msg)
+		writeAPIError(w, code, msg)
 		return
 	}
-	s.render(w, r, code, "error", &errorPage{page: s.page(r, http.StatusText(code)), Code: code, Message: msg})
+	s.web.fail(w, r, code, msg)
 }
 
-func (s *Server) apiError(w http.ResponseWriter, code int, msg string) {
+// failErr answers err with the status its kind calls for (statusOf),
+// logging the failures that are not the caller's.
+func (s *Server) failErr(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusOf(err)
+	if code == http.StatusBadGateway {
+		s.svc.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	s.fail(w, r, code, err.Error())
+}
+
+// statusOf is the HTTP status an error of the write path calls for: 400
+// for input the user can fix, 404 for an unknown server or group, 412 for
+// a manifest changed since it was read, 409 for a manifest that does not
+// parse or a state that refuses the request, 502 for the rest (the bucket
+// failed).
+func statusOf(err error) int {
+	var in *inputError
+	switch {
+	case errors.As(err, &in):
+		return http.StatusBadRequest
+	case errors.Is(err, errUnknown):
+		return http.StatusNotFound
+	case errors.Is(err, blobstore.ErrConflict):
+		return http.StatusPreconditionFailed
+	case errors.Is(err, errBrokenManifest), errors.Is(err, errState):
+		return http.StatusConflict
+	}
+	return http.StatusBadGateway
+}
+
+// writeAPIError answers {"error": msg} with code.
+func writeAPIError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
@@ -324,7 +325,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // parseTemplates parses every page once: the layout and partials shared,
 // one clone per page so each can define its own "content".
-func (s *Server) parseTemplates() error {
+func (s *webUI) parseTemplates() error {
 	funcs := template.FuncMap{
 		"ago":    ago,
 		"utc":    utc,
@@ -359,7 +360,7 @@ func (s *Server) parseTemplates() error {
 
 // render executes page into a buffer and, only when that succeeded, sends
 // it with status code: a template error never leaves half a page.
-func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, data any) {
+func (s *webUI) render(w http.ResponseWriter, r *http.Request, code int, page string, data any) {
 	buf := s.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -396,7 +397,7 @@ func staticHash() string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-func (s *Server) staticHandler() http.Handler {
+func (s *webUI) staticHandler() http.Handler {
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		panic(err) // the directory is embedded above

@@ -160,7 +160,7 @@ func TestHistoryOutcomes(t *testing.T) {
 	f.setStatus(&manifest.Status{Server: "web-1", PollSeconds: 300, Time: fixtureNow, ManifestRevision: 3, Groups: []manifest.GroupStatus{{Name: "web"}}, Envs: []manifest.EnvStatus{
 		{Env: "hello", App: "hello", Desired: f.h3.String(), Serving: f.h1.String(), State: manifest.StateRolledBack, Error: "POST_RESTART exited with status 1", Updated: fixtureNow, Recent: recent},
 	}})
-	s.cache.refreshServer(t.Context(), "web-1")
+	s.svc.cache.refreshServer(t.Context(), "web-1")
 	doc := getPage(t, s, "/servers/web-1")
 	rows := queryAll(t, doc, "#history tbody tr")
 	if len(rows) != 2 {

@@ -20,6 +20,33 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
+// mount adds the pages' routes to mux.
+func (s *webUI) mount(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", s.handleIndex)
+	mux.HandleFunc("POST /refresh", s.handleRefresh)
+	mux.HandleFunc("GET /servers/{server}", s.handleServer)
+	mux.HandleFunc("GET /servers/{server}/apps/{app}", s.handleApp)
+	mux.HandleFunc("POST /servers/{server}/apps/{app}/deploy", s.handleDeploy)
+	mux.HandleFunc("POST /servers/{server}/apps/{app}/remove", s.handleRemove)
+	mux.HandleFunc("GET /servers/{server}/envs/{env}/output", s.handleOutput)
+	mux.HandleFunc("POST /servers/{server}/envs/{env}/restart", s.handleRestart)
+	mux.HandleFunc("POST /servers/{server}/envs/{env}/config", s.handleConfig)
+	mux.HandleFunc("POST /promote", s.handlePromote)
+	mux.HandleFunc("GET /groups", s.handleGroups)
+	mux.HandleFunc("GET /groups/{group}", s.handleGroup)
+	mux.HandleFunc("POST /groups/{group}/apps/{app}/deploy", s.handleGroupDeploy)
+	mux.HandleFunc("POST /groups/{group}/apps/{app}/remove", s.handleGroupRemove)
+	mux.HandleFunc("POST /groups/{group}/envs/{env}/restart", s.handleGroupRestart)
+	mux.HandleFunc("POST /groups/{group}/envs/{env}/config", s.handleGroupConfig)
+	mux.HandleFunc("POST /groups/{group}/envs/{env}/promote", s.handlePromoteEnv)
+	mux.HandleFunc("POST /groups/{group}/rollouts", s.handleStartRollout)
+	mux.HandleFunc("GET /rollouts/{group}/{env}/{id}", s.handleRollout)
+	mux.HandleFunc("POST /rollouts/{group}/{env}/{id}/{cmd}", s.handleRolloutCommand)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", s.staticHandler()))
+	mux.HandleFunc("GET /config", s.handleConfigPage)
+	mux.HandleFunc("POST /config", s.handleConfigSave)
+}
+
 // page is what every page shows around its content.
 type page struct {
 	Title    string
@@ -36,18 +63,30 @@ type page struct {
 	LiveRollout string
 }
 
-func (s *Server) page(r *http.Request, title string) page {
+func (s *webUI) page(r *http.Request, title string) page {
 	s.reloadConfig(r.Context()) // one small request: the config is the bucket's, which anyone may change
-	user := userOf(r.Context())
+	c := callerOf(r.Context())
 	return page{
 		Title:    title,
-		User:     user,
-		AuthOn:   s.auth.enabled(),
-		CanWrite: user != "" && s.auth.isAdmin(user),
+		User:     c.name,
+		AuthOn:   c.auth,
+		CanWrite: c.admin,
 		Now:      s.now(),
 		Here:     r.URL.RequestURI(),
 		Live:     liveGeneration(s.cache.load(), ""),
 	}
+}
+
+// apiPage is the API reference (GET /api).
+type apiPage struct {
+	page
+	Routes []apiRoute
+	Base   string
+}
+
+// handleAPIDoc renders the API reference of routes.
+func (s *webUI) handleAPIDoc(w http.ResponseWriter, r *http.Request, routes []apiRoute) {
+	s.render(w, r, http.StatusOK, "api", &apiPage{page: s.page(r, "API"), Routes: routes, Base: "http://" + r.Host})
 }
 
 type errorPage struct {
@@ -109,7 +148,7 @@ func paginate(r *http.Request, n, per int) (lo, hi int, p pager) {
 
 // handleIndex renders the main page from the cache: one section per server
 // passing the filter.
-func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleIndex(w http.ResponseWriter, r *http.Request) {
 	st := s.cache.load()
 	f := filterFrom(r.URL.Query())
 	p := &indexPage{page: s.page(r, "Servers"), Filter: f, Total: len(st.order), AsOf: at(st.asOf, s.now())}
@@ -124,7 +163,7 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 		}
 		names = append(names, name)
 	}
-	p.Summary = s.groupSummaries(p.Now)
+	p.Summary = groupSummaries(s.cache.load(), s.conf(), p.Now, s.cache.labels())
 	var err error
 	if f.App != "" || f.State != "" {
 		// Which servers carry a matching app, or are in a state, is
@@ -145,7 +184,7 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 
 // matchingRows returns the servers of names that f's app and state keep:
 // with a row whose app or env contains f.App, in f.State.
-func (s *Server) matchingRows(st *state, names []string, f filter, now time.Time) []string {
+func (s *webUI) matchingRows(st *state, names []string, f filter, now time.Time) []string {
 	lb := s.cache.labels()
 	out := names[:0:0]
 	for _, name := range names {
@@ -171,7 +210,7 @@ const sectionChunk = 32
 // chunks on every CPU, since the main page of a large fleet is thousands of
 // rows, and returns the sections in order with how many were kept. The
 // result is html/template output, escaped like the rest of the page.
-func (s *Server) renderSections(st *state, names []string, app string, now time.Time) (template.HTML, int, error) {
+func (s *webUI) renderSections(st *state, names []string, app string, now time.Time) (template.HTML, int, error) {
 	type chunk struct {
 		buf   *bytes.Buffer
 		shown int
@@ -230,7 +269,7 @@ func (s *Server) renderSections(st *state, names []string, app string, now time.
 
 // handleRefresh lists the bucket again and returns to the page it came
 // from.
-func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	if err := s.cache.refresh(r.Context()); err != nil {
 		s.log.Error("refresh failed", "err", err)
 		s.fail(w, r, http.StatusBadGateway, err.Error())
@@ -250,7 +289,7 @@ func localPath(next string) string {
 
 // handleOutput answers the last output of env's failing script, as pulld
 // reported it, read fresh: the main page loads it on demand.
-func (s *Server) handleOutput(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleOutput(w http.ResponseWriter, r *http.Request) {
 	server, env := r.PathValue("server"), r.PathValue("env")
 	if err := s.knownServer(server); err != nil {
 		s.failErr(w, r, err)
@@ -304,11 +343,12 @@ type serverPage struct {
 // historyLimit is how many audit records a server's or group's page shows.
 const historyLimit = 50
 
-// history returns the newest historyLimit changes of t's manifest as the
-// viewer may see them, or why they could not be listed.
-func (s *Server) history(ctx context.Context, t manifest.Target, now time.Time) ([]historyEntry, string) {
-	recs, err := s.b.ListAudit(ctx, t, historyLimit)
-	st := s.cache.load()
+// history returns the newest historyLimit changes of t's manifest, each
+// manifest as see returns it (the viewer's view), or why they could not be
+// listed.
+func (c *cache) history(ctx context.Context, t manifest.Target, now time.Time, see func(*manifest.Manifest) *manifest.Manifest) ([]historyEntry, string) {
+	recs, err := c.b.ListAudit(ctx, t, historyLimit)
+	st := c.load()
 	var cur *manifest.Manifest
 	var version blobstore.Version
 	var statuses []*manifest.Status
@@ -325,11 +365,11 @@ func (s *Server) history(ctx context.Context, t manifest.Target, now time.Time) 
 			statuses = append(statuses, ss.Status)
 		}
 	}
-	lb := s.cache.labels()
+	lb := c.labels()
 	replaced := map[string]time.Time{} // envs a newer record set, and when
 	var out []historyEntry
 	for _, rec := range recs { // newest first
-		h := historyEntry{Time: at(rec.Time, now), User: rec.User, Action: rec.Action, Changes: describeChange(s.forViewer(ctx, rec.Before), s.forViewer(ctx, rec.After))}
+		h := historyEntry{Time: at(rec.Time, now), User: rec.User, Action: rec.Action, Changes: describeChange(see(rec.Before), see(rec.After))}
 		if e, ok := setEntry(rec.Before, rec.After); ok {
 			env := e.EnvName()
 			inForceEntry, inForce := manifest.Entry{}, false
@@ -493,7 +533,7 @@ func pastOutcome(statuses []*manifest.Status, env string, p manifest.PackageName
 
 // handleServer renders one server, read fresh from the bucket, with its
 // history.
-func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleServer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("server")
 	if err := s.knownServer(name); err != nil {
 		s.failErr(w, r, err)
@@ -504,9 +544,9 @@ func (s *Server) handleServer(w http.ResponseWriter, r *http.Request) {
 	p.Server = buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, s.cache.labels())
 	ctx := r.Context()
 	if ss.Manifest != nil {
-		p.Manifest = string(s.forViewer(ctx, ss.Manifest).Marshal())
+		p.Manifest = string(forViewer(ctx, ss.Manifest).Marshal())
 	}
-	p.History, p.HistErr = s.history(ctx, manifest.Server(name), p.Now)
+	p.History, p.HistErr = s.cache.history(ctx, manifest.Server(name), p.Now, viewer(ctx))
 	s.render(w, r, http.StatusOK, "server", p)
 }
 
@@ -558,7 +598,7 @@ type appPage struct {
 
 // appData reads the server and the app's packages fresh and builds the
 // picker page.
-func (s *Server) appData(ctx context.Context, r *http.Request, server, app string) *appPage {
+func (s *webUI) appData(ctx context.Context, r *http.Request, server, app string) *appPage {
 	ss := s.cache.refreshServer(ctx, server)
 	p := &appPage{page: s.page(r, app+" on "+server), App: app, Allowed: s.conf().Allowed(manifest.Server(server), app), Version: string(ss.Version)}
 	pkgs, err := s.cache.packages(ctx, app)
@@ -570,7 +610,7 @@ func (s *Server) appData(ctx context.Context, r *http.Request, server, app strin
 	p.Server = v
 
 	desired := map[string]bool{}
-	if m := s.forViewer(ctx, ss.Manifest); m != nil {
+	if m := forViewer(ctx, ss.Manifest); m != nil {
 		for _, e := range m.Packages {
 			if e.Package.App != app {
 				continue
@@ -620,7 +660,7 @@ func (s *Server) appData(ctx context.Context, r *http.Request, server, app strin
 
 // handleApp renders the version picker and env settings of one app on one
 // server.
-func (s *Server) handleApp(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleApp(w http.ResponseWriter, r *http.Request) {
 	server, app := r.PathValue("server"), r.PathValue("app")
 	if err := s.checkServerApp(server, app); err != nil {
 		s.failErr(w, r, err)
@@ -631,7 +671,7 @@ func (s *Server) handleApp(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "app", p)
 }
 
-func (s *Server) checkServerApp(server, app string) error {
+func (s *webUI) checkServerApp(server, app string) error {
 	if err := s.knownServer(server); err != nil {
 		return err
 	}
@@ -642,7 +682,7 @@ func (s *Server) checkServerApp(server, app string) error {
 }
 
 // flashes turns the query a write redirects with into messages.
-func (s *Server) flashes(ctx context.Context, q url.Values, server, app string) []string {
+func (s *webUI) flashes(ctx context.Context, q url.Values, server, app string) []string {
 	var out []string
 	env := q.Get("env")
 	if manifest.CheckName("env", env) != nil {
@@ -652,7 +692,7 @@ func (s *Server) flashes(ctx context.Context, q url.Values, server, app string) 
 	case "deploy":
 		what := "the chosen version of " + app
 		if p, err := manifest.ParsePackageName(q.Get("what")); err == nil && p.App == app {
-			what = s.versionText(ctx, p)
+			what = s.cache.versionText(ctx, p)
 		}
 		out = append(out, "Saved: "+server+" will deploy "+what+".")
 	case "remove":
@@ -704,7 +744,7 @@ func afterWrite(w http.ResponseWriter, r *http.Request, target, done string, c *
 // formFail answers a failed form write on the app page: 412 with the new
 // state on a conflict, 400 with the reason for bad input, 409 for a
 // manifest that does not parse; other failures get the error page.
-func (s *Server) formFail(w http.ResponseWriter, r *http.Request, server, app string, err error) {
+func (s *webUI) formFail(w http.ResponseWriter, r *http.Request, server, app string, err error) {
 	var in *inputError
 	code := 0
 	switch {
@@ -732,27 +772,17 @@ func (s *Server) formFail(w http.ResponseWriter, r *http.Request, server, app st
 	s.render(w, r, code, "app", p)
 }
 
-// failErr answers an error with the status its kind calls for.
-func (s *Server) failErr(w http.ResponseWriter, r *http.Request, err error) {
-	var in *inputError
-	switch {
-	case errors.As(err, &in):
-		s.fail(w, r, http.StatusBadRequest, err.Error())
-	case errors.Is(err, errUnknown):
-		s.fail(w, r, http.StatusNotFound, err.Error())
-	case errors.Is(err, blobstore.ErrConflict):
-		s.fail(w, r, http.StatusPreconditionFailed, err.Error())
-	case errors.Is(err, errBrokenManifest), errors.Is(err, errState):
-		s.fail(w, r, http.StatusConflict, err.Error())
-	default:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		s.fail(w, r, http.StatusBadGateway, err.Error())
-	}
+// fail answers an error page.
+func (s *webUI) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	s.render(w, r, code, "error", &errorPage{page: s.page(r, http.StatusText(code)), Code: code, Message: msg})
 }
+
+// failErr answers err with the status its kind calls for.
+func (s *webUI) failErr(w http.ResponseWriter, r *http.Request, err error) { s.failErrHook(w, r, err) }
 
 // handleDeploy points the app at the chosen package, if the manifest is
 // still the one the page showed.
-func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	server, app := r.PathValue("server"), r.PathValue("app")
 	if err := s.checkServerApp(server, app); err != nil {
 		s.failErr(w, r, err)
@@ -782,7 +812,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 
 // handleRemove removes every env of the app from the server; the form must
 // carry confirm=yes.
-func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleRemove(w http.ResponseWriter, r *http.Request) {
 	server, app := r.PathValue("server"), r.PathValue("app")
 	if err := s.checkServerApp(server, app); err != nil {
 		s.failErr(w, r, err)
@@ -802,7 +832,7 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
 
 // envApp returns the app of env on server, from the cached manifest, or
 // the form's app field when the env is not known.
-func (s *Server) envApp(r *http.Request, server, env string) string {
+func (s *webUI) envApp(r *http.Request, server, env string) string {
 	if ss := s.cache.load().servers[server]; ss != nil && ss.Manifest != nil {
 		if e, ok := ss.Manifest.Lookup(env); ok {
 			return e.Package.App
@@ -812,7 +842,7 @@ func (s *Server) envApp(r *http.Request, server, env string) string {
 }
 
 // checkEnv checks the path of an env action and returns the env's app.
-func (s *Server) checkEnv(r *http.Request, server, env string) (string, error) {
+func (s *webUI) checkEnv(r *http.Request, server, env string) (string, error) {
 	if err := s.knownServer(server); err != nil {
 		return "", err
 	}
@@ -830,7 +860,7 @@ func (s *Server) checkEnv(r *http.Request, server, env string) (string, error) {
 }
 
 // handleRestart gives the env a new restart token.
-func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleRestart(w http.ResponseWriter, r *http.Request) {
 	server, env := r.PathValue("server"), r.PathValue("env")
 	app, err := s.checkEnv(r, server, env)
 	if err != nil {
@@ -846,7 +876,7 @@ func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleConfig replaces the env's config values with the form's.
-func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handleConfig(w http.ResponseWriter, r *http.Request) {
 	server, env := r.PathValue("server"), r.PathValue("env")
 	app, err := s.checkEnv(r, server, env)
 	if err != nil {
@@ -869,7 +899,7 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
 // handlePromote sets one package in a group's manifest, from a server's
 // app page: one write, which every member follows. It returns to the
 // group's page, which follows the members to the build.
-func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
+func (s *webUI) handlePromote(w http.ResponseWriter, r *http.Request) {
 	p, err := manifest.ParsePackageName(r.PostFormValue("package"))
 	if err != nil {
 		s.failErr(w, r, badInput("%v", err))
@@ -893,12 +923,12 @@ func (s *Server) handlePromote(w http.ResponseWriter, r *http.Request) {
 // versionText names a package as people know it: its app, commit and
 // release note ("hello 2222222222bb “faster greetings”"), for flashes and
 // prompts.
-func (s *Server) versionText(ctx context.Context, p manifest.PackageName) string {
+func (c *cache) versionText(ctx context.Context, p manifest.PackageName) string {
 	t := p.App + " " + p.Commit
 	if p.Dirty {
 		t += " (dirty)"
 	}
-	if d := s.cache.describe(ctx, []manifest.PackageName{p}); len(d) == 1 && d[0].Meta.Note != "" {
+	if d := c.describe(ctx, []manifest.PackageName{p}); len(d) == 1 && d[0].Meta.Note != "" {
 		t += " “" + d[0].Meta.Note + "”"
 	}
 	return t

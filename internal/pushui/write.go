@@ -51,7 +51,7 @@ type change struct {
 
 // knownServer reports an error wrapping errUnknown unless server is
 // configured or has a manifest pushui has seen.
-func (s *Server) knownServer(server string) error {
+func (s *service) knownServer(server string) error {
 	if err := manifest.CheckName("server", server); err != nil {
 		return badInput("%v", err)
 	}
@@ -68,7 +68,7 @@ func (s *Server) knownServer(server string) error {
 // config allows its app there and the package exists in the bucket.
 // fleet.Writer.Edit checks the same again at the write, which is what
 // counts; this is for refusing a whole request before it writes anything.
-func (s *Server) checkDeploy(ctx context.Context, t manifest.Target, p manifest.PackageName) error {
+func (s *service) checkDeploy(ctx context.Context, t manifest.Target, p manifest.PackageName) error {
 	if !s.conf().Allowed(t, p.App) {
 		return badInput("app %s is not allowed on %s by the push config", p.App, t)
 	}
@@ -86,7 +86,7 @@ func (s *Server) checkDeploy(ctx context.Context, t manifest.Target, p manifest.
 // conflict or a broken manifest re-reads the server or group. Refusals by the push
 // config or for a missing package become input errors, a manifest that
 // does not parse wraps errBrokenManifest.
-func (s *Server) edit(ctx context.Context, e fleet.Edit) (*change, error) {
+func (s *service) edit(ctx context.Context, e fleet.Edit) (*change, error) {
 	c, err := s.fleet.Edit(ctx, e)
 	switch {
 	case err == nil:
@@ -108,7 +108,7 @@ func (s *Server) edit(ctx context.Context, e fleet.Edit) (*change, error) {
 }
 
 // reread reads t's manifest into the cache again.
-func (s *Server) reread(ctx context.Context, t manifest.Target) {
+func (s *service) reread(ctx context.Context, t manifest.Target) {
 	if t.IsGroup() {
 		s.cache.refreshGroup(ctx, t.Name)
 	} else {
@@ -121,7 +121,7 @@ func (s *Server) reread(ctx context.Context, t manifest.Target) {
 // rendered from ("" = the manifest did not exist). When it is not, nothing
 // is written, the cache learns the new state and the error wraps
 // blobstore.ErrConflict. Errors from fn are returned as they are.
-func (s *Server) editIfVersion(ctx context.Context, user string, t manifest.Target, ifVersion blobstore.Version, action string, fn func(*manifest.Manifest) error) (*change, error) {
+func (s *service) editIfVersion(ctx context.Context, user string, t manifest.Target, ifVersion blobstore.Version, action string, fn func(*manifest.Manifest) error) (*change, error) {
 	return s.edit(ctx, fleet.Edit{Target: t, User: user, Action: action, Apply: fn, IfVersion: ifVersion})
 }
 
@@ -129,7 +129,7 @@ func (s *Server) editIfVersion(ctx context.Context, user string, t manifest.Targ
 // another writer gets in between. It is for edits that are right whatever
 // the rest of the manifest says: setting one app's version, as promote and
 // the API's deploy do.
-func (s *Server) editLatest(ctx context.Context, user string, t manifest.Target, action string, fn func(*manifest.Manifest) error) (*change, error) {
+func (s *service) editLatest(ctx context.Context, user string, t manifest.Target, action string, fn func(*manifest.Manifest) error) (*change, error) {
 	return s.edit(ctx, fleet.Edit{Target: t, User: user, Action: action, Apply: fn, Latest: true})
 }
 
@@ -146,7 +146,7 @@ func setPackage(p manifest.PackageName) func(*manifest.Manifest) error {
 // one of its groups gives it one, the pin starts from the group's entry
 // (its env, config, policy and health), so that pinning a host's version
 // (Teletraan's hotfix) changes only the version.
-func (s *Server) pinPackage(server string, p manifest.PackageName) func(*manifest.Manifest) error {
+func (s *service) pinPackage(server string, p manifest.PackageName) func(*manifest.Manifest) error {
 	var fromGroup []manifest.Entry
 	if ss := s.cache.load().servers[server]; ss != nil {
 		d := effective(ss, s.cache.load().groups)
@@ -215,7 +215,7 @@ func setConfig(t manifest.Target, env string, cfg map[string]string) func(*manif
 // fails the whole request with nothing written, unless skipDisallowed is
 // set (promote to a group), which then skips those servers and says so.
 // Per-server write failures are reported in each change's Err.
-func (s *Server) deployMany(ctx context.Context, user string, servers []string, p manifest.PackageName, action string, skipDisallowed, abort bool) ([]*change, error) {
+func (s *service) deployMany(ctx context.Context, user string, servers []string, p manifest.PackageName, action string, skipDisallowed, abort bool) ([]*change, error) {
 	if len(servers) == 0 {
 		return nil, badInput("no servers given")
 	}

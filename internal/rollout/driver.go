@@ -142,6 +142,25 @@ func (d *Driver) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// Run is the control loop: it calls Tick every tick until ctx ends, and
+// then returns. A failed tick is logged and the loop goes on; the next
+// tick retries what failed. Every controller (each pushui replica) runs
+// one; the leases decide which of them moves each rollout.
+func (d *Driver) Run(ctx context.Context, tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.Tick(ctx); err != nil && ctx.Err() == nil {
+				d.log().Warn("rollout tick failed", "err", err)
+			}
+		}
+	}
+}
+
 // Start begins a rollout of s (with its defaults) by user: it makes it
 // the group env's current rollout (a conditional write of
 // rollouts/_current/{group}/{env}.json, so that of two starts at once one
