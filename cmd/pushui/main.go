@@ -29,6 +29,7 @@ import (
 	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/pushui"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -74,7 +75,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	var err error
-	if cfg.TrustedProxies, err = pushui.ParseTrustedProxies(trusted); err != nil {
+	if cfg.TrustedProxies, err = auth.ParseTrustedProxies(trusted); err != nil {
 		return cli.Exit(stderr, "pushui", fmt.Errorf("pushui: %w: -trusted-proxy: %v", cli.ErrUsage, err))
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
@@ -112,7 +113,7 @@ func hashPassword(user string, stdin io.Reader, stdout, stderr io.Writer) error 
 		}
 		pw = []byte(strings.TrimRight(line, "\r\n"))
 	}
-	line, err := pushui.HtpasswdLine(user, pw)
+	line, err := auth.HtpasswdLine(user, pw)
 	if err != nil {
 		return fmt.Errorf("pushui: %w: %w", cli.ErrUsage, err)
 	}

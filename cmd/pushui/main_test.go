@@ -17,7 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/pushui"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -238,7 +238,7 @@ func TestHashPassword(t *testing.T) {
 	if code := run([]string{"-hash-password", "alice"}, strings.NewReader("s3cret\n"), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	ht, err := pushui.ParseHtpasswd([]byte(stdout.String()))
+	ht, err := auth.ParseHtpasswd([]byte(stdout.String()))
 	if err != nil || !ht.Verify("alice", "s3cret") || ht.Verify("alice", "s3cret\n") {
 		t.Errorf("the line %q does not verify alice's password: %v", stdout.String(), err)
 	}

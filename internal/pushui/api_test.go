@@ -9,10 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/pushui/api"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/manifest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func decode[T any](t *testing.T, w *httptest.ResponseRecorder) T {
@@ -38,10 +39,10 @@ func TestAPIServers(t *testing.T) {
 	w := do(t, f.server(), http.MethodGet, "/api/servers", nil)
 	wantCode(t, w, http.StatusOK)
 	out := decode[struct {
-		Servers []apiServer `json:"servers"`
+		Servers []api.ServerInfo `json:"servers"`
 	}](t, w)
 	var names []string
-	by := map[string]apiServer{}
+	by := map[string]api.ServerInfo{}
 	for _, s := range out.Servers {
 		names = append(names, s.Name)
 		by[s.Name] = s
@@ -64,7 +65,7 @@ func TestAPIServers(t *testing.T) {
 	if es, _ := web1.Status.Lookup("api"); es.Output != "" || es.Error == "" {
 		t.Errorf("the list carries script output (%q) or lost the error (%q)", es.Output, es.Error)
 	}
-	envs := map[string]apiEnv{}
+	envs := map[string]api.EnvInfo{}
 	for _, e := range web1.Envs {
 		envs[e.Env] = e
 	}
@@ -86,7 +87,7 @@ func TestAPIServers(t *testing.T) {
 
 	w = do(t, f.server(), http.MethodGet, "/api/servers?app=api&server=web", nil)
 	filtered := decode[struct {
-		Servers []apiServer `json:"servers"`
+		Servers []api.ServerInfo `json:"servers"`
 	}](t, w)
 	if len(filtered.Servers) != 2 || len(filtered.Servers[0].Envs) != 1 || filtered.Servers[0].Envs[0].App != "api" {
 		t.Errorf("filtered %+v", filtered.Servers)
@@ -202,9 +203,9 @@ func TestAPIManifest(t *testing.T) {
 		hw := do(t, s, http.MethodGet, "/api/servers/web-1/history?limit=5", nil)
 		wantCode(t, hw, http.StatusOK)
 		hist := decode[struct {
-			Records []apiRecord `json:"records"`
+			Records []api.Record `json:"records"`
 		}](t, hw)
-		if len(hist.Records) != 1 || hist.Records[0].Action != "put manifest" || hist.Records[0].User != LocalUser ||
+		if len(hist.Records) != 1 || hist.Records[0].Action != "put manifest" || hist.Records[0].User != auth.LocalUser ||
 			!slices.Contains(hist.Records[0].Changes, "hello: "+f.h2.ID()+" → "+f.h3.ID()) {
 			t.Errorf("history %+v", hist.Records)
 		}
@@ -285,8 +286,8 @@ func TestAPIPackages(t *testing.T) {
 	w := do(t, f.server(), http.MethodGet, "/api/apps/api/packages", nil)
 	wantCode(t, w, http.StatusOK)
 	out := decode[struct {
-		App      string       `json:"app"`
-		Packages []apiPackage `json:"packages"`
+		App      string            `json:"app"`
+		Packages []api.PackageInfo `json:"packages"`
 	}](t, w)
 	if out.App != "api" || len(out.Packages) != 2 {
 		t.Fatalf("%+v", out)
@@ -314,7 +315,7 @@ func TestAPIDeploy(t *testing.T) {
 		return do(t, s, http.MethodPost, "/api/deploy", strings.NewReader(body), "Content-Type", "application/json")
 	}
 	type results struct {
-		Results []deployResult `json:"results"`
+		Results []api.DeployResult `json:"results"`
 	}
 	refused := []struct{ name, body, say string }{
 		{"app not allowed on a listed server", `{"package": "` + f.a1.String() + `", "servers": ["web-1", "db-1"]}`, "not allowed on server db-1"},
@@ -392,7 +393,7 @@ func TestAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	vhash, _ := bcrypt.GenerateFromPassword([]byte("look"), bcrypt.MinCost)
-	ht, err := ParseHtpasswd([]byte("# users\nalice:" + string(hash) + "\nvic:" + string(vhash) + "\n"))
+	ht, err := auth.ParseHtpasswd([]byte("# users\nalice:" + string(hash) + "\nvic:" + string(vhash) + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +475,7 @@ func TestAuth(t *testing.T) {
 	})
 }
 
-func htpasswdOpts(ht *Htpasswd) func(*Options) {
+func htpasswdOpts(ht *auth.Htpasswd) func(*Options) {
 	return func(o *Options) {
 		o.Htpasswd = ht
 		o.Admins = []string{"alice"}
@@ -535,7 +536,7 @@ func TestAPIDoc(t *testing.T) {
 	s := f.server()
 	doc := getPage(t, s, "/api")
 	listed := attrs(t, doc, "table.api-routes tr[id]", "id")
-	routes := s.api.apiRoutes()
+	routes := s.api.Routes()
 	if len(listed) != len(routes) || len(routes) < 18 {
 		t.Fatalf("the reference lists %d routes, the table has %d", len(listed), len(routes))
 	}

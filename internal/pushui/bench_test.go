@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -48,7 +49,7 @@ func bigFleet(b testing.TB, servers, apps, pkgs int) *Server {
 		b.Fatal(err)
 	}
 
-	st := &state{servers: map[string]*serverState{}, order: serverNames, apps: map[string]*appState{}, asOf: fixtureNow}
+	st := &fleetview.State{Servers: map[string]*fleetview.Server{}, Order: serverNames, Apps: map[string]*fleetview.App{}, AsOf: fixtureNow}
 	for a, app := range appNames {
 		names := make([]manifest.PackageName, pkgs)
 		for p := range pkgs {
@@ -58,7 +59,7 @@ func bigFleet(b testing.TB, servers, apps, pkgs int) *Server {
 				b.Fatal(err)
 			}
 		}
-		st.apps[app] = &appState{Names: names}
+		st.Apps[app] = &fleetview.App{Names: names}
 	}
 	output := "step output line\n"
 	for len(output) < 10<<10 {
@@ -72,31 +73,31 @@ func bigFleet(b testing.TB, servers, apps, pkgs int) *Server {
 			status.Time = fixtureNow.Add(-time.Hour)
 		}
 		for a, app := range appNames {
-			desired := st.apps[app].Names[(i+a)%5]
+			desired := st.Apps[app].Names[(i+a)%5]
 			m.Packages = append(m.Packages, manifest.Entry{Package: desired})
 			es := manifest.EnvStatus{Env: app, App: app, Desired: desired.String(), Serving: desired.String(), State: manifest.StateServing, Step: "SERVING_BUILD", Updated: fixtureNow.Add(-3 * time.Hour)}
 			switch k := i*apps + a; {
 			case k%11 == 0:
 				es.State, es.Step, es.Error, es.Output = manifest.StateFailed, "POST_RESTART", "POST_RESTART exited with status 1", output
 			case k%7 == 0:
-				es.Serving = st.apps[app].Names[(i+a)%5+1].String()
+				es.Serving = st.Apps[app].Names[(i+a)%5+1].String()
 				es.State, es.Step = manifest.StateDeploying, "DOWNLOADING"
 			}
 			status.Envs = append(status.Envs, es)
 		}
-		st.servers[name] = &serverState{Name: name, Manifest: m, Version: blobstore.Version(fmt.Sprintf("%032x", i)), Status: status}
+		st.Servers[name] = &fleetview.Server{Name: name, Manifest: m, Version: blobstore.Version(fmt.Sprintf("%032x", i)), Status: status}
 	}
-	st.groups = map[string]*groupState{}
+	st.Groups = map[string]*fleetview.Group{}
 	for g := range conf.Groups {
 		m := &manifest.Manifest{Revision: 3}
 		for _, app := range appNames {
-			m.Packages = append(m.Packages, manifest.Entry{Package: st.apps[app].Names[0]})
+			m.Packages = append(m.Packages, manifest.Entry{Package: st.Apps[app].Names[0]})
 		}
-		st.groups[g] = &groupState{Name: g, Manifest: m, Version: blobstore.Version("g-" + g)}
-		st.groupOrder = append(st.groupOrder, g)
+		st.Groups[g] = &fleetview.Group{Name: g, Manifest: m, Version: blobstore.Version("g-" + g)}
+		st.GroupOrder = append(st.GroupOrder, g)
 	}
-	slices.Sort(st.groupOrder)
-	s.svc.cache.replace(st)
+	slices.Sort(st.GroupOrder)
+	s.svc.View.Replace(st)
 	return s
 }
 
@@ -107,8 +108,10 @@ type discard struct {
 	n    int
 }
 
-func (d *discard) Header() http.Header  { return d.h }
+func (d *discard) Header() http.Header { return d.h }
+
 func (d *discard) WriteHeader(code int) { d.code = code }
+
 func (d *discard) Write(p []byte) (int, error) {
 	d.n += len(p)
 	return len(p), nil

@@ -11,8 +11,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
-
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -110,7 +110,7 @@ func TestBrowserRollout(t *testing.T) {
 	})
 
 	t.Run("next step", func(t *testing.T) {
-		if err := srv.svc.rollouts.Tick(t.Context()); err != nil {
+		if err := srv.svc.Rollouts.Tick(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		waitText("#steps tbody", "50% of members")
@@ -310,12 +310,12 @@ func TestBrowserLive(t *testing.T) {
 func TestBrowserFailingRollout(t *testing.T) {
 	f, srv, hs, ctx := liveBrowser(t)
 	waitText := func(sel, want string) { t.Helper(); waitText(t, ctx, sel, want, 8*time.Second) }
-	rec, err := srv.svc.rollouts.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: f.h2, Canary: 1, AutoRevert: true}, "ann")
+	rec, err := srv.svc.Rollouts.Start(t.Context(), manifest.RolloutStrategy{Group: "web", Package: f.h2, Canary: 1, AutoRevert: true}, "ann")
 	if err != nil {
 		t.Fatal(err)
 	}
 	canary := rec.History[0].Canaries[0]
-	act(t, ctx, chromedp.Navigate(hs.URL+rolloutURL("web", "hello", rec.ID)), chromedp.WaitVisible(chromedp.CSS(`#rollout-state`)))
+	act(t, ctx, chromedp.Navigate(hs.URL+fleetview.RolloutURL("web", "hello", rec.ID)), chromedp.WaitVisible(chromedp.CSS(`#rollout-state`)))
 
 	// The canary's pulld: POST_RESTART exits 3, it rolls back to h1 and
 	// remembers the failure.
@@ -330,7 +330,7 @@ func TestBrowserFailingRollout(t *testing.T) {
 		waitText("#failing", want)
 	}
 
-	if err := srv.svc.rollouts.Tick(t.Context()); err != nil {
+	if err := srv.svc.Rollouts.Tick(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	waitText("#rollout-state", "reverted")

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -55,7 +56,7 @@ func TestPushConfigInTheBucket(t *testing.T) {
 		t.Fatalf("PUT /api/config = %d", code)
 	}
 	recs, err := f.store.ListConfigAudit(t.Context(), 10)
-	if err != nil || len(recs) < 2 || recs[0].User != LocalUser {
+	if err != nil || len(recs) < 2 || recs[0].User != auth.LocalUser {
 		t.Fatalf("config audit = %v, %v", recs, err)
 	}
 
@@ -88,8 +89,8 @@ func TestBootstrapConfig(t *testing.T) {
 	}
 	f.conf = &manifest.PushConfig{Servers: map[string][]string{"other": {"hello"}}}
 	s := f.server()
-	if _, ok := s.svc.conf().Servers["web-1"]; !ok {
-		t.Fatalf("pushui uses %v, want the bucket's config", s.svc.conf())
+	if _, ok := s.svc.Conf().Servers["web-1"]; !ok {
+		t.Fatalf("pushui uses %v, want the bucket's config", s.svc.Conf())
 	}
 	if !strings.Contains(f.logs.String(), "the bucket holds a different push config") {
 		t.Fatalf("no warning about the different -config:\n%s", f.logs.String())
@@ -145,7 +146,7 @@ func TestConfigPage(t *testing.T) {
 	if c, _, _ := f.store.ReadPushConfig(t.Context()); c == nil || len(c.Servers) != 1 {
 		t.Fatalf("config after the save: %v", c)
 	}
-	if recs, _ := f.store.ListConfigAudit(t.Context(), 10); len(recs) < 2 || recs[0].User != LocalUser {
+	if recs, _ := f.store.ListConfigAudit(t.Context(), 10); len(recs) < 2 || recs[0].User != auth.LocalUser {
 		t.Fatalf("config audit: %v", recs)
 	}
 	w = postForm(t, s, "/config", url.Values{"version": {version}, "config": {`{"servers": {}}`}})

@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/pushui"
 	"github.com/pushpull/pushpull/manifest"
@@ -47,20 +45,4 @@ func ExampleNew() {
 	// Output:
 	// 428
 	// 200 true
-}
-
-// Passwords are bcrypt hashes, as htpasswd -B writes them.
-func ExampleParseHtpasswd() {
-	hash, _ := bcrypt.GenerateFromPassword([]byte("wonderland"), bcrypt.MinCost)
-	h, err := pushui.ParseHtpasswd([]byte("# pushui users\nalice:" + string(hash) + "\n"))
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(h.Verify("alice", "wonderland"), h.Verify("alice", "guess"))
-
-	_, err = pushui.ParseHtpasswd([]byte("bob:$apr1$salt$hash\n"))
-	fmt.Println(err)
-	// Output:
-	// true false
-	// htpasswd: line 1: user "bob": hash is not bcrypt (create it with htpasswd -B)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -156,11 +157,11 @@ func TestGroupAPI(t *testing.T) {
 	}
 
 	type groups struct {
-		Groups []apiGroup `json:"groups"`
+		Groups []fleetview.GroupSummary `json:"groups"`
 	}
 	w = do(t, f.server(), http.MethodGet, "/api/groups", nil)
 	wantCode(t, w, http.StatusOK)
-	var web *apiGroup
+	var web *fleetview.GroupSummary
 	out := decode[groups](t, w)
 	for i := range out.Groups {
 		if out.Groups[i].Name == "web" {

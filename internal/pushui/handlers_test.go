@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/html"
-
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleetview"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/manifest"
+	"golang.org/x/net/html"
 )
 
 func getPage(t *testing.T, h http.Handler, target string) *html.Node {
@@ -372,7 +373,7 @@ func TestDeploy(t *testing.T) {
 		t.Errorf("nudged %v, want [web-1]", got)
 	}
 	recs := f.audit("web-1")
-	if len(recs) != 1 || recs[0].User != LocalUser || recs[0].Action != "set hello to "+f.h3.String() {
+	if len(recs) != 1 || recs[0].User != auth.LocalUser || recs[0].Action != "set hello to "+f.h3.String() {
 		t.Fatalf("audit %+v", recs)
 	}
 	if b, _ := recs[0].Before.Lookup("hello"); b.Package != f.h2 {
@@ -399,7 +400,7 @@ func TestDeploy(t *testing.T) {
 	}
 	// History shows it, before → after.
 	hist := getPage(t, s, "/servers/web-1")
-	if got := texts(t, hist, "table.history tbody tr"); len(got) != 1 || !strings.Contains(got[0], "hello: "+f.h2.ID()+" → "+f.h3.ID()) || !strings.Contains(got[0], LocalUser) {
+	if got := texts(t, hist, "table.history tbody tr"); len(got) != 1 || !strings.Contains(got[0], "hello: "+f.h2.ID()+" → "+f.h3.ID()) || !strings.Contains(got[0], auth.LocalUser) {
 		t.Errorf("history %q", got)
 	}
 }
@@ -479,7 +480,7 @@ func TestConflictPage(t *testing.T) {
 	wantCode(t, w, http.StatusPreconditionFailed)
 	doc := parseHTML(t, w.Body.Bytes())
 	banner := text(query(t, doc, "#conflict"))
-	if !strings.Contains(banner, "set hello to "+f.h1.String()) || !strings.Contains(banner, "by "+LocalUser) {
+	if !strings.Contains(banner, "set hello to "+f.h1.String()) || !strings.Contains(banner, "by "+auth.LocalUser) {
 		t.Errorf("banner does not say who changed what: %q", banner)
 	}
 	if !hasClass(query(t, doc, `tr[data-package="`+f.h1.String()+`"]`), "desired") {
@@ -535,8 +536,8 @@ func TestEnvActions(t *testing.T) {
 			t.Errorf("text area shows %q", got)
 		}
 		recs := f.audit("web-1")
-		if recs[0].Action != "config api" || !slices.ContainsFunc(describeChange(recs[0].Before, recs[0].After), func(s string) bool { return strings.HasPrefix(s, "api: config {} → {LOG_LEVEL=debug, URL=") }) {
-			t.Errorf("audit %q %q", recs[0].Action, describeChange(recs[0].Before, recs[0].After))
+		if recs[0].Action != "config api" || !slices.ContainsFunc(fleetview.DescribeChange(recs[0].Before, recs[0].After), func(s string) bool { return strings.HasPrefix(s, "api: config {} → {LOG_LEVEL=debug, URL=") }) {
+			t.Errorf("audit %q %q", recs[0].Action, fleetview.DescribeChange(recs[0].Before, recs[0].After))
 		}
 	})
 	t.Run("remove", func(t *testing.T) {

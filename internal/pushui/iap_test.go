@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/pushui/auth"
+	"github.com/pushpull/pushpull/manifest"
 	"google.golang.org/api/idtoken"
 	"google.golang.org/api/option"
-
-	"github.com/pushpull/pushpull/manifest"
 )
 
 // TestTrustedProxy: with an identity header and trusted proxies, a request
@@ -152,13 +152,13 @@ func TestIAP(t *testing.T) {
 		code int
 		say  string
 	}{
-		{"valid", []string{IAPHeader, keys.token(t, keys.key, claims(nil))}, http.StatusOK, ""},
+		{"valid", []string{auth.IAPHeader, keys.token(t, keys.key, claims(nil))}, http.StatusOK, ""},
 		{"missing", []string{"X-Goog-Authenticated-User-Email", "accounts.google.com:ann@example.com"}, http.StatusUnauthorized, "no X-Goog-Iap-Jwt-Assertion header"},
-		{"expired", []string{IAPHeader, keys.token(t, keys.key, claims(func(c map[string]any) { c["exp"] = now - 10 }))}, http.StatusUnauthorized, "expired"},
-		{"other audience", []string{IAPHeader, keys.token(t, keys.key, claims(func(c map[string]any) { c["aud"] = "/projects/9/global/backendServices/9" }))}, http.StatusUnauthorized, "audience"},
-		{"signed by another key", []string{IAPHeader, keys.token(t, other, claims(nil))}, http.StatusUnauthorized, "signature not valid"},
-		{"other issuer", []string{IAPHeader, keys.token(t, keys.key, claims(func(c map[string]any) { c["iss"] = "https://accounts.google.com" }))}, http.StatusUnauthorized, "issuer"},
-		{"garbage", []string{IAPHeader, "not.a.jwt"}, http.StatusUnauthorized, "IAP assertion refused"},
+		{"expired", []string{auth.IAPHeader, keys.token(t, keys.key, claims(func(c map[string]any) { c["exp"] = now - 10 }))}, http.StatusUnauthorized, "expired"},
+		{"other audience", []string{auth.IAPHeader, keys.token(t, keys.key, claims(func(c map[string]any) { c["aud"] = "/projects/9/global/backendServices/9" }))}, http.StatusUnauthorized, "audience"},
+		{"signed by another key", []string{auth.IAPHeader, keys.token(t, other, claims(nil))}, http.StatusUnauthorized, "signature not valid"},
+		{"other issuer", []string{auth.IAPHeader, keys.token(t, keys.key, claims(func(c map[string]any) { c["iss"] = "https://accounts.google.com" }))}, http.StatusUnauthorized, "issuer"},
+		{"garbage", []string{auth.IAPHeader, "not.a.jwt"}, http.StatusUnauthorized, "IAP assertion refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := do(t, s, http.MethodGet, "/api/servers", nil, tc.hdr...)
@@ -169,7 +169,7 @@ func TestIAP(t *testing.T) {
 	}
 	// The verified user is who writes.
 	w := do(t, s, http.MethodPost, "/api/deploy", strings.NewReader(`{"package": "`+f.h3.String()+`", "servers": ["db-1"]}`),
-		IAPHeader, keys.token(t, keys.key, claims(nil)), "Content-Type", "application/json")
+		auth.IAPHeader, keys.token(t, keys.key, claims(nil)), "Content-Type", "application/json")
 	wantCode(t, w, http.StatusOK)
 	if recs := f.audit("db-1"); len(recs) != 1 || recs[0].User != "ann@example.com" {
 		t.Fatalf("audit = %+v, want one record by ann@example.com", recs)

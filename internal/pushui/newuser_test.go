@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushpull/pushpull/internal/pushui/api"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/manifest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -59,9 +61,9 @@ func TestAPIReferenceAsJSON(t *testing.T) {
 	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("Content-Type %q, want JSON", ct)
 	}
-	doc := decode[struct{ Routes []apiRoute }](t, w)
-	if len(doc.Routes) != len(s.api.apiRoutes()) {
-		t.Fatalf("%d routes, want %d", len(doc.Routes), len(s.api.apiRoutes()))
+	doc := decode[struct{ Routes []api.Route }](t, w)
+	if len(doc.Routes) != len(s.api.Routes()) {
+		t.Fatalf("%d routes, want %d", len(doc.Routes), len(s.api.Routes()))
 	}
 	for _, r := range doc.Routes {
 		if r.Method == "" || r.Path == "" || r.What == "" || !strings.Contains(r.Example, "http://") {
@@ -80,7 +82,7 @@ func TestAPIReferenceAsJSON(t *testing.T) {
 func TestRefusedSignInsLogged(t *testing.T) {
 	f := groupFixture(t)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
-	ht, err := ParseHtpasswd([]byte("alice:" + string(hash) + "\n"))
+	ht, err := auth.ParseHtpasswd([]byte("alice:" + string(hash) + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

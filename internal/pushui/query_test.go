@@ -8,11 +8,6 @@ import (
 	"golang.org/x/net/html"
 )
 
-// A tiny CSS selector engine over golang.org/x/net/html, enough for the
-// handler tests: compound selectors (tag, *, #id, .class, [attr],
-// [attr=value], [attr*=value]) joined by descendant (space) or child (>)
-// combinators.
-
 type attrTest struct {
 	name, op, value string // op: "" (present), "=", "*="
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
@@ -43,7 +44,7 @@ func newRefreshRig(t testing.TB, hosts int) *refreshRig {
 	for i := range names {
 		names[i] = fmt.Sprintf("web-%05d", i)
 	}
-	forEach(hosts, 32, func(i int) {
+	fleetview.ForEach(hosts, 32, func(i int) {
 		if _, err := direct.WriteManifest(t.Context(), manifest.Server(names[i]), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
 			t.Error(err)
 		}
@@ -75,7 +76,7 @@ func (r *refreshRig) status(server string, state manifest.State) *manifest.Statu
 func (r *refreshRig) refresh(t testing.TB) []string {
 	t.Helper()
 	before := len(r.px.Log())
-	if err := r.s.svc.cache.refresh(t.Context()); err != nil {
+	if err := r.s.svc.View.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	var out []string
@@ -98,8 +99,8 @@ func TestRefreshCost(t *testing.T) {
 	const hosts = 60
 	r := newRefreshRig(t, hosts)
 	// newServer refreshed once, reading every document.
-	if st := r.s.svc.cache.load(); len(st.order) != hosts || st.servers["web-00001"].Status == nil || st.groups["web"].Manifest == nil {
-		t.Fatalf("after the first refresh the cache holds %d servers", len(st.order))
+	if st := r.s.svc.View.Load(); len(st.Order) != hosts || st.Servers["web-00001"].Status == nil || st.Groups["web"].Manifest == nil {
+		t.Fatalf("after the first refresh the cache holds %d servers", len(st.Order))
 	}
 	listings := r.refresh(t)
 	for _, req := range listings {
@@ -111,7 +112,7 @@ func TestRefreshCost(t *testing.T) {
 		t.Errorf("a refresh of an unchanged fleet made %d requests, want its 4 listings: %q", len(listings), listings)
 	}
 
-	before := r.s.svc.cache.load().servers["web-00003"].Status.Time
+	before := r.s.svc.View.Load().Servers["web-00003"].Status.Time
 	time.Sleep(1100 * time.Millisecond)
 	if err := r.direct.WriteStatus(t.Context(), r.status("web-00003", manifest.StateServing)); err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestRefreshCost(t *testing.T) {
 	if got := r.refresh(t); len(got) != len(listings) {
 		t.Errorf("after a heartbeat: %q, want only the listings", got)
 	}
-	if after := r.s.svc.cache.load().servers["web-00003"].Status.Time; !after.After(before) {
+	if after := r.s.svc.View.Load().Servers["web-00003"].Status.Time; !after.After(before) {
 		t.Errorf("heartbeat: status time %v, was %v; want it moved on", after, before)
 	}
 
@@ -130,7 +131,7 @@ func TestRefreshCost(t *testing.T) {
 	if len(got) != len(listings)+1 || !strings.HasSuffix(got[len(got)-1], "status/web-00007.json") && !containsSuffix(got, "status/web-00007.json") {
 		t.Errorf("after one status changed: %q, want the listings and one read of it", got)
 	}
-	if es, _ := r.s.svc.cache.load().servers["web-00007"].Status.Lookup("hello"); es.State != manifest.StateFailed {
+	if es, _ := r.s.svc.View.Load().Servers["web-00007"].Status.Lookup("hello"); es.State != manifest.StateFailed {
 		t.Errorf("web-00007 hello %+v: the change was not read", es)
 	}
 }

@@ -10,13 +10,13 @@ import (
 	"os"
 	"time"
 
-	"google.golang.org/api/idtoken"
-
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/manifest"
+	"google.golang.org/api/idtoken"
 )
 
 // DefaultAddr is where pushui listens unless told otherwise: loopback only.
@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("pushui: read htpasswd: %w", err)
 		}
-		if opts.Htpasswd, err = ParseHtpasswd(data); err != nil {
+		if opts.Htpasswd, err = auth.ParseHtpasswd(data); err != nil {
 			return fmt.Errorf("pushui: %s: %w", cfg.HtpasswdFile, err)
 		}
 	}
@@ -177,7 +177,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go srv.DriveRollouts(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "bucket", cfg.Bucket, "servers", len(srv.svc.cache.load().order), "auth", authMode(cfg), "nudge", nudger.Enabled())
+	log.Info("listening", "addr", ln.Addr().String(), "bucket", cfg.Bucket, "servers", len(srv.svc.View.Load().Order), "auth", authMode(cfg), "nudge", nudger.Enabled())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("pushui: serve: %w", err)

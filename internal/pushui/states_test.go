@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -56,9 +57,9 @@ func TestRowStates(t *testing.T) {
 			if tc.stale {
 				st.Time = now.Add(-time.Hour)
 			}
-			s := &serverState{Name: "web-1", Manifest: m, Version: "1", Status: st}
+			s := &fleetview.Server{Name: "web-1", Manifest: m, Version: "1", Status: st}
 			conf := &manifest.PushConfig{Servers: map[string][]string{"web-1": {"hello"}}}
-			v := buildServer(s, conf, nil, nil, now, false, newLabels())
+			v := fleetview.BuildServer(s, conf, nil, nil, now, false, fleetview.NewLabels())
 			if len(v.Rows) != 1 {
 				t.Fatalf("%d rows", len(v.Rows))
 			}
@@ -125,9 +126,9 @@ func TestReleaseNotesAndLinks(t *testing.T) {
 		{"https://bitbucket.org/o/r", ""},
 		{"", ""},
 	} {
-		from := &pkgLabel{repo: tc.repo, fullCommit: "aa"}
-		to := &pkgLabel{repo: tc.repo, fullCommit: "bb"}
-		if got := compareURL(from, to); got != tc.want {
+		from := &fleetview.Label{Repo: tc.repo, FullCommit: "aa"}
+		to := &fleetview.Label{Repo: tc.repo, FullCommit: "bb"}
+		if got := fleetview.CompareURL(from, to); got != tc.want {
 			t.Errorf("compareURL(%q) = %q, want %q", tc.repo, got, tc.want)
 		}
 	}
@@ -160,7 +161,7 @@ func TestHistoryOutcomes(t *testing.T) {
 	f.setStatus(&manifest.Status{Server: "web-1", PollSeconds: 300, Time: fixtureNow, ManifestRevision: 3, Groups: []manifest.GroupStatus{{Name: "web"}}, Envs: []manifest.EnvStatus{
 		{Env: "hello", App: "hello", Desired: f.h3.String(), Serving: f.h1.String(), State: manifest.StateRolledBack, Error: "POST_RESTART exited with status 1", Updated: fixtureNow, Recent: recent},
 	}})
-	s.svc.cache.refreshServer(t.Context(), "web-1")
+	s.svc.View.RefreshServer(t.Context(), "web-1")
 	doc := getPage(t, s, "/servers/web-1")
 	rows := queryAll(t, doc, "#history tbody tr")
 	if len(rows) != 2 {
@@ -217,9 +218,9 @@ func TestGroupHistoryOutcome(t *testing.T) {
 // TestErrorsRelativeToApp: within an app's row its packages are named
 // without the app's directory.
 func TestErrorsRelativeToApp(t *testing.T) {
-	var r rowView
-	fillStatus(&r, manifest.EnvStatus{App: "hello", State: manifest.StateRolledBack,
-		Error: "pkginstall: rolled back to hello/hello-20261122T101500Z-0123456789ab.tar.zst"}, time.Now(), false, newLabels())
+	var r fleetview.Row
+	fleetview.FillStatus(&r, manifest.EnvStatus{App: "hello", State: manifest.StateRolledBack,
+		Error: "pkginstall: rolled back to hello/hello-20261122T101500Z-0123456789ab.tar.zst"}, time.Now(), false, fleetview.NewLabels())
 	if want := "pkginstall: rolled back to hello-20261122T101500Z-0123456789ab.tar.zst"; r.Error != want {
 		t.Errorf("error %q, want %q", r.Error, want)
 	}
@@ -266,7 +267,7 @@ func TestPastOutcome(t *testing.T) {
 		{"no hosts", nil, "replaced by a later change"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := pastOutcome(tc.hosts, "hello", p, from, until)
+			got := fleetview.PastOutcome(tc.hosts, "hello", p, from, until)
 			if !strings.HasPrefix(got, "replaced by a later change") || !strings.HasSuffix(got, tc.want) {
 				t.Errorf("pastOutcome = %q, want it to end %q", got, tc.want)
 			}

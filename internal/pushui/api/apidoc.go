@@ -1,4 +1,4 @@
-package pushui
+package api
 
 import (
 	"net/http"
@@ -8,7 +8,7 @@ import (
 // apiRoute is one route of the JSON API: how the mux finds its handler
 // and what the reference page (GET /api) says about it. The table below
 // is the one home of both, so the page cannot forget a route.
-type apiRoute struct {
+type Route struct {
 	Method  string           `json:"method"`
 	Path    string           `json:"path"`
 	handler http.HandlerFunc `json:"-"`
@@ -20,21 +20,21 @@ type apiRoute struct {
 
 // mount adds the API's routes to mux, from the table of apiRoutes, and
 // answers 404 in JSON under /api/ for the rest.
-func (s *apiHandler) mount(mux *http.ServeMux) {
-	for _, rt := range s.apiRoutes() {
+func (s *Handler) Mount(mux *http.ServeMux) {
+	for _, rt := range s.Routes() {
 		mux.HandleFunc(rt.Method+" "+rt.Path, rt.handler)
 	}
 	mux.HandleFunc("GET /api", s.handleAPIDoc)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeAPIError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+		WriteError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 }
 
 // apiRoutes returns the API's routes, in the order the reference lists
 // them.
-func (s *apiHandler) apiRoutes() []apiRoute {
+func (s *Handler) Routes() []Route {
 	const m = `{"revision": 3, "packages": [{"package": "hello/hello-20261122T101500Z-0123456789ab.tar.zst", "config": {"MESSAGE": "hi"}}]}`
-	return []apiRoute{
+	return []Route{
 		{"GET", "/api/servers", s.apiServers,
 			"Every server with its desired state (its own manifest merged with its groups') and what its pulld reports, from pushui's cache; as_of says when the bucket was last listed in full. Filters: ?server= and ?app= (substrings), ?group=. Script output is left out.",
 			"", "200 {as_of, servers: [{name, in_config, groups, allowed, version, manifest, manifest_error, status, status_error, stale, pending, envs: [{env, app, desired, serving, state, step, error, drift, failed, in_progress, action, newer_available, allowed}]}]}",
@@ -110,15 +110,15 @@ func (s *apiHandler) apiRoutes() []apiRoute {
 // handleAPIDoc answers the API reference: every route with its method,
 // body, answers and an example, as JSON ({"routes": [...]}) for a client
 // that asks for application/json, else as the page.
-func (s *apiHandler) handleAPIDoc(w http.ResponseWriter, r *http.Request) {
-	routes := s.apiRoutes()
+func (s *Handler) handleAPIDoc(w http.ResponseWriter, r *http.Request) {
+	routes := s.Routes()
 	base := "http://" + r.Host
 	for i := range routes {
 		routes[i].Example = strings.ReplaceAll(routes[i].Example, "$PUSHUI", base)
 	}
 	w.Header().Add("Vary", "Accept")
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusOK, map[string]any{"routes": routes})
+		WriteJSON(w, http.StatusOK, map[string]any{"routes": routes})
 		return
 	}
 	s.page(w, r, routes)

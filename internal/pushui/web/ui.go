@@ -1,10 +1,9 @@
-package pushui
+package web
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -17,11 +16,15 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleet"
+	"github.com/pushpull/pushpull/internal/fleetview"
+	"github.com/pushpull/pushpull/internal/pushui/api"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
+	"github.com/pushpull/pushpull/internal/pushui/ops"
 	"github.com/pushpull/pushpull/manifest"
 )
 
 // mount adds the pages' routes to mux.
-func (s *webUI) mount(mux *http.ServeMux) {
+func (s *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.handleIndex)
 	mux.HandleFunc("POST /refresh", s.handleRefresh)
 	mux.HandleFunc("GET /servers/{server}", s.handleServer)
@@ -63,29 +66,29 @@ type page struct {
 	LiveRollout string
 }
 
-func (s *webUI) page(r *http.Request, title string) page {
-	s.reloadConfig(r.Context()) // one small request: the config is the bucket's, which anyone may change
-	c := callerOf(r.Context())
+func (s *Handler) page(r *http.Request, title string) page {
+	s.ReloadConfig(r.Context()) // one small request: the config is the bucket's, which anyone may change
+	c := auth.CallerOf(r.Context())
 	return page{
 		Title:    title,
-		User:     c.name,
-		AuthOn:   c.auth,
-		CanWrite: c.admin,
-		Now:      s.now(),
+		User:     c.Name,
+		AuthOn:   c.Auth,
+		CanWrite: c.Admin,
+		Now:      s.Now(),
 		Here:     r.URL.RequestURI(),
-		Live:     liveGeneration(s.cache.load(), ""),
+		Live:     fleetview.Generation(s.View.Load(), ""),
 	}
 }
 
 // apiPage is the API reference (GET /api).
 type apiPage struct {
 	page
-	Routes []apiRoute
+	Routes []api.Route
 	Base   string
 }
 
 // handleAPIDoc renders the API reference of routes.
-func (s *webUI) handleAPIDoc(w http.ResponseWriter, r *http.Request, routes []apiRoute) {
+func (s *Handler) APIReference(w http.ResponseWriter, r *http.Request, routes []api.Route) {
 	s.render(w, r, http.StatusOK, "api", &apiPage{page: s.page(r, "API"), Routes: routes, Base: "http://" + r.Host})
 }
 
@@ -97,11 +100,11 @@ type errorPage struct {
 
 type indexPage struct {
 	page
-	Filter filter
+	Filter fleetview.Filter
 	Groups []string
 	// Summary is every group with its members counted by state: the
 	// fleet at a glance, whatever its size.
-	Summary []apiGroup
+	Summary []fleetview.GroupSummary
 	// Sections holds the rendered server sections of this page (see
 	// renderSections).
 	Sections template.HTML
@@ -109,7 +112,7 @@ type indexPage struct {
 	Matching int // servers matching the filter
 	Total    int
 	Pager    pager
-	AsOf     moment
+	AsOf     fleetview.Moment
 }
 
 // serversPerPage bounds the servers one page of the main page shows, so
@@ -148,22 +151,22 @@ func paginate(r *http.Request, n, per int) (lo, hi int, p pager) {
 
 // handleIndex renders the main page from the cache: one section per server
 // passing the filter.
-func (s *webUI) handleIndex(w http.ResponseWriter, r *http.Request) {
-	st := s.cache.load()
-	f := filterFrom(r.URL.Query())
-	p := &indexPage{page: s.page(r, "Servers"), Filter: f, Total: len(st.order), AsOf: at(st.asOf, s.now())}
-	p.Groups = st.groupNames(s.conf())
-	names := make([]string, 0, len(st.order))
-	for _, name := range st.order {
+func (s *Handler) handleIndex(w http.ResponseWriter, r *http.Request) {
+	st := s.View.Load()
+	f := fleetview.FilterFrom(r.URL.Query())
+	p := &indexPage{page: s.page(r, "Servers"), Filter: f, Total: len(st.Order), AsOf: fleetview.At(st.AsOf, s.Now())}
+	p.Groups = st.GroupNames(s.Conf())
+	names := make([]string, 0, len(st.Order))
+	for _, name := range st.Order {
 		if f.Server != "" && !strings.Contains(name, f.Server) {
 			continue
 		}
-		if f.Group != "" && !st.inGroup(name, f.Group) {
+		if f.Group != "" && !st.InGroup(name, f.Group) {
 			continue
 		}
 		names = append(names, name)
 	}
-	p.Summary = groupSummaries(s.cache.load(), s.conf(), p.Now, s.cache.labels())
+	p.Summary = fleetview.Summaries(s.View.Load(), s.Conf(), p.Now, s.View.Labels())
 	var err error
 	if f.App != "" || f.State != "" {
 		// Which servers carry a matching app, or are in a state, is
@@ -175,7 +178,7 @@ func (s *webUI) handleIndex(w http.ResponseWriter, r *http.Request) {
 	p.Pager = pg
 	p.Sections, p.Shown, err = s.renderSections(st, names[lo:hi], f.App, p.Now)
 	if err != nil {
-		s.log.Error("render failed", "page", "index", "err", err)
+		s.Log.Error("render failed", "page", "index", "err", err)
 		http.Error(w, "pushui: rendering the page failed; see the log", http.StatusInternalServerError)
 		return
 	}
@@ -184,18 +187,18 @@ func (s *webUI) handleIndex(w http.ResponseWriter, r *http.Request) {
 
 // matchingRows returns the servers of names that f's app and state keep:
 // with a row whose app or env contains f.App, in f.State.
-func (s *webUI) matchingRows(st *state, names []string, f filter, now time.Time) []string {
-	lb := s.cache.labels()
+func (s *Handler) matchingRows(st *fleetview.State, names []string, f fleetview.Filter, now time.Time) []string {
+	lb := s.View.Labels()
 	out := names[:0:0]
 	for _, name := range names {
-		v := buildServer(st.servers[name], s.conf(), st.groups, st.apps, now, false, lb)
+		v := fleetview.BuildServer(st.Servers[name], s.Conf(), st.Groups, st.Apps, now, false, lb)
 		if f.App != "" {
-			v.keepRows(matching(f.App))
+			v.KeepRows(fleetview.Matching(f.App))
 			if len(v.Rows) == 0 {
 				continue
 			}
 		}
-		if f.inState(v) {
+		if f.InState(v) {
 			out = append(out, name)
 		}
 	}
@@ -210,7 +213,7 @@ const sectionChunk = 32
 // chunks on every CPU, since the main page of a large fleet is thousands of
 // rows, and returns the sections in order with how many were kept. The
 // result is html/template output, escaped like the rest of the page.
-func (s *webUI) renderSections(st *state, names []string, app string, now time.Time) (template.HTML, int, error) {
+func (s *Handler) renderSections(st *fleetview.State, names []string, app string, now time.Time) (template.HTML, int, error) {
 	type chunk struct {
 		buf   *bytes.Buffer
 		shown int
@@ -222,7 +225,7 @@ func (s *webUI) renderSections(st *state, names []string, app string, now time.T
 	for w := range min(runtime.GOMAXPROCS(0), len(chunks), len(s.sections)) {
 		tmpl := s.sections[w]
 		wg.Go(func() {
-			lb := s.cache.labels()
+			lb := s.View.Labels()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(chunks) {
@@ -232,9 +235,9 @@ func (s *webUI) renderSections(st *state, names []string, app string, now time.T
 				c.buf = s.bufs.Get().(*bytes.Buffer)
 				c.buf.Reset()
 				for _, name := range names[i*sectionChunk : min((i+1)*sectionChunk, len(names))] {
-					v := buildServer(st.servers[name], s.conf(), st.groups, st.apps, now, false, lb)
+					v := fleetview.BuildServer(st.Servers[name], s.Conf(), st.Groups, st.Apps, now, false, lb)
 					if app != "" {
-						if v.keepRows(matching(app)); len(v.Rows) == 0 {
+						if v.KeepRows(fleetview.Matching(app)); len(v.Rows) == 0 {
 							continue
 						}
 					}
@@ -269,10 +272,10 @@ func (s *webUI) renderSections(st *state, names []string, app string, now time.T
 
 // handleRefresh lists the bucket again and returns to the page it came
 // from.
-func (s *webUI) handleRefresh(w http.ResponseWriter, r *http.Request) {
-	if err := s.cache.refresh(r.Context()); err != nil {
-		s.log.Error("refresh failed", "err", err)
-		s.fail(w, r, http.StatusBadGateway, err.Error())
+func (s *Handler) handleRefresh(w http.ResponseWriter, r *http.Request) {
+	if err := s.View.Refresh(r.Context()); err != nil {
+		s.Log.Error("refresh failed", "err", err)
+		s.Fail(w, r, http.StatusBadGateway, err.Error())
 		return
 	}
 	http.Redirect(w, r, localPath(r.FormValue("next")), http.StatusSeeOther)
@@ -289,24 +292,24 @@ func localPath(next string) string {
 
 // handleOutput answers the last output of env's failing script, as pulld
 // reported it, read fresh: the main page loads it on demand.
-func (s *webUI) handleOutput(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) handleOutput(w http.ResponseWriter, r *http.Request) {
 	server, env := r.PathValue("server"), r.PathValue("env")
-	if err := s.knownServer(server); err != nil {
+	if err := s.KnownServer(server); err != nil {
 		s.failErr(w, r, err)
 		return
 	}
 	if err := manifest.CheckName("env", env); err != nil {
-		s.failErr(w, r, badInput("%v", err))
+		s.failErr(w, r, ops.BadInput("%v", err))
 		return
 	}
-	ss := s.cache.refreshServer(r.Context(), server)
+	ss := s.View.RefreshServer(r.Context(), server)
 	if ss.Status == nil {
-		s.fail(w, r, http.StatusNotFound, server+" has not reported a status")
+		s.Fail(w, r, http.StatusNotFound, server+" has not reported a status")
 		return
 	}
 	es, ok := ss.Status.Lookup(env)
 	if !ok {
-		s.fail(w, r, http.StatusNotFound, server+" reports no env "+env)
+		s.Fail(w, r, http.StatusNotFound, server+" reports no env "+env)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -314,246 +317,38 @@ func (s *webUI) handleOutput(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(es.Output))
 }
 
-type historyEntry struct {
-	Time    moment
-	User    string
-	Action  string
-	Changes []string
-	// Outcome says what the hosts did with the build this change set,
-	// while it is the one in force ("serving on 3 of 3", "rolled back on
-	// web-2"), or, once a later change replaced it, what the hosts had
-	// done with it by then, from the outcomes each keeps (pastOutcome).
-	Outcome string
-	// Back, when set, is the build this change set, which differs from
-	// the one in force: the row's "roll back to this" deploys it again
-	// (to BackURL, conditional on Version).
-	Back             *pkgLabel
-	BackURL, Version string
-}
-
 type serverPage struct {
 	page
-	Server   serverView
+	Server   fleetview.ServerView
 	Manifest string // canonical JSON, for reading
-	History  []historyEntry
+	History  []fleetview.HistoryEntry
 	HistErr  string
 	Flash    []string
 }
 
-// historyLimit is how many audit records a server's or group's page shows.
-const historyLimit = 50
-
-// history returns the newest historyLimit changes of t's manifest, each
-// manifest as see returns it (the viewer's view), or why they could not be
-// listed.
-func (c *cache) history(ctx context.Context, t manifest.Target, now time.Time, see func(*manifest.Manifest) *manifest.Manifest) ([]historyEntry, string) {
-	recs, err := c.b.ListAudit(ctx, t, historyLimit)
-	st := c.load()
-	var cur *manifest.Manifest
-	var version blobstore.Version
-	var statuses []*manifest.Status
-	if t.IsGroup() {
-		if g := st.groups[t.Name]; g != nil {
-			cur, version = g.Manifest, g.Version
-		}
-		for _, m := range st.members(t.Name) {
-			statuses = append(statuses, st.servers[m].Status)
-		}
-	} else if ss := st.servers[t.Name]; ss != nil {
-		cur, version = ss.Manifest, ss.Version
-		if ss.Status != nil {
-			statuses = append(statuses, ss.Status)
-		}
-	}
-	lb := c.labels()
-	replaced := map[string]time.Time{} // envs a newer record set, and when
-	var out []historyEntry
-	for _, rec := range recs { // newest first
-		h := historyEntry{Time: at(rec.Time, now), User: rec.User, Action: rec.Action, Changes: describeChange(see(rec.Before), see(rec.After))}
-		if e, ok := setEntry(rec.Before, rec.After); ok {
-			env := e.EnvName()
-			inForceEntry, inForce := manifest.Entry{}, false
-			if cur != nil {
-				inForceEntry, inForce = cur.Lookup(env)
-			}
-			switch until, ok := replaced[env]; {
-			case ok:
-				h.Outcome = pastOutcome(statuses, env, e.Package, rec.Time, until)
-			case inForce && inForceEntry.Package == e.Package:
-				h.Outcome = outcome(statuses, env, e.Package)
-			}
-			if !inForce || inForceEntry.Package != e.Package {
-				h.Back, h.Version = lb.of(e.Package), string(version)
-				h.BackURL = "/servers/" + t.Name + "/apps/" + e.Package.App + "/deploy"
-				if t.IsGroup() {
-					h.BackURL = "/groups/" + t.Name + "/apps/" + e.Package.App + "/deploy"
-				}
-			}
-			replaced[env] = rec.Time
-		}
-		out = append(out, h)
-	}
-	if err != nil {
-		return out, err.Error()
-	}
-	return out, ""
-}
-
-// setEntry returns the one entry whose package a change set, if it set
-// exactly one.
-func setEntry(before, after *manifest.Manifest) (manifest.Entry, bool) {
-	if after == nil {
-		return manifest.Entry{}, false
-	}
-	var set []manifest.Entry
-	for _, e := range after.Packages {
-		if before != nil {
-			if b, ok := before.Lookup(e.EnvName()); ok && b.Package == e.Package {
-				continue
-			}
-		}
-		set = append(set, e)
-	}
-	if len(set) != 1 {
-		return manifest.Entry{}, false
-	}
-	return set[0], true
-}
-
-// outcome says what the hosts whose statuses are given did with p in env.
-func outcome(statuses []*manifest.Status, env string, p manifest.PackageName) string {
-	var serving, deploying, total int
-	var rolledBack, failed []string
-	for _, st := range statuses {
-		if st == nil {
-			continue
-		}
-		total++
-		es, ok := st.Lookup(env)
-		switch {
-		case !ok:
-		case es.Serving == p.String() && es.State == manifest.StateServing:
-			serving++
-		case es.State == manifest.StateDeploying:
-			deploying++
-		case es.Desired == p.String() && es.State == manifest.StateRolledBack:
-			rolledBack = append(rolledBack, st.Server+where(es.Step, es.ExitCode))
-		case es.Desired == p.String() && es.State == manifest.StateFailed:
-			failed = append(failed, st.Server+where(es.Step, es.ExitCode))
-		}
-	}
-	if total == 0 {
-		return "no host has reported yet"
-	}
-	parts := []string{fmt.Sprintf("serving on %d of %d", serving, total)}
-	if deploying > 0 {
-		parts = append(parts, fmt.Sprintf("%d deploying", deploying))
-	}
-	if len(rolledBack) > 0 {
-		parts = append(parts, "rolled back on "+strings.Join(rolledBack, ", "))
-	}
-	if len(failed) > 0 {
-		parts = append(parts, "failed on "+strings.Join(failed, ", "))
-	}
-	return strings.Join(parts, "; ")
-}
-
-// where says where a host's attempt failed: " (at POST_RESTART, exit 1)".
-func where(step string, exit int) string {
-	var parts []string
-	if step != "" {
-		parts = append(parts, "at "+step)
-	}
-	if exit != 0 {
-		parts = append(parts, "exit "+strconv.Itoa(exit))
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return " (" + strings.Join(parts, ", ") + ")"
-}
-
-// pastOutcome says what the hosts whose statuses are given did with p in
-// env after a change set it at from, until a later change at until
-// replaced it, from the outcomes each host keeps (EnvStatus.Recent): the
-// last outcome for p in that window counts. A host whose kept outcomes do
-// not reach back to from has no record of it.
-func pastOutcome(statuses []*manifest.Status, env string, p manifest.PackageName, from, until time.Time) string {
-	var serving, unknown, total int
-	var rolledBack, failed []string
-	for _, st := range statuses {
-		if st == nil {
-			continue
-		}
-		total++
-		es, _ := st.Lookup(env)
-		var last *manifest.Outcome
-		reaches := len(es.Recent) > 0 && len(es.Recent) < manifest.RecentOutcomes // it kept every outcome it had
-		for i := range es.Recent {
-			o := &es.Recent[i]
-			// An outcome may be stamped up to manifest.ClockSkew before
-			// the change's audit time: the two clocks are different
-			// machines'.
-			if o.Time.Before(from.Add(-manifest.ClockSkew)) {
-				reaches = true
-				break
-			}
-			if last == nil && o.Package == p.String() && o.Time.Before(until) {
-				last = o
-			}
-		}
-		switch {
-		case last == nil && !reaches:
-			unknown++
-		case last == nil:
-		case last.State == manifest.StateServing:
-			serving++
-		case last.State == manifest.StateRolledBack:
-			rolledBack = append(rolledBack, st.Server+where(last.Step, last.ExitCode))
-		case last.State == manifest.StateFailed:
-			failed = append(failed, st.Server+where(last.Step, last.ExitCode))
-		}
-	}
-	parts := []string{"replaced by a later change"}
-	if total == 0 {
-		return parts[0]
-	}
-	parts = append(parts, fmt.Sprintf("had served on %d of %d", serving, total))
-	if len(rolledBack) > 0 {
-		parts = append(parts, "rolled back on "+strings.Join(rolledBack, ", "))
-	}
-	if len(failed) > 0 {
-		parts = append(parts, "failed on "+strings.Join(failed, ", "))
-	}
-	if unknown > 0 {
-		parts = append(parts, fmt.Sprintf("no record on %d", unknown))
-	}
-	return strings.Join(parts, "; ")
-}
-
 // handleServer renders one server, read fresh from the bucket, with its
 // history.
-func (s *webUI) handleServer(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) handleServer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("server")
-	if err := s.knownServer(name); err != nil {
+	if err := s.KnownServer(name); err != nil {
 		s.failErr(w, r, err)
 		return
 	}
-	ss := s.cache.refreshServer(r.Context(), name)
+	ss := s.View.RefreshServer(r.Context(), name)
 	p := &serverPage{page: s.page(r, name), Flash: s.flashes(r.Context(), r.URL.Query(), name, "")}
-	p.Server = buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, s.cache.labels())
+	p.Server = fleetview.BuildServer(ss, s.Conf(), s.View.Load().Groups, s.View.Load().Apps, p.Now, true, s.View.Labels())
 	ctx := r.Context()
 	if ss.Manifest != nil {
-		p.Manifest = string(forViewer(ctx, ss.Manifest).Marshal())
+		p.Manifest = string(auth.ForViewer(ctx, ss.Manifest).Marshal())
 	}
-	p.History, p.HistErr = s.cache.history(ctx, manifest.Server(name), p.Now, viewer(ctx))
+	p.History, p.HistErr = s.View.History(ctx, manifest.Server(name), p.Now, auth.Viewer(ctx))
 	s.render(w, r, http.StatusOK, "server", p)
 }
 
 // pkgRow is one package in the picker.
 type pkgRow struct {
 	Name                   string
-	Built                  moment
+	Built                  fleetview.Moment
 	Commit, CommitURL      string
 	Branch, User, Host     string
 	Note                   string
@@ -582,7 +377,7 @@ type groupOption struct {
 
 type appPage struct {
 	page
-	Server   serverView
+	Server   fleetview.ServerView
 	App      string
 	Allowed  bool
 	Version  string // the manifest Version every form carries back
@@ -593,24 +388,24 @@ type appPage struct {
 	Flash    []string
 	Error    string
 	Conflict bool
-	LastEdit *historyEntry // on conflict: who changed the manifest last
+	LastEdit *fleetview.HistoryEntry // on conflict: who changed the manifest last
 }
 
 // appData reads the server and the app's packages fresh and builds the
 // picker page.
-func (s *webUI) appData(ctx context.Context, r *http.Request, server, app string) *appPage {
-	ss := s.cache.refreshServer(ctx, server)
-	p := &appPage{page: s.page(r, app+" on "+server), App: app, Allowed: s.conf().Allowed(manifest.Server(server), app), Version: string(ss.Version)}
-	pkgs, err := s.cache.packages(ctx, app)
+func (s *Handler) appData(ctx context.Context, r *http.Request, server, app string) *appPage {
+	ss := s.View.RefreshServer(ctx, server)
+	p := &appPage{page: s.page(r, app+" on "+server), App: app, Allowed: s.Conf().Allowed(manifest.Server(server), app), Version: string(ss.Version)}
+	pkgs, err := s.View.Packages(ctx, app)
 	if err != nil {
 		p.ListErr = err.Error()
 	}
-	v := buildServer(ss, s.conf(), s.cache.load().groups, s.cache.load().apps, p.Now, true, s.cache.labels())
-	v.keepRows(func(r rowView) bool { return r.App == app })
+	v := fleetview.BuildServer(ss, s.Conf(), s.View.Load().Groups, s.View.Load().Apps, p.Now, true, s.View.Labels())
+	v.KeepRows(func(r fleetview.Row) bool { return r.App == app })
 	p.Server = v
 
 	desired := map[string]bool{}
-	if m := forViewer(ctx, ss.Manifest); m != nil {
+	if m := auth.ForViewer(ctx, ss.Manifest); m != nil {
 		for _, e := range m.Packages {
 			if e.Package.App != app {
 				continue
@@ -618,7 +413,7 @@ func (s *webUI) appData(ctx context.Context, r *http.Request, server, app string
 			desired[e.Package.String()] = true
 			p.Envs = append(p.Envs, envForm{
 				Env: e.EnvName(), Package: e.Package.String(), Policy: e.Policy(), Restart: e.Restart,
-				Config: e.Config, ConfigText: formatConfigText(e.Config), Editable: configEditable(e.Config),
+				Config: e.Config, ConfigText: fleetview.FormatConfigText(e.Config), Editable: configEditable(e.Config),
 			})
 		}
 	}
@@ -633,26 +428,26 @@ func (s *webUI) appData(ctx context.Context, r *http.Request, server, app string
 		if pk.Err == nil && !pk.Meta.Built.IsZero() {
 			built = pk.Meta.Built
 		}
-		row := pkgRow{Name: pk.Name.String(), Built: at(built, p.Now), Commit: pk.Name.Commit, Dirty: pk.Name.Dirty, Deb: pk.Name.Format == manifest.FormatDeb, Size: pk.Size, Last: i == 0}
+		row := pkgRow{Name: pk.Name.String(), Built: fleetview.At(built, p.Now), Commit: pk.Name.Commit, Dirty: pk.Name.Dirty, Deb: pk.Name.Format == manifest.FormatDeb, Size: pk.Size, Last: i == 0}
 		if pk.Err != nil {
 			row.MetaErr = pk.Err.Error()
 		} else {
 			m := pk.Meta
 			row.Branch, row.User, row.Host, row.Note = m.Branch, m.User, m.Host, m.Note
 			row.Dirty = row.Dirty || m.Dirty
-			row.CommitURL = commitURL(m.Repo, m.Commit)
+			row.CommitURL = fleetview.CommitURL(m.Repo, m.Commit)
 			if row.CommitURL == "" {
-				row.CommitURL = commitURL(m.Repo, pk.Name.Commit)
+				row.CommitURL = fleetview.CommitURL(m.Repo, pk.Name.Commit)
 			}
 		}
 		row.Desired = desired[row.Name]
 		row.Serving = serving[row.Name]
 		p.Packages = append(p.Packages, row)
 	}
-	st := s.cache.load()
-	for _, g := range s.conf().GroupNames() {
-		if s.conf().Allowed(manifest.Group(g), app) {
-			p.Groups = append(p.Groups, groupOption{Name: g, Servers: len(st.members(g))})
+	st := s.View.Load()
+	for _, g := range s.Conf().GroupNames() {
+		if s.Conf().Allowed(manifest.Group(g), app) {
+			p.Groups = append(p.Groups, groupOption{Name: g, Servers: len(st.Members(g))})
 		}
 	}
 	return p
@@ -660,7 +455,7 @@ func (s *webUI) appData(ctx context.Context, r *http.Request, server, app string
 
 // handleApp renders the version picker and env settings of one app on one
 // server.
-func (s *webUI) handleApp(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) handleApp(w http.ResponseWriter, r *http.Request) {
 	server, app := r.PathValue("server"), r.PathValue("app")
 	if err := s.checkServerApp(server, app); err != nil {
 		s.failErr(w, r, err)
@@ -671,18 +466,18 @@ func (s *webUI) handleApp(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "app", p)
 }
 
-func (s *webUI) checkServerApp(server, app string) error {
-	if err := s.knownServer(server); err != nil {
+func (s *Handler) checkServerApp(server, app string) error {
+	if err := s.KnownServer(server); err != nil {
 		return err
 	}
 	if err := manifest.CheckName("app", app); err != nil {
-		return badInput("%v", err)
+		return ops.BadInput("%v", err)
 	}
 	return nil
 }
 
 // flashes turns the query a write redirects with into messages.
-func (s *webUI) flashes(ctx context.Context, q url.Values, server, app string) []string {
+func (s *Handler) flashes(ctx context.Context, q url.Values, server, app string) []string {
 	var out []string
 	env := q.Get("env")
 	if manifest.CheckName("env", env) != nil {
@@ -692,7 +487,7 @@ func (s *webUI) flashes(ctx context.Context, q url.Values, server, app string) [
 	case "deploy":
 		what := "the chosen version of " + app
 		if p, err := manifest.ParsePackageName(q.Get("what")); err == nil && p.App == app {
-			what = s.cache.versionText(ctx, p)
+			what = s.View.VersionText(ctx, p)
 		}
 		out = append(out, "Saved: "+server+" will deploy "+what+".")
 	case "remove":
@@ -723,7 +518,7 @@ func (s *webUI) flashes(ctx context.Context, q url.Values, server, app string) [
 
 // afterWrite redirects to where a successful form write lands, carrying
 // the outcome in the query.
-func afterWrite(w http.ResponseWriter, r *http.Request, target, done string, c *change, extra url.Values) {
+func afterWrite(w http.ResponseWriter, r *http.Request, target, done string, c *ops.Change, extra url.Values) {
 	q := url.Values{}
 	for k, v := range extra {
 		q[k] = v
@@ -744,18 +539,18 @@ func afterWrite(w http.ResponseWriter, r *http.Request, target, done string, c *
 // formFail answers a failed form write on the app page: 412 with the new
 // state on a conflict, 400 with the reason for bad input, 409 for a
 // manifest that does not parse; other failures get the error page.
-func (s *webUI) formFail(w http.ResponseWriter, r *http.Request, server, app string, err error) {
-	var in *inputError
+func (s *Handler) formFail(w http.ResponseWriter, r *http.Request, server, app string, err error) {
+	var in *ops.InputError
 	code := 0
 	switch {
 	case errors.Is(err, blobstore.ErrConflict):
 		code = http.StatusPreconditionFailed
 	case errors.As(err, &in):
 		code = http.StatusBadRequest
-	case errors.Is(err, errBrokenManifest):
+	case errors.Is(err, ops.ErrBrokenManifest):
 		code = http.StatusConflict
 	}
-	if code == 0 || manifest.CheckName("app", app) != nil || s.knownServer(server) != nil {
+	if code == 0 || manifest.CheckName("app", app) != nil || s.KnownServer(server) != nil {
 		s.failErr(w, r, err)
 		return
 	}
@@ -763,8 +558,8 @@ func (s *webUI) formFail(w http.ResponseWriter, r *http.Request, server, app str
 	p := s.appData(ctx, r, server, app)
 	if code == http.StatusPreconditionFailed {
 		p.Conflict = true
-		if recs, err := s.b.ListAudit(ctx, manifest.Server(server), 1); err == nil && len(recs) > 0 {
-			p.LastEdit = &historyEntry{Time: at(recs[0].Time, p.Now), User: recs[0].User, Action: recs[0].Action}
+		if recs, err := s.Bucket.ListAudit(ctx, manifest.Server(server), 1); err == nil && len(recs) > 0 {
+			p.LastEdit = &fleetview.HistoryEntry{Time: fleetview.At(recs[0].Time, p.Now), User: recs[0].User, Action: recs[0].Action}
 		}
 	} else {
 		p.Error = err.Error()
@@ -773,16 +568,18 @@ func (s *webUI) formFail(w http.ResponseWriter, r *http.Request, server, app str
 }
 
 // fail answers an error page.
-func (s *webUI) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+func (s *Handler) Fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	s.render(w, r, code, "error", &errorPage{page: s.page(r, http.StatusText(code)), Code: code, Message: msg})
 }
 
 // failErr answers err with the status its kind calls for.
-func (s *webUI) failErr(w http.ResponseWriter, r *http.Request, err error) { s.failErrHook(w, r, err) }
+func (s *Handler) failErr(w http.ResponseWriter, r *http.Request, err error) {
+	s.failErrHook(w, r, err)
+}
 
 // handleDeploy points the app at the chosen package, if the manifest is
 // still the one the page showed.
-func (s *webUI) handleDeploy(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	server, app := r.PathValue("server"), r.PathValue("app")
 	if err := s.checkServerApp(server, app); err != nil {
 		s.failErr(w, r, err)
@@ -790,19 +587,19 @@ func (s *webUI) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := manifest.ParsePackageName(r.PostFormValue("package"))
 	if err == nil && p.App != app {
-		err = badInput("package %s is not a package of %s", p, app)
+		err = ops.BadInput("package %s is not a package of %s", p, app)
 	} else if err != nil {
-		err = badInput("%v", err)
+		err = ops.BadInput("%v", err)
 	}
 	if err == nil {
-		err = s.checkDeploy(r.Context(), manifest.Server(server), p)
+		err = s.CheckDeploy(r.Context(), manifest.Server(server), p)
 	}
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
 	}
-	c, err := s.edit(r.Context(), fleet.Edit{Target: manifest.Server(server), User: userOf(r.Context()), Action: "set " + app + " to " + p.String(),
-		Apply: s.pinPackage(server, p), IfVersion: blobstore.Version(r.PostFormValue("version")), AbortRollout: r.PostFormValue("abort_rollout") == "on"})
+	c, err := s.Edit(r.Context(), fleet.Edit{Target: manifest.Server(server), User: auth.User(r.Context()), Action: "set " + app + " to " + p.String(),
+		Apply: s.PinPackage(server, p), IfVersion: blobstore.Version(r.PostFormValue("version")), AbortRollout: r.PostFormValue("abort_rollout") == "on"})
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -812,17 +609,17 @@ func (s *webUI) handleDeploy(w http.ResponseWriter, r *http.Request) {
 
 // handleRemove removes every env of the app from the server; the form must
 // carry confirm=yes.
-func (s *webUI) handleRemove(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) handleRemove(w http.ResponseWriter, r *http.Request) {
 	server, app := r.PathValue("server"), r.PathValue("app")
 	if err := s.checkServerApp(server, app); err != nil {
 		s.failErr(w, r, err)
 		return
 	}
 	if r.PostFormValue("confirm") != "yes" {
-		s.formFail(w, r, server, app, badInput("tick the box to confirm removing %s from %s", app, server))
+		s.formFail(w, r, server, app, ops.BadInput("tick the box to confirm removing %s from %s", app, server))
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "remove "+app, removeApp(manifest.Server(server), app))
+	c, err := s.EditIfVersion(r.Context(), auth.User(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "remove "+app, ops.RemoveApp(manifest.Server(server), app))
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -832,8 +629,8 @@ func (s *webUI) handleRemove(w http.ResponseWriter, r *http.Request) {
 
 // envApp returns the app of env on server, from the cached manifest, or
 // the form's app field when the env is not known.
-func (s *webUI) envApp(r *http.Request, server, env string) string {
-	if ss := s.cache.load().servers[server]; ss != nil && ss.Manifest != nil {
+func (s *Handler) envApp(r *http.Request, server, env string) string {
+	if ss := s.View.Load().Servers[server]; ss != nil && ss.Manifest != nil {
 		if e, ok := ss.Manifest.Lookup(env); ok {
 			return e.Package.App
 		}
@@ -842,32 +639,32 @@ func (s *webUI) envApp(r *http.Request, server, env string) string {
 }
 
 // checkEnv checks the path of an env action and returns the env's app.
-func (s *webUI) checkEnv(r *http.Request, server, env string) (string, error) {
-	if err := s.knownServer(server); err != nil {
+func (s *Handler) checkEnv(r *http.Request, server, env string) (string, error) {
+	if err := s.KnownServer(server); err != nil {
 		return "", err
 	}
 	if err := manifest.CheckName("env", env); err != nil {
-		return "", badInput("%v", err)
+		return "", ops.BadInput("%v", err)
 	}
 	app := s.envApp(r, server, env)
 	if app == "" {
-		return "", badInput("env %s is not on server %s", env, server)
+		return "", ops.BadInput("env %s is not on server %s", env, server)
 	}
 	if err := manifest.CheckName("app", app); err != nil {
-		return "", badInput("%v", err)
+		return "", ops.BadInput("%v", err)
 	}
 	return app, nil
 }
 
 // handleRestart gives the env a new restart token.
-func (s *webUI) handleRestart(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) handleRestart(w http.ResponseWriter, r *http.Request) {
 	server, env := r.PathValue("server"), r.PathValue("env")
 	app, err := s.checkEnv(r, server, env)
 	if err != nil {
 		s.failErr(w, r, err)
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "restart "+env, restartEnv(manifest.Server(server), env, s.now()))
+	c, err := s.EditIfVersion(r.Context(), auth.User(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "restart "+env, ops.RestartEnv(manifest.Server(server), env, s.Now()))
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -876,7 +673,7 @@ func (s *webUI) handleRestart(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleConfig replaces the env's config values with the form's.
-func (s *webUI) handleConfig(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) handleConfig(w http.ResponseWriter, r *http.Request) {
 	server, env := r.PathValue("server"), r.PathValue("env")
 	app, err := s.checkEnv(r, server, env)
 	if err != nil {
@@ -885,10 +682,10 @@ func (s *webUI) handleConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg, err := parseConfigText(r.PostFormValue("config"))
 	if err != nil {
-		s.formFail(w, r, server, app, badInput("%v", err))
+		s.formFail(w, r, server, app, ops.BadInput("%v", err))
 		return
 	}
-	c, err := s.editIfVersion(r.Context(), userOf(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "config "+env, setConfig(manifest.Server(server), env, cfg))
+	c, err := s.EditIfVersion(r.Context(), auth.User(r.Context()), manifest.Server(server), blobstore.Version(r.PostFormValue("version")), "config "+env, ops.SetConfig(manifest.Server(server), env, cfg))
 	if err != nil {
 		s.formFail(w, r, server, app, err)
 		return
@@ -899,14 +696,14 @@ func (s *webUI) handleConfig(w http.ResponseWriter, r *http.Request) {
 // handlePromote sets one package in a group's manifest, from a server's
 // app page: one write, which every member follows. It returns to the
 // group's page, which follows the members to the build.
-func (s *webUI) handlePromote(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) handlePromote(w http.ResponseWriter, r *http.Request) {
 	p, err := manifest.ParsePackageName(r.PostFormValue("package"))
 	if err != nil {
-		s.failErr(w, r, badInput("%v", err))
+		s.failErr(w, r, ops.BadInput("%v", err))
 		return
 	}
 	group := r.PostFormValue("group")
-	c, err := s.deployGroup(r.Context(), userOf(r.Context()), group, p, r.PostFormValue("abort_rollout") == "on")
+	c, err := s.DeployGroup(r.Context(), auth.User(r.Context()), group, p, r.PostFormValue("abort_rollout") == "on")
 	if err != nil {
 		s.failErr(w, r, err)
 		return
@@ -918,75 +715,4 @@ func (s *webUI) handlePromote(w http.ResponseWriter, r *http.Request) {
 		extra.Set("rev", strconv.FormatInt(c.After.Revision, 10))
 	}
 	afterWrite(w, r, "/groups/"+group, "deploy", c, extra)
-}
-
-// versionText names a package as people know it: its app, commit and
-// release note ("hello 2222222222bb “faster greetings”"), for flashes and
-// prompts.
-func (c *cache) versionText(ctx context.Context, p manifest.PackageName) string {
-	t := p.App + " " + p.Commit
-	if p.Dirty {
-		t += " (dirty)"
-	}
-	if d := c.describe(ctx, []manifest.PackageName{p}); len(d) == 1 && d[0].Meta.Note != "" {
-		t += " “" + d[0].Meta.Note + "”"
-	}
-	return t
-}
-
-// describeChange lists, per env, how after differs from before, for the
-// history.
-func describeChange(before, after *manifest.Manifest) []string {
-	if before == nil {
-		before = &manifest.Manifest{}
-	}
-	if after == nil {
-		after = &manifest.Manifest{}
-	}
-	var out []string
-	for _, e := range after.Packages {
-		env := e.EnvName()
-		b, ok := before.Lookup(env)
-		if !ok {
-			out = append(out, "+ "+env+": "+e.Package.ID())
-			continue
-		}
-		if b.Package != e.Package {
-			out = append(out, env+": "+b.Package.ID()+" → "+e.Package.ID())
-		}
-		if !mapsEqual(b.Config, e.Config) {
-			out = append(out, env+": config "+formatConfigInline(b.Config)+" → "+formatConfigInline(e.Config))
-		}
-		if b.Restart != e.Restart {
-			out = append(out, env+": restart requested")
-		}
-		if b.Policy() != e.Policy() {
-			out = append(out, env+": on_failure "+string(b.Policy())+" → "+string(e.Policy()))
-		}
-	}
-	for _, b := range before.Packages {
-		if _, ok := after.Lookup(b.EnvName()); !ok {
-			out = append(out, "− "+b.EnvName()+": "+b.Package.ID())
-		}
-	}
-	return out
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-func formatConfigInline(m map[string]string) string {
-	if len(m) == 0 {
-		return "{}"
-	}
-	return "{" + strings.ReplaceAll(strings.TrimSuffix(formatConfigText(m), "\n"), "\n", ", ") + "}"
 }

@@ -1,4 +1,4 @@
-package pushui
+package api
 
 import (
 	"encoding/json"
@@ -13,6 +13,9 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleet"
+	"github.com/pushpull/pushpull/internal/fleetview"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
+	"github.com/pushpull/pushpull/internal/pushui/ops"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -22,7 +25,7 @@ const maxManifestBody = blobstore.MaxDocumentSize
 
 // apiEnv is one env of a server in GET /api/servers: desired against
 // actual.
-type apiEnv struct {
+type EnvInfo struct {
 	Env            string `json:"env"`
 	App            string `json:"app"`
 	Desired        string `json:"desired,omitempty"` // package the manifest names
@@ -39,7 +42,7 @@ type apiEnv struct {
 }
 
 // apiServer is one server in GET /api/servers.
-type apiServer struct {
+type ServerInfo struct {
 	Name          string           `json:"name"`
 	InConfig      bool             `json:"in_config"`
 	Groups        []string         `json:"groups"`
@@ -51,39 +54,39 @@ type apiServer struct {
 	StatusError   string           `json:"status_error,omitempty"`
 	Stale         bool             `json:"stale"`   // no heartbeat for three poll periods
 	Pending       bool             `json:"pending"` // pulld has not acted on this revision yet
-	Envs          []apiEnv         `json:"envs"`
+	Envs          []EnvInfo        `json:"envs"`
 }
 
 // apiServers answers GET /api/servers[?server=&app=&group=]: every server
 // with its desired and actual state, from the cache (as_of says when it
 // was last listed in full). Script output is left out.
-func (s *apiHandler) apiServers(w http.ResponseWriter, r *http.Request) {
-	st := s.cache.load()
-	now := s.now()
-	f := filterFrom(r.URL.Query())
-	lb := s.cache.labels()
+func (s *Handler) apiServers(w http.ResponseWriter, r *http.Request) {
+	st := s.View.Load()
+	now := s.Now()
+	f := fleetview.FilterFrom(r.URL.Query())
+	lb := s.View.Labels()
 	out := struct {
-		AsOf    time.Time   `json:"as_of"`
-		Servers []apiServer `json:"servers"`
-	}{AsOf: st.asOf, Servers: []apiServer{}}
-	for _, name := range st.order {
+		AsOf    time.Time    `json:"as_of"`
+		Servers []ServerInfo `json:"servers"`
+	}{AsOf: st.AsOf, Servers: []ServerInfo{}}
+	for _, name := range st.Order {
 		if f.Server != "" && !strings.Contains(name, f.Server) {
 			continue
 		}
-		if f.Group != "" && !st.inGroup(name, f.Group) {
+		if f.Group != "" && !st.InGroup(name, f.Group) {
 			continue
 		}
-		ss := st.servers[name]
-		v := buildServer(ss, s.conf(), st.groups, st.apps, now, false, lb)
+		ss := st.Servers[name]
+		v := fleetview.BuildServer(ss, s.Conf(), st.Groups, st.Apps, now, false, lb)
 		if f.App != "" {
-			if v.keepRows(matching(f.App)); len(v.Rows) == 0 {
+			if v.KeepRows(fleetview.Matching(f.App)); len(v.Rows) == 0 {
 				continue
 			}
 		}
-		a := apiServer{
+		a := ServerInfo{
 			Name: name, InConfig: v.InConfig, Groups: nonNil(v.Groups), Allowed: nonNil(v.Allowed),
 			Version: strings.Trim(string(ss.Version), `"`), ManifestError: ss.ManifestErr,
-			Status: withoutOutput(ss.Status), StatusError: ss.StatusErr, Stale: v.Stale, Pending: v.Pending, Envs: []apiEnv{},
+			Status: withoutOutput(ss.Status), StatusError: ss.StatusErr, Stale: v.Stale, Pending: v.Pending, Envs: []EnvInfo{},
 		}
 		if ss.Manifest != nil {
 			a.Manifest = ss.Manifest.Marshal()
@@ -92,8 +95,8 @@ func (s *apiHandler) apiServers(w http.ResponseWriter, r *http.Request) {
 			if !row.InManifest && !row.Reported {
 				continue
 			}
-			e := apiEnv{Env: row.Env, App: row.App, State: string(row.State), Step: row.Step, Error: row.Error,
-				Drift: row.Drift, Failed: row.Failed, InProgress: row.InProgress, Action: row.action, NewerAvailable: row.Old, Allowed: row.Allowed}
+			e := EnvInfo{Env: row.Env, App: row.App, State: string(row.State), Step: row.Step, Error: row.Error,
+				Drift: row.Drift, Failed: row.Failed, InProgress: row.InProgress, Action: row.Action, NewerAvailable: row.Old, Allowed: row.Allowed}
 			if row.Desired != nil {
 				e.Desired = row.Desired.Name
 			}
@@ -104,7 +107,7 @@ func (s *apiHandler) apiServers(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Servers = append(out.Servers, a)
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // withoutOutput returns st without the envs' script output, which can be
@@ -124,20 +127,20 @@ func withoutOutput(st *manifest.Status) *manifest.Status {
 // apiStatus answers GET /api/servers/{server}/status: the server's status
 // as pulld last wrote it, read fresh, script output included; 404 before
 // its first report.
-func (s *apiHandler) apiStatus(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) apiStatus(w http.ResponseWriter, r *http.Request) {
 	server := r.PathValue("server")
-	if err := s.knownServer(server); err != nil {
+	if err := s.KnownServer(server); err != nil {
 		s.failErrHook(w, r, err)
 		return
 	}
-	ss := s.cache.refreshServer(r.Context(), server)
+	ss := s.View.RefreshServer(r.Context(), server)
 	switch {
 	case ss.StatusErr != "":
-		writeAPIError(w, http.StatusBadGateway, ss.StatusErr)
+		WriteError(w, http.StatusBadGateway, ss.StatusErr)
 	case ss.Status == nil:
-		writeAPIError(w, http.StatusNotFound, server+" has not reported a status yet")
+		WriteError(w, http.StatusNotFound, server+" has not reported a status yet")
 	default:
-		writeJSON(w, http.StatusOK, ss.Status)
+		WriteJSON(w, http.StatusOK, ss.Status)
 	}
 }
 
@@ -161,17 +164,17 @@ func etag(v blobstore.Version) string {
 // its ETag, so a PUT can replace it.
 //
 // GET /api/groups/{group} is the same for a group's manifest.
-func (s *apiHandler) apiGetManifest(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) apiGetManifest(w http.ResponseWriter, r *http.Request) {
 	t, err := s.pathTarget(r)
 	if err != nil {
 		s.failErrHook(w, r, err)
 		return
 	}
-	m, v, err := s.b.ReadManifest(r.Context(), t)
+	m, v, err := s.Bucket.ReadManifest(r.Context(), t)
 	if err != nil {
 		if errors.Is(err, manifest.ErrInvalidManifest) {
 			w.Header().Set("ETag", etag(v))
-			writeAPIError(w, http.StatusConflict, err.Error())
+			WriteError(w, http.StatusConflict, err.Error())
 			return
 		}
 		s.failErrHook(w, r, err)
@@ -181,7 +184,7 @@ func (s *apiHandler) apiGetManifest(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", etag(v))
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeRaw(w, http.StatusOK, forViewer(r.Context(), m).Marshal())
+	writeRaw(w, http.StatusOK, auth.ForViewer(r.Context(), m).Marshal())
 }
 
 func writeRaw(w http.ResponseWriter, code int, body []byte) {
@@ -202,7 +205,7 @@ func writeRaw(w http.ResponseWriter, code int, body []byte) {
 // ever grows. A body equal to the current manifest writes nothing.
 //
 // PUT /api/groups/{group} is the same for a group's manifest.
-func (s *apiHandler) apiPutManifest(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 	t, err := s.pathTarget(r)
 	if err != nil {
 		s.failErrHook(w, r, err)
@@ -210,7 +213,7 @@ func (s *apiHandler) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	ifMatch, ifNone := strings.TrimSpace(r.Header.Get("If-Match")), strings.TrimSpace(r.Header.Get("If-None-Match"))
 	if ifMatch == "" && ifNone != "*" {
-		writeAPIError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET "+r.URL.Path+" (or If-None-Match: * to create a manifest)")
+		WriteError(w, http.StatusPreconditionRequired, "PUT needs If-Match with the ETag from GET "+r.URL.Path+" (or If-None-Match: * to create a manifest)")
 		return
 	}
 	body, err := readBody(w, r, maxManifestBody)
@@ -220,11 +223,11 @@ func (s *apiHandler) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	m, err := manifest.Parse(body)
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx := r.Context()
-	_, v, err := s.b.ReadManifest(ctx, t)
+	_, v, err := s.Bucket.ReadManifest(ctx, t)
 	if err != nil && !errors.Is(err, manifest.ErrInvalidManifest) {
 		s.failErrHook(w, r, err)
 		return
@@ -233,8 +236,8 @@ func (s *apiHandler) apiPutManifest(w http.ResponseWriter, r *http.Request) {
 		s.apiConflict(w, r, t)
 		return
 	}
-	c, err := s.edit(ctx, fleet.Edit{
-		Target: t, User: userOf(ctx), Action: "put manifest", IfVersion: v, OverInvalid: true,
+	c, err := s.Edit(ctx, fleet.Edit{
+		Target: t, User: auth.User(ctx), Action: "put manifest", IfVersion: v, OverInvalid: true,
 		Apply: func(next *manifest.Manifest) error {
 			rev := max(m.Revision, next.Revision)
 			*next = *m.Clone()
@@ -264,13 +267,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 // apiBodyError answers a body that could not be read: 413 when it was
 // larger than allowed, 400 otherwise.
-func (s *apiHandler) apiBodyError(w http.ResponseWriter, what string, err error) {
+func (s *Handler) apiBodyError(w http.ResponseWriter, what string, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		writeAPIError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s: larger than %d bytes", what, mbe.Limit))
+		WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s: larger than %d bytes", what, mbe.Limit))
 		return
 	}
-	writeAPIError(w, http.StatusBadRequest, "read "+what+": "+err.Error())
+	WriteError(w, http.StatusBadRequest, "read "+what+": "+err.Error())
 }
 
 func oneLine(s string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(s) }
@@ -301,9 +304,9 @@ func preconditionHolds(ifMatch, ifNone string, v blobstore.Version) bool {
 }
 
 // apiConflict answers 412 with t's current manifest and its ETag.
-func (s *apiHandler) apiConflict(w http.ResponseWriter, r *http.Request, t manifest.Target) {
-	m, v, err := s.b.ReadManifest(r.Context(), t)
-	s.reread(r.Context(), t)
+func (s *Handler) apiConflict(w http.ResponseWriter, r *http.Request, t manifest.Target) {
+	m, v, err := s.Bucket.ReadManifest(r.Context(), t)
+	s.Reread(r.Context(), t)
 	out := map[string]any{"error": "manifest of " + t.String() + " changed since it was read: nothing written; GET it again"}
 	if err == nil {
 		out["current"] = json.RawMessage(m.Marshal())
@@ -311,11 +314,11 @@ func (s *apiHandler) apiConflict(w http.ResponseWriter, r *http.Request, t manif
 	if v != "" {
 		w.Header().Set("ETag", etag(v))
 	}
-	writeJSON(w, http.StatusPreconditionFailed, out)
+	WriteJSON(w, http.StatusPreconditionFailed, out)
 }
 
 // apiRecord is one audit record in GET /api/servers/{server}/history.
-type apiRecord struct {
+type Record struct {
 	Time    time.Time       `json:"time"`
 	User    string          `json:"user"`
 	Action  string          `json:"action"`
@@ -327,31 +330,31 @@ type apiRecord struct {
 // apiHistory answers GET /api/servers/{server}/history[?limit=N]: the
 // server's audit records, newest first; GET /api/groups/{group}/history,
 // the group's.
-func (s *apiHandler) apiHistory(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) apiHistory(w http.ResponseWriter, r *http.Request) {
 	t, err := s.pathTarget(r)
 	if err != nil {
 		s.failErrHook(w, r, err)
 		return
 	}
-	limit := historyLimit
+	limit := fleetview.HistoryLimit
 	if q := r.URL.Query().Get("limit"); q != "" {
 		n, err := strconv.Atoi(q)
 		if err != nil || n < 1 || n > 1000 {
-			writeAPIError(w, http.StatusBadRequest, "limit must be a number from 1 to 1000")
+			WriteError(w, http.StatusBadRequest, "limit must be a number from 1 to 1000")
 			return
 		}
 		limit = n
 	}
-	recs, err := s.b.ListAudit(r.Context(), t, limit)
+	recs, err := s.Bucket.ListAudit(r.Context(), t, limit)
 	if err != nil {
 		s.failErrHook(w, r, err)
 		return
 	}
 	out := struct {
-		Server  string      `json:"server,omitempty"`
-		Group   string      `json:"group,omitempty"`
-		Records []apiRecord `json:"records"`
-	}{Records: []apiRecord{}}
+		Server  string   `json:"server,omitempty"`
+		Group   string   `json:"group,omitempty"`
+		Records []Record `json:"records"`
+	}{Records: []Record{}}
 	if t.IsGroup() {
 		out.Group = t.Name
 	} else {
@@ -359,8 +362,8 @@ func (s *apiHandler) apiHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	for _, rec := range recs {
-		rec.Before, rec.After = forViewer(ctx, rec.Before), forViewer(ctx, rec.After)
-		a := apiRecord{Time: rec.Time, User: rec.User, Action: rec.Action, Changes: nonNil(describeChange(rec.Before, rec.After)), Before: json.RawMessage("null"), After: json.RawMessage("null")}
+		rec.Before, rec.After = auth.ForViewer(ctx, rec.Before), auth.ForViewer(ctx, rec.After)
+		a := Record{Time: rec.Time, User: rec.User, Action: rec.Action, Changes: nonNil(fleetview.DescribeChange(rec.Before, rec.After)), Before: json.RawMessage("null"), After: json.RawMessage("null")}
 		if rec.Before != nil {
 			a.Before = rec.Before.Marshal()
 		}
@@ -369,11 +372,11 @@ func (s *apiHandler) apiHistory(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Records = append(out.Records, a)
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // apiPackage is one package in GET /api/apps/{app}/packages.
-type apiPackage struct {
+type PackageInfo struct {
 	Name   string    `json:"name"`
 	Built  time.Time `json:"built"`
 	Commit string    `json:"commit"`
@@ -392,23 +395,23 @@ type apiPackage struct {
 // apiPackages answers GET /api/apps/{app}/packages: the app's packages,
 // newest first, with their metadata (listed afresh; metadata from memory
 // when already known).
-func (s *apiHandler) apiPackages(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) apiPackages(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	if err := manifest.CheckName("app", app); err != nil {
-		writeAPIError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	pkgs, err := s.cache.packages(r.Context(), app)
+	pkgs, err := s.View.Packages(r.Context(), app)
 	if err != nil {
 		s.failErrHook(w, r, err)
 		return
 	}
 	out := struct {
-		App      string       `json:"app"`
-		Packages []apiPackage `json:"packages"`
-	}{App: app, Packages: make([]apiPackage, 0, len(pkgs))}
+		App      string        `json:"app"`
+		Packages []PackageInfo `json:"packages"`
+	}{App: app, Packages: make([]PackageInfo, 0, len(pkgs))}
 	for _, p := range pkgs {
-		a := apiPackage{Name: p.Name.String(), Built: p.Name.Built, Commit: p.Name.Commit, Dirty: p.Name.Dirty, Format: string(p.Name.Format), Size: p.Size}
+		a := PackageInfo{Name: p.Name.String(), Built: p.Name.Built, Commit: p.Name.Commit, Dirty: p.Name.Dirty, Format: string(p.Name.Format), Size: p.Size}
 		if p.Err != nil {
 			a.Error = p.Err.Error()
 		} else {
@@ -424,7 +427,7 @@ func (s *apiHandler) apiPackages(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Packages = append(out.Packages, a)
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // deployRequest is the body of POST /api/deploy: a package and either a
@@ -440,7 +443,7 @@ type deployRequest struct {
 
 // deployResult is one manifest's outcome in POST /api/deploy: a server's,
 // or the group's.
-type deployResult struct {
+type DeployResult struct {
 	Server     string `json:"server,omitempty"`
 	Group      string `json:"group,omitempty"`
 	Changed    bool   `json:"changed"`
@@ -459,36 +462,36 @@ type deployResult struct {
 // server, app not allowed on a listed server or on the group, missing
 // package) is 400 with nothing written; 502 when a write failed (see each
 // result).
-func (s *apiHandler) apiDeploy(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) apiDeploy(w http.ResponseWriter, r *http.Request) {
 	var req deployRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "deploy request: "+err.Error())
+		WriteError(w, http.StatusBadRequest, "deploy request: "+err.Error())
 		return
 	}
 	p, err := manifest.ParsePackageName(req.Package)
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if req.Group != "" && len(req.Servers) > 0 {
-		writeAPIError(w, http.StatusBadRequest, "give servers or group, not both")
+		WriteError(w, http.StatusBadRequest, "give servers or group, not both")
 		return
 	}
 	action := "set " + p.App + " to " + p.String()
 	ctx := r.Context()
-	var changes []*change
+	var changes []*ops.Change
 	if req.Group != "" {
-		var c *change
-		c, err = s.deployGroup(ctx, userOf(ctx), req.Group, p, req.AbortRollout)
-		changes = []*change{c}
+		var c *ops.Change
+		c, err = s.DeployGroup(ctx, auth.User(ctx), req.Group, p, req.AbortRollout)
+		changes = []*ops.Change{c}
 	} else {
-		changes, err = s.deployMany(ctx, userOf(ctx), req.Servers, p, action, false, req.AbortRollout)
+		changes, err = s.DeployMany(ctx, auth.User(ctx), req.Servers, p, action, false, req.AbortRollout)
 	}
 	if err != nil {
-		if errors.Is(err, errUnknown) {
-			writeAPIError(w, http.StatusBadRequest, err.Error())
+		if errors.Is(err, ops.ErrUnknown) {
+			WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		s.failErrHook(w, r, err)
@@ -496,11 +499,11 @@ func (s *apiHandler) apiDeploy(w http.ResponseWriter, r *http.Request) {
 	}
 	out := struct {
 		Package string         `json:"package"`
-		Results []deployResult `json:"results"`
+		Results []DeployResult `json:"results"`
 	}{Package: p.String()}
 	code := http.StatusOK
 	for _, c := range changes {
-		d := deployResult{Changed: c.Changed, Skipped: c.Skipped, Version: strings.Trim(string(c.Version), `"`)}
+		d := DeployResult{Changed: c.Changed, Skipped: c.Skipped, Version: strings.Trim(string(c.Version), `"`)}
 		if c.Target.IsGroup() {
 			d.Group = c.Target.Name
 		} else {
@@ -521,5 +524,5 @@ func (s *apiHandler) apiDeploy(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Results = append(out.Results, d)
 	}
-	writeJSON(w, code, out)
+	WriteJSON(w, code, out)
 }

@@ -1,4 +1,4 @@
-package pushui
+package fleetview
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 // filter is the main page's filter, kept in the URL query: server and app
 // name substrings, an exact group name and a state (one of filterStates).
 // Empty fields match everything.
-type filter struct {
+type Filter struct {
 	Server, App, Group, State string
 }
 
@@ -29,8 +29,8 @@ var filterStates = []struct{ Value, Label string }{
 	{"stale", "silent (stale)"},
 }
 
-func filterFrom(q url.Values) filter {
-	f := filter{
+func FilterFrom(q url.Values) Filter {
+	f := Filter{
 		Server: strings.ToLower(strings.TrimSpace(q.Get("server"))),
 		App:    strings.ToLower(strings.TrimSpace(q.Get("app"))),
 		Group:  strings.TrimSpace(q.Get("group")),
@@ -44,13 +44,13 @@ func filterFrom(q url.Values) filter {
 }
 
 // Active reports whether the filter hides anything.
-func (f filter) Active() bool { return f.Server != "" || f.App != "" || f.Group != "" || f.State != "" }
+func (f Filter) Active() bool { return f.Server != "" || f.App != "" || f.Group != "" || f.State != "" }
 
 // States lists the state filter's choices, for the form.
-func (f filter) States() []struct{ Value, Label string } { return filterStates }
+func (f Filter) States() []struct{ Value, Label string } { return filterStates }
 
 // inState reports whether v is in the filter's state.
-func (f filter) inState(v serverView) bool {
+func (f Filter) InState(v ServerView) bool {
 	switch f.State {
 	case "attention":
 		return v.Problems > 0 || v.Stale || v.ManifestErr != "" || v.HostErr != "" || v.StatusErr != ""
@@ -66,7 +66,7 @@ func (f filter) inState(v serverView) bool {
 
 // pkgLabel is a package as the pages show it: what a person needs to tell
 // builds apart (build time and commit) with the full name at hand.
-type pkgLabel struct {
+type Label struct {
 	Name   string // full package name
 	Commit string
 	// Short is the build time in UTC ("" when unknown), shown on hover;
@@ -78,33 +78,33 @@ type pkgLabel struct {
 	// and fullCommit what compareURL needs, when the package's metadata
 	// is known (pushui reads the newest packages' at each refresh).
 	Note, CommitURL  string
-	repo, fullCommit string
+	Repo, FullCommit string
 }
 
-func labelOf(p manifest.PackageName) *pkgLabel {
+func labelOf(p manifest.PackageName) *Label {
 	if p.IsZero() {
 		return nil
 	}
-	return &pkgLabel{Name: p.String(), Commit: p.Commit, Short: utc(p.Built), BuiltISO: p.Built.UTC().Format(time.RFC3339), Dirty: p.Dirty}
+	return &Label{Name: p.String(), Commit: p.Commit, Short: UTC(p.Built), BuiltISO: p.Built.UTC().Format(time.RFC3339), Dirty: p.Dirty}
 }
 
 // labels memoizes package labels while one page is built: a fleet runs a
 // few packages on many servers. It is not safe for concurrent use; each
 // rendering goroutine has its own.
-type labels struct {
-	byName   map[manifest.PackageName]*pkgLabel
-	byString map[string]*pkgLabel
+type Labels struct {
+	byName   map[manifest.PackageName]*Label
+	byString map[string]*Label
 	// meta returns a package's metadata if pushui holds it (no request);
 	// nil labels without notes or links.
 	meta func(manifest.PackageName) (manifest.PackageMeta, bool)
 }
 
-func newLabels() *labels {
-	return &labels{byName: map[manifest.PackageName]*pkgLabel{}, byString: map[string]*pkgLabel{}}
+func NewLabels() *Labels {
+	return &Labels{byName: map[manifest.PackageName]*Label{}, byString: map[string]*Label{}}
 }
 
 // of labels p; nil for the zero name.
-func (l *labels) of(p manifest.PackageName) *pkgLabel {
+func (l *Labels) Of(p manifest.PackageName) *Label {
 	if p.IsZero() {
 		return nil
 	}
@@ -113,8 +113,8 @@ func (l *labels) of(p manifest.PackageName) *pkgLabel {
 		lb = labelOf(p)
 		if l.meta != nil {
 			if m, ok := l.meta(p); ok {
-				lb.Note, lb.repo, lb.fullCommit = m.Note, m.Repo, m.Commit
-				lb.CommitURL = commitURL(m.Repo, m.Commit)
+				lb.Note, lb.Repo, lb.FullCommit = m.Note, m.Repo, m.Commit
+				lb.CommitURL = CommitURL(m.Repo, m.Commit)
 			}
 		}
 		l.byName[p] = lb
@@ -125,35 +125,35 @@ func (l *labels) of(p manifest.PackageName) *pkgLabel {
 // compareURL links the changes from one package's commit to another's on
 // the repository's site (GitHub, GitLab), "" when it cannot: unknown
 // metadata, another repository, the same commit.
-func compareURL(from, to *pkgLabel) string {
-	if from == nil || to == nil || from.repo == "" || from.repo != to.repo || from.fullCommit == to.fullCommit {
+func CompareURL(from, to *Label) string {
+	if from == nil || to == nil || from.Repo == "" || from.Repo != to.Repo || from.FullCommit == to.FullCommit {
 		return ""
 	}
-	c := commitURL(to.repo, to.fullCommit)
-	if c == "" || !isHexString(from.fullCommit) {
+	c := CommitURL(to.Repo, to.FullCommit)
+	if c == "" || !isHexString(from.FullCommit) {
 		return ""
 	}
 	switch base, _, _ := strings.Cut(c, "/commit/"); {
 	case strings.HasPrefix(c, "https://github.com/"):
-		return base + "/compare/" + from.fullCommit + "..." + to.fullCommit
+		return base + "/compare/" + from.FullCommit + "..." + to.FullCommit
 	case strings.HasPrefix(c, "https://gitlab.com/"):
-		return strings.TrimSuffix(base, "/-") + "/-/compare/" + from.fullCommit + "..." + to.fullCommit
+		return strings.TrimSuffix(base, "/-") + "/-/compare/" + from.FullCommit + "..." + to.FullCommit
 	}
 	return ""
 }
 
 // ofString labels a package name as pulld reports it; a name that does
 // not parse is shown as it is.
-func (l *labels) ofString(s string) *pkgLabel {
+func (l *Labels) ofString(s string) *Label {
 	if s == "" {
 		return nil
 	}
 	lb, ok := l.byString[s]
 	if !ok {
 		if p, err := manifest.ParsePackageName(s); err == nil {
-			lb = l.of(p)
+			lb = l.Of(p)
 		} else {
-			lb = &pkgLabel{Name: s, Commit: s}
+			lb = &Label{Name: s, Commit: s}
 		}
 		l.byString[s] = lb
 	}
@@ -163,7 +163,7 @@ func (l *labels) ofString(s string) *pkgLabel {
 // rowView is one env (or one allowed app without an env) of a server.
 // Everything the row template prints is computed here, so the template
 // calls no functions: the main page renders thousands of rows.
-type rowView struct {
+type Row struct {
 	Server, App, Env string
 	ShowEnv          bool   // the env is not named after the app
 	Source           string // where the desired entry came from: "server", "group:NAME"
@@ -173,7 +173,7 @@ type rowView struct {
 	Allowed          bool   // the config allows the app on the server
 	InManifest       bool
 	Reported         bool // pulld reports the env
-	Desired, Serving *pkgLabel
+	Desired, Serving *Label
 	Same             bool   // serving what is desired
 	CompareURL       string // the changes from the serving commit to the desired one
 	State            manifest.State
@@ -181,10 +181,10 @@ type rowView struct {
 	Step             string // the step reached, when it says more than State
 	Error            string // with the app's package names relative to it
 	Attempts         int    // failed attempts in a row
-	NextAttempt      moment // when the host tries again
+	NextAttempt      Moment // when the host tries again
 	Output           string // the failing script's output, when shown inline
 	HasOutput        bool   // there is output, loaded on demand
-	Updated          moment
+	Updated          Moment
 	Drift            bool // serving something other than the manifest says, and not on the way there
 	Failed           bool // failed, rolled back or held: needs attention
 	// InProgress says the host is on its way to the desired state: acting
@@ -194,7 +194,7 @@ type rowView struct {
 	InProgress bool
 	StateLabel string
 	ActionNote string
-	action     string // the status's action, for the API
+	Action     string // the status's action, for the API
 	// Past is the host's last failed attempt at the env, kept after it
 	// serves again (a rollback, a revert): what failed, where, when. Only
 	// on pages about one server, and only while nothing newer happened.
@@ -206,23 +206,23 @@ type rowView struct {
 
 // pastFailure is a failed attempt a host remembers (manifest.Outcome).
 type pastFailure struct {
-	Package  *pkgLabel
+	Package  *Label
 	Action   string
 	State    manifest.State
 	Step     string
 	Error    string
 	ExitCode int
 	Output   string
-	When     moment
+	When     Moment
 }
 
 // failureOf returns o as a pastFailure.
-func failureOf(o manifest.Outcome, now time.Time, lb *labels) *pastFailure {
-	return &pastFailure{Package: lb.ofString(o.Package), Action: o.Action, State: o.State, Step: o.Step, Error: o.Error, ExitCode: o.ExitCode, Output: o.Output, When: at(o.Time, now)}
+func failureOf(o manifest.Outcome, now time.Time, lb *Labels) *pastFailure {
+	return &pastFailure{Package: lb.ofString(o.Package), Action: o.Action, State: o.State, Step: o.Step, Error: o.Error, ExitCode: o.ExitCode, Output: o.Output, When: At(o.Time, now)}
 }
 
 // serverView is one server's section: its manifest against its status.
-type serverView struct {
+type ServerView struct {
 	Name         string
 	InConfig     bool
 	Groups       []string
@@ -232,14 +232,14 @@ type serverView struct {
 	ManifestErr  string // the manifest in the bucket could not be read
 	HasStatus    bool
 	StatusErr    string
-	Heartbeat    moment
+	Heartbeat    Moment
 	Stale        bool
 	Host         string
 	PulldVersion string
 	HostRevision int64  // manifest revision pulld last acted on
 	HostErr      string // pulld could not use the newest manifest
 	Pending      bool   // pulld has not acted on the current revision yet
-	Rows         []rowView
+	Rows         []Row
 	Problems     int // rows that need attention: failed, rolled back, held
 	Busy         int // rows in progress
 	Drifting     int // rows with drift nobody asked for
@@ -249,7 +249,7 @@ type serverView struct {
 // effective returns what s is to serve: its own manifest merged with the
 // manifests of the groups its status names, by the rules pulld follows
 // (manifest.Merge). A host that has not reported has no groups yet.
-func effective(s *serverState, groups map[string]*groupState) manifest.Desired {
+func Effective(s *Server, groups map[string]*Group) manifest.Desired {
 	var own *manifest.Manifest
 	if s.Version != "" {
 		own = s.Manifest
@@ -273,15 +273,15 @@ func effective(s *serverState, groups map[string]*groupState) manifest.Desired {
 //
 // Script output is copied into the rows only when inline is set (pages
 // about one server); the main page links to it instead.
-func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*groupState, apps map[string]*appState, now time.Time, inline bool, lb *labels) serverView {
-	v := serverView{
+func BuildServer(s *Server, conf *manifest.PushConfig, groups map[string]*Group, apps map[string]*App, now time.Time, inline bool, lb *Labels) ServerView {
+	v := ServerView{
 		Name:        s.Name,
 		Allowed:     conf.Servers[s.Name],
 		Version:     string(s.Version),
 		ManifestErr: s.ManifestErr,
 		StatusErr:   s.StatusErr,
 	}
-	desired := effective(s, groups)
+	desired := Effective(s, groups)
 	_, v.InConfig = conf.Servers[s.Name]
 	if s.Manifest != nil {
 		v.Revision = s.Manifest.Revision
@@ -289,7 +289,7 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 	st := s.Status
 	if st != nil {
 		v.HasStatus = true
-		v.Heartbeat = at(st.Time, now)
+		v.Heartbeat = At(st.Time, now)
 		v.Stale = st.Stale(now)
 		v.Host = st.Host.Hostname
 		v.PulldVersion = st.PulldVersion
@@ -311,14 +311,14 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 		return manifest.PackageName{}
 	}
 	nrows := len(v.Allowed) + len(desired.Entries)
-	v.Rows = make([]rowView, 0, nrows)
+	v.Rows = make([]Row, 0, nrows)
 	seen := make(map[string]bool, nrows)
 	addEntry := func(e manifest.Entry) {
 		env := e.EnvName()
 		seen[env] = true
 		n := newest(e.Package.App)
 		from := desired.From[env]
-		r := rowView{App: e.Package.App, Env: env, Allowed: conf.Allowed(from, e.Package.App), InManifest: true, Desired: lb.of(e.Package), Source: from.Source()}
+		r := Row{App: e.Package.App, Env: env, Allowed: conf.Allowed(from, e.Package.App), InManifest: true, Desired: lb.Of(e.Package), Source: from.Source()}
 		if from.IsGroup() {
 			r.Group = from.Name
 		}
@@ -327,11 +327,11 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 		r.Old = !n.IsZero() && e.Package.Compare(n) < 0
 		if st != nil {
 			if es, ok := st.Lookup(env); ok {
-				fillStatus(&r, es, now, inline, lb)
+				FillStatus(&r, es, now, inline, lb)
 				r.Drift = es.Serving != r.Desired.Name
 				r.Same = !r.Drift
 				if r.Drift {
-					r.CompareURL = compareURL(r.Serving, r.Desired)
+					r.CompareURL = CompareURL(r.Serving, r.Desired)
 				}
 			} else {
 				r.Drift = true
@@ -351,7 +351,7 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 				}
 			}
 			if !found {
-				v.Rows = append(v.Rows, rowView{App: app, Env: app, Allowed: true, Source: "server"})
+				v.Rows = append(v.Rows, Row{App: app, Env: app, Allowed: true, Source: "server"})
 			}
 		}
 		for _, e := range desired.Entries {
@@ -368,13 +368,13 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 			if seen[es.Env] {
 				continue
 			}
-			i := slices.IndexFunc(v.Rows, func(r rowView) bool { return !r.InManifest && r.Env == es.Env })
+			i := slices.IndexFunc(v.Rows, func(r Row) bool { return !r.InManifest && r.Env == es.Env })
 			if i < 0 {
-				v.Rows = append(v.Rows, rowView{App: es.App, Env: es.Env, Allowed: slices.Contains(v.Allowed, es.App)})
+				v.Rows = append(v.Rows, Row{App: es.App, Env: es.Env, Allowed: slices.Contains(v.Allowed, es.App)})
 				i = len(v.Rows) - 1
 			}
 			r := &v.Rows[i]
-			fillStatus(r, es, now, inline, lb)
+			FillStatus(r, es, now, inline, lb)
 			r.Drift = es.Serving != "" && es.State != manifest.StateStopped
 			if es.Held != "" {
 				// Held by pulld (a conflict between groups, a missing
@@ -412,7 +412,7 @@ func buildServer(s *serverState, conf *manifest.PushConfig, groups map[string]*g
 	return v
 }
 
-func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, lb *labels) {
+func FillStatus(r *Row, es manifest.EnvStatus, now time.Time, inline bool, lb *Labels) {
 	r.Reported = true
 	r.Serving = lb.ofString(es.Serving)
 	r.State = es.State
@@ -427,7 +427,7 @@ func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, l
 	r.Error = strings.ReplaceAll(es.Error, es.App+"/"+es.App+"-", es.App+"-")
 	r.Attempts = es.Attempts
 	if !es.NextAttempt.IsZero() {
-		r.NextAttempt = at(es.NextAttempt, now)
+		r.NextAttempt = At(es.NextAttempt, now)
 	}
 	r.Held = es.Held
 	if inline {
@@ -438,11 +438,11 @@ func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, l
 	} else {
 		r.HasOutput = es.Output != ""
 	}
-	r.Updated = at(es.Updated, now)
+	r.Updated = At(es.Updated, now)
 	r.Failed = es.State == manifest.StateFailed || es.State == manifest.StateRolledBack || es.Error != "" || es.Held != ""
 	r.StateLabel = string(r.State)
 	if es.State == manifest.StateDeploying {
-		r.action = es.Action
+		r.Action = es.Action
 		switch es.Action {
 		case "rollback":
 			r.StateLabel, r.ActionNote = "ROLLING BACK", "rollback, no download"
@@ -455,7 +455,7 @@ func fillStatus(r *rowView, es manifest.EnvStatus, now time.Time, inline bool, l
 }
 
 // tally counts the rows that need attention and sets the section's class.
-func (v *serverView) tally() {
+func (v *ServerView) tally() {
 	v.Problems, v.Busy, v.Drifting = 0, 0, 0
 	for _, r := range v.Rows {
 		switch {
@@ -481,15 +481,15 @@ func (v *serverView) tally() {
 }
 
 // keepRows keeps the rows for which keep is true, and tallies again.
-func (v *serverView) keepRows(keep func(rowView) bool) {
-	v.Rows = slices.DeleteFunc(v.Rows, func(r rowView) bool { return !keep(r) })
+func (v *ServerView) KeepRows(keep func(Row) bool) {
+	v.Rows = slices.DeleteFunc(v.Rows, func(r Row) bool { return !keep(r) })
 	v.tally()
 }
 
 // matching returns a keepRows predicate for rows whose app or env contains
 // sub.
-func matching(sub string) func(rowView) bool {
-	return func(r rowView) bool { return strings.Contains(r.App, sub) || strings.Contains(r.Env, sub) }
+func Matching(sub string) func(Row) bool {
+	return func(r Row) bool { return strings.Contains(r.App, sub) || strings.Contains(r.Env, sub) }
 }
 
 // moment is a time as the pages show it: relative to the page's time,
@@ -498,26 +498,26 @@ func matching(sub string) func(rowView) bool {
 // moment is a time as pages show it, in one format everywhere: relative
 // ("5m ago", kept current by the page's script), with the absolute time
 // in UTC on hover.
-type moment struct {
+type Moment struct {
 	T   time.Time
 	ISO string
 	Ago string
 	UTC string // "2026-12-07 16:01:05 UTC"
 }
 
-func at(t, now time.Time) moment {
+func At(t, now time.Time) Moment {
 	if t.IsZero() {
-		return moment{Ago: "never"}
+		return Moment{Ago: "never"}
 	}
-	return moment{T: t, ISO: t.UTC().Format(time.RFC3339), Ago: ago(t, now), UTC: utc(t)}
+	return Moment{T: t, ISO: t.UTC().Format(time.RFC3339), Ago: Ago(t, now), UTC: UTC(t)}
 }
 
 // utc is the absolute form of a time, shown on hover.
-func utc(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+func UTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
 // ago describes t relative to now, coarsely: "just now", "5m ago", "3h
 // ago", "2d ago", or the date when older than a month. Zero is "never".
-func ago(t, now time.Time) string {
+func Ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
@@ -551,7 +551,7 @@ func ago(t, now time.Time) string {
 // forge's URL (https://, or git@host:path for GitHub, GitLab, Bitbucket
 // and googlesource.com), and "" otherwise. The result is always an https
 // URL whose path is built from the repo's owner/name path segments.
-func commitURL(repo, commit string) string {
+func CommitURL(repo, commit string) string {
 	if commit == "" || !isHexString(commit) {
 		return ""
 	}
@@ -618,7 +618,7 @@ func isHexString(s string) bool {
 }
 
 // humanSize formats a byte count for people.
-func humanSize(n int64) string {
+func HumanSize(n int64) string {
 	switch {
 	case n < 1<<10:
 		return fmt.Sprintf("%d B", n)

@@ -1,4 +1,4 @@
-package pushui
+package fleetview
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 
 // bucket is what pushui needs from the bucket; *blobstore.Store is the
 // implementation. Tests wrap a real Store to count requests.
-type bucket interface {
+type Bucket interface {
 	ReadManifest(ctx context.Context, t manifest.Target) (*manifest.Manifest, blobstore.Version, error)
 	ReadStatus(ctx context.Context, server string) (*manifest.Status, error)
 	ListManifests(ctx context.Context, kind manifest.Kind) ([]blobstore.Listed, error)
@@ -29,7 +29,7 @@ type bucket interface {
 	ListAudit(ctx context.Context, t manifest.Target, limit int) ([]*manifest.AuditRecord, error)
 }
 
-var _ bucket = (*blobstore.Store)(nil)
+var _ Bucket = (*blobstore.Store)(nil)
 
 // readConcurrency bounds the bucket requests a refresh has in flight.
 const readConcurrency = 16
@@ -40,7 +40,7 @@ const describedPerApp = 20
 
 // serverState is what the cache knows about one server. It is immutable
 // once stored: updates store a new value.
-type serverState struct {
+type Server struct {
 	Name        string
 	Manifest    *manifest.Manifest // nil when it could not be read
 	Version     blobstore.Version  // "" when the manifest does not exist
@@ -58,7 +58,7 @@ type serverState struct {
 
 // groupState is what the cache knows about one group's manifest. It is
 // immutable once stored.
-type groupState struct {
+type Group struct {
 	Name        string
 	Manifest    *manifest.Manifest // nil when it could not be read or does not exist
 	Version     blobstore.Version  // "" when the manifest does not exist
@@ -68,7 +68,7 @@ type groupState struct {
 
 // appState is the listing of one app's packages, newest first. Immutable
 // once stored.
-type appState struct {
+type App struct {
 	Names []manifest.PackageName
 	Err   string
 	gen   uint64
@@ -76,18 +76,18 @@ type appState struct {
 
 // state is one published view of the bucket. Readers load it without
 // locks; writers copy it, change the copy and publish that.
-type state struct {
-	servers map[string]*serverState
-	order   []string // sorted server names: configured ∪ with a manifest ∪ with a status
-	groups  map[string]*groupState
+type State struct {
+	Servers map[string]*Server
+	Order   []string // sorted server names: configured ∪ with a manifest ∪ with a status
+	Groups  map[string]*Group
 	// groupOrder is the sorted group names: configured ∪ with a manifest ∪
 	// named by a host's status.
-	groupOrder []string
+	GroupOrder []string
 	// byGroup lists, per group, the servers whose status names it, in
 	// order; index builds it whenever servers change.
 	byGroup map[string][]string
-	apps    map[string]*appState
-	asOf    time.Time // when the last full refresh finished
+	Apps    map[string]*App
+	AsOf    time.Time // when the last full refresh finished
 	// gen is the cache generation this state was published at: it moves
 	// when anything a page shows changed (a write, or a refresh that read
 	// a changed document or saw one come or go), not on a heartbeat.
@@ -99,8 +99,8 @@ type state struct {
 // per server and per app by the pages that need fresh data), and package
 // metadata, which is kept forever because packages are immutable. It is
 // safe for concurrent use.
-type cache struct {
-	b    bucket
+type View struct {
+	b    Bucket
 	conf func() *manifest.PushConfig // the push config in force
 	log  *slog.Logger
 	now  func() time.Time
@@ -109,21 +109,21 @@ type cache struct {
 
 	mu  sync.Mutex // serialises writers of cur
 	gen uint64     // bumped by every writer, under mu
-	cur atomic.Pointer[state]
+	cur atomic.Pointer[State]
 
 	metaMu sync.Mutex
 	meta   map[string]blobstore.PackageInfo // by package name
 }
 
-func newCache(b bucket, conf func() *manifest.PushConfig, log *slog.Logger, now func() time.Time) *cache {
-	c := &cache{b: b, conf: conf, log: log, now: now, meta: make(map[string]blobstore.PackageInfo)}
-	c.cur.Store(&state{servers: map[string]*serverState{}, groups: map[string]*groupState{}, apps: map[string]*appState{}})
+func New(b Bucket, conf func() *manifest.PushConfig, log *slog.Logger, now func() time.Time) *View {
+	c := &View{b: b, conf: conf, log: log, now: now, meta: make(map[string]blobstore.PackageInfo)}
+	c.cur.Store(&State{Servers: map[string]*Server{}, Groups: map[string]*Group{}, Apps: map[string]*App{}})
 	return c
 }
 
 // replace publishes st as the whole state, after indexing it: for tests
 // and benchmarks that build a fleet in memory.
-func (c *cache) replace(st *state) {
+func (c *View) Replace(st *State) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st.index()
@@ -131,10 +131,10 @@ func (c *cache) replace(st *state) {
 }
 
 // load returns the current state. Callers must not modify it.
-func (c *cache) load() *state { return c.cur.Load() }
+func (c *View) Load() *State { return c.cur.Load() }
 
 // forEach calls fn(i) for i in [0,n) with at most limit calls in flight.
-func forEach(n, limit int, fn func(i int)) {
+func ForEach(n, limit int, fn func(i int)) {
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -158,7 +158,7 @@ func forEach(n, limit int, fn func(i int)) {
 // a failed listing fails the refresh, leaving the previous state. Entries
 // updated while the refresh ran are kept, so a refresh never puts back a
 // manifest older than one pushui just wrote.
-func (c *cache) refresh(ctx context.Context) error {
+func (c *View) Refresh(ctx context.Context) error {
 	c.refreshing.Lock()
 	defer c.refreshing.Unlock()
 	return c.refreshLocked(ctx)
@@ -168,23 +168,23 @@ func (c *cache) refresh(ctx context.Context) error {
 // age ago; concurrent callers share one refresh. Live pages call it, so
 // that a fleet watched by many viewers costs one refresh per age, and an
 // unwatched one nothing.
-func (c *cache) refreshIfOlder(ctx context.Context, age time.Duration) error {
-	if c.now().Sub(c.load().asOf) < age {
+func (c *View) RefreshIfOlder(ctx context.Context, age time.Duration) error {
+	if c.now().Sub(c.Load().AsOf) < age {
 		return nil
 	}
 	c.refreshing.Lock()
 	defer c.refreshing.Unlock()
-	if c.now().Sub(c.load().asOf) < age {
+	if c.now().Sub(c.Load().AsOf) < age {
 		return nil // done by the caller we waited for
 	}
 	return c.refreshLocked(ctx)
 }
 
-func (c *cache) refreshLocked(ctx context.Context) error {
+func (c *View) refreshLocked(ctx context.Context) error {
 	c.mu.Lock()
 	startGen := c.gen
 	c.mu.Unlock()
-	prev := c.load()
+	prev := c.Load()
 
 	listed, err := c.b.ListManifests(ctx, manifest.KindServer)
 	if err != nil {
@@ -206,10 +206,10 @@ func (c *cache) refreshLocked(ctx context.Context) error {
 	slices.Sort(names)
 	names = slices.Compact(names)
 
-	servers := make([]*serverState, len(names))
-	forEach(len(names), readConcurrency, func(i int) {
+	servers := make([]*Server, len(names))
+	ForEach(len(names), readConcurrency, func(i int) {
 		name := names[i]
-		servers[i] = c.readServerIfChanged(ctx, name, prev.servers[name], manifests[name], reports[name])
+		servers[i] = c.readServerIfChanged(ctx, name, prev.Servers[name], manifests[name], reports[name])
 	})
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pushui: refresh: %w", err)
@@ -228,15 +228,15 @@ func (c *cache) refreshLocked(ctx context.Context) error {
 	}
 	slices.Sort(groupNames)
 	groupNames = slices.Compact(groupNames)
-	groups := make([]*groupState, len(groupNames))
-	forEach(len(groupNames), readConcurrency, func(i int) {
+	groups := make([]*Group, len(groupNames))
+	ForEach(len(groupNames), readConcurrency, func(i int) {
 		name := groupNames[i]
-		l, old := groupManifests[name], prev.groups[name]
+		l, old := groupManifests[name], prev.Groups[name]
 		switch {
 		case l == nil:
-			groups[i] = &groupState{Name: name} // no manifest
+			groups[i] = &Group{Name: name} // no manifest
 		case old != nil && old.Version == l.Version:
-			groups[i] = &groupState{Name: name, Manifest: old.Manifest, Version: old.Version, ManifestErr: old.ManifestErr}
+			groups[i] = &Group{Name: name, Manifest: old.Manifest, Version: old.Version, ManifestErr: old.ManifestErr}
 		default:
 			groups[i] = c.readGroup(ctx, name)
 		}
@@ -271,8 +271,8 @@ func (c *cache) refreshLocked(ctx context.Context) error {
 	for a := range appSet {
 		appNames = append(appNames, a)
 	}
-	apps := make([]*appState, len(appNames))
-	forEach(len(appNames), readConcurrency, func(i int) {
+	apps := make([]*App, len(appNames))
+	ForEach(len(appNames), readConcurrency, func(i int) {
 		apps[i] = c.listApp(ctx, appNames[i])
 		// The newest builds' metadata (notes, commits), for the labels:
 		// fetched once per package, which never changes.
@@ -281,38 +281,38 @@ func (c *cache) refreshLocked(ctx context.Context) error {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.load()
-	st := &state{servers: make(map[string]*serverState, len(names)), order: names, apps: make(map[string]*appState, len(appNames)), asOf: c.now(),
-		groups: make(map[string]*groupState, len(groupNames)), groupOrder: groupNames}
+	old := c.Load()
+	st := &State{Servers: make(map[string]*Server, len(names)), Order: names, Apps: make(map[string]*App, len(appNames)), AsOf: c.now(),
+		Groups: make(map[string]*Group, len(groupNames)), GroupOrder: groupNames}
 	for _, s := range servers {
-		st.servers[s.Name] = s
+		st.Servers[s.Name] = s
 	}
 	for _, g := range groups {
-		st.groups[g.Name] = g
+		st.Groups[g.Name] = g
 	}
 	for i, a := range apps {
-		st.apps[appNames[i]] = a
+		st.Apps[appNames[i]] = a
 	}
 	// Keep what was updated while this refresh read the bucket.
-	for name, s := range old.servers {
+	for name, s := range old.Servers {
 		if s.gen > startGen {
-			if _, known := st.servers[name]; !known {
-				st.order = insertSorted(st.order, name)
+			if _, known := st.Servers[name]; !known {
+				st.Order = insertSorted(st.Order, name)
 			}
-			st.servers[name] = s
+			st.Servers[name] = s
 		}
 	}
-	for name, a := range old.apps {
+	for name, a := range old.Apps {
 		if a.gen > startGen {
-			st.apps[name] = a
+			st.Apps[name] = a
 		}
 	}
-	for name, g := range old.groups {
+	for name, g := range old.Groups {
 		if g.gen > startGen {
-			if _, known := st.groups[name]; !known {
-				st.groupOrder = insertSorted(st.groupOrder, name)
+			if _, known := st.Groups[name]; !known {
+				st.GroupOrder = insertSorted(st.GroupOrder, name)
 			}
-			st.groups[name] = g
+			st.Groups[name] = g
 		}
 	}
 	st.index()
@@ -326,7 +326,7 @@ func (c *cache) refreshLocked(ctx context.Context) error {
 
 // sameServer reports whether a and b show the same: manifest version,
 // errors and status, apart from the status's time (a heartbeat).
-func sameServer(a, b *serverState) bool {
+func sameServer(a, b *Server) bool {
 	if a.Version != b.Version || a.ManifestErr != b.ManifestErr || a.StatusErr != b.StatusErr || (a.Status == nil) != (b.Status == nil) {
 		return false
 	}
@@ -342,24 +342,24 @@ func sameServer(a, b *serverState) bool {
 // group or app that came or went, or a document with another version,
 // digest or error. A heartbeat (the same status bytes written again) is
 // no change.
-func changed(prev, next *state) bool {
-	if !slices.Equal(prev.order, next.order) || !slices.Equal(prev.groupOrder, next.groupOrder) || len(prev.apps) != len(next.apps) {
+func changed(prev, next *State) bool {
+	if !slices.Equal(prev.Order, next.Order) || !slices.Equal(prev.GroupOrder, next.GroupOrder) || len(prev.Apps) != len(next.Apps) {
 		return true
 	}
-	for name, n := range next.servers {
-		p := prev.servers[name]
+	for name, n := range next.Servers {
+		p := prev.Servers[name]
 		if p == nil || p.Version != n.Version || p.ManifestErr != n.ManifestErr || p.statusDigest != n.statusDigest ||
 			p.StatusErr != n.StatusErr || (p.Status == nil) != (n.Status == nil) {
 			return true
 		}
 	}
-	for name, n := range next.groups {
-		if p := prev.groups[name]; p == nil || p.Version != n.Version || p.ManifestErr != n.ManifestErr {
+	for name, n := range next.Groups {
+		if p := prev.Groups[name]; p == nil || p.Version != n.Version || p.ManifestErr != n.ManifestErr {
 			return true
 		}
 	}
-	for name, n := range next.apps {
-		if p := prev.apps[name]; p == nil || p.Err != n.Err || !slices.Equal(p.Names, n.Names) {
+	for name, n := range next.Apps {
+		if p := prev.Apps[name]; p == nil || p.Err != n.Err || !slices.Equal(p.Names, n.Names) {
 			return true
 		}
 	}
@@ -367,8 +367,8 @@ func changed(prev, next *state) bool {
 }
 
 // readGroup reads one group's manifest; errors are recorded in the result.
-func (c *cache) readGroup(ctx context.Context, name string) *groupState {
-	g := &groupState{Name: name}
+func (c *View) readGroup(ctx context.Context, name string) *Group {
+	g := &Group{Name: name}
 	m, v, err := c.b.ReadManifest(ctx, manifest.Group(name))
 	g.Version = v
 	switch {
@@ -382,7 +382,7 @@ func (c *cache) readGroup(ctx context.Context, name string) *groupState {
 }
 
 // refreshGroup reads one group again and stores the result.
-func (c *cache) refreshGroup(ctx context.Context, name string) *groupState {
+func (c *View) RefreshGroup(ctx context.Context, name string) *Group {
 	g := c.readGroup(ctx, name)
 	c.storeGroup(g)
 	return g
@@ -392,24 +392,24 @@ func (c *cache) refreshGroup(ctx context.Context, name string) *groupState {
 // Storing what the cache already holds changes nothing (nor the
 // generation, so that a page re-reading its group does not make every live
 // page reload).
-func (c *cache) storeGroup(g *groupState) {
+func (c *View) storeGroup(g *Group) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.load().groups[g.Name]; old != nil && old.Version == g.Version && old.ManifestErr == g.ManifestErr {
+	if old := c.Load().Groups[g.Name]; old != nil && old.Version == g.Version && old.ManifestErr == g.ManifestErr {
 		return
 	}
 	c.gen++
 	g.gen = c.gen
-	st := *c.load()
-	st.groups = with(st.groups, g.Name, g, &st.groupOrder)
+	st := *c.Load()
+	st.Groups = with(st.Groups, g.Name, g, &st.GroupOrder)
 	st.gen = c.gen
 	c.cur.Store(&st)
 }
 
 // groupNames returns every group known: in the cache (with a manifest or
 // named by a host) or in conf, sorted.
-func (st *state) groupNames(conf *manifest.PushConfig) []string {
-	names := slices.Clone(st.groupOrder)
+func (st *State) GroupNames(conf *manifest.PushConfig) []string {
+	names := slices.Clone(st.GroupOrder)
 	names = append(names, conf.GroupNames()...)
 	slices.Sort(names)
 	return slices.Compact(names)
@@ -418,15 +418,15 @@ func (st *state) groupNames(conf *manifest.PushConfig) []string {
 // members returns the servers whose status names group, sorted: a host
 // that joins appears once it reports, without configuration. Callers must
 // not modify the result.
-func (st *state) members(group string) []string { return st.byGroup[group] }
+func (st *State) Members(group string) []string { return st.byGroup[group] }
 
 // index builds st.byGroup from the servers' statuses: one pass over the
 // fleet per change of a server, so that group pages and summaries do not
 // each scan it.
-func (st *state) index() {
+func (st *State) index() {
 	st.byGroup = map[string][]string{}
-	for _, name := range st.order {
-		if s := st.servers[name]; s != nil && s.Status != nil {
+	for _, name := range st.Order {
+		if s := st.Servers[name]; s != nil && s.Status != nil {
 			for _, g := range s.Status.Groups {
 				st.byGroup[g.Name] = append(st.byGroup[g.Name], name)
 			}
@@ -435,8 +435,8 @@ func (st *state) index() {
 }
 
 // inGroup reports whether server's status names group.
-func (st *state) inGroup(server, group string) bool {
-	s := st.servers[server]
+func (st *State) InGroup(server, group string) bool {
+	s := st.Servers[server]
 	return s != nil && s.Status != nil && s.Status.InGroup(group)
 }
 
@@ -453,8 +453,8 @@ func byName(docs []blobstore.Listed) map[string]*blobstore.Listed {
 // what changed since old by its listing entries (nil: the document does
 // not exist): the manifest when its version changed, the status when its
 // digest changed.
-func (c *cache) readServerIfChanged(ctx context.Context, name string, old *serverState, m, st *blobstore.Listed) *serverState {
-	s := &serverState{Name: name}
+func (c *View) readServerIfChanged(ctx context.Context, name string, old *Server, m, st *blobstore.Listed) *Server {
+	s := &Server{Name: name}
 	switch {
 	case m == nil:
 		s.Manifest = &manifest.Manifest{} // no manifest: an empty one, as ReadManifest gives
@@ -483,15 +483,15 @@ func (c *cache) readServerIfChanged(ctx context.Context, name string, old *serve
 
 // readServer reads one server's manifest and status. Errors are recorded
 // in the result, not returned: one broken server must not hide the others.
-func (c *cache) readServer(ctx context.Context, name string) *serverState {
-	s := &serverState{Name: name}
+func (c *View) readServer(ctx context.Context, name string) *Server {
+	s := &Server{Name: name}
 	c.readManifest(ctx, s)
 	c.readStatus(ctx, s)
 	return s
 }
 
 // readManifest reads s's manifest into s.
-func (c *cache) readManifest(ctx context.Context, s *serverState) {
+func (c *View) readManifest(ctx context.Context, s *Server) {
 	m, v, err := c.b.ReadManifest(ctx, manifest.Server(s.Name))
 	s.Version = v
 	if err != nil {
@@ -503,7 +503,7 @@ func (c *cache) readManifest(ctx context.Context, s *serverState) {
 }
 
 // readStatus reads s's status into s.
-func (c *cache) readStatus(ctx context.Context, s *serverState) {
+func (c *View) readStatus(ctx context.Context, s *Server) {
 	st, err := c.b.ReadStatus(ctx, s.Name)
 	if err == nil {
 		// A status from the future is shown as what it is, never as
@@ -520,17 +520,17 @@ func (c *cache) readStatus(ctx context.Context, s *serverState) {
 }
 
 // listApp lists one app's package names.
-func (c *cache) listApp(ctx context.Context, app string) *appState {
+func (c *View) listApp(ctx context.Context, app string) *App {
 	names, err := c.b.ListPackageNames(ctx, app)
 	if err != nil {
 		c.log.Warn("package listing failed", "app", app, "err", err)
-		return &appState{Err: err.Error()}
+		return &App{Err: err.Error()}
 	}
-	return &appState{Names: names}
+	return &App{Names: names}
 }
 
 // refreshServer reads one server again and stores the result.
-func (c *cache) refreshServer(ctx context.Context, name string) *serverState {
+func (c *View) RefreshServer(ctx context.Context, name string) *Server {
 	s := c.readServer(ctx, name)
 	c.storeServer(s)
 	return s
@@ -539,17 +539,17 @@ func (c *cache) refreshServer(ctx context.Context, name string) *serverState {
 // storeServer publishes s as the server's state.
 // A server that shows the same as before apart from its status's time (a
 // heartbeat) is stored without moving the generation (see storeGroup).
-func (c *cache) storeServer(s *serverState) {
+func (c *View) storeServer(s *Server) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.load().servers[s.Name]; old != nil && sameServer(old, s) {
+	if old := c.Load().Servers[s.Name]; old != nil && sameServer(old, s) {
 		s.gen = old.gen
 	} else {
 		c.gen++
 		s.gen = c.gen
 	}
-	st := *c.load()
-	st.servers = with(st.servers, s.Name, s, &st.order)
+	st := *c.Load()
+	st.Servers = with(st.Servers, s.Name, s, &st.Order)
 	st.index()
 	st.gen = c.gen
 	c.cur.Store(&st)
@@ -557,14 +557,14 @@ func (c *cache) storeServer(s *serverState) {
 
 // storeManifest records a manifest pushui has just written: a server's,
 // keeping its last status, or a group's.
-func (c *cache) storeManifest(t manifest.Target, m *manifest.Manifest, v blobstore.Version) {
+func (c *View) StoreManifest(t manifest.Target, m *manifest.Manifest, v blobstore.Version) {
 	if t.IsGroup() {
-		c.storeGroup(&groupState{Name: t.Name, Manifest: m, Version: v})
+		c.storeGroup(&Group{Name: t.Name, Manifest: m, Version: v})
 		return
 	}
 	server := t.Name
-	s := &serverState{Name: server, Manifest: m, Version: v}
-	if old := c.load().servers[server]; old != nil {
+	s := &Server{Name: server, Manifest: m, Version: v}
+	if old := c.Load().Servers[server]; old != nil {
 		s.Status, s.StatusErr = old.Status, old.StatusErr
 	}
 	c.storeServer(s)
@@ -572,16 +572,16 @@ func (c *cache) storeManifest(t manifest.Target, m *manifest.Manifest, v blobsto
 
 // storeApp publishes an app's listing.
 // Storing what the cache already holds changes nothing (see storeGroup).
-func (c *cache) storeApp(app string, a *appState) {
+func (c *View) storeApp(app string, a *App) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.load().apps[app]; old != nil && old.Err == a.Err && slices.Equal(old.Names, a.Names) {
+	if old := c.Load().Apps[app]; old != nil && old.Err == a.Err && slices.Equal(old.Names, a.Names) {
 		return
 	}
 	c.gen++
 	a.gen = c.gen
-	st := *c.load()
-	st.apps = with(st.apps, app, a, nil)
+	st := *c.Load()
+	st.Apps = with(st.Apps, app, a, nil)
 	st.gen = c.gen
 	c.cur.Store(&st)
 }
@@ -612,7 +612,7 @@ func insertSorted(s []string, v string) []string {
 
 // pkg is one package of a listing with its metadata, or why the metadata
 // could not be read.
-type pkg struct {
+type Package struct {
 	blobstore.PackageInfo
 	Err error
 }
@@ -620,8 +620,8 @@ type pkg struct {
 // labels returns a labeller for one page that names packages with the
 // metadata the cache holds (release notes, commit links), asking the
 // bucket nothing.
-func (c *cache) labels() *labels {
-	l := newLabels()
+func (c *View) Labels() *Labels {
+	l := NewLabels()
 	l.meta = func(p manifest.PackageName) (manifest.PackageMeta, bool) {
 		c.metaMu.Lock()
 		defer c.metaMu.Unlock()
@@ -637,19 +637,19 @@ func (c *cache) labels() *labels {
 // call and kept forever. When that batch fails (one package with broken
 // metadata fails it whole), the missing ones are fetched one by one,
 // concurrently, so one bad package does not hide the others.
-func (c *cache) packages(ctx context.Context, app string) ([]pkg, error) {
+func (c *View) Packages(ctx context.Context, app string) ([]Package, error) {
 	names, err := c.b.ListPackageNames(ctx, app)
 	if err != nil {
 		return nil, fmt.Errorf("pushui: list packages of %s: %w", app, err)
 	}
-	c.storeApp(app, &appState{Names: names})
+	c.storeApp(app, &App{Names: names})
 	return c.describe(ctx, names), nil
 }
 
 // describe returns the metadata of names, in order, fetching what is not
 // cached.
-func (c *cache) describe(ctx context.Context, names []manifest.PackageName) []pkg {
-	out := make([]pkg, len(names))
+func (c *View) describe(ctx context.Context, names []manifest.PackageName) []Package {
+	out := make([]Package, len(names))
 	var missing []manifest.PackageName
 	var missingAt []int
 	c.metaMu.Lock()
@@ -669,7 +669,7 @@ func (c *cache) describe(ctx context.Context, names []manifest.PackageName) []pk
 	errs := make([]error, len(missing))
 	if err != nil {
 		infos = make([]blobstore.PackageInfo, len(missing))
-		forEach(len(missing), readConcurrency, func(i int) {
+		ForEach(len(missing), readConcurrency, func(i int) {
 			infos[i], errs[i] = c.b.StatPackage(ctx, missing[i])
 		})
 	}
@@ -677,7 +677,7 @@ func (c *cache) describe(ctx context.Context, names []manifest.PackageName) []pk
 	defer c.metaMu.Unlock()
 	for j, i := range missingAt {
 		if errs[j] != nil {
-			out[i] = pkg{PackageInfo: blobstore.PackageInfo{Name: missing[j]}, Err: errs[j]}
+			out[i] = Package{PackageInfo: blobstore.PackageInfo{Name: missing[j]}, Err: errs[j]}
 			continue
 		}
 		c.meta[missing[j].String()] = infos[j]
@@ -688,7 +688,7 @@ func (c *cache) describe(ctx context.Context, names []manifest.PackageName) []pk
 
 // stat returns one package's description, from memory when known. The
 // error wraps blobstore.ErrNotFound when the package does not exist.
-func (c *cache) stat(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error) {
+func (c *View) Stat(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error) {
 	c.metaMu.Lock()
 	info, ok := c.meta[name.String()]
 	c.metaMu.Unlock()

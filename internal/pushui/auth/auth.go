@@ -1,4 +1,4 @@
-package pushui
+package auth
 
 import (
 	"bufio"
@@ -157,7 +157,7 @@ const IAPHeader = "X-Goog-Iap-Jwt-Assertion"
 const iapIssuer = "https://cloud.google.com/iap"
 
 // auth identifies the user of a request and decides what they may do.
-type auth struct {
+type Gate struct {
 	header   string         // trusted identity header, when set
 	trusted  []netip.Prefix // peers allowed to set header; none: any (a loopback listener)
 	htpasswd *Htpasswd      // Basic auth, when set
@@ -169,7 +169,7 @@ type auth struct {
 }
 
 // authOptions configures the authentication (see Options).
-type authOptions struct {
+type Options struct {
 	Header         string
 	TrustedProxies []netip.Prefix
 	Htpasswd       *Htpasswd
@@ -185,7 +185,7 @@ type authOptions struct {
 
 // newAuth returns the authentication o describes: at most one of Header,
 // Htpasswd and IAP, IAP with its audience.
-func newAuth(o authOptions) (*auth, error) {
+func New(o Options) (*Gate, error) {
 	n := 0
 	for _, on := range []bool{o.Header != "", o.Htpasswd != nil, o.IAP != nil} {
 		if on {
@@ -198,7 +198,7 @@ func newAuth(o authOptions) (*auth, error) {
 	if o.IAP != nil && o.IAPAudience == "" {
 		return nil, errors.New("pushui: IAP needs its audience")
 	}
-	a := &auth{header: o.Header, trusted: o.TrustedProxies, htpasswd: o.Htpasswd, iap: o.IAP, audience: o.IAPAudience, admins: map[string]bool{}, log: o.Logger}
+	a := &Gate{header: o.Header, trusted: o.TrustedProxies, htpasswd: o.Htpasswd, iap: o.IAP, audience: o.IAPAudience, admins: map[string]bool{}, log: o.Logger}
 	for _, u := range o.Admins {
 		if u = strings.TrimSpace(u); u != "" {
 			a.admins[u] = true
@@ -213,11 +213,11 @@ func newAuth(o authOptions) (*auth, error) {
 }
 
 // enabled reports whether requests are authenticated at all.
-func (a *auth) enabled() bool { return a.header != "" || a.htpasswd != nil || a.iap != nil }
+func (a *Gate) enabled() bool { return a.header != "" || a.htpasswd != nil || a.iap != nil }
 
 // identify returns the request's user, or "" and why when the request
 // carries no acceptable identity.
-func (a *auth) identify(r *http.Request) (string, string) {
+func (a *Gate) identify(r *http.Request) (string, string) {
 	switch {
 	case a.iap != nil:
 		return a.identifyIAP(r)
@@ -244,7 +244,7 @@ func (a *auth) identify(r *http.Request) (string, string) {
 
 // fromTrusted reports whether the request's peer may set the identity
 // header: it is in a trusted prefix, or no prefix is configured.
-func (a *auth) fromTrusted(r *http.Request) bool {
+func (a *Gate) fromTrusted(r *http.Request) bool {
 	if len(a.trusted) == 0 {
 		return true
 	}
@@ -263,7 +263,7 @@ func (a *auth) fromTrusted(r *http.Request) bool {
 
 // identifyIAP verifies IAP's signed header (signature against Google's IAP
 // keys, expiry, audience, issuer) and returns its email claim.
-func (a *auth) identifyIAP(r *http.Request) (string, string) {
+func (a *Gate) identifyIAP(r *http.Request) (string, string) {
 	tok := r.Header.Get(IAPHeader)
 	if tok == "" {
 		return "", "no " + IAPHeader + " header: pushui must be reached through Identity-Aware Proxy"
@@ -309,7 +309,7 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 
 // isAdmin reports whether user may change manifests. Without
 // authentication every request may (Run allows that only on loopback).
-func (a *auth) isAdmin(user string) bool {
+func (a *Gate) isAdmin(user string) bool {
 	if !a.enabled() {
 		return true
 	}
@@ -317,10 +317,10 @@ func (a *auth) isAdmin(user string) bool {
 }
 
 // caller is who made a request, as the authentication middleware found.
-type caller struct {
-	name  string
-	admin bool // may change manifests
-	auth  bool // requests are authenticated at all
+type Caller struct {
+	Name  string
+	Admin bool // may change manifests
+	Auth  bool // requests are authenticated at all
 }
 
 type ctxKey int
@@ -329,33 +329,33 @@ const callerKey ctxKey = 0
 
 // callerOf returns the authenticated caller of a request's context (the
 // zero caller, who may not write, outside the middleware).
-func callerOf(ctx context.Context) caller {
-	c, _ := ctx.Value(callerKey).(caller)
+func CallerOf(ctx context.Context) Caller {
+	c, _ := ctx.Value(callerKey).(Caller)
 	return c
 }
 
 // userOf returns the authenticated user of a request's context.
-func userOf(ctx context.Context) string { return callerOf(ctx).name }
+func User(ctx context.Context) string { return CallerOf(ctx).Name }
 
 // forViewer returns m as the request's user may see it: whole for admins
 // (and without authentication), with every config value masked
 // (manifest.Manifest.Masked) for other signed-in users, since values often
 // carry secrets. m is not modified.
-func forViewer(ctx context.Context, m *manifest.Manifest) *manifest.Manifest {
-	if m == nil || callerOf(ctx).admin {
+func ForViewer(ctx context.Context, m *manifest.Manifest) *manifest.Manifest {
+	if m == nil || CallerOf(ctx).Admin {
 		return m
 	}
 	return m.Masked()
 }
 
 // viewer returns forViewer for ctx's caller.
-func viewer(ctx context.Context) func(*manifest.Manifest) *manifest.Manifest {
-	return func(m *manifest.Manifest) *manifest.Manifest { return forViewer(ctx, m) }
+func Viewer(ctx context.Context) func(*manifest.Manifest) *manifest.Manifest {
+	return func(m *manifest.Manifest) *manifest.Manifest { return ForViewer(ctx, m) }
 }
 
 // protect wraps h in pushui's request checks: cross-origin writes are
 // refused (http.CrossOriginProtection), then authenticate.
-func (a *auth) protect(h http.Handler, fail func(w http.ResponseWriter, r *http.Request, code int, msg string)) http.Handler {
+func (a *Gate) Protect(h http.Handler, fail func(w http.ResponseWriter, r *http.Request, code int, msg string)) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
@@ -368,7 +368,7 @@ func (a *auth) protect(h http.Handler, fail func(w http.ResponseWriter, r *http.
 // anyone unidentified gets 401, and a non-admin gets 403 for every
 // state-changing request except a refresh of the cached view. /healthz
 // and /metrics are served to anyone. fail answers the refusals.
-func (a *auth) authenticate(h http.Handler, fail func(w http.ResponseWriter, r *http.Request, code int, msg string)) http.Handler {
+func (a *Gate) authenticate(h http.Handler, fail func(w http.ResponseWriter, r *http.Request, code int, msg string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
 			h.ServeHTTP(w, r)
@@ -388,9 +388,9 @@ func (a *auth) authenticate(h http.Handler, fail func(w http.ResponseWriter, r *
 			fail(w, r, http.StatusUnauthorized, why)
 			return
 		}
-		c := caller{name: user, admin: a.isAdmin(user), auth: a.enabled()}
+		c := Caller{Name: user, Admin: a.isAdmin(user), Auth: a.enabled()}
 		safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
-		if !safe && r.URL.Path != "/refresh" && !c.admin {
+		if !safe && r.URL.Path != "/refresh" && !c.Admin {
 			a.log.Warn("write refused", "user", user, "method", r.Method, "path", r.URL.Path)
 			fail(w, r, http.StatusForbidden, user+" may look but not change anything (not in -admins)")
 			return

@@ -1,8 +1,7 @@
-package pushui
+package web
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/pushpull/pushpull/manifest"
@@ -37,25 +36,6 @@ func parseConfigText(text string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
-}
-
-// formatConfigText is the inverse of parseConfigText: sorted KEY=VALUE
-// lines. Values holding a line break cannot be edited in the form; the
-// caller shows them read-only.
-func formatConfigText(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(m[k])
-		b.WriteByte('\n')
-	}
-	return b.String()
 }
 
 // configEditable reports whether every value of m survives a round trip

@@ -1,0 +1,120 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/pushui/auth"
+	"github.com/pushpull/pushpull/internal/pushui/ops"
+	"github.com/pushpull/pushpull/internal/rollout"
+	"github.com/pushpull/pushpull/manifest"
+)
+
+// apiStartRollout answers POST /api/rollouts: start a rollout of the body's
+// strategy (manifest.RolloutStrategy), whose fields left out take the
+// group's default from the push config's rollouts, else the built-in
+// defaults. 201 with the record; 409 when the group env has an active
+// rollout; 400 for a bad strategy or one the push config refuses.
+func (s *Handler) apiStartRollout(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
+		return
+	}
+	var target struct {
+		Group   string               `json:"group"`
+		Package manifest.PackageName `json:"package"`
+	}
+	if err := json.Unmarshal(body, &target); err != nil {
+		WriteError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
+		return
+	}
+	if err := s.KnownGroup(target.Group); err != nil {
+		s.failErrHook(w, r, err)
+		return
+	}
+	st, err := s.Conf().RolloutFor(target.Group, target.Package).Decode(body)
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "rollout strategy: "+err.Error())
+		return
+	}
+	rec, err := s.Rollouts.Start(r.Context(), st, auth.User(r.Context()))
+	if err != nil {
+		s.rolloutFail(w, r, err)
+		return
+	}
+	s.View.RefreshGroup(r.Context(), st.Group)
+	WriteJSON(w, http.StatusCreated, rec)
+}
+
+// rolloutsPage is how many records GET /api/rollouts returns by default.
+const rolloutsPage = 50
+
+// apiRollouts answers GET /api/rollouts[?group=][&limit=N][&after=CURSOR]:
+// a page of records, newest first (at most limit, default 50, at most
+// blobstore.MaxRolloutsPage), and "next", the cursor of the next page when
+// there is one. A record that is invalid is listed in state "invalid" with
+// the reason.
+func (s *Handler) apiRollouts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := rolloutsPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > blobstore.MaxRolloutsPage {
+			WriteError(w, http.StatusBadRequest, "limit "+strconv.Quote(v)+": want a number from 1 to "+strconv.Itoa(blobstore.MaxRolloutsPage))
+			return
+		}
+		limit = n
+	}
+	recs, next, err := s.Rollouts.List(r.Context(), q.Get("group"), q.Get("after"), limit)
+	if err != nil {
+		s.rolloutFail(w, r, err)
+		return
+	}
+	out := map[string]any{"rollouts": recs}
+	if next != "" {
+		out["next"] = next
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+// apiRollout answers GET /api/rollouts/{group}/{env}/{id}: the record (in
+// state "invalid", with the reason, when it is).
+func (s *Handler) apiRollout(w http.ResponseWriter, r *http.Request) {
+	rec, _, err := s.Rollouts.Get(r.Context(), pathRollout(r))
+	if err != nil {
+		s.rolloutFail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, rec)
+}
+
+// apiRolloutCommand answers POST /api/rollouts/{group}/{env}/{id}/{cmd}:
+// pause, resume, promote, abort or revert (Driver.Command).
+func (s *Handler) apiRolloutCommand(w http.ResponseWriter, r *http.Request) {
+	cmd, err := rollout.ParseCommand(r.PathValue("cmd"))
+	var rec *manifest.RolloutRecord
+	if err == nil {
+		rec, err = s.Rollouts.Command(r.Context(), pathRollout(r), cmd, auth.User(r.Context()))
+	}
+	if err != nil {
+		s.rolloutFail(w, r, err)
+		return
+	}
+	s.View.RefreshGroup(r.Context(), r.PathValue("group"))
+	WriteJSON(w, http.StatusOK, rec)
+}
+
+// pathRollout is the rollout a request's path names.
+func pathRollout(r *http.Request) blobstore.RolloutRef {
+	return blobstore.RolloutRef{Group: r.PathValue("group"), Env: r.PathValue("env"), ID: r.PathValue("id")}
+}
+
+// rolloutFail answers a rollout error with the status its kind calls for
+// (rolloutError).
+func (s *Handler) rolloutFail(w http.ResponseWriter, r *http.Request, err error) {
+	s.failErrHook(w, r, ops.RolloutError(err))
+}
