@@ -16,7 +16,7 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// bucket is what pushui needs from the bucket; *blobstore.Store is the
+// Bucket is what pushui needs from the bucket; *blobstore.Store is the
 // implementation. Tests wrap a real Store to count requests.
 type Bucket interface {
 	ReadManifest(ctx context.Context, t manifest.Target) (*manifest.Manifest, blobstore.Version, error)
@@ -38,7 +38,7 @@ const readConcurrency = 16
 // knows the metadata of (once each: packages are immutable).
 const describedPerApp = 20
 
-// serverState is what the cache knows about one server. It is immutable
+// Server is what the cache knows about one server. It is immutable
 // once stored: updates store a new value.
 type Server struct {
 	Name        string
@@ -56,7 +56,7 @@ type Server struct {
 	statusModified time.Time
 }
 
-// groupState is what the cache knows about one group's manifest. It is
+// Group is what the cache knows about one group's manifest. It is
 // immutable once stored.
 type Group struct {
 	Name        string
@@ -66,7 +66,7 @@ type Group struct {
 	gen         uint64
 }
 
-// appState is the listing of one app's packages, newest first. Immutable
+// App is the listing of one app's packages, newest first. Immutable
 // once stored.
 type App struct {
 	Names []manifest.PackageName
@@ -74,17 +74,17 @@ type App struct {
 	gen   uint64
 }
 
-// state is one published view of the bucket. Readers load it without
+// State is one published view of the bucket. Readers load it without
 // locks; writers copy it, change the copy and publish that.
 type State struct {
 	Servers map[string]*Server
 	Order   []string // sorted server names: configured ∪ with a manifest ∪ with a status
 	Groups  map[string]*Group
-	// groupOrder is the sorted group names: configured ∪ with a manifest ∪
+	// GroupOrder is the sorted group names: configured ∪ with a manifest ∪
 	// named by a host's status.
 	GroupOrder []string
 	// byGroup lists, per group, the servers whose status names it, in
-	// order; index builds it whenever servers change.
+	// Order; index builds it whenever servers change.
 	byGroup map[string][]string
 	Apps    map[string]*App
 	AsOf    time.Time // when the last full refresh finished
@@ -94,7 +94,7 @@ type State struct {
 	gen uint64
 }
 
-// cache holds the bucket as pushui last saw it: every server's manifest and
+// View holds the bucket as pushui last saw it: every server's manifest and
 // status and every app's package names (refreshed as a whole by refresh,
 // per server and per app by the pages that need fresh data), and package
 // metadata, which is kept forever because packages are immutable. It is
@@ -121,7 +121,7 @@ func New(b Bucket, conf func() *manifest.PushConfig, log *slog.Logger, now func(
 	return c
 }
 
-// replace publishes st as the whole state, after indexing it: for tests
+// Replace publishes st as the whole state, after indexing it: for tests
 // and benchmarks that build a fleet in memory.
 func (c *View) Replace(st *State) {
 	c.mu.Lock()
@@ -130,10 +130,10 @@ func (c *View) Replace(st *State) {
 	c.cur.Store(st)
 }
 
-// load returns the current state. Callers must not modify it.
+// Load returns the current state. Callers must not modify it.
 func (c *View) Load() *State { return c.cur.Load() }
 
-// forEach calls fn(i) for i in [0,n) with at most limit calls in flight.
+// ForEach calls fn(i) for i in [0,n) with at most limit calls in flight.
 func ForEach(n, limit int, fn func(i int)) {
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
@@ -147,7 +147,7 @@ func ForEach(n, limit int, fn func(i int)) {
 	wg.Wait()
 }
 
-// refresh lists the bucket again: the servers' and groups' manifests and
+// Refresh lists the bucket again: the servers' and groups' manifests and
 // the statuses, each listing carrying every document's version and digest,
 // and reads only the documents that changed since the last refresh (a
 // status rewritten as a heartbeat has not changed; its time moves on with
@@ -164,7 +164,7 @@ func (c *View) Refresh(ctx context.Context) error {
 	return c.refreshLocked(ctx)
 }
 
-// refreshIfOlder refreshes unless the last full refresh finished less than
+// RefreshIfOlder refreshes unless the last full refresh finished less than
 // age ago; concurrent callers share one refresh. Live pages call it, so
 // that a fleet watched by many viewers costs one refresh per age, and an
 // unwatched one nothing.
@@ -381,7 +381,7 @@ func (c *View) readGroup(ctx context.Context, name string) *Group {
 	return g
 }
 
-// refreshGroup reads one group again and stores the result.
+// RefreshGroup reads one group again and stores the result.
 func (c *View) RefreshGroup(ctx context.Context, name string) *Group {
 	g := c.readGroup(ctx, name)
 	c.storeGroup(g)
@@ -406,7 +406,7 @@ func (c *View) storeGroup(g *Group) {
 	c.cur.Store(&st)
 }
 
-// groupNames returns every group known: in the cache (with a manifest or
+// GroupNames returns every group known: in the cache (with a manifest or
 // named by a host) or in conf, sorted.
 func (st *State) GroupNames(conf *manifest.PushConfig) []string {
 	names := slices.Clone(st.GroupOrder)
@@ -415,7 +415,7 @@ func (st *State) GroupNames(conf *manifest.PushConfig) []string {
 	return slices.Compact(names)
 }
 
-// members returns the servers whose status names group, sorted: a host
+// Members returns the servers whose status names group, sorted: a host
 // that joins appears once it reports, without configuration. Callers must
 // not modify the result.
 func (st *State) Members(group string) []string { return st.byGroup[group] }
@@ -434,7 +434,7 @@ func (st *State) index() {
 	}
 }
 
-// inGroup reports whether server's status names group.
+// InGroup reports whether server's status names group.
 func (st *State) InGroup(server, group string) bool {
 	s := st.Servers[server]
 	return s != nil && s.Status != nil && s.Status.InGroup(group)
@@ -529,7 +529,7 @@ func (c *View) listApp(ctx context.Context, app string) *App {
 	return &App{Names: names}
 }
 
-// refreshServer reads one server again and stores the result.
+// RefreshServer reads one server again and stores the result.
 func (c *View) RefreshServer(ctx context.Context, name string) *Server {
 	s := c.readServer(ctx, name)
 	c.storeServer(s)
@@ -555,7 +555,7 @@ func (c *View) storeServer(s *Server) {
 	c.cur.Store(&st)
 }
 
-// storeManifest records a manifest pushui has just written: a server's,
+// StoreManifest records a manifest pushui has just written: a server's,
 // keeping its last status, or a group's.
 func (c *View) StoreManifest(t manifest.Target, m *manifest.Manifest, v blobstore.Version) {
 	if t.IsGroup() {
@@ -610,16 +610,16 @@ func insertSorted(s []string, v string) []string {
 	return slices.Insert(s, i, v)
 }
 
-// pkg is one package of a listing with its metadata, or why the metadata
+// Package is one package of a listing with its metadata, or why the metadata
 // could not be read.
 type Package struct {
 	blobstore.PackageInfo
 	Err error
 }
 
-// labels returns a labeller for one page that names packages with the
+// Labels returns a labeller for one page that names packages with the
 // metadata the cache holds (release notes, commit links), asking the
-// bucket nothing.
+// Bucket nothing.
 func (c *View) Labels() *Labels {
 	l := NewLabels()
 	l.meta = func(p manifest.PackageName) (manifest.PackageMeta, bool) {
@@ -631,7 +631,7 @@ func (c *View) Labels() *Labels {
 	return l
 }
 
-// packages lists app's packages again (one listing request) and returns
+// Packages lists app's packages again (one listing request) and returns
 // them newest first with their metadata. Metadata already known comes from
 // memory; the rest is fetched concurrently in one blobstore.StatPackages
 // call and kept forever. When that batch fails (one package with broken
@@ -686,7 +686,7 @@ func (c *View) describe(ctx context.Context, names []manifest.PackageName) []Pac
 	return out
 }
 
-// stat returns one package's description, from memory when known. The
+// Stat returns one package's description, from memory when known. The
 // error wraps blobstore.ErrNotFound when the package does not exist.
 func (c *View) Stat(ctx context.Context, name manifest.PackageName) (blobstore.PackageInfo, error) {
 	c.metaMu.Lock()

@@ -45,14 +45,14 @@ type groupEnv struct {
 	Config   string
 	Done     int // members serving it
 	// Rollout is the entry's active rollout, if any: Previous serves the
-	// members that have not taken Package yet.
+	// Members that have not taken Package yet.
 	Rollout     *manifest.Rollout
 	Previous    *Label
 	RolloutURL  string
 	RolloutStep string // "canaries", "10%"
 }
 
-// groupView is a group as the console and the API show it: its manifest's
+// GroupView is a group as the console and the API show it: its manifest's
 // entries joined with its members' statuses.
 type GroupView struct {
 	Name        string
@@ -71,7 +71,7 @@ type GroupView struct {
 	Others      []string // groups an entry can be promoted to
 }
 
-// buildGroup joins a group's manifest with the statuses of its members.
+// BuildGroup joins a group's manifest with the statuses of its members.
 func BuildGroup(st *State, conf *manifest.PushConfig, name string, now time.Time, lb *Labels) *GroupView {
 	p := &GroupView{Name: name, InConfig: conf.Lists(manifest.Group(name)), Allowed: conf.Groups[name]}
 	g := st.Groups[name]
@@ -142,7 +142,7 @@ func BuildGroup(st *State, conf *manifest.PushConfig, name string, now time.Time
 	return p
 }
 
-// apiGroup is one group in GET /api/groups.
+// GroupSummary is one group in GET /api/groups.
 type GroupSummary struct {
 	Name     string         `json:"name"`
 	InConfig bool           `json:"in_config"`
@@ -162,7 +162,7 @@ type GroupSummary struct {
 	Rollouts []ActiveRollout `json:"rollouts"`
 }
 
-// apiRolloutRef names an active rollout and where it stands.
+// ActiveRollout names an active rollout and where it stands.
 type ActiveRollout struct {
 	Env  string `json:"env"`
 	ID   string `json:"id"`
@@ -170,7 +170,7 @@ type ActiveRollout struct {
 	URL  string `json:"url"`  // its page
 }
 
-// groupSummaries summarizes every group of st and conf.
+// Summaries summarizes every group of st and conf.
 func Summaries(st *State, conf *manifest.PushConfig, now time.Time, lb *Labels) []GroupSummary {
 	out := []GroupSummary{}
 	for _, name := range st.GroupNames(conf) {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/internal/pushui/api"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
@@ -212,3 +213,9 @@ func statusOf(err error) int {
 	}
 	return http.StatusBadGateway
 }
+
+// Nudger tells servers' pulld that their manifest changed, so they act
+// within a second instead of at their next poll. *nudge.Nudger implements
+// it. Nudge must be safe for concurrent use; a failed nudge is reported but
+// never undoes a write (the host still picks the change up when it polls).
+type Nudger = fleet.Nudger

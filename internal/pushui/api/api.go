@@ -23,7 +23,7 @@ import (
 // every document.
 const maxManifestBody = blobstore.MaxDocumentSize
 
-// apiEnv is one env of a server in GET /api/servers: desired against
+// EnvInfo is one env of a server in GET /api/servers: desired against
 // actual.
 type EnvInfo struct {
 	Env            string `json:"env"`
@@ -41,7 +41,7 @@ type EnvInfo struct {
 	Allowed        bool   `json:"allowed"`          // the config allows the app here
 }
 
-// apiServer is one server in GET /api/servers.
+// ServerInfo is one server in GET /api/servers.
 type ServerInfo struct {
 	Name          string           `json:"name"`
 	InConfig      bool             `json:"in_config"`
@@ -107,7 +107,7 @@ func (s *Handler) apiServers(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Servers = append(out.Servers, a)
 	}
-	WriteJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // withoutOutput returns st without the envs' script output, which can be
@@ -140,7 +140,7 @@ func (s *Handler) apiStatus(w http.ResponseWriter, r *http.Request) {
 	case ss.Status == nil:
 		WriteError(w, http.StatusNotFound, server+" has not reported a status yet")
 	default:
-		WriteJSON(w, http.StatusOK, ss.Status)
+		writeJSON(w, http.StatusOK, ss.Status)
 	}
 }
 
@@ -314,10 +314,10 @@ func (s *Handler) apiConflict(w http.ResponseWriter, r *http.Request, t manifest
 	if v != "" {
 		w.Header().Set("ETag", etag(v))
 	}
-	WriteJSON(w, http.StatusPreconditionFailed, out)
+	writeJSON(w, http.StatusPreconditionFailed, out)
 }
 
-// apiRecord is one audit record in GET /api/servers/{server}/history.
+// Record is one audit record in GET /api/servers/{server}/history.
 type Record struct {
 	Time    time.Time       `json:"time"`
 	User    string          `json:"user"`
@@ -372,10 +372,10 @@ func (s *Handler) apiHistory(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Records = append(out.Records, a)
 	}
-	WriteJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
-// apiPackage is one package in GET /api/apps/{app}/packages.
+// PackageInfo is one package in GET /api/apps/{app}/packages.
 type PackageInfo struct {
 	Name   string    `json:"name"`
 	Built  time.Time `json:"built"`
@@ -427,7 +427,7 @@ func (s *Handler) apiPackages(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Packages = append(out.Packages, a)
 	}
-	WriteJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // deployRequest is the body of POST /api/deploy: a package and either a
@@ -441,7 +441,7 @@ type deployRequest struct {
 	AbortRollout bool `json:"abort_rollout,omitempty"`
 }
 
-// deployResult is one manifest's outcome in POST /api/deploy: a server's,
+// DeployResult is one manifest's outcome in POST /api/deploy: a server's,
 // or the group's.
 type DeployResult struct {
 	Server     string `json:"server,omitempty"`
@@ -524,5 +524,5 @@ func (s *Handler) apiDeploy(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Results = append(out.Results, d)
 	}
-	WriteJSON(w, code, out)
+	writeJSON(w, code, out)
 }

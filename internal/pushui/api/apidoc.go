@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// apiRoute is one route of the JSON API: how the mux finds its handler
+// Route is one route of the JSON API: how the mux finds its handler
 // and what the reference page (GET /api) says about it. The table below
 // is the one home of both, so the page cannot forget a route.
 type Route struct {
@@ -18,7 +18,7 @@ type Route struct {
 	Example string           `json:"example"`        // a curl command line; $PUSHUI is pushui's base URL
 }
 
-// mount adds the API's routes to mux, from the table of apiRoutes, and
+// Mount adds the API's routes to mux, from the table of apiRoutes, and
 // answers 404 in JSON under /api/ for the rest.
 func (s *Handler) Mount(mux *http.ServeMux) {
 	for _, rt := range s.Routes() {
@@ -30,7 +30,7 @@ func (s *Handler) Mount(mux *http.ServeMux) {
 	})
 }
 
-// apiRoutes returns the API's routes, in the order the reference lists
+// Routes returns the API's routes, in the order the reference lists
 // them.
 func (s *Handler) Routes() []Route {
 	const m = `{"revision": 3, "packages": [{"package": "hello/hello-20261122T101500Z-0123456789ab.tar.zst", "config": {"MESSAGE": "hi"}}]}`
@@ -118,7 +118,7 @@ func (s *Handler) handleAPIDoc(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Add("Vary", "Accept")
 	if wantsJSON(r) {
-		WriteJSON(w, http.StatusOK, map[string]any{"routes": routes})
+		writeJSON(w, http.StatusOK, map[string]any{"routes": routes})
 		return
 	}
 	s.page(w, r, routes)

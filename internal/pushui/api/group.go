@@ -26,5 +26,5 @@ func (s *Handler) apiGroups(w http.ResponseWriter, r *http.Request) {
 		AsOf   time.Time                `json:"as_of"`
 		Groups []fleetview.GroupSummary `json:"groups"`
 	}{AsOf: s.View.Load().AsOf, Groups: fleetview.Summaries(s.View.Load(), s.Conf(), s.Now(), s.View.Labels())}
-	WriteJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }

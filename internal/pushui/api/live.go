@@ -40,5 +40,5 @@ func (s *Handler) apiLive(w http.ResponseWriter, r *http.Request) {
 		}
 		v = ver
 	}
-	WriteJSON(w, http.StatusOK, map[string]string{"generation": fleetview.Generation(s.View.Load(), v)})
+	writeJSON(w, http.StatusOK, map[string]string{"generation": fleetview.Generation(s.View.Load(), v)})
 }

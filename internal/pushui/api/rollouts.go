@@ -47,7 +47,7 @@ func (s *Handler) apiStartRollout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.View.RefreshGroup(r.Context(), st.Group)
-	WriteJSON(w, http.StatusCreated, rec)
+	writeJSON(w, http.StatusCreated, rec)
 }
 
 // rolloutsPage is how many records GET /api/rollouts returns by default.
@@ -78,7 +78,7 @@ func (s *Handler) apiRollouts(w http.ResponseWriter, r *http.Request) {
 	if next != "" {
 		out["next"] = next
 	}
-	WriteJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // apiRollout answers GET /api/rollouts/{group}/{env}/{id}: the record (in
@@ -89,7 +89,7 @@ func (s *Handler) apiRollout(w http.ResponseWriter, r *http.Request) {
 		s.rolloutFail(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, rec)
+	writeJSON(w, http.StatusOK, rec)
 }
 
 // apiRolloutCommand answers POST /api/rollouts/{group}/{env}/{id}/{cmd}:
@@ -105,7 +105,7 @@ func (s *Handler) apiRolloutCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.View.RefreshGroup(r.Context(), r.PathValue("group"))
-	WriteJSON(w, http.StatusOK, rec)
+	writeJSON(w, http.StatusOK, rec)
 }
 
 // pathRollout is the rollout a request's path names.

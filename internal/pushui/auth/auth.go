@@ -156,7 +156,7 @@ const IAPHeader = "X-Goog-Iap-Jwt-Assertion"
 // iapIssuer is the issuer of IAP's JWTs.
 const iapIssuer = "https://cloud.google.com/iap"
 
-// auth identifies the user of a request and decides what they may do.
+// Gate identifies the user of a request and decides what they may do.
 type Gate struct {
 	header   string         // trusted identity header, when set
 	trusted  []netip.Prefix // peers allowed to set header; none: any (a loopback listener)
@@ -168,7 +168,7 @@ type Gate struct {
 	log      *slog.Logger
 }
 
-// authOptions configures the authentication (see Options).
+// Options configures the authentication (see Options).
 type Options struct {
 	Header         string
 	TrustedProxies []netip.Prefix
@@ -183,7 +183,7 @@ type Options struct {
 	Metrics prometheus.Registerer
 }
 
-// newAuth returns the authentication o describes: at most one of Header,
+// New returns the authentication o describes: at most one of Header,
 // Htpasswd and IAP, IAP with its audience.
 func New(o Options) (*Gate, error) {
 	n := 0
@@ -316,7 +316,7 @@ func (a *Gate) isAdmin(user string) bool {
 	return a.admins[user]
 }
 
-// caller is who made a request, as the authentication middleware found.
+// Caller is who made a request, as the authentication middleware found.
 type Caller struct {
 	Name  string
 	Admin bool // may change manifests
@@ -327,17 +327,17 @@ type ctxKey int
 
 const callerKey ctxKey = 0
 
-// callerOf returns the authenticated caller of a request's context (the
+// CallerOf returns the authenticated caller of a request's context (the
 // zero caller, who may not write, outside the middleware).
 func CallerOf(ctx context.Context) Caller {
 	c, _ := ctx.Value(callerKey).(Caller)
 	return c
 }
 
-// userOf returns the authenticated user of a request's context.
+// User returns the authenticated user of a request's context.
 func User(ctx context.Context) string { return CallerOf(ctx).Name }
 
-// forViewer returns m as the request's user may see it: whole for admins
+// ForViewer returns m as the request's user may see it: whole for admins
 // (and without authentication), with every config value masked
 // (manifest.Manifest.Masked) for other signed-in users, since values often
 // carry secrets. m is not modified.
@@ -348,12 +348,12 @@ func ForViewer(ctx context.Context, m *manifest.Manifest) *manifest.Manifest {
 	return m.Masked()
 }
 
-// viewer returns forViewer for ctx's caller.
+// Viewer returns forViewer for ctx's caller.
 func Viewer(ctx context.Context) func(*manifest.Manifest) *manifest.Manifest {
 	return func(m *manifest.Manifest) *manifest.Manifest { return ForViewer(ctx, m) }
 }
 
-// protect wraps h in pushui's request checks: cross-origin writes are
+// Protect wraps h in pushui's request checks: cross-origin writes are
 // refused (http.CrossOriginProtection), then authenticate.
 func (a *Gate) Protect(h http.Handler, fail func(w http.ResponseWriter, r *http.Request, code int, msg string)) http.Handler {
 	cop := http.NewCrossOriginProtection()

@@ -9,7 +9,7 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// pushConfig is the push config in force, as last read from the bucket.
+// PushConfig is the push config in force, as last read from the bucket.
 // Immutable once published.
 type PushConfig struct {
 	Conf    *manifest.PushConfig
@@ -20,7 +20,7 @@ func NewPushConfig(c *manifest.PushConfig, v blobstore.Version) *PushConfig {
 	return &PushConfig{Conf: c, Version: v}
 }
 
-// conf returns the push config in force. Callers must not modify it.
+// Conf returns the push config in force. Callers must not modify it.
 func (s *Service) Conf() *manifest.PushConfig { return s.Config.Load().Conf }
 
 // bootstrapConfig loads the bucket's push config, first writing boot there
@@ -51,7 +51,7 @@ func (s *Service) bootstrapConfig(ctx context.Context, boot *manifest.PushConfig
 	return nil
 }
 
-// reloadConfig follows the bucket's push config: one small request when it
+// ReloadConfig follows the bucket's push config: one small request when it
 // is unchanged. A config that vanished or became invalid is logged and the
 // last good one kept for the pages (fleet refuses writes meanwhile).
 func (s *Service) ReloadConfig(ctx context.Context) {
@@ -68,6 +68,6 @@ func (s *Service) ReloadConfig(ctx context.Context) {
 	}
 }
 
-// maxConfigBody bounds a PUT or posted push config: the bucket's bound on
+// MaxConfigBody bounds a PUT or posted push config: the bucket's bound on
 // every document.
 const MaxConfigBody = blobstore.MaxDocumentSize

@@ -9,7 +9,7 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// knownGroup reports an error wrapping errUnknown unless group is in
+// KnownGroup reports an error wrapping errUnknown unless group is in
 // the push config, has a manifest, or is named by a host's status.
 func (s *Service) KnownGroup(group string) error {
 	if err := manifest.CheckName("group", group); err != nil {
@@ -24,7 +24,7 @@ func (s *Service) KnownGroup(group string) error {
 	return fmt.Errorf("group %s: %w (not in the push config, no manifest in the bucket, no host reports it)", group, ErrUnknown)
 }
 
-// deployGroup sets p in group's manifest: one write, whatever the group's
+// DeployGroup sets p in group's manifest: one write, whatever the group's
 // size, re-applied when another writer gets in between. An active rollout
 // of the app's env refuses it, unless abort asks to abort the rollout
 // first.
@@ -40,7 +40,7 @@ func (s *Service) DeployGroup(ctx context.Context, user, group string, p manifes
 	return s.Edit(ctx, fleet.Edit{Target: t, User: user, Action: "set " + p.App + " to " + p.String(), Apply: SetPackage(p), Latest: true, AbortRollout: abort})
 }
 
-// promote copies env's entry from group from to group to.
+// Promote copies env's entry from group from to group to.
 func (s *Service) Promote(ctx context.Context, user, from, env, to string) (*Change, error) {
 	if err := s.KnownGroup(to); err != nil {
 		return nil, err

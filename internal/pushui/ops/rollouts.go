@@ -11,7 +11,7 @@ import (
 )
 
 // newDriver returns the rollout driver of s: its members come from the
-// cache, refreshed once per tick that moves a rollout (reading only what
+// View, refreshed once per tick that moves a rollout (reading only what
 // changed), and not at all while none runs.
 func (s *Service) newDriver(store *blobstore.Store, tick time.Duration) *rollout.Driver {
 	host, _ := os.Hostname()

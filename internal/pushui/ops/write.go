@@ -13,30 +13,7 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// inputError is a request the user can fix: handlers answer 400 with its
-// message.
-type InputError struct{ msg string }
-
-func (e *InputError) Error() string { return e.msg }
-
-func BadInput(format string, args ...any) error {
-	return &InputError{msg: fmt.Sprintf(format, args...)}
-}
-
-// errBrokenManifest is wrapped when the manifest in the bucket does not
-// parse: pushui edits nothing on top of it (a PUT of a whole manifest
-// replaces it).
-var ErrBrokenManifest = errors.New("the manifest in the bucket is invalid")
-
-// errState is wrapped when what is asked does not fit the state of what
-// it acts on (a second active rollout, pausing a finished one): 409.
-var ErrState = errors.New("not in this state")
-
-// errUnknown is wrapped when a server or group is neither configured nor
-// in the bucket (nor, for a group, named by a host).
-var ErrUnknown = errors.New("not known to pushui")
-
-// change is the outcome of one manifest edit: what fleet.Writer.Edit did,
+// Change is the outcome of one manifest edit: what fleet.Writer.Edit did,
 // or for one server of a promote, why it was skipped or failed.
 type Change struct {
 	fleet.Change
@@ -44,7 +21,7 @@ type Change struct {
 	Err     error  // a promote's per-server failure
 }
 
-// knownServer reports an error wrapping errUnknown unless server is
+// KnownServer reports an error wrapping errUnknown unless server is
 // configured or has a manifest pushui has seen.
 func (s *Service) KnownServer(server string) error {
 	if err := manifest.CheckName("server", server); err != nil {
@@ -59,9 +36,9 @@ func (s *Service) KnownServer(server string) error {
 	return fmt.Errorf("server %s: %w (not in the push config, no manifest in the bucket)", server, ErrUnknown)
 }
 
-// checkDeploy reports early, before any write, whether p may go on t: the
+// CheckDeploy reports early, before any write, whether p may go on t: the
 // config allows its app there and the package exists in the bucket.
-// fleet.Writer.Edit checks the same again at the write, which is what
+// Fleet.Writer.Edit checks the same again at the write, which is what
 // counts; this is for refusing a whole request before it writes anything.
 func (s *Service) CheckDeploy(ctx context.Context, t manifest.Target, p manifest.PackageName) error {
 	if !s.Conf().Allowed(t, p.App) {
@@ -76,7 +53,7 @@ func (s *Service) CheckDeploy(ctx context.Context, t manifest.Target, p manifest
 	return nil
 }
 
-// edit applies e through the fleet writer (the one path that changes
+// Edit applies e through the fleet writer (the one path that changes
 // desired state) and keeps the cache in step: a write is stored, a
 // conflict or a broken manifest re-reads the server or group. Refusals by the push
 // config or for a missing package become input errors, a manifest that
@@ -102,7 +79,7 @@ func (s *Service) Edit(ctx context.Context, e fleet.Edit) (*Change, error) {
 	return nil, err
 }
 
-// reread reads t's manifest into the cache again.
+// Reread reads t's manifest into the cache again.
 func (s *Service) Reread(ctx context.Context, t manifest.Target) {
 	if t.IsGroup() {
 		s.View.RefreshGroup(ctx, t.Name)
@@ -111,7 +88,7 @@ func (s *Service) Reread(ctx context.Context, t manifest.Target) {
 	}
 }
 
-// editIfVersion applies fn to t's manifest and writes the result only
+// EditIfVersion applies fn to t's manifest and writes the result only
 // if the manifest is still at ifVersion, the Version the user's page was
 // rendered from ("" = the manifest did not exist). When it is not, nothing
 // is written, the cache learns the new state and the error wraps
@@ -128,7 +105,7 @@ func (s *Service) editLatest(ctx context.Context, user string, t manifest.Target
 	return s.Edit(ctx, fleet.Edit{Target: t, User: user, Action: action, Apply: fn, Latest: true})
 }
 
-// setPackage returns the edit that points app p.App at p.
+// SetPackage returns the edit that points app p.App at p.
 func SetPackage(p manifest.PackageName) func(*manifest.Manifest) error {
 	return func(m *manifest.Manifest) error {
 		m.SetPackage(p)
@@ -136,7 +113,7 @@ func SetPackage(p manifest.PackageName) func(*manifest.Manifest) error {
 	}
 }
 
-// pinPackage returns the edit of server's own manifest that points app
+// PinPackage returns the edit of server's own manifest that points app
 // p.App at p. When the server's own manifest has no entry for the app but
 // one of its groups gives it one, the pin starts from the group's entry
 // (its env, config, policy and health), so that pinning a host's version
@@ -164,7 +141,7 @@ func (s *Service) PinPackage(server string, p manifest.PackageName) func(*manife
 	}
 }
 
-// removeApp returns the edit that removes every env of app.
+// RemoveApp returns the edit that removes every env of app.
 func RemoveApp(t manifest.Target, app string) func(*manifest.Manifest) error {
 	return func(m *manifest.Manifest) error {
 		if !m.RemoveApp(app) {
@@ -174,7 +151,7 @@ func RemoveApp(t manifest.Target, app string) func(*manifest.Manifest) error {
 	}
 }
 
-// restartEnv returns the edit that gives env a new restart token: the
+// RestartEnv returns the edit that gives env a new restart token: the
 // current time to the nanosecond, made different from the old token if the
 // clock has not moved.
 func RestartEnv(t manifest.Target, env string, now time.Time) func(*manifest.Manifest) error {
@@ -192,7 +169,7 @@ func RestartEnv(t manifest.Target, env string, now time.Time) func(*manifest.Man
 	}
 }
 
-// setConfig returns the edit that replaces env's config values.
+// SetConfig returns the edit that replaces env's config values.
 func SetConfig(t manifest.Target, env string, cfg map[string]string) func(*manifest.Manifest) error {
 	return func(m *manifest.Manifest) error {
 		i := slices.IndexFunc(m.Packages, func(e manifest.Entry) bool { return e.EnvName() == env })
@@ -204,7 +181,7 @@ func SetConfig(t manifest.Target, env string, cfg map[string]string) func(*manif
 	}
 }
 
-// deployMany sets p on every server in servers, concurrently, each with
+// DeployMany sets p on every server in servers, concurrently, each with
 // editLatest. It validates every server before writing to any: an unknown
 // server, one whose config does not allow the app, or a missing package
 // fails the whole request with nothing written, unless skipDisallowed is

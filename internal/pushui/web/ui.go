@@ -17,13 +17,12 @@ import (
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/fleetview"
-	"github.com/pushpull/pushpull/internal/pushui/api"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/internal/pushui/ops"
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// mount adds the pages' routes to mux.
+// Mount adds the pages' routes to mux.
 func (s *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.handleIndex)
 	mux.HandleFunc("POST /refresh", s.handleRefresh)
@@ -83,12 +82,14 @@ func (s *Handler) page(r *http.Request, title string) page {
 // apiPage is the API reference (GET /api).
 type apiPage struct {
 	page
-	Routes []api.Route
+	Routes any
 	Base   string
 }
 
-// handleAPIDoc renders the API reference of routes.
-func (s *Handler) APIReference(w http.ResponseWriter, r *http.Request, routes []api.Route) {
+// APIReference renders the API reference: routes is the API's route table
+// (api.Handler.Routes), whose fields the page shows. The web package
+// knows it only by its fields, so that the pages do not depend on the API.
+func (s *Handler) APIReference(w http.ResponseWriter, r *http.Request, routes any) {
 	s.render(w, r, http.StatusOK, "api", &apiPage{page: s.page(r, "API"), Routes: routes, Base: "http://" + r.Host})
 }
 
@@ -567,7 +568,7 @@ func (s *Handler) formFail(w http.ResponseWriter, r *http.Request, server, app s
 	s.render(w, r, code, "app", p)
 }
 
-// fail answers an error page.
+// Fail answers an error page.
 func (s *Handler) Fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	s.render(w, r, code, "error", &errorPage{page: s.page(r, http.StatusText(code)), Code: code, Message: msg})
 }

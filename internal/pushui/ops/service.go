@@ -13,7 +13,7 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// service is what pushui does, for its pages and its API alike: the view
+// Service is what pushui does, for its pages and its API alike: the view
 // of the bucket, the one write path, the rollouts and the push config.
 type Service struct {
 	Bucket      fleetview.Bucket
@@ -26,7 +26,7 @@ type Service struct {
 	View        *fleetview.View
 }
 
-// serviceOptions configures a service.
+// Options configures a service.
 type Options struct {
 	Store       *blobstore.Store // the bucket the writes go to
 	Bucket      fleetview.Bucket // the bucket the view reads: Store, or a wrapper of it
@@ -37,7 +37,7 @@ type Options struct {
 	RolloutTick time.Duration
 }
 
-// newService returns the service over o.Store, after bootstrapping the push
+// New returns the service over o.Store, after bootstrapping the push
 // config (see Options.Config); its view is empty until refreshed.
 func New(ctx context.Context, o Options) (*Service, error) {
 	svc := &Service{Bucket: o.Bucket, Log: o.Logger, Now: o.Now, RolloutTick: o.RolloutTick}

@@ -7,7 +7,7 @@ import (
 	"github.com/pushpull/pushpull/blobstore"
 )
 
-// liveGeneration names what a page shows: the cache's generation and, for
+// Generation names what a page shows: the cache's generation and, for
 // a rollout page, its record's version. It changes when they do, and not
 // on a heartbeat.
 func Generation(st *State, rollout blobstore.Version) string {

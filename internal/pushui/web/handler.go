@@ -25,7 +25,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// newWebUI returns the pages over svc; failErr answers the errors of
+// New returns the pages over svc; failErr answers the errors of
 // their writes.
 func New(svc *ops.Service, failErr func(http.ResponseWriter, *http.Request, error)) (*Handler, error) {
 	s := &Handler{Service: svc, failErrHook: failErr, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}, staticVersion: staticHash()}
@@ -35,7 +35,7 @@ func New(svc *ops.Service, failErr func(http.ResponseWriter, *http.Request, erro
 	return s, nil
 }
 
-// webUI serves the pages.
+// Handler serves the pages.
 type Handler struct {
 	*ops.Service
 	failErrHook   func(http.ResponseWriter, *http.Request, error)

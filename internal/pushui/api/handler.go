@@ -8,26 +8,26 @@ import (
 	"github.com/pushpull/pushpull/internal/pushui/ops"
 )
 
-// newAPIHandler returns the JSON API over svc; failErr answers the errors
+// New returns the JSON API over svc; failErr answers the errors
 // of its writes, and page renders its reference for a browser.
-func New(svc *ops.Service, failErr func(http.ResponseWriter, *http.Request, error), page func(http.ResponseWriter, *http.Request, []Route)) *Handler {
+func New(svc *ops.Service, failErr func(http.ResponseWriter, *http.Request, error), page func(w http.ResponseWriter, r *http.Request, routes any)) *Handler {
 	return &Handler{Service: svc, failErrHook: failErr, page: page}
 }
 
-// apiHandler serves the JSON API.
+// Handler serves the JSON API.
 type Handler struct {
 	*ops.Service
 	failErrHook func(http.ResponseWriter, *http.Request, error)
-	page        func(w http.ResponseWriter, r *http.Request, routes []Route)
+	page        func(w http.ResponseWriter, r *http.Request, routes any)
 }
 
-// writeAPIError answers {"error": msg} with code.
+// WriteError answers {"error": msg} with code.
 func WriteError(w http.ResponseWriter, code int, msg string) {
-	WriteJSON(w, code, map[string]string{"error": msg})
+	writeJSON(w, code, map[string]string{"error": msg})
 }
 
 // writeJSON sends v as compact JSON (pipe it through jq to read it).
-func WriteJSON(w http.ResponseWriter, code int, v any) {
+func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)

@@ -29,10 +29,10 @@ type HistoryEntry struct {
 	BackURL, Version string
 }
 
-// historyLimit is how many audit records a server's or group's page shows.
+// HistoryLimit is how many audit records a server's or group's page shows.
 const HistoryLimit = 50
 
-// history returns the newest historyLimit changes of t's manifest, each
+// History returns the newest historyLimit changes of t's manifest, each
 // manifest as see returns it (the viewer's view), or why they could not be
 // listed.
 func (c *View) History(ctx context.Context, t manifest.Target, now time.Time, see func(*manifest.Manifest) *manifest.Manifest) ([]HistoryEntry, string) {
@@ -162,7 +162,7 @@ func where(step string, exit int) string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
-// pastOutcome says what the hosts whose statuses are given did with p in
+// PastOutcome says what the hosts whose statuses are given did with p in
 // env after a change set it at from, until a later change at until
 // replaced it, from the outcomes each host keeps (EnvStatus.Recent): the
 // last outcome for p in that window counts. A host whose kept outcomes do
@@ -220,7 +220,7 @@ func PastOutcome(statuses []*manifest.Status, env string, p manifest.PackageName
 	return strings.Join(parts, "; ")
 }
 
-// versionText names a package as people know it: its app, commit and
+// VersionText names a package as people know it: its app, commit and
 // release note ("hello 2222222222bb “faster greetings”"), for flashes and
 // prompts.
 func (c *View) VersionText(ctx context.Context, p manifest.PackageName) string {
@@ -234,8 +234,8 @@ func (c *View) VersionText(ctx context.Context, p manifest.PackageName) string {
 	return t
 }
 
-// describeChange lists, per env, how after differs from before, for the
-// history.
+// DescribeChange lists, per env, how after differs from before, for the
+// History.
 func DescribeChange(before, after *manifest.Manifest) []string {
 	if before == nil {
 		before = &manifest.Manifest{}

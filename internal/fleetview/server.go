@@ -11,7 +11,7 @@ import (
 	"github.com/pushpull/pushpull/manifest"
 )
 
-// filter is the main page's filter, kept in the URL query: server and app
+// Filter is the main page's filter, kept in the URL query: server and app
 // name substrings, an exact group name and a state (one of filterStates).
 // Empty fields match everything.
 type Filter struct {
@@ -49,7 +49,7 @@ func (f Filter) Active() bool { return f.Server != "" || f.App != "" || f.Group 
 // States lists the state filter's choices, for the form.
 func (f Filter) States() []struct{ Value, Label string } { return filterStates }
 
-// inState reports whether v is in the filter's state.
+// InState reports whether v is in the filter's state.
 func (f Filter) InState(v ServerView) bool {
 	switch f.State {
 	case "attention":
@@ -64,7 +64,7 @@ func (f Filter) InState(v ServerView) bool {
 	return true
 }
 
-// pkgLabel is a package as the pages show it: what a person needs to tell
+// Label is a package as the pages show it: what a person needs to tell
 // builds apart (build time and commit) with the full name at hand.
 type Label struct {
 	Name   string // full package name
@@ -88,7 +88,7 @@ func labelOf(p manifest.PackageName) *Label {
 	return &Label{Name: p.String(), Commit: p.Commit, Short: UTC(p.Built), BuiltISO: p.Built.UTC().Format(time.RFC3339), Dirty: p.Dirty}
 }
 
-// labels memoizes package labels while one page is built: a fleet runs a
+// Labels memoizes package labels while one page is built: a fleet runs a
 // few packages on many servers. It is not safe for concurrent use; each
 // rendering goroutine has its own.
 type Labels struct {
@@ -103,7 +103,7 @@ func NewLabels() *Labels {
 	return &Labels{byName: map[manifest.PackageName]*Label{}, byString: map[string]*Label{}}
 }
 
-// of labels p; nil for the zero name.
+// Of labels p; nil for the zero name.
 func (l *Labels) Of(p manifest.PackageName) *Label {
 	if p.IsZero() {
 		return nil
@@ -122,7 +122,7 @@ func (l *Labels) Of(p manifest.PackageName) *Label {
 	return lb
 }
 
-// compareURL links the changes from one package's commit to another's on
+// CompareURL links the changes from one package's commit to another's on
 // the repository's site (GitHub, GitLab), "" when it cannot: unknown
 // metadata, another repository, the same commit.
 func CompareURL(from, to *Label) string {
@@ -160,7 +160,7 @@ func (l *Labels) ofString(s string) *Label {
 	return lb
 }
 
-// rowView is one env (or one allowed app without an env) of a server.
+// Row is one env (or one allowed app without an env) of a server.
 // Everything the row template prints is computed here, so the template
 // calls no functions: the main page renders thousands of rows.
 type Row struct {
@@ -221,7 +221,7 @@ func failureOf(o manifest.Outcome, now time.Time, lb *Labels) *pastFailure {
 	return &pastFailure{Package: lb.ofString(o.Package), Action: o.Action, State: o.State, Step: o.Step, Error: o.Error, ExitCode: o.ExitCode, Output: o.Output, When: At(o.Time, now)}
 }
 
-// serverView is one server's section: its manifest against its status.
+// ServerView is one server's section: its manifest against its status.
 type ServerView struct {
 	Name         string
 	InConfig     bool
@@ -246,7 +246,7 @@ type ServerView struct {
 	Class        string
 }
 
-// effective returns what s is to serve: its own manifest merged with the
+// Effective returns what s is to serve: its own manifest merged with the
 // manifests of the groups its status names, by the rules pulld follows
 // (manifest.Merge). A host that has not reported has no groups yet.
 func Effective(s *Server, groups map[string]*Group) manifest.Desired {
@@ -267,7 +267,7 @@ func Effective(s *Server, groups map[string]*Group) manifest.Desired {
 	return manifest.Merge(sources)
 }
 
-// buildServer joins a server's manifest, its groups' manifests, its status
+// BuildServer joins a server's manifest, its groups' manifests, its status
 // and the config into its view. apps gives each app's package listing (for
 // "not the newest" marks); now decides staleness.
 //
@@ -480,22 +480,22 @@ func (v *ServerView) tally() {
 	v.Class = strings.Join(cls, " ")
 }
 
-// keepRows keeps the rows for which keep is true, and tallies again.
+// KeepRows keeps the rows for which keep is true, and tallies again.
 func (v *ServerView) KeepRows(keep func(Row) bool) {
 	v.Rows = slices.DeleteFunc(v.Rows, func(r Row) bool { return !keep(r) })
 	v.tally()
 }
 
-// matching returns a keepRows predicate for rows whose app or env contains
+// Matching returns a keepRows predicate for rows whose app or env contains
 // sub.
 func Matching(sub string) func(Row) bool {
 	return func(r Row) bool { return strings.Contains(r.App, sub) || strings.Contains(r.Env, sub) }
 }
 
-// moment is a time as the pages show it: relative to the page's time,
+// Moment is a time as the pages show it: relative to the page's time,
 // with the exact time in RFC 3339 for the script (which keeps it current
 // and shows it on hover). ISO is "" for the zero time.
-// moment is a time as pages show it, in one format everywhere: relative
+// Moment is a time as pages show it, in one format everywhere: relative
 // ("5m ago", kept current by the page's script), with the absolute time
 // in UTC on hover.
 type Moment struct {
@@ -512,11 +512,11 @@ func At(t, now time.Time) Moment {
 	return Moment{T: t, ISO: t.UTC().Format(time.RFC3339), Ago: Ago(t, now), UTC: UTC(t)}
 }
 
-// utc is the absolute form of a time, shown on hover.
+// UTC is the absolute form of a time, shown on hover.
 func UTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
-// ago describes t relative to now, coarsely: "just now", "5m ago", "3h
-// ago", "2d ago", or the date when older than a month. Zero is "never".
+// Ago describes t relative to now, coarsely: "just now", "5m ago", "3h
+// Ago", "2d ago", or the date when older than a month. Zero is "never".
 func Ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "never"
@@ -547,7 +547,7 @@ func Ago(t, now time.Time) string {
 	return s + " ago"
 }
 
-// commitURL returns a web page for commit in repo when repo is a known
+// CommitURL returns a web page for commit in repo when repo is a known
 // forge's URL (https://, or git@host:path for GitHub, GitLab, Bitbucket
 // and googlesource.com), and "" otherwise. The result is always an https
 // URL whose path is built from the repo's owner/name path segments.
@@ -617,7 +617,7 @@ func isHexString(s string) bool {
 	return true
 }
 
-// humanSize formats a byte count for people.
+// HumanSize formats a byte count for people.
 func HumanSize(n int64) string {
 	switch {
 	case n < 1<<10:

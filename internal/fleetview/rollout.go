@@ -29,7 +29,7 @@ type RolloutView struct {
 	// Members is the group's size; OnNew the members whose side of the
 	// current step is the new build, Serving those serving it (healthy
 	// when the entry has a health check). Bar is Serving as a percentage
-	// of Members.
+	// Of Members.
 	Members, OnNew, Serving int
 	Bar                     int
 	// New and Old count the members on each side by state.
@@ -53,7 +53,7 @@ type rolloutStepView struct {
 
 // failingHost is a host that failed a step of the rollout, or a member of
 // the new side that is not getting there: in which step of the rollout,
-// at which of its own steps, with what exit code, why, and the first
+// At which of its own steps, with what exit code, why, and the first
 // lines of the script's output.
 type failingHost struct {
 	Name, State, Why string
@@ -79,12 +79,12 @@ func stepLabel(rec *manifest.RolloutRecord, i int) string {
 // failingShown bounds the failing hosts a rollout page details.
 const failingShown = 20
 
-// rolloutURL is a rollout's page.
+// RolloutURL is a rollout's page.
 func RolloutURL(group, env, id string) string {
 	return "/rollouts/" + url.PathEscape(group) + "/" + url.PathEscape(env) + "/" + url.PathEscape(id)
 }
 
-// buildRollout joins a rollout's record with the group's members.
+// BuildRollout joins a rollout's record with the group's members.
 func BuildRollout(st *State, rec *manifest.RolloutRecord, now time.Time, lb *Labels) *RolloutView {
 	s := rec.Strategy
 	p := &RolloutView{Group: s.Group, Env: s.Env, ID: rec.ID, Record: rec, Package: lb.Of(s.Package), Previous: lb.Of(rec.Previous),
