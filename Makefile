@@ -43,10 +43,10 @@ FUZZ_TARGETS ?= \
 	./internal/nudge:FuzzParseTopic \
 	./internal/nudge/urltemplate:FuzzParseURLTemplate \
 	./internal/pulld:FuzzParseHostInfo \
-	./internal/pushui:FuzzParseHtpasswd \
-	./internal/pushui:FuzzParseConfigText \
-	./internal/pushui:FuzzCommitURL \
-	./internal/pushui:FuzzPrecondition
+	./internal/pushui/auth:FuzzParseHtpasswd \
+	./internal/pushui/web:FuzzParseConfigText \
+	./internal/fleetview:FuzzCommitURL \
+	./internal/pushui/api:FuzzPrecondition
 
 .PHONY: help tools build test test-stores fuzz demo bench lint package clean distclean
 

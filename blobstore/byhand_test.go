@@ -92,10 +92,10 @@ func testByHand(t *testing.T, b backend, sidecar bool, edit func(t *testing.T, p
 	}
 	// pushui's edit with the ETag it gave: the stale one is refused, the
 	// current one is written.
-	if _, err := s.WriteManifest(ctx, manifest.Server("web1"), m.Clone(), v1); !errors.Is(err, blobstore.ErrConflict) {
+	if _, err := blobstore.WriteManifest(s, ctx, manifest.Server("web1"), m.Clone(), v1); !errors.Is(err, blobstore.ErrConflict) {
 		t.Fatalf("write with the version before the hand edit: %v, want ErrConflict", err)
 	}
-	v3, err := s.WriteManifest(ctx, manifest.Server("web1"), m.Clone(), v2)
+	v3, err := blobstore.WriteManifest(s, ctx, manifest.Server("web1"), m.Clone(), v2)
 	if err != nil {
 		t.Fatalf("write with the current version: %v", err)
 	}

@@ -103,11 +103,11 @@ func testTooLarge(t *testing.T, b backend) {
 func testListings(t *testing.T, b backend) {
 	s, ctx := b.open(t), t.Context()
 	for _, srv := range []string{"web-2", "web-1"} {
-		if _, err := s.WriteManifest(ctx, manifest.Server(srv), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
+		if _, err := blobstore.WriteManifest(s, ctx, manifest.Server(srv), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.WriteManifest(ctx, manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
+	if _, err := blobstore.WriteManifest(s, ctx, manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
 		t.Fatal(err)
 	}
 	listed, err := s.ListManifests(ctx, manifest.KindServer)

@@ -11,7 +11,7 @@ import (
 
 // Two editors read the same manifest; the second write is refused instead
 // of silently overwriting the first.
-func ExampleStore_WriteManifest() {
+func ExampleStore_UpdateManifestAt() {
 	ctx := context.Background()
 	s, err := blobstore.Open(ctx, "mem://")
 	if err != nil {
@@ -22,22 +22,22 @@ func ExampleStore_WriteManifest() {
 	hello, _ := manifest.ParsePackageName("hello/hello-20261122T101500Z-0123456789ab.tar.zst")
 	api, _ := manifest.ParsePackageName("api/api-20261122T101500Z-0123456789ab.tar.zst")
 
-	m1, v, _ := s.ReadManifest(ctx, manifest.Server("web-1")) // absent: empty manifest, version ""
-	m2 := m1.Clone()
+	_, v, _ := s.ReadManifest(ctx, manifest.Server("web-1")) // absent: empty manifest, version ""
 
-	m1.SetPackage(hello)
-	if _, err := s.WriteManifest(ctx, manifest.Server("web-1"), m1, v); err != nil {
+	set := func(p manifest.PackageName) func(*manifest.Manifest, bool) error {
+		return func(m *manifest.Manifest, _ bool) error {
+			m.SetPackage(p)
+			return nil
+		}
+	}
+	if _, err := s.UpdateManifestAt(ctx, manifest.Server("web-1"), v, false, set(hello)); err != nil {
 		panic(err)
 	}
-	m2.SetPackage(api)
-	_, err = s.WriteManifest(ctx, manifest.Server("web-1"), m2, v)
+	_, err = s.UpdateManifestAt(ctx, manifest.Server("web-1"), v, false, set(api))
 	fmt.Println(errors.Is(err, blobstore.ErrConflict))
 
 	// UpdateManifest re-reads and retries, so both changes land.
-	u, _ := s.UpdateManifest(ctx, manifest.Server("web-1"), func(m *manifest.Manifest, existed bool) error {
-		m.SetPackage(api)
-		return nil
-	})
+	u, _ := s.UpdateManifest(ctx, manifest.Server("web-1"), set(api))
 	fmt.Println(u.After.Revision, u.After.Apps())
 	// Output:
 	// true

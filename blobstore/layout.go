@@ -100,11 +100,12 @@ func (s *Store) ChangedManifest(ctx context.Context, t manifest.Target, since Ve
 	return s.Changed(ctx, key, since)
 }
 
-// WriteManifest validates m, increments m.Revision and writes it in
+// writeManifest validates m, increments m.Revision and writes it in
 // canonical form, only if the manifest's current Version is ifVersion (""
 // for a manifest that must not exist yet). On ErrConflict m.Revision is
-// left incremented; re-read before retrying.
-func (s *Store) WriteManifest(ctx context.Context, t manifest.Target, m *manifest.Manifest, ifVersion Version) (Version, error) {
+// left incremented; re-read before retrying. Every manifest write goes
+// through it from UpdateManifest or UpdateManifestAt.
+func (s *Store) writeManifest(ctx context.Context, t manifest.Target, m *manifest.Manifest, ifVersion Version) (Version, error) {
 	key, err := ManifestKey(t)
 	if err != nil {
 		return "", err
@@ -142,22 +143,64 @@ type ManifestUpdate struct {
 // allow-list), the audit record and the nudge are internal/fleet's, which
 // every program that changes desired state goes through.
 func (s *Store) UpdateManifest(ctx context.Context, t manifest.Target, fn func(m *manifest.Manifest, existed bool) error) (ManifestUpdate, error) {
-	for try := 0; try < maxUpdateTries; try++ {
+	return s.updateManifest(ctx, t, pin{}, fn)
+}
+
+// UpdateManifestAt is UpdateManifest for an edit decided on what someone
+// saw: it applies only while t's manifest is at version at ("" = it does
+// not exist), and when it has moved on (before the read or under the
+// write) nothing is written, fn is not re-applied and the error wraps
+// ErrConflict. With overInvalid, a manifest that does not parse is
+// replaced (fn starts from an empty one, told it did not exist), as a PUT
+// of a whole manifest does.
+func (s *Store) UpdateManifestAt(ctx context.Context, t manifest.Target, at Version, overInvalid bool, fn func(m *manifest.Manifest, existed bool) error) (ManifestUpdate, error) {
+	return s.updateManifest(ctx, t, pin{set: true, at: at, overInvalid: overInvalid}, fn)
+}
+
+// Replace returns the update (for UpdateManifest or UpdateManifestAt)
+// that makes the manifest a copy of m, whatever it held: a whole manifest
+// written as a person writes one with an editor. The revision written is
+// m's plus one. m is not modified.
+func Replace(m *manifest.Manifest) func(*manifest.Manifest, bool) error {
+	return func(cur *manifest.Manifest, _ bool) error {
+		*cur = *m.Clone()
+		return nil
+	}
+}
+
+// pin is what UpdateManifestAt adds to UpdateManifest.
+type pin struct {
+	set         bool
+	at          Version
+	overInvalid bool
+}
+
+// updateManifest is the one read-apply-write loop of manifests.
+func (s *Store) updateManifest(ctx context.Context, t manifest.Target, p pin, fn func(m *manifest.Manifest, existed bool) error) (ManifestUpdate, error) {
+	for try := 1; try <= maxUpdateTries; try++ {
 		cur, ver, err := s.ReadManifest(ctx, t)
-		if err != nil {
+		invalid := errors.Is(err, manifest.ErrInvalidManifest)
+		switch {
+		case invalid && p.set && p.overInvalid:
+			cur = &manifest.Manifest{}
+		case err != nil:
 			return ManifestUpdate{}, err
 		}
+		if p.set && ver != p.at {
+			return ManifestUpdate{}, fmt.Errorf("blobstore: manifest of %s changed since it was read: %w", t, ErrConflict)
+		}
+		existed := ver != "" && !invalid
 		next := cur.Clone()
-		if err := fn(next, ver != ""); err != nil {
+		if err := fn(next, existed); err != nil {
 			return ManifestUpdate{}, err
 		}
-		u := ManifestUpdate{Before: cur, After: cur, Version: ver, Existed: ver != ""}
+		u := ManifestUpdate{Before: cur, After: cur, Version: ver, Existed: existed}
 		if u.Existed && string(next.Marshal()) == string(cur.Marshal()) {
 			return u, nil
 		}
-		nv, err := s.WriteManifest(ctx, t, next, ver)
-		if errors.Is(err, ErrConflict) {
-			if err := backoff.Sleep(ctx, backoff.Jitter(time.Duration(try*try)*time.Millisecond)); err != nil {
+		nv, err := s.writeManifest(ctx, t, next, ver)
+		if errors.Is(err, ErrConflict) && !p.set {
+			if err := backoff.Sleep(ctx, backoff.Jitter(backoff.Delay(try, time.Millisecond, 50*time.Millisecond))); err != nil {
 				return ManifestUpdate{}, fmt.Errorf("blobstore: update manifest of %s: %w", t, err)
 			}
 			continue

@@ -25,7 +25,7 @@ func TestKeysRefuseBadNames(t *testing.T) {
 					_, _, err := s.ReadManifest(t.Context(), manifest.Server(name))
 					return err
 				}(),
-				"WriteManifest": second(s.WriteManifest(t.Context(), manifest.Server(name), &manifest.Manifest{}, "")),
+				"WriteManifest": second(blobstore.WriteManifest(s, t.Context(), manifest.Server(name), &manifest.Manifest{}, "")),
 				"ListPackages":  second(s.ListPackages(t.Context(), name)),
 				"AppendAudit":   s.AppendAudit(t.Context(), &manifest.AuditRecord{Server: name}),
 			} {
@@ -49,7 +49,7 @@ func TestPrefix(t *testing.T) {
 	b := openURL(t, "file://"+dir+"?prefix=team-b/")
 	p, _ := manifest.ParsePackageName("hello/hello-20261122T101500Z-0123456789ab.tar.zst")
 	m := &manifest.Manifest{Packages: []manifest.Entry{{Package: p}}}
-	if _, err := a.WriteManifest(t.Context(), manifest.Server("web-1"), m, ""); err != nil {
+	if _, err := blobstore.WriteManifest(a, t.Context(), manifest.Server("web-1"), m, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "team-a", "servers", "web-1.json")); err != nil {

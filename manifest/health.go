@@ -3,9 +3,8 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
-	"path"
-	"strings"
 	"time"
 )
 
@@ -90,7 +89,9 @@ func (h *Health) Validate() error {
 			return fmt.Errorf("health: http %q is not an http:// or https:// URL", h.HTTP)
 		}
 	default:
-		if path.IsAbs(h.Exec) || h.Exec != path.Clean(h.Exec) || h.Exec == "." || strings.HasPrefix(h.Exec, "../") || h.Exec == ".." {
+		// fs.ValidPath: relative, slash-separated, canonical, no ".." (or
+		// "."); the build's root itself is not a program.
+		if !fs.ValidPath(h.Exec) || h.Exec == "." {
 			return fmt.Errorf("health: exec %q is not a path inside the build", h.Exec)
 		}
 	}

@@ -130,7 +130,7 @@ func escapesResolved(root, p string) bool {
 		return false
 	}
 	rel, err := filepath.Rel(root, r)
-	return err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	return err != nil || Escapes(filepath.ToSlash(rel))
 }
 
 // checkScripts validates the entries under teletraan/ (see the package

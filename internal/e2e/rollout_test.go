@@ -107,7 +107,7 @@ func newRolloutWorld(t *testing.T, bucket string) *rolloutWorld {
 		t.Fatal(err)
 	}
 	entry := manifest.Entry{Package: w.pkgs["v1"], Config: map[string]string{"CHECK_TIMEOUT": "3"}}
-	if _, err := store.WriteManifest(t.Context(), manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{entry}}, ""); err != nil {
+	if _, err := store.UpdateManifestAt(t.Context(), manifest.Group("web"), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{entry}})); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range rolloutMembers {

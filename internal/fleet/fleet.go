@@ -245,11 +245,36 @@ func (w *Writer) Edit(ctx context.Context, e Edit) (Change, error) {
 	return c, nil
 }
 
+// editLatest applies e to t's current manifest, re-applied when another
+// writer gets in between; editAt applies it only to the version e.IfVersion.
+// Both go through blobstore's one conditional update.
 func (w *Writer) editLatest(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error) (Change, error) {
-	u, err := w.store.UpdateManifest(ctx, e.Target, func(m *manifest.Manifest, existed bool) error {
+	return w.update(ctx, e, check, func(fn func(*manifest.Manifest, bool) error) (blobstore.ManifestUpdate, error) {
+		return w.store.UpdateManifest(ctx, e.Target, fn)
+	})
+}
+
+func (w *Writer) editAt(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error) (Change, error) {
+	c, err := w.update(ctx, e, check, func(fn func(*manifest.Manifest, bool) error) (blobstore.ManifestUpdate, error) {
+		return w.store.UpdateManifestAt(ctx, e.Target, e.IfVersion, e.OverInvalid, fn)
+	})
+	if errors.Is(err, blobstore.ErrConflict) {
+		return Change{}, fmt.Errorf("fleet: %w", err)
+	}
+	return c, err
+}
+
+// update runs one update of e's manifest: e.Apply, then check, on each
+// read the update makes.
+func (w *Writer) update(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error,
+	run func(fn func(*manifest.Manifest, bool) error) (blobstore.ManifestUpdate, error)) (Change, error) {
+	u, err := run(func(m *manifest.Manifest, existed bool) error {
 		before := m.Clone()
 		if err := e.Apply(m); err != nil {
 			return err
+		}
+		if existed && string(before.Marshal()) == string(m.Marshal()) {
+			return nil // nothing to write, nothing to check
 		}
 		return check(before, m, existed)
 	})
@@ -260,40 +285,6 @@ func (w *Writer) editLatest(ctx context.Context, e Edit, check func(before, afte
 	if !c.Existed {
 		c.Before = nil
 	}
-	return c, nil
-}
-
-func (w *Writer) editAt(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error) (Change, error) {
-	cur, v, err := w.store.ReadManifest(ctx, e.Target)
-	invalid := errors.Is(err, manifest.ErrInvalidManifest)
-	switch {
-	case invalid && e.OverInvalid:
-		cur = &manifest.Manifest{}
-	case err != nil:
-		return Change{}, err
-	}
-	if v != e.IfVersion {
-		return Change{}, fmt.Errorf("fleet: manifest of %s changed since it was read: %w", e.Target, blobstore.ErrConflict)
-	}
-	next := cur.Clone()
-	if err := e.Apply(next); err != nil {
-		return Change{}, err
-	}
-	c := Change{Target: e.Target, Before: cur, After: cur, Version: v, Existed: v != "" && !invalid}
-	if !c.Existed {
-		c.Before = nil
-	}
-	if c.Existed && string(next.Marshal()) == string(cur.Marshal()) {
-		return c, nil
-	}
-	if err := check(cur, next, v != ""); err != nil {
-		return Change{}, err
-	}
-	nv, err := w.store.WriteManifest(ctx, e.Target, next, v)
-	if err != nil {
-		return Change{}, err
-	}
-	c.After, c.Version, c.Changed = next, nv, true
 	return c, nil
 }
 

@@ -349,17 +349,17 @@ func TestFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := store.WriteManifest(ctx, manifest.Server("web-1"), &manifest.Manifest{Packages: []manifest.Entry{{Package: p}}}, "")
+	u, err := store.UpdateManifestAt(ctx, manifest.Server("web-1"), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{{Package: p}}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.wantNudge(t, "manifest created")
 	r.drain()
-	if _, err := store.WriteManifest(ctx, manifest.Server("web-2"), &manifest.Manifest{}, ""); err != nil {
+	if _, err := store.UpdateManifestAt(ctx, manifest.Server("web-2"), "", false, blobstore.Replace(&manifest.Manifest{})); err != nil {
 		t.Fatal(err)
 	}
 	r.wantNone(t, "another server's manifest written")
-	if _, err := store.WriteManifest(ctx, manifest.Server("web-1"), &manifest.Manifest{Revision: 1}, v); err != nil {
+	if _, err := store.UpdateManifestAt(ctx, manifest.Server("web-1"), u.Version, false, blobstore.Replace(&manifest.Manifest{Revision: 1})); err != nil {
 		t.Fatal(err)
 	}
 	r.wantNudge(t, "manifest updated")

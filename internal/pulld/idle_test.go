@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/pulld"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/internal/testing/pulldtest"
@@ -35,7 +36,7 @@ func startIdle(t testing.TB, scale int, groups ...string) *idleRig {
 	app := deploytest.Build(t, h.store, "hello", 1, pulldtest.StepsApp("v1"))
 	pulldtest.SetManifest(t, h.store, "web-1", h.entry(app))
 	for _, g := range groups {
-		if _, err := h.store.WriteManifest(t.Context(), manifest.Group(g), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
+		if _, err := h.store.UpdateManifestAt(t.Context(), manifest.Group(g), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{}})); err != nil {
 			t.Fatal(err)
 		}
 	}

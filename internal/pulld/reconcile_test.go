@@ -246,7 +246,7 @@ func TestAbsentManifest(t *testing.T) {
 		t.Errorf("manifest error = %q", st.ManifestError)
 	}
 	// An explicit empty manifest does stop it.
-	if _, err := d.store.WriteManifest(t.Context(), manifest.Server("web-1"), &manifest.Manifest{}, ""); err != nil {
+	if _, err := d.store.UpdateManifestAt(t.Context(), manifest.Server("web-1"), "", false, blobstore.Replace(&manifest.Manifest{})); err != nil {
 		t.Fatal(err)
 	}
 	if err := d2.reconcile(t.Context(), t.Context()).err(); err != nil {

@@ -23,7 +23,7 @@ func liveFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := newFixture(t)
 	f.conf.Groups["web"] = []string{"hello"}
-	if _, err := f.store.WriteManifest(t.Context(), manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{{Package: f.h1}}}, ""); err != nil {
+	if _, err := f.store.UpdateManifestAt(t.Context(), manifest.Group("web"), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{{Package: f.h1}}})); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 4 {

@@ -133,11 +133,11 @@ func (f *fixture) setManifest(server string, pkgs ...manifest.PackageName) blobs
 	for _, p := range pkgs {
 		m.Packages = append(m.Packages, manifest.Entry{Package: p})
 	}
-	nv, err := f.store.WriteManifest(ctx, manifest.Server(server), m, v)
+	u, err := f.store.UpdateManifestAt(ctx, manifest.Server(server), v, false, blobstore.Replace(m))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return nv
+	return u.Version
 }
 
 func (f *fixture) setStatus(st *manifest.Status) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -16,7 +17,7 @@ import (
 func groupFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := newFixture(t)
-	if _, err := f.store.WriteManifest(t.Context(), manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{{Package: f.h3}}}, ""); err != nil {
+	if _, err := f.store.UpdateManifestAt(t.Context(), manifest.Group("web"), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{{Package: f.h3}}})); err != nil {
 		t.Fatal(err)
 	}
 	f.setManifest("web-1", f.a1) // hello comes from the group

@@ -37,7 +37,7 @@ func newRefreshRig(t testing.TB, hosts int) *refreshRig {
 	r := &refreshRig{px: px, direct: direct}
 	r.pkg = deploytest.Build(t, direct, "hello", 1, nil)
 	g := manifest.Group("web")
-	if _, err := direct.WriteManifest(t.Context(), g, &manifest.Manifest{Packages: []manifest.Entry{{Package: r.pkg}}}, ""); err != nil {
+	if _, err := direct.UpdateManifestAt(t.Context(), g, "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{{Package: r.pkg}}})); err != nil {
 		t.Fatal(err)
 	}
 	names := make([]string, hosts)
@@ -45,7 +45,7 @@ func newRefreshRig(t testing.TB, hosts int) *refreshRig {
 		names[i] = fmt.Sprintf("web-%05d", i)
 	}
 	fleetview.ForEach(hosts, 32, func(i int) {
-		if _, err := direct.WriteManifest(t.Context(), manifest.Server(names[i]), &manifest.Manifest{Packages: []manifest.Entry{}}, ""); err != nil {
+		if _, err := direct.UpdateManifestAt(t.Context(), manifest.Server(names[i]), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{}})); err != nil {
 			t.Error(err)
 		}
 		if err := direct.WriteStatus(t.Context(), r.status(names[i], manifest.StateServing)); err != nil {

@@ -378,7 +378,7 @@ func TestRolloutFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := deploytest.Build(t, store, "hello", 1, nil)
-	if _, err := store.WriteManifest(t.Context(), manifest.Group("web"), &manifest.Manifest{Packages: []manifest.Entry{{Package: old}}}, ""); err != nil {
+	if _, err := store.UpdateManifestAt(t.Context(), manifest.Group("web"), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{{Package: old}}})); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []string{"web-1", "web-2", "api-1"} {
@@ -433,7 +433,7 @@ func TestRolloutOutput(t *testing.T) {
 			}
 			old := deploytest.Build(t, store, "hello", 1, nil)
 			for _, g := range []string{"web", "empty"} {
-				if _, err := store.WriteManifest(t.Context(), manifest.Group(g), &manifest.Manifest{Packages: []manifest.Entry{{Package: old}}}, ""); err != nil {
+				if _, err := store.UpdateManifestAt(t.Context(), manifest.Group(g), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{{Package: old}}})); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -163,7 +163,7 @@ func TestSelfUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := store.WriteManifest(t.Context(), manifest.Server("web-1"), &manifest.Manifest{Packages: []manifest.Entry{{Package: res.Name}}}, ""); err != nil {
+	if _, err := store.UpdateManifestAt(t.Context(), manifest.Server("web-1"), "", false, blobstore.Replace(&manifest.Manifest{Packages: []manifest.Entry{{Package: res.Name}}})); err != nil {
 		t.Fatal(err)
 	}
 

@@ -153,7 +153,7 @@ func TestProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := store.WriteManifest(t.Context(), manifest.Server("web-1"), &manifest.Manifest{}, ""); err != nil {
+	if _, err := store.UpdateManifestAt(t.Context(), manifest.Server("web-1"), "", false, blobstore.Replace(&manifest.Manifest{})); err != nil {
 		t.Fatalf("write through the proxy: %v", err)
 	}
 	if _, _, err := store.ReadManifest(t.Context(), manifest.Server("web-1")); err != nil {
