@@ -64,7 +64,7 @@ func TestMerge(t *testing.T) {
 			d := manifest.Merge(tc.sources)
 			var got []string
 			for _, e := range d.Entries {
-				got = append(got, e.EnvName()+"="+e.Package.String()+"@"+d.From[e.EnvName()].Source())
+				got = append(got, e.EnvName()+"="+e.Package.String()+"@"+string(d.From[e.EnvName()].Source()))
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("entries = %q, want %q", got, tc.want)

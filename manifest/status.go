@@ -94,7 +94,7 @@ type EnvStatus struct {
 	Desired string `json:"desired,omitempty"` // package the manifest names
 	Serving string `json:"serving,omitempty"` // package `current` points at
 	State   State  `json:"state"`
-	Step    string `json:"step,omitempty"` // the step reached (e.g. POST_RESTART)
+	Step    Step   `json:"step,omitempty"` // the step reached (e.g. POST_RESTART)
 	Error   string `json:"error,omitempty"`
 	Output  string `json:"output,omitempty"` // last 10 KB of the failing script's output
 	// ExitCode is the failing script's exit code, 0 when it did not exit
@@ -105,7 +105,7 @@ type EnvStatus struct {
 	// "deploy" (a download and install), "rollback" (a switch to a build
 	// kept on the host: no download), "restart" or "stop" (the env is
 	// being removed).
-	Action string `json:"action,omitempty"`
+	Action Action `json:"action,omitempty"`
 	// Attempts is how many times in a row the host tried to reach the
 	// env's desired state and failed; NextAttempt is when it tries again.
 	Attempts    int       `json:"attempts,omitempty"`
@@ -114,7 +114,7 @@ type EnvStatus struct {
 	// Source says where the env's desired entry came from: "server" (the
 	// host's own manifest) or "group:NAME" (Target.Source); empty when no
 	// document names the env.
-	Source string `json:"source,omitempty"`
+	Source EntrySource `json:"source,omitempty"`
 	// Held, when set, says why pulld leaves the env exactly as it is: two
 	// of the host's groups name it, or a group's manifest is missing.
 	Held string `json:"held,omitempty"`
@@ -146,7 +146,7 @@ type Outcome struct {
 	// deploy, rollback or restart, the serving build for a stop.
 	Package string `json:"package"`
 	// Action is "deploy", "rollback", "restart" or "stop".
-	Action string `json:"action"`
+	Action Action `json:"action"`
 	// State is where the env stood afterwards: SERVING_BUILD, ROLLED_BACK,
 	// FAILED or STOPPED.
 	State    State     `json:"state"`
@@ -156,7 +156,7 @@ type Outcome struct {
 	// where and why: the step that failed, the error, the script's exit
 	// code (0 when it did not exit with one: a timeout, a download), and
 	// the first OutcomeOutput bytes of its output.
-	Step     string `json:"step,omitempty"`
+	Step     Step   `json:"step,omitempty"`
 	Error    string `json:"error,omitempty"`
 	ExitCode int    `json:"exit_code,omitempty"`
 	Output   string `json:"output,omitempty"`
@@ -246,7 +246,8 @@ func (s *Status) CheckTimes(now time.Time) error {
 
 // ParseStatus decodes a status document: a JSON object. Unknown fields are
 // ignored, so an older reader can show a newer pulld's status; duplicate
-// keys are refused.
+// keys are refused, and so is a state, step, action or entry source that
+// is not pushpull's (the vocabulary of vocab.go).
 func ParseStatus(data []byte) (*Status, error) {
 	var s Status
 	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
@@ -256,6 +257,9 @@ func ParseStatus(data []byte) (*Status, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidStatus, err)
 	}
 	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidStatus, err)
+	}
+	if err := s.checkVocabulary(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidStatus, err)
 	}
 	return &s, nil

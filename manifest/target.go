@@ -42,9 +42,9 @@ func (t Target) String() string { return string(t.Kind) + " " + t.Name }
 
 // Source returns how status names an entry that came from t: "server" for
 // the server's own manifest, "group:NAME" for a group's.
-func (t Target) Source() string {
+func (t Target) Source() EntrySource {
 	if t.IsGroup() {
-		return "group:" + t.Name
+		return EntrySource("group:" + t.Name)
 	}
-	return "server"
+	return SourceServer
 }

@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/pushpull/pushpull/manifest"
 )
 
 // ScriptDir is the directory of a build that holds its deploy scripts.
@@ -34,12 +36,12 @@ const TemplateSuffix = ".tmpl"
 // The deploy scripts, Teletraan's six steps, in the order a deploy runs
 // them (STOPPING runs when an env is stopped).
 const (
-	PreDownload  = "PRE_DOWNLOAD"
-	PostDownload = "POST_DOWNLOAD"
-	PreRestart   = "PRE_RESTART"
-	Restarting   = "RESTARTING"
-	PostRestart  = "POST_RESTART"
-	Stopping     = "STOPPING"
+	PreDownload  = string(manifest.StepPreDownload)
+	PostDownload = string(manifest.StepPostDownload)
+	PreRestart   = string(manifest.StepPreRestart)
+	Restarting   = string(manifest.StepRestarting)
+	PostRestart  = string(manifest.StepPostRestart)
+	Stopping     = string(manifest.StepStopping)
 )
 
 // scripts lists the deploy scripts.

@@ -255,7 +255,7 @@ func BenchmarkRollback(b *testing.B) {
 		start := time.Now()
 		r := eng.Apply(ctx, manifest.Entry{Package: v1})
 		total += time.Since(start)
-		if r.Err != nil || r.Action != pkginstall.ActRollback || r.Downloaded != 0 {
+		if r.Err != nil || r.Action != manifest.ActionRollback || r.Downloaded != 0 {
 			b.Fatalf("%+v", r)
 		}
 		b.StopTimer()

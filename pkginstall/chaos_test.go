@@ -150,7 +150,7 @@ func TestChaos(t *testing.T) {
 		if r.Err != nil || r.State != manifest.StateServing || r.Serving != target {
 			t.Fatalf("iteration %d: converge to %s: %+v", i, target, r)
 		}
-		if a, err := eng.Plan(manifest.Entry{Package: target, Config: map[string]string{"REC": rec}}); err != nil || a != pkginstall.ActNone {
+		if a, err := eng.Plan(manifest.Entry{Package: target, Config: map[string]string{"REC": rec}}); err != nil || a != manifest.ActionNone {
 			t.Fatalf("iteration %d: Plan after converging = %v, %v", i, a, err)
 		}
 		eng.Close()

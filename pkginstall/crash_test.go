@@ -194,7 +194,7 @@ func TestCrashDuringPolicyRollback(t *testing.T) {
 		// try is the entry that fails, for the fixture f.
 		try func(f *fixture) manifest.Entry
 		// again is what Plan says of try once the rollback is done.
-		again pkginstall.Action
+		again manifest.Action
 		// names checks that the recorded env r names what served (v1 with
 		// LOG_LEVEL=warn) and what is being tried.
 		names func(r recordedEnv) error
@@ -202,7 +202,7 @@ func TestCrashDuringPolicyRollback(t *testing.T) {
 		{
 			name:  "deploy",
 			try:   func(f *fixture) manifest.Entry { return f.entry(v2, "LOG_LEVEL", "debug") },
-			again: pkginstall.ActDeploy,
+			again: manifest.ActionDeploy,
 			names: func(r recordedEnv) error {
 				var cfg map[string]string
 				switch v1.String() {
@@ -225,7 +225,7 @@ func TestCrashDuringPolicyRollback(t *testing.T) {
 		{
 			name:  "restart with a new config",
 			try:   func(f *fixture) manifest.Entry { return f.entry(v1, "LOG_LEVEL", "debug", "FAIL_STEP", "RESTARTING") },
-			again: pkginstall.ActRestart,
+			again: manifest.ActionRestart,
 			names: func(r recordedEnv) error {
 				if r.Serving != v1.String() || r.Config["LOG_LEVEL"] != "warn" || r.Config["FAIL_STEP"] != "" {
 					return fmt.Errorf("serving %s with %v, want v1 with LOG_LEVEL=warn", r.Serving, r.Config)
@@ -271,7 +271,7 @@ func TestCrashDuringPolicyRollback(t *testing.T) {
 				f.steps()
 				r := f.apply(tc.try(f))
 				if !errors.Is(r.Err, pkginstall.ErrScript) || r.State != manifest.StateRolledBack || r.What != pkginstall.FailedRolledBack ||
-					r.Step != pkginstall.StepRestarting || r.Serving != v1 {
+					r.Step != manifest.StepRestarting || r.Serving != v1 {
 					t.Fatalf("next Apply: %+v", r)
 				}
 				if got, want := f.steps(), expect("ROLLBACK", v1, v1, preR, rest, posR); len(got) < 3 || !slices.Equal(got[len(got)-3:], want) {
@@ -287,7 +287,7 @@ func TestCrashDuringPolicyRollback(t *testing.T) {
 				if rec.State != manifest.StateRolledBack || !rec.Healthy {
 					t.Errorf("state.json after the next Apply: %+v", rec)
 				}
-				if a, err := f.eng.Plan(f.entry(v1, "LOG_LEVEL", "warn")); err != nil || a != pkginstall.ActNone {
+				if a, err := f.eng.Plan(f.entry(v1, "LOG_LEVEL", "warn")); err != nil || a != manifest.ActionNone {
 					t.Errorf("Plan of what serves = %v, %v; want none", a, err)
 				}
 				if a, err := f.eng.Plan(tc.try(f)); err != nil || a != tc.again {

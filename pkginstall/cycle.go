@@ -20,19 +20,6 @@ import (
 	"github.com/pushpull/pushpull/pkgformat"
 )
 
-// Action is what Apply does to one env, as Plan predicts it.
-type Action string
-
-// The actions.
-const (
-	ActNone     Action = "none"     // the env already serves the entry
-	ActDeploy   Action = "deploy"   // install (or finish installing) the entry's package
-	ActRollback Action = "rollback" // switch back to an older build kept on disk
-	ActRestart  Action = "restart"  // same build, new config or restart token
-	ActStop     Action = "stop"     // STOPPING, then no build serves
-	ActStage    Action = "stage"    // download and unpack a build for a later switch (Stage)
-)
-
 // What says how an action ended.
 type What string
 
@@ -49,30 +36,17 @@ const (
 	FailedStopped    What = "failed, stopped"     // failed; STOPPING ran, current removed
 )
 
-// Steps of the cycle, as DEPLOY_STEP and Result.Step name them.
-const (
-	StepPreDownload  = pkgformat.PreDownload
-	StepDownloading  = "DOWNLOADING"
-	StepPostDownload = pkgformat.PostDownload
-	StepStaging      = "STAGING"
-	StepPreRestart   = pkgformat.PreRestart
-	StepRestarting   = pkgformat.Restarting
-	StepPostRestart  = pkgformat.PostRestart
-	StepServing      = "SERVING_BUILD"
-	StepStopping     = pkgformat.Stopping
-)
-
 // Result is the outcome of Apply or Stop for one env.
 type Result struct {
 	Env    string
-	Action Action
+	Action manifest.Action
 	What   What
 	// State is the env's state afterwards: SERVING_BUILD, ROLLED_BACK,
 	// FAILED or STOPPED.
 	State manifest.State
 	// Step is the step reached: SERVING_BUILD on success, else the step
 	// that failed (or, after a policy, the step the policy reached).
-	Step string
+	Step manifest.Step
 	// Serving is the package current points at afterwards, the zero
 	// PackageName for none.
 	Serving manifest.PackageName
@@ -89,7 +63,7 @@ type Result struct {
 	// Downloaded counts the package bytes read from the bucket.
 	Downloaded int64
 	// Recent are the env's last outcomes after this action, its own
-	// first; nil when the action was not run (ActNone, an invalid entry).
+	// first; nil when the action was not run (manifest.ActionNone, an invalid entry).
 	Recent []manifest.Outcome
 }
 
@@ -97,14 +71,14 @@ type Result struct {
 func (r Result) Failed() bool { return r.Err != nil }
 
 // Plan says what Apply would do for entry now, without doing anything:
-// ActNone when current names the entry's build, whose restart scripts last
-// completed with the entry's config and restart token; ActRestart when only
-// those differ (or a restart of that build failed); ActRollback when the
+// manifest.ActionNone when current names the entry's build, whose restart scripts last
+// completed with the entry's config and restart token; manifest.ActionRestart when only
+// those differ (or a restart of that build failed); manifest.ActionRollback when the
 // entry names a build of the same app older than the serving one and still
-// kept on disk; ActDeploy otherwise, including finishing a deploy that
+// kept on disk; manifest.ActionDeploy otherwise, including finishing a deploy that
 // failed or was interrupted after current was switched. It errs only on an
 // invalid entry.
-func (e *Engine) Plan(entry manifest.Entry) (Action, error) {
+func (e *Engine) Plan(entry manifest.Entry) (manifest.Action, error) {
 	if err := entry.Validate(); err != nil {
 		return "", fmt.Errorf("pkginstall: plan: %w", err)
 	}
@@ -113,32 +87,32 @@ func (e *Engine) Plan(entry manifest.Entry) (Action, error) {
 	return e.plan(entry), nil
 }
 
-func (e *Engine) plan(entry manifest.Entry) Action {
+func (e *Engine) plan(entry manifest.Entry) manifest.Action {
 	env := entry.EnvName()
 	id := entry.Package.ID()
 	cur := e.currentID(env)
 	es := e.state.Envs[env]
 	switch {
 	case cur == "" || es == nil:
-		return ActDeploy
+		return manifest.ActionDeploy
 	case cur == id:
 		if es.Healthy && es.Serving == entry.Package.String() {
 			if maps.Equal(es.Config, entry.Config) && es.Restart == entry.Restart {
-				return ActNone
+				return manifest.ActionNone
 			}
-			return ActRestart
+			return manifest.ActionRestart
 		}
-		if es.Action == ActRestart && es.Serving == entry.Package.String() {
-			return ActRestart // a failed or interrupted restart, again
+		if es.Action == manifest.ActionRestart && es.Serving == entry.Package.String() {
+			return manifest.ActionRestart // a failed or interrupted restart, again
 		}
-		return ActDeploy // finish an interrupted or failed deploy
+		return manifest.ActionDeploy // finish an interrupted or failed deploy
 	case e.kept(env, id):
 		if curPkg, err := manifest.ParsePackageName(es.Serving); err == nil &&
 			curPkg.App == entry.Package.App && entry.Package.Compare(curPkg) < 0 {
-			return ActRollback
+			return manifest.ActionRollback
 		}
 	}
-	return ActDeploy
+	return manifest.ActionDeploy
 }
 
 // attempt is one Apply or Stop under way.
@@ -165,7 +139,7 @@ func newDeployID() string {
 }
 
 // step records that the attempt reached step, in state.json.
-func (a *attempt) step(step string) {
+func (a *attempt) step(step manifest.Step) {
 	a.res.Step = step
 	a.es.Step = step
 	a.es.Updated = time.Now().UTC()
@@ -193,8 +167,8 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 	es := e.env(env)
 	res.Action = e.plan(entry)
 	res.Serving = es.serving()
-	if res.Action == ActNone {
-		res.State, res.Step, res.What = manifest.StateServing, StepServing, Unchanged
+	if res.Action == manifest.ActionNone {
+		res.State, res.Step, res.What = manifest.StateServing, manifest.StepServing, Unchanged
 		res.DeployID = es.DeployID
 		return res
 	}
@@ -213,12 +187,12 @@ func (e *Engine) Apply(ctx context.Context, entry manifest.Entry) Result {
 	es.State, es.Action, es.Target, es.DeployID, es.Error, es.Step = manifest.StateDeploying, res.Action, entry.Package.String(), res.DeployID, "", ""
 	a.step("")
 	switch res.Action {
-	case ActRestart:
+	case manifest.ActionRestart:
 		a.opcode, a.dtype = "RESTART", "RESTART"
 		a.restart(ctx, entry)
 	default:
 		a.opcode, a.dtype = "DEPLOY", "REGULAR"
-		if res.Action == ActRollback {
+		if res.Action == manifest.ActionRollback {
 			a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
 		}
 		a.deploy(ctx, entry)
@@ -267,21 +241,21 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 			// metadata before the download scripts run.
 			rec, err := a.describe(ctx, entry.Package)
 			if err != nil {
-				a.step(StepDownloading)
+				a.step(manifest.StepDownloading)
 				a.failEarly(err)
 				return
 			}
 			a.build = rec
 		}
 		if servingID != "" {
-			if err := a.script(ctx, StepPreDownload, servingID); err != nil {
+			if err := a.script(ctx, manifest.StepPreDownload, servingID); err != nil {
 				a.failEarly(err)
 				return
 			}
 		}
 		var tmp *unpacked
 		if !e.kept(a.env, id) {
-			a.step(StepDownloading)
+			a.step(manifest.StepDownloading)
 			u, rec, err := a.download(ctx, entry.Package)
 			if err != nil {
 				a.failEarly(err)
@@ -297,7 +271,7 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 			return
 		}
 		if servingID != "" {
-			if err := a.script(ctx, StepPostDownload, servingID); err != nil {
+			if err := a.script(ctx, manifest.StepPostDownload, servingID); err != nil {
 				if tmp != nil {
 					removeAll(tmp.dir)
 				}
@@ -305,7 +279,7 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 				return
 			}
 		}
-		a.step(StepStaging)
+		a.step(manifest.StepStaging)
 		if err := a.stage(tmp, id); err != nil {
 			if tmp != nil {
 				removeAll(tmp.dir)
@@ -322,7 +296,7 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 		}
 		es.Serving, es.Healthy, es.Config, es.Restart = entry.Package.String(), false, entry.Config, entry.Restart
 		es.touch(id)
-		a.step(StepStaging)
+		a.step(manifest.StepStaging)
 		if err := renameio.Symlink(filepath.Join("builds", id), e.currentLink(a.env)); err != nil {
 			a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: switch current to %s: %w", id, err))
 			return
@@ -330,25 +304,25 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 		wrote("current -> " + id)
 	} else {
 		// Finish: templates may need the entry's config.
-		a.step(StepStaging)
+		a.step(manifest.StepStaging)
 		if err := a.render(id, entry.Config); err != nil {
 			a.failAfterSwitch(ctx, entry, err)
 			return
 		}
 		es.Config, es.Restart = entry.Config, entry.Restart
 	}
-	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
+	for _, s := range []manifest.Step{manifest.StepPreRestart, manifest.StepRestarting, manifest.StepPostRestart} {
 		if err := a.script(ctx, s, id); err != nil {
 			a.failAfterSwitch(ctx, entry, err)
 			return
 		}
 	}
 	es.Healthy = true
-	res.State, res.Step, res.What, res.Output = manifest.StateServing, StepServing, Deployed, ""
-	if res.Action == ActRollback {
+	res.State, res.Step, res.What, res.Output = manifest.StateServing, manifest.StepServing, Deployed, ""
+	if res.Action == manifest.ActionRollback {
 		res.What = RolledBack
 	}
-	a.step(StepServing)
+	a.step(manifest.StepServing)
 }
 
 // debOwner returns the env other than env whose serving build is the
@@ -379,20 +353,20 @@ func (a *attempt) restart(ctx context.Context, entry manifest.Entry) {
 	// complete with the entry's config, which only then becomes es.Config:
 	// a crash in between plans this restart again.
 	es.Healthy = false
-	a.step(StepStaging)
+	a.step(manifest.StepStaging)
 	if err := a.render(id, entry.Config); err != nil {
 		a.failAfterSwitch(ctx, entry, err)
 		return
 	}
-	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
+	for _, s := range []manifest.Step{manifest.StepPreRestart, manifest.StepRestarting, manifest.StepPostRestart} {
 		if err := a.script(ctx, s, id); err != nil {
 			a.failAfterSwitch(ctx, entry, err)
 			return
 		}
 	}
 	es.Healthy, es.Config, es.Restart = true, entry.Config, entry.Restart
-	res.State, res.Step, res.What, res.Output = manifest.StateServing, StepServing, Restarted, ""
-	a.step(StepServing)
+	res.State, res.Step, res.What, res.Output = manifest.StateServing, manifest.StepServing, Restarted, ""
+	a.step(manifest.StepServing)
 }
 
 // stage renders the templates of the new build (in tmp, or in the kept
@@ -462,7 +436,7 @@ func (a *attempt) failAfterSwitch(ctx context.Context, entry manifest.Entry, err
 	case manifest.PolicyStop:
 		a.opcode, a.dtype = "STOP", "STOP"
 		if id := e.currentID(a.env); id != "" {
-			if serr := a.script(ctx, StepStopping, id); serr != nil {
+			if serr := a.script(ctx, manifest.StepStopping, id); serr != nil {
 				res.Err = fmt.Errorf("%w; then %w", err, serr)
 			}
 		}
@@ -476,7 +450,7 @@ func (a *attempt) failAfterSwitch(ctx context.Context, entry manifest.Entry, err
 		res.Step, res.Output = failedStep, failedOutput
 		return
 	}
-	if res.Action == ActRestart {
+	if res.Action == manifest.ActionRestart {
 		a.rollbackConfig(ctx, entry, err, failedStep, failedOutput)
 		return
 	}
@@ -497,7 +471,7 @@ func (a *attempt) failAfterSwitch(ctx context.Context, entry manifest.Entry, err
 // Apply of the entry finishes the deploy and rolls back again, or the
 // previous build serving with the failed one as Previous, from where it
 // deploys the entry again.
-func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err error, failedStep, failedOutput string) {
+func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err error, failedStep manifest.Step, failedOutput string) {
 	e, es, res := a.e, a.es, a.res
 	prevID := packageID(es.Previous)
 	if es.Previous == "" || prevID == entry.Package.ID() || !e.kept(a.env, prevID) {
@@ -532,7 +506,7 @@ func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err e
 		return
 	}
 	wrote("current -> " + prevID)
-	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
+	for _, s := range []manifest.Step{manifest.StepPreRestart, manifest.StepRestarting, manifest.StepPostRestart} {
 		if rerr := a.script(ctx, s, prevID); rerr != nil {
 			res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, es.Serving, rerr)
 			return
@@ -557,7 +531,7 @@ func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err e
 // restart to the end of the rollback, so after a crash at any point the
 // next Apply of the entry restarts with the new config again, and rolls
 // back again when that fails.
-func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err error, failedStep, failedOutput string) {
+func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err error, failedStep manifest.Step, failedOutput string) {
 	es, res := a.es, a.res
 	if maps.Equal(es.Config, entry.Config) {
 		return
@@ -571,7 +545,7 @@ func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err 
 		res.Err = fmt.Errorf("%w; then roll back to the previous config: %w", err, rerr)
 		return
 	}
-	for _, s := range []string{StepPreRestart, StepRestarting, StepPostRestart} {
+	for _, s := range []manifest.Step{manifest.StepPreRestart, manifest.StepRestarting, manifest.StepPostRestart} {
 		if rerr := a.script(ctx, s, id); rerr != nil {
 			res.Err = fmt.Errorf("%w; then roll back to the previous config: %w", err, rerr)
 			return
@@ -590,7 +564,7 @@ func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err 
 // build is kept, as the serving one is, until another is staged; the
 // Result is Staged, or Failed with the reason (the env is left as it is).
 func (e *Engine) Stage(ctx context.Context, env string, p manifest.PackageName) Result {
-	res := Result{Env: env, Action: ActStage, DeployID: newDeployID()}
+	res := Result{Env: env, Action: manifest.ActionStage, DeployID: newDeployID()}
 	fail := func(err error) Result {
 		res.Err, res.What = err, Failed
 		return res
@@ -623,7 +597,7 @@ func (e *Engine) Stage(ctx context.Context, env string, p manifest.PackageName) 
 	a := &attempt{e: e, env: env, es: es, res: &res, deployID: res.DeployID,
 		log: e.log.With("env", env, "deploy_id", res.DeployID)}
 	a.scripts = a.log.With("package", p.String())
-	e.started(env, ActStage)
+	e.started(env, manifest.ActionStage)
 	a.log.Info("stage started", "package", p.String())
 	u, rec, err := a.download(ctx, p)
 	if err != nil {
@@ -655,7 +629,7 @@ func (e *Engine) Stage(ctx context.Context, env string, p manifest.PackageName) 
 // current. When STOPPING fails on every try, current stays, so that Stop
 // can be tried again; the Result is FAILED.
 func (e *Engine) Stop(ctx context.Context, env string) Result {
-	res := Result{Env: env, Action: ActStop, DeployID: newDeployID()}
+	res := Result{Env: env, Action: manifest.ActionStop, DeployID: newDeployID()}
 	if e.readOnly {
 		res.State, res.Err, res.What = manifest.StateFailed, fmt.Errorf("pkginstall: stop %s: %w", env, ErrReadOnly), Failed
 		return res
@@ -669,9 +643,9 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 	es := e.env(env)
 	id := e.currentID(env)
 	if id == "" {
-		res.State, res.Step, res.What = manifest.StateStopped, StepStopping, Stopped
+		res.State, res.Step, res.What = manifest.StateStopped, manifest.StepStopping, Stopped
 		if es.State != manifest.StateStopped {
-			es.State, es.Step = manifest.StateStopped, StepStopping
+			es.State, es.Step = manifest.StateStopped, manifest.StepStopping
 			e.save()
 		}
 		return res
@@ -683,16 +657,16 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 	a.scripts = a.log.With("package", es.Serving)
 	a.build = es.Builds[id]
 	a.build.Package = es.Serving
-	e.started(env, ActStop)
+	e.started(env, manifest.ActionStop)
 	a.log.Info("stop started", "package", es.Serving)
-	es.State, es.Action, es.DeployID, es.Error = manifest.StateDeploying, ActStop, res.DeployID, ""
-	a.step(StepStopping)
-	if err := a.script(ctx, StepStopping, id); err != nil {
+	es.State, es.Action, es.DeployID, es.Error = manifest.StateDeploying, manifest.ActionStop, res.DeployID, ""
+	a.step(manifest.StepStopping)
+	if err := a.script(ctx, manifest.StepStopping, id); err != nil {
 		res.Err, res.State, res.What, res.Serving = err, manifest.StateFailed, Failed, es.serving()
 		es.State, es.Error = manifest.StateFailed, err.Error()
 		es.remember(es.Serving, &res)
 		res.Recent = slices.Clone(es.Recent)
-		a.step(StepStopping)
+		a.step(manifest.StepStopping)
 		a.log.Error("stop failed", "err", err)
 		return res
 	}
@@ -701,7 +675,7 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 		es.State, es.Error = manifest.StateFailed, res.Err.Error()
 		es.remember(es.Serving, &res)
 		res.Recent = slices.Clone(es.Recent)
-		a.step(StepStopping)
+		a.step(manifest.StepStopping)
 		return res
 	}
 	wrote("current removed")
@@ -710,7 +684,7 @@ func (e *Engine) Stop(ctx context.Context, env string) Result {
 	res.Recent = slices.Clone(es.Recent)
 	es.Serving, es.Healthy = "", false
 	es.State = manifest.StateStopped
-	a.step(StepStopping)
+	a.step(manifest.StepStopping)
 	a.log.Info("stop done")
 	return res
 }

@@ -20,7 +20,7 @@ import (
 // OPCODE and BUILD_ID each script saw, and which build each came from.
 func TestCycle(t *testing.T) {
 	type want struct {
-		action  pkginstall.Action
+		action  manifest.Action
 		what    pkginstall.What
 		steps   func(v1, v2 manifest.PackageName) []string
 		current func(v1, v2 manifest.PackageName) string
@@ -37,7 +37,7 @@ func TestCycle(t *testing.T) {
 		{
 			name: "first deploy",
 			do:   func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result { return f.apply(f.entry(v1)) },
-			want: want{pkginstall.ActDeploy, pkginstall.Deployed,
+			want: want{manifest.ActionDeploy, pkginstall.Deployed,
 				func(v1, _ manifest.PackageName) []string { return expect("DEPLOY", v1, v1, preR, rest, posR) },
 				func(v1, _ manifest.PackageName) string { return v1.ID() }},
 			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, _ manifest.PackageName) {
@@ -56,7 +56,7 @@ func TestCycle(t *testing.T) {
 			name: "regular deploy",
 			prep: func(f *fixture, v1, _ manifest.PackageName) { f.mustApply(f.entry(v1)) },
 			do:   func(f *fixture, _, v2 manifest.PackageName) pkginstall.Result { return f.apply(f.entry(v2)) },
-			want: want{pkginstall.ActDeploy, pkginstall.Deployed,
+			want: want{manifest.ActionDeploy, pkginstall.Deployed,
 				func(v1, v2 manifest.PackageName) []string {
 					return cat(expect("DEPLOY", v2, v1, pre, post), expect("DEPLOY", v2, v2, preR, rest, posR))
 				},
@@ -77,12 +77,12 @@ func TestCycle(t *testing.T) {
 				}
 			},
 			do: func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result {
-				if a, err := f.eng.Plan(f.entry(v1)); err != nil || a != pkginstall.ActRollback {
+				if a, err := f.eng.Plan(f.entry(v1)); err != nil || a != manifest.ActionRollback {
 					f.t.Errorf("Plan = %v, %v; want rollback", a, err)
 				}
 				return f.apply(f.entry(v1, "LOG_LEVEL", "warn"))
 			},
-			want: want{pkginstall.ActRollback, pkginstall.RolledBack,
+			want: want{manifest.ActionRollback, pkginstall.RolledBack,
 				func(v1, v2 manifest.PackageName) []string {
 					return cat(expect("ROLLBACK", v1, v2, pre, post), expect("ROLLBACK", v1, v1, preR, rest, posR))
 				},
@@ -104,7 +104,7 @@ func TestCycle(t *testing.T) {
 				f.mustApply(f.entry(v1))
 			},
 			do: func(f *fixture, _, v2 manifest.PackageName) pkginstall.Result { return f.apply(f.entry(v2)) },
-			want: want{pkginstall.ActDeploy, pkginstall.Deployed,
+			want: want{manifest.ActionDeploy, pkginstall.Deployed,
 				func(v1, v2 manifest.PackageName) []string {
 					return cat(expect("DEPLOY", v2, v1, pre, post), expect("DEPLOY", v2, v2, preR, rest, posR))
 				},
@@ -121,7 +121,7 @@ func TestCycle(t *testing.T) {
 			do: func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result {
 				return f.apply(f.entry(v1, "LOG_LEVEL", "debug", "TAG", "x y"))
 			},
-			want: want{pkginstall.ActRestart, pkginstall.Restarted,
+			want: want{manifest.ActionRestart, pkginstall.Restarted,
 				func(v1, _ manifest.PackageName) []string { return expect("RESTART", v1, v1, preR, rest, posR) },
 				func(v1, _ manifest.PackageName) string { return v1.ID() }},
 			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, _ manifest.PackageName) {
@@ -139,7 +139,7 @@ func TestCycle(t *testing.T) {
 			do: func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result {
 				return f.apply(f.entry(v1, "restart", "b"))
 			},
-			want: want{pkginstall.ActRestart, pkginstall.Restarted,
+			want: want{manifest.ActionRestart, pkginstall.Restarted,
 				func(v1, _ manifest.PackageName) []string { return expect("RESTART", v1, v1, preR, rest, posR) },
 				func(v1, _ manifest.PackageName) string { return v1.ID() }},
 		},
@@ -149,7 +149,7 @@ func TestCycle(t *testing.T) {
 			do: func(f *fixture, v1, _ manifest.PackageName) pkginstall.Result {
 				return f.apply(f.entry(v1, "restart", "a"))
 			},
-			want: want{pkginstall.ActNone, pkginstall.Unchanged,
+			want: want{manifest.ActionNone, pkginstall.Unchanged,
 				func(_, _ manifest.PackageName) []string { return nil },
 				func(v1, _ manifest.PackageName) string { return v1.ID() }},
 		},
@@ -162,7 +162,7 @@ func TestCycle(t *testing.T) {
 			do: func(f *fixture, _, _ manifest.PackageName) pkginstall.Result {
 				return f.eng.Stop(f.t.Context(), "hello")
 			},
-			want: want{pkginstall.ActStop, pkginstall.Stopped,
+			want: want{manifest.ActionStop, pkginstall.Stopped,
 				func(_, v2 manifest.PackageName) []string { return expect("STOP", v2, v2, stop) },
 				func(_, _ manifest.PackageName) string { return "" }},
 			check: func(t *testing.T, f *fixture, r pkginstall.Result, v1, v2 manifest.PackageName) {
@@ -199,7 +199,7 @@ func TestCycle(t *testing.T) {
 			if r.Action != tc.want.action || r.What != tc.want.what {
 				t.Errorf("action %q what %q, want %q %q", r.Action, r.What, tc.want.action, tc.want.what)
 			}
-			if r.Action != pkginstall.ActStop && (r.State != manifest.StateServing || r.Step != pkginstall.StepServing) {
+			if r.Action != manifest.ActionStop && (r.State != manifest.StateServing || r.Step != manifest.StepServing) {
 				t.Errorf("state %s step %s", r.State, r.Step)
 			}
 			if got, want := f.steps(), tc.want.steps(v1, v2); !slices.Equal(got, want) {
@@ -429,7 +429,7 @@ func TestFailurePolicies(t *testing.T) {
 				t.Errorf("attempt logs %q", logs)
 			}
 			// The failed entry is tried again on the next Apply, from disk.
-			if a, err := f.eng.Plan(f.entry(v2, "on_failure", tc.policy)); err != nil || a != pkginstall.ActDeploy {
+			if a, err := f.eng.Plan(f.entry(v2, "on_failure", tc.policy)); err != nil || a != manifest.ActionDeploy {
 				t.Errorf("Plan after failure = %v, %v", a, err)
 			}
 		})
@@ -501,7 +501,7 @@ func TestOpenLocked(t *testing.T) {
 	if r := ro.Apply(t.Context(), f.entry(v1)); !errors.Is(r.Err, pkginstall.ErrReadOnly) {
 		t.Errorf("read-only Apply: %+v", r)
 	}
-	if a, err := ro.Plan(f.entry(v1)); err != nil || a != pkginstall.ActDeploy {
+	if a, err := ro.Plan(f.entry(v1)); err != nil || a != manifest.ActionDeploy {
 		t.Errorf("read-only Plan = %v, %v", a, err)
 	}
 	ro.Close()
@@ -584,42 +584,42 @@ func TestRestartFailure(t *testing.T) {
 		// after are the steps after the failing restart's.
 		after   func(v1 manifest.PackageName) []string
 		conf    string // app.conf afterwards, "" when current is removed
-		planNew pkginstall.Action
-		planOld pkginstall.Action
+		planNew manifest.Action
+		planOld manifest.Action
 		errHas  string
 	}{
 		{name: "new config, default policy", kv: []string{"FAIL_STEP", "RESTARTING"},
 			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
 			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
-			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone,
+			conf:  servedConf, planNew: manifest.ActionRestart, planOld: manifest.ActionNone,
 			errHas: "; rolled back to the previous config"},
 		{name: "new config, rollback", kv: []string{"FAIL_STEP", "RESTARTING", "on_failure", "rollback"},
 			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
 			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
-			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone,
+			conf:  servedConf, planNew: manifest.ActionRestart, planOld: manifest.ActionNone,
 			errHas: "; rolled back to the previous config"},
 		{name: "new config and restart token, default policy", kv: []string{"FAIL_STEP", "RESTARTING", "restart", "b"},
 			state: manifest.StateRolledBack, what: pkginstall.FailedRolledBack,
 			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, posR) },
-			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActNone,
+			conf:  servedConf, planNew: manifest.ActionRestart, planOld: manifest.ActionNone,
 			errHas: "; rolled back to the previous config"},
 		{name: "new restart token only, default policy", kv: []string{"restart", "b"}, sameConfig: true, failBuild: true,
 			state: manifest.StateFailed, what: pkginstall.Failed,
 			after: func(manifest.PackageName) []string { return nil },
-			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActRestart},
+			conf:  servedConf, planNew: manifest.ActionRestart, planOld: manifest.ActionRestart},
 		{name: "new config, rollback fails too", kv: []string{}, failBuild: true,
 			state: manifest.StateFailed, what: pkginstall.Failed,
 			after: func(v1 manifest.PackageName) []string { return expect("ROLLBACK", v1, v1, preR, rest, rest, rest) },
-			conf:  servedConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActRestart,
+			conf:  servedConf, planNew: manifest.ActionRestart, planOld: manifest.ActionRestart,
 			errHas: "then roll back to the previous config"},
 		{name: "new config, continue", kv: []string{"FAIL_STEP", "RESTARTING", "on_failure", "continue"},
 			state: manifest.StateFailed, what: pkginstall.Failed,
 			after: func(manifest.PackageName) []string { return nil },
-			conf:  newConf, planNew: pkginstall.ActRestart, planOld: pkginstall.ActRestart},
+			conf:  newConf, planNew: manifest.ActionRestart, planOld: manifest.ActionRestart},
 		{name: "new config, stop", kv: []string{"FAIL_STEP", "RESTARTING", "on_failure", "stop"},
 			state: manifest.StateStopped, what: pkginstall.FailedStopped,
 			after:   func(v1 manifest.PackageName) []string { return expect("STOP", v1, v1, stop) },
-			planNew: pkginstall.ActDeploy, planOld: pkginstall.ActDeploy},
+			planNew: manifest.ActionDeploy, planOld: manifest.ActionDeploy},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -655,10 +655,10 @@ func TestRestartFailure(t *testing.T) {
 			envs = nil
 
 			r := f.apply(next)
-			if r.Action != pkginstall.ActRestart || !errors.Is(r.Err, pkginstall.ErrScript) {
+			if r.Action != manifest.ActionRestart || !errors.Is(r.Err, pkginstall.ErrScript) {
 				t.Fatalf("result %+v", r)
 			}
-			if r.State != tc.state || r.What != tc.what || r.Step != pkginstall.StepRestarting {
+			if r.State != tc.state || r.What != tc.what || r.Step != manifest.StepRestarting {
 				t.Errorf("state %s what %q step %s", r.State, r.What, r.Step)
 			}
 			if !strings.Contains(r.Err.Error(), tc.errHas) {
@@ -737,7 +737,7 @@ func TestRollbackRendersPreviousConfig(t *testing.T) {
 	if got, want := f.file("hello", "teletraan/app.conf"), "version=v1 level=warn tag=none\n"; got != want {
 		t.Errorf("app.conf after the rollback = %q, want %q", got, want)
 	}
-	if a, err := f.eng.Plan(f.entry(v1, "LOG_LEVEL", "warn")); err != nil || a != pkginstall.ActNone {
+	if a, err := f.eng.Plan(f.entry(v1, "LOG_LEVEL", "warn")); err != nil || a != manifest.ActionNone {
 		t.Errorf("Plan of v1 with the config rolled back to = %v, %v; want none", a, err)
 	}
 }
@@ -785,7 +785,7 @@ func TestRecentOutcomes(t *testing.T) {
 	}
 	type kept struct {
 		pkg    manifest.PackageName
-		action string
+		action manifest.Action
 		state  manifest.State
 	}
 	check := func(what string, got []manifest.Outcome, want ...kept) {
@@ -804,7 +804,7 @@ func TestRecentOutcomes(t *testing.T) {
 	// The failure keeps where and why, after v1 serves again.
 	failed := func(what string, o manifest.Outcome) {
 		t.Helper()
-		if o.Step != pkginstall.StepRestarting || o.ExitCode == 0 || !strings.Contains(o.Error, "RESTARTING") || o.Output == "" || len(o.Output) > manifest.OutcomeOutput {
+		if o.Step != manifest.StepRestarting || o.ExitCode == 0 || !strings.Contains(o.Error, "RESTARTING") || o.Output == "" || len(o.Output) > manifest.OutcomeOutput {
 			t.Errorf("%s: the failed outcome %+v, want its step, exit code, error and the head of its output", what, o)
 		}
 		if ok := r.Recent[1]; ok.Step != "" || ok.Error != "" || ok.Output != "" {
@@ -815,7 +815,7 @@ func TestRecentOutcomes(t *testing.T) {
 	if r.ExitCode == 0 {
 		t.Errorf("Result.ExitCode of a failed RESTARTING = 0")
 	}
-	if r := f.apply(f.entry(v1)); r.Action != pkginstall.ActNone || r.Recent != nil {
+	if r := f.apply(f.entry(v1)); r.Action != manifest.ActionNone || r.Recent != nil {
 		t.Errorf("an unchanged entry: action %s, recent %+v", r.Action, r.Recent)
 	}
 	f.reopen()

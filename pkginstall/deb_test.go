@@ -69,7 +69,7 @@ func TestDebCycle(t *testing.T) {
 	}
 
 	r := f.mustApply(entry(v1, "hi"))
-	if r.Action != pkginstall.ActDeploy || r.Downloaded == 0 {
+	if r.Action != manifest.ActionDeploy || r.Downloaded == 0 {
 		t.Errorf("v1: action %s, downloaded %d", r.Action, r.Downloaded)
 	}
 	wantInstalled("v1", v1)
@@ -87,13 +87,13 @@ func TestDebCycle(t *testing.T) {
 	}
 
 	r = f.mustApply(entry(v1, "hi"))
-	if r.Action != pkginstall.ActRollback || r.Downloaded != 0 {
+	if r.Action != manifest.ActionRollback || r.Downloaded != 0 {
 		t.Errorf("back to v1: action %s, downloaded %d bytes; want a rollback without download", r.Action, r.Downloaded)
 	}
 	wantInstalled("rolled back to v1", v1)
 
 	r = f.mustApply(entry(v1, "hello again"))
-	if r.Action != pkginstall.ActRestart {
+	if r.Action != manifest.ActionRestart {
 		t.Errorf("a config change: action %s, want restart", r.Action)
 	}
 	log, _ := os.ReadFile(filepath.Join(inst, "postinst.log"))
@@ -140,7 +140,7 @@ func TestDebFailurePolicies(t *testing.T) {
 			v2 := deploytest.BuildDeb(t, f.store, "hello", 2, debApp(inst, "v2", true))
 			f.mustApply(manifest.Entry{Package: v1})
 			r := f.apply(manifest.Entry{Package: v2, OnFailure: manifest.Policy(tc.policy)})
-			if !errors.Is(r.Err, pkginstall.ErrScript) || r.State != tc.state || r.Step != pkginstall.StepRestarting {
+			if !errors.Is(r.Err, pkginstall.ErrScript) || r.State != tc.state || r.Step != manifest.StepRestarting {
 				t.Fatalf("result: state %s step %s err %v", r.State, r.Step, r.Err)
 			}
 			if !strings.Contains(r.Output, "postinst fails on purpose") {

@@ -132,8 +132,8 @@
 // Output are those of the step that failed (the rollback's, when the
 // rollback fails too), and its Err is set. After a
 // rollback the state records the build and the config that serve again, so
-// Plan still sees the entry as not applied (ActDeploy for a rolled-back
-// build, ActRestart for a rolled-back config) and pulld retries it with
+// Plan still sees the entry as not applied (manifest.ActionDeploy for a rolled-back
+// build, manifest.ActionRestart for a rolled-back config) and pulld retries it with
 // backoff, not on every poll. A deploy whose context ends (pulld shutting
 // down) applies no policy: it stops where it is, FAILED, and the next Apply
 // finishes it. A failed restart that was not rolled back keeps the build

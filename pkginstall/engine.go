@@ -106,7 +106,7 @@ type Config struct {
 	// there is nothing to do. It runs on the caller's goroutine with the
 	// Engine busy, so it must not call the Engine. pulld reports DEPLOYING
 	// from it, which is how it plans only once.
-	Started func(env string, a Action)
+	Started func(env string, a manifest.Action)
 	// AptFix, for a .deb whose dpkg -i fails (unmet Depends), runs apt-get
 	// -f install to bring its dependencies in, as a Skia host's operator
 	// did by hand.
@@ -441,12 +441,12 @@ type envState struct {
 	PreviousRestart string            `json:"previous_restart,omitempty"`
 
 	// The last or current attempt.
-	Action   Action         `json:"action,omitempty"`
-	Target   string         `json:"target,omitempty"`
-	State    manifest.State `json:"state"`
-	Step     string         `json:"step,omitempty"`
-	DeployID string         `json:"deploy_id,omitempty"`
-	Error    string         `json:"error,omitempty"`
+	Action   manifest.Action `json:"action,omitempty"`
+	Target   string          `json:"target,omitempty"`
+	State    manifest.State  `json:"state"`
+	Step     manifest.Step   `json:"step,omitempty"`
+	DeployID string          `json:"deploy_id,omitempty"`
+	Error    string          `json:"error,omitempty"`
 
 	Since   time.Time `json:"since"` // first install, orders Installed
 	Updated time.Time `json:"updated"`
@@ -463,7 +463,7 @@ type envState struct {
 
 // remember records how the attempt res describes ended, for Installed.
 func (es *envState) remember(p string, res *Result) {
-	o := manifest.Outcome{Package: p, Action: string(res.Action), State: res.State, DeployID: res.DeployID, Time: time.Now().UTC()}
+	o := manifest.Outcome{Package: p, Action: res.Action, State: res.State, DeployID: res.DeployID, Time: time.Now().UTC()}
 	if res.Failed() {
 		o.Step, o.Error, o.ExitCode, o.Output = res.Step, res.Err.Error(), res.ExitCode, manifest.Head(res.Output)
 	}
@@ -583,7 +583,7 @@ func (e *Engine) load() error {
 		}
 		if es.State == manifest.StateDeploying {
 			// A crash mid-attempt: the next Apply redoes it.
-			es.State, es.Error = manifest.StateFailed, "interrupted (pulld stopped or crashed during "+es.Step+")"
+			es.State, es.Error = manifest.StateFailed, "interrupted (pulld stopped or crashed during "+string(es.Step)+")"
 		}
 	}
 	e.state = st
@@ -652,7 +652,7 @@ type Installed struct {
 	Package manifest.PackageName
 	// State and Step are as last recorded.
 	State manifest.State
-	Step  string
+	Step  manifest.Step
 	// Staged is the package staged for a later switch (Stage), the zero
 	// PackageName for none.
 	Staged manifest.PackageName
@@ -668,7 +668,7 @@ type Installed struct {
 }
 
 // started calls Config.Started, if set.
-func (e *Engine) started(env string, a Action) {
+func (e *Engine) started(env string, a manifest.Action) {
 	if e.cfg.Started != nil {
 		e.cfg.Started(env, a)
 	}

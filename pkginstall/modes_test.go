@@ -129,7 +129,7 @@ func TestReadOnlyDirectories(t *testing.T) {
 			checkRendered(v1, "debug")
 			checkModes(v1, true)
 
-			if r := f.mustApply(f.entry(v1, "LOG_LEVEL", "warn")); r.Action != pkginstall.ActRestart {
+			if r := f.mustApply(f.entry(v1, "LOG_LEVEL", "warn")); r.Action != manifest.ActionRestart {
 				t.Errorf("second apply: %s, want a restart", r.Action)
 			}
 			checkRendered(v1, "warn")
@@ -170,7 +170,7 @@ func TestReadOnlyDirectories(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(builds, v1.ID()), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if r := f.apply(f.entry(v1)); r.Err == nil || r.Step != pkginstall.StepStaging {
+		if r := f.apply(f.entry(v1)); r.Err == nil || r.Step != manifest.StepStaging {
 			t.Fatalf("apply = %+v, want a failure in STAGING", r)
 		}
 		if got := f.builds("hello"); !slices.Equal(got, []string{v1.ID()}) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/internal/backoff"
+	"github.com/pushpull/pushpull/manifest"
 
 	"github.com/pushpull/pushpull/pkgformat"
 )
@@ -29,11 +30,11 @@ const waitDelay = 500 * time.Millisecond
 // tried again (Teletraan's SCRIPT_TIMEOUT): one hung step must not cost
 // Tries timeouts before the failure policy acts. The error wraps ErrScript
 // (and ErrTimeout when the attempt timed out), or the context's error.
-func (a *attempt) script(ctx context.Context, step, id string) error {
+func (a *attempt) script(ctx context.Context, step manifest.Step, id string) error {
 	e := a.e
 	a.step(step)
 	dir := pkgformat.ScriptsDir(e.buildDir(a.env, id), a.env)
-	argv := []string{filepath.Join(dir, step)}
+	argv := []string{filepath.Join(dir, string(step))}
 	if a.es.Builds[id].Deb != "" { // a .deb build: its Package was read when it was downloaded
 		deb := filepath.Join(e.buildDir(a.env, id), pkgformat.DebFile)
 		dir, argv = e.buildDir(a.env, id), a.dpkg(step, id, deb)
@@ -113,23 +114,23 @@ const dpkgWait = `dpkg_wait() {
 // deb (dpkgScript), at STOPPING dpkg -r of its Debian package; nil at the
 // other steps. The maintainer scripts see the step's environment, config
 // values and Teletraan's variables included: dpkg passes it on.
-func (a *attempt) dpkg(step, id, deb string) []string {
+func (a *attempt) dpkg(step manifest.Step, id, deb string) []string {
 	pkg := a.es.Builds[id].Deb
 	switch step {
-	case StepRestarting:
+	case manifest.StepRestarting:
 		apt := "0"
 		if a.e.cfg.AptFix {
 			apt = "1"
 		}
 		return []string{"/bin/sh", "-c", dpkgScript, "dpkg", deb, pkg, apt}
-	case StepStopping:
+	case manifest.StepStopping:
 		return []string{"/bin/sh", "-c", dpkgRemove, "dpkg", pkg}
 	}
 	return nil
 }
 
 // runOnce runs one attempt of a step's command, argv.
-func (a *attempt) runOnce(ctx context.Context, step string, argv []string, dir string, try int) error {
+func (a *attempt) runOnce(ctx context.Context, step manifest.Step, argv []string, dir string, try int) error {
 	e := a.e
 	if err := os.MkdirAll(e.logsDir(a.env), privateDir); err != nil {
 		return err
@@ -187,7 +188,7 @@ func (a *attempt) runOnce(ctx context.Context, step string, argv []string, dir s
 // logName is the file name of one script attempt's log:
 // {deploy id}.{step}.{try}.log, with ".rollback" after the deploy id for
 // the runs of a rollback, so that every attempt has a file of its own.
-func (a *attempt) logName(step string, try int) string {
+func (a *attempt) logName(step manifest.Step, try int) string {
 	id := a.deployID
 	if a.phase != "" {
 		id += "." + a.phase
@@ -198,13 +199,13 @@ func (a *attempt) logName(step string, try int) string {
 // environ returns a script's environment: pulld's own, the env's config
 // values, then Teletraan's variables (which win over config keys of the
 // same name).
-func (a *attempt) environ(step, dir string) []string {
+func (a *attempt) environ(step manifest.Step, dir string) []string {
 	e := a.e
 	vars := map[string]string{
 		"ENV_NAME":     a.env,
 		"STAGE_NAME":   e.cfg.Server,
 		"DEPLOY_ID":    a.deployID,
-		"DEPLOY_STEP":  step,
+		"DEPLOY_STEP":  string(step),
 		"OPCODE":       a.opcode,
 		"DEPLOY_TYPE":  a.dtype,
 		"BUILD_COMMIT": a.build.Commit,

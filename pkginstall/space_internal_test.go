@@ -41,7 +41,7 @@ func TestNoSpace(t *testing.T) {
 	}
 	defer eng.Close()
 	r := eng.Apply(t.Context(), manifest.Entry{Package: name})
-	if !errors.Is(r.Err, ErrNoSpace) || r.Downloaded != 0 || r.Step != StepDownloading {
+	if !errors.Is(r.Err, ErrNoSpace) || r.Downloaded != 0 || r.Step != manifest.StepDownloading {
 		t.Fatalf("result %+v", r)
 	}
 	if ents, _ := os.ReadDir(eng.buildsDir("hello")); len(ents) != 0 {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/manifest"
 	"github.com/pushpull/pushpull/pkginstall"
 )
 
@@ -40,7 +41,7 @@ func TestStage(t *testing.T) {
 	if err := f.store.Bucket().Delete(t.Context(), blobstore.PackageKey(v2)); err != nil {
 		t.Fatal(err)
 	}
-	if r := f.mustApply(f.entry(v2)); r.Downloaded != 0 || r.Action != pkginstall.ActDeploy {
+	if r := f.mustApply(f.entry(v2)); r.Downloaded != 0 || r.Action != manifest.ActionDeploy {
 		t.Errorf("Apply of the staged build = %+v, want a deploy with no download", r)
 	}
 	if f.current("hello") != v2.ID() {

@@ -24,7 +24,7 @@ func TestTimeoutNotRetried(t *testing.T) {
 	v1 := f.release("hello", 1, app("v1", "teletraan/RESTARTING", "#!/bin/sh\necho hanging\nexec sleep 1000\n"))
 	start := time.Now()
 	r := f.apply(f.entry(v1))
-	if !errors.Is(r.Err, pkginstall.ErrTimeout) || r.Step != pkginstall.StepRestarting {
+	if !errors.Is(r.Err, pkginstall.ErrTimeout) || r.Step != manifest.StepRestarting {
 		t.Fatalf("result %+v", r)
 	}
 	if took := time.Since(start); took > 1500*time.Millisecond {

@@ -33,7 +33,7 @@ func refused(t *testing.T, f *fixture, good, bad manifest.PackageName, want erro
 	if r.Err == nil || !errors.Is(r.Err, want) {
 		t.Fatalf("apply %s: err = %v, want %v", bad, r.Err, want)
 	}
-	if r.State != manifest.StateFailed || r.Step != pkginstall.StepDownloading || r.Serving != good {
+	if r.State != manifest.StateFailed || r.Step != manifest.StepDownloading || r.Serving != good {
 		t.Errorf("result %+v", r)
 	}
 	if f.current("hello") != good.ID() {

@@ -148,10 +148,10 @@ func outcome(statuses []*manifest.Status, env string, p manifest.PackageName) st
 }
 
 // where says where a host's attempt failed: " (at POST_RESTART, exit 1)".
-func where(step string, exit int) string {
+func where(step manifest.Step, exit int) string {
 	var parts []string
 	if step != "" {
-		parts = append(parts, "at "+step)
+		parts = append(parts, "at "+string(step))
 	}
 	if exit != 0 {
 		parts = append(parts, "exit "+strconv.Itoa(exit))

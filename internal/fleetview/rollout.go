@@ -58,7 +58,8 @@ type rolloutStepView struct {
 type failingHost struct {
 	Name, State, Why string
 	RolloutStep      string
-	Step, DeployID   string
+	Step             manifest.Step
+	DeployID         string
 	ExitCode         int
 	Output           string
 	Updated          Moment

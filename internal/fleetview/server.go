@@ -165,12 +165,12 @@ func (l *Labels) ofString(s string) *Label {
 // calls no functions: the main page renders thousands of rows.
 type Row struct {
 	Server, App, Env string
-	ShowEnv          bool   // the env is not named after the app
-	Source           string // where the desired entry came from: "server", "group:NAME"
-	Group            string // the group of Source, "" for the server's own entry
-	Overrides        string // the groups whose entry the server's own overrides
-	Held             string // why pulld leaves the env as it is
-	Allowed          bool   // the config allows the app on the server
+	ShowEnv          bool                 // the env is not named after the app
+	Source           manifest.EntrySource // where the desired entry came from: "server", "group:NAME"
+	Group            string               // the group of Source, "" for the server's own entry
+	Overrides        string               // the groups whose entry the server's own overrides
+	Held             string               // why pulld leaves the env as it is
+	Allowed          bool                 // the config allows the app on the server
 	InManifest       bool
 	Reported         bool // pulld reports the env
 	Desired, Serving *Label
@@ -178,12 +178,12 @@ type Row struct {
 	CompareURL       string // the changes from the serving commit to the desired one
 	State            manifest.State
 	StateClass       string
-	Step             string // the step reached, when it says more than State
-	Error            string // with the app's package names relative to it
-	Attempts         int    // failed attempts in a row
-	NextAttempt      Moment // when the host tries again
-	Output           string // the failing script's output, when shown inline
-	HasOutput        bool   // there is output, loaded on demand
+	Step             manifest.Step // the step reached, when it says more than State
+	Error            string        // with the app's package names relative to it
+	Attempts         int           // failed attempts in a row
+	NextAttempt      Moment        // when the host tries again
+	Output           string        // the failing script's output, when shown inline
+	HasOutput        bool          // there is output, loaded on demand
 	Updated          Moment
 	Drift            bool // serving something other than the manifest says, and not on the way there
 	Failed           bool // failed, rolled back or held: needs attention
@@ -194,7 +194,7 @@ type Row struct {
 	InProgress bool
 	StateLabel string
 	ActionNote string
-	Action     string // the status's action, for the API
+	Action     manifest.Action // the status's action, for the API
 	// Past is the host's last failed attempt at the env, kept after it
 	// serves again (a rollback, a revert): what failed, where, when. Only
 	// on pages about one server, and only while nothing newer happened.
@@ -207,9 +207,9 @@ type Row struct {
 // pastFailure is a failed attempt a host remembers (manifest.Outcome).
 type pastFailure struct {
 	Package  *Label
-	Action   string
+	Action   manifest.Action
 	State    manifest.State
-	Step     string
+	Step     manifest.Step
 	Error    string
 	ExitCode int
 	Output   string
@@ -420,7 +420,7 @@ func FillStatus(r *Row, es manifest.EnvStatus, now time.Time, inline bool, lb *L
 		r.State = manifest.StateUnknown
 	}
 	r.StateClass = "s-" + strings.ToLower(string(r.State))
-	if es.Step != string(r.State) {
+	if string(es.Step) != string(r.State) {
 		r.Step = es.Step
 	}
 	// Within an app's row its packages need no "app/" in front.

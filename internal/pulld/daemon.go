@@ -28,7 +28,6 @@ import (
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/manifest"
-	"github.com/pushpull/pushpull/pkginstall"
 )
 
 // Timeouts of pulld's own operations.
@@ -186,7 +185,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return dryRun(ctx, cfg, store)
 	}
 	var d *daemon // the engine reports to it once it exists
-	eng, err := openEngine(cfg, store, func(env string, a pkginstall.Action) { d.started(env, a) })
+	eng, err := openEngine(cfg, store, func(env string, a manifest.Action) { d.started(env, a) })
 	if err != nil {
 		return err
 	}

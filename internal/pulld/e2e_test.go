@@ -209,7 +209,7 @@ func TestEndToEnd(t *testing.T) {
 	es, _ = st.Lookup("hello")
 	var got []string
 	for _, o := range es.Recent {
-		got = append(got, o.Action+" "+o.Package+" "+string(o.State))
+		got = append(got, string(o.Action)+" "+o.Package+" "+string(o.State))
 	}
 	want := []string{
 		"stop " + v1.String() + " STOPPED",

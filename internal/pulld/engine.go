@@ -19,7 +19,7 @@ import (
 type engine interface {
 	// Plan says what Apply would do for e, without doing anything; only
 	// -dry-run calls it.
-	Plan(e manifest.Entry) (pkginstall.Action, error)
+	Plan(e manifest.Entry) (manifest.Action, error)
 	// Apply brings e's env to e: deploy, roll back or restart, or nothing
 	// (ActNone). When it acts, it first calls the Started hook the engine
 	// was opened with.
@@ -42,7 +42,7 @@ var _ engine = (*pkginstall.Engine)(nil)
 
 // openEngine opens pkginstall on cfg.Root, taking its lock; started is its
 // Config.Started. A root held by another pulld is an error naming the root.
-func openEngine(cfg Config, store *blobstore.Store, started func(string, pkginstall.Action)) (engine, error) {
+func openEngine(cfg Config, store *blobstore.Store, started func(string, manifest.Action)) (engine, error) {
 	pc, err := engineConfig(cfg, store)
 	if err != nil {
 		return nil, err

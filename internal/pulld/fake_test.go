@@ -21,23 +21,23 @@ import (
 // engine. It records every Apply and Stop.
 type fakeEngine struct {
 	mu       sync.Mutex
-	serving  map[string]manifest.Entry       // env → entry in service
-	order    []string                        // installed envs, in install order
-	failing  map[string]bool                 // package names whose Apply fails
-	calls    []string                        // "apply ENV PACKAGE" and "stop ENV"
-	gate     chan struct{}                   // when set, Apply waits for a value (or ctx) first
-	started  chan string                     // when set, receives the env of every Apply as it starts
-	canceled []string                        // envs whose Apply saw its context end
-	plans    int                             // calls of Plan from outside
-	root     string                          // CurrentDir's base: a test's directory of "builds", one per env
-	hook     func(string, pkginstall.Action) // pkginstall's Config.Started: the daemon's started
+	serving  map[string]manifest.Entry     // env → entry in service
+	order    []string                      // installed envs, in install order
+	failing  map[string]bool               // package names whose Apply fails
+	calls    []string                      // "apply ENV PACKAGE" and "stop ENV"
+	gate     chan struct{}                 // when set, Apply waits for a value (or ctx) first
+	started  chan string                   // when set, receives the env of every Apply as it starts
+	canceled []string                      // envs whose Apply saw its context end
+	plans    int                           // calls of Plan from outside
+	root     string                        // CurrentDir's base: a test's directory of "builds", one per env
+	hook     func(string, manifest.Action) // pkginstall's Config.Started: the daemon's started
 }
 
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{serving: map[string]manifest.Entry{}, failing: map[string]bool{}}
 }
 
-func (f *fakeEngine) Plan(e manifest.Entry) (pkginstall.Action, error) {
+func (f *fakeEngine) Plan(e manifest.Entry) (manifest.Action, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.plans++
@@ -45,17 +45,17 @@ func (f *fakeEngine) Plan(e manifest.Entry) (pkginstall.Action, error) {
 }
 
 // plan is Plan without counting the call; f.mu is held.
-func (f *fakeEngine) plan(e manifest.Entry) (pkginstall.Action, error) {
+func (f *fakeEngine) plan(e manifest.Entry) (manifest.Action, error) {
 	cur, ok := f.serving[e.EnvName()]
 	switch {
 	case !ok:
-		return pkginstall.ActDeploy, nil
+		return manifest.ActionDeploy, nil
 	case cur.Package != e.Package:
-		return pkginstall.ActDeploy, nil
+		return manifest.ActionDeploy, nil
 	case entryKey(cur) != entryKey(e):
-		return pkginstall.ActRestart, nil
+		return manifest.ActionRestart, nil
 	}
-	return pkginstall.ActNone, nil
+	return manifest.ActionNone, nil
 }
 
 func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) pkginstall.Result {
@@ -63,8 +63,8 @@ func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) pkginstall.Res
 	f.mu.Lock()
 	act, _ := f.plan(e)
 	f.mu.Unlock()
-	if act == pkginstall.ActNone {
-		return pkginstall.Result{Env: env, Action: act, State: manifest.StateServing, Step: pkginstall.StepServing, Serving: e.Package}
+	if act == manifest.ActionNone {
+		return pkginstall.Result{Env: env, Action: act, State: manifest.StateServing, Step: manifest.StepServing, Serving: e.Package}
 	}
 	if f.hook != nil {
 		f.hook(env, act)
@@ -99,14 +99,14 @@ func (f *fakeEngine) Apply(ctx context.Context, e manifest.Entry) pkginstall.Res
 
 func (f *fakeEngine) Stop(ctx context.Context, env string) pkginstall.Result {
 	if f.hook != nil {
-		f.hook(env, pkginstall.ActStop)
+		f.hook(env, manifest.ActionStop)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "stop "+env)
 	delete(f.serving, env)
 	f.order = slices.DeleteFunc(f.order, func(s string) bool { return s == env })
-	return pkginstall.Result{Action: pkginstall.ActStop, State: manifest.StateStopped, Step: "STOPPING"}
+	return pkginstall.Result{Action: manifest.ActionStop, State: manifest.StateStopped, Step: "STOPPING"}
 }
 
 func (f *fakeEngine) Installed() ([]pkginstall.Installed, error) {
@@ -125,7 +125,7 @@ func (f *fakeEngine) Stage(_ context.Context, env string, p manifest.PackageName
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "stage "+env+" "+p.String())
-	return pkginstall.Result{Env: env, Action: pkginstall.ActStage, What: pkginstall.Staged}
+	return pkginstall.Result{Env: env, Action: manifest.ActionStage, What: pkginstall.Staged}
 }
 
 func (f *fakeEngine) CurrentDir(env string) string { return filepath.Join(f.root, env) }

@@ -82,7 +82,7 @@ func (d *daemon) terminate(ctx context.Context) error {
 
 // planStep is one line of a dry-run plan.
 type planStep struct {
-	Action  pkginstall.Action
+	Action  manifest.Action
 	Env     string
 	Package string // desired, "" for a stop
 	Serving string // serving now, "" for none
@@ -128,7 +128,7 @@ type planDoc struct {
 }
 
 // actHold is the plan's action for an env pulld leaves as it is.
-const actHold pkginstall.Action = "hold"
+const actHold manifest.Action = "hold"
 
 // plan returns the actions a reconcile would take for d, in its order: the
 // desired envs, then stops of installed envs that left it; envs pulld
@@ -162,7 +162,7 @@ func plan(eng engine, d manifest.Desired) ([]planStep, error) {
 		if _, ok := d.Held[ie.Env]; ok {
 			continue
 		}
-		s := planStep{Action: pkginstall.ActStop, Env: ie.Env, Serving: ie.Package.String()}
+		s := planStep{Action: manifest.ActionStop, Env: ie.Env, Serving: ie.Package.String()}
 		if len(d.Missing) > 0 {
 			s.Action, s.Note = actHold, "group "+strings.Join(d.Missing, ", ")+" has no manifest"
 		}

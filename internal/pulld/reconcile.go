@@ -116,7 +116,7 @@ func (d *daemon) reconcile(stop, work context.Context) cycle {
 			noteRetry(rec.retry)
 			continue
 		}
-		if e.Package.App == d.cfg.Self && o.Serving.String() != before && o.Action != pkginstall.ActRestart && o.Action != pkginstall.ActNone {
+		if e.Package.App == d.cfg.Self && o.Serving.String() != before && o.Action != manifest.ActionRestart && o.Action != manifest.ActionNone {
 			d.selfUpdated = true
 		}
 	}
@@ -233,7 +233,7 @@ func (d *daemon) act(work context.Context, rec *envRecord, key string, run func(
 	d.live.set(true, true)
 	o := run(work)
 	d.live.set(true, false)
-	if o.Action == pkginstall.ActNone {
+	if o.Action == manifest.ActionNone {
 		rec.retry = nil
 		serving := o.Serving.String()
 		if rec.status.State != manifest.StateServing || rec.status.Serving != serving {
@@ -289,7 +289,7 @@ type acting struct {
 
 // started is pkginstall's Config.Started: the engine decided to act on env.
 // It reports DEPLOYING, so pushui shows it while the scripts run.
-func (d *daemon) started(env string, act pkginstall.Action) {
+func (d *daemon) started(env string, act manifest.Action) {
 	rec := d.acting.rec
 	if rec == nil || rec.status.Env != env {
 		return // not an action act runs (terminate reports on its own)
@@ -297,7 +297,7 @@ func (d *daemon) started(env string, act pkginstall.Action) {
 	d.acting.start = time.Now()
 	d.acting.log = d.log.With("env", env, "action", string(act))
 	d.acting.log.Info("action started", "package", rec.status.Desired, "serving", rec.status.Serving)
-	rec.status.State, rec.status.Action = manifest.StateDeploying, string(act)
+	rec.status.State, rec.status.Action = manifest.StateDeploying, act
 	rec.status.Step, rec.status.Error, rec.status.Output = "", "", ""
 	rec.status.Updated = time.Now().UTC()
 	d.publish()

@@ -26,19 +26,19 @@ const maxManifestBody = blobstore.MaxDocumentSize
 // EnvInfo is one env of a server in GET /api/servers: desired against
 // actual.
 type EnvInfo struct {
-	Env            string `json:"env"`
-	App            string `json:"app"`
-	Desired        string `json:"desired,omitempty"` // package the manifest names
-	Serving        string `json:"serving,omitempty"` // package pulld reports serving
-	State          string `json:"state,omitempty"`
-	Step           string `json:"step,omitempty"`
-	Error          string `json:"error,omitempty"`
-	Drift          bool   `json:"drift"`            // serving ≠ desired, and nothing under way or failed: drift nobody asked for
-	Failed         bool   `json:"failed"`           // FAILED, ROLLED_BACK or held: needs attention
-	InProgress     bool   `json:"in_progress"`      // DEPLOYING, or the host has yet to read the newest revision
-	Action         string `json:"action,omitempty"` // while DEPLOYING: deploy, rollback (no download), restart, stop (removing)
-	NewerAvailable bool   `json:"newer_available"`  // a newer package of the app exists
-	Allowed        bool   `json:"allowed"`          // the config allows the app here
+	Env            string          `json:"env"`
+	App            string          `json:"app"`
+	Desired        string          `json:"desired,omitempty"` // package the manifest names
+	Serving        string          `json:"serving,omitempty"` // package pulld reports serving
+	State          string          `json:"state,omitempty"`
+	Step           manifest.Step   `json:"step,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	Drift          bool            `json:"drift"`            // serving ≠ desired, and nothing under way or failed: drift nobody asked for
+	Failed         bool            `json:"failed"`           // FAILED, ROLLED_BACK or held: needs attention
+	InProgress     bool            `json:"in_progress"`      // DEPLOYING, or the host has yet to read the newest revision
+	Action         manifest.Action `json:"action,omitempty"` // while DEPLOYING: deploy, rollback (no download), restart, stop (removing)
+	NewerAvailable bool            `json:"newer_available"`  // a newer package of the app exists
+	Allowed        bool            `json:"allowed"`          // the config allows the app here
 }
 
 // ServerInfo is one server in GET /api/servers.
