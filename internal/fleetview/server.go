@@ -274,6 +274,26 @@ func Effective(s *Server, groups map[string]*Group) manifest.Desired {
 // Script output is copied into the rows only when inline is set (pages
 // about one server); the main page links to it instead.
 func BuildServer(s *Server, conf *manifest.PushConfig, groups map[string]*Group, apps map[string]*App, now time.Time, inline bool, lb *Labels) ServerView {
+	v := serverHeader(s, conf, groups, now)
+	b := &rowBuilder{v: &v, conf: conf, desired: Effective(s, groups), apps: apps, st: s.Status, now: now, inline: inline, lb: lb}
+	b.seen = make(map[string]bool, len(v.Allowed)+len(b.desired.Entries))
+	v.Rows = make([]Row, 0, len(v.Allowed)+len(b.desired.Entries))
+	if s.Manifest != nil || len(b.desired.Entries) > 0 {
+		b.desiredRows()
+	}
+	if s.Status != nil {
+		b.reportedRows()
+	}
+	for i := range v.Rows {
+		classify(&v.Rows[i], s.Name, v.Stale, v.Pending)
+	}
+	v.tally()
+	return v
+}
+
+// serverHeader is what a ServerView says about the server as a whole:
+// its manifest, its config and what its last status says of it.
+func serverHeader(s *Server, conf *manifest.PushConfig, groups map[string]*Group, now time.Time) ServerView {
 	v := ServerView{
 		Name:        s.Name,
 		Allowed:     conf.Servers[s.Name],
@@ -281,135 +301,148 @@ func BuildServer(s *Server, conf *manifest.PushConfig, groups map[string]*Group,
 		ManifestErr: s.ManifestErr,
 		StatusErr:   s.StatusErr,
 	}
-	desired := Effective(s, groups)
 	_, v.InConfig = conf.Servers[s.Name]
 	if s.Manifest != nil {
 		v.Revision = s.Manifest.Revision
 	}
 	st := s.Status
-	if st != nil {
-		v.HasStatus = true
-		v.Heartbeat = At(st.Time, now)
-		v.Stale = st.Stale(now)
-		v.Host = st.Host.Hostname
-		v.PulldVersion = st.PulldVersion
-		v.HostRevision = st.ManifestRevision
-		v.HostErr = st.ManifestError
-		v.Pending = s.Manifest != nil && st.ManifestRevision < s.Manifest.Revision
-		v.Groups = st.GroupNames()
-		for _, g := range st.Groups {
-			if gs := groups[g.Name]; gs != nil && gs.Manifest != nil && g.Revision < gs.Manifest.Revision {
-				v.Pending = true
-			}
+	if st == nil {
+		return v
+	}
+	v.HasStatus = true
+	v.Heartbeat = At(st.Time, now)
+	v.Stale = st.Stale(now)
+	v.Host = st.Host.Hostname
+	v.PulldVersion = st.PulldVersion
+	v.HostRevision = st.ManifestRevision
+	v.HostErr = st.ManifestError
+	v.Pending = s.Manifest != nil && st.ManifestRevision < s.Manifest.Revision
+	v.Groups = st.GroupNames()
+	for _, g := range st.Groups {
+		if gs := groups[g.Name]; gs != nil && gs.Manifest != nil && g.Revision < gs.Manifest.Revision {
+			v.Pending = true
 		}
 	}
-
-	newest := func(app string) manifest.PackageName {
-		if a := apps[app]; a != nil && len(a.Names) > 0 {
-			return a.Names[0]
-		}
-		return manifest.PackageName{}
-	}
-	nrows := len(v.Allowed) + len(desired.Entries)
-	v.Rows = make([]Row, 0, nrows)
-	seen := make(map[string]bool, nrows)
-	addEntry := func(e manifest.Entry) {
-		env := e.EnvName()
-		seen[env] = true
-		n := newest(e.Package.App)
-		from := desired.From[env]
-		r := Row{App: e.Package.App, Env: env, Allowed: conf.Allowed(from, e.Package.App), InManifest: true, Desired: lb.Of(e.Package), Source: from.Source()}
-		if from.IsGroup() {
-			r.Group = from.Name
-		}
-		r.Overrides = strings.Join(desired.Overrides[env], ", ")
-		r.Dirty = e.Package.Dirty
-		r.Old = !n.IsZero() && e.Package.Compare(n) < 0
-		if st != nil {
-			if es, ok := st.Lookup(env); ok {
-				FillStatus(&r, es, now, inline, lb)
-				r.Drift = es.Serving != r.Desired.Name
-				r.Same = !r.Drift
-				if r.Drift {
-					r.CompareURL = CompareURL(r.Serving, r.Desired)
-				}
-			} else {
-				r.Drift = true
-			}
-		}
-		v.Rows = append(v.Rows, r)
-	}
-	if s.Manifest != nil || len(desired.Entries) > 0 {
-		// The server's allowed apps first, in config order, then the
-		// other entries (its groups', and those the config does not allow).
-		for _, app := range v.Allowed {
-			found := false
-			for _, e := range desired.Entries {
-				if e.Package.App == app && !seen[e.EnvName()] {
-					addEntry(e)
-					found = true
-				}
-			}
-			if !found {
-				v.Rows = append(v.Rows, Row{App: app, Env: app, Allowed: true, Source: "server"})
-			}
-		}
-		for _, e := range desired.Entries {
-			if !seen[e.EnvName()] {
-				addEntry(e)
-			}
-		}
-	}
-	// Envs pulld reports that the manifest does not list: on the row of an
-	// allowed app that is not deployed, or on a row of their own. Still
-	// serving something there is drift (the host has yet to stop it).
-	if st != nil {
-		for _, es := range st.Envs {
-			if seen[es.Env] {
-				continue
-			}
-			i := slices.IndexFunc(v.Rows, func(r Row) bool { return !r.InManifest && r.Env == es.Env })
-			if i < 0 {
-				v.Rows = append(v.Rows, Row{App: es.App, Env: es.Env, Allowed: slices.Contains(v.Allowed, es.App)})
-				i = len(v.Rows) - 1
-			}
-			r := &v.Rows[i]
-			FillStatus(r, es, now, inline, lb)
-			r.Drift = es.Serving != "" && es.State != manifest.StateStopped
-			if es.Held != "" {
-				// Held by pulld (a conflict between groups, a missing
-				// group manifest): not the allow-list's doing, and not
-				// drift nobody asked for; Held says what it is.
-				r.Allowed, r.Drift = true, false
-			}
-		}
-	}
-	for i := range v.Rows {
-		r := &v.Rows[i]
-		r.Server = s.Name
-		r.ShowEnv = r.Env != r.App
-		// Serving something else than desired is progress while the host
-		// acts or has yet to read the newest revision, attention when its
-		// attempt failed, and drift nobody asked for otherwise.
-		// A stale host is not on its way anywhere: it needs attention.
-		r.InProgress = !v.Stale && (r.State == manifest.StateDeploying || r.Drift && v.Pending && !r.Failed)
-		if r.InProgress {
-			r.Failed = false // a retry under way
-		}
-		if r.InProgress || r.Failed {
-			r.Drift = false
-		}
-		switch {
-		case r.InProgress:
-			r.Class = "progress"
-		case r.Drift:
-			r.Class = "drift"
-		case r.Failed:
-			r.Class = "failed"
-		}
-	}
-	v.tally()
 	return v
+}
+
+// rowBuilder adds a server's rows to v: one per env its desired state
+// names, then one per env its status reports that nothing names.
+type rowBuilder struct {
+	v       *ServerView
+	conf    *manifest.PushConfig
+	desired manifest.Desired
+	apps    map[string]*App
+	st      *manifest.Status // nil before the host reports
+	now     time.Time
+	inline  bool
+	lb      *Labels
+	seen    map[string]bool // envs with a row
+}
+
+// desiredRows adds the server's allowed apps first, in config order,
+// then the other entries (its groups', and those the config does not
+// allow).
+func (b *rowBuilder) desiredRows() {
+	for _, app := range b.v.Allowed {
+		found := false
+		for _, e := range b.desired.Entries {
+			if e.Package.App == app && !b.seen[e.EnvName()] {
+				b.entry(e)
+				found = true
+			}
+		}
+		if !found {
+			b.v.Rows = append(b.v.Rows, Row{App: app, Env: app, Allowed: true, Source: manifest.SourceServer})
+		}
+	}
+	for _, e := range b.desired.Entries {
+		if !b.seen[e.EnvName()] {
+			b.entry(e)
+		}
+	}
+}
+
+// entry adds the row of one desired entry, against what the host reports
+// of its env.
+func (b *rowBuilder) entry(e manifest.Entry) {
+	env := e.EnvName()
+	b.seen[env] = true
+	var newest manifest.PackageName
+	if a := b.apps[e.Package.App]; a != nil && len(a.Names) > 0 {
+		newest = a.Names[0]
+	}
+	from := b.desired.From[env]
+	r := Row{App: e.Package.App, Env: env, Allowed: b.conf.Allowed(from, e.Package.App), InManifest: true, Desired: b.lb.Of(e.Package), Source: from.Source()}
+	if from.IsGroup() {
+		r.Group = from.Name
+	}
+	r.Overrides = strings.Join(b.desired.Overrides[env], ", ")
+	r.Dirty = e.Package.Dirty
+	r.Old = !newest.IsZero() && e.Package.Compare(newest) < 0
+	if b.st != nil {
+		if es, ok := b.st.Lookup(env); ok {
+			FillStatus(&r, es, b.now, b.inline, b.lb)
+			r.Drift = es.Serving != r.Desired.Name
+			r.Same = !r.Drift
+			if r.Drift {
+				r.CompareURL = CompareURL(r.Serving, r.Desired)
+			}
+		} else {
+			r.Drift = true
+		}
+	}
+	b.v.Rows = append(b.v.Rows, r)
+}
+
+// reportedRows adds the envs pulld reports that the manifest does not
+// list: on the row of an allowed app that is not deployed, or on a row of
+// their own. Still serving something there is drift (the host has yet to
+// stop it).
+func (b *rowBuilder) reportedRows() {
+	for _, es := range b.st.Envs {
+		if b.seen[es.Env] {
+			continue
+		}
+		i := slices.IndexFunc(b.v.Rows, func(r Row) bool { return !r.InManifest && r.Env == es.Env })
+		if i < 0 {
+			b.v.Rows = append(b.v.Rows, Row{App: es.App, Env: es.Env, Allowed: slices.Contains(b.v.Allowed, es.App)})
+			i = len(b.v.Rows) - 1
+		}
+		r := &b.v.Rows[i]
+		FillStatus(r, es, b.now, b.inline, b.lb)
+		r.Drift = es.Serving != "" && es.State != manifest.StateStopped
+		if es.Held != "" {
+			// Held by pulld (a conflict between groups, a missing
+			// group manifest): not the allow-list's doing, and not
+			// drift nobody asked for; Held says what it is.
+			r.Allowed, r.Drift = true, false
+		}
+	}
+}
+
+// classify says what a row needs: serving something else than desired is
+// progress while the host acts or has yet to read the newest revision,
+// attention when its attempt failed, and drift nobody asked for
+// otherwise. A stale host is not on its way anywhere: it needs attention.
+func classify(r *Row, server string, stale, pending bool) {
+	r.Server = server
+	r.ShowEnv = r.Env != r.App
+	r.InProgress = !stale && (r.State == manifest.StateDeploying || r.Drift && pending && !r.Failed)
+	if r.InProgress {
+		r.Failed = false // a retry under way
+	}
+	if r.InProgress || r.Failed {
+		r.Drift = false
+	}
+	switch {
+	case r.InProgress:
+		r.Class = "progress"
+	case r.Drift:
+		r.Class = "drift"
+	case r.Failed:
+		r.Class = "failed"
+	}
 }
 
 func FillStatus(r *Row, es manifest.EnvStatus, now time.Time, inline bool, lb *Labels) {
