@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -236,72 +234,9 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 	a.build.Package = entry.Package.String()
 
 	if !resume {
-		if !e.kept(a.env, id) {
-			// Teletraan sets BUILD_* at every step: read the package's
-			// metadata before the download scripts run.
-			rec, err := a.describe(ctx, entry.Package)
-			if err != nil {
-				a.step(manifest.StepDownloading)
-				a.failEarly(err)
-				return
-			}
-			a.build = rec
-		}
-		if servingID != "" {
-			if err := a.script(ctx, manifest.StepPreDownload, servingID); err != nil {
-				a.failEarly(err)
-				return
-			}
-		}
-		var tmp *unpacked
-		if !e.kept(a.env, id) {
-			a.step(manifest.StepDownloading)
-			u, rec, err := a.download(ctx, entry.Package)
-			if err != nil {
-				a.failEarly(err)
-				return
-			}
-			tmp, a.build = u, rec
-		}
-		if other := e.debOwner(a.env, a.build.Deb); other != "" {
-			if tmp != nil {
-				removeAll(tmp.dir)
-			}
-			a.failEarly(fmt.Errorf("pkginstall: %s: Debian package %s is env %s's on this host, and dpkg installs a package once: give each env its own Package (debian/control)", entry.Package, a.build.Deb, other))
+		if !a.install(ctx, entry, id, servingID) {
 			return
 		}
-		if servingID != "" {
-			if err := a.script(ctx, manifest.StepPostDownload, servingID); err != nil {
-				if tmp != nil {
-					removeAll(tmp.dir)
-				}
-				a.failEarly(err)
-				return
-			}
-		}
-		a.step(manifest.StepStaging)
-		if err := a.stage(tmp, id); err != nil {
-			if tmp != nil {
-				removeAll(tmp.dir)
-			}
-			a.failEarly(err)
-			return
-		}
-		// Record the switch, then make it: a crash in between is
-		// reconciled by load, which trusts current.
-		if servingID != "" {
-			es.Previous, es.PreviousConfig, es.PreviousRestart = es.Serving, es.Config, es.Restart
-		} else {
-			es.Previous, es.PreviousConfig, es.PreviousRestart = "", nil, ""
-		}
-		es.Serving, es.Healthy, es.Config, es.Restart = entry.Package.String(), false, entry.Config, entry.Restart
-		es.touch(id)
-		a.step(manifest.StepStaging)
-		if err := renameio.Symlink(filepath.Join("builds", id), e.currentLink(a.env)); err != nil {
-			a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: switch current to %s: %w", id, err))
-			return
-		}
-		wrote("current -> " + id)
 	} else {
 		// Finish: templates may need the entry's config.
 		a.step(manifest.StepStaging)
@@ -323,6 +258,83 @@ func (a *attempt) deploy(ctx context.Context, entry manifest.Entry) {
 		res.What = RolledBack
 	}
 	a.step(manifest.StepServing)
+}
+
+// install brings entry's build into place and switches current to it:
+// its metadata, PRE_DOWNLOAD and POST_DOWNLOAD of the serving build
+// (servingID, "" for none) around the download, the unpacking and
+// templates, then the switch. It reports whether it got there; when it
+// did not, the attempt has failed (failEarly before the switch,
+// failAfterSwitch after).
+func (a *attempt) install(ctx context.Context, entry manifest.Entry, id, servingID string) bool {
+	e, es := a.e, a.es
+	if !e.kept(a.env, id) {
+		// Teletraan sets BUILD_* at every step: read the package's
+		// metadata before the download scripts run.
+		rec, err := a.describe(ctx, entry.Package)
+		if err != nil {
+			a.step(manifest.StepDownloading)
+			a.failEarly(err)
+			return false
+		}
+		a.build = rec
+	}
+	if servingID != "" {
+		if err := a.script(ctx, manifest.StepPreDownload, servingID); err != nil {
+			a.failEarly(err)
+			return false
+		}
+	}
+	var tmp *unpacked
+	if !e.kept(a.env, id) {
+		a.step(manifest.StepDownloading)
+		u, rec, err := a.download(ctx, entry.Package)
+		if err != nil {
+			a.failEarly(err)
+			return false
+		}
+		tmp, a.build = u, rec
+	}
+	if other := e.debOwner(a.env, a.build.Deb); other != "" {
+		if tmp != nil {
+			removeAll(tmp.dir)
+		}
+		a.failEarly(fmt.Errorf("pkginstall: %s: Debian package %s is env %s's on this host, and dpkg installs a package once: give each env its own Package (debian/control)", entry.Package, a.build.Deb, other))
+		return false
+	}
+	if servingID != "" {
+		if err := a.script(ctx, manifest.StepPostDownload, servingID); err != nil {
+			if tmp != nil {
+				removeAll(tmp.dir)
+			}
+			a.failEarly(err)
+			return false
+		}
+	}
+	a.step(manifest.StepStaging)
+	if err := a.stage(tmp, id); err != nil {
+		if tmp != nil {
+			removeAll(tmp.dir)
+		}
+		a.failEarly(err)
+		return false
+	}
+	// Record the switch, then make it: a crash in between is
+	// reconciled by load, which trusts current.
+	if servingID != "" {
+		es.Previous, es.PreviousConfig, es.PreviousRestart = es.Serving, es.Config, es.Restart
+	} else {
+		es.Previous, es.PreviousConfig, es.PreviousRestart = "", nil, ""
+	}
+	es.Serving, es.Healthy, es.Config, es.Restart = entry.Package.String(), false, entry.Config, entry.Restart
+	es.touch(id)
+	a.step(manifest.StepStaging)
+	if err := renameio.Symlink(filepath.Join("builds", id), e.currentLink(a.env)); err != nil {
+		a.failAfterSwitch(ctx, entry, fmt.Errorf("pkginstall: switch current to %s: %w", id, err))
+		return false
+	}
+	wrote("current -> " + id)
+	return true
 }
 
 // debOwner returns the env other than env whose serving build is the
@@ -404,360 +416,4 @@ func (a *attempt) render(id string, config map[string]string) error {
 	}
 	wrote("templates of " + id)
 	return nil
-}
-
-// failEarly ends an attempt that failed before current was switched: the
-// serving build is untouched.
-func (a *attempt) failEarly(err error) {
-	a.res.Err = err
-	a.res.State, a.res.What = manifest.StateFailed, Failed
-	if a.es.Serving == "" {
-		a.es.Healthy = false
-	}
-}
-
-// failAfterSwitch applies the entry's failure policy to a failure after
-// current was switched to the new build, unless ctx ended: an interrupted
-// deploy is left as it is, for the next run to finish.
-func (a *attempt) failAfterSwitch(ctx context.Context, entry manifest.Entry, err error) {
-	e, es, res := a.e, a.es, a.res
-	res.Err = err
-	res.State, res.What = manifest.StateFailed, Failed
-	es.Healthy = false
-	failedStep, failedOutput := res.Step, res.Output
-	if ctx.Err() != nil {
-		// Cancelled (pulld is shutting down): no policy, least of all
-		// stop. The next run finishes the deploy.
-		return
-	}
-	switch entry.Policy() {
-	case manifest.PolicyContinue:
-		return
-	case manifest.PolicyStop:
-		a.opcode, a.dtype = "STOP", "STOP"
-		if id := e.currentID(a.env); id != "" {
-			if serr := a.script(ctx, manifest.StepStopping, id); serr != nil {
-				res.Err = fmt.Errorf("%w; then %w", err, serr)
-			}
-		}
-		if rerr := os.Remove(e.currentLink(a.env)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			res.Err = fmt.Errorf("%w; then remove current: %w", err, rerr)
-		} else {
-			wrote("current removed")
-			es.Serving = ""
-		}
-		res.State, res.What = manifest.StateStopped, FailedStopped
-		res.Step, res.Output = failedStep, failedOutput
-		return
-	}
-	if res.Action == manifest.ActionRestart {
-		a.rollbackConfig(ctx, entry, err, failedStep, failedOutput)
-		return
-	}
-	a.rollbackBuild(ctx, entry, err, failedStep, failedOutput)
-}
-
-// rollbackBuild is the rollback policy after a deploy or rollback action
-// failed with err at failedStep: it re-renders the previously serving
-// build's templates with the config it served with, switches current back
-// to it and runs its restart scripts. It does nothing when there is no
-// previous build, or it is no longer kept.
-//
-// The state always names both builds: the switch is recorded first
-// (Serving and Previous, with their configs and restart tokens, trade
-// places) and then made, and load undoes a recorded switch that a crash
-// kept from being made. So a crash at any point leaves either the failed
-// build serving with the previous one as Previous, from where the next
-// Apply of the entry finishes the deploy and rolls back again, or the
-// previous build serving with the failed one as Previous, from where it
-// deploys the entry again.
-func (a *attempt) rollbackBuild(ctx context.Context, entry manifest.Entry, err error, failedStep manifest.Step, failedOutput string) {
-	e, es, res := a.e, a.es, a.res
-	prevID := packageID(es.Previous)
-	if es.Previous == "" || prevID == entry.Package.ID() || !e.kept(a.env, prevID) {
-		return
-	}
-	a.log.Warn("rolling back to the previous build", "previous", es.Previous, "failed_step", failedStep)
-	a.scripts = a.log.With("package", es.Previous)
-	a.phase = "rollback"
-	a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
-	a.first = false
-	a.build = es.Builds[prevID]
-	a.build.Package = es.Previous
-	a.config = es.PreviousConfig
-	// Its templates may have been rendered with another config since it
-	// served (a restart that failed and was left so, or was interrupted);
-	// it is not current, so rendering it now disturbs nothing.
-	if rerr := a.render(prevID, es.PreviousConfig); rerr != nil {
-		res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, es.Previous, rerr)
-		return
-	}
-	swap := func() {
-		es.Serving, es.Previous = es.Previous, es.Serving
-		es.Config, es.PreviousConfig = es.PreviousConfig, es.Config
-		es.Restart, es.PreviousRestart = es.PreviousRestart, es.Restart
-	}
-	swap()
-	es.touch(prevID)
-	a.step(failedStep)
-	if rerr := renameio.Symlink(filepath.Join("builds", prevID), e.currentLink(a.env)); rerr != nil {
-		swap()
-		res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, es.Previous, rerr)
-		return
-	}
-	wrote("current -> " + prevID)
-	for _, s := range []manifest.Step{manifest.StepPreRestart, manifest.StepRestarting, manifest.StepPostRestart} {
-		if rerr := a.script(ctx, s, prevID); rerr != nil {
-			res.Err = fmt.Errorf("%w; then roll back to %s: %w", err, es.Serving, rerr)
-			return
-		}
-	}
-	es.Healthy = true
-	res.Err = fmt.Errorf("%w; rolled back to %s", err, es.Serving)
-	res.Step, res.Output = failedStep, failedOutput
-	res.State, res.What = manifest.StateRolledBack, FailedRolledBack
-}
-
-// rollbackConfig is the rollback policy after a restart failed with err at
-// failedStep: it re-renders the serving build's templates with the config
-// its restart scripts last completed with (es.Config, which a restart
-// changes only once they complete with the new one) and runs them again.
-// When that config is the entry's, only the restart token changed and
-// there is nothing different to return to: it does nothing, and the env
-// stays FAILED.
-//
-// It writes nothing to the state that the restart did not: es.Config names
-// the previous config and es.Healthy is false from the start of the
-// restart to the end of the rollback, so after a crash at any point the
-// next Apply of the entry restarts with the new config again, and rolls
-// back again when that fails.
-func (a *attempt) rollbackConfig(ctx context.Context, entry manifest.Entry, err error, failedStep manifest.Step, failedOutput string) {
-	es, res := a.es, a.res
-	if maps.Equal(es.Config, entry.Config) {
-		return
-	}
-	id := entry.Package.ID()
-	a.log.Warn("rolling back to the previous config", "failed_step", failedStep)
-	a.phase = "rollback"
-	a.opcode, a.dtype = "ROLLBACK", "ROLLBACK"
-	a.config = es.Config
-	if rerr := a.render(id, es.Config); rerr != nil {
-		res.Err = fmt.Errorf("%w; then roll back to the previous config: %w", err, rerr)
-		return
-	}
-	for _, s := range []manifest.Step{manifest.StepPreRestart, manifest.StepRestarting, manifest.StepPostRestart} {
-		if rerr := a.script(ctx, s, id); rerr != nil {
-			res.Err = fmt.Errorf("%w; then roll back to the previous config: %w", err, rerr)
-			return
-		}
-	}
-	es.Healthy = true
-	res.Err = fmt.Errorf("%w; rolled back to the previous config", err)
-	res.Step, res.Output = failedStep, failedOutput
-	res.State, res.What = manifest.StateRolledBack, FailedRolledBack
-}
-
-// Stage downloads, verifies and unpacks p into env's builds without
-// switching to it, so that a later Apply of an entry naming p needs no
-// download (Depro's stage-then-flip): no script runs and what serves is
-// untouched. A build already kept is not downloaded again. The staged
-// build is kept, as the serving one is, until another is staged; the
-// Result is Staged, or Failed with the reason (the env is left as it is).
-func (e *Engine) Stage(ctx context.Context, env string, p manifest.PackageName) Result {
-	res := Result{Env: env, Action: manifest.ActionStage, DeployID: newDeployID()}
-	fail := func(err error) Result {
-		res.Err, res.What = err, Failed
-		return res
-	}
-	switch {
-	case e.readOnly:
-		return fail(fmt.Errorf("pkginstall: stage %s: %w", env, ErrReadOnly))
-	case p.IsZero():
-		return fail(errors.New("pkginstall: stage: no package"))
-	}
-	if err := manifest.CheckName("env", env); err != nil {
-		return fail(fmt.Errorf("pkginstall: stage: %w", err))
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	es := e.env(env)
-	res.State, res.Serving = es.State, es.serving()
-	id := p.ID()
-	if e.kept(env, id) {
-		res.What = Unchanged
-		if es.Staged != p.String() {
-			res.What = Staged
-			es.Staged = p.String()
-			if err := e.save(); err != nil {
-				return fail(err)
-			}
-		}
-		return res
-	}
-	a := &attempt{e: e, env: env, es: es, res: &res, deployID: res.DeployID,
-		log: e.log.With("env", env, "deploy_id", res.DeployID)}
-	a.scripts = a.log.With("package", p.String())
-	e.started(env, manifest.ActionStage)
-	a.log.Info("stage started", "package", p.String())
-	u, rec, err := a.download(ctx, p)
-	if err != nil {
-		a.log.Error("stage failed", "err", err)
-		return fail(err)
-	}
-	if err := u.modes.Apply(); err != nil {
-		removeAll(u.dir)
-		return fail(fmt.Errorf("pkginstall: stage %s: %w", id, err))
-	}
-	rec.Installed = time.Now().UTC()
-	es.Builds[id], es.Staged = rec, p.String()
-	if err := e.save(); err != nil {
-		removeAll(u.dir)
-		return fail(err)
-	}
-	if err := os.Rename(u.dir, e.buildDir(env, id)); err != nil {
-		removeAll(u.dir)
-		return fail(fmt.Errorf("pkginstall: stage %s: %w", id, err))
-	}
-	wrote("builds/" + id)
-	e.prune(env)
-	res.What, res.Downloaded = Staged, a.res.Downloaded
-	a.log.Info("stage done")
-	return res
-}
-
-// Stop runs the serving build's STOPPING script for env and removes
-// current. When STOPPING fails on every try, current stays, so that Stop
-// can be tried again; the Result is FAILED.
-func (e *Engine) Stop(ctx context.Context, env string) Result {
-	res := Result{Env: env, Action: manifest.ActionStop, DeployID: newDeployID()}
-	if e.readOnly {
-		res.State, res.Err, res.What = manifest.StateFailed, fmt.Errorf("pkginstall: stop %s: %w", env, ErrReadOnly), Failed
-		return res
-	}
-	if err := manifest.CheckName("env", env); err != nil {
-		res.State, res.Err, res.What = manifest.StateFailed, fmt.Errorf("pkginstall: stop: %w", err), Failed
-		return res
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	es := e.env(env)
-	id := e.currentID(env)
-	if id == "" {
-		res.State, res.Step, res.What = manifest.StateStopped, manifest.StepStopping, Stopped
-		if es.State != manifest.StateStopped {
-			es.State, es.Step = manifest.StateStopped, manifest.StepStopping
-			e.save()
-		}
-		return res
-	}
-	a := &attempt{
-		e: e, env: env, es: es, res: &res, deployID: res.DeployID, opcode: "STOP", dtype: "STOP",
-		config: es.Config, log: e.log.With("env", env, "deploy_id", res.DeployID),
-	}
-	a.scripts = a.log.With("package", es.Serving)
-	a.build = es.Builds[id]
-	a.build.Package = es.Serving
-	e.started(env, manifest.ActionStop)
-	a.log.Info("stop started", "package", es.Serving)
-	es.State, es.Action, es.DeployID, es.Error = manifest.StateDeploying, manifest.ActionStop, res.DeployID, ""
-	a.step(manifest.StepStopping)
-	if err := a.script(ctx, manifest.StepStopping, id); err != nil {
-		res.Err, res.State, res.What, res.Serving = err, manifest.StateFailed, Failed, es.serving()
-		es.State, es.Error = manifest.StateFailed, err.Error()
-		es.remember(es.Serving, &res)
-		res.Recent = slices.Clone(es.Recent)
-		a.step(manifest.StepStopping)
-		a.log.Error("stop failed", "err", err)
-		return res
-	}
-	if err := os.Remove(e.currentLink(env)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		res.Err, res.State, res.What, res.Serving = fmt.Errorf("pkginstall: stop %s: %w", env, err), manifest.StateFailed, Failed, es.serving()
-		es.State, es.Error = manifest.StateFailed, res.Err.Error()
-		es.remember(es.Serving, &res)
-		res.Recent = slices.Clone(es.Recent)
-		a.step(manifest.StepStopping)
-		return res
-	}
-	wrote("current removed")
-	res.State, res.What, res.Output = manifest.StateStopped, Stopped, ""
-	es.remember(es.Serving, &res)
-	res.Recent = slices.Clone(es.Recent)
-	es.Serving, es.Healthy = "", false
-	es.State = manifest.StateStopped
-	a.step(manifest.StepStopping)
-	a.log.Info("stop done")
-	return res
-}
-
-// prune deletes env's least recently used builds beyond Keep, never the
-// serving, the previous or the targeted build, and old attempt logs. A build is first
-// renamed to a .tmp- name, so a crash never leaves a partial build under
-// its own name.
-func (e *Engine) prune(env string) {
-	es := e.state.Envs[env]
-	if es == nil {
-		return
-	}
-	protect := map[string]bool{e.currentID(env): true, packageID(es.Serving): true, packageID(es.Previous): true, packageID(es.Target): true, packageID(es.Staged): true}
-	ents, err := os.ReadDir(e.buildsDir(env))
-	if err != nil {
-		return
-	}
-	var ids []string
-	for _, de := range ents {
-		if de.IsDir() && !strings.HasPrefix(de.Name(), ".") {
-			ids = append(ids, de.Name())
-		}
-	}
-	// Most recently used first, then most recently installed.
-	slices.SortFunc(ids, func(x, y string) int {
-		rx, ry := es.Builds[x], es.Builds[y]
-		if c := ry.Used.Compare(rx.Used); c != 0 {
-			return c
-		}
-		if c := ry.Installed.Compare(rx.Installed); c != 0 {
-			return c
-		}
-		return strings.Compare(y, x)
-	})
-	kept := 0
-	changed := false
-	for _, id := range ids {
-		if protect[id] || kept < e.cfg.Keep {
-			kept++
-			continue
-		}
-		tmp := filepath.Join(e.buildsDir(env), tmpPrefix+"del-"+id)
-		if err := os.Rename(e.buildDir(env, id), tmp); err != nil {
-			e.log.Error("remove old build failed", "env", env, "build", id, "err", err)
-			continue
-		}
-		delete(es.Builds, id)
-		changed = true
-		if err := removeAll(tmp); err != nil {
-			e.log.Error("remove old build failed", "env", env, "build", id, "err", err)
-		}
-		e.log.Info("old build removed", "env", env, "build", id)
-	}
-	if changed {
-		e.save()
-	}
-	e.pruneLogs(env)
-}
-
-// pruneLogs keeps the newest DefaultKeepLogs attempt logs of env.
-func (e *Engine) pruneLogs(env string) {
-	ents, err := os.ReadDir(e.logsDir(env))
-	if err != nil || len(ents) <= DefaultKeepLogs {
-		return
-	}
-	// Names start with the deploy id, which starts with the UTC time.
-	names := make([]string, 0, len(ents))
-	for _, de := range ents {
-		names = append(names, de.Name())
-	}
-	slices.Sort(names)
-	for _, n := range names[:len(names)-DefaultKeepLogs] {
-		os.Remove(filepath.Join(e.logsDir(env), n))
-	}
 }
