@@ -74,130 +74,160 @@ type ImportOptions struct {
 // nudged. The error wraps ErrIncomplete when something could not be
 // imported.
 func ImportSkia(ctx context.Context, from, to *blobstore.Store, opts ImportOptions) (ImportSummary, error) {
-	var sum ImportSummary
-	note := func(format string, args ...any) { sum.Notes = append(sum.Notes, fmt.Sprintf(format, args...)) }
-	fail := func(format string, args ...any) { sum.Failed++; note(format, args...) }
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	im := &skiaImport{from: from, to: to, opts: opts, log: opts.Logger, imported: map[string]manifest.PackageName{},
+		servers: map[string]*manifest.Manifest{}, placeholders: map[string][]string{}}
+	if im.log == nil {
+		im.log = slog.New(slog.DiscardHandler)
 	}
-	src := from.Bucket()
-	imported := map[string]manifest.PackageName{} // Skia name → pushpull name
-	err := eachKey(ctx, src, skia.DebsPrefix, func(key string) error {
-		if !strings.HasSuffix(key, ".deb") {
-			return nil
-		}
-		skiaName := strings.TrimPrefix(key, skia.DebsPrefix)
-		p, copied, err := importDeb(ctx, src, to, key, skiaName, opts.SignKey, note)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return err
-		case err != nil:
-			fail("package %s not imported: %v", key, err)
-		case copied:
-			imported[skiaName] = p
-			sum.Copied++
-			log.Info("package imported", "from", key, "package", p.String())
-		default:
-			imported[skiaName] = p
-			sum.AlreadyThere++
-		}
-		return nil
-	})
-	if err != nil {
-		return sum, err
+	if err := eachKey(ctx, from.Bucket(), skia.DebsPrefix, func(key string) error { return im.deb(ctx, key) }); err != nil {
+		return im.sum, err
 	}
+	if err := eachKey(ctx, from.Bucket(), skia.ServersPrefix, func(key string) error { return im.server(ctx, key) }); err != nil {
+		return im.sum, err
+	}
+	if err := importConfig(ctx, to, im.servers, im.placeholders, opts.User, im.note); err != nil {
+		return im.sum, err
+	}
+	if err := im.writeManifests(ctx); err != nil {
+		return im.sum, err
+	}
+	if im.sum.Failed > 0 {
+		return im.sum, fmt.Errorf("%w: %s not imported (see above)", ErrIncomplete, plural(im.sum.Failed, "package or server list"))
+	}
+	return im.sum, nil
+}
 
-	servers := map[string]*manifest.Manifest{}
-	placeholders := map[string][]string{} // server → apps it lists without a version
-	err = eachKey(ctx, src, skia.ServersPrefix, func(key string) error {
-		host, ok := strings.CutSuffix(strings.TrimPrefix(key, skia.ServersPrefix), ".json")
-		if !ok {
-			return nil
-		}
-		if err := manifest.CheckName("server", host); err != nil {
-			fail("%s not imported: %v", key, err)
-			return nil
-		}
-		data, err := readLimited(ctx, src, key)
-		if err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			fail("%s not imported: %v", key, err)
-			return nil
-		}
-		names, err := skia.ParseServer(data)
-		if err != nil {
-			fail("%s not imported: %v", key, err)
-			return nil
-		}
-		m := &manifest.Manifest{Packages: []manifest.Entry{}}
-		var dropped, missing []string
-		seen := map[string]bool{}
-		for _, n := range names {
-			p, ok := imported[n]
-			switch app, isPlaceholder := strings.CutSuffix(n, "/"); {
-			case seen[n]:
-			case ok:
-				m.Packages = append(m.Packages, manifest.Entry{Package: p})
-			case isPlaceholder && manifest.CheckName("app", app) == nil:
-				dropped = append(dropped, app)
-				placeholders[host] = append(placeholders[host], app)
-			default:
-				missing = append(missing, fmt.Sprintf("%q", n))
-			}
-			seen[n] = true
-		}
-		if len(dropped) > 0 {
-			note("%s: dropped the placeholders of %s (no version chosen)", key, strings.Join(dropped, ", "))
-		}
-		if len(missing) > 0 {
-			note("%s: dropped %d names whose .deb was not imported: %s", key, len(missing), strings.Join(missing[:min(len(missing), 5)], ", "))
-		}
-		if err := m.Validate(); err != nil {
-			fail("%s not imported: %v", key, err)
-			return nil
-		}
-		servers[host] = m
+// skiaImport is one ImportSkia: what it has imported so far and what it
+// has to say about it.
+type skiaImport struct {
+	from, to     *blobstore.Store
+	opts         ImportOptions
+	log          *slog.Logger
+	sum          ImportSummary
+	imported     map[string]manifest.PackageName // Skia name → pushpull name
+	servers      map[string]*manifest.Manifest   // the manifests to write
+	placeholders map[string][]string             // server → apps it lists without a version
+}
+
+func (im *skiaImport) note(format string, args ...any) {
+	im.sum.Notes = append(im.sum.Notes, fmt.Sprintf(format, args...))
+}
+
+func (im *skiaImport) fail(format string, args ...any) {
+	im.sum.Failed++
+	im.note(format, args...)
+}
+
+// deb imports the .deb at key. Only the context's end is an error: a
+// package that cannot be imported is noted and counted.
+func (im *skiaImport) deb(ctx context.Context, key string) error {
+	if !strings.HasSuffix(key, ".deb") {
 		return nil
-	})
+	}
+	skiaName := strings.TrimPrefix(key, skia.DebsPrefix)
+	p, copied, err := importDeb(ctx, im.from.Bucket(), im.to, key, skiaName, im.opts.SignKey, im.note)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return err
+	case err != nil:
+		im.fail("package %s not imported: %v", key, err)
+	case copied:
+		im.imported[skiaName] = p
+		im.sum.Copied++
+		im.log.Info("package imported", "from", key, "package", p.String())
+	default:
+		im.imported[skiaName] = p
+		im.sum.AlreadyThere++
+	}
+	return nil
+}
+
+// server turns the Skia server list at key into the manifest to write,
+// with the packages imported. Only the context's end is an error.
+func (im *skiaImport) server(ctx context.Context, key string) error {
+	host, ok := strings.CutSuffix(strings.TrimPrefix(key, skia.ServersPrefix), ".json")
+	if !ok {
+		return nil
+	}
+	if err := manifest.CheckName("server", host); err != nil {
+		im.fail("%s not imported: %v", key, err)
+		return nil
+	}
+	data, err := readLimited(ctx, im.from.Bucket(), key)
 	if err != nil {
-		return sum, err
+		if ctx.Err() != nil {
+			return err
+		}
+		im.fail("%s not imported: %v", key, err)
+		return nil
 	}
-	if err := importConfig(ctx, to, servers, placeholders, opts.User, note); err != nil {
-		return sum, err
+	names, err := skia.ParseServer(data)
+	if err != nil {
+		im.fail("%s not imported: %v", key, err)
+		return nil
 	}
-	w := fleet.New(to, fleet.Options{Logger: log})
-	for _, host := range slices.Sorted(maps.Keys(servers)) {
-		m := servers[host]
+	m := &manifest.Manifest{Packages: []manifest.Entry{}}
+	var dropped, missing []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		p, ok := im.imported[n]
+		switch app, isPlaceholder := strings.CutSuffix(n, "/"); {
+		case seen[n]:
+		case ok:
+			m.Packages = append(m.Packages, manifest.Entry{Package: p})
+		case isPlaceholder && manifest.CheckName("app", app) == nil:
+			dropped = append(dropped, app)
+			im.placeholders[host] = append(im.placeholders[host], app)
+		default:
+			missing = append(missing, fmt.Sprintf("%q", n))
+		}
+		seen[n] = true
+	}
+	if len(dropped) > 0 {
+		im.note("%s: dropped the placeholders of %s (no version chosen)", key, strings.Join(dropped, ", "))
+	}
+	if len(missing) > 0 {
+		im.note("%s: dropped %d names whose .deb was not imported: %s", key, len(missing), strings.Join(missing[:min(len(missing), 5)], ", "))
+	}
+	if err := m.Validate(); err != nil {
+		im.fail("%s not imported: %v", key, err)
+		return nil
+	}
+	im.servers[host] = m
+	return nil
+}
+
+// writeManifests writes each server's manifest through fleet, only where
+// none exists: one that exists and says the same is counted unchanged, one
+// that differs is left alone with a note.
+func (im *skiaImport) writeManifests(ctx context.Context) error {
+	w := fleet.New(im.to, fleet.Options{Logger: im.log})
+	for _, host := range slices.Sorted(maps.Keys(im.servers)) {
+		m := im.servers[host]
 		t := manifest.Server(host)
 		_, err := w.Edit(ctx, fleet.Edit{
-			Target: t, User: opts.User, Action: "import from Skia push " + from.URL(), IfVersion: "",
+			Target: t, User: im.opts.User, Action: "import from Skia push " + im.from.URL(), IfVersion: "",
 			Apply: func(cur *manifest.Manifest) error { cur.Packages = m.Packages; return nil },
 		})
 		switch {
 		case errors.Is(err, blobstore.ErrConflict):
-			cur, _, rerr := to.ReadManifest(ctx, t)
+			cur, _, rerr := im.to.ReadManifest(ctx, t)
 			if rerr == nil && string((&manifest.Manifest{Packages: cur.Packages}).Marshal()) == string((&manifest.Manifest{Packages: m.Packages}).Marshal()) {
-				sum.Unchanged++
+				im.sum.Unchanged++
 				continue
 			}
-			note("servers/%s.json exists and differs from the import: left alone", host)
+			im.note("servers/%s.json exists and differs from the import: left alone", host)
 		case err != nil:
 			if ctx.Err() != nil {
-				return sum, err
+				return err
 			}
-			fail("servers/%s.json not written: %v", host, err)
+			im.fail("servers/%s.json not written: %v", host, err)
 		default:
-			sum.Written++
-			log.Info("server manifest written", "server", host, "envs", len(m.Packages))
+			im.sum.Written++
+			im.log.Info("server manifest written", "server", host, "envs", len(m.Packages))
 		}
 	}
-	if sum.Failed > 0 {
-		return sum, fmt.Errorf("%w: %s not imported (see above)", ErrIncomplete, plural(sum.Failed, "package or server list"))
-	}
-	return sum, nil
+	return nil
 }
 
 // eachKey calls fn with every key under prefix of b, in order.
