@@ -25,6 +25,7 @@ TESTFLAGS ?=
 # count is the same work on any machine, and Go 1.26's fuzz coordinator can
 # end a timed run with "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 5000x
+FUZZ_JOBS ?= 2
 FUZZ_TARGETS ?= \
 	./manifest:FuzzParsePackageName \
 	./manifest:FuzzParse \
@@ -117,11 +118,15 @@ fuzz:
 		case " $$listed " in *" $$ft "*) ;; \
 		*) echo "fuzz target $$ft not found (FUZZ_TARGETS in Makefile)" >&2; exit 1;; esac; \
 	done
-	@for ft in $(FUZZ_TARGETS); do \
-		pkg=$${ft%%:*}; name=$${ft##*:}; \
-		echo "$(GO) test -run='^\$$' -fuzz='^$$name\$$' -fuzztime=$(FUZZTIME) $$pkg"; \
-		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
-	done
+	@# FUZZ_JOBS runs at a time, each on one worker: most of a short run is
+	@# building its instrumented test binary, which the other run overlaps.
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} sh -c '\
+		ft={}; pkg=$${ft%%:*}; name=$${ft##*:}; log=$$(mktemp); \
+		if $(GO) test -run="^\$$" -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -parallel=1 $$pkg >$$log 2>&1; then \
+			echo "ok   $$pkg $$name ($(FUZZTIME))"; rm -f $$log; \
+		else \
+			echo "FAIL $$pkg $$name:"; cat $$log; rm -f $$log; exit 255; \
+		fi' 
 
 # The demo (examples/demo): releases the sample app examples/hello into a
 # file:// bucket in a new temporary directory, runs pushui on 127.0.0.1:8000
