@@ -21,8 +21,8 @@ func TestNudgeGCEFlag(t *testing.T) {
 		args []string
 		say  []string
 	}{
-		{"flag malformed", "", []string{"-nudge-gce", "my-project"}, []string{`pushui: nudge: GCE "my-project": want PROJECT/ZONE`}},
-		{"env malformed", "my-project/us-central1-a/x", nil, []string{`pushui: nudge: GCE "my-project/us-central1-a/x"`}},
+		{"flag malformed", "", []string{"-nudge-gce", "my-project"}, []string{`nudge: GCE "my-project": want PROJECT/ZONE`}},
+		{"env malformed", "my-project/us-central1-a/x", nil, []string{`nudge: GCE "my-project/us-central1-a/x"`}},
 		{"flag without credentials", "", []string{"-nudge-gce", "my-project/us-central1-a"}, []string{"nudge: gce:", "/nonexistent/adc.json"}},
 		{"flag wins over env", "not-a-pair", []string{"-nudge-gce", "my-project/us-central1-a"}, []string{"nudge: gce:", "/nonexistent/adc.json"}},
 	}

@@ -255,13 +255,9 @@ func (w *Writer) editLatest(ctx context.Context, e Edit, check func(before, afte
 }
 
 func (w *Writer) editAt(ctx context.Context, e Edit, check func(before, after *manifest.Manifest, existed bool) error) (Change, error) {
-	c, err := w.update(ctx, e, check, func(fn func(*manifest.Manifest, bool) error) (blobstore.ManifestUpdate, error) {
+	return w.update(ctx, e, check, func(fn func(*manifest.Manifest, bool) error) (blobstore.ManifestUpdate, error) {
 		return w.store.UpdateManifestAt(ctx, e.Target, e.IfVersion, e.OverInvalid, fn)
 	})
-	if errors.Is(err, blobstore.ErrConflict) {
-		return Change{}, fmt.Errorf("fleet: %w", err)
-	}
-	return c, err
 }
 
 // update runs one update of e's manifest: e.Apply, then check, on each

@@ -53,7 +53,7 @@ func openEngine(cfg Config, store *blobstore.Store, started func(string, manifes
 		return nil, fmt.Errorf("pulld: root %s is in use by another pulld: %w", cfg.Root, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pulld: %w", err)
+		return nil, err // pkginstall's error names the root and the reason
 	}
 	return eng, nil
 }
@@ -67,7 +67,7 @@ func openEngineReadOnly(cfg Config, store *blobstore.Store) (engine, error) {
 	}
 	eng, err := pkginstall.OpenReadOnly(cfg.Root, pc)
 	if err != nil {
-		return nil, fmt.Errorf("pulld: %w", err)
+		return nil, err // pkginstall's error names the root and the reason
 	}
 	return eng, nil
 }

@@ -134,17 +134,17 @@ func Run(ctx context.Context, cfg Config) error {
 
 	store, err := blobstore.Open(ctx, cfg.Bucket)
 	if err != nil {
-		return fmt.Errorf("pushui: %w", err)
+		return err // it names its package and the reason
 	}
 	defer store.Close()
 	opts.Store = store
 	if err := fleet.CheckStore(ctx, store, cfg.AllowUnconditionalStore, log); err != nil {
-		return fmt.Errorf("pushui: %w", err)
+		return err // it names its package and the reason
 	}
 
 	nudger, err := nudge.New(ctx, nudge.Config{Topic: cfg.NudgeTopic, URL: cfg.NudgeURL, GCE: cfg.NudgeGCE, Logger: log})
 	if err != nil {
-		return fmt.Errorf("pushui: %w", err)
+		return err // it names its package and the reason
 	}
 	defer func() { _ = nudger.Close(context.WithoutCancel(ctx)) }()
 	if nudger.Enabled() {

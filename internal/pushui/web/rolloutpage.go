@@ -51,29 +51,27 @@ func (s *Handler) handleRollout(w http.ResponseWriter, r *http.Request) {
 	pg.Live = fleetview.Generation(s.View.Load(), v)
 	pg.LiveRollout = group + "/" + env + "/" + id
 	p := &rolloutPage{page: pg, RolloutView: fleetview.BuildRollout(s.View.Load(), rec, pg.Now, s.View.Labels())}
-	if cmd := r.URL.Query().Get("done"); cmd == "start" || validCommand(cmd) {
-		p.Flash = append(p.Flash, rolloutFlash(cmd, rec))
+	switch done := r.URL.Query().Get("done"); {
+	case done == "start":
+		p.Flash = append(p.Flash, "Rollout of "+rec.Strategy.Package.String()+" to group "+rec.Strategy.Group+" started.")
+	default:
+		if cmd, err := rollout.ParseCommand(done); err == nil {
+			p.Flash = append(p.Flash, rolloutFlash(cmd, rec))
+		}
 	}
 	s.render(w, r, http.StatusOK, "rollout", p)
 }
 
-func validCommand(s string) bool {
-	_, err := rollout.ParseCommand(s)
-	return err == nil
-}
-
 // rolloutFlash says what a command did, naming the build.
-func rolloutFlash(cmd string, rec *manifest.RolloutRecord) string {
+func rolloutFlash(cmd rollout.Command, rec *manifest.RolloutRecord) string {
 	what := rec.Strategy.Package.String()
 	switch cmd {
-	case "start":
-		return "Rollout of " + what + " to group " + rec.Strategy.Group + " started."
-	case "revert":
+	case rollout.Revert:
 		return "Reverted: every member goes back to " + rec.Previous.String() + "."
-	case "promote":
+	case rollout.Promote:
 		return "Promoted: every member goes to " + what + " now."
 	}
-	return "Rollout of " + what + ": " + cmd + " done; it is " + string(rec.State) + "."
+	return "Rollout of " + what + ": " + string(cmd) + " done; it is " + string(rec.State) + "."
 }
 
 // handleRolloutCommand runs a button's command and returns to the page.
