@@ -338,6 +338,54 @@ func (s *Store) listDocuments(ctx context.Context, prefix string, kind manifest.
 // a letter or digit), so it shares rollouts/ with the records.
 const currentRolloutsPrefix = RolloutsPrefix + "_current/"
 
+// rolloutIDsPrefix holds one manifest.RolloutHome per rollout id ("_ids",
+// like "_current", is no group's name).
+const rolloutIDsPrefix = RolloutsPrefix + "_ids/"
+
+// ClaimRolloutID records that rollout id lives in group env, only if no
+// rollout has the id yet: the error wraps ErrConflict when one has, and the
+// caller picks another id. Every rollout's id is claimed before its record
+// is written, so ids are unique across groups and envs.
+func (s *Store) ClaimRolloutID(ctx context.Context, ref RolloutRef) error {
+	if _, err := ref.Key(); err != nil {
+		return err
+	}
+	_, err := s.Write(ctx, rolloutIDsPrefix+ref.ID+".json", manifest.RolloutHome{Group: ref.Group, Env: ref.Env}.Marshal(), "")
+	return err
+}
+
+// FindRollout returns the record of rollout id, wherever it is: from the
+// id's claim (one read) or, for a rollout started before ids were claimed,
+// from a listing of every record. The error wraps ErrNotFound when no
+// rollout has the id.
+func (s *Store) FindRollout(ctx context.Context, id string) (RolloutRef, error) {
+	if err := manifest.CheckName("rollout", id); err != nil {
+		return RolloutRef{}, fmt.Errorf("blobstore: %w", err)
+	}
+	key := rolloutIDsPrefix + id + ".json"
+	doc, err := s.d.read(ctx, key)
+	switch {
+	case err == nil:
+		h, err := manifest.ParseRolloutHome(doc.data)
+		if err != nil {
+			return RolloutRef{}, fmt.Errorf("blobstore: %s: %w", key, err)
+		}
+		return RolloutRef{Group: h.Group, Env: h.Env, ID: id}, nil
+	case !errors.Is(err, ErrNotFound):
+		return RolloutRef{}, err
+	}
+	refs, err := s.ListRolloutRefs(ctx, "")
+	if err != nil {
+		return RolloutRef{}, err
+	}
+	for _, r := range refs {
+		if r.ID == id {
+			return r, nil
+		}
+	}
+	return RolloutRef{}, fmt.Errorf("blobstore: no rollout %s: %w", id, ErrNotFound)
+}
+
 // RolloutRef names one rollout record, rollouts/{group}/{env}/{id}.json.
 type RolloutRef struct{ Group, Env, ID string }
 

@@ -466,3 +466,37 @@ func ParseCurrentRollout(data []byte) (CurrentRollout, error) {
 	}
 	return c, nil
 }
+
+// RolloutHome is what rollouts/_ids/{id}.json says: the group and env
+// whose records hold rollout id. It is written once, when the rollout
+// starts, only if absent, which is what makes an id unique across groups
+// and envs, and lets a rollout be found by its id alone.
+type RolloutHome struct {
+	Group string `json:"group"`
+	Env   string `json:"env"`
+}
+
+// Marshal encodes h as JSON with a trailing newline.
+func (h RolloutHome) Marshal() []byte {
+	b, _ := json.Marshal(h)
+	return append(b, '\n')
+}
+
+// ParseRolloutHome decodes a rollout's home strictly: a JSON object with
+// a valid group and env and nothing else.
+func ParseRolloutHome(data []byte) (RolloutHome, error) {
+	var h RolloutHome
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return h, errors.New("invalid rollout home: not a JSON object")
+	}
+	if err := decodeStrict(data, &h); err != nil {
+		return h, fmt.Errorf("invalid rollout home: %w", err)
+	}
+	if err := CheckName("group", h.Group); err != nil {
+		return h, fmt.Errorf("invalid rollout home: %w", err)
+	}
+	if err := CheckName("env", h.Env); err != nil {
+		return h, fmt.Errorf("invalid rollout home: %w", err)
+	}
+	return h, nil
+}

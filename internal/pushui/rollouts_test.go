@@ -3,6 +3,8 @@ package pushui
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -83,5 +85,59 @@ func TestRolloutAPIGroupDefaults(t *testing.T) {
 	st := decode[manifest.RolloutRecord](t, w).Strategy
 	if st.Canary != 0 || st.MinHealthyTime != 0 || !slices.Equal(st.Steps, []float64{25, 100}) || !st.AutoRevert {
 		t.Errorf("strategy %+v: want canary 0 and min_healthy_time 0 as given, steps 25/100 and auto_revert from the group's default", st)
+	}
+}
+
+// TestRolloutByID checks that a rollout is addressed by its id alone — a
+// GET and a command — including one started before ids were claimed (its
+// claim removed by hand), and that a GET with ?wait= and If-None-Match
+// is a long poll: it answers when the record changes, with the new ETag.
+func TestRolloutByID(t *testing.T) {
+	f := groupFixture(t)
+	s := f.server()
+	w := do(t, s, http.MethodPost, "/api/rollouts", strings.NewReader(`{"group": "web", "package": "`+f.h2.String()+`", "canary": 1}`), "Content-Type", "application/json")
+	wantCode(t, w, http.StatusCreated)
+	id := decode[manifest.RolloutRecord](t, w).ID
+
+	w = do(t, s, http.MethodGet, "/api/rollouts/"+id, nil)
+	wantCode(t, w, http.StatusOK)
+	etag := w.Header().Get("ETag")
+	if got := decode[manifest.RolloutRecord](t, w); got.ID != id || etag == "" {
+		t.Fatalf("GET by id: %+v, ETag %q", got, etag)
+	}
+	long := do(t, s, http.MethodGet, "/api/rollouts/web/hello/"+id, nil)
+	if long.Body.String() != w.Body.String() || long.Header().Get("ETag") != etag {
+		t.Errorf("the long form answers otherwise:\n%s\n%s", long.Body, w.Body)
+	}
+	wantCode(t, do(t, s, http.MethodGet, "/api/rollouts/20200101t000000-000000", nil), http.StatusNotFound)
+	wantCode(t, do(t, s, http.MethodGet, "/api/rollouts/"+id+"?wait=soon", nil), http.StatusBadRequest)
+
+	// Nothing changes: the wait ends with the record as it was.
+	same := do(t, s, http.MethodGet, "/api/rollouts/"+id+"?wait=50ms", nil, "If-None-Match", etag)
+	wantCode(t, same, http.StatusOK)
+	if same.Header().Get("ETag") != etag {
+		t.Errorf("an unchanged record came back with ETag %q, want %q", same.Header().Get("ETag"), etag)
+	}
+
+	// A pause from another client ends a waiting GET with the new record.
+	waited := make(chan *httptest.ResponseRecorder)
+	go func() {
+		waited <- do(t, s, http.MethodGet, "/api/rollouts/"+id+"?wait=1m", nil, "If-None-Match", etag)
+	}()
+	wantCode(t, do(t, s, http.MethodPost, "/api/rollouts/"+id+"/pause", nil), http.StatusOK)
+	w = <-waited
+	wantCode(t, w, http.StatusOK)
+	if got := decode[manifest.RolloutRecord](t, w); got.State != manifest.RolloutPaused || w.Header().Get("ETag") == etag {
+		t.Errorf("long poll answered %s with ETag %q, want paused with a new ETag", got.State, w.Header().Get("ETag"))
+	}
+
+	// A rollout whose id was never claimed is found by a listing.
+	if err := os.Remove(filepath.Join(f.dir, "rollouts", "_ids", id+".json")); err != nil {
+		t.Fatal(err)
+	}
+	w = do(t, s, http.MethodPost, "/api/rollouts/"+id+"/resume", nil)
+	wantCode(t, w, http.StatusOK)
+	if got := decode[manifest.RolloutRecord](t, w); got.State != manifest.RolloutRunning {
+		t.Errorf("resume by id without a claim: %s", got.State)
 	}
 }

@@ -203,6 +203,10 @@ func (d *Driver) Start(ctx context.Context, s manifest.RolloutStrategy, user str
 	now := d.now()
 	rec := &manifest.RolloutRecord{ID: newID(now), Strategy: s, State: manifest.RolloutRunning, Created: now, Updated: now,
 		Lease: manifest.RolloutLease{Holder: d.Holder, Expires: now.Add(d.lease())}}
+	// The id first: the members' sides are a hash of it.
+	if err := d.claimID(ctx, rec); err != nil {
+		return nil, err
+	}
 	if had {
 		rec.Previous = base.Package
 		if base.Rollout != nil {
@@ -286,6 +290,19 @@ func (d *Driver) free(ctx context.Context, group, env string) (blobstore.Version
 		return "", fmt.Errorf("rollout: %s of group %s env %s is %s: %w", old.ID, group, env, old.State, ErrActive)
 	}
 	return cur.Version, nil
+}
+
+// claimID makes rec's id its own across every group and env, drawing
+// another while one is taken (ids are the time to the second and 24
+// random bits, so a second draw is rare and a fourth never needed).
+func (d *Driver) claimID(ctx context.Context, rec *manifest.RolloutRecord) error {
+	for try := 0; ; try++ {
+		err := d.Store.ClaimRolloutID(ctx, blobstore.RolloutRef{Group: rec.Strategy.Group, Env: rec.Strategy.Env, ID: rec.ID})
+		if !errors.Is(err, blobstore.ErrConflict) || try == 3 {
+			return err
+		}
+		rec.ID = newID(rec.Created)
+	}
 }
 
 // newID names a rollout: the time and a random suffix (its key holds the
@@ -544,6 +561,13 @@ func outcome(r *manifest.RolloutRecord) string {
 func (d *Driver) Get(ctx context.Context, ref blobstore.RolloutRef) (*manifest.RolloutRecord, blobstore.Version, error) {
 	r, v, err := d.Store.ReadRollout(ctx, ref)
 	return d.view(ref, r, v, err)
+}
+
+// Find returns where rollout id's record is (blobstore.FindRollout): ids
+// are unique across groups and envs. The error wraps
+// blobstore.ErrNotFound when no rollout has it.
+func (d *Driver) Find(ctx context.Context, id string) (blobstore.RolloutRef, error) {
+	return d.Store.FindRollout(ctx, id)
 }
 
 // view is Get's judgement of one read.

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
@@ -81,36 +83,88 @@ func (s *Handler) apiRollouts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// apiRollout answers GET /api/rollouts/{group}/{env}/{id}: the record (in
-// state "invalid", with the reason, when it is).
+// maxRolloutWait bounds ?wait= on GET /api/rollouts/{id}: under the
+// server's write timeout, and short enough that a client notices a
+// pushui that went away.
+const maxRolloutWait = time.Minute
+
+// rolloutPoll is how often a waiting GET reads the record again.
+const rolloutPoll = time.Second
+
+// apiRollout answers GET /api/rollouts/{id} (and the long form
+// /api/rollouts/{group}/{env}/{id}): the record (in state "invalid", with
+// the reason, when it is), its version as ETag. With ?wait=D (at most a
+// minute) and If-None-Match: ETAG it is a long poll: the answer comes when
+// the record's version is no longer ETAG, or after D with the record as it
+// is — so a client follows a rollout with one request per change rather
+// than one per second.
 func (s *Handler) apiRollout(w http.ResponseWriter, r *http.Request) {
-	rec, _, err := s.Rollouts.Get(r.Context(), pathRollout(r))
+	ref, err := s.pathRollout(r)
 	if err != nil {
 		s.rolloutFail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			WriteError(w, http.StatusBadRequest, "wait "+strconv.Quote(v)+": want a duration such as 30s")
+			return
+		}
+		wait = min(wait, maxRolloutWait)
+	}
+	seen := strings.TrimSpace(r.Header.Get("If-None-Match"))
+	ctx := r.Context()
+	deadline := time.Now().Add(wait)
+	for {
+		rec, v, err := s.Rollouts.Get(ctx, ref)
+		if err != nil {
+			s.rolloutFail(w, r, err)
+			return
+		}
+		if seen == "" || etag(v) != seen || !time.Now().Before(deadline) {
+			if v != "" {
+				w.Header().Set("ETag", etag(v))
+			}
+			writeJSON(w, http.StatusOK, rec)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(rolloutPoll, time.Until(deadline))):
+		}
+	}
 }
 
-// apiRolloutCommand answers POST /api/rollouts/{group}/{env}/{id}/{cmd}:
-// pause, resume, promote, abort or revert (Driver.Command).
+// apiRolloutCommand answers POST /api/rollouts/{id}/{cmd} (and the long
+// form /api/rollouts/{group}/{env}/{id}/{cmd}): pause, resume, promote,
+// abort or revert (Driver.Command).
 func (s *Handler) apiRolloutCommand(w http.ResponseWriter, r *http.Request) {
-	cmd, err := rollout.ParseCommand(r.PathValue("cmd"))
+	ref, err := s.pathRollout(r)
+	var cmd rollout.Command
+	if err == nil {
+		cmd, err = rollout.ParseCommand(r.PathValue("cmd"))
+	}
 	var rec *manifest.RolloutRecord
 	if err == nil {
-		rec, err = s.Rollouts.Command(r.Context(), pathRollout(r), cmd, auth.User(r.Context()))
+		rec, err = s.Rollouts.Command(r.Context(), ref, cmd, auth.User(r.Context()))
 	}
 	if err != nil {
 		s.rolloutFail(w, r, err)
 		return
 	}
-	s.View.RefreshGroup(r.Context(), r.PathValue("group"))
+	s.View.RefreshGroup(r.Context(), ref.Group)
 	writeJSON(w, http.StatusOK, rec)
 }
 
-// pathRollout is the rollout a request's path names.
-func pathRollout(r *http.Request) blobstore.RolloutRef {
-	return blobstore.RolloutRef{Group: r.PathValue("group"), Env: r.PathValue("env"), ID: r.PathValue("id")}
+// pathRollout is the rollout a request's path names: by its id alone
+// (found through the id's claim, blobstore.FindRollout), or in the long
+// form with its group and env.
+func (s *Handler) pathRollout(r *http.Request) (blobstore.RolloutRef, error) {
+	if r.PathValue("group") == "" {
+		return s.Rollouts.Find(r.Context(), r.PathValue("id"))
+	}
+	return blobstore.RolloutRef{Group: r.PathValue("group"), Env: r.PathValue("env"), ID: r.PathValue("id")}, nil
 }
 
 // rolloutFail answers a rollout error with the status its kind calls for
