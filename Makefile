@@ -16,7 +16,7 @@ STATICCHECK_VERSION     := v0.8.2
 MINIO_VERSION           := v0.0.0-20260212201848-7aac2a2c5b7c
 
 # The programs `make build` puts in ./bin (those whose cmd/ directory exists).
-CMDS := release pushui pulld
+CMDS := release pushui pulld pushctl
 
 TEST_TIMEOUT ?= 10m
 TESTFLAGS ?=
@@ -47,7 +47,8 @@ FUZZ_TARGETS ?= \
 	./internal/pushui/auth:FuzzParseHtpasswd \
 	./internal/pushui/web:FuzzParseConfigText \
 	./internal/fleetview:FuzzCommitURL \
-	./internal/pushui/api:FuzzPrecondition
+	./internal/pushui/api:FuzzPrecondition \
+	./client:FuzzParseNetrc
 
 .PHONY: help tools build test test-stores fuzz demo bench lint package clean distclean
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,25 +17,9 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
+	"github.com/pushpull/pushpull/internal/testing/syncbuf"
 	"github.com/pushpull/pushpull/manifest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func writeFile(t *testing.T, name, data string) string {
 	t.Helper()
@@ -76,7 +59,7 @@ func TestUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stderr syncBuffer
+			var stderr syncbuf.Buffer
 			if code := run(tt.args, strings.NewReader(""), io.Discard, &stderr); code != tt.code {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr.String())
 			}
@@ -94,7 +77,7 @@ var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // returns the exit code.
 func serve(t *testing.T, args ...string) (string, func() int) {
 	t.Helper()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(args, strings.NewReader(""), io.Discard, &stderr) }()
 	deadline := time.Now().Add(30 * time.Second)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/internal/nudge"
+	"github.com/pushpull/pushpull/internal/testing/syncbuf"
 )
 
 // TestNudgeGCEFlag checks that -nudge-gce, or $PUSHPULL_NUDGE_GCE without
@@ -31,7 +32,7 @@ func TestNudgeGCEFlag(t *testing.T) {
 			t.Setenv(nudge.EnvGCE, tt.env)
 			t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json")
 			// A start-up failure is one plain line, not a log record.
-			var stderr syncBuffer
+			var stderr syncbuf.Buffer
 			if code := run(append(base, tt.args...), strings.NewReader(""), io.Discard, &stderr); code != 1 {
 				t.Errorf("exit %d, want 1; stderr:\n%s", code, stderr.String())
 			}

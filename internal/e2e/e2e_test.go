@@ -37,7 +37,7 @@ const (
 // build directory of the sample app per version (the hello binary and its
 // teletraan/ scripts), ready for `release -dir`.
 var bin struct {
-	release, pushui, pulld string
+	release, pushui, pulld, pushctl string
 	hello                  map[string]string // version → build directory
 }
 
@@ -88,10 +88,11 @@ func build(dir string) error {
 		}
 		return nil
 	}
-	if err := gobuild("-o", dir+string(filepath.Separator), "./cmd/release", "./cmd/pushui", "./cmd/pulld"); err != nil {
+	if err := gobuild("-o", dir+string(filepath.Separator), "./cmd/release", "./cmd/pushui", "./cmd/pulld", "./cmd/pushctl"); err != nil {
 		return err
 	}
 	bin.release, bin.pushui, bin.pulld = filepath.Join(dir, "release"), filepath.Join(dir, "pushui"), filepath.Join(dir, "pulld")
+	bin.pushctl = filepath.Join(dir, "pushctl")
 	bin.hello = map[string]string{}
 	for v, ldflags := range helloVersions {
 		d := filepath.Join(dir, "hello-"+v)

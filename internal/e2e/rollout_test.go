@@ -130,14 +130,21 @@ func newRolloutWorld(t *testing.T, bucket string) *rolloutWorld {
 func (w *rolloutWorld) startUI(name string) (*proc, string) {
 	w.t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(w.t)))
-	p := startProc(w.t, name, nil, bin.pushui, "-bucket", w.bucket, "-addr", addr, "-refresh", "0", "-rollout-tick", "200ms")
+	return w.startUIAt(name, addr), "http://" + addr
+}
+
+// startUIAt starts a pushui replica as startUI does, on addr, with more
+// flags, once it answers.
+func (w *rolloutWorld) startUIAt(name, addr string, flags ...string) *proc {
+	w.t.Helper()
+	p := startProc(w.t, name, nil, bin.pushui, append([]string{"-bucket", w.bucket, "-addr", addr, "-refresh", "0", "-rollout-tick", "200ms"}, flags...)...)
 	base := "http://" + addr
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if resp, err := w.client.Get(base + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p, base
+				return p
 			}
 		}
 		if time.Now().After(deadline) {

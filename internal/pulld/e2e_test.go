@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/pushpull/pushpull/internal/pulld"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/internal/testing/pulldtest"
+	"github.com/pushpull/pushpull/internal/testing/syncbuf"
 	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -31,7 +31,7 @@ type harness struct {
 	client pulldtest.Client
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 }
 
 // newHarness prepares a pulld for server web-1 on bucketURL with a fresh
@@ -45,7 +45,7 @@ func newHarness(t testing.TB, bucketURL string) *harness {
 	}
 	t.Cleanup(func() { store.Close() })
 	addr := pulldtest.FreeAddr(t)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	return &harness{
 		t:     t,
 		store: store,
@@ -123,24 +123,6 @@ func (h *harness) wantSteps(what string, want ...string) {
 	if got := h.steps.Take(h.t); !slices.Equal(got, want) {
 		h.t.Fatalf("%s: steps\n got %q\nwant %q", what, got, want)
 	}
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestEndToEnd releases two versions of an app into a file:// bucket and

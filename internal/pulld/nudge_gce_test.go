@@ -9,6 +9,7 @@ import (
 	"github.com/pushpull/pushpull/internal/nudge"
 	"github.com/pushpull/pushpull/internal/testing/computetest"
 	"github.com/pushpull/pushpull/internal/testing/metadatatest"
+	"github.com/pushpull/pushpull/internal/testing/syncbuf"
 )
 
 // gceNudgeLatency bounds the time from nudge.Nudger's GCE nudge returning
@@ -38,7 +39,7 @@ func TestNudgeGCEEndToEnd(t *testing.T) {
 		}
 	})
 
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	n, err := nudge.New(t.Context(), nudge.Config{
 		GCE:         web1.Project + "/" + web1.Zone,
 		GCEEndpoint: cs.Endpoint,

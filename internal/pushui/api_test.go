@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/pushui/api"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/manifest"
@@ -315,7 +316,7 @@ func TestAPIDeploy(t *testing.T) {
 		return do(t, s, http.MethodPost, "/api/deploy", strings.NewReader(body), "Content-Type", "application/json")
 	}
 	type results struct {
-		Results []api.DeployResult `json:"results"`
+		Results []client.DeployResult `json:"results"`
 	}
 	refused := []struct{ name, body, say string }{
 		{"app not allowed on a listed server", `{"package": "` + f.a1.String() + `", "servers": ["web-1", "db-1"]}`, "not allowed on server db-1"},

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/internal/testing/syncbuf"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -39,7 +40,7 @@ type fixture struct {
 	h1, h2, h3,
 	a1, a2 manifest.PackageName
 	nudges *recordingNudger
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	ticks  atomic.Int64
 }
 
@@ -83,7 +84,7 @@ func newFixture(t testing.TB) *fixture {
 func emptyFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	f := &fixture{t: t, dir: dir, url: "file://" + dir, nudges: &recordingNudger{}, logs: &syncBuffer{}, conf: &manifest.PushConfig{Servers: map[string][]string{}}}
+	f := &fixture{t: t, dir: dir, url: "file://" + dir, nudges: &recordingNudger{}, logs: &syncbuf.Buffer{}, conf: &manifest.PushConfig{Servers: map[string][]string{}}}
 	s, err := blobstore.Open(context.Background(), f.url)
 	if err != nil {
 		t.Fatal(err)
@@ -243,23 +244,6 @@ func (n *recordingNudger) servers() []string {
 	s := slices.Clone(n.got)
 	slices.Sort(s)
 	return s
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // do sends one request to h and returns the recorded response.

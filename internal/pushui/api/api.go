@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
@@ -430,31 +431,6 @@ func (s *Handler) apiPackages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// deployRequest is the body of POST /api/deploy: a package and either a
-// list of servers or a group.
-type deployRequest struct {
-	Package string   `json:"package"`
-	Servers []string `json:"servers,omitempty"`
-	Group   string   `json:"group,omitempty"`
-	// AbortRollout aborts the active rollouts that would otherwise refuse
-	// the deploy (409) first; the audit records say so.
-	AbortRollout bool `json:"abort_rollout,omitempty"`
-}
-
-// DeployResult is one manifest's outcome in POST /api/deploy: a server's,
-// or the group's.
-type DeployResult struct {
-	Server     string `json:"server,omitempty"`
-	Group      string `json:"group,omitempty"`
-	Changed    bool   `json:"changed"`
-	Revision   int64  `json:"revision,omitempty"`
-	Version    string `json:"version,omitempty"`
-	Skipped    string `json:"skipped,omitempty"`
-	Error      string `json:"error,omitempty"`
-	NudgeError string `json:"nudge_error,omitempty"`
-	AuditError string `json:"audit_error,omitempty"`
-}
-
 // apiDeploy answers POST /api/deploy: set one app's version on the given
 // servers, or in a group's manifest, which is one write whatever the
 // group's size. Each manifest is updated with a read-modify-write retried
@@ -463,7 +439,7 @@ type DeployResult struct {
 // package) is 400 with nothing written; 502 when a write failed (see each
 // result).
 func (s *Handler) apiDeploy(w http.ResponseWriter, r *http.Request) {
-	var req deployRequest
+	var req client.DeployRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -497,13 +473,10 @@ func (s *Handler) apiDeploy(w http.ResponseWriter, r *http.Request) {
 		s.failErrHook(w, r, err)
 		return
 	}
-	out := struct {
-		Package string         `json:"package"`
-		Results []DeployResult `json:"results"`
-	}{Package: p.String()}
+	out := client.DeployResponse{Package: p.String()}
 	code := http.StatusOK
 	for _, c := range changes {
-		d := DeployResult{Changed: c.Changed, Skipped: c.Skipped, Version: strings.Trim(string(c.Version), `"`)}
+		d := client.DeployResult{Changed: c.Changed, Skipped: c.Skipped, Version: strings.Trim(string(c.Version), `"`)}
 		if c.Target.IsGroup() {
 			d.Group = c.Target.Name
 		} else {
