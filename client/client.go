@@ -15,12 +15,12 @@ import (
 
 // The kinds of answer a caller decides on, by the API's status codes.
 var (
-	ErrBadRequest   = errors.New("bad request")          // 400: input pushui refuses; nothing was written
-	ErrUnauthorized = errors.New("not signed in")        // 401: no credentials, or wrong ones
-	ErrForbidden    = errors.New("not allowed")          // 403: signed in, but not an admin
-	ErrNotFound     = errors.New("not found")            // 404
-	ErrConflict     = errors.New("conflict")             // 409: the state refuses it (an active rollout, a broken manifest)
-	ErrPrecondition = errors.New("changed since read")   // 412: the document changed since its ETag
+	ErrBadRequest   = errors.New("bad request")           // 400: input pushui refuses; nothing was written
+	ErrUnauthorized = errors.New("not signed in")         // 401: no credentials, or wrong ones
+	ErrForbidden    = errors.New("not allowed")           // 403: signed in, but not an admin
+	ErrNotFound     = errors.New("not found")             // 404
+	ErrConflict     = errors.New("conflict")              // 409: the state refuses it (an active rollout, a broken manifest)
+	ErrPrecondition = errors.New("changed since read")    // 412: the document changed since its ETag
 	ErrUnavailable  = errors.New("pushui is unavailable") // 502, 503, 504, or no answer at all
 )
 

@@ -38,7 +38,7 @@ const (
 // teletraan/ scripts), ready for `release -dir`.
 var bin struct {
 	release, pushui, pulld, pushctl string
-	hello                  map[string]string // version → build directory
+	hello                           map[string]string // version → build directory
 }
 
 // helloVersions are the sample app's builds: the ldflags of each. v3's
