@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/internal/testing/syncbuf"
 	"github.com/pushpull/pushpull/internal/testing/testserver"
@@ -150,6 +151,36 @@ func TestPushctl(t *testing.T) {
 			var got manifest.RolloutRecord
 			if err := json.Unmarshal([]byte(js.stdout), &got); js.code != 0 || err != nil || got.ID != id || got.State != manifest.RolloutSucceeded {
 				t.Errorf("rollout get -o json: exit %d, %v, %+v", js.code, err, got)
+			}
+
+			// The fleet at a glance, its history and packages, a deploy by
+			// commit, and a host's script output.
+			st := pushctl(t, url, "status")
+			if st.code != 0 || !strings.Contains(st.stdout, "web") || !strings.Contains(st.stdout, w.pkgs["v1"].Commit[:7]) {
+				t.Errorf("status: exit %d, want the group web on v1", st.code)
+			}
+			var groups client.Groups
+			if r := pushctl(t, url, "status", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &groups) != nil || len(groups.Groups) != 1 || groups.Groups[0].Members != 3 {
+				t.Errorf("status -o json: exit %d, %+v", r.code, groups)
+			}
+			if r := pushctl(t, url, "status", "web-1"); r.code != 0 || !strings.Contains(r.stdout, "SERVING_BUILD") {
+				t.Errorf("status web-1: exit %d", r.code)
+			}
+			if r := pushctl(t, url, "packages", "hello"); r.code != 0 || strings.Count(r.stdout, "hello/hello-") != 3 {
+				t.Errorf("packages hello: exit %d, want the three builds", r.code)
+			}
+			if r := pushctl(t, url, "history", "web"); r.code != 0 || !strings.Contains(r.stdout, "rollout "+id) {
+				t.Errorf("history web: exit %d, want the rollout's writes", r.code)
+			}
+			if r := pushctl(t, url, "deploy", "-group", "web", "hello@"+w.pkgs["v2"].Commit[:8]); r.code != 0 || !strings.Contains(r.stdout, "set to "+w.pkgs["v2"].String()) {
+				t.Errorf("deploy hello@COMMIT: exit %d", r.code)
+			}
+			w.waitServing(w.pkgs["v2"], rolloutMembers...)
+			if r := pushctl(t, url, "logs", canary[0], "hello"); r.code != 0 || !strings.Contains(r.stdout, "hello did not come up") {
+				t.Errorf("logs %s hello: exit %d, want the output of its failed v3", canary[0], r.code)
+			}
+			if r := pushctl(t, url, "deploy", "-group", "web", "hello@ffffff"); r.code != 2 {
+				t.Errorf("deploy of a commit that matches nothing: exit %d, want 2", r.code)
 			}
 			ui.stop(syscall.SIGTERM)
 

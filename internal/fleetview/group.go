@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -142,40 +143,12 @@ func BuildGroup(st *State, conf *manifest.PushConfig, name string, now time.Time
 	return p
 }
 
-// GroupSummary is one group in GET /api/groups.
-type GroupSummary struct {
-	Name     string         `json:"name"`
-	InConfig bool           `json:"in_config"`
-	Allowed  []string       `json:"allowed"`
-	Exists   bool           `json:"exists"` // has a manifest
-	Revision int64          `json:"revision,omitempty"`
-	Version  string         `json:"version,omitempty"`
-	Error    string         `json:"manifest_error,omitempty"`
-	Members  int            `json:"members"`
-	Stale    int            `json:"stale"`     // members with no heartbeat for three poll periods
-	Pending  int            `json:"pending"`   // members that have not acted on the current revision
-	Override int            `json:"overrides"` // member envs pinned by the member's own manifest
-	Held     int            `json:"held"`      // member envs pulld leaves as they are (see their status's held)
-	States   map[string]int `json:"states"`    // member envs by state
-	Done     int            `json:"done"`      // member envs serving the group's entry
-	// Rollouts are the group's active rollouts, from its manifest.
-	Rollouts []ActiveRollout `json:"rollouts"`
-}
-
-// ActiveRollout names an active rollout and where it stands.
-type ActiveRollout struct {
-	Env  string `json:"env"`
-	ID   string `json:"id"`
-	Step string `json:"step"` // "staging", "canaries", "50%"
-	URL  string `json:"url"`  // its page
-}
-
 // Summaries summarizes every group of st and conf.
-func Summaries(st *State, conf *manifest.PushConfig, now time.Time, lb *Labels) []GroupSummary {
-	out := []GroupSummary{}
+func Summaries(st *State, conf *manifest.PushConfig, now time.Time, lb *Labels) []client.GroupSummary {
+	out := []client.GroupSummary{}
 	for _, name := range st.GroupNames(conf) {
 		p := BuildGroup(st, conf, name, now, lb)
-		a := GroupSummary{Name: name, InConfig: p.InConfig, Allowed: append([]string{}, p.Allowed...), Exists: p.Exists, Revision: p.Revision,
+		a := client.GroupSummary{Name: name, InConfig: p.InConfig, Allowed: append([]string{}, p.Allowed...), Exists: p.Exists, Revision: p.Revision,
 			Version: strings.Trim(p.Version, `"`), Error: p.ManifestErr, Members: p.MemberCount, Override: p.Overrides, Held: p.Held, States: map[string]int{}}
 		for _, c := range p.Counts {
 			a.States[string(c.State)] = c.N
@@ -188,11 +161,11 @@ func Summaries(st *State, conf *manifest.PushConfig, now time.Time, lb *Labels) 
 				a.Pending++
 			}
 		}
-		a.Rollouts = []ActiveRollout{}
+		a.Rollouts = []client.ActiveRollout{}
 		for _, e := range p.Entries {
 			a.Done += e.Done
 			if e.Rollout != nil {
-				a.Rollouts = append(a.Rollouts, ActiveRollout{Env: e.Env, ID: e.Rollout.ID, Step: e.RolloutStep, URL: e.RolloutURL})
+				a.Rollouts = append(a.Rollouts, client.ActiveRollout{Env: e.Env, ID: e.Rollout.ID, Step: e.RolloutStep, URL: e.RolloutURL})
 			}
 		}
 		out = append(out, a)

@@ -15,19 +15,23 @@ func runDeploy(ctx context.Context, e *env, args []string) error {
 	servers := fs.String("server", "", "the `servers` to deploy to, comma-separated")
 	group := fs.String("group", "", "the `group` whose manifest to set (one write, whatever its size)")
 	abort := fs.Bool("abort-rollout", false, "abort the active rollout that would refuse the deploy first")
-	rest, err := parse(fs, args, 1, "a PACKAGE (app/name.tar.zst)")
+	rest, err := parse(fs, args, 1, "a PACKAGE (app/name.tar.zst) or APP@VERSION (a commit)")
 	if err != nil {
 		return err
 	}
 	if (*servers == "") == (*group == "") {
 		return fmt.Errorf("%w: deploy: give one of -server and -group", cli.ErrUsage)
 	}
-	req := client.DeployRequest{Package: rest[0], Group: *group, AbortRollout: *abort}
-	if *servers != "" {
-		req.Servers = strings.Split(*servers, ",")
-	}
 	if err := e.connect(ctx); err != nil {
 		return err
+	}
+	pkg, err := e.resolve(ctx, rest[0])
+	if err != nil {
+		return err
+	}
+	req := client.DeployRequest{Package: pkg, Group: *group, AbortRollout: *abort}
+	if *servers != "" {
+		req.Servers = strings.Split(*servers, ",")
 	}
 	out, err := e.c.Deploy(ctx, req)
 	if err != nil {
@@ -72,13 +76,23 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	}
 	return e.show(es, func(w io.Writer) {
 		fmt.Fprintf(w, "%s %s: %s", rest[0], es.Env, es.State)
-		if es.Step != "" {
+		if es.Step != "" && string(es.Step) != string(es.State) {
 			fmt.Fprintf(w, " at %s", es.Step)
 		}
 		if es.Error != "" {
 			fmt.Fprintf(w, ": %s", es.Error)
 		}
 		fmt.Fprintln(w)
-		fmt.Fprint(w, es.Output)
+		if es.Output != "" {
+			fmt.Fprint(w, es.Output)
+			return
+		}
+		// The current attempt said nothing: the last one that did.
+		for i := len(es.Recent) - 1; i >= 0; i-- {
+			if o := es.Recent[i]; o.Output != "" {
+				fmt.Fprintf(w, "last output, of the %s of %s (%s at %s, %s):\n%s", o.Action, o.Package, o.State, o.Step, o.Time.UTC().Format("2006-01-02 15:04:05Z"), o.Output)
+				return
+			}
+		}
 	})
 }

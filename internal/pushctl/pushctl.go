@@ -82,8 +82,11 @@ type env struct {
 
 func commands() []command {
 	return []command{
+		{"status", "[GROUP|SERVER]", "the fleet at a glance: per group and env, the desired build and its members by state; or one server's envs", runStatus},
 		{"rollout", "start|get|watch|list|pause|resume|promote|abort|revert …", "start, follow and steer rollouts", runRollout},
-		{"deploy", "(-server S[,S…] | -group G) PACKAGE", "set one app's version on servers or in a group: one write", runDeploy},
+		{"deploy", "(-server S[,S…] | -group G) PACKAGE|APP@VERSION", "set one app's version on servers or in a group: one write", runDeploy},
+		{"history", "SERVER|GROUP", "a manifest's changes, newest first: who, when, what", runHistory},
+		{"packages", "APP", "an app's packages, newest first", runPackages},
 		{"logs", "SERVER ENV", "the last script output of an env, as its host reported it", runLogs},
 	}
 }

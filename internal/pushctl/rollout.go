@@ -18,7 +18,8 @@ import (
 
 const rolloutHelp = `
   rollout start -group G [strategy flags] [-wait [-timeout D]] PACKAGE
-      start a rollout of PACKAGE (app/name.tar.zst, as release prints it)
+      start a rollout of PACKAGE (app/name.tar.zst, as release prints it,
+      or APP@COMMIT, the one package of APP whose commit starts so)
       to group G; the strategy flags left out take the group's default
       from the push config. With -wait, follow it to its end.
   rollout get ID            the record: state, step, the history of steps
@@ -166,19 +167,23 @@ func rolloutStart(ctx context.Context, e *env, args []string) error {
 	boolean("pause-after-canary", "pause_after_canary", "pause after the canaries, for a person to resume")
 	boolean("stage-first", "stage_first", "stage the build on every member before any switches")
 	boolean("allow-empty", "allow_empty", "start even when the group has no members")
-	rest, err := parse(fs, args, 1, "a PACKAGE (app/name.tar.zst)")
+	rest, err := parse(fs, args, 1, "a PACKAGE (app/name.tar.zst) or APP@VERSION (a commit)")
 	if err != nil {
 		return err
 	}
 	if *group == "" {
 		return fmt.Errorf("%w: rollout start: -group is required", cli.ErrUsage)
 	}
-	p, err := manifest.ParsePackageName(rest[0])
-	if err != nil {
-		return fmt.Errorf("%w: rollout start: %v", cli.ErrUsage, err)
-	}
 	if err := e.connect(ctx); err != nil {
 		return err
+	}
+	name, err := e.resolve(ctx, rest[0])
+	if err != nil {
+		return err
+	}
+	p, err := manifest.ParsePackageName(name)
+	if err != nil {
+		return fmt.Errorf("%w: rollout start: %v", cli.ErrUsage, err)
 	}
 	rec, err := e.c.StartRollout(ctx, client.RolloutStart{Group: *group, Package: p, Set: set})
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/client"
-	"github.com/pushpull/pushpull/internal/pushui/api"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/manifest"
 	"golang.org/x/crypto/bcrypt"
@@ -40,10 +39,10 @@ func TestAPIServers(t *testing.T) {
 	w := do(t, f.server(), http.MethodGet, "/api/servers", nil)
 	wantCode(t, w, http.StatusOK)
 	out := decode[struct {
-		Servers []api.ServerInfo `json:"servers"`
+		Servers []client.ServerInfo `json:"servers"`
 	}](t, w)
 	var names []string
-	by := map[string]api.ServerInfo{}
+	by := map[string]client.ServerInfo{}
 	for _, s := range out.Servers {
 		names = append(names, s.Name)
 		by[s.Name] = s
@@ -66,7 +65,7 @@ func TestAPIServers(t *testing.T) {
 	if es, _ := web1.Status.Lookup("api"); es.Output != "" || es.Error == "" {
 		t.Errorf("the list carries script output (%q) or lost the error (%q)", es.Output, es.Error)
 	}
-	envs := map[string]api.EnvInfo{}
+	envs := map[string]client.EnvInfo{}
 	for _, e := range web1.Envs {
 		envs[e.Env] = e
 	}
@@ -88,7 +87,7 @@ func TestAPIServers(t *testing.T) {
 
 	w = do(t, f.server(), http.MethodGet, "/api/servers?app=api&server=web", nil)
 	filtered := decode[struct {
-		Servers []api.ServerInfo `json:"servers"`
+		Servers []client.ServerInfo `json:"servers"`
 	}](t, w)
 	if len(filtered.Servers) != 2 || len(filtered.Servers[0].Envs) != 1 || filtered.Servers[0].Envs[0].App != "api" {
 		t.Errorf("filtered %+v", filtered.Servers)
@@ -204,7 +203,7 @@ func TestAPIManifest(t *testing.T) {
 		hw := do(t, s, http.MethodGet, "/api/servers/web-1/history?limit=5", nil)
 		wantCode(t, hw, http.StatusOK)
 		hist := decode[struct {
-			Records []api.Record `json:"records"`
+			Records []client.Record `json:"records"`
 		}](t, hw)
 		if len(hist.Records) != 1 || hist.Records[0].Action != "put manifest" || hist.Records[0].User != auth.LocalUser ||
 			!slices.Contains(hist.Records[0].Changes, "hello: "+f.h2.ID()+" → "+f.h3.ID()) {
@@ -287,8 +286,8 @@ func TestAPIPackages(t *testing.T) {
 	w := do(t, f.server(), http.MethodGet, "/api/apps/api/packages", nil)
 	wantCode(t, w, http.StatusOK)
 	out := decode[struct {
-		App      string            `json:"app"`
-		Packages []api.PackageInfo `json:"packages"`
+		App      string               `json:"app"`
+		Packages []client.PackageInfo `json:"packages"`
 	}](t, w)
 	if out.App != "api" || len(out.Packages) != 2 {
 		t.Fatalf("%+v", out)

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/pushpull/pushpull/blobstore"
-	"github.com/pushpull/pushpull/internal/fleetview"
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -158,11 +158,11 @@ func TestGroupAPI(t *testing.T) {
 	}
 
 	type groups struct {
-		Groups []fleetview.GroupSummary `json:"groups"`
+		Groups []client.GroupSummary `json:"groups"`
 	}
 	w = do(t, f.server(), http.MethodGet, "/api/groups", nil)
 	wantCode(t, w, http.StatusOK)
-	var web *fleetview.GroupSummary
+	var web *client.GroupSummary
 	out := decode[groups](t, w)
 	for i := range out.Groups {
 		if out.Groups[i].Name == "web" {

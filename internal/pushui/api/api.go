@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
 	"github.com/pushpull/pushpull/client"
@@ -24,40 +23,6 @@ import (
 // every document.
 const maxManifestBody = blobstore.MaxDocumentSize
 
-// EnvInfo is one env of a server in GET /api/servers: desired against
-// actual.
-type EnvInfo struct {
-	Env            string          `json:"env"`
-	App            string          `json:"app"`
-	Desired        string          `json:"desired,omitempty"` // package the manifest names
-	Serving        string          `json:"serving,omitempty"` // package pulld reports serving
-	State          string          `json:"state,omitempty"`
-	Step           manifest.Step   `json:"step,omitempty"`
-	Error          string          `json:"error,omitempty"`
-	Drift          bool            `json:"drift"`            // serving ≠ desired, and nothing under way or failed: drift nobody asked for
-	Failed         bool            `json:"failed"`           // FAILED, ROLLED_BACK or held: needs attention
-	InProgress     bool            `json:"in_progress"`      // DEPLOYING, or the host has yet to read the newest revision
-	Action         manifest.Action `json:"action,omitempty"` // while DEPLOYING: deploy, rollback (no download), restart, stop (removing)
-	NewerAvailable bool            `json:"newer_available"`  // a newer package of the app exists
-	Allowed        bool            `json:"allowed"`          // the config allows the app here
-}
-
-// ServerInfo is one server in GET /api/servers.
-type ServerInfo struct {
-	Name          string           `json:"name"`
-	InConfig      bool             `json:"in_config"`
-	Groups        []string         `json:"groups"`
-	Allowed       []string         `json:"allowed"`
-	Version       string           `json:"version,omitempty"`  // the manifest's ETag value
-	Manifest      json.RawMessage  `json:"manifest,omitempty"` // desired state, canonical form
-	ManifestError string           `json:"manifest_error,omitempty"`
-	Status        *manifest.Status `json:"status"` // actual state as pulld reported it; null before its first report
-	StatusError   string           `json:"status_error,omitempty"`
-	Stale         bool             `json:"stale"`   // no heartbeat for three poll periods
-	Pending       bool             `json:"pending"` // pulld has not acted on this revision yet
-	Envs          []EnvInfo        `json:"envs"`
-}
-
 // apiServers answers GET /api/servers[?server=&app=&group=]: every server
 // with its desired and actual state, from the cache (as_of says when it
 // was last listed in full). Script output is left out.
@@ -66,10 +31,7 @@ func (s *Handler) apiServers(w http.ResponseWriter, r *http.Request) {
 	now := s.Now()
 	f := fleetview.FilterFrom(r.URL.Query())
 	lb := s.View.Labels()
-	out := struct {
-		AsOf    time.Time    `json:"as_of"`
-		Servers []ServerInfo `json:"servers"`
-	}{AsOf: st.AsOf, Servers: []ServerInfo{}}
+	out := client.Servers{AsOf: st.AsOf, Servers: []client.ServerInfo{}}
 	for _, name := range st.Order {
 		if f.Server != "" && !strings.Contains(name, f.Server) {
 			continue
@@ -84,10 +46,10 @@ func (s *Handler) apiServers(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 		}
-		a := ServerInfo{
+		a := client.ServerInfo{
 			Name: name, InConfig: v.InConfig, Groups: nonNil(v.Groups), Allowed: nonNil(v.Allowed),
 			Version: strings.Trim(string(ss.Version), `"`), ManifestError: ss.ManifestErr,
-			Status: withoutOutput(ss.Status), StatusError: ss.StatusErr, Stale: v.Stale, Pending: v.Pending, Envs: []EnvInfo{},
+			Status: withoutOutput(ss.Status), StatusError: ss.StatusErr, Stale: v.Stale, Pending: v.Pending, Envs: []client.EnvInfo{},
 		}
 		if ss.Manifest != nil {
 			a.Manifest = ss.Manifest.Marshal()
@@ -96,7 +58,7 @@ func (s *Handler) apiServers(w http.ResponseWriter, r *http.Request) {
 			if !row.InManifest && !row.Reported {
 				continue
 			}
-			e := EnvInfo{Env: row.Env, App: row.App, State: string(row.State), Step: row.Step, Error: row.Error,
+			e := client.EnvInfo{Env: row.Env, App: row.App, State: string(row.State), Step: row.Step, Error: row.Error,
 				Drift: row.Drift, Failed: row.Failed, InProgress: row.InProgress, Action: row.Action, NewerAvailable: row.Old, Allowed: row.Allowed}
 			if row.Desired != nil {
 				e.Desired = row.Desired.Name
@@ -318,16 +280,6 @@ func (s *Handler) apiConflict(w http.ResponseWriter, r *http.Request, t manifest
 	writeJSON(w, http.StatusPreconditionFailed, out)
 }
 
-// Record is one audit record in GET /api/servers/{server}/history.
-type Record struct {
-	Time    time.Time       `json:"time"`
-	User    string          `json:"user"`
-	Action  string          `json:"action"`
-	Changes []string        `json:"changes"`
-	Before  json.RawMessage `json:"before"`
-	After   json.RawMessage `json:"after"`
-}
-
 // apiHistory answers GET /api/servers/{server}/history[?limit=N]: the
 // server's audit records, newest first; GET /api/groups/{group}/history,
 // the group's.
@@ -351,11 +303,7 @@ func (s *Handler) apiHistory(w http.ResponseWriter, r *http.Request) {
 		s.failErrHook(w, r, err)
 		return
 	}
-	out := struct {
-		Server  string   `json:"server,omitempty"`
-		Group   string   `json:"group,omitempty"`
-		Records []Record `json:"records"`
-	}{Records: []Record{}}
+	out := client.History{Records: []client.Record{}}
 	if t.IsGroup() {
 		out.Group = t.Name
 	} else {
@@ -364,7 +312,7 @@ func (s *Handler) apiHistory(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	for _, rec := range recs {
 		rec.Before, rec.After = auth.ForViewer(ctx, rec.Before), auth.ForViewer(ctx, rec.After)
-		a := Record{Time: rec.Time, User: rec.User, Action: rec.Action, Changes: nonNil(fleetview.DescribeChange(rec.Before, rec.After)), Before: json.RawMessage("null"), After: json.RawMessage("null")}
+		a := client.Record{Time: rec.Time, User: rec.User, Action: rec.Action, Changes: nonNil(fleetview.DescribeChange(rec.Before, rec.After)), Before: json.RawMessage("null"), After: json.RawMessage("null")}
 		if rec.Before != nil {
 			a.Before = rec.Before.Marshal()
 		}
@@ -374,23 +322,6 @@ func (s *Handler) apiHistory(w http.ResponseWriter, r *http.Request) {
 		out.Records = append(out.Records, a)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// PackageInfo is one package in GET /api/apps/{app}/packages.
-type PackageInfo struct {
-	Name   string    `json:"name"`
-	Built  time.Time `json:"built"`
-	Commit string    `json:"commit"`
-	Branch string    `json:"branch,omitempty"`
-	Repo   string    `json:"repo,omitempty"`
-	User   string    `json:"user,omitempty"`
-	Host   string    `json:"host,omitempty"`
-	Dirty  bool      `json:"dirty"`
-	Note   string    `json:"note,omitempty"`
-	SHA256 string    `json:"sha256,omitempty"`
-	Format string    `json:"format"`
-	Size   int64     `json:"size"`
-	Error  string    `json:"error,omitempty"` // the metadata could not be read
 }
 
 // apiPackages answers GET /api/apps/{app}/packages: the app's packages,
@@ -407,12 +338,9 @@ func (s *Handler) apiPackages(w http.ResponseWriter, r *http.Request) {
 		s.failErrHook(w, r, err)
 		return
 	}
-	out := struct {
-		App      string        `json:"app"`
-		Packages []PackageInfo `json:"packages"`
-	}{App: app, Packages: make([]PackageInfo, 0, len(pkgs))}
+	out := client.Packages{App: app, Packages: make([]client.PackageInfo, 0, len(pkgs))}
 	for _, p := range pkgs {
-		a := PackageInfo{Name: p.Name.String(), Built: p.Name.Built, Commit: p.Name.Commit, Dirty: p.Name.Dirty, Format: string(p.Name.Format), Size: p.Size}
+		a := client.PackageInfo{Name: p.Name.String(), Built: p.Name.Built, Commit: p.Name.Commit, Dirty: p.Name.Dirty, Format: string(p.Name.Format), Size: p.Size}
 		if p.Err != nil {
 			a.Error = p.Err.Error()
 		} else {

@@ -2,8 +2,8 @@ package api
 
 import (
 	"net/http"
-	"time"
 
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -22,9 +22,6 @@ func (s *Handler) pathTarget(r *http.Request) (manifest.Target, error) {
 // with a manifest, or reported by a host) with its members counted by
 // state, from the cache.
 func (s *Handler) apiGroups(w http.ResponseWriter, r *http.Request) {
-	out := struct {
-		AsOf   time.Time                `json:"as_of"`
-		Groups []fleetview.GroupSummary `json:"groups"`
-	}{AsOf: s.View.Load().AsOf, Groups: fleetview.Summaries(s.View.Load(), s.Conf(), s.Now(), s.View.Labels())}
+	out := client.Groups{AsOf: s.View.Load().AsOf, Groups: fleetview.Summaries(s.View.Load(), s.Conf(), s.Now(), s.View.Labels())}
 	writeJSON(w, http.StatusOK, out)
 }

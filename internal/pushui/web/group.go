@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/fleet"
 	"github.com/pushpull/pushpull/internal/fleetview"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
@@ -283,7 +284,7 @@ func (s *Handler) handlePromoteEnv(w http.ResponseWriter, r *http.Request) {
 
 type groupsPage struct {
 	page
-	Groups []fleetview.GroupSummary
+	Groups []client.GroupSummary
 }
 
 // handleGroups lists every group with its members counted by state.

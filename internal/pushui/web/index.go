@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/fleetview"
 )
 
@@ -21,7 +22,7 @@ type indexPage struct {
 	Groups []string
 	// Summary is every group with its members counted by state: the
 	// fleet at a glance, whatever its size.
-	Summary []fleetview.GroupSummary
+	Summary []client.GroupSummary
 	// Sections holds the rendered server sections of this page (see
 	// renderSections).
 	Sections template.HTML
