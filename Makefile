@@ -91,9 +91,15 @@ build:
 		fi; \
 	done
 
+# The fuzz runs go beside the tests: the end-to-end tests, the longest,
+# mostly wait on hosts, and the fuzz runs use the CPU they leave. Both must
+# pass.
 test: tools
-	$(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
-	@$(MAKE) --no-print-directory fuzz
+	@$(MAKE) --no-print-directory fuzz > $(CURDIR)/.fuzz.log 2>&1 & fuzz=$$!; \
+	tests=0; $(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./... || tests=$$?; \
+	fuzzed=0; wait $$fuzz || fuzzed=$$?; cat $(CURDIR)/.fuzz.log; rm -f $(CURDIR)/.fuzz.log; \
+	if [ $$fuzzed -ne 0 ]; then echo "make test: the fuzz runs failed (above)" >&2; fi; \
+	[ $$tests -eq 0 ] && [ $$fuzzed -eq 0 ]
 
 # The blobstore contract suite (conditional writes included) against S3
 # servers beyond the one `make test` starts. MinIO is installed into ./bin
