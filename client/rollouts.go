@@ -96,10 +96,7 @@ func (c *Client) Rollouts(ctx context.Context, group string, limit int) ([]*mani
 		if after != "" {
 			q.Set("after", after)
 		}
-		var page struct {
-			Rollouts []*manifest.RolloutRecord `json:"rollouts"`
-			Next     string                    `json:"next"`
-		}
+		var page RolloutPage
 		if err := c.do(ctx, call{method: http.MethodGet, path: "/api/rollouts", query: q, out: &page}); err != nil {
 			return nil, err
 		}

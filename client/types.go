@@ -121,3 +121,16 @@ type Packages struct {
 	App      string        `json:"app"`
 	Packages []PackageInfo `json:"packages"`
 }
+
+// RolloutPage is the answer of GET /api/rollouts: a page of records,
+// newest first, and the cursor of the next page ("" on the last).
+type RolloutPage struct {
+	Rollouts []*manifest.RolloutRecord `json:"rollouts"`
+	Next     string                    `json:"next,omitempty"`
+}
+
+// Live is the answer of GET /api/live: the generation of what pushui's
+// pages show.
+type Live struct {
+	Generation string `json:"generation"`
+}

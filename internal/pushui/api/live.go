@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/fleetview"
 )
 
@@ -40,5 +41,5 @@ func (s *Handler) apiLive(w http.ResponseWriter, r *http.Request) {
 		}
 		v = ver
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"generation": fleetview.Generation(s.View.Load(), v)})
+	writeJSON(w, http.StatusOK, client.Live{Generation: fleetview.Generation(s.View.Load(), v)})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/internal/pushui/ops"
 	"github.com/pushpull/pushpull/internal/rollout"
@@ -76,11 +77,7 @@ func (s *Handler) apiRollouts(w http.ResponseWriter, r *http.Request) {
 		s.rolloutFail(w, r, err)
 		return
 	}
-	out := map[string]any{"rollouts": recs}
-	if next != "" {
-		out["next"] = next
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, client.RolloutPage{Rollouts: recs, Next: next})
 }
 
 // maxRolloutWait bounds ?wait= on GET /api/rollouts/{id}: under the
