@@ -574,11 +574,14 @@ and the changes between them on %[7]s):
      Rollouts and press "Roll out". The rollout page follows it live: one
      canary first, then 50%%, then 100%%, each step one write of
      groups/demo.json, each waiting until its hosts serve v2 for 5 s.
+     From a shell, the same, followed to its end (exit 0 when it succeeded):
+       bin/pushctl -url http://%[1]s rollout start -group demo -wait hello@%[5]s
   2. Roll out v3, broken on purpose: its canary's POST_RESTART fails and
      that pulld rolls back by itself; the rollout fails on the canary and
      reverts the group to v2 (auto_revert in the push config's rollouts).
      Only the canary ever ran v3: the page shows it with the script's
-     output.
+     output, and so does pushctl, which exits 1:
+       bin/pushctl -url http://%[1]s rollout start -group demo -wait hello@%[6]s
   3. Deploy v1 to the whole group at once (Deploy, not Roll out): one write
      that every member follows; v1 is still on each host, so nothing is
      downloaded ("rollback, no download").

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -154,19 +155,37 @@ func (w *rolloutWorld) startUIAt(name, addr string, flags ...string) *proc {
 	}
 }
 
-// start posts a rollout strategy to a pushui and returns the rollout's ID.
+// start starts a rollout through the API client (strategy is the JSON a
+// POST /api/rollouts takes) and returns the rollout's ID.
 func (w *rolloutWorld) start(base, strategy string) string {
 	w.t.Helper()
-	resp, err := w.client.Post(base+"/api/rollouts", "application/json", strings.NewReader(strategy))
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(strategy), &fields); err != nil {
+		w.t.Fatal(err)
+	}
+	group, _ := fields["group"].(string)
+	name, _ := fields["package"].(string)
+	delete(fields, "group")
+	delete(fields, "package")
+	p, err := manifest.ParsePackageName(name)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var rec manifest.RolloutRecord
-	if err := json.NewDecoder(resp.Body).Decode(&rec); err != nil || resp.StatusCode != http.StatusCreated {
-		w.t.Fatalf("POST /api/rollouts: %s, %v", resp.Status, err)
+	rec, err := w.api(base).StartRollout(w.t.Context(), client.RolloutStart{Group: group, Package: p, Set: fields})
+	if err != nil {
+		w.t.Fatalf("start a rollout: %v", err)
 	}
 	return rec.ID
+}
+
+// api returns the API client of the pushui at base.
+func (w *rolloutWorld) api(base string) *client.Client {
+	w.t.Helper()
+	c, err := client.New(base, client.Options{HTTPClient: w.client})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
 }
 
 // record reads the rollout's record from the bucket.

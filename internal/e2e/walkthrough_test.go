@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -72,17 +74,30 @@ func TestReadmeWalkthrough(t *testing.T) {
 		e, _ := m.Lookup("hello")
 		return e
 	}
-	strategy := `"canary": 1, "steps": [50, 100], "min_healthy_time": "1s", "auto_revert": true`
+	// The rollouts as the README gives them: pushctl, against this pushui.
+	url := []string{"PUSHCTL_URL=" + ui}
+	strategy := []string{"-group", "web", "-canary", "1", "-steps", "50,100", "-min-healthy-time", "1s", "-auto-revert"}
+	start := func(pkg manifest.PackageName) string {
+		t.Helper()
+		r := pushctl(t, url, append(append([]string{"rollout", "start"}, strategy...), pkg.String())...)
+		if r.code != 0 {
+			t.Fatalf("pushctl rollout start %s: exit %d", pkg, r.code)
+		}
+		return startedID(t, r.stdout)
+	}
 
 	// 1. v2: canary, then waves.
-	id := w.start(ui, `{"group": "web", "package": "`+w.pkgs["v2"].String()+`", `+strategy+`}`)
+	id := start(w.pkgs["v2"])
 	r := w.record(id)
 	canary := r.History[0].Canaries[0]
 	if e := group(); e.Package != w.pkgs["v2"] || e.Rollout == nil || e.Rollout.Previous != w.pkgs["v1"] || !slices.Equal(e.Rollout.Canaries, []string{canary}) {
 		t.Fatalf("group entry after the start: %+v, want v2 with v1 as previous and the canary named", e)
 	}
 	w.waitServing(w.pkgs["v2"], canary)
-	r = w.waitRecord(id, "succeeded", func(r *manifest.RolloutRecord) bool { return !r.State.Active() })
+	if watch := pushctl(t, url, "rollout", "watch", "-timeout", "2m", id); watch.code != 0 || !strings.Contains(watch.stdout, "succeeded") {
+		t.Fatalf("pushctl rollout watch %s: exit %d, want 0", id, watch.code)
+	}
+	r = w.record(id)
 	if r.State != manifest.RolloutSucceeded {
 		t.Fatalf("v2 rollout: %s (%s), want succeeded", r.State, r.Reason)
 	}
@@ -92,12 +107,15 @@ func TestReadmeWalkthrough(t *testing.T) {
 	w.waitServing(w.pkgs["v2"], rolloutMembers...)
 
 	// 2. v3, broken.
-	id = w.start(ui, `{"group": "web", "package": "`+w.pkgs["v3"].String()+`", `+strategy+`}`)
+	id = start(w.pkgs["v3"])
 	canary = w.record(id).History[0].Canaries[0]
 	page := "/rollouts/web/hello/" + id
 	panel := []string{canary, "canaries", "ROLLED_BACK", "POST_RESTART", "exit 1", "hello did not come up"}
 	waitPage(page, "the failing canary", panel...)
-	r = w.waitRecord(id, "reverted", func(r *manifest.RolloutRecord) bool { return !r.State.Active() })
+	if watch := pushctl(t, url, "rollout", "watch", "-timeout", "2m", id); watch.code != 1 || !strings.Contains(watch.stderr, canary+" failed") {
+		t.Fatalf("pushctl rollout watch %s of the broken v3: exit %d, want 1 naming the canary", id, watch.code)
+	}
+	r = w.record(id)
 	if r.State != manifest.RolloutReverted || !strings.Contains(r.Reason, "1 host failed ("+canary+")") {
 		t.Fatalf("v3 rollout: %s (%s), want reverted: 1 host failed (%s)", r.State, r.Reason, canary)
 	}
@@ -118,11 +136,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 	waitPage("/groups/web", "the group's history", "rolled back on "+canary+" (at POST_RESTART, exit 1)")
 
 	// 3. v1 to the whole group at once.
-	resp, err := w.client.Post(ui+"/api/deploy", "application/json", strings.NewReader(`{"group": "web", "package": "`+w.pkgs["v1"].String()+`"}`))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("deploy v1 to the group: %v %v", resp, err)
+	if _, err := w.api(ui).Deploy(t.Context(), client.DeployRequest{Group: "web", Package: w.pkgs["v1"].String()}); err != nil {
+		t.Fatalf("deploy v1 to the group: %v", err)
 	}
-	resp.Body.Close()
 	w.waitServing(w.pkgs["v1"], rolloutMembers...)
 
 	// 4. Pin one host to v2.
@@ -136,16 +152,12 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err = w.client.Post(ui+"/api/deploy", "application/json", strings.NewReader(`{"servers": ["web-1"], "package": "`+w.pkgs["v2"].String()+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
+		_, err := w.api(ui).Deploy(t.Context(), client.DeployRequest{Servers: []string{"web-1"}, Package: w.pkgs["v2"].String()})
+		if err == nil {
 			break
 		}
-		if time.Now().After(deadline) { // pushui reads the new config within its refresh
-			t.Fatalf("pin web-1 to v2: %s", resp.Status)
+		if !errors.Is(err, client.ErrBadRequest) || time.Now().After(deadline) { // pushui reads the new config within its refresh
+			t.Fatalf("pin web-1 to v2: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
