@@ -78,6 +78,7 @@ type env struct {
 	url    string
 	output string // "table" or "json"
 	c      *client.Client
+	drawn  int // lines of the progress block on the terminal, to redraw
 }
 
 func commands() []command {

@@ -10,6 +10,7 @@ import (
 	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/cli"
 	"github.com/pushpull/pushpull/internal/pushctl"
+	"github.com/pushpull/pushpull/manifest"
 )
 
 // TestExitCode checks the exit status each outcome gives, as the docs
@@ -74,5 +75,19 @@ func TestUsage(t *testing.T) {
 	}
 	if out, err := run(); err != nil || !strings.Contains(out, "Exit status") {
 		t.Errorf("no arguments: %v\n%s", err, out)
+	}
+}
+
+// TestDisplay checks the terminal's progress block: the step's bar, the
+// members line and the failing hosts.
+func TestDisplay(t *testing.T) {
+	rec := &manifest.RolloutRecord{ID: "r1", State: manifest.RolloutRunning, Step: 1,
+		Strategy: manifest.RolloutStrategy{Group: "web", Canary: 1, Steps: []float64{50, 100}},
+		History:  []manifest.RolloutStep{{Canaries: []string{"web-1"}, Hosts: 1, Done: 1}, {Percent: 50, Hosts: 4, Done: 2, Failed: []string{"web-3"}}}}
+	got := strings.Join(pushctl.Display(rec, "5 members: 3 serving_build, 1 deploying, 1 failed"), "\n")
+	for _, want := range []string{"rollout r1", "running", "step 2 of 3", "50%", "[###############...............] 2/4 hosts done", "5 members", "failing: web-3"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the block lacks %q:\n%s", want, got)
+		}
 	}
 }

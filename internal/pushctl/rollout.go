@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -241,7 +243,7 @@ func (e *env) watch(ctx context.Context, id string, timeout time.Duration) error
 		fails = 0
 		last = r
 		if line := progress(r.RolloutRecord); line != shown {
-			e.progressLine(line)
+			e.progressLine(ctx, r.RolloutRecord, line)
 			shown = line
 		}
 		if !r.State.Active() && r.State != manifest.RolloutInvalid {
@@ -341,25 +343,85 @@ func stepOf(rec *manifest.RolloutRecord) string {
 	return rec.History[rec.Step].Label()
 }
 
-// progressLine shows line: on a terminal in place of the last, else as
-// a line of its own.
-func (e *env) progressLine(line string) {
+// progressLine shows where rec stands: without a terminal as line, a
+// line of its own per change; on a terminal as a block redrawn in place —
+// the step with a bar of its hosts done, the group's members by state, the
+// failing hosts.
+func (e *env) progressLine(ctx context.Context, rec *manifest.RolloutRecord, line string) {
 	if e.output == "json" {
 		return
 	}
-	if e.cfg.Terminal {
-		fmt.Fprintf(e.cfg.Stdout, "\r\033[K%s", line)
+	if !e.cfg.Terminal {
+		fmt.Fprintln(e.cfg.Stdout, line)
 		return
 	}
-	fmt.Fprintln(e.cfg.Stdout, line)
+	block := display(rec, e.members(ctx, rec.Strategy.Group))
+	var b strings.Builder
+	if e.drawn > 0 {
+		fmt.Fprintf(&b, "\033[%dA", e.drawn) // back to the block's first line
+	}
+	for _, l := range block {
+		b.WriteString("\r\033[K" + l + "\n")
+	}
+	fmt.Fprint(e.cfg.Stdout, b.String())
+	e.drawn = len(block)
 }
 
-// endLine ends a line redrawn in place.
-func (e *env) endLine() {
-	if e.cfg.Terminal && e.output != "json" {
-		fmt.Fprintln(e.cfg.Stdout)
+// members returns group's members by state ("" when they cannot be read).
+func (e *env) members(ctx context.Context, group string) string {
+	gs, err := e.c.Groups(ctx)
+	if err != nil {
+		return ""
 	}
+	for _, g := range gs.Groups {
+		if g.Name != group {
+			continue
+		}
+		var parts []string
+		for _, st := range slices.Sorted(maps.Keys(g.States)) {
+			parts = append(parts, fmt.Sprintf("%d %s", g.States[st], strings.ToLower(st)))
+		}
+		if g.Stale > 0 {
+			parts = append(parts, fmt.Sprintf("%d silent", g.Stale))
+		}
+		return fmt.Sprintf("%d members: %s", g.Members, strings.Join(parts, ", "))
+	}
+	return ""
 }
+
+// display is the terminal's block for rec: its state, the current step
+// with a bar of its hosts done, the members line, the failing hosts.
+func display(rec *manifest.RolloutRecord, members string) []string {
+	out := []string{fmt.Sprintf("rollout %s of %s to group %s: %s", rec.ID, rec.Strategy.Package, rec.Strategy.Group, rec.State)}
+	if len(rec.History) > 0 {
+		st := rec.History[rec.Step]
+		const width = 30
+		done := 0
+		if st.Hosts > 0 {
+			done = min(width, width*st.Done/st.Hosts)
+		}
+		out = append(out, fmt.Sprintf("  step %d of %s, %-10s [%s%s] %d/%d hosts done", rec.Step+1, stepsOf(rec), st.Label(),
+			strings.Repeat("#", done), strings.Repeat(".", width-done), st.Done, st.Hosts))
+	}
+	if members != "" {
+		out = append(out, "  "+members)
+	}
+	var failing []string
+	for _, st := range rec.History {
+		for _, h := range st.Failed {
+			if !slices.Contains(failing, h) {
+				failing = append(failing, h)
+			}
+		}
+	}
+	if len(failing) > 0 {
+		out = append(out, "  failing: "+strings.Join(failing, ", "))
+	}
+	return out
+}
+
+// endLine ends the progress display: nothing more to redraw.
+func (e *env) endLine() { e.drawn = 0 }
 
 // describe prints a record for a person.
 func describe(w io.Writer, r *manifest.RolloutRecord) {
