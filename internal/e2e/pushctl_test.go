@@ -18,7 +18,6 @@ import (
 	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/internal/testing/syncbuf"
-	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
 
@@ -68,17 +67,7 @@ func startedID(t *testing.T, out string) string {
 // while pushui is killed and started again on the same address (0),
 // -o json, and a refused password (4, one line).
 func TestPushctl(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		bucket func(t *testing.T) string
-	}{
-		{"file", func(t *testing.T) string { return "file://" + t.TempDir() }},
-		{"s3", func(t *testing.T) string {
-			s3 := testserver.StartS3(t)
-			s3.Setenv(t)
-			return s3.Bucket(t, "fleet")
-		}},
-	} {
+	for _, tc := range rolloutBuckets {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newRolloutWorld(t, tc.bucket(t))
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))

@@ -280,19 +280,23 @@ func oneAtATime(t *testing.T, holders []string) {
 //     the holders of its steps form one run each, never interleaved;
 //   - a broken build (v3 crashes) fails its canary, the rollout is reverted
 //     fleet-wide, and exactly one host ever ran it.
+//
+// rolloutBuckets are the stores the rollout tests run on: a file://
+// directory and a real S3 server (versitygw).
+var rolloutBuckets = []struct {
+	name   string
+	bucket func(t *testing.T) string
+}{
+	{"file", func(t *testing.T) string { return "file://" + t.TempDir() }},
+	{"s3", func(t *testing.T) string {
+		s3 := testserver.StartS3(t)
+		s3.Setenv(t)
+		return s3.Bucket(t, "fleet")
+	}},
+}
+
 func TestRolloutReplicas(t *testing.T) {
-	tests := []struct {
-		name   string
-		bucket func(t *testing.T) string
-	}{
-		{"file", func(t *testing.T) string { return "file://" + t.TempDir() }},
-		{"s3", func(t *testing.T) string {
-			s3 := testserver.StartS3(t)
-			s3.Setenv(t)
-			return s3.Bucket(t, "fleet")
-		}},
-	}
-	for _, tc := range tests {
+	for _, tc := range rolloutBuckets {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newRolloutWorld(t, tc.bucket(t))
 			a, aURL := w.startUI("pushui-a")
