@@ -209,3 +209,35 @@ func TestAuth(t *testing.T) {
 		t.Errorf("a user without a password: %v, want ErrNoCredentials", err)
 	}
 }
+
+// TestManifests checks a read-modify-write of a group's manifest through
+// the client: the ETag of the read guards the write, and a stale one is
+// ErrPrecondition with nothing written.
+func TestManifests(t *testing.T) {
+	w := newWorld(t, pushui.Options{})
+	c := w.client(t, nil)
+	ctx := t.Context()
+	m, etag, err := c.GroupManifest(ctx, "web")
+	if err != nil || etag == "" || len(m.Packages) != 1 {
+		t.Fatalf("GroupManifest = %+v, %q, %v", m, etag, err)
+	}
+	m.SetPackage(w.h2)
+	written, err := c.PutGroupManifest(ctx, "web", m, etag)
+	if err != nil || written.ETag == "" || written.ETag == etag || written.Manifest.Revision <= m.Revision-1 {
+		t.Fatalf("PutGroupManifest = %+v, %v", written, err)
+	}
+	m.SetPackage(w.h1)
+	if _, err := c.PutGroupManifest(ctx, "web", m, etag); !errors.Is(err, client.ErrPrecondition) {
+		t.Errorf("a PUT at the old ETag: %v, want ErrPrecondition", err)
+	}
+	cur, _, _ := w.store.ReadManifest(ctx, manifest.Group("web"))
+	if e, _ := cur.Lookup("hello"); e.Package != w.h2 {
+		t.Errorf("the group's entry is %s, want %s: the stale PUT wrote", e.Package, w.h2)
+	}
+	if _, err := c.PutServerManifest(ctx, "web-1", &manifest.Manifest{}, ""); err != nil {
+		t.Errorf("creating web-1's manifest: %v", err)
+	}
+	if _, err := c.PutServerManifest(ctx, "web-1", &manifest.Manifest{}, ""); !errors.Is(err, client.ErrPrecondition) {
+		t.Errorf("creating it again: %v, want ErrPrecondition", err)
+	}
+}

@@ -81,3 +81,42 @@ func (c *Client) manifest(ctx context.Context, path string) (*manifest.Manifest,
 	}
 	return m, hdr.Get("ETag"), nil
 }
+
+// Written is what a PUT of a manifest wrote.
+type Written struct {
+	Manifest *manifest.Manifest // as stored: canonical, its revision moved on
+	ETag     string             // the new version, for the next PUT
+	// NudgeError says why the hosts could not be nudged ("" when they
+	// were, or nothing needed it): they act at their next poll instead.
+	NudgeError string
+}
+
+// PutGroupManifest replaces group's manifest with m, only if it is still
+// at etag (the ETag of the GET it was read with; "" = it must not exist
+// yet). The error wraps ErrPrecondition when it changed meanwhile (nothing
+// is written), ErrBadRequest when pushui refuses m.
+func (c *Client) PutGroupManifest(ctx context.Context, group string, m *manifest.Manifest, etag string) (Written, error) {
+	return c.putManifest(ctx, "/api/groups/"+url.PathEscape(group), m, etag)
+}
+
+// PutServerManifest is PutGroupManifest for a server's own manifest.
+func (c *Client) PutServerManifest(ctx context.Context, server string, m *manifest.Manifest, etag string) (Written, error) {
+	return c.putManifest(ctx, "/api/servers/"+url.PathEscape(server), m, etag)
+}
+
+func (c *Client) putManifest(ctx context.Context, path string, m *manifest.Manifest, etag string) (Written, error) {
+	h := http.Header{"If-Match": {etag}}
+	if etag == "" {
+		h = http.Header{"If-None-Match": {"*"}}
+	}
+	var raw json.RawMessage
+	var hdr http.Header
+	if err := c.do(ctx, call{method: http.MethodPut, path: path, body: json.RawMessage(m.Marshal()), reqHeader: h, out: &raw, header: &hdr}); err != nil {
+		return Written{}, err
+	}
+	got, err := manifest.Parse(raw)
+	if err != nil {
+		return Written{}, fmt.Errorf("client: PUT %s: %w", path, err)
+	}
+	return Written{Manifest: got, ETag: hdr.Get("ETag"), NudgeError: hdr.Get("X-Pushui-Nudge-Error")}, nil
+}

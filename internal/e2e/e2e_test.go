@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pushpull/pushpull/blobstore"
+	"github.com/pushpull/pushpull/client"
 	"github.com/pushpull/pushpull/internal/testing/testserver"
 	"github.com/pushpull/pushpull/manifest"
 )
@@ -464,32 +465,41 @@ func (w *world) apiHeader(method, path string, body string, header map[string]st
 // when there is none yet). It returns the revision written.
 func (w *world) putManifest(doc string) int64 {
 	w.t.Helper()
-	path := "/api/groups/" + group
-	code, body, etag := w.api("GET", path, "", nil)
-	if code != http.StatusOK {
-		w.t.Fatalf("GET %s: %d %s", path, code, body)
-	}
-	h := map[string]string{"If-Match": etag}
-	if etag == "" {
-		h = map[string]string{"If-None-Match": "*"}
-	}
-	code, body, hdr := w.apiHeader("PUT", path, doc, h)
-	if code != http.StatusOK {
-		w.t.Fatalf("PUT %s: %d %s", path, code, body)
-	}
-	if e := hdr.Get("X-Pushui-Nudge-Error"); e != "" && w.daemonCmd != nil {
-		w.t.Errorf("PUT %s: pushui could not nudge pulld: %s", path, e)
-	}
-	m, err := manifest.Parse(body)
+	ctx := w.t.Context()
+	c := w.apiClient()
+	_, etag, err := c.GroupManifest(ctx, group)
 	if err != nil {
-		w.t.Fatalf("PUT %s answered %s: %v", path, body, err)
+		w.t.Fatalf("GET the group's manifest: %v", err)
+	}
+	m, err := manifest.Parse([]byte(doc))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	written, err := c.PutGroupManifest(ctx, group, m, etag)
+	if err != nil {
+		w.t.Fatalf("PUT the group's manifest: %v", err)
+	}
+	if written.NudgeError != "" && w.daemonCmd != nil {
+		w.t.Errorf("PUT the group's manifest: pushui could not nudge pulld: %s", written.NudgeError)
 	}
 	// A PUT without a precondition is refused: the API never lets a
-	// client overwrite a manifest it has not read.
+	// client overwrite a manifest it has not read. (The client always
+	// sends one, so this is said in raw HTTP.)
+	path := "/api/groups/" + group
 	if code, body, _ := w.api("PUT", path, doc, nil); code != http.StatusPreconditionRequired {
 		w.t.Errorf("PUT %s without If-Match: got %d %s, want 428", path, code, body)
 	}
-	return m.Revision
+	return written.Manifest.Revision
+}
+
+// apiClient is the API client of the world's pushui.
+func (w *world) apiClient() *client.Client {
+	w.t.Helper()
+	c, err := client.New(w.ui, client.Options{HTTPClient: w.client})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
 }
 
 // setPackage points the group's manifest at pkg, with the sample app's
@@ -773,18 +783,14 @@ func (w *world) wantHelloOn(port int, name, v string) {
 // want.
 func (w *world) wantFailed(pkg, want string) {
 	w.t.Helper()
-	code, body, _ := w.api("GET", "/api/servers/"+server+"/status", "", nil)
-	if code != http.StatusOK {
-		w.t.Fatalf("GET /api/servers/%s/status: %d %s", server, code, body)
-	}
-	var st manifest.Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		w.t.Fatalf("status: %v\n%s", err, body)
+	st, err := w.apiClient().Status(w.t.Context(), server)
+	if err != nil {
+		w.t.Fatalf("the status of %s: %v", server, err)
 	}
 	e, ok := st.Lookup("hello")
 	switch {
 	case !ok:
-		w.t.Errorf("status has no env hello: %s", body)
+		w.t.Errorf("status has no env hello: %s", st.Marshal())
 	case e.State != manifest.StateRolledBack:
 		w.t.Errorf("status of hello: state %s, want ROLLED_BACK", e.State)
 	case e.Error == "" || !strings.Contains(e.Output, want):
@@ -796,37 +802,21 @@ func (w *world) wantFailed(pkg, want string) {
 	if code, body, _ := w.api("POST", "/refresh", "", nil); code != http.StatusOK {
 		w.t.Fatalf("POST /refresh: %d %s", code, body)
 	}
-	code, body, _ = w.api("GET", "/api/servers?server="+server, "", nil)
-	if code != http.StatusOK {
-		w.t.Fatalf("GET /api/servers: %d %s", code, body)
-	}
-	var list struct {
-		Servers []struct {
-			Name string `json:"name"`
-			Envs []struct {
-				Env     string `json:"env"`
-				Desired string `json:"desired"`
-				State   string `json:"state"`
-				Error   string `json:"error"`
-				Failed  bool   `json:"failed"`
-				Drift   bool   `json:"drift"`
-			} `json:"envs"`
-		} `json:"servers"`
-	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		w.t.Fatalf("GET /api/servers: %v\n%s", err, body)
+	list, err := w.apiClient().Servers(w.t.Context(), "")
+	if err != nil {
+		w.t.Fatalf("the servers: %v", err)
 	}
 	for _, s := range list.Servers {
 		for _, e := range s.Envs {
 			if s.Name == server && e.Env == "hello" {
 				if !e.Failed || e.Drift || e.Desired != pkg || e.Error == "" { // a failure needs attention; it is not drift
-					w.t.Errorf("GET /api/servers: hello on %s is %+v, want failed (not drift), desired %s, with an error", server, e, pkg)
+					w.t.Errorf("the servers: hello on %s is %+v, want failed (not drift), desired %s, with an error", server, e, pkg)
 				}
 				return
 			}
 		}
 	}
-	w.t.Errorf("GET /api/servers: no env hello on %s:\n%s", server, body)
+	w.t.Errorf("the servers: no env hello on %s: %+v", server, list.Servers)
 }
 
 // deletePackage deletes pkg's object from the bucket.
