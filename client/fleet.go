@@ -120,3 +120,13 @@ func (c *Client) putManifest(ctx context.Context, path string, m *manifest.Manif
 	}
 	return Written{Manifest: got, ETag: hdr.Get("ETag"), NudgeError: hdr.Get("X-Pushui-Nudge-Error")}, nil
 }
+
+// Live returns the generation of what pushui shows, after pushui
+// refreshed its view of the bucket if it was older than a second (GET
+// /api/live): call it before reading Servers or Groups to see the fleet
+// as it is now, on a pushui run without -refresh.
+func (c *Client) Live(ctx context.Context) (Live, error) {
+	var out Live
+	err := c.do(ctx, call{method: http.MethodGet, path: "/api/live", out: &out})
+	return out, err
+}

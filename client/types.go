@@ -86,6 +86,17 @@ type GroupSummary struct {
 	Done     int            `json:"done"`      // member envs serving the group's entry
 	// Rollouts are the group's active rollouts, from its manifest.
 	Rollouts []ActiveRollout `json:"rollouts"`
+	// Envs are the entries of its manifest, each with its members counted.
+	Envs []EnvSummary `json:"envs"`
+}
+
+// EnvSummary is one entry of a group's manifest in GET /api/groups: the
+// build it names and the members' env by state.
+type EnvSummary struct {
+	Env     string         `json:"env"`
+	Package string         `json:"package"`
+	Done    int            `json:"done"`   // members serving it
+	States  map[string]int `json:"states"` // members' env by state
 }
 
 // ActiveRollout names an active rollout and where it stands.

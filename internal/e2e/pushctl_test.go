@@ -161,10 +161,18 @@ func TestPushctl(t *testing.T) {
 			if r := pushctl(t, url, "history", "web"); r.code != 0 || !strings.Contains(r.stdout, "rollout "+id) {
 				t.Errorf("history web: exit %d, want the rollout's writes", r.code)
 			}
-			if r := pushctl(t, url, "deploy", "-group", "web", "hello@"+w.pkgs["v2"].Commit[:8]); r.code != 0 || !strings.Contains(r.stdout, "set to "+w.pkgs["v2"].String()) {
-				t.Errorf("deploy hello@COMMIT: exit %d", r.code)
+			if r := pushctl(t, url, "deploy", "-group", "web", "-wait", "-timeout", "2m", "hello@"+w.pkgs["v2"].Commit[:8]); r.code != 0 || !strings.Contains(r.stdout, "set to "+w.pkgs["v2"].String()) || !strings.Contains(r.stdout, "3 of 3 hosts serve it") {
+				t.Errorf("deploy -wait hello@COMMIT: exit %d, want 0 once the three hosts serve v2", r.code)
 			}
 			w.waitServing(w.pkgs["v2"], rolloutMembers...)
+			// The broken build to the whole group: every host rolls back,
+			// and -wait says so with exit 1.
+			if r := pushctl(t, url, "deploy", "-group", "web", "-wait", "-timeout", "2m", "hello@"+w.pkgs["v3"].Commit[:8]); r.code != 1 || !strings.Contains(r.stderr, "failed") || !strings.Contains(r.stderr, "hello did not come up") {
+				t.Errorf("deploy -wait of the broken v3: exit %d, want 1 with the failing hosts' output", r.code)
+			}
+			if r := pushctl(t, url, "deploy", "-group", "web", "-wait", "-timeout", "2m", w.pkgs["v2"].String()); r.code != 0 {
+				t.Errorf("deploy -wait back to v2: exit %d", r.code)
+			}
 			if r := pushctl(t, url, "logs", canary[0], "hello"); r.code != 0 || !strings.Contains(r.stdout, "hello did not come up") {
 				t.Errorf("logs %s hello: exit %d, want the output of its failed v3", canary[0], r.code)
 			}

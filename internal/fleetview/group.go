@@ -162,8 +162,18 @@ func Summaries(st *State, conf *manifest.PushConfig, now time.Time, lb *Labels) 
 			}
 		}
 		a.Rollouts = []client.ActiveRollout{}
+		a.Envs = []client.EnvSummary{}
 		for _, e := range p.Entries {
 			a.Done += e.Done
+			es := client.EnvSummary{Env: e.Env, Package: e.Package.Name, Done: e.Done, States: map[string]int{}}
+			for _, m := range p.Members {
+				for _, me := range m.Envs {
+					if me.Env == e.Env {
+						es.States[string(me.State)]++
+					}
+				}
+			}
+			a.Envs = append(a.Envs, es)
 			if e.Rollout != nil {
 				a.Rollouts = append(a.Rollouts, client.ActiveRollout{Env: e.Env, ID: e.Rollout.ID, Step: e.RolloutStep, URL: e.RolloutURL})
 			}

@@ -94,7 +94,10 @@ func TestBuildGroup(t *testing.T) {
 	}
 	sums := Summaries(st, &manifest.PushConfig{}, testNow, NewLabels())
 	if len(sums) != 1 || sums[0].Name != "web" || sums[0].Members != 3 || sums[0].Done != 1 {
-		t.Errorf("summaries = %+v, want web with 3 members, 1 done", sums)
+		t.Fatalf("summaries = %+v, want web with 3 members, 1 done", sums)
+	}
+	if e := sums[0].Envs; len(e) != 1 || e[0].Env != "hello" || e[0].Package != h2.String() || e[0].Done != 1 || e[0].States["SERVING_BUILD"] != 2 || e[0].States["FAILED"] != 1 {
+		t.Errorf("the group's envs = %+v, want hello on h2: 1 done, 2 serving, 1 failed", e)
 	}
 }
 

@@ -30,6 +30,9 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 	if err := e.connect(ctx); err != nil {
 		return err
 	}
+	if _, err := e.c.Live(ctx); err != nil { // the fleet as the bucket has it now
+		return err
+	}
 	groups, err := e.c.Groups(ctx)
 	if err != nil {
 		return err
@@ -41,36 +44,27 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		}
 		groups.Groups = groups.Groups[i : i+1]
 	}
-	type row struct {
-		group   client.GroupSummary
-		entries []manifest.Entry
-	}
-	var rows []row
-	for _, g := range groups.Groups {
-		m, _, err := e.c.GroupManifest(ctx, g.Name)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, row{g, m.Packages})
-	}
 	return e.show(groups, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "GROUP\tENV\tDESIRED\tMEMBERS\tSERVING\tIN PROGRESS\tFAILED\tSILENT\tROLLOUT")
-		for _, r := range rows {
-			g := r.group
-			failed := g.States[string(manifest.StateFailed)] + g.States[string(manifest.StateRolledBack)]
-			if len(r.entries) == 0 {
-				fmt.Fprintf(tw, "%s\t-\t-\t%d\t-\t-\t%d\t%d\t-\n", g.Name, g.Members, failed, g.Stale)
+		for _, g := range groups.Groups {
+			if len(g.Envs) == 0 {
+				fmt.Fprintf(tw, "%s\t-\t-\t%d\t-\t-\t-\t%d\t-\n", g.Name, g.Members, g.Stale)
 			}
-			for _, e := range r.entries {
+			for _, env := range g.Envs {
 				rollout := "-"
 				for _, ro := range g.Rollouts {
-					if ro.Env == e.EnvName() {
+					if ro.Env == env.Env {
 						rollout = ro.ID + " (" + ro.Step + ")"
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", g.Name, e.EnvName(), short(e.Package),
-					g.Members, g.Done, g.States[string(manifest.StateDeploying)]+g.Pending, failed, g.Stale, rollout)
+				desired := "-"
+				if p, err := manifest.ParsePackageName(env.Package); err == nil {
+					desired = short(p)
+				}
+				failed := env.States[string(manifest.StateFailed)] + env.States[string(manifest.StateRolledBack)]
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", g.Name, env.Env, desired,
+					g.Members, env.Done, env.States[string(manifest.StateDeploying)], failed, g.Stale, rollout)
 			}
 		}
 		tw.Flush()

@@ -14,8 +14,9 @@ import (
 
 // The outcomes Run's error carries, besides cli.ErrUsage (2).
 var (
-	// ErrFailed: the rollout failed, was reverted or aborted (1).
-	ErrFailed = errors.New("the rollout did not succeed")
+	// ErrFailed: the rollout failed, was reverted or aborted, or a
+	// deploy failed on a host (1).
+	ErrFailed = errors.New("did not succeed")
 	// ErrTimeout: -timeout was reached before the rollout ended (3).
 	ErrTimeout = errors.New("timed out")
 	// ErrCredentials: credentials are missing or refused (4).

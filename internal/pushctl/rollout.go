@@ -369,6 +369,9 @@ func (e *env) progressLine(ctx context.Context, rec *manifest.RolloutRecord, lin
 
 // members returns group's members by state ("" when they cannot be read).
 func (e *env) members(ctx context.Context, group string) string {
+	if _, err := e.c.Live(ctx); err != nil {
+		return ""
+	}
 	gs, err := e.c.Groups(ctx)
 	if err != nil {
 		return ""
