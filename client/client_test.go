@@ -3,6 +3,7 @@ package client_test
 import (
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/pushpull/pushpull/internal/pushui/auth"
 	"github.com/pushpull/pushpull/internal/testing/deploytest"
 	"github.com/pushpull/pushpull/manifest"
+	"golang.org/x/oauth2"
 )
 
 // world is a real pushui over a file:// bucket whose group web has two
@@ -239,5 +241,27 @@ func TestManifests(t *testing.T) {
 	}
 	if _, err := c.PutServerManifest(ctx, "web-1", &manifest.Manifest{}, ""); !errors.Is(err, client.ErrPrecondition) {
 		t.Errorf("creating it again: %v, want ErrPrecondition", err)
+	}
+}
+
+// TestBearer checks that Bearer credentials send their source's token,
+// as IAP's ID tokens are sent.
+func TestBearer(t *testing.T) {
+	got := make(chan string, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"generation": "1"}`))
+	}))
+	defer hs.Close()
+	c, err := client.New(hs.URL, client.Options{Auth: client.Bearer{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "id-token"})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Live(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if h := <-got; h != "Bearer id-token" {
+		t.Errorf("Authorization: %q, want Bearer id-token", h)
 	}
 }
