@@ -355,8 +355,8 @@ func (s *Store) ClaimRolloutID(ctx context.Context, ref RolloutRef) error {
 }
 
 // FindRollout returns the record of rollout id, wherever it is: from the
-// id's claim (one read) or, for a rollout started before ids were claimed,
-// from a listing of every record. The error wraps ErrNotFound when no
+// id's claim (one read) or, for a rollout started before ids were claimed
+// or whose claim does not parse, from a listing of every record. The error wraps ErrNotFound when no
 // rollout has the id.
 func (s *Store) FindRollout(ctx context.Context, id string) (RolloutRef, error) {
 	if err := manifest.CheckName("rollout", id); err != nil {
@@ -366,11 +366,10 @@ func (s *Store) FindRollout(ctx context.Context, id string) (RolloutRef, error) 
 	doc, err := s.d.read(ctx, key)
 	switch {
 	case err == nil:
-		h, err := manifest.ParseRolloutHome(doc.data)
-		if err != nil {
-			return RolloutRef{}, fmt.Errorf("blobstore: %s: %w", key, err)
+		if h, err := manifest.ParseRolloutHome(doc.data); err == nil {
+			return RolloutRef{Group: h.Group, Env: h.Env, ID: id}, nil
 		}
-		return RolloutRef{Group: h.Group, Env: h.Env, ID: id}, nil
+		// A claim edited into nonsense is no claim: the records say.
 	case !errors.Is(err, ErrNotFound):
 		return RolloutRef{}, err
 	}

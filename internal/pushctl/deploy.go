@@ -154,11 +154,8 @@ func (e *env) waitDeploy(ctx context.Context, pkg string, req client.DeployReque
 
 func runLogs(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("logs")
-	rest, err := parse(fs, args, 2, "SERVER ENV")
+	rest, err := e.open(ctx, fs, args, 2, "SERVER ENV")
 	if err != nil {
-		return err
-	}
-	if err := e.connect(ctx); err != nil {
 		return err
 	}
 	st, err := e.c.Status(ctx, rest[0])

@@ -101,11 +101,8 @@ func (e *env) serverStatus(ctx context.Context, name string) error {
 func runHistory(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("history")
 	limit := fs.Int("limit", 20, "at most `N` changes")
-	rest, err := parse(fs, args, 1, "a SERVER or GROUP")
+	rest, err := e.open(ctx, fs, args, 1, "a SERVER or GROUP")
 	if err != nil {
-		return err
-	}
-	if err := e.connect(ctx); err != nil {
 		return err
 	}
 	h, err := e.c.GroupHistory(ctx, rest[0], *limit)
@@ -130,11 +127,8 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 // runPackages lists an app's packages, newest first.
 func runPackages(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("packages")
-	rest, err := parse(fs, args, 1, "an APP")
+	rest, err := e.open(ctx, fs, args, 1, "an APP")
 	if err != nil {
-		return err
-	}
-	if err := e.connect(ctx); err != nil {
 		return err
 	}
 	p, err := e.c.Packages(ctx, rest[0])

@@ -128,6 +128,16 @@ func Run(ctx context.Context, cfg Config) error {
 	return fmt.Errorf("%w: unknown command %q (pushctl help lists them)", cli.ErrUsage, args[0])
 }
 
+// open parses a subcommand's flags and arguments (as parse) and connects
+// e to pushui: what every command that only reads does first.
+func (e *env) open(ctx context.Context, fs *flag.FlagSet, args []string, n int, what string) ([]string, error) {
+	rest, err := parse(fs, args, n, what)
+	if err != nil {
+		return nil, err
+	}
+	return rest, e.connect(ctx)
+}
+
 // connect makes e's client, with the credentials of the environment.
 func (e *env) connect(ctx context.Context) error {
 	a, err := client.FromEnvironment(ctx, e.url, e.cfg.Getenv)

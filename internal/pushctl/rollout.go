@@ -56,11 +56,8 @@ func runRollout(ctx context.Context, e *env, args []string) error {
 	case "get", "watch":
 		fs := e.flags("rollout " + sub)
 		timeout := fs.Duration("timeout", 30*time.Minute, "with watch: give up after `D` (exit status 3)")
-		rest, err := parse(fs, args, 1, "a rollout ID")
+		rest, err := e.open(ctx, fs, args, 1, "a rollout ID")
 		if err != nil {
-			return err
-		}
-		if err := e.connect(ctx); err != nil {
 			return err
 		}
 		if sub == "watch" {
@@ -93,11 +90,8 @@ func runRollout(ctx context.Context, e *env, args []string) error {
 		})
 	case "pause", "resume", "promote", "abort", "revert":
 		fs := e.flags("rollout " + sub)
-		rest, err := parse(fs, args, 1, "a rollout ID")
+		rest, err := e.open(ctx, fs, args, 1, "a rollout ID")
 		if err != nil {
-			return err
-		}
-		if err := e.connect(ctx); err != nil {
 			return err
 		}
 		rec, err := e.c.RolloutCommand(ctx, rest[0], sub)

@@ -131,8 +131,14 @@ func TestRolloutByID(t *testing.T) {
 		t.Errorf("long poll answered %s with ETag %q, want paused with a new ETag", got.State, w.Header().Get("ETag"))
 	}
 
-	// A rollout whose id was never claimed is found by a listing.
-	if err := os.Remove(filepath.Join(f.dir, "rollouts", "_ids", id+".json")); err != nil {
+	// A claim edited into nonsense, or none at all: the rollout is found
+	// by a listing.
+	claim := filepath.Join(f.dir, "rollouts", "_ids", id+".json")
+	if err := os.WriteFile(claim, []byte(`{"group": "../x"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, do(t, s, http.MethodGet, "/api/rollouts/"+id, nil), http.StatusOK)
+	if err := os.Remove(claim); err != nil {
 		t.Fatal(err)
 	}
 	w = do(t, s, http.MethodPost, "/api/rollouts/"+id+"/resume", nil)
